@@ -1,0 +1,138 @@
+"""Global defaults and validation of options.
+
+This module owns the ``defaults`` dict (the 1.0 API) and the checks that turn a bad
+option into a :class:`ConfigurationError` at decoration time. It knows nothing of
+hashing, stores or analysis.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+from typing import Any, Callable, Dict, Iterable, Optional
+
+from .errors import ConfigurationError
+
+__all__ = ["ON_ERROR_CHOICES", "defaults", "validate_directory", "validate_on_error",
+           "validate_pickle_protocol"]
+
+ON_ERROR_CHOICES = ("warn", "raise", "ignore")
+
+# Keys of checkpointing 1.0 that no longer have an effect: accepted, with a warning.
+_LEGACY_KEYS = {
+    "hash.algorithm": "values are always hashed with xxh3-128",
+    "hash.pickle_protocol": "the hashing fallback pins its own pickle protocol",
+}
+
+
+def validate_on_error(value: Any) -> str:
+    """Return ``value`` if it is an accepted ``on_error`` policy, else raise."""
+    if value not in ON_ERROR_CHOICES:
+        msg = (f"on_error={value!r} is not accepted; use one of "
+               f"{', '.join(repr(c) for c in ON_ERROR_CHOICES)}")
+        raise ConfigurationError(msg)
+    return value
+
+
+def validate_pickle_protocol(value: Any) -> int:
+    """Return ``value`` if this interpreter's pickle supports it, else raise."""
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or not 0 <= value <= pickle.HIGHEST_PROTOCOL:
+        msg = (f"cache_pickle_protocol={value!r} is not accepted; use an int from 0 to "
+               f"{pickle.HIGHEST_PROTOCOL} (5 is recommended: it stores large arrays "
+               f"without copies)")
+        raise ConfigurationError(msg)
+    return value
+
+
+def validate_directory(value: Any) -> "os.PathLike[str] | str":
+    """Return ``value`` if it can name a directory, else raise."""
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)) \
+            or not os.fspath(value):
+        msg = (f"directory={value!r} is not a path; pass a str or pathlib.Path naming the "
+               f"cache directory, e.g. directory='.checkpointing'")
+        raise ConfigurationError(msg)
+    return value
+
+
+def _validate_roots(value: Any) -> Optional[tuple]:
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        value = [value]
+    roots = tuple(validate_directory(v) for v in value)
+    return roots
+
+
+def _validate_bool(name: str) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"{name}={value!r} is not accepted; use True or False")
+        return value
+    return check
+
+
+_VALIDATORS: Dict[str, Callable[[Any], Any]] = {
+    "cache.filesystem.directory": validate_directory,
+    "cache.pickle_protocol": validate_pickle_protocol,
+    "checkpoint.on_error": validate_on_error,
+    "analysis.project_roots": _validate_roots,
+    "analysis.warn_blind_spots": _validate_bool("analysis.warn_blind_spots"),
+}
+
+
+class Defaults(Dict[str, Any]):
+    """The global configuration: a dict that checks keys and values when set.
+
+    Set a key at the top of your program, before the decorated functions run::
+
+        from checkpointing import defaults
+        defaults["checkpoint.on_error"] = "raise"
+
+    Keys:
+        ``cache.filesystem.directory``: where entries are stored (``.checkpointing``).
+        ``cache.pickle_protocol``: pickle protocol of stored results (5).
+        ``checkpoint.on_error``: ``"warn"``, ``"raise"`` or ``"ignore"`` (``"warn"``).
+        ``analysis.project_roots``: directories whose modules count as your project,
+        so their code is tracked; ``None`` means the current directory and the
+        directory of the main script.
+        ``analysis.warn_blind_spots``: warn where the analyzer cannot see (True).
+    """
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in _LEGACY_KEYS:
+            warnings.warn(f"defaults[{key!r}] has no effect since checkpointing 2.0: "
+                          f"{_LEGACY_KEYS[key]}", DeprecationWarning, stacklevel=2)
+            super().__setitem__(key, value)
+            return
+        try:
+            validator = _VALIDATORS[key]
+        except KeyError:
+            msg = (f"defaults has no key {key!r}; known keys are "
+                   f"{', '.join(sorted(_VALIDATORS))}")
+            raise ConfigurationError(msg) from None
+        super().__setitem__(key, validator(value))
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: str, value: Any = None) -> Any:  # type: ignore[override]
+        if key not in self:
+            self[key] = value
+        return self[key]
+
+
+def _initial() -> Iterable[tuple]:
+    return (
+        ("cache.filesystem.directory", ".checkpointing"),
+        ("cache.pickle_protocol", 5),
+        ("checkpoint.on_error", "warn"),
+        ("analysis.project_roots", None),
+        ("analysis.warn_blind_spots", True),
+    )
+
+
+defaults: Defaults = Defaults(_initial())
+"""The process-wide defaults, read when a decorator leaves an option out."""

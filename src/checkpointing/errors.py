@@ -1,0 +1,100 @@
+"""Exceptions and warnings of checkpointing.
+
+This module owns the whole hierarchy; everything else imports from here. Each class
+also inherits the builtin a caller would naturally catch, so ``except TypeError``
+still catches a value that cannot be hashed::
+
+    CheckpointError(Exception)
+     ├── CheckpointNotExist(CheckpointError, LookupError)   a cache has no entry (a miss)
+     ├── CheckpointFailedError(CheckpointError, RuntimeError) caching failed, on_error="raise"
+     ├── HashFailedError(CheckpointError, TypeError)         a value has no stable digest
+     └── ConfigurationError(CheckpointError, ValueError)     a bad option, at decoration time
+
+    CheckpointWarning(UserWarning)
+     ├── CheckpointFailedWarning(CheckpointWarning, RuntimeWarning) caching failed, on_error="warn"
+     ├── HashFailedWarning(CheckpointWarning)                 ... because a value has no digest
+     ├── CorruptEntryWarning(CheckpointWarning)               an unreadable entry was treated as a miss
+     ├── BlindSpotWarning(CheckpointWarning)                  the analyzer cannot see what code reaches
+     └── ExpensiveOverheadWarning(CheckpointWarning)          caching costs more than the call
+
+The names ``CheckpointNotExist``, ``CheckpointFailedError``, ``HashFailedError``,
+``CheckpointFailedWarning``, ``HashFailedWarning`` and ``ExpensiveOverheadWarning``
+are those of checkpointing 1.0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BlindSpotWarning",
+    "CheckpointError",
+    "CheckpointFailedError",
+    "CheckpointFailedWarning",
+    "CheckpointNotExist",
+    "CheckpointWarning",
+    "ConfigurationError",
+    "CorruptEntryWarning",
+    "ExpensiveOverheadWarning",
+    "HashFailedError",
+    "HashFailedWarning",
+]
+
+
+class CheckpointError(Exception):
+    """Base class of every exception raised by checkpointing."""
+
+
+class CheckpointNotExist(CheckpointError, LookupError):
+    """A cache holds no entry for the requested key.
+
+    Raised by :meth:`CacheBase.retrieve`; the decorator turns it into a miss.
+    """
+
+
+class CheckpointFailedError(CheckpointError, RuntimeError):
+    """The cache machinery failed and ``on_error="raise"`` asked to stop.
+
+    ``result`` holds the function's return value when the failure came after the
+    function had run (a failed save), so the computation is never lost.
+    """
+
+    def __init__(self, message: str, result: Any = None, has_result: bool = False) -> None:
+        super().__init__(message)
+        self.result = result
+        self.has_result = has_result
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.args[0], self.result, self.has_result))
+
+
+class HashFailedError(CheckpointError, TypeError):
+    """A value (an argument, a global) cannot be turned into a stable digest."""
+
+
+class ConfigurationError(CheckpointError, ValueError):
+    """An option of :func:`checkpoint` or a key of ``defaults`` is invalid."""
+
+
+class CheckpointWarning(UserWarning):
+    """Base class of every warning issued by checkpointing."""
+
+
+class CheckpointFailedWarning(CheckpointWarning, RuntimeWarning):
+    """Caching failed; the function ran (or its result was returned) without the cache."""
+
+
+class HashFailedWarning(CheckpointWarning):
+    """A value has no stable digest, so the call was not cached."""
+
+
+class CorruptEntryWarning(CheckpointWarning):
+    """A stored entry could not be read; it was treated as a miss and will be replaced."""
+
+
+class BlindSpotWarning(CheckpointWarning):
+    """The analyzer cannot see what a piece of code reaches; results may be stale."""
+
+
+class ExpensiveOverheadWarning(CheckpointWarning):
+    """Reading or writing the cache took longer than running the function."""
