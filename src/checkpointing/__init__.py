@@ -1,9 +1,42 @@
-"""checkpointing: a persistent cache for Python functions that knows when its results are stale."""
+"""checkpointing: a persistent cache for Python functions that knows when its results are stale.
+
+``@checkpoint`` stores a function's results under ``./.checkpointing/`` and answers a
+later call from there only when nothing that could change the result has changed:
+the arguments, the function's code, the code of every function and class of your
+project it reaches (followed across modules), and the globals they read.
+
+Importing the package installs an import hook that records the source of your
+project's modules as they load, so that keys describe the code that is running.
+"""
 
 from .config import defaults
 from .errors import (BlindSpotWarning, CheckpointError, CheckpointFailedError,
                      CheckpointFailedWarning, CheckpointNotExist, CheckpointWarning,
                      ConfigurationError, CorruptEntryWarning, ExpensiveOverheadWarning,
                      HashFailedError, HashFailedWarning)
+from .source import install_import_hook as _install_import_hook
+from .store import CacheBase, PickleFileCache
+from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase
+from .decorator import DecoratorCheckpoint, checkpoint
 
 __version__ = "2.0.0.dev0"
+
+__all__ = [
+    "AutoFuncCallIdentifier", "BlindSpotWarning", "CacheBase", "CheckpointError",
+    "CheckpointFailedError", "CheckpointFailedWarning", "CheckpointNotExist",
+    "CheckpointWarning", "ConfigurationError", "CorruptEntryWarning", "DecoratorCheckpoint",
+    "ExpensiveOverheadWarning", "FuncCallContext", "FuncCallIdentifierBase",
+    "HashFailedError", "HashFailedWarning", "PickleFileCache", "checkpoint", "defaults",
+]
+
+# The public classes are documented and pickled under the package name.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) or callable(_obj):
+        try:
+            _obj.__module__ = __name__
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj
+
+_install_import_hook()

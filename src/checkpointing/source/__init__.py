@@ -1,0 +1,7 @@
+"""Source of the user's modules as loaded (import hook and index), and what is "project"."""
+
+from .hook import ImportHookHandle, install_import_hook, should_record
+from .index import INDEX, ModuleRecord, SourceIndex
+
+__all__ = ["INDEX", "ImportHookHandle", "ModuleRecord", "SourceIndex", "install_import_hook",
+           "should_record"]

@@ -1,0 +1,40 @@
+"""Run the demo: a miss, a hit, then a re-run after editing a helper two modules away.
+
+Copies ``demo_project/`` to a temporary directory and runs ``python main.py`` there
+three times, so the cache (``.checkpointing/`` in that directory) starts empty.
+"""
+
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def run(workdir: pathlib.Path, title: str) -> None:
+    print(title)
+    subprocess.run([sys.executable, "main.py"], cwd=workdir, check=True)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = pathlib.Path(tmp) / "demo_project"
+        shutil.copytree(HERE / "demo_project", workdir)
+        run(workdir, "1. first run: nothing cached yet, fit_line runs")
+        run(workdir, "2. second run, nothing changed: answered from .checkpointing/")
+        features = workdir / "pipeline" / "features.py"
+        text = features.read_text()
+        features.write_text(text.replace("# center", "# centre")
+                            + "\n\n# A comment and a docstring edit do not matter...\n")
+        run(workdir, "3. after adding a comment to pipeline/features.py: still cached")
+        features.write_text(text.replace("return [v - mean for v in values]",
+                                         "return [(v - mean) / 2 for v in values]"))
+        run(workdir, "4. after changing the logic of center() in pipeline/features.py, "
+                     "a helper two modules away: fit_line runs again")
+        print(f"\nThe cache lived in {workdir / '.checkpointing'} (now removed).")
+
+
+if __name__ == "__main__":
+    main()

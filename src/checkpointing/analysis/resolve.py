@@ -1,0 +1,213 @@
+"""From a name (or attribute chain) in a definition to the object it denotes.
+
+This module owns the classification of what code reaches: a user function or class
+(followed further), a module global or closure cell of the project (its value is
+read at each call), or something external (third-party, standard library,
+builtins: identified by qualified name, never traced into). It resolves against the
+live objects of the running program, at the first call, when the modules are fully
+bound. It knows nothing of graphs or hashing.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import inspect
+import sys
+import types
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+from ..source import INDEX
+from .canon import Ref
+
+__all__ = ["Target", "is_project_object", "resolve_ref", "unwrap", "qualname_of",
+           "FUNCTION", "CLASS", "GLOBAL", "CLOSURE", "EXTERNAL", "MODULE"]
+
+FUNCTION = "function"
+CLASS = "class"
+GLOBAL = "global"
+CLOSURE = "closure"
+EXTERNAL = "external"
+MODULE = "module"
+
+# A name that is not bound (yet): reading it at call time gives this, so that binding
+# it later changes the key.
+UNBOUND = type("Unbound", (), {"__repr__": lambda self: "<unbound>"})()
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a :class:`Ref` denotes.
+
+    ``kind`` is one of the module constants. ``obj`` is the function, class or module
+    for code targets, the current value for value targets. ``namespace``/``name``
+    say where a GLOBAL is read at each call (a module's ``__dict__``); ``cell`` where
+    a CLOSURE is read. ``rest`` holds the attributes of the chain past the object
+    (``cfg.params.lr`` -> target ``cfg:params``, rest ``("lr",)``). ``qualname`` is
+    the one spelling used everywhere (``pkg.mod:name``).
+    """
+
+    kind: str
+    qualname: str
+    obj: Any = None
+    rest: Tuple[str, ...] = ()
+    namespace: Optional[Dict[str, Any]] = None
+    name: Optional[str] = None
+    cell: Any = None
+
+
+def unwrap(obj: Any) -> Any:
+    """Follow ``__wrapped__`` (functools.wraps, lru_cache, checkpoint) to the original."""
+    try:
+        return inspect.unwrap(obj)
+    except ValueError:  # a __wrapped__ cycle
+        return obj
+
+
+def qualname_of(obj: Any) -> str:
+    """``module:qualname`` of a function, class or module."""
+    if isinstance(obj, types.ModuleType):
+        return obj.__name__
+    module = getattr(obj, "__module__", None) or "?"
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or "?"
+    return f"{module}:{name}"
+
+
+def is_project_object(obj: Any) -> bool:
+    """Is ``obj`` a function, class or module of the user's project (to be followed)?"""
+    if isinstance(obj, types.ModuleType):
+        return INDEX.is_project_module(obj.__name__)
+    if isinstance(obj, (types.FunctionType, types.CodeType)):
+        code = obj if isinstance(obj, types.CodeType) else obj.__code__
+        filename = code.co_filename
+        if filename.startswith("<") and not filename.startswith("<ipython-input"):
+            return getattr(obj, "__module__", None) == "__main__" \
+                and INDEX.by_filename(filename) is not None
+        if INDEX.is_project_path(filename):
+            return True
+        # Notebook kernels compile cells to temporary pseudo-files.
+        return getattr(obj, "__module__", None) == "__main__" \
+            and INDEX.by_filename(filename) is not None
+    if isinstance(obj, type):
+        module = getattr(obj, "__module__", None)
+        if module is None or module == "builtins":
+            return False
+        return INDEX.is_project_module(module)
+    return False
+
+
+def classify(value: Any, qualname: str, rest: Tuple[str, ...] = (),
+             namespace: Optional[Dict[str, Any]] = None, name: Optional[str] = None,
+             cell: Any = None, project_home: bool = True) -> Target:
+    """Decide what a resolved object is: code to follow, a value to read, or external."""
+    original = unwrap(value) if callable(value) else value
+    if isinstance(original, types.ModuleType):
+        if is_project_object(original):
+            return Target(MODULE, original.__name__, original, rest)
+        return Target(EXTERNAL, original.__name__, original, rest)
+    if isinstance(original, (types.FunctionType, type)) and is_project_object(original):
+        kind = CLASS if isinstance(original, type) else FUNCTION
+        return Target(kind, qualname_of(original), original, rest, namespace, name, cell)
+    if isinstance(original, (types.FunctionType, types.BuiltinFunctionType, type)) \
+            and not is_project_object(original):
+        return Target(EXTERNAL, qualname_of(original), original, rest)
+    if not project_home:
+        # A value living in a third-party module (``np.pi``, ``os.sep``): identified
+        # by name, like the rest of that package.
+        return Target(EXTERNAL, qualname, None, rest)
+    if cell is not None:
+        return Target(CLOSURE, qualname, value, rest, cell=cell)
+    return Target(GLOBAL, qualname, value, rest, namespace, name)
+
+
+def _import_origin(ref: Ref, home_module: str) -> Any:
+    origin = ref.origin
+    assert origin is not None
+    if origin.level:
+        package = home_module if _is_package(home_module) else home_module.rpartition(".")[0]
+        for _ in range(origin.level - 1):
+            package = package.rpartition(".")[0]
+        module_name = f"{package}.{origin.module}" if origin.module else package
+    else:
+        module_name = origin.module
+    module = sys.modules.get(module_name)
+    if module is None:
+        # The function imports it when it runs; importing it now changes nothing it
+        # would not change itself.
+        module = importlib.import_module(module_name)
+    if origin.attr is None:
+        return module
+    try:
+        return getattr(module, origin.attr)
+    except AttributeError:
+        return importlib.import_module(f"{module_name}.{origin.attr}")
+
+
+def _is_package(module_name: str) -> bool:
+    module = sys.modules.get(module_name)
+    return module is not None and hasattr(module, "__path__")
+
+
+def resolve_ref(ref: Ref, func: Any) -> Target:
+    """Resolve ``ref``, read in the definition ``func`` (a function or a class)."""
+    chain = ref.chain
+    first = chain[0]
+    if isinstance(func, type):
+        home = sys.modules.get(func.__module__)
+        namespace = vars(home) if home is not None else {}
+        home_name = func.__module__
+    else:
+        namespace = func.__globals__
+        home_name = namespace.get("__name__", getattr(func, "__module__", "?"))
+    cell = None
+    freevars = () if isinstance(func, type) else func.__code__.co_freevars
+    if ref.scope == "closure" or (ref.scope == "global" and first in freevars):
+        code = func.__code__
+        try:
+            cell = func.__closure__[code.co_freevars.index(first)]
+            value = cell.cell_contents
+        except (ValueError, TypeError, IndexError):
+            value = UNBOUND
+        except NameError:  # an empty cell: assigned after the function was defined
+            value = UNBOUND
+        where = f"{qualname_of(func)}.<closure>.{first}"
+        if cell is None:
+            return Target(GLOBAL, where, UNBOUND, chain[1:], {}, first)
+    elif ref.scope == "import":
+        value = _import_origin(ref, home_name)
+        where = qualname_of(value) if not isinstance(value, types.ModuleType) else value.__name__
+        namespace = None
+    else:
+        if first in namespace:
+            value = namespace[first]
+        elif hasattr(builtins, first):
+            return Target(EXTERNAL, f"builtins:{first}", getattr(builtins, first), chain[1:])
+        else:
+            value = UNBOUND
+        where = f"{home_name}:{first}"
+
+    # Walk the chain through modules: ``pkg.sub.mod.f`` -> the function ``f``.
+    consumed = 1
+    slot_namespace, slot_name = (namespace, first) if cell is None else (None, None)
+    project_home = True
+    while consumed < len(chain) and isinstance(value, types.ModuleType):
+        attr = chain[consumed]
+        module_dict = vars(value)
+        if attr not in module_dict:
+            submodule = sys.modules.get(f"{value.__name__}.{attr}")
+            if submodule is None:
+                break
+            nxt = submodule
+        else:
+            nxt = module_dict[attr]
+        project_home = is_project_object(value)
+        where = f"{value.__name__}:{attr}"
+        slot_namespace, slot_name = module_dict, attr
+        cell = None
+        value = nxt
+        consumed += 1
+    rest = tuple(chain[consumed:])
+    if value is UNBOUND:
+        return Target(GLOBAL, where, UNBOUND, rest, slot_namespace, slot_name)
+    return classify(value, where, rest, slot_namespace, slot_name, cell, project_home)

@@ -1,0 +1,308 @@
+"""The ``checkpoint`` decorator: look up, run, store, and what to do when caching fails.
+
+This module owns the call path of a checkpointed function and the ``on_error``
+policy. Keys come from an identifier (:mod:`checkpointing.identify`), storage from a
+cache (:mod:`checkpointing.store`). The policy, in one place:
+
+* the user's function raises: the exception propagates, nothing is cached;
+* a key cannot be computed (an argument cannot be hashed, an analysis fault) or the
+  cache cannot be read: ``"warn"`` warns and runs the function without the cache,
+  ``"ignore"`` does so silently, ``"raise"`` raises;
+* the result cannot be stored: the result is returned all the same (with a warning
+  under ``"warn"``); ``"raise"`` raises :class:`CheckpointFailedError`, which carries
+  the result in ``.result``;
+* an entry that cannot be read is a miss (the store warns and the entry is replaced).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import time
+import warnings
+from typing import Any, Callable, Optional, Sequence, Tuple, TypeVar, Union, overload
+
+from .config import defaults, validate_on_error
+from .errors import (CheckpointFailedError, CheckpointFailedWarning, CheckpointNotExist,
+                     ConfigurationError, ExpensiveOverheadWarning, HashFailedError,
+                     HashFailedWarning)
+from .identify import (AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase,
+                       qualified_name)
+from .store import CacheBase, PickleFileCache
+
+__all__ = ["DecoratorCheckpoint", "checkpoint"]
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# A cached result may be None, so "no result yet" needs its own value.
+_MISSING = object()
+# Warn about overhead only when caching is slower than the call by this much (1.0 did).
+_OVERHEAD_TOLERANCE_S = 0.1
+
+
+class DecoratorCheckpoint:
+    """A decorator that caches a function's results with an identifier and a cache.
+
+    This is the 1.0 extension API: combine any :class:`FuncCallIdentifierBase` with any
+    :class:`CacheBase`::
+
+        @DecoratorCheckpoint(MyIdentifier(), MyCache(), on_error="raise")
+        def f(x): ...
+
+    Args:
+        identifier: computes the key of each call.
+        cache: stores and retrieves results by key.
+        on_error: ``"warn"``, ``"raise"`` or ``"ignore"``: what to do when caching
+            (not the function) fails; ``None`` reads ``defaults["checkpoint.on_error"]``.
+    """
+
+    def __init__(self, identifier: FuncCallIdentifierBase, cache: CacheBase,
+                 on_error: Optional[str] = None) -> None:
+        if not isinstance(identifier, FuncCallIdentifierBase):
+            raise ConfigurationError(
+                f"identifier={identifier!r} is not a FuncCallIdentifierBase; subclass "
+                f"checkpointing.FuncCallIdentifierBase and implement identify(context)")
+        if not isinstance(cache, CacheBase):
+            raise ConfigurationError(
+                f"cache={cache!r} is not a CacheBase; subclass checkpointing.CacheBase "
+                f"and implement save(context_id, result) and retrieve(context_id)")
+        self.identifier = identifier
+        self.cache = cache
+        self.on_error = validate_on_error(
+            defaults["checkpoint.on_error"] if on_error is None else on_error)
+
+    def __call__(self, func: F) -> F:
+        if not callable(func):
+            raise TypeError(f"checkpoint decorates functions, not {type(func).__name__} "
+                            f"objects: put @checkpoint() on a def")
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            raise TypeError(
+                f"cannot checkpoint generator function {qualified_name(func)}: a generator "
+                f"is consumed lazily and cannot be stored; return a list instead, "
+                f"or decorate a function that collects the items")
+        if isinstance(func, (staticmethod, classmethod)):
+            raise TypeError(
+                f"put @checkpoint below @{type(func).__name__}, not above it: "
+                f"@{type(func).__name__} must be the outermost decorator")
+        _register_project_code(func)
+        if inspect.iscoroutinefunction(func):
+            wrapper = self._async_wrapper(func)
+        else:
+            wrapper = self._sync_wrapper(func)
+        wrapper.rerun = self._rerun(func)  # type: ignore[attr-defined]
+        wrapper.key = functools.partial(self._key, func)  # type: ignore[attr-defined]
+        wrapper.checkpoint = self  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    # -- the call path ------------------------------------------------------------
+
+    def _sync_wrapper(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = self._try_key(func, args, kwargs)
+            if key is not None:
+                value = self._try_retrieve(func, key)
+                if value is not _MISSING:
+                    return value
+            started = time.perf_counter()
+            result = func(*args, **kwargs)
+            if key is not None:
+                self._try_save(func, key, result, time.perf_counter() - started)
+            return result
+        return wrapper
+
+    def _async_wrapper(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = self._try_key(func, args, kwargs)
+            if key is not None:
+                value = self._try_retrieve(func, key)
+                if value is not _MISSING:
+                    return value
+            started = time.perf_counter()
+            result = await func(*args, **kwargs)
+            if key is not None:
+                self._try_save(func, key, result, time.perf_counter() - started)
+            return result
+        return wrapper
+
+    def _rerun(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(func):
+            async def rerun_async(*args: Any, **kwargs: Any) -> Any:
+                key = self._try_key(func, args, kwargs)
+                logger.debug("rerun: %s forced", qualified_name(func))
+                started = time.perf_counter()
+                result = await func(*args, **kwargs)
+                if key is not None:
+                    self._try_save(func, key, result, time.perf_counter() - started)
+                return result
+            rerun_async.__doc__ = "Run the function, bypassing the cache, and store its result."
+            return rerun_async
+
+        def rerun(*args: Any, **kwargs: Any) -> Any:
+            """Run the function, bypassing the cache, and store its result."""
+            key = self._try_key(func, args, kwargs)
+            logger.debug("rerun: %s forced", qualified_name(func))
+            started = time.perf_counter()
+            result = func(*args, **kwargs)
+            if key is not None:
+                self._try_save(func, key, result, time.perf_counter() - started)
+            return result
+        return rerun
+
+    def _key(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+        """The key that ``func(*args, **kwargs)`` would be stored under."""
+        if isinstance(self.identifier, AutoFuncCallIdentifier):
+            return self.identifier.key(func, args, kwargs)
+        return self.identifier.identify(FuncCallContext(func, args, kwargs))
+
+    # -- each step, with the on_error policy ----------------------------------------
+
+    def _try_key(self, func: Callable[..., Any], args: Tuple[Any, ...],
+                 kwargs: Any) -> Optional[str]:
+        try:
+            key = self._key(func, *args, **kwargs)
+            if not isinstance(key, str) or not key:
+                raise TypeError(f"{type(self.identifier).__name__}.identify() returned "
+                                f"{key!r}; it must return a non-empty str")
+            return key
+        except HashFailedError as exc:
+            if self.on_error == "raise":
+                raise
+            if self.on_error == "warn":
+                warnings.warn(f"{exc}; {qualified_name(func)} runs without the cache",
+                              HashFailedWarning, stacklevel=4)
+        except TypeError as exc:
+            if _is_binding_error(func, args, kwargs):
+                return None  # the caller's mistake: calling func raises Python's own error
+            self._fail(func, "computing the key", exc)
+        except Exception as exc:
+            self._fail(func, "computing the key", exc)
+        return None
+
+    def _try_retrieve(self, func: Callable[..., Any], key: str) -> Any:
+        try:
+            value = self.cache.retrieve(key)
+        except CheckpointNotExist:
+            logger.debug("miss: %s (key %s)", qualified_name(func), key)
+            return _MISSING
+        except Exception as exc:
+            self._fail(func, "reading the cache", exc)
+            return _MISSING
+        logger.debug("hit: %s (key %s)", qualified_name(func), key)
+        return value
+
+    def _try_save(self, func: Callable[..., Any], key: str, result: Any,
+                  run_seconds: float) -> None:
+        metadata = {"function": qualified_name(func), "created": time.time(),
+                    "run_seconds": run_seconds}
+        started = time.perf_counter()
+        try:
+            self.cache.save_entry(key, result, metadata)
+        except Exception as exc:
+            msg = (f"could not store the result of {qualified_name(func)} "
+                   f"({type(exc).__name__}: {exc}); the result is returned but not cached")
+            if self.on_error == "raise":
+                raise CheckpointFailedError(msg, result, True) from exc
+            if self.on_error == "warn":
+                warnings.warn(msg, CheckpointFailedWarning, stacklevel=4)
+            return
+        save_seconds = time.perf_counter() - started
+        logger.debug("save: %s (key %s, ran %.3fs, stored in %.3fs)",
+                     qualified_name(func), key, run_seconds, save_seconds)
+        if save_seconds > run_seconds + _OVERHEAD_TOLERANCE_S and self.on_error == "warn":
+            warnings.warn(
+                f"storing the result of {qualified_name(func)} took {save_seconds:.2f}s, "
+                f"longer than running it ({run_seconds:.2f}s); consider not checkpointing it",
+                ExpensiveOverheadWarning, stacklevel=4)
+
+    def _fail(self, func: Callable[..., Any], step: str, exc: BaseException) -> None:
+        msg = (f"checkpointing {qualified_name(func)} failed while {step} "
+               f"({type(exc).__name__}: {exc}); the function runs without the cache")
+        if self.on_error == "raise":
+            raise CheckpointFailedError(msg) from exc
+        if self.on_error == "warn":
+            warnings.warn(msg, CheckpointFailedWarning, stacklevel=5)
+
+
+def _is_binding_error(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any) -> bool:
+    try:
+        inspect.signature(func).bind(*args, **kwargs)
+    except TypeError:
+        return True
+    return False
+
+
+def _register_project_code(func: Callable[..., Any]) -> None:
+    """The module of a decorated function always counts as project code."""
+    from .source import INDEX
+
+    code = getattr(inspect.unwrap(func), "__code__", None)
+    if code is not None and os.path.isabs(code.co_filename):
+        INDEX.add_project_path(code.co_filename)
+
+
+@overload
+def checkpoint(directory: F) -> F: ...
+
+
+@overload
+def checkpoint(directory: Union[str, "os.PathLike[str]", None] = None,
+               on_error: Optional[str] = None,
+               cache_pickle_protocol: Optional[int] = None, *,
+               ignore: Sequence[str] = (),
+               depends_on: Sequence[Any] = ()) -> Callable[[F], F]: ...
+
+
+def checkpoint(directory: Any = None, on_error: Optional[str] = None,
+               cache_pickle_protocol: Optional[int] = None, *,
+               ignore: Sequence[str] = (), depends_on: Sequence[Any] = ()) -> Any:
+    """Cache a function's results on disk, re-running it only when they may be stale.
+
+    Use as ``@checkpoint()`` or bare ``@checkpoint``. A call is answered from the cache
+    when the arguments, the function's code, the code of every function and class of
+    your project it reaches, and the module globals they read are all unchanged.
+
+    Args:
+        directory: where results are stored; default
+            ``defaults["cache.filesystem.directory"]`` (``./.checkpointing``).
+        on_error: ``"warn"`` (default), ``"raise"`` or ``"ignore"``: what to do when
+            caching fails. The function's own exceptions always propagate.
+        cache_pickle_protocol: pickle protocol of stored results; default
+            ``defaults["cache.pickle_protocol"]`` (5).
+        ignore: parameter names left out of the key (a logger, a verbosity flag).
+        depends_on: extra objects folded into the key, for what the analyzer cannot
+            see (code reached through ``getattr`` with a computed name, say).
+
+    Returns:
+        The decorated function. It also has ``rerun(*args, **kwargs)``, which runs the
+        body and overwrites the entry, and ``key(*args, **kwargs)``, the key a call
+        would use.
+
+    Raises:
+        ConfigurationError: an option is invalid (at decoration time).
+        TypeError: the decorated object is a generator function.
+    """
+    if callable(directory) and not isinstance(directory, (str, os.PathLike)):
+        return checkpoint()(directory)
+    if directory is not None:
+        from .config import validate_directory
+        validate_directory(directory)
+    if on_error is not None:
+        validate_on_error(on_error)
+    if cache_pickle_protocol is not None:
+        from .config import validate_pickle_protocol
+        validate_pickle_protocol(cache_pickle_protocol)
+    identifier = AutoFuncCallIdentifier(ignore=ignore, depends_on=depends_on)
+    cache = PickleFileCache(directory, cache_pickle_protocol)
+    decorator = DecoratorCheckpoint(identifier, cache, on_error)
+
+    def decorate(func: F) -> F:
+        if ignore:
+            identifier.binder_for(func)  # an unknown name fails now, not at the first call
+        return decorator(func)
+    return decorate

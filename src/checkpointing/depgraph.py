@@ -1,0 +1,559 @@
+"""The dependency graph of a checkpointed function and the key plan folded from it.
+
+This module owns what "everything a function reaches" means at run time. From a
+root function (or class) it finds each definition's source as loaded
+(:mod:`checkpointing.source`), canonicalises it (:mod:`checkpointing.analysis.canon`),
+resolves every free name (:mod:`checkpointing.analysis.resolve`) and follows user
+functions and classes transitively, across modules. The result is a
+:class:`KeyPlan`:
+
+* ``static_digest``: one digest of the canonical code of every reached definition
+  and of the external names they use. Nodes are numbered in depth-first order from
+  the root and edges refer to those numbers, so the digest does not depend on any
+  definition's name, and recursion (a cycle) is just an edge to a smaller number.
+* value slots: the module globals and closure cells the code reads, whose current
+  values are hashed at every call (values change while a program runs; code does
+  not).
+* guards: the slots through which code was found (``helper`` in the module dict
+  still is the function we analysed). A failed guard, or a module re-recorded by the
+  import hook (a reload), makes the plan be built again.
+
+The hot path (a call) only checks guards and reads slots: no parsing, no networkx.
+:func:`dependency_graph` turns a plan into a :class:`networkx.DiGraph` for display.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+import threading
+import types
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from . import hashing
+from .analysis.canon import BlindSpot, Canonical, canonical_class, canonical_function
+from .analysis.resolve import (CLASS, CLOSURE, EXTERNAL, FUNCTION, GLOBAL, UNBOUND, Target,
+                               qualname_of, resolve_ref, unwrap)
+from .config import defaults
+from .errors import BlindSpotWarning
+from .source import INDEX
+
+__all__ = ["KeyPlan", "Node", "dependency_graph", "plan_for", "source_of"]
+
+
+@dataclass
+class Node:
+    """One reached definition (function, class) or external name."""
+
+    index: int
+    kind: str
+    qualname: str
+    obj: Any
+    filename: Optional[str] = None
+    lineno: Optional[int] = None
+    canonical: Optional[Canonical] = None
+    # Own digest: canonical code plus what its refs resolve to (not the rest of the graph).
+    digest: bytes = b""
+    edges: List[int] = field(default_factory=list)
+    slots: List[int] = field(default_factory=list)
+    externals: List[str] = field(default_factory=list)
+    from_source: bool = True
+
+
+@dataclass
+class Slot:
+    """A value read at every call: a module global or a closure cell."""
+
+    qualname: str
+    namespace: Optional[Dict[str, Any]] = None
+    name: Optional[str] = None
+    cell: Any = None
+    attributes: Tuple[str, ...] = ()
+
+    def read(self) -> Any:
+        if self.cell is not None:
+            try:
+                return self.cell.cell_contents
+            except ValueError:
+                return UNBOUND
+        assert self.namespace is not None
+        return self.namespace.get(self.name, UNBOUND)  # type: ignore[arg-type]
+
+
+class KeyPlan:
+    """What the key of a function's calls is made of; see the module docs."""
+
+    __slots__ = ("root", "nodes", "slots", "static_digest", "_guards", "_generation",
+                 "_slot_readers")
+
+    def __init__(self, root: Any, nodes: List[Node], slots: List[Slot],
+                 guards: List[Tuple[Any, Any, Any]], static_digest: bytes) -> None:
+        self.root = root
+        self.nodes = nodes
+        self.slots = slots
+        self.static_digest = static_digest
+        self._guards = tuple(guards)
+        self._generation = INDEX.generation
+        self._slot_readers = tuple(s.read for s in slots)
+
+    def valid(self) -> bool:
+        """Still describes the code: no module reloaded, no analysed name rebound."""
+        if self._generation != INDEX.generation:
+            return False
+        for namespace, name, expected in self._guards:
+            if namespace is None:  # a closure cell
+                try:
+                    if name.cell_contents is not expected:
+                        return False
+                except ValueError:
+                    return False
+            elif namespace.get(name, UNBOUND) is not expected:
+                return False
+        return True
+
+    def read_values(self) -> List[Any]:
+        """Current values of the globals and closure cells the code reads."""
+        return [read() for read in self._slot_readers]
+
+    def feed_values(self, hasher: hashing.Hasher) -> None:
+        """Feed the current values of the slots into ``hasher``.
+
+        A value with no stable digest (a lock, a socket in a global) is identified by
+        its type instead, with a warning (once) that its changes are not tracked: a
+        function must stay cacheable because some global it touches is a connection.
+        """
+        for index, read in enumerate(self._slot_readers):
+            value = read()
+            try:
+                digest = hashing.digest_value(value)
+            except hashing.UnhashableValue as exc:
+                slot = self.slots[index]
+                _warn_once(("slot", slot.qualname), (
+                    f"the value of {slot.qualname}, read by {qualname_of(self.root)}, "
+                    f"cannot be hashed ({exc}); changes to it will not re-run the "
+                    f"function. Pass it as an argument or list what matters in "
+                    f"checkpoint(depends_on=[...])"))
+                digest = ("unhashable " + type(value).__module__ + "."
+                          + type(value).__qualname__).encode()
+            hasher.feed_bytes(digest)
+
+
+_PLANS: Dict[Any, KeyPlan] = {}
+_LOCK = threading.RLock()
+_BUILDING = threading.local()
+_WARNED: set = set()
+
+
+def plan_for(func: Any) -> KeyPlan:
+    """The (memoised) key plan of a function or class, rebuilt when it went stale."""
+    plan = _PLANS.get(func)
+    if plan is not None and plan.valid():
+        return plan
+    with _LOCK:
+        plan = _PLANS.get(func)
+        if plan is None or not plan.valid():
+            plan = _PLANS[func] = _Builder(func).build()
+    return plan
+
+
+# -- Finding definitions in the source as loaded ----------------------------------
+
+def _record_for_code(code: types.CodeType) -> Any:
+    return INDEX.by_filename(code.co_filename)
+
+
+def _record_for_class(cls: type) -> Any:
+    module_name = cls.__module__
+    record = INDEX.by_module(module_name)
+    if record is not None:
+        return record
+    module = sys.modules.get(module_name)
+    filename = getattr(module, "__file__", None)
+    return INDEX.by_filename(filename) if filename else None
+
+
+_FN = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _first_line(node: ast.AST) -> int:
+    decorators = getattr(node, "decorator_list", None)
+    return decorators[0].lineno if decorators else node.lineno  # type: ignore[attr-defined]
+
+
+_LINE_INDEX: Dict[int, Tuple[Any, Dict[int, List[ast.AST]]]] = {}
+
+
+def _definitions_by_line(record: Any) -> Dict[int, List[ast.AST]]:
+    cached = _LINE_INDEX.get(id(record))
+    if cached is not None and cached[0] is record:
+        return cached[1]
+    table: Dict[int, List[ast.AST]] = {}
+    for node in ast.walk(record.tree):
+        if isinstance(node, (*_FN, ast.Lambda, ast.ClassDef)):
+            table.setdefault(_first_line(node), []).append(node)
+    _LINE_INDEX[id(record)] = (record, table)
+    return table
+
+
+def _function_node(func: types.FunctionType) -> Tuple[Any, List[ast.AST]]:
+    code = func.__code__
+    record = _record_for_code(code)
+    if record is None:
+        return None, []
+    try:
+        candidates = _definitions_by_line(record).get(code.co_firstlineno, [])
+    except SyntaxError:
+        return None, []
+    if code.co_name == "<lambda>":
+        found = [n for n in candidates if isinstance(n, ast.Lambda)]
+    else:
+        found = [n for n in candidates if isinstance(n, _FN) and n.name == code.co_name]
+    return record, found
+
+
+def _class_node(cls: type) -> Tuple[Any, Optional[ast.ClassDef]]:
+    record = _record_for_class(cls)
+    if record is None:
+        return None, None
+    try:
+        body: List[ast.stmt] = record.tree.body
+    except SyntaxError:
+        return record, None
+    firstlineno = getattr(cls, "__firstlineno__", None)
+    parts = cls.__qualname__.split(".")
+    node: Any = None
+    for i, part in enumerate(parts):
+        if part == "<locals>":
+            continue
+        matches = [n for n in _statements(body) if isinstance(n, (*_FN, ast.ClassDef))
+                   and n.name == part]
+        if not matches:
+            return record, None
+        last = i == len(parts) - 1
+        if last and firstlineno is not None:
+            exact = [n for n in matches if _first_line(n) == firstlineno]
+            matches = exact or matches
+        # The definition executed last is the one bound to the name.
+        node = matches[-1]
+        body = node.body
+    return record, node if isinstance(node, ast.ClassDef) else None
+
+
+def _statements(body: List[ast.stmt]) -> List[ast.stmt]:
+    """Statements of a block, looking into if/try/with/for but not into definitions."""
+    out: List[ast.stmt] = []
+    for stmt in body:
+        out.append(stmt)
+        if isinstance(stmt, (*_FN, ast.ClassDef)):
+            continue
+        for name in ("body", "orelse", "finalbody", "handlers"):
+            inner = getattr(stmt, name, None)
+            if isinstance(inner, list):
+                out.extend(_statements([s for s in inner if isinstance(s, ast.stmt)]
+                                       + [s for h in inner if isinstance(h, ast.excepthandler)
+                                          for s in h.body]))
+    return out
+
+
+def source_of(obj: Any) -> str:
+    """The source text of a function or class as it was loaded ("" if unknown)."""
+    obj = unwrap(obj)
+    if isinstance(obj, type):
+        record, node = _class_node(obj)
+        nodes = [node] if node is not None else []
+    else:
+        record, nodes = _function_node(obj)
+    if record is None or not nodes:
+        return ""
+    lines = record.source.splitlines(keepends=True)
+    node = nodes[0]
+    return "".join(lines[_first_line(node) - 1:node.end_lineno])  # type: ignore[attr-defined]
+
+
+# -- Bytecode fallback ------------------------------------------------------------
+
+def _code_digest(code: types.CodeType, hasher: hashing.Hasher) -> None:
+    """Digest of a code object without line numbers or file names."""
+    hasher.feed_bytes(code.co_code)
+    hasher.feed((code.co_argcount, code.co_kwonlyargcount, code.co_flags, code.co_names))
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _code_digest(const, hasher)
+        else:
+            hasher.feed(const)
+
+
+# -- Building ---------------------------------------------------------------------
+
+class _Builder:
+    def __init__(self, root: Any) -> None:
+        self.root = unwrap(root)
+        self.nodes: List[Node] = []
+        self.by_id: Dict[int, int] = {}
+        self.slots: List[Slot] = []
+        self.slot_index: Dict[Tuple[Any, ...], int] = {}
+        self.guards: List[Tuple[Any, Any, Any]] = []
+        self.guard_keys: set = set()
+        self.records: List[List[Any]] = []
+
+    def build(self) -> KeyPlan:
+        self._visit(self.root, is_root=True)
+        hasher = hashing.Hasher()
+        hasher.feed_bytes(b"checkpointing.depgraph/1")
+        for record in self.records:
+            hasher.feed(tuple(record))
+        return KeyPlan(self.root, self.nodes, self.slots, self.guards, hasher.digest())
+
+    def _visit(self, obj: Any, is_root: bool = False) -> int:
+        known = self.by_id.get(id(obj))
+        if known is not None:
+            return known
+        index = len(self.nodes)
+        self.by_id[id(obj)] = index
+        is_class = isinstance(obj, type)
+        node = Node(index, CLASS if is_class else FUNCTION, qualname_of(obj), obj)
+        self.nodes.append(node)
+        record_entry: List[Any] = []
+        self.records.append(record_entry)
+
+        canonical, filename, lineno = self._canonical(obj, is_root)
+        node.filename, node.lineno = filename, lineno
+        if canonical is None:
+            node.from_source = False
+            hasher = hashing.Hasher()
+            if is_class:
+                hasher.feed_str(node.qualname)
+                for name, member in sorted(vars(obj).items()):
+                    if isinstance(member, types.FunctionType):
+                        hasher.feed_str(name)
+                        _code_digest(member.__code__, hasher)
+            else:
+                _code_digest(obj.__code__, hasher)
+            node.digest = hasher.digest()
+            record_entry.extend([node.kind, node.digest])
+            self._warn(obj, lineno, "its source is not available (analysed from bytecode: "
+                                    "helpers it calls are not followed)")
+            return index
+
+        node.canonical = canonical
+        record_entry.extend([node.kind, canonical.data])
+        own = hashing.Hasher()
+        own.feed_bytes(canonical.data)
+        resolved: List[Any] = []
+        for ref in canonical.refs:
+            try:
+                target = resolve_ref(ref, obj)
+            except Exception as exc:  # an import inside the function that fails now
+                target = Target(EXTERNAL, f"<unresolved {'.'.join(ref.chain)}: "
+                                          f"{type(exc).__name__}>")
+            resolved.append((ref, target))
+        self._blind_spots(obj, canonical.blind_spots, resolved, lineno)
+        for ref, target in resolved:
+            entry = self._fold(node, ref, target, own)
+            record_entry.append(entry)
+        if not is_root and not is_class:
+            # Default values were evaluated when the helper was defined: read them as values.
+            if obj.__defaults__ or obj.__kwdefaults__:
+                slot = self._slot(("defaults", id(obj)),
+                                  Slot(f"{node.qualname}.__defaults__", cell=None,
+                                       namespace=_DefaultsView(obj), name="values"))
+                node.slots.append(slot)
+                record_entry.append(("defaults", slot))
+        node.digest = own.digest()
+        return index
+
+    def _fold(self, node: Node, ref: Any, target: Target, own: hashing.Hasher) -> Any:
+        kind = target.kind
+        if kind in (FUNCTION, CLASS):
+            self._guard(target)
+            child = self._visit(target.obj)
+            node.edges.append(child)
+            own.feed(("code", self.nodes[child].qualname, target.rest))
+            return ("code", child, target.rest)
+        if kind in (GLOBAL, CLOSURE):
+            if target.cell is not None:
+                slot = self._slot(("cell", id(target.cell)),
+                                  Slot(target.qualname, cell=target.cell))
+            else:
+                slot = self._slot(("global", id(target.namespace), target.name),
+                                  Slot(target.qualname, target.namespace, target.name))
+            node.slots.append(slot)
+            own.feed(("value", target.qualname))
+            return ("value", slot, target.rest)
+        # External or a module: identified by name.
+        name = target.qualname
+        node.externals.append(name + "".join(f".{a}" for a in target.rest))
+        own.feed(("external", name, target.rest))
+        if kind == EXTERNAL and target.namespace is not None:
+            self._guard(target)
+        return ("external", name, target.rest)
+
+    def _slot(self, key: Tuple[Any, ...], slot: Slot) -> int:
+        index = self.slot_index.get(key)
+        if index is None:
+            index = self.slot_index[key] = len(self.slots)
+            self.slots.append(slot)
+        return index
+
+    def _guard(self, target: Target) -> None:
+        if target.cell is not None:
+            key = ("cell", id(target.cell))
+            guard = (None, target.cell, _cell_value(target.cell))
+        elif target.namespace is not None and target.name is not None:
+            key = (id(target.namespace), target.name)
+            guard = (target.namespace, target.name, target.namespace.get(target.name, UNBOUND))
+        else:
+            return
+        if key not in self.guard_keys:
+            self.guard_keys.add(key)
+            self.guards.append(guard)
+
+    def _canonical(self, obj: Any, is_root: bool) -> Tuple[Optional[Canonical], Any, Any]:
+        if isinstance(obj, type):
+            record, node = _class_node(obj)
+            if node is None:
+                return None, getattr(record, "filename", None), None
+            return canonical_class(node), record.filename, node.lineno
+        record, nodes = _function_node(obj)
+        code = obj.__code__
+        if not nodes:
+            return None, code.co_filename, code.co_firstlineno
+        parts = [canonical_function(n, include_defaults=not is_root) for n in nodes]
+        if len(parts) == 1:
+            return parts[0], record.filename, code.co_firstlineno
+        # Several lambdas on one line: fold them all (a change in any re-runs).
+        data = b"\n".join(p.data for p in parts)
+        merged = Canonical(data, tuple(r for p in parts for r in p.refs),
+                           tuple(b for p in parts for b in p.blind_spots),
+                           "\n".join(p.text for p in parts))
+        return merged, record.filename, code.co_firstlineno
+
+    def _blind_spots(self, obj: Any, spots: Sequence[BlindSpot], resolved: List[Any],
+                     lineno: Optional[int]) -> None:
+        if not spots:
+            return
+        builtin_refs = {ref.chain[0] for ref, target in resolved
+                        if target.kind == EXTERNAL and target.qualname.startswith("builtins:")}
+        for spot in spots:
+            callee = spot.callee.split(".")[0]
+            if "." not in spot.callee and callee not in builtin_refs:
+                continue  # a user function that happens to be called "eval"
+            self._warn(obj, spot.lineno, spot.what)
+
+    def _warn(self, obj: Any, lineno: Optional[int], what: str) -> None:
+        if not defaults["analysis.warn_blind_spots"]:
+            return
+        root = qualname_of(self.root)
+        where = qualname_of(obj)
+        key = (root, where, lineno, what)
+        if key in _WARNED:
+            return
+        _WARNED.add(key)
+        via = "" if obj is self.root else f" (reached from {root})"
+        at = f", at line {lineno}" if lineno else ""
+        warnings.warn(
+            f"checkpointing cannot fully see what {where}{via} depends on{at}: {what}. A change there will not re-run the cached function; "
+            f"pass checkpoint(depends_on=[...]) with what it uses, or silence this with "
+            f"defaults['analysis.warn_blind_spots'] = False",
+            BlindSpotWarning, stacklevel=2)
+
+
+class _DefaultsView:
+    """Reads a helper's default values as if they were a namespace entry."""
+
+    __slots__ = ("func",)
+
+    def __init__(self, func: Any) -> None:
+        self.func = func
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return (self.func.__defaults__, self.func.__kwdefaults__)
+
+
+def _warn_once(key: Any, message: str) -> None:
+    if key in _WARNED or not defaults["analysis.warn_blind_spots"]:
+        return
+    _WARNED.add(key)
+    warnings.warn(message, BlindSpotWarning, stacklevel=3)
+
+
+def _cell_value(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return UNBOUND
+
+
+# -- Functions and classes as values ----------------------------------------------
+
+def _in_progress() -> set:
+    active = getattr(_BUILDING, "active", None)
+    if active is None:
+        active = _BUILDING.active = set()
+    return active
+
+
+def _definition_digest(obj: Any) -> Optional[bytes]:
+    """Digest of a project function or class: its plan plus the values it reads now."""
+    from .analysis.resolve import is_project_object
+
+    original = unwrap(obj)
+    if not is_project_object(original):
+        return None
+    active = _in_progress()
+    if id(original) in active:
+        # A value that refers back to the definition being hashed: its code is
+        # already in the digest.
+        return b"<recursive>" + qualname_of(original).encode()
+    active.add(id(original))
+    try:
+        plan = plan_for(original)
+        hasher = hashing.Hasher()
+        hasher.feed_bytes(plan.static_digest)
+        plan.feed_values(hasher)
+        return hasher.digest()
+    finally:
+        active.discard(id(original))
+
+
+def _function_digester(func: Any) -> bytes:
+    digest = _definition_digest(func)
+    if digest is not None:
+        return b"project-function:" + digest
+    return b"function:" + qualname_of(func).encode()
+
+
+hashing.register_digester(types.FunctionType, _function_digester)
+hashing.register_class_digester(_definition_digest)
+hashing.register_digester(type(UNBOUND), lambda value: b"<unbound>")
+
+
+def dependency_graph(func: Any) -> Any:
+    """A :class:`networkx.DiGraph` of what ``func`` reaches.
+
+    Nodes are qualified names (``pkg.mod:helper``) with attributes ``kind``
+    (function, class, global, closure, external), ``file``, ``line`` and ``digest``
+    (hex of the node's own canonical code); edges point from user to used.
+    """
+    import networkx as nx
+
+    plan = plan_for(unwrap(func))
+    graph = nx.DiGraph()
+    for node in plan.nodes:
+        graph.add_node(node.qualname, kind=node.kind, file=node.filename, line=node.lineno,
+                       digest=node.digest.hex(), from_source=node.from_source)
+    for node in plan.nodes:
+        for child in node.edges:
+            graph.add_edge(node.qualname, plan.nodes[child].qualname)
+        for slot_index in node.slots:
+            slot = plan.slots[slot_index]
+            kind = CLOSURE if slot.cell is not None else GLOBAL
+            graph.add_node(slot.qualname, kind=kind)
+            graph.add_edge(node.qualname, slot.qualname)
+        for name in node.externals:
+            graph.add_node(name, kind=EXTERNAL)
+            graph.add_edge(node.qualname, name)
+    return graph
+

@@ -1,0 +1,248 @@
+"""From one call of a function to the key of its cache entry.
+
+This module owns the 1.0 extension API for identifying a call: the
+:class:`FuncCallContext` handed to identifiers, the abstract
+:class:`FuncCallIdentifierBase`, and :class:`AutoFuncCallIdentifier`, the default,
+which folds together
+
+* the static digest of the function's dependency graph (canonical code of the
+  function and of everything it reaches; computed once per process by
+  :mod:`checkpointing.depgraph`),
+* the current values of the module globals and closure cells that graph reads, and
+* the bound arguments, by position in the signature (so renaming a parameter keeps
+  the key, and ``f(1, b=2)`` and ``f(1, 2)`` are one call).
+
+Storage is left to :mod:`checkpointing.store`; the policy on errors to
+:mod:`checkpointing.decorator`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import warnings
+from abc import ABC, abstractmethod
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+
+from . import hashing
+from .depgraph import plan_for, source_of
+from .errors import ConfigurationError, HashFailedError
+
+__all__ = ["AutoFuncCallIdentifier", "ArgumentBinder", "FuncCallContext",
+           "FuncCallIdentifierBase", "KEY_FORMAT", "qualified_name"]
+
+# Bump when the composition of keys changes, so old entries stop matching.
+KEY_FORMAT = 1
+# The interpreter's AST and bytecode semantics belong in the key (pytest's cache tag).
+_RUNTIME_TAG = f"{sys.implementation.cache_tag}".encode()
+
+
+def qualified_name(func: Callable[..., Any]) -> str:
+    """The one spelling of a definition's name used everywhere: ``pkg.mod:Class.method``."""
+    module = getattr(func, "__module__", None) or "?"
+    return f"{module}:{getattr(func, '__qualname__', getattr(func, '__name__', '?'))}"
+
+
+class FuncCallContext:
+    """Everything known about one call of a checkpointed function.
+
+    Identifiers receive it and turn it into a key. Attributes are computed on first
+    access, so an identifier pays only for what it reads.
+    """
+
+    __slots__ = ("func", "args", "kwargs", "_arguments")
+
+    def __init__(self, func: Callable[..., Any], args: Tuple[Any, ...],
+                 kwargs: Mapping[str, Any], def_frame: Any = None) -> None:
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        self._arguments: Optional[Dict[str, Any]] = None
+
+    @property
+    def name(self) -> str:
+        """The function's ``__name__``."""
+        return self.func.__name__
+
+    @property
+    def qualified_name(self) -> str:
+        """The function's ``__qualname__``, e.g. ``Model.fit``."""
+        return self.func.__qualname__
+
+    @property
+    def module(self) -> str:
+        """The module that defines the function, e.g. ``pkg.train`` or ``__main__``."""
+        return self.func.__module__
+
+    @property
+    def full_name(self) -> str:
+        """Module and qualified name joined by a dot, as in checkpointing 1.0."""
+        return f"{self.module}.{self.qualified_name}"
+
+    @property
+    def arguments(self) -> Dict[str, Any]:
+        """Parameter name -> value of this call, defaults applied."""
+        if self._arguments is None:
+            bound = inspect.signature(self.func).bind(*self.args, **self.kwargs)
+            bound.apply_defaults()
+            self._arguments = dict(bound.arguments)
+        return self._arguments
+
+    @property
+    def code(self) -> str:
+        """The source text of the function as it was loaded (not as it is on disk now)."""
+        return source_of(self.func)
+
+
+class FuncCallIdentifierBase(ABC):
+    """Turns a :class:`FuncCallContext` into a cache key (the 1.0 extension point).
+
+    Any change of the context that could change the function's return value must
+    change the returned key.
+    """
+
+    @abstractmethod
+    def identify(self, context: FuncCallContext) -> str:
+        """Return the key of this call: a non-empty string usable as a file name."""
+
+
+class ArgumentBinder:
+    """Binds call arguments to parameter positions, fast in the common cases.
+
+    Returns the values in signature order, without names: a parameter renamed keeps
+    the key. ``*args`` become one tuple, ``**kwargs`` one dict (in the order given:
+    a function may iterate it). Ignored parameters are left out.
+    """
+
+    __slots__ = ("_signature", "_names", "_simple", "_defaults_tail", "_keep", "_nparams")
+
+    def __init__(self, func: Callable[..., Any], ignore: Iterable[str] = ()) -> None:
+        self._signature = inspect.signature(func)
+        params = list(self._signature.parameters.values())
+        self._names = tuple(p.name for p in params)
+        ignore = tuple(ignore)
+        unknown = [name for name in ignore if name not in self._names]
+        if unknown:
+            msg = (f"ignore={list(ignore)!r} names {unknown!r}, which "
+                   f"{'is not a parameter' if len(unknown) == 1 else 'are not parameters'} of "
+                   f"{qualified_name(func)}{self._signature}; list parameter names only")
+            raise ConfigurationError(msg)
+        self._keep = None if not ignore else tuple(
+            i for i, name in enumerate(self._names) if name not in ignore)
+        self._nparams = len(params)
+        self._simple = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                           for p in params)
+        tail = []
+        for p in reversed(params):
+            if p.default is p.empty:
+                break
+            tail.append(p.default)
+        self._defaults_tail = tuple(reversed(tail)) if self._simple else ()
+
+    def bind(self, args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> Tuple[Any, ...]:
+        """Values of all parameters in signature order (defaults applied)."""
+        if self._simple and not kwargs:
+            missing = self._nparams - len(args)
+            if missing == 0:
+                values = args
+            elif 0 < missing <= len(self._defaults_tail):
+                values = args + self._defaults_tail[len(self._defaults_tail) - missing:]
+            else:
+                values = self._slow(args, kwargs)
+        else:
+            values = self._slow(args, kwargs)
+        if self._keep is not None:
+            values = tuple(values[i] for i in self._keep)
+        return values
+
+    def _slow(self, args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> Tuple[Any, ...]:
+        bound = self._signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = bound.arguments
+        return tuple(arguments[name] for name in self._names)
+
+    @property
+    def names(self) -> Tuple[str, ...]:
+        """Names of the parameters whose values :meth:`bind` returns."""
+        if self._keep is None:
+            return self._names
+        return tuple(self._names[i] for i in self._keep)
+
+
+class AutoFuncCallIdentifier(FuncCallIdentifierBase):
+    """The default identifier: code of everything reached, values read, arguments.
+
+    Args:
+        ignore: parameter names whose values are left out of the key (e.g. a
+            ``verbose`` flag or a logger).
+        depends_on: extra objects folded into every key of the function, for what
+            the analyzer cannot see (a file read through a computed name, a module
+            reached by ``importlib``...). Functions and classes here are followed
+            like any reached definition; other values are hashed at each call.
+        algorithm, pickle_protocol: accepted for compatibility with checkpointing
+            1.0 and ignored (keys always use xxh3-128).
+    """
+
+    def __init__(self, algorithm: Optional[str] = None, pickle_protocol: Optional[int] = None,
+                 *, ignore: Sequence[str] = (), depends_on: Sequence[Any] = ()) -> None:
+        if algorithm is not None or pickle_protocol is not None:
+            warnings.warn("AutoFuncCallIdentifier(algorithm=..., pickle_protocol=...) have no "
+                          "effect since checkpointing 2.0: keys use xxh3-128",
+                          DeprecationWarning, stacklevel=2)
+        if isinstance(ignore, str):
+            ignore = [ignore]
+        if not isinstance(depends_on, (list, tuple)):
+            raise ConfigurationError(
+                f"depends_on={depends_on!r} is not a list; pass a list of objects, "
+                f"e.g. depends_on=[helper, CONFIG]")
+        self.ignore = tuple(ignore)
+        self.depends_on = tuple(depends_on)
+        self._binders: Dict[Any, ArgumentBinder] = {}
+
+    def binder_for(self, func: Callable[..., Any]) -> ArgumentBinder:
+        """The memoised :class:`ArgumentBinder` of ``func``."""
+        binder = self._binders.get(func)
+        if binder is None:
+            binder = self._binders[func] = ArgumentBinder(func, self.ignore)
+        return binder
+
+    def identify(self, context: FuncCallContext) -> str:
+        """Key of the call described by ``context`` (32 hex characters)."""
+        return self.key(context.func, context.args, context.kwargs)
+
+    def key(self, func: Callable[..., Any], args: Tuple[Any, ...],
+            kwargs: Mapping[str, Any]) -> str:
+        """Key of ``func(*args, **kwargs)`` without building a context (the hot path)."""
+        values = self.binder_for(func).bind(args, kwargs)
+        plan = plan_for(func)
+        hasher = hashing.Hasher()
+        hasher.feed_bytes(_RUNTIME_TAG)
+        hasher.feed(KEY_FORMAT)
+        hasher.feed_bytes(plan.static_digest)
+        plan.feed_values(hasher)
+        for extra in self.depends_on:
+            hasher.feed(extra)
+        try:
+            hasher.feed(values)
+        except HashFailedError as exc:
+            raise _name_argument(exc, func, self.binder_for(func), values) from None
+        return hasher.hexdigest()
+
+
+def _name_argument(exc: HashFailedError, func: Callable[..., Any], binder: ArgumentBinder,
+                   values: Tuple[Any, ...]) -> HashFailedError:
+    """Rephrase a hashing failure so that it names the argument at fault."""
+    culprit = None
+    for name, value in zip(binder.names, values):
+        try:
+            hashing.digest_value(value)
+        except HashFailedError:
+            culprit = (name, type(value))
+            break
+    if culprit is None:
+        return exc
+    name, typ = culprit
+    msg = (f"cannot hash argument {name!r} of {qualified_name(func)} "
+           f"({typ.__module__}.{typ.__qualname__}): {exc}; pass "
+           f"checkpoint(ignore=[{name!r}]) to leave it out of the key")
+    return HashFailedError(msg)
