@@ -1,4 +1,4 @@
-"""Run the demo: a miss, a hit, then a re-run after editing a helper two modules away.
+"""Run the demo: a miss, a hit, a harmless edit, then a re-run after a real one.
 
 Copies ``demo_project/`` to a temporary directory and runs ``python main.py`` there
 three times, so the cache (``.checkpointing/`` in that directory) starts empty.
@@ -26,11 +26,15 @@ def main() -> None:
         run(workdir, "2. second run, nothing changed: answered from .checkpointing/")
         features = workdir / "pipeline" / "features.py"
         text = features.read_text()
-        features.write_text(text.replace("# center", "# centre")
-                            + "\n\n# A comment and a docstring edit do not matter...\n")
-        run(workdir, "3. after adding a comment to pipeline/features.py: still cached")
+        features.write_text(text.replace(
+            "def center(values):\n",
+            'def center(values):\n    """Subtract the mean."""  # documented, reformatted:\n')
+            .replace("mean = sum(values) / len(values)", "mean = (sum(values)\n"
+                     "            / len(values))"))
+        run(workdir, "3. after a docstring, a comment and a line break in center(), in "
+                     "pipeline/features.py: still cached")
         features.write_text(text.replace("return [v - mean for v in values]",
-                                         "return [(v - mean) / 2 for v in values]"))
+                                         "return [v - 0.5 * mean for v in values]"))
         run(workdir, "4. after changing the logic of center() in pipeline/features.py, "
                      "a helper two modules away: fit_line runs again")
         print(f"\nThe cache lived in {workdir / '.checkpointing'} (now removed).")

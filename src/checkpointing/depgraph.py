@@ -320,6 +320,13 @@ class _Builder:
 
         canonical, filename, lineno = self._canonical(obj, is_root)
         node.filename, node.lineno = filename, lineno
+        if canonical is None and is_class and issubclass(obj, tuple) \
+                and hasattr(obj, "_fields"):
+            # A namedtuple: generated code, fully described by its fields and defaults.
+            node.digest = hashing.digest_value(
+                ("namedtuple", obj.__name__, obj._fields, getattr(obj, "_field_defaults", {})))
+            record_entry.extend([node.kind, node.digest])
+            return index
         if canonical is None:
             node.from_source = False
             hasher = hashing.Hasher()

@@ -1,28 +1,14 @@
-"""Stable, fast digests of Python values (xxh3-128), the same in every process.
+"""Stable digests of Python values (xxh3-128), the same in every process.
 
-This module owns how a value becomes bytes for a key. Each value is encoded with a
-type tag and length framing, so ``1``, ``1.0``, ``True`` and ``"1"`` differ and
-``("ab", "c")`` differs from ``("a", "bc")``. ``hash()`` and ``id()`` are never used
-(string hashing is randomised per process). Decisions:
-
-* dicts are order-sensitive: the same items inserted in another order are another
-  value, because iterating a dict can change a result; sets and frozensets are
-  order-insensitive (their elements' digests are sorted);
-* floats are hashed by their IEEE bytes, so ``0.0`` and ``-0.0`` differ;
-* numpy arrays and pandas objects are hashed from their buffers with dtype and
-  shape, without copies, and only if numpy/pandas are already imported;
-* other objects are hashed by class and state (``__reduce_ex__``), recursively;
-  objects with no stable state (locks, files, sockets) raise :class:`UnhashableValue`
-  naming where in the value they sit.
-
-It is a leaf: how functions and classes are digested (by their canonical code) is
-registered by a higher layer through :func:`register_digester` and
-:func:`register_class_digester`.
+This module owns the encoding of values into bytes for cache keys: every value gets a
+type tag and length-framed contents, so that digests are unambiguous and never depend
+on ``hash()`` (randomised per process for strings) or on the order of set iteration.
+Other modules plug in through :func:`register_digester` and :func:`register_class_digester`.
+It never imports numpy or pandas: it handles their objects only if they are loaded.
 """
 
 from __future__ import annotations
 
-import copyreg
 import datetime
 import decimal
 import enum
@@ -32,594 +18,1149 @@ import io
 import pathlib
 import struct
 import sys
+import threading
 import types
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
+from collections import defaultdict
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import xxhash
 
 from .errors import HashFailedError
 
-__all__ = ["DIGEST_SIZE", "FORMAT_VERSION", "Hasher", "UnhashableValue", "digest_value",
-           "hexdigest_value", "register_class_digester", "register_digester"]
+__all__ = [
+    "DIGEST_SIZE",
+    "FORMAT_VERSION",
+    "Hasher",
+    "UnhashableValue",
+    "digest_value",
+    "hexdigest_value",
+    "register_class_digester",
+    "register_digester",
+]
 
+#: Size in bytes of a digest.
 DIGEST_SIZE = 16
-# Bump when the encoding of any value changes: old keys then stop matching.
+#: Version of the encoding. Bump it whenever a value would get another digest.
 FORMAT_VERSION = 1
 
-_pack_len = struct.Struct("<Q").pack
-_pack_double = struct.Struct("<d").pack
-_NAN = _pack_double(float("nan"))
+Digester = Callable[[Any], bytes]
+ClassDigester = Callable[[type], Optional[bytes]]
+Encoder = Callable[["Hasher", Any], None]
 
 
 class UnhashableValue(HashFailedError):
     """A value (or a part of it) has no stable digest.
 
-    ``path`` locates the part inside the value given (``"[2]['a'].x"``, ``""`` for the
-    value itself); ``type_name`` is its type, e.g. ``"_thread.lock"``.
+    ``path`` locates the offending part inside the value given to the hasher (for
+    example ``"[2]['a'].x"``; ``""`` for the value itself) and ``type_name`` is the
+    qualified name of its type.
     """
 
-    def __init__(self, type_name: str, path: str, reason: str) -> None:
-        where = f" at {path}" if path else ""
-        super().__init__(
-            f"a {type_name} value{where} has no stable digest ({reason}); register one "
-            f"with checkpointing.hashing.register_digester({type_name.rpartition('.')[2]}, "
-            f"fn) or leave it out of the key")
+    def __init__(self, type_name: str, path: str = "", reason: str = "") -> None:
         self.type_name = type_name
         self.path = path
+        self.reason = reason
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = f"at {self.path}" if self.path else "(the value itself)"
+        why = f": {self.reason}" if self.reason else ""
+        return (f"cannot hash a value of type {self.type_name} {where}{why}. Register a "
+                f"digester with checkpointing.hashing.register_digester({self.type_name}, fn), "
+                f"or leave the argument out of the key (checkpoint(ignore=[...]))")
+
+    def _prepend(self, part: str) -> None:
+        self.path = part + self.path
+        self.args = (self._message(),)
 
     def __reduce__(self) -> Any:
-        return (_rebuild_unhashable, (self.args[0], self.type_name, self.path))
+        return (type(self), (self.type_name, self.path, self.reason))
 
 
-def _rebuild_unhashable(message: str, type_name: str, path: str) -> UnhashableValue:
-    exc = UnhashableValue.__new__(UnhashableValue)
-    HashFailedError.__init__(exc, message)
-    exc.type_name, exc.path = type_name, path
-    return exc
+def _type_name(t: type) -> str:
+    module = getattr(t, "__module__", None) or "?"
+    qualname = getattr(t, "__qualname__", None) or getattr(t, "__name__", "?")
+    return qualname if module == "builtins" else f"{module}.{qualname}"
 
 
-def _type_name(obj: Any) -> str:
-    cls = type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
+def _unhashable(obj: Any, reason: str = "") -> UnhashableValue:
+    return UnhashableValue(_type_name(type(obj)), "", reason)
 
 
-Digester = Callable[[Any], bytes]
-_by_type: Dict[type, Digester] = {}
-_predicates: List[Tuple[Callable[[Any], bool], Digester]] = []
-_class_digesters: List[Callable[[type], Optional[bytes]]] = []
-_resolved: Dict[type, Optional[Digester]] = {}
+# -- Low-level framing ----------------------------------------------------------------
+
+_TL = struct.Struct("<cQ").pack      # tag + unsigned length/count
+_TQ = struct.Struct("<cq").pack      # tag + signed 64-bit integer
+_TD = struct.Struct("<cd").pack      # tag + float
+_TDD = struct.Struct("<cdd").pack    # tag + complex
+_Q = struct.Struct("<Q").pack
+_q = struct.Struct("<q").pack
+_NAN = float("nan")
+_StructError = struct.error
+_FLUSH_AT = 1 << 20
 
 
-def register_digester(kind: Union[type, Callable[[Any], bool]], fn: Digester) -> None:
-    """Teach the hasher a type: ``fn(obj)`` returns bytes that identify ``obj``.
-
-    ``kind`` is a type (matching subclasses too) or a predicate ``kind(obj) -> bool``.
-    Later registrations win.
-    """
-    if isinstance(kind, type):
-        _by_type[kind] = fn
-        encoder = _registered_encoder(fn)
-        for known in list(_ENCODERS):
-            if issubclass(known, kind):
-                _ENCODERS[known] = encoder
-    else:
-        _predicates.insert(0, (kind, fn))
-    _resolved.clear()
-
-
-def _registered_encoder(fn: Digester) -> Callable[["Hasher", Any], None]:
-    def encode(h: Hasher, obj: Any) -> None:
-        h._update(b"U")
-        h.feed_bytes(fn(obj))
-    return encode
-
-
-def register_class_digester(fn: Callable[[type], Optional[bytes]]) -> None:
-    """Give classes a digest of their code: ``fn(cls)`` returns bytes, or None to pass.
-
-    Instances of a class with such a digest are hashed as (class digest, state), so
-    editing a method of the class of an argument changes the key.
-    """
-    _class_digesters.insert(0, fn)
-
-
-def _user_digester(cls: type) -> Optional[Digester]:
+def _put_str(buf: bytearray, tag: bytes, s: str) -> None:
     try:
-        return _resolved[cls]
-    except KeyError:
-        pass
-    found = None
-    for base in cls.__mro__:
-        if base in _by_type:
-            found = _by_type[base]
-            break
-    _resolved[cls] = found
-    return found
+        e = s.encode()
+    except UnicodeEncodeError:
+        e = s.encode("utf-8", "surrogatepass")
+    buf += _TL(tag, len(e))
+    buf += e
 
 
-def _class_digest(cls: type) -> bytes:
-    for fn in _class_digesters:
-        digest = fn(cls)
-        if digest is not None:
-            return digest
-    return f"{cls.__module__}:{cls.__qualname__}".encode()
+def _encode_str(s: str) -> bytes:
+    try:
+        return s.encode()
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "surrogatepass")
 
+
+# -- Registries -------------------------------------------------------------------------
+
+_LOCK = threading.Lock()
+_USER_TYPES: Dict[type, Digester] = {}              # registered types, later wins
+_USER_ORDER: Dict[type, int] = {}                   # registration order of each type
+_PREDICATES: List[Tuple[Callable[[Any], bool], Digester]] = []
+_CLASS_DIGESTERS: List[ClassDigester] = []
+_COUNTER = [0]
+
+
+def register_digester(type_or_predicate: Union[type, Callable[[Any], bool]],
+                      fn: Digester) -> None:
+    """Give values a digest computed by ``fn(value) -> bytes``.
+
+    ``type_or_predicate`` is a type (matching instances of it and its subclasses; the
+    nearest class in the MRO wins, and among equal ones the latest registration) or
+    a predicate ``pred(value) -> bool`` consulted, latest first, for values whose
+    type matched no registered type nor a builtin container or scalar type.
+    """
+    with _LOCK:
+        _COUNTER[0] += 1
+        if isinstance(type_or_predicate, type):
+            _USER_TYPES[type_or_predicate] = fn
+            _USER_ORDER[type_or_predicate] = _COUNTER[0]
+        elif callable(type_or_predicate):
+            _PREDICATES.append((type_or_predicate, fn))
+        else:
+            raise TypeError("register_digester expects a type or a predicate, "
+                            f"not {type(type_or_predicate).__name__}")
+        _reset_dispatch()
+
+
+def register_class_digester(fn: ClassDigester) -> None:
+    """Register ``fn(cls) -> bytes | None`` giving a class a digest (of its code).
+
+    When it returns bytes, instances of the class (and the class itself, as a value)
+    are identified by these bytes instead of the class's module and qualified name.
+    Later registrations are asked first.
+    """
+    with _LOCK:
+        _CLASS_DIGESTERS.append(fn)
+
+
+# -- The hasher ---------------------------------------------------------------------------
 
 class Hasher:
-    """An incremental digest of a sequence of values.
+    """Incremental xxh3-128 digest of a sequence of values.
 
-    ``feed`` encodes a value (typed and framed); ``feed_bytes``/``feed_str`` add raw
-    framed data. The digest is 16 bytes of xxh3-128.
+    Every ``feed*`` call appends a typed, length-framed encoding, so that feeding
+    ``"ab", "c"`` differs from feeding ``"a", "bc"``. ``feed_bytes(b)`` and
+    ``feed_str(s)`` encode like ``feed(bytes(b))`` and ``feed(s)``.
     """
 
-    __slots__ = ("_state", "_update", "_active")
+    __slots__ = ("_buf", "_state", "_active")
 
     def __init__(self) -> None:
-        self._state = xxhash.xxh3_128()
-        self._update = self._state.update
-        self._active: Set[int] = set()
+        self._buf = bytearray()
+        self._state: Any = None
+        # id of each container being encoded -> its depth, to encode cycles
+        self._active: Dict[int, int] = {}
 
-    def feed_bytes(self, data: Union[bytes, bytearray, memoryview]) -> None:
-        """Add a chunk of bytes, framed by its length."""
-        self._update(b"B" + _pack_len(len(data)))
-        self._update(data)
-
-    def feed_str(self, text: str) -> None:
-        """Add a string, framed by its length."""
-        data = text.encode("utf-8", "surrogatepass")
-        self._update(b"S" + _pack_len(len(data)) + data)
-
-    def feed(self, obj: Any) -> None:
-        """Add a value. Raises :class:`UnhashableValue` for values with no digest."""
+    def feed(self, obj: Any) -> "Hasher":
+        """Append the encoding of ``obj``; raise :class:`UnhashableValue` if impossible."""
         try:
-            self._feed(obj)
-        except UnhashableValue:
-            raise
+            enc = _DISPATCH.get(type(obj))
+            if enc is None:
+                enc = _resolve(type(obj))
+            enc(self, obj)
         except RecursionError:
-            raise UnhashableValue(_type_name(obj), "", "nested too deeply") from None
+            raise UnhashableValue(_type_name(type(obj)), "",
+                                  "it is nested too deeply (or refers to itself "
+                                  "through objects rebuilt on every access)") from None
+        if len(self._buf) > _FLUSH_AT:
+            self._flush()
+        return self
+
+    def feed_bytes(self, b: Union[bytes, bytearray, memoryview]) -> "Hasher":
+        """Append bytes (any C-contiguous buffer), framed with their length."""
+        if type(b) is not bytes:
+            b = memoryview(b).cast("B")
+        self._buf += _TL(b"b", len(b))
+        if len(b) > 4096:
+            self._write_large(b)
+        else:
+            self._buf += b
+        return self
+
+    def feed_str(self, s: str) -> "Hasher":
+        """Append a string, framed with its length."""
+        _put_str(self._buf, b"s", s)
+        return self
 
     def digest(self) -> bytes:
         """The 16-byte digest of everything fed so far."""
+        if self._state is None:
+            return xxhash.xxh3_128_digest(self._buf)
+        self._flush()
         return self._state.digest()
 
     def hexdigest(self) -> str:
         """The digest as 32 hexadecimal characters."""
+        if self._state is None:
+            return xxhash.xxh3_128_hexdigest(self._buf)
+        self._flush()
         return self._state.hexdigest()
 
-    # -- encoding -------------------------------------------------------------------
-
-    def _feed(self, obj: Any) -> None:
-        encoder = _ENCODERS.get(type(obj))
-        if encoder is not None:
-            encoder(self, obj)
-            return
-        self._feed_other(obj)
-
-    def _container(self, tag: bytes, obj: Any, items: Any) -> None:
-        key = id(obj)
-        if key in self._active:
-            self._update(b"R")  # a reference back to an enclosing container
-            return
-        self._active.add(key)
-        try:
-            self._update(tag + _pack_len(len(items)))
-            for i, item in enumerate(items):
-                try:
-                    self._feed(item)
-                except UnhashableValue as exc:
-                    raise _at(exc, f"[{i}]") from None
-        finally:
-            self._active.discard(key)
-
-    def _dict(self, tag: bytes, obj: Any) -> None:
-        key = id(obj)
-        if key in self._active:
-            self._update(b"R")
-            return
-        self._active.add(key)
-        try:
-            self._update(tag + _pack_len(len(obj)))
-            for k, v in obj.items():
-                self._feed(k)
-                try:
-                    self._feed(v)
-                except UnhashableValue as exc:
-                    raise _at(exc, f"[{k!r}]") from None
-        finally:
-            self._active.discard(key)
-
-    def _set(self, tag: bytes, obj: Any) -> None:
-        digests = []
-        for item in obj:
-            sub = Hasher()
-            sub._active = self._active
-            try:
-                sub._feed(item)
-            except UnhashableValue as exc:
-                raise _at(exc, "{...}") from None
-            digests.append(sub.digest())
-        digests.sort()
-        self._update(tag + _pack_len(len(digests)) + b"".join(digests))
-
-    def _feed_other(self, obj: Any) -> None:
-        cls = type(obj)
-        digester = _user_digester(cls)
-        if digester is None:
-            for predicate, fn in _predicates:
-                if predicate(obj):
-                    digester = fn
-                    break
-        if digester is not None:
-            self._update(b"U")
-            self.feed_bytes(digester(obj))
-            return
-        if isinstance(obj, type):
-            self._update(b"K")
-            self.feed_bytes(_class_digest(obj))
-            return
-        numpy = sys.modules.get("numpy")
-        if numpy is not None and isinstance(obj, (numpy.ndarray, numpy.generic)):
-            self._numpy(obj, numpy)
-            return
-        pandas = sys.modules.get("pandas")
-        if pandas is not None and isinstance(obj, (pandas.DataFrame, pandas.Series,
-                                                   pandas.Index)):
-            self._pandas(obj, pandas)
-            return
-        # Subclasses of builtins: their class, then the builtin value.
-        for base, encoder in _SUBCLASSABLE:
-            if isinstance(obj, base):
-                self._update(b"X")
-                self.feed_bytes(_class_digest(cls))
-                encoder(self, obj)
-                if getattr(obj, "__dict__", None):
-                    self._feed(obj.__dict__)
-                return
-        self._by_state(obj)
-
-    def _by_state(self, obj: Any) -> None:
-        cls = type(obj)
-        if isinstance(obj, _NO_STATE):
-            raise UnhashableValue(_type_name(obj), "", "it is tied to this process")
-        key = id(obj)
-        if key in self._active:
-            self._update(b"R")
-            return
-        try:
-            reduced = obj.__reduce_ex__(4)
-        except Exception as exc:
-            raise UnhashableValue(_type_name(obj), "",
-                                  f"it cannot be reduced: {type(exc).__name__}: {exc}") \
-                from None
-        if isinstance(reduced, str) or not isinstance(reduced, tuple):
-            # A global singleton, named.
-            self._update(b"G")
-            self.feed_str(f"{cls.__module__}:{reduced}")
-            return
-        self._active.add(key)
-        try:
-            self._update(b"O")
-            self.feed_bytes(_class_digest(cls))
-            constructor, args = reduced[0], reduced[1] if len(reduced) > 1 else ()
-            state = reduced[2] if len(reduced) > 2 else None
-            if constructor is copyreg.__newobj__ or constructor is _newobj_ex:
-                args = args[1:]  # the class itself, hashed above
-            else:
-                self._update(b"C")
-                self.feed_str(_callable_name(constructor))
-            try:
-                self._feed(args)
-                self._feed(_normalise_state(state))
-                if len(reduced) > 3 and reduced[3] is not None:
-                    self._feed(list(reduced[3]))
-                if len(reduced) > 4 and reduced[4] is not None:
-                    self._feed(dict(reduced[4]))
-            except UnhashableValue as exc:
-                raise _at(exc, "") from None
-        finally:
-            self._active.discard(key)
-
-    def _numpy(self, obj: Any, numpy: Any) -> None:
-        if isinstance(obj, numpy.generic):
-            self._update(b"n" + obj.dtype.str.encode() + b"|")
-            self.feed_bytes(obj.tobytes() if obj.dtype.kind != "O" else b"")
-            if obj.dtype.kind == "O":
-                self._feed(obj.item())
-            return
-        self._update(b"N")
-        self.feed_str(obj.dtype.str if obj.dtype.names is None else repr(obj.dtype.descr))
-        self._feed(tuple(obj.shape))
-        if obj.dtype.hasobject:
-            self._container(b"L", obj, obj.ravel(order="C").tolist())
-            return
-        if not obj.flags.c_contiguous:
-            obj = numpy.ascontiguousarray(obj)
-        self._update(b"B" + _pack_len(obj.nbytes))
-        self._update(memoryview(obj).cast("B") if obj.ndim and obj.size else obj.tobytes())
-
-    def _pandas(self, obj: Any, pandas: Any) -> None:
-        self._update(b"P" + type(obj).__name__.encode() + b"|")
-        if isinstance(obj, pandas.Index):
-            self.feed_str(str(obj.dtype))
-            self._feed(obj.names if isinstance(obj, pandas.MultiIndex) else obj.name)
-            self._pandas_values(obj, pandas)
-            return
-        self._pandas(obj.index, pandas)
-        if isinstance(obj, pandas.Series):
-            self._feed(obj.name)
-            self.feed_str(str(obj.dtype))
-            self._pandas_values(obj, pandas)
-            return
-        self._pandas(obj.columns, pandas)
-        for i in range(obj.shape[1]):
-            column = obj.iloc[:, i]
-            self.feed_str(str(column.dtype))
-            self._pandas_values(column, pandas)
-
-    def _pandas_values(self, obj: Any, pandas: Any) -> None:
-        numpy = sys.modules["numpy"]
-        values = obj.to_numpy() if not isinstance(obj, pandas.MultiIndex) \
-            else numpy.array(obj.tolist(), dtype=object)
-        if values.dtype.kind in "Mm":  # datetimes: hash the integer ticks
-            values = values.view("i8")
-        try:
-            self._numpy(numpy.asarray(values), numpy)
-        except UnhashableValue as exc:
-            raise _at(exc, ".values") from None
-
-
-def _newobj_ex(cls: Any, args: Any, kwargs: Any) -> Any:  # pragma: no cover - identity only
-    raise NotImplementedError
-
-
-_newobj_ex = getattr(copyreg, "__newobj_ex__", _newobj_ex)  # type: ignore[assignment]
-
-
-def _callable_name(fn: Any) -> str:
-    module = getattr(fn, "__module__", None) or "?"
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
-    return f"{module}:{name}"
-
-
-def _normalise_state(state: Any) -> Any:
-    """Attribute dicts are hashed by sorted name: attribute order is not behaviour."""
-    if isinstance(state, dict):
-        return sorted(state.items(), key=lambda kv: str(kv[0]))
-    if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):
-        return (_normalise_state(state[0]), _normalise_state(state[1]))
-    return state
-
-
-def _at(exc: UnhashableValue, step: str) -> UnhashableValue:
-    new = UnhashableValue.__new__(UnhashableValue)
-    path = step + exc.path if step else exc.path
-    message = exc.args[0]
-    old_where = f" at {exc.path}" if exc.path else ""
-    head = f"a {exc.type_name} value"
-    if message.startswith(head + old_where):
-        message = f"{head} at {path}" + message[len(head + old_where):]
-    HashFailedError.__init__(new, message)
-    new.type_name, new.path = exc.type_name, path
-    return new
-
-
-# -- encoders of builtin types --------------------------------------------------------
-
-def _enc_none(h: Hasher, obj: Any) -> None:
-    h._update(b"0")
-
-
-def _enc_bool(h: Hasher, obj: bool) -> None:
-    h._update(b"T" if obj else b"F")
-
-
-def _enc_int(h: Hasher, obj: int) -> None:
-    if -(1 << 63) <= obj < (1 << 63):
-        h._update(b"i" + obj.to_bytes(8, "little", signed=True))
-    else:
-        data = obj.to_bytes((obj.bit_length() + 8) // 8, "little", signed=True)
-        h._update(b"I" + _pack_len(len(data)) + data)
-
-
-def _enc_float(h: Hasher, obj: float) -> None:
-    h._update(b"f" + (_NAN if obj != obj else _pack_double(obj)))
-
-
-def _enc_complex(h: Hasher, obj: complex) -> None:
-    h._update(b"c")
-    _enc_float(h, obj.real)
-    _enc_float(h, obj.imag)
-
-
-def _enc_str(h: Hasher, obj: str) -> None:
-    data = obj.encode("utf-8", "surrogatepass")
-    h._update(b"s" + _pack_len(len(data)) + data)
-
-
-def _enc_bytes(h: Hasher, obj: bytes) -> None:
-    h._update(b"b" + _pack_len(len(obj)))
-    h._update(obj)
-
-
-def _enc_bytearray(h: Hasher, obj: bytearray) -> None:
-    h._update(b"a" + _pack_len(len(obj)))
-    h._update(obj)
-
-
-def _enc_memoryview(h: Hasher, obj: memoryview) -> None:
-    h._update(b"m" + obj.format.encode() + b"|")
-    h._feed(tuple(obj.shape or ()))
-    data = obj if obj.c_contiguous else obj.tobytes()
-    h._update(_pack_len(obj.nbytes))
-    h._update(data)
-
-
-def _enc_tuple(h: Hasher, obj: tuple) -> None:
-    h._container(b"t", obj, obj)
-
-
-def _enc_list(h: Hasher, obj: list) -> None:
-    h._container(b"l", obj, obj)
-
-
-def _enc_dict(h: Hasher, obj: dict) -> None:
-    h._dict(b"d", obj)
-
-
-def _enc_set(h: Hasher, obj: set) -> None:
-    h._set(b"e", obj)
-
-
-def _enc_frozenset(h: Hasher, obj: frozenset) -> None:
-    h._set(b"z", obj)
-
-
-def _enc_range(h: Hasher, obj: range) -> None:
-    h._update(b"r")
-    for part in (obj.start, obj.stop, obj.step):
-        _enc_int(h, part)
-
-
-def _enc_slice(h: Hasher, obj: slice) -> None:
-    h._update(b"x")
-    h._feed((obj.start, obj.stop, obj.step))
-
-
-def _enc_ellipsis(h: Hasher, obj: Any) -> None:
-    h._update(b".")
-
-
-def _enc_module(h: Hasher, obj: types.ModuleType) -> None:
-    h._update(b"M")
-    h.feed_str(obj.__name__)
-
-
-def _enc_builtin_function(h: Hasher, obj: Any) -> None:
-    h._update(b"Q")
-    h.feed_str(_callable_name(obj) if getattr(obj, "__self__", None) is None
-               or isinstance(obj.__self__, types.ModuleType)
-               else f"{_type_name(obj.__self__)}.{obj.__name__}")
-
-
-def _enc_function(h: Hasher, obj: types.FunctionType) -> None:
-    # The default for functions no higher layer claimed: name and bytecode.
-    h._update(b"q")
-    h.feed_str(_callable_name(obj))
-    _enc_code(h, obj.__code__)
-    h._feed((obj.__defaults__, obj.__kwdefaults__))
-
-
-def _enc_code(h: Hasher, code: types.CodeType) -> None:
-    h.feed_bytes(code.co_code)
-    h._feed((code.co_names, code.co_argcount, code.co_kwonlyargcount, code.co_flags))
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            _enc_code(h, const)
-        else:
-            h._feed(const)
-
-
-def _enc_method(h: Hasher, obj: types.MethodType) -> None:
-    h._update(b"o")
-    h._feed(obj.__func__)
-    h._feed(obj.__self__)
-
-
-def _enc_partial(h: Hasher, obj: Any) -> None:
-    h._update(b"p")
-    h._feed(obj.func)
-    h._feed(obj.args)
-    h._feed(obj.keywords)
-
-
-def _enc_enum(h: Hasher, obj: enum.Enum) -> None:
-    h._update(b"E")
-    h.feed_bytes(_class_digest(type(obj)))
-    h.feed_str(obj.name)
-
-
-def _enc_repr(tag: bytes) -> Callable[[Hasher, Any], None]:
-    def encode(h: Hasher, obj: Any) -> None:
-        h._update(tag)
-        h.feed_str(obj.isoformat() if hasattr(obj, "isoformat") else str(obj))
-        tz = getattr(obj, "tzinfo", None)
-        if tz is not None:
-            h.feed_str(repr(tz))
-    return encode
-
-
-def _enc_timedelta(h: Hasher, obj: datetime.timedelta) -> None:
-    h._update(b"D")
-    h._feed((obj.days, obj.seconds, obj.microseconds))
-
-
-def _enc_fraction(h: Hasher, obj: fractions.Fraction) -> None:
-    h._update(b"/")
-    h._feed((obj.numerator, obj.denominator))
-
-
-def _enc_path(h: Hasher, obj: pathlib.PurePath) -> None:
-    h._update(b"/P" + type(obj).__name__.encode())
-    h.feed_str(str(obj))
-
-
-_ENCODERS: Dict[type, Callable[[Hasher, Any], None]] = {
-    type(None): _enc_none, bool: _enc_bool, int: _enc_int, float: _enc_float,
-    complex: _enc_complex, str: _enc_str, bytes: _enc_bytes, bytearray: _enc_bytearray,
-    memoryview: _enc_memoryview, tuple: _enc_tuple, list: _enc_list, dict: _enc_dict,
-    set: _enc_set, frozenset: _enc_frozenset, range: _enc_range, slice: _enc_slice,
-    type(Ellipsis): _enc_ellipsis, types.ModuleType: _enc_module,
-    types.BuiltinFunctionType: _enc_builtin_function, types.MethodType: _enc_method,
-    functools.partial: _enc_partial, types.CodeType: _enc_code,
-    datetime.datetime: _enc_repr(b"Dt"), datetime.date: _enc_repr(b"Dd"),
-    datetime.time: _enc_repr(b"Dh"), datetime.timedelta: _enc_timedelta,
-    decimal.Decimal: _enc_repr(b"Dc"), fractions.Fraction: _enc_fraction,
-    uuid.UUID: _enc_repr(b"Du"),
-}
-for _path_type in (pathlib.PurePosixPath, pathlib.PureWindowsPath, pathlib.PosixPath,
-                   pathlib.WindowsPath):
-    _ENCODERS[_path_type] = _enc_path
-
-# Builtin types users subclass (str enums, OrderedDict, namedtuples...): the subclass
-# is hashed as its class digest plus the builtin value.
-_SUBCLASSABLE: Tuple[Tuple[type, Callable[[Hasher, Any], None]], ...] = (
-    (enum.Enum, lambda h, o: h.feed_str(o.name)),
-    (bool, _enc_bool), (int, _enc_int), (float, _enc_float), (str, _enc_str),
-    (bytes, _enc_bytes), (tuple, _enc_tuple), (list, _enc_list), (dict, _enc_dict),
-    (set, _enc_set), (frozenset, _enc_frozenset), (pathlib.PurePath, _enc_path),
-    (datetime.datetime, _enc_repr(b"Dt")), (datetime.date, _enc_repr(b"Dd")),
-)
-
-# Objects whose state is a handle on this process: no digest means anything.
-_NO_STATE: Tuple[type, ...] = (io.IOBase, types.GeneratorType, types.CoroutineType,
-                               types.AsyncGeneratorType, types.FrameType,
-                               types.TracebackType)
-
-
-def _register_process_bound() -> None:
-    import _thread
-    import socket
-    import threading
-
-    global _NO_STATE
-    _NO_STATE = _NO_STATE + (type(_thread.allocate_lock()), type(threading.RLock()),
-                             threading.Thread, socket.socket, threading.Condition,
-                             threading.Event, threading.Semaphore)
-
-
-_register_process_bound()
-_ENCODERS[types.FunctionType] = _enc_function
+    # internals
+    def _flush(self) -> None:
+        if self._state is None:
+            self._state = xxhash.xxh3_128()
+        self._state.update(self._buf)
+        del self._buf[:]  # in place: encoders hold references to the buffer
+
+    def _write_large(self, data: Any) -> None:
+        """Hash a large C-contiguous buffer without copying it."""
+        self._flush()
+        self._state.update(data)
+
+    def _sub(self) -> "Hasher":
+        sub = Hasher.__new__(Hasher)
+        sub._buf = bytearray()
+        sub._state = None
+        sub._active = self._active
+        return sub
 
 
 def digest_value(obj: Any) -> bytes:
-    """The 16-byte digest of one value."""
+    """The 16-byte digest of ``obj``; raise :class:`UnhashableValue` if it has none."""
     h = Hasher()
-    h._update(b"v%d|" % FORMAT_VERSION)
     h.feed(obj)
     return h.digest()
 
 
 def hexdigest_value(obj: Any) -> str:
-    """The digest of one value as 32 hexadecimal characters."""
-    return digest_value(obj).hex()
+    """The digest of ``obj`` as 32 hexadecimal characters."""
+    h = Hasher()
+    h.feed(obj)
+    return h.hexdigest()
+
+
+def _feed(h: Hasher, obj: Any) -> None:
+    enc = _DISPATCH.get(type(obj))
+    if enc is None:
+        enc = _resolve(type(obj))
+    enc(h, obj)
+
+
+def _feed_at(h: Hasher, obj: Any, part: str) -> None:
+    """Encode ``obj``; on failure, prefix the error's path with ``part``."""
+    try:
+        enc = _DISPATCH.get(type(obj))
+        if enc is None:
+            enc = _resolve(type(obj))
+        enc(h, obj)
+    except UnhashableValue as exc:
+        exc._prepend(part)
+        raise
+
+
+# -- Scalars ----------------------------------------------------------------------------
+
+def _enc_none(h: Hasher, obj: Any) -> None:
+    h._buf += b"N"
+
+
+def _enc_bool(h: Hasher, obj: bool) -> None:
+    h._buf += b"T" if obj else b"F"
+
+
+def _enc_int(h: Hasher, obj: int) -> None:
+    try:
+        h._buf += _TQ(b"i", obj)
+    except _StructError:
+        _enc_bigint(h._buf, obj)
+
+
+def _enc_bigint(buf: bytearray, obj: int) -> None:
+    data = int(obj).to_bytes((obj.bit_length() + 8) // 8, "little", signed=True)
+    buf += _TL(b"I", len(data))
+    buf += data
+
+
+def _enc_float(h: Hasher, obj: float) -> None:
+    h._buf += _TD(b"f", obj if obj == obj else _NAN)
+
+
+def _enc_complex(h: Hasher, obj: complex) -> None:
+    re, im = obj.real, obj.imag
+    h._buf += _TDD(b"c", re if re == re else _NAN, im if im == im else _NAN)
+
+
+def _enc_str(h: Hasher, obj: str) -> None:
+    _put_str(h._buf, b"s", obj)
+
+
+def _enc_bytes(h: Hasher, obj: bytes) -> None:
+    buf = h._buf
+    buf += _TL(b"b", len(obj))
+    buf += obj
+
+
+def _enc_bytearray(h: Hasher, obj: bytearray) -> None:
+    buf = h._buf
+    buf += _TL(b"B", len(obj))
+    buf += obj
+
+
+def _enc_memoryview(h: Hasher, obj: memoryview) -> None:
+    buf = h._buf
+    buf += b"m"
+    _put_str(buf, b"s", obj.format)
+    buf += _TL(b"t", obj.ndim)
+    for dim in obj.shape or ():
+        buf += _q(dim)
+    data = obj.tobytes()
+    buf += _TL(b"b", len(data))
+    buf += data
+
+
+def _enc_ellipsis(h: Hasher, obj: Any) -> None:
+    h._buf += b"."
+
+
+def _enc_notimplemented(h: Hasher, obj: Any) -> None:
+    h._buf += b"!"
+
+
+# -- Containers -------------------------------------------------------------------------
+
+def _items(h: Hasher, obj: Any, buf: bytearray) -> None:
+    """Encode the items of a sequence, with a fast path for ints and strings."""
+    x = None
+    try:
+        for x in obj:
+            t = type(x)
+            if t is int:
+                try:
+                    buf += _TQ(b"i", x)
+                except _StructError:
+                    _enc_bigint(buf, x)
+            elif t is str:
+                try:
+                    e = x.encode()
+                except UnicodeEncodeError:
+                    e = x.encode("utf-8", "surrogatepass")
+                buf += _TL(b"s", len(e))
+                buf += e
+            else:
+                enc = _DISPATCH.get(t)
+                if enc is None:
+                    enc = _resolve(t)
+                enc(h, x)
+    except UnhashableValue as exc:
+        index = next((i for i, y in enumerate(obj) if y is x), "?")
+        exc._prepend(f"[{index}]")
+        raise
+
+
+def _enc_tuple(h: Hasher, obj: tuple) -> None:
+    buf = h._buf
+    buf += _TL(b"t", len(obj))
+    _items(h, obj, buf)
+
+
+def _enc_list(h: Hasher, obj: list) -> None:
+    buf = h._buf
+    active = h._active
+    oid = id(obj)
+    if oid in active:
+        buf += _TL(b"@", active[oid])
+        return
+    active[oid] = len(active)
+    try:
+        buf += _TL(b"l", len(obj))
+        _items(h, obj, buf)
+    finally:
+        del active[oid]
+
+
+def _enc_dict(h: Hasher, obj: dict) -> None:
+    # Order-sensitive: iteration order can change what a function computes.
+    buf = h._buf
+    active = h._active
+    oid = id(obj)
+    if oid in active:
+        buf += _TL(b"@", active[oid])
+        return
+    active[oid] = len(active)
+    try:
+        buf += _TL(b"d", len(obj))
+        for i, (k, v) in enumerate(obj.items()):
+            if type(k) is str:
+                _put_str(buf, b"s", k)
+            else:
+                _feed_at(h, k, f".keys()[{i}]")
+            _feed_at(h, v, f"[{k!r}]")
+    finally:
+        del active[oid]
+
+
+def _unordered(h: Hasher, obj: Any, tag: bytes) -> None:
+    """Encode a set: the sorted digests of its elements (order-insensitive)."""
+    buf = h._buf
+    active = h._active
+    oid = id(obj)
+    if oid in active:
+        buf += _TL(b"@", active[oid])
+        return
+    active[oid] = len(active)
+    try:
+        digests = []
+        for x in obj:
+            sub = h._sub()
+            try:
+                _feed(sub, x)
+            except UnhashableValue as exc:
+                exc._prepend(f"{{{x!r}}}" if type(x) in _REPR_OK else "{...}")
+                raise
+            digests.append(sub.digest())
+        digests.sort()
+        buf += _TL(tag, len(digests))
+        buf += b"".join(digests)
+    finally:
+        del active[oid]
+
+
+_REPR_OK = {int, str, bytes, float, bool, type(None)}
+
+
+def _enc_set(h: Hasher, obj: set) -> None:
+    _unordered(h, obj, b"S")
+
+
+def _enc_frozenset(h: Hasher, obj: frozenset) -> None:
+    _unordered(h, obj, b"Z")
+
+
+def _enc_range(h: Hasher, obj: range) -> None:
+    buf = h._buf
+    buf += b"r"
+    for v in (obj.start, obj.stop, obj.step):
+        _enc_int(h, v)
+
+
+def _enc_slice(h: Hasher, obj: slice) -> None:
+    h._buf += b"x"
+    _feed_at(h, obj.start, ".start")
+    _feed_at(h, obj.stop, ".stop")
+    _feed_at(h, obj.step, ".step")
+
+
+# -- Classes, enums, objects ----------------------------------------------------------
+
+def _class_ident(h: Hasher, cls: type) -> None:
+    """Identify a class: by the class digester if it answers, else by its name."""
+    buf = h._buf
+    for fn in reversed(_CLASS_DIGESTERS):
+        try:
+            d = fn(cls)
+        except HashFailedError:
+            raise
+        except Exception as exc:
+            raise UnhashableValue(_type_name(cls), "",
+                                  f"the class digester failed ({exc!r})") from exc
+        if d is not None:
+            buf += _TL(b"Y", len(d))
+            buf += d
+            return
+    _put_str(buf, b"y", f"{getattr(cls, '__module__', None)}:{cls.__qualname__}")
+
+
+def _enc_type(h: Hasher, obj: type) -> None:
+    _class_ident(h, obj)
+
+
+def _enc_enum(h: Hasher, obj: enum.Enum) -> None:
+    buf = h._buf
+    buf += b"e"
+    _class_ident(h, type(obj))
+    name = obj._name_
+    if name is None:
+        _feed_at(h, obj._value_, "._value_")
+    else:
+        _put_str(buf, b"s", name)
+
+
+_slot_cache: Dict[type, Tuple[str, ...]] = {}
+
+
+def _slot_names(cls: type) -> Tuple[str, ...]:
+    names = _slot_cache.get(cls)
+    if names is None:
+        found = []
+        for c in cls.__mro__:
+            slots = c.__dict__.get("__slots__", ())
+            if isinstance(slots, str):
+                slots = (slots,)
+            for name in slots:
+                if name in ("__dict__", "__weakref__"):
+                    continue
+                if name.startswith("__") and not name.endswith("__"):
+                    name = f"_{c.__name__.lstrip('_')}{name}"
+                found.append(name)
+        names = _slot_cache[cls] = tuple(dict.fromkeys(found))
+    return names
+
+
+def _attr_state(h: Hasher, state: Dict[Any, Any]) -> None:
+    """Encode attributes sorted by name; a failure's path is ``.name``."""
+    buf = h._buf
+    try:
+        items = sorted(state.items())
+    except TypeError:
+        items = sorted(state.items(), key=lambda kv: repr(kv[0]))
+    buf += _TL(b"a", len(items))
+    for name, value in items:
+        if type(name) is str:
+            _put_str(buf, b"s", name)
+            _feed_at(h, value, f".{name}")
+        else:
+            _feed_at(h, name, ".__dict__.keys()")
+            _feed_at(h, value, f".__dict__[{name!r}]")
+
+
+def _enter(h: Hasher, obj: Any) -> bool:
+    """Mark ``obj`` as being encoded; False (and a back-reference) if it already is."""
+    oid = id(obj)
+    active = h._active
+    if oid in active:
+        h._buf += _TL(b"@", active[oid])
+        return False
+    active[oid] = len(active)
+    return True
+
+
+def _enc_plain_object(h: Hasher, obj: Any) -> None:
+    """An instance of a Python class with default pickling: class + attributes."""
+    if not _enter(h, obj):
+        return
+    try:
+        cls = type(obj)
+        h._buf += b"O"
+        _class_ident(h, cls)
+        state = dict(getattr(obj, "__dict__", None) or ())
+        for name in _slot_names(cls):
+            try:
+                state[name] = getattr(obj, name)
+            except AttributeError:
+                pass
+        _attr_state(h, state)
+    finally:
+        del h._active[id(obj)]
+
+
+def _callable_name(h: Hasher, fn: Any) -> None:
+    """Identify a callable found in a reduce tuple by its name (or class digest)."""
+    if isinstance(fn, type):
+        _class_ident(h, fn)
+        return
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    if qualname is None:
+        _feed_at(h, fn, "")
+        return
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, type):
+        _class_ident(h, owner)
+    _put_str(h._buf, b"g", f"{module}:{qualname}")
+
+
+def _enc_reduce(h: Hasher, obj: Any) -> None:
+    """Any other object: the components of ``obj.__reduce_ex__(4)``, recursively."""
+    if not _enter(h, obj):
+        return
+    try:
+        try:
+            rv = obj.__reduce_ex__(4)
+        except Exception as exc:
+            raise _unhashable(obj, f"it cannot be pickled ({exc})") from None
+        buf = h._buf
+        if isinstance(rv, str):
+            buf += b"G"
+            _class_ident(h, type(obj))
+            _put_str(buf, b"s", rv)
+            return
+        if not isinstance(rv, tuple) or not 2 <= len(rv) <= 6:
+            raise _unhashable(obj, "its __reduce_ex__ returned an unexpected value")
+        func, args = rv[0], rv[1]
+        state = rv[2] if len(rv) > 2 else None
+        listitems = rv[3] if len(rv) > 3 else None
+        dictitems = rv[4] if len(rv) > 4 else None
+        buf += b"R"
+        _class_ident(h, type(obj))
+        _callable_name(h, func)
+        _feed_at(h, args, ".__reduce_ex__(4)[1]")
+        if type(state) is dict:
+            _attr_state(h, state)
+        elif (type(state) is tuple and len(state) == 2
+              and (state[0] is None or type(state[0]) is dict) and type(state[1]) is dict):
+            _attr_state(h, {**(state[0] or {}), **state[1]})  # (__dict__, slots)
+        else:
+            _feed_at(h, state, ".__reduce_ex__(4)[2]")
+        _feed_at(h, None if listitems is None else list(listitems), "")
+        _feed_at(h, None if dictitems is None else list(dictitems), "")
+    finally:
+        del h._active[id(obj)]
+
+
+def _enc_builtin_subclass(base_encoder: Encoder) -> Encoder:
+    """Instances of subclasses of builtins (namedtuples...): class + base value + attrs."""
+
+    def encode(h: Hasher, obj: Any) -> None:
+        if not _enter(h, obj):
+            return
+        try:
+            h._buf += b"<"
+            _class_ident(h, type(obj))
+            base_encoder(h, obj)
+            extra = getattr(obj, "__dict__", None)
+            if extra:
+                _attr_state(h, extra)
+            else:
+                h._buf += b"-"
+        finally:
+            del h._active[id(obj)]
+
+    return encode
+
+
+def _enc_defaultdict(h: Hasher, obj: defaultdict) -> None:
+    h._buf += b"/"
+    _feed_at(h, obj.default_factory, ".default_factory")
+    _enc_builtin_subclass(_enc_dict)(h, obj)
+
+
+# -- Functions, code, modules ------------------------------------------------------------
+
+def _enc_code(h: Hasher, code: types.CodeType) -> None:
+    buf = h._buf
+    buf += b"K"
+    co_code = code.co_code
+    buf += _TL(b"b", len(co_code))
+    buf += co_code
+    _feed(h, (code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount,
+              code.co_flags, code.co_names, code.co_varnames, code.co_freevars,
+              code.co_cellvars))
+    buf += _TL(b"t", len(code.co_consts))
+    for const in code.co_consts:
+        _feed(h, const)
+
+
+def _enc_function(h: Hasher, fn: types.FunctionType) -> None:
+    """Default for functions: name + bytecode + defaults + closure values."""
+    if not _enter(h, fn):
+        return
+    try:
+        _put_str(h._buf, b"P", f"{fn.__module__}:{fn.__qualname__}")
+        _enc_code(h, fn.__code__)
+        _feed_at(h, fn.__defaults__, ".__defaults__")
+        _feed_at(h, fn.__kwdefaults__, ".__kwdefaults__")
+        cells = fn.__closure__ or ()
+        h._buf += _TL(b"t", len(cells))
+        for name, cell in zip(fn.__code__.co_freevars, cells):
+            try:
+                value = cell.cell_contents
+            except ValueError:  # empty cell
+                h._buf += b"?"
+                continue
+            _feed_at(h, value, f".<closure {name}>")
+    finally:
+        del h._active[id(fn)]
+
+
+def _enc_builtin_function(h: Hasher, fn: Any) -> None:
+    owner = getattr(fn, "__self__", None)
+    _put_str(h._buf, b"p", f"{getattr(fn, '__module__', None)}:{fn.__qualname__}")
+    if owner is None or isinstance(owner, types.ModuleType):
+        h._buf += b"-"
+    else:
+        _feed_at(h, owner, ".__self__")
+
+
+def _enc_method(h: Hasher, m: types.MethodType) -> None:
+    h._buf += b"M"
+    _feed_at(h, m.__func__, ".__func__")
+    _feed_at(h, m.__self__, ".__self__")
+
+
+def _enc_descriptor(h: Hasher, d: Any) -> None:
+    h._buf += b"~"
+    _class_ident(h, d.__objclass__)
+    _put_str(h._buf, b"s", d.__name__)
+
+
+def _enc_method_wrapper(h: Hasher, m: Any) -> None:
+    h._buf += b"w"
+    _put_str(h._buf, b"s", m.__name__)
+    _feed_at(h, m.__self__, ".__self__")
+
+
+def _enc_wrapped_callable(h: Hasher, obj: Any) -> None:  # staticmethod, classmethod
+    h._buf += b"W"
+    _class_ident(h, type(obj))
+    _feed_at(h, obj.__func__, ".__func__")
+
+
+def _enc_property(h: Hasher, obj: property) -> None:
+    h._buf += b"%"
+    _feed(h, (obj.fget, obj.fset, obj.fdel))
+
+
+def _enc_module(h: Hasher, obj: types.ModuleType) -> None:
+    _put_str(h._buf, b"u", obj.__name__)
+
+
+def _enc_partial(h: Hasher, obj: functools.partial) -> None:
+    h._buf += b"j"
+    _class_ident(h, type(obj))
+    _feed_at(h, obj.func, ".func")
+    _feed_at(h, obj.args, ".args")
+    _attr_state(h, obj.keywords)
+
+
+def _enc_cell(h: Hasher, obj: Any) -> None:
+    try:
+        value = obj.cell_contents
+    except ValueError:
+        h._buf += b"?"
+        return
+    h._buf += b"C"
+    _feed_at(h, value, ".cell_contents")
+
+
+# -- Standard library values --------------------------------------------------------------
+
+def _enc_tzinfo(h: Hasher, tz: datetime.tzinfo) -> None:
+    h._buf += b"z"
+    _class_ident(h, type(tz))
+    key = getattr(tz, "key", None) or getattr(tz, "zone", None)
+    _put_str(h._buf, b"s", key if isinstance(key, str) else str(tz))
+
+
+def _enc_datetime(h: Hasher, obj: Any) -> None:  # datetime and time
+    buf = h._buf
+    buf += b"D" if isinstance(obj, datetime.datetime) else b"H"
+    _put_str(buf, b"s", obj.replace(tzinfo=None).isoformat())
+    buf += b"1" if obj.fold else b"0"
+    if obj.tzinfo is None:
+        buf += b"N"
+    else:
+        _feed_at(h, obj.tzinfo, ".tzinfo")
+
+
+def _enc_date(h: Hasher, obj: datetime.date) -> None:
+    _put_str(h._buf, b"J", obj.isoformat())
+
+
+def _enc_timedelta(h: Hasher, obj: datetime.timedelta) -> None:
+    h._buf += struct.pack("<cqqq", b"Q", obj.days, obj.seconds, obj.microseconds)
+
+
+def _enc_decimal(h: Hasher, obj: decimal.Decimal) -> None:
+    _put_str(h._buf, b"L", str(obj))
+
+
+def _enc_fraction(h: Hasher, obj: fractions.Fraction) -> None:
+    h._buf += b"q"
+    _enc_int(h, obj.numerator)
+    _enc_int(h, obj.denominator)
+
+
+def _enc_uuid(h: Hasher, obj: uuid.UUID) -> None:
+    h._buf += b"V" + obj.bytes
+
+
+def _enc_purepath(h: Hasher, obj: pathlib.PurePath) -> None:
+    h._buf += b"h"
+    _class_ident(h, type(obj))
+    _put_str(h._buf, b"s", str(obj))
+
+
+# -- numpy and pandas (only when already imported) ---------------------------------------
+
+def _dtype_key(dt: Any) -> str:
+    if dt.fields is None and dt.subdtype is None:
+        return dt.str
+    return repr(dt.descr)
+
+
+def _enc_ndarray(h: Hasher, arr: Any) -> None:
+    np = sys.modules["numpy"]
+    if type(arr) is not np.ndarray:
+        # subclasses (masked arrays, matrices): class + data + attributes
+        if not _enter(h, arr):
+            return
+        try:
+            h._buf += b"<"
+            _class_ident(h, type(arr))
+            _enc_ndarray(h, arr.view(np.ndarray))
+            _attr_state(h, dict(getattr(arr, "__dict__", None) or ()))
+        finally:
+            del h._active[id(arr)]
+        return
+    buf = h._buf
+    dt = arr.dtype
+    _put_str(buf, b"A", _dtype_key(dt))
+    buf += _TL(b"t", arr.ndim)
+    for dim in arr.shape:
+        buf += _q(dim)
+    if dt.hasobject:
+        flat = arr.ravel(order="C")
+        if dt.fields is not None:
+            flat = flat.tolist()
+        buf += _TL(b"l", len(flat))
+        for i, x in enumerate(flat):
+            try:
+                _feed(h, x)
+            except UnhashableValue as exc:
+                index = np.unravel_index(i, arr.shape) if arr.ndim else ()
+                exc._prepend("[" + ", ".join(str(int(j)) for j in index) + "]")
+                raise
+        return
+    n = arr.nbytes
+    buf += _TL(b"b", n)
+    if n == 0:
+        return
+    if not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)
+    data = arr.reshape(-1).view(np.uint8)
+    if n <= 4096:
+        buf += data
+    else:
+        h._write_large(data)
+
+
+def _enc_numpy_scalar(h: Hasher, obj: Any) -> None:
+    dt = obj.dtype
+    if dt.hasobject:
+        _feed(h, obj.item())
+        return
+    _put_str(h._buf, b"a", _dtype_key(dt))
+    data = obj.tobytes()
+    h._buf += _TL(b"b", len(data))
+    h._buf += data
+
+
+def _enc_numpy_dtype(h: Hasher, obj: Any) -> None:
+    _put_str(h._buf, b"k", _dtype_key(obj))
+
+
+def _pd_values(h: Hasher, values: Any) -> None:
+    """Encode the values of a pandas column/index: a numpy or an extension array."""
+    np = sys.modules["numpy"]
+    pd = sys.modules["pandas"]
+    if isinstance(values, np.ndarray):
+        _enc_ndarray(h, values)
+        return
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype):
+        _enc_ndarray(h, np.asarray(values))
+        return
+    _put_str(h._buf, b"E", str(dtype))
+    if isinstance(dtype, pd.CategoricalDtype):
+        _enc_index(h, values.categories)
+        h._buf += b"T" if values.ordered else b"F"
+        _enc_ndarray(h, np.asarray(values.codes))
+    elif isinstance(dtype, pd.DatetimeTZDtype):
+        _enc_ndarray(h, np.asarray(values.asi8))
+    else:
+        _enc_ndarray(h, values.to_numpy(dtype=object))
+
+
+def _pd_container_values(h: Hasher, obj: Any) -> None:
+    np = sys.modules["numpy"]
+    if isinstance(obj.dtype, np.dtype):
+        _enc_ndarray(h, obj.to_numpy(copy=False))
+    else:
+        _pd_values(h, obj.array)
+
+
+def _enc_index(h: Hasher, idx: Any) -> None:
+    pd = sys.modules["pandas"]
+    buf = h._buf
+    names = tuple(idx.names)
+    if isinstance(idx, pd.MultiIndex):
+        buf += _TL(b"<", idx.nlevels)
+        _feed_at(h, names, ".names")
+        for i in range(idx.nlevels):
+            _pd_container_values(h, idx.get_level_values(i))
+    else:
+        buf += b">"
+        _feed_at(h, names, ".names")
+        _pd_container_values(h, idx)
+
+
+def _enc_series(h: Hasher, s: Any) -> None:
+    h._buf += b"^"
+    _feed_at(h, s.name, ".name")
+    _enc_index(h, s.index)
+    try:
+        _pd_container_values(h, s)
+    except UnhashableValue as exc:
+        exc._prepend(".values")
+        raise
+
+
+def _enc_dataframe(h: Hasher, df: Any) -> None:
+    h._buf += b"&"
+    _enc_index(h, df.index)
+    _enc_index(h, df.columns)
+    ncols = df.shape[1]
+    h._buf += _TL(b"t", ncols)
+    for i in range(ncols):
+        try:
+            _pd_container_values(h, df.iloc[:, i])
+        except UnhashableValue as exc:
+            exc._prepend(f"[{df.columns[i]!r}]")
+            raise
+
+
+def _enc_pd_array(h: Hasher, arr: Any) -> None:
+    h._buf += b"_"
+    _pd_values(h, arr)
+
+
+def _enc_pd_timestamp(h: Hasher, ts: Any) -> None:
+    h._buf += b"("
+    _put_str(h._buf, b"s", ts.tz_localize(None).isoformat() if ts.tz else ts.isoformat())
+    _feed_at(h, ts.tzinfo, ".tzinfo")
+
+
+def _enc_pd_timedelta(h: Hasher, td: Any) -> None:
+    h._buf += b")"
+    _enc_numpy_scalar(h, td.asm8)
+
+
+def _enc_pd_nat(h: Hasher, obj: Any) -> None:
+    h._buf += b"*"
+
+
+def _resolve_numpy(t: type) -> Optional[Encoder]:
+    np = sys.modules.get("numpy")
+    if np is None:
+        return None
+    if issubclass(t, np.ndarray):
+        return _enc_ndarray
+    if issubclass(t, np.generic):
+        return _enc_numpy_scalar
+    if issubclass(t, np.dtype):
+        return _enc_numpy_dtype
+    return None
+
+
+def _resolve_pandas(t: type) -> Optional[Encoder]:
+    pd = sys.modules.get("pandas")
+    if pd is None or not (getattr(t, "__module__", "") or "").startswith("pandas"):
+        return None
+    try:
+        if issubclass(t, pd.DataFrame):
+            return _enc_dataframe
+        if issubclass(t, pd.Series):
+            return _enc_series
+        if issubclass(t, pd.Index):
+            return _enc_index
+        if issubclass(t, pd.api.extensions.ExtensionArray):
+            return _enc_pd_array
+        if t is type(pd.NaT):
+            return _enc_pd_nat
+        if issubclass(t, pd.Timestamp):
+            return _enc_pd_timestamp
+        if issubclass(t, pd.Timedelta):
+            return _enc_pd_timedelta
+    except AttributeError:  # a partially imported or unusual pandas
+        return None
+    return None
+
+
+# -- Dispatch -------------------------------------------------------------------------------
+
+_BUILTINS: Dict[type, Encoder] = {
+    type(None): _enc_none,
+    bool: _enc_bool,
+    int: _enc_int,
+    float: _enc_float,
+    complex: _enc_complex,
+    str: _enc_str,
+    bytes: _enc_bytes,
+    bytearray: _enc_bytearray,
+    memoryview: _enc_memoryview,
+    type(...): _enc_ellipsis,
+    type(NotImplemented): _enc_notimplemented,
+    tuple: _enc_tuple,
+    list: _enc_list,
+    dict: _enc_dict,
+    set: _enc_set,
+    frozenset: _enc_frozenset,
+    range: _enc_range,
+    slice: _enc_slice,
+    type: _enc_type,
+    types.FunctionType: _enc_function,
+    types.BuiltinFunctionType: _enc_builtin_function,
+    types.MethodType: _enc_method,
+    types.ModuleType: _enc_module,
+    types.CodeType: _enc_code,
+    types.CellType: _enc_cell,
+    types.MethodDescriptorType: _enc_descriptor,
+    types.WrapperDescriptorType: _enc_descriptor,
+    types.ClassMethodDescriptorType: _enc_descriptor,
+    types.GetSetDescriptorType: _enc_descriptor,
+    types.MemberDescriptorType: _enc_descriptor,
+    types.MethodWrapperType: _enc_method_wrapper,
+    staticmethod: _enc_wrapped_callable,
+    classmethod: _enc_wrapped_callable,
+    property: _enc_property,
+}
+
+# Matched along the MRO (subclasses too, identified by their class first).
+_KNOWN: Dict[type, Encoder] = {
+    datetime.datetime: _enc_datetime,
+    datetime.time: _enc_datetime,
+    datetime.date: _enc_date,
+    datetime.timedelta: _enc_timedelta,
+    datetime.tzinfo: _enc_tzinfo,
+    decimal.Decimal: _enc_decimal,
+    fractions.Fraction: _enc_fraction,
+    uuid.UUID: _enc_uuid,
+    pathlib.PurePath: _enc_purepath,
+    functools.partial: _enc_partial,
+    defaultdict: _enc_defaultdict,
+}
+
+_BUILTIN_BASES = (bool, int, float, complex, str, bytes, bytearray, tuple, list, dict,
+                  set, frozenset)
+
+_NEVER_REASON = "it is a live resource (file, lock, thread, generator...) with no value"
+
+
+def _never_types() -> Tuple[type, ...]:
+    never: List[type] = [io.IOBase, types.GeneratorType, types.CoroutineType,
+                         types.AsyncGeneratorType, types.FrameType, types.TracebackType,
+                         threading.Thread, type(threading.Lock()), type(threading.RLock()),
+                         type(iter(())), type(iter([]))]
+    import weakref
+    never.append(weakref.ref)
+    socket = sys.modules.get("socket")
+    if socket is not None:
+        never.append(socket.socket)
+    return tuple(never)
+
+
+def _enc_never(h: Hasher, obj: Any) -> None:
+    raise _unhashable(obj, _NEVER_REASON)
+
+
+def _user_encoder(fn: Digester) -> Encoder:
+    def encode(h: Hasher, obj: Any) -> None:
+        try:
+            d = fn(obj)
+        except HashFailedError:
+            raise
+        except Exception as exc:
+            raise _unhashable(obj, f"its registered digester failed ({exc!r})") from exc
+        if not isinstance(d, (bytes, bytearray, memoryview)):
+            raise _unhashable(obj, f"its registered digester returned "
+                                   f"{type(d).__name__}, not bytes")
+        buf = h._buf
+        _put_str(buf, b"U", _type_name(type(obj)))
+        buf += _TL(b"b", len(d))
+        buf += d
+
+    return encode
+
+
+def _with_predicates(fallback: Encoder) -> Encoder:
+    predicates = list(reversed(_PREDICATES))
+
+    def encode(h: Hasher, obj: Any) -> None:
+        for pred, fn in predicates:
+            if pred(obj):
+                _user_encoder(fn)(h, obj)
+                return
+        fallback(h, obj)
+
+    return encode
+
+
+def _has_default_reduce(t: type) -> bool:
+    getstate = getattr(t, "__getstate__", None)
+    default_getstate = getattr(object, "__getstate__", None)
+    return (t.__reduce_ex__ is object.__reduce_ex__ and t.__reduce__ is object.__reduce__
+            and (getstate is None or getstate is default_getstate)
+            and all(c.__flags__ & (1 << 9) for c in t.__mro__[:-1]))  # heap types
+
+
+def _resolve_uncached(t: type) -> Encoder:
+    # 1. registered types, nearest in the MRO
+    for c in t.__mro__:
+        fn = _USER_TYPES.get(c)
+        if fn is not None:
+            return _user_encoder(fn)
+    # 2. exact builtin types (predicates do not apply to them)
+    enc = _BUILTINS.get(t)
+    if enc is not None:
+        return enc
+    fallback = _resolve_fallback(t)
+    return _with_predicates(fallback) if _PREDICATES else fallback
+
+
+def _resolve_fallback(t: type) -> Encoder:
+    if issubclass(t, enum.Enum):
+        return _enc_enum
+    if issubclass(t, type):
+        return _enc_type
+    enc = _resolve_pandas(t) or _resolve_numpy(t)
+    if enc is not None:
+        return enc
+    for c in t.__mro__:
+        enc = _KNOWN.get(c)
+        if enc is not None:
+            return enc if c is t else _enc_builtin_subclass(enc)
+    if issubclass(t, _never_types()):
+        return _enc_never
+    for base in _BUILTIN_BASES:
+        if issubclass(t, base):
+            return _enc_builtin_subclass(_BUILTINS[base])
+    if _has_default_reduce(t):
+        return _enc_plain_object
+    return _enc_reduce
+
+
+_DISPATCH: Dict[type, Encoder] = {}
+
+
+def _reset_dispatch() -> None:
+    _DISPATCH.clear()
+    for t, enc in _BUILTINS.items():
+        if not any(c in _USER_TYPES for c in t.__mro__):
+            _DISPATCH[t] = enc
+
+
+def _resolve(t: type) -> Encoder:
+    enc = _resolve_uncached(t)
+    _DISPATCH[t] = enc
+    return enc
+
+
+_reset_dispatch()

@@ -1,10 +1,13 @@
 """The import hook: records the source of project modules exactly as they are compiled.
 
-A meta-path finder that asks the other finders for a module's spec and, when the
-module is a ``.py`` file of the user's project, wraps its loader so that the text it
-compiles is the text recorded in :data:`INDEX` (read once: what is recorded is what
-runs, even if the file changes in between). Other modules (the standard library,
-installed packages) pass through untouched.
+:class:`RecordingFinder` sits first in :data:`sys.meta_path`, asks the finders after
+it for a module's spec and, when the module is a ``.py`` file of the user's project
+loaded by a plain :class:`~importlib.machinery.SourceFileLoader`, wraps the loader in
+a :class:`RecordingLoader`. That loader reads the file's bytes once, decodes them,
+records the text in :data:`~checkpointing.source.index.INDEX` and compiles *that*
+text, so what is recorded is what runs even if the file changes in between. Other
+modules (the standard library, installed packages, pytest's rewritten tests) pass
+through untouched, at the cost of a memoised path check.
 """
 
 from __future__ import annotations
@@ -14,20 +17,27 @@ import importlib.machinery
 import importlib.util
 import sys
 import threading
+import types
 from typing import Any, Optional, Sequence
 
 from .index import INDEX
 
-__all__ = ["ImportHookHandle", "RecordingFinder", "install_import_hook", "should_record"]
+__all__ = ["ImportHookHandle", "RecordingFinder", "RecordingLoader", "install_import_hook",
+           "should_record"]
+
+_SourceFileLoader = importlib.machinery.SourceFileLoader
 
 
 def should_record(filename: str) -> bool:
-    """Is ``filename`` a module of the user's project, to be recorded?"""
+    """Is ``filename`` a module of the user's project, whose source is to be recorded?"""
     return INDEX.is_project_path(filename)
 
 
 class RecordingLoader(importlib.abc.Loader):
-    """Wraps a :class:`SourceFileLoader`; compiles the text it records."""
+    """A proxy for a :class:`SourceFileLoader` that records the text it compiles.
+
+    Everything but compiling is delegated to the wrapped loader.
+    """
 
     def __init__(self, loader: importlib.machinery.SourceFileLoader) -> None:
         self._loader = loader
@@ -35,23 +45,28 @@ class RecordingLoader(importlib.abc.Loader):
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loader, name)
 
-    def create_module(self, spec: Any) -> Any:
+    def __repr__(self) -> str:
+        return f"<RecordingLoader of {self._loader!r}>"
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Optional[types.ModuleType]:
         return self._loader.create_module(spec)
 
-    def get_code(self, fullname: str) -> Any:
+    def get_code(self, fullname: str) -> types.CodeType:
+        """Read, record and compile the module's source (never a stale ``.pyc``)."""
         path = self._loader.get_filename(fullname)
         source = importlib.util.decode_source(self._loader.get_data(path))
-        INDEX.record(fullname, path, source)
+        INDEX.record(fullname, path, source, from_hook=True)
         return compile(source, path, "exec", dont_inherit=True)
 
-    def exec_module(self, module: Any) -> None:
-        code = self.get_code(module.__spec__.name if module.__spec__ else module.__name__)
-        exec(code, module.__dict__)
+    def exec_module(self, module: types.ModuleType) -> None:
+        spec = getattr(module, "__spec__", None)
+        name = spec.name if spec is not None else module.__name__
+        exec(self.get_code(name), module.__dict__)
 
-    def get_source(self, fullname: str) -> Any:
+    def get_source(self, fullname: str) -> Optional[str]:
         return self._loader.get_source(fullname)
 
-    def get_filename(self, fullname: str) -> str:
+    def get_filename(self, fullname: Optional[str] = None) -> str:
         return self._loader.get_filename(fullname)
 
     def is_package(self, fullname: str) -> bool:
@@ -63,6 +78,18 @@ class RecordingLoader(importlib.abc.Loader):
     def get_resource_reader(self, fullname: str) -> Any:
         return self._loader.get_resource_reader(fullname)
 
+    def path_stats(self, path: str) -> Any:
+        return self._loader.path_stats(path)
+
+    def source_to_code(self, data: Any, path: str = "<string>") -> types.CodeType:
+        return self._loader.source_to_code(data, path)
+
+
+# Code that checks ``isinstance(loader, importlib.abc.SourceLoader)`` (and so
+# InspectLoader, ExecutionLoader, ResourceLoader) or FileLoader keeps working.
+importlib.abc.SourceLoader.register(RecordingLoader)
+importlib.abc.FileLoader.register(RecordingLoader)
+
 
 class RecordingFinder(importlib.abc.MetaPathFinder):
     """Finds nothing itself: asks the finders after it, then wraps project loaders."""
@@ -71,32 +98,36 @@ class RecordingFinder(importlib.abc.MetaPathFinder):
         self._busy = threading.local()
 
     def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
-                  target: Any = None) -> Any:
-        if getattr(self._busy, "active", False):
-            return None
-        self._busy.active = True
+                  target: Optional[types.ModuleType] = None
+                  ) -> Optional[importlib.machinery.ModuleSpec]:
+        """The spec the other finders give, its loader wrapped for project modules."""
+        busy = self._busy
+        if getattr(busy, "active", False):
+            return None  # an import made by a finder: let the others handle it
+        busy.active = True
         try:
             spec = self._find_with_others(fullname, path, target)
         finally:
-            self._busy.active = False
+            busy.active = False
         if spec is None:
             return None
         loader = spec.loader
+        if type(loader) is not _SourceFileLoader:
+            return spec
         origin = spec.origin
-        if type(loader) is not importlib.machinery.SourceFileLoader or not origin \
-                or not origin.endswith(".py") or not should_record(origin):
+        if not origin or not origin.endswith(".py") or not should_record(origin):
             return spec
         spec.loader = RecordingLoader(loader)
         return spec
 
-    def _find_with_others(self, fullname: str, path: Any, target: Any) -> Any:
-        found_self = False
-        for finder in list(sys.meta_path):
-            if finder is self:
-                found_self = True
-                continue
-            if not found_self:
-                continue
+    def _find_with_others(self, fullname: str, path: Any, target: Any
+                          ) -> Optional[importlib.machinery.ModuleSpec]:
+        meta_path = sys.meta_path
+        try:
+            start = meta_path.index(self) + 1
+        except ValueError:
+            return None
+        for finder in meta_path[start:]:
             find_spec = getattr(finder, "find_spec", None)
             if find_spec is None:
                 continue
@@ -106,7 +137,7 @@ class RecordingFinder(importlib.abc.MetaPathFinder):
         return None
 
     def invalidate_caches(self) -> None:
-        pass
+        """Nothing is cached here (the other finders are invalidated by importlib)."""
 
 
 class ImportHookHandle:
@@ -117,15 +148,16 @@ class ImportHookHandle:
 
     @property
     def installed(self) -> bool:
-        return self.finder in sys.meta_path
+        """Is the finder in :data:`sys.meta_path`?"""
+        return any(f is self.finder for f in sys.meta_path)
 
     def uninstall(self) -> None:
-        """Remove the hook (idempotent)."""
+        """Remove the hook (idempotent). Modules already recorded stay recorded."""
         global _HANDLE
-        while self.finder in sys.meta_path:
-            sys.meta_path.remove(self.finder)
-        if _HANDLE is self:
-            _HANDLE = None
+        with _LOCK:
+            sys.meta_path[:] = [f for f in sys.meta_path if f is not self.finder]
+            if _HANDLE is self:
+                _HANDLE = None
 
     def __enter__(self) -> "ImportHookHandle":
         return self
@@ -135,24 +167,24 @@ class ImportHookHandle:
 
 
 _HANDLE: Optional[ImportHookHandle] = None
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
 
 
 def install_import_hook() -> ImportHookHandle:
     """Record the source of project modules imported from now on (idempotent).
 
-    The main script was compiled before any hook could run: it is read now, as
-    early as possible.
+    A second call returns the same handle. The main script was compiled before any
+    hook could run: it is read now, as early as possible (``from_hook=False``).
     """
     global _HANDLE
     with _LOCK:
-        if _HANDLE is not None and _HANDLE.installed:
-            return _HANDLE
-        finder = RecordingFinder()
-        sys.meta_path.insert(0, finder)
-        _HANDLE = ImportHookHandle(finder)
+        if _HANDLE is None or not _HANDLE.installed:
+            finder = RecordingFinder()
+            sys.meta_path.insert(0, finder)
+            _HANDLE = ImportHookHandle(finder)
+        handle = _HANDLE
     main = sys.modules.get("__main__")
     filename = getattr(main, "__file__", None)
-    if filename and filename.endswith(".py"):
-        INDEX.by_filename(filename)
-    return _HANDLE
+    if isinstance(filename, str) and filename:
+        INDEX.by_filename(filename, _name="__main__")
+    return handle

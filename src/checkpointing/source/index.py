@@ -1,12 +1,15 @@
 """The source index: the text of the user's modules exactly as they were loaded.
 
-A key must describe the code that is running, not whatever is on disk now: a file
-edited while a long program runs must not change the keys of that program. The
-import hook (:mod:`checkpointing.source.hook`) records each project module's text
-as it is compiled; modules loaded before the hook (the main script, say) are read
-once, the first time they are asked for. This module also decides what counts as
-"project code": files under the project roots that are not the standard library,
-site-packages or a virtual environment.
+A cache key must describe the code that is *running*, not whatever is on disk now: a
+file edited while a long program runs must not change the keys of that program. The
+import hook (:mod:`checkpointing.source.hook`) records each project module's text at
+the moment it is compiled; modules loaded before the hook existed (the main script,
+say) are read once, the first time they are asked for, and marked
+``from_hook=False`` so that callers know the text is a late read.
+
+This module also decides what counts as "project code": files under the project
+roots that are not in the standard library, site-packages or a virtual environment,
+plus IPython / Jupyter cells and the files of decorated functions.
 """
 
 from __future__ import annotations
@@ -18,44 +21,57 @@ import sys
 import sysconfig
 import threading
 import tokenize
-from typing import Dict, Iterable, List, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import xxhash
 
+from ..config import defaults
+
 __all__ = ["INDEX", "ModuleRecord", "SourceIndex"]
 
+_PARSE_LOCK = threading.Lock()
 
+
+@dataclass(eq=False)
 class ModuleRecord:
-    """The recorded source of one module (or notebook cell)."""
+    """The recorded source of one module (or notebook cell).
 
-    __slots__ = ("name", "filename", "source", "digest", "from_hook", "_tree", "_lines")
+    ``source`` is the text as it was compiled; ``digest`` is the 16-byte xxh3-128 of
+    its UTF-8 encoding. ``tree`` and ``lines`` are computed on first use and kept.
+    ``from_hook`` is False when the text was recovered after the fact (from the disk
+    or from :mod:`linecache`) rather than recorded by the import hook.
+    """
 
-    def __init__(self, name: str, filename: str, source: str, from_hook: bool = True) -> None:
-        self.name = name
-        self.filename = filename
-        self.source = source
-        self.digest = xxhash.xxh3_128_digest(source.encode("utf-8", "surrogatepass"))
-        self.from_hook = from_hook
-        self._tree: Optional[ast.Module] = None
-        self._lines: Optional[List[str]] = None
+    name: str
+    filename: str
+    source: str
+    from_hook: bool = True
+    digest: bytes = field(init=False)
+    _tree: Optional[ast.Module] = field(default=None, init=False, repr=False)
+    _lines: Optional[List[str]] = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.digest = xxhash.xxh3_128_digest(self.source.encode("utf-8", "surrogatepass"))
 
     @property
     def tree(self) -> ast.Module:
         """The parsed module (parsed once, on first use)."""
-        if self._tree is None:
-            self._tree = ast.parse(self.source, self.filename)
-        return self._tree
+        tree = self._tree
+        if tree is None:
+            with _PARSE_LOCK:
+                tree = self._tree
+                if tree is None:
+                    tree = self._tree = ast.parse(self.source, self.filename)
+        return tree
 
     @property
     def lines(self) -> List[str]:
-        """The source split into lines, with their line ends."""
-        if self._lines is None:
-            self._lines = self.source.splitlines(keepends=True)
-        return self._lines
-
-    def __repr__(self) -> str:
-        how = "hook" if self.from_hook else "late read"
-        return f"<ModuleRecord {self.name} {self.filename} ({how})>"
+        """The source split into lines, line ends kept (``lines[0]`` is line 1)."""
+        lines = self._lines
+        if lines is None:
+            lines = self._lines = self.source.splitlines(keepends=True)
+        return lines
 
 
 def _norm(path: str) -> str:
@@ -63,16 +79,29 @@ def _norm(path: str) -> str:
 
 
 def _is_notebook_cell(filename: str) -> bool:
-    return filename.startswith("<ipython-input-") or "ipykernel_" in filename \
-        or (filename in linecache.cache and not os.path.exists(filename))
+    """Is ``filename`` the pseudo-file of an IPython / Jupyter cell (or similar)?"""
+    if filename.startswith("<ipython-input-") or "ipykernel_" in filename:
+        return True
+    entry = linecache.cache.get(filename)
+    if entry is None or len(entry) < 3:  # absent, or a lazy entry of a real module
+        return False
+    return entry[1] is None or not os.path.isfile(filename)
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+_PACKAGE_DIR_MARKERS = tuple(os.sep + name + os.sep for name in ("site-packages",
+                                                                  "dist-packages"))
 
 
 class SourceIndex:
-    """Recorded module sources by module name and by file name.
+    """Recorded module sources, by module name and by (real) file name.
 
     Mutations take a lock; lookups are plain dict reads. ``generation`` grows each
-    time a file is recorded again (a reload), so caches built on the index can tell
-    they went stale.
+    time a file already recorded is recorded again (a reload), so that caches built
+    on records can tell they went stale.
     """
 
     def __init__(self) -> None:
@@ -80,168 +109,256 @@ class SourceIndex:
         self._by_filename: Dict[str, ModuleRecord] = {}
         self._by_module: Dict[str, ModuleRecord] = {}
         self._added_roots: List[str] = []
-        self._roots: Optional[List[str]] = None
+        self._added_files: Set[str] = set()
+        self._added_seen: Set[str] = set()
+        self._roots: Optional[Tuple[str, ...]] = None
+        self._configured: Any = None
         self._project_memo: Dict[str, bool] = {}
-        self._env_dirs: Optional[List[str]] = None
+        self._env_dirs: Optional[Tuple[str, ...]] = None
+        self._venv_memo: Dict[str, bool] = {}
         self.generation = 0
 
-    # -- recording ------------------------------------------------------------------
+    # -- recording ---------------------------------------------------------------------
     def record(self, name: str, filename: str, source: str,
                from_hook: bool = True) -> ModuleRecord:
-        """Remember ``source`` as the text of module ``name`` loaded from ``filename``."""
-        key = filename if _is_notebook_cell(filename) else _norm(filename)
+        """Remember ``source`` as the text of module ``name`` loaded from ``filename``.
+
+        A file recorded again (``importlib.reload``) replaces its record and bumps
+        :attr:`generation`. Notebook cells are kept under their pseudo-file name and
+        do not claim the module name (all cells share ``__main__``).
+        """
+        cell = _is_notebook_cell(filename)
+        key = filename if cell else _norm(filename)
         record = ModuleRecord(name, key, source, from_hook)
         with self._lock:
             previous = self._by_filename.get(key)
             self._by_filename[key] = record
             if filename != key:
                 self._by_filename[filename] = record
-            self._by_module[name] = record
-            if previous is not None and previous.digest != record.digest:
+            if not cell:
+                self._by_module[name] = record
+                if previous is not None and previous.name != name \
+                        and self._by_module.get(previous.name) is previous:
+                    self._by_module[previous.name] = record
+            if previous is not None:
                 self.generation += 1
         return record
 
+    def _record_late(self, name: str, filename: str, source: str) -> ModuleRecord:
+        """Record a late read unless another thread recorded the file meanwhile."""
+        with self._lock:
+            key = filename if _is_notebook_cell(filename) else _norm(filename)
+            existing = self._by_filename.get(key)
+            if existing is not None:
+                return existing
+            return self.record(name, filename, source, from_hook=False)
+
     def by_module(self, name: str) -> Optional[ModuleRecord]:
-        """The record of a module name (``"__main__"`` included), or None."""
+        """The record of module ``name`` (``"__main__"`` included), or None.
+
+        A module imported before the hook is recovered from its file (see
+        :meth:`by_filename`).
+        """
         record = self._by_module.get(name)
         if record is not None:
             return record
-        module = sys.modules.get(name)
-        filename = getattr(module, "__file__", None)
-        if filename and filename.endswith(".py"):
-            return self.by_filename(filename)
+        filename = getattr(sys.modules.get(name), "__file__", None)
+        if isinstance(filename, str) and filename:
+            return self.by_filename(filename, _name=name)
         return None
 
-    def by_filename(self, filename: str) -> Optional[ModuleRecord]:
-        """The record of a file; recovered from linecache or the disk if not recorded."""
+    def by_filename(self, filename: str, _name: Optional[str] = None
+                    ) -> Optional[ModuleRecord]:
+        """The record of a file; recovered from linecache or the disk if not recorded.
+
+        IPython / Jupyter cells are read from :data:`linecache.cache`; a real Python
+        file is read from the disk (honouring its encoding) and recorded with
+        ``from_hook=False``. Returns None when there is no text to be had.
+        """
         record = self._by_filename.get(filename)
         if record is not None:
             return record
+        if not filename:
+            return None
         if _is_notebook_cell(filename):
-            lines = linecache.cache.get(filename)
-            if not lines:
+            entry = linecache.cache.get(filename)
+            if entry is None or len(entry) < 3:
                 return None
-            return self.record("__main__", filename, "".join(lines[2]), from_hook=False)
+            return self._record_late("__main__", filename, "".join(entry[2]))
         key = _norm(filename)
         record = self._by_filename.get(key)
         if record is not None:
             return record
+        if not _looks_like_python(key):
+            return None
         try:
             with tokenize.open(key) as handle:
                 source = handle.read()
-        except (OSError, SyntaxError, UnicodeDecodeError):
+        except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
             return None
-        return self.record(_module_name_of(key), key, source, from_hook=False)
+        return self._record_late(_name or _module_name_of(filename, key), key, source)
 
-    # -- what counts as the project -----------------------------------------------------
+    # -- what counts as the project ------------------------------------------------------
     def add_project_path(self, path: str) -> None:
-        """Count the directory of ``path`` (a file) as part of the project."""
-        directory = _norm(os.path.dirname(path) if os.path.splitext(path)[1] else path)
+        """Count the directory of the file ``path`` (or the directory ``path``) as project.
+
+        The file itself always counts as project code, even where it would otherwise
+        be excluded (an installed package).
+        """
+        if path in self._added_seen:
+            return
+        real = _norm(path)
+        directory = real if os.path.isdir(real) else os.path.dirname(real)
         with self._lock:
+            self._added_seen.add(path)
+            changed = False
+            if directory != real and real not in self._added_files:
+                self._added_files.add(real)
+                changed = True
             if directory not in self._added_roots:
                 self._added_roots.append(directory)
+                changed = True
+            if changed:
                 self._roots = None
                 self._project_memo.clear()
 
-    def project_roots(self) -> List[str]:
-        """The directories whose modules are the user's project."""
-        from ..config import defaults
-
+    def project_roots(self) -> Tuple[str, ...]:
+        """The directories whose modules are the user's project (real paths)."""
         configured = defaults["analysis.project_roots"]
-        if configured is not None:
-            return [_norm(os.fspath(p)) for p in configured]
-        if self._roots is None:
-            roots = list(self._added_roots)
-            main = sys.argv[0] if sys.argv else ""
-            if main and main not in ("-c", "-m") and os.path.exists(main):
-                roots.append(_norm(os.path.dirname(os.path.abspath(main))))
-            roots.append(_norm(os.getcwd()))
+        roots = self._roots
+        if roots is not None and configured is self._configured:
+            return roots
+        with self._lock:
+            if configured is not None:
+                roots = tuple(_norm(os.fspath(p)) for p in configured)
+            else:
+                found = list(self._added_roots)
+                main = sys.argv[0] if sys.argv else ""
+                if main in ("", "-c", "-m") or not os.path.exists(main):
+                    found.append(_norm(os.getcwd()))
+                else:
+                    found.append(os.path.dirname(_norm(main)))
+                cwd = _norm(os.getcwd())
+                if cwd not in found:
+                    found.append(cwd)
+                roots = tuple(found)
+            if roots != self._roots:
+                self._project_memo.clear()
             self._roots = roots
-        return self._roots
+            self._configured = configured
+        return roots
 
     def is_project_path(self, path: str) -> bool:
-        """Is the file ``path`` part of the user's project (and so to be tracked)?"""
+        """Is the file ``path`` part of the user's project (and so to be tracked)?
+
+        True for files under a project root that are not in site-packages,
+        dist-packages, the standard library or a virtual environment; for notebook
+        cells; and for files of decorated functions.
+        """
+        roots = self.project_roots()  # first: a change of roots clears the memo
         memo = self._project_memo.get(path)
         if memo is not None:
             return memo
-        if _is_notebook_cell(path):
+        if not path:
+            result = False
+        elif _is_notebook_cell(path):
             result = True
         else:
             real = _norm(path)
-            result = any(_under(real, root) for root in self.project_roots()) \
-                and not _under(real, _OWN_PACKAGE) \
-                and not any(_under(real, env) for env in self._environment_dirs()) \
-                and not _in_virtualenv(os.path.dirname(real))
+            if real in self._added_files:
+                result = True
+            else:
+                result = any(_under(real, root) for root in roots) \
+                    and not any(marker in real for marker in _PACKAGE_DIR_MARKERS) \
+                    and not any(_under(real, env) for env in self._environment_dirs()) \
+                    and not self._in_virtualenv(os.path.dirname(real))
         self._project_memo[path] = result
         return result
 
     def is_project_module(self, name: str) -> bool:
         """Is the module ``name`` (imported or recorded) part of the user's project?"""
-        record = self._by_module.get(name)
-        if record is not None:
-            return self.is_project_path(record.filename)
         filename = getattr(sys.modules.get(name), "__file__", None)
+        if not isinstance(filename, str) or not filename:
+            record = self._by_module.get(name)
+            filename = record.filename if record is not None else None
         return bool(filename) and self.is_project_path(filename)
 
-    def _environment_dirs(self) -> List[str]:
-        if self._env_dirs is None:
-            dirs = set()
-            for scheme_key in ("stdlib", "platstdlib", "purelib", "platlib"):
-                value = sysconfig.get_paths().get(scheme_key)
-                if value:
-                    dirs.add(_norm(value))
-            for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
-                dirs.add(_norm(os.path.join(prefix, "lib")))
-            for entry in sys.path:
-                if entry and ("site-packages" in entry or "dist-packages" in entry):
-                    dirs.add(_norm(entry))
-            self._env_dirs = sorted(dirs)
-        return self._env_dirs
+    def records(self) -> List[ModuleRecord]:
+        """All records (a snapshot, without duplicates)."""
+        seen: Dict[int, ModuleRecord] = {}
+        for record in list(self._by_filename.values()):
+            seen.setdefault(id(record), record)
+        return list(seen.values())
 
     def forget_roots(self) -> None:
-        """Recompute the project roots on next use (after ``chdir``, in tests)."""
+        """Recompute the default project roots on next use (after ``os.chdir``)."""
         with self._lock:
             self._roots = None
             self._project_memo.clear()
 
-    def records(self) -> Iterable[ModuleRecord]:
-        """All records (a snapshot)."""
-        return list(self._by_filename.values())
+    # -- helpers -------------------------------------------------------------------------
+    def _environment_dirs(self) -> Tuple[str, ...]:
+        dirs = self._env_dirs
+        if dirs is None:
+            found = set()
+            paths = sysconfig.get_paths()
+            for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+                if paths.get(key):
+                    found.add(_norm(paths[key]))
+            version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+            for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix,
+                           getattr(sys, "base_exec_prefix", sys.exec_prefix)}:
+                for lib in ("lib", "lib64"):
+                    found.add(_norm(os.path.join(prefix, lib, version)))
+                if os.name == "nt":
+                    found.add(_norm(os.path.join(prefix, "Lib")))
+            dirs = self._env_dirs = tuple(sorted(found))
+        return dirs
 
-
-# checkpointing itself is never the user's project, even installed in editable mode.
-_OWN_PACKAGE = _norm(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-_VENV_MEMO: Dict[str, bool] = {}
-
-
-def _in_virtualenv(directory: str) -> bool:
-    """Does ``directory`` sit inside a virtual environment (``pyvenv.cfg`` above it)?"""
-    found = _VENV_MEMO.get(directory)
-    if found is not None:
-        return found
-    parent = os.path.dirname(directory)
-    if os.path.isfile(os.path.join(directory, "pyvenv.cfg")):
-        found = True
-    elif parent == directory:
+    def _in_virtualenv(self, directory: str) -> bool:
+        """Is ``directory`` inside a virtual environment (``pyvenv.cfg`` above it)?"""
+        chain: List[str] = []
         found = False
-    else:
-        found = _in_virtualenv(parent)
-    _VENV_MEMO[directory] = found
-    return found
+        while True:
+            memo = self._venv_memo.get(directory)
+            if memo is not None:
+                found = memo
+                break
+            chain.append(directory)
+            if os.path.isfile(os.path.join(directory, "pyvenv.cfg")):
+                found = True
+                break
+            parent = os.path.dirname(directory)
+            if parent == directory:
+                break
+            directory = parent
+        for visited in chain:  # all below the answer's directory: same answer
+            self._venv_memo[visited] = found
+        return found
 
 
-def _module_name_of(filename: str) -> str:
+def _looks_like_python(path: str) -> bool:
+    if path.endswith((".py", ".pyw")):
+        return True
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    return bool(main) and _norm(main) == path
+
+
+def _module_name_of(filename: str, key: str) -> str:
+    """The name under which the module of ``filename`` was imported, if any."""
+    candidates = []
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
-        if file and _norm(file) == filename:
+        if not isinstance(file, str):
+            continue
+        if file == filename:
             return name
-    return os.path.splitext(os.path.basename(filename))[0]
+        if os.path.basename(file) == os.path.basename(key):
+            candidates.append((name, file))
+    for name, file in candidates:
+        if _norm(file) == key:
+            return name
+    return os.path.splitext(os.path.basename(key))[0]
 
 
 INDEX = SourceIndex()
