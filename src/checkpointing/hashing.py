@@ -3,12 +3,13 @@
 This module owns the encoding of values into bytes for cache keys: every value gets a
 type tag and length-framed contents, so that digests are unambiguous and never depend
 on ``hash()`` (randomised per process for strings) or on the order of set iteration.
-Other modules plug in through :func:`register_digester` and :func:`register_class_digester`.
-It never imports numpy or pandas: it handles their objects only if they are loaded.
+Other modules plug in via :func:`register_digester` and :func:`register_class_digester`;
+numpy and pandas objects are handled only if loaded (never imported here).
 """
 
 from __future__ import annotations
 
+import copyreg
 import datetime
 import decimal
 import enum
@@ -94,11 +95,14 @@ _TL = struct.Struct("<cQ").pack      # tag + unsigned length/count
 _TQ = struct.Struct("<cq").pack      # tag + signed 64-bit integer
 _TD = struct.Struct("<cd").pack      # tag + float
 _TDD = struct.Struct("<cdd").pack    # tag + complex
-_Q = struct.Struct("<Q").pack
 _q = struct.Struct("<q").pack
 _NAN = float("nan")
 _StructError = struct.error
 _FLUSH_AT = 1 << 20
+_BIG = 1 << 63
+_xxh3_128_digest = xxhash.xxh3_128_digest
+# Every digest starts with the format version, so that bumping it changes all keys.
+_PREFIX = b"checkpointing.hashing/%d|" % FORMAT_VERSION
 
 
 def _put_str(buf: bytearray, tag: bytes, s: str) -> None:
@@ -110,21 +114,12 @@ def _put_str(buf: bytearray, tag: bytes, s: str) -> None:
     buf += e
 
 
-def _encode_str(s: str) -> bytes:
-    try:
-        return s.encode()
-    except UnicodeEncodeError:
-        return s.encode("utf-8", "surrogatepass")
-
-
 # -- Registries -------------------------------------------------------------------------
 
 _LOCK = threading.Lock()
 _USER_TYPES: Dict[type, Digester] = {}              # registered types, later wins
-_USER_ORDER: Dict[type, int] = {}                   # registration order of each type
 _PREDICATES: List[Tuple[Callable[[Any], bool], Digester]] = []
 _CLASS_DIGESTERS: List[ClassDigester] = []
-_COUNTER = [0]
 
 
 def register_digester(type_or_predicate: Union[type, Callable[[Any], bool]],
@@ -137,10 +132,8 @@ def register_digester(type_or_predicate: Union[type, Callable[[Any], bool]],
     type matched no registered type nor a builtin container or scalar type.
     """
     with _LOCK:
-        _COUNTER[0] += 1
         if isinstance(type_or_predicate, type):
             _USER_TYPES[type_or_predicate] = fn
-            _USER_ORDER[type_or_predicate] = _COUNTER[0]
         elif callable(type_or_predicate):
             _PREDICATES.append((type_or_predicate, fn))
         else:
@@ -173,7 +166,7 @@ class Hasher:
     __slots__ = ("_buf", "_state", "_active")
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._buf = bytearray(_PREFIX)
         self._state: Any = None
         # id of each container being encoded -> its depth, to encode cycles
         self._active: Dict[int, int] = {}
@@ -237,7 +230,7 @@ class Hasher:
 
     def _sub(self) -> "Hasher":
         sub = Hasher.__new__(Hasher)
-        sub._buf = bytearray()
+        sub._buf = bytearray(_PREFIX)
         sub._state = None
         sub._active = self._active
         return sub
@@ -370,8 +363,7 @@ def _items(h: Hasher, obj: Any, buf: bytearray) -> None:
                     enc = _resolve(t)
                 enc(h, x)
     except UnhashableValue as exc:
-        index = next((i for i, y in enumerate(obj) if y is x), "?")
-        exc._prepend(f"[{index}]")
+        exc._prepend(f"[{_index_of(obj, x)}]")
         raise
 
 
@@ -405,16 +397,42 @@ def _enc_dict(h: Hasher, obj: dict) -> None:
         buf += _TL(b"@", active[oid])
         return
     active[oid] = len(active)
+    k = None
+    at_value = False
     try:
         buf += _TL(b"d", len(obj))
-        for i, (k, v) in enumerate(obj.items()):
+        for k, v in obj.items():
+            at_value = False
             if type(k) is str:
-                _put_str(buf, b"s", k)
+                try:
+                    e = k.encode()
+                except UnicodeEncodeError:
+                    e = k.encode("utf-8", "surrogatepass")
+                buf += _TL(b"s", len(e))
+                buf += e
             else:
-                _feed_at(h, k, f".keys()[{i}]")
-            _feed_at(h, v, f"[{k!r}]")
+                _feed(h, k)
+            at_value = True
+            t = type(v)
+            if t is int:
+                try:
+                    buf += _TQ(b"i", v)
+                except _StructError:
+                    _enc_bigint(buf, v)
+            else:
+                enc = _DISPATCH.get(t)
+                if enc is None:
+                    enc = _resolve(t)
+                enc(h, v)
+    except UnhashableValue as exc:
+        exc._prepend(f"[{k!r}]" if at_value else f".keys()[{_index_of(obj, k)}]")
+        raise
     finally:
         del active[oid]
+
+
+def _index_of(obj: Any, item: Any) -> Any:
+    return next((i for i, y in enumerate(obj) if y is item), "?")
 
 
 def _unordered(h: Hasher, obj: Any, tag: bytes) -> None:
@@ -429,6 +447,17 @@ def _unordered(h: Hasher, obj: Any, tag: bytes) -> None:
     try:
         digests = []
         for x in obj:
+            t = type(x)
+            if t is str:  # fast path, same bytes as a sub-hasher would digest
+                try:
+                    e = x.encode()
+                except UnicodeEncodeError:
+                    e = x.encode("utf-8", "surrogatepass")
+                digests.append(_xxh3_128_digest(_PREFIX + _TL(b"s", len(e)) + e))
+                continue
+            if t is int and -_BIG < x < _BIG:
+                digests.append(_xxh3_128_digest(_PREFIX + _TQ(b"i", x)))
+                continue
             sub = h._sub()
             try:
                 _feed(sub, x)
@@ -532,13 +561,17 @@ def _attr_state(h: Hasher, state: Dict[Any, Any]) -> None:
     except TypeError:
         items = sorted(state.items(), key=lambda kv: repr(kv[0]))
     buf += _TL(b"a", len(items))
-    for name, value in items:
-        if type(name) is str:
-            _put_str(buf, b"s", name)
-            _feed_at(h, value, f".{name}")
-        else:
-            _feed_at(h, name, ".__dict__.keys()")
-            _feed_at(h, value, f".__dict__[{name!r}]")
+    name = None
+    try:
+        for name, value in items:
+            if type(name) is str:
+                _put_str(buf, b"s", name)
+            else:
+                _feed(h, name)
+            _feed(h, value)
+    except UnhashableValue as exc:
+        exc._prepend(f".{name}" if type(name) is str else f".__dict__[{name!r}]")
+        raise
 
 
 def _enter(h: Hasher, obj: Any) -> bool:
@@ -593,7 +626,8 @@ def _enc_reduce(h: Hasher, obj: Any) -> None:
         return
     try:
         try:
-            rv = obj.__reduce_ex__(4)
+            reducer = copyreg.dispatch_table.get(type(obj))
+            rv = reducer(obj) if reducer is not None else obj.__reduce_ex__(4)
         except Exception as exc:
             raise _unhashable(obj, f"it cannot be pickled ({exc})") from None
         buf = h._buf
@@ -793,8 +827,8 @@ def _enc_uuid(h: Hasher, obj: uuid.UUID) -> None:
 
 
 def _enc_purepath(h: Hasher, obj: pathlib.PurePath) -> None:
-    h._buf += b"h"
-    _class_ident(h, type(obj))
+    # pathlib's classes moved to pathlib._local in 3.13: identify them by name only
+    _put_str(h._buf, b"h", type(obj).__name__)
     _put_str(h._buf, b"s", str(obj))
 
 
@@ -847,7 +881,7 @@ def _enc_ndarray(h: Hasher, arr: Any) -> None:
         arr = np.ascontiguousarray(arr)
     data = arr.reshape(-1).view(np.uint8)
     if n <= 4096:
-        buf += data
+        buf += memoryview(data)
     else:
         h._write_large(data)
 
@@ -1044,6 +1078,11 @@ _KNOWN: Dict[type, Encoder] = {
     fractions.Fraction: _enc_fraction,
     uuid.UUID: _enc_uuid,
     pathlib.PurePath: _enc_purepath,
+    pathlib.PurePosixPath: _enc_purepath,
+    pathlib.PureWindowsPath: _enc_purepath,
+    pathlib.Path: _enc_purepath,
+    pathlib.PosixPath: _enc_purepath,
+    pathlib.WindowsPath: _enc_purepath,
     functools.partial: _enc_partial,
     defaultdict: _enc_defaultdict,
 }
@@ -1058,6 +1097,8 @@ def _never_types() -> Tuple[type, ...]:
     never: List[type] = [io.IOBase, types.GeneratorType, types.CoroutineType,
                          types.AsyncGeneratorType, types.FrameType, types.TracebackType,
                          threading.Thread, type(threading.Lock()), type(threading.RLock()),
+                         threading.Condition, threading.Event, threading.Semaphore,
+                         threading.Barrier,
                          type(iter(())), type(iter([]))]
     import weakref
     never.append(weakref.ref)
@@ -1142,7 +1183,7 @@ def _resolve_fallback(t: type) -> Encoder:
     for base in _BUILTIN_BASES:
         if issubclass(t, base):
             return _enc_builtin_subclass(_BUILTINS[base])
-    if _has_default_reduce(t):
+    if _has_default_reduce(t) and t not in copyreg.dispatch_table:
         return _enc_plain_object
     return _enc_reduce
 

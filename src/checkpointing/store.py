@@ -1,24 +1,52 @@
 """Where results live: the cache interface and the crash-safe local file store.
 
-This module owns the stored format. :class:`CacheBase` is the small interface of
-checkpointing 1.0 (``save``/``retrieve``), which any backend implements;
-:class:`PickleFileCache` is the default, one file per key under
-``<directory>/entries/``. Its promises:
+This module owns the stored format and nothing else: it does not know how keys are
+computed (:mod:`checkpointing.identify`) nor what to do when caching fails
+(:mod:`checkpointing.decorator`). It exists separately so the one place that touches
+the disk can make, and be tested for, the promises a cache must keep:
+
+* :class:`CacheBase` is the small interface of checkpointing 1.0 (``save`` and
+  ``retrieve``, raising :class:`CheckpointNotExist` on a miss), which any backend
+  implements; ``save_entry``/``read_metadata`` optionally keep metadata beside a result.
+* :class:`PickleFileCache` is the default backend, one file per key under
+  ``<directory>/entries/``.
+
+Promises of :class:`PickleFileCache`:
 
 * a write is atomic: the result is pickled in memory first (an unpicklable result
-  touches no file), written to a temporary file in the same directory, flushed,
-  fsynced and renamed over the entry, so a crash or a full disk leaves either the old
-  entry or the new one, never a broken one;
+  raises before any file is touched), written to a temporary file in the same
+  directory, flushed, fsynced and renamed over the entry, so a crash, a full disk or a
+  read-only directory leaves either the old entry or the new one, never a broken one
+  and no temporary file;
 * a read checks a magic number, the format version and an xxh3-64 checksum, so a
-  truncated, corrupted or foreign file is a miss with a :class:`CorruptEntryWarning`
-  naming it, never a wrong value or a crash;
-* large buffers (numpy arrays) travel out of band with pickle protocol 5, aligned to
-  64 bytes, without an extra copy on write.
+  truncated, corrupted, foreign or empty file (the failure mode of 1.0) is a miss with
+  a :class:`CorruptEntryWarning` naming the file, never a wrong value or a crash; the
+  next save replaces it;
+* large buffers (numpy arrays) travel out of band with pickle protocol 5, each at a
+  64-byte-aligned offset, written without a copy and read into one writable buffer
+  each;
+* a hit on a small result costs one ``open`` and one ``read``.
 
-Entry layout: ``b"CKPT"``, format version (1 byte), header length (u32), checksum
-(u64, xxh3-64 of everything after it), header (JSON: the caller's metadata, the
-pickle length and the out-of-band buffer lengths), padding, the pickle, each
-buffer at a 64-byte-aligned offset.
+Directory layout::
+
+    <directory>/CACHEDIR.TAG        marks a cache for backup tools (bford.info/cachedir)
+    <directory>/.gitignore          "*": never committed
+    <directory>/entries/<name>.ckpt one file per key
+
+Entry layout (all integers little-endian)::
+
+    offset 0   b"CKPT"                     magic
+    offset 4   u8   format version         FORMAT_VERSION
+    offset 5   u32  header length H
+    offset 9   u64  checksum               xxh3-64 of every byte from offset 17 to the end
+    offset 17  H bytes of header           JSON (UTF-8): the caller's metadata plus
+                                           "pickle_protocol", "size" (payload bytes),
+                                           "pickle_size", "buffers" (lengths), "context_id"
+    then, each starting at the next multiple of 64 (zero padding between):
+               the pickle stream, then every out-of-band buffer in order.
+
+The prefix comes first and has a fixed size so that one small read yields the header;
+the offsets of the payload follow from the header alone.
 """
 
 from __future__ import annotations
@@ -32,26 +60,36 @@ import tempfile
 import time
 import warnings
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, Dict, Generic, Iterator, List, Optional, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Dict, Generic, Iterator, List, Optional, Tuple, TypeVar, Union
 
 import xxhash
 
 from .config import defaults, validate_directory, validate_pickle_protocol
 from .errors import CheckpointNotExist, CorruptEntryWarning
 
-__all__ = ["CacheBase", "EntryInfo", "FORMAT_VERSION", "PickleFileCache", "SynchronizedCache"]
+__all__ = ["CACHEDIR_TAG", "CacheBase", "EntryInfo", "FORMAT_VERSION", "PickleFileCache",
+           "SynchronizedCache"]
 
 T = TypeVar("T")
 
 MAGIC = b"CKPT"
 FORMAT_VERSION = 1
-_PREFIX = struct.Struct("<4sBIQ")  # magic, version, header length, checksum
+"""Version of the entry layout; a file of another version is a (warned) miss."""
+
+_PREFIX = struct.Struct("<4sBIQ")  # magic, version, header length, checksum: 17 bytes
 _ALIGN = 64
-_FIRST_READ = 1 << 16
+_FIRST_READ = 1 << 16  # one read serves any entry up to this size
+_MAX_HEADER = 1 << 26  # a longer header is garbage, not metadata
+_COALESCE = 1 << 16  # chunks smaller than this are joined into one write
 _SUFFIX = ".ckpt"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
+_TEMP_PREFIX = ".tmp-"
+_SAFE_ID = re.compile(r"[a-z0-9_-][a-z0-9._-]{0,199}")
+_WINDOWS_RESERVED = frozenset(
+    ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)]
+    + [f"lpt{i}" for i in range(10)])
 _STALE_TEMP_SECONDS = 3600
+_INTERNAL_KEYS = ("context_id", "pickle_protocol", "size", "pickle_size", "buffers")
 
 CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
                 "# This file is a cache directory tag created by checkpointing.\n"
@@ -60,6 +98,19 @@ CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
 
 class CacheBase(ABC, Generic[T]):
     """Stores results by key. Implement ``save`` and ``retrieve`` (the 1.0 interface).
+
+    A dict-backed cache needs nothing more::
+
+        class MemoryCache(CacheBase):
+            def __init__(self):
+                self.results = {}
+            def save(self, context_id, result):
+                self.results[context_id] = result
+            def retrieve(self, context_id):
+                try:
+                    return self.results[context_id]
+                except KeyError:
+                    raise CheckpointNotExist(context_id) from None
 
     ``save_entry`` and ``read_metadata`` let a backend keep metadata beside each
     result (function, creation time, run time); the defaults ignore it.
@@ -74,74 +125,106 @@ class CacheBase(ABC, Generic[T]):
         """Return the result stored under ``context_id``; raise CheckpointNotExist if none."""
 
     def save_entry(self, context_id: str, result: T, metadata: Dict[str, Any]) -> None:
-        """Store ``result`` with ``metadata``; backends without metadata just save."""
+        """Store ``result`` with ``metadata``; by default the metadata is dropped."""
         self.save(context_id, result)
 
     def read_metadata(self, context_id: str) -> Dict[str, Any]:
-        """The metadata stored with an entry; raise CheckpointNotExist if none."""
+        """The metadata stored with an entry; by default none is: CheckpointNotExist."""
         raise CheckpointNotExist(context_id)
 
     def synchronize_with(self, lock: Any) -> "SynchronizedCache[T]":
-        """This cache with every access made under ``lock`` (threads, processes)."""
+        """This cache with every access made under ``lock`` (any context manager)."""
         return SynchronizedCache(self, lock)
 
 
 class SynchronizedCache(CacheBase[T]):
-    """A cache whose accesses all happen under a lock."""
+    """A cache whose every access happens inside ``with lock:``.
+
+    Args:
+        cache: the cache to wrap.
+        lock: a context manager, e.g. ``threading.Lock()`` or a file lock.
+    """
 
     def __init__(self, cache: CacheBase[T], lock: Any) -> None:
         self.cache = cache
         self.lock = lock
 
+    def __repr__(self) -> str:
+        return f"SynchronizedCache({self.cache!r}, {self.lock!r})"
+
     def save(self, context_id: str, result: T) -> None:
+        """Save under the lock."""
         with self.lock:
             self.cache.save(context_id, result)
 
     def retrieve(self, context_id: str) -> T:
+        """Retrieve under the lock."""
         with self.lock:
             return self.cache.retrieve(context_id)
 
     def save_entry(self, context_id: str, result: T, metadata: Dict[str, Any]) -> None:
+        """Save with metadata under the lock."""
         with self.lock:
             self.cache.save_entry(context_id, result, metadata)
 
     def read_metadata(self, context_id: str) -> Dict[str, Any]:
+        """Read metadata under the lock."""
         with self.lock:
             return self.cache.read_metadata(context_id)
 
 
 @dataclass(frozen=True)
 class EntryInfo:
-    """One stored entry, as listed by :meth:`PickleFileCache.iter_entries`."""
+    """One stored entry, as listed by :meth:`PickleFileCache.iter_entries`.
+
+    Attributes:
+        context_id: the key it was saved under.
+        path: the absolute path of its file.
+        size: the file's size in bytes.
+        metadata: its header (the caller's metadata and the store's own keys).
+    """
 
     context_id: str
     path: str
     size: int
-    metadata: Dict[str, Any]
+    metadata: Dict[str, Any] = field(hash=False)
 
 
 class _Corrupt(Exception):
-    pass
+    """An entry file is not a readable entry; the message says why."""
 
 
 class PickleFileCache(CacheBase[Any]):
     """The default store: one checksummed pickle file per key under ``directory``.
 
     Args:
-        directory: the cache root; ``None`` reads ``defaults["cache.filesystem.directory"]``.
-            Made absolute now, so a later ``os.chdir`` does not move the cache.
+        directory: the cache root; ``None`` reads ``defaults["cache.filesystem.directory"]``
+            now. Made absolute now, so a later ``os.chdir`` does not move the cache.
             Nothing is created until the first save.
-        pickle_protocol: ``None`` reads ``defaults["cache.pickle_protocol"]``.
+        pickle_protocol: ``None`` reads ``defaults["cache.pickle_protocol"]`` now. With
+            5 (the default) large buffers are stored out of band, without copies.
+
+    Raises:
+        ConfigurationError: ``directory`` is not a path or the protocol is unsupported.
+
+    Keys (``context_id``) made of lowercase letters, digits, ``.``, ``_`` and ``-``
+    (no leading dot, at most 200 characters) are used as file names as they are. Any
+    other non-empty str (a custom identifier may return ``"f(1, 2)"``) is mapped to a
+    safe name: its characters outside that set replaced by ``_``, cut to 80, then
+    ``-`` and the xxh3-64 hex digest of the original, so distinct keys stay distinct
+    (uppercase letters are mapped too, so keys differing in case do not share a file on
+    case-insensitive file systems). Entry files are created with mode 0600.
     """
 
-    def __init__(self, directory: Any = None, pickle_protocol: Optional[int] = None) -> None:
+    def __init__(self, directory: Union[str, "os.PathLike[str]", None] = None,
+                 pickle_protocol: Optional[int] = None) -> None:
         if directory is None:
             directory = defaults["cache.filesystem.directory"]
         if pickle_protocol is None:
             pickle_protocol = defaults["cache.pickle_protocol"]
-        self.directory = os.path.abspath(os.fspath(validate_directory(directory)))
-        self.pickle_protocol = validate_pickle_protocol(pickle_protocol)
-        self.entries_directory = os.path.join(self.directory, "entries")
+        self.directory: str = os.path.abspath(os.fspath(validate_directory(directory)))
+        self.pickle_protocol: int = validate_pickle_protocol(pickle_protocol)
+        self.entries_directory: str = os.path.join(self.directory, "entries")
         self._prepared = False
 
     def __repr__(self) -> str:
@@ -149,18 +232,16 @@ class PickleFileCache(CacheBase[Any]):
 
     # -- paths ----------------------------------------------------------------------
     def path_of(self, context_id: str) -> str:
-        """The file that holds the entry of ``context_id``."""
-        if not isinstance(context_id, str) or not context_id:
-            raise ValueError(f"context id {context_id!r} is not a non-empty str; an "
-                             f"identifier's identify() must return one")
-        if _SAFE_ID.match(context_id) is None:
-            # Ids from custom identifiers may hold any character: keep a readable part.
-            readable = re.sub(r"[^A-Za-z0-9._-]", "_", context_id)[:80].lstrip(".")
-            context_id = f"{readable}-{xxhash.xxh3_64_hexdigest(context_id.encode())}"
-        return os.path.join(self.entries_directory, context_id + _SUFFIX)
+        """The file that holds (or would hold) the entry of ``context_id``.
+
+        Raises:
+            ValueError: ``context_id`` is not a non-empty str.
+        """
+        return os.path.join(self.entries_directory, _file_stem(context_id) + _SUFFIX)
 
     def _prepare(self) -> None:
-        if self._prepared and os.path.isdir(self.entries_directory):
+        """Create the directories and marker files (once; at the first save)."""
+        if self._prepared:
             return
         os.makedirs(self.entries_directory, exist_ok=True)
         for name, text in (("CACHEDIR.TAG", CACHEDIR_TAG), (".gitignore", "*\n")):
@@ -171,120 +252,77 @@ class PickleFileCache(CacheBase[Any]):
 
     # -- writing ----------------------------------------------------------------------
     def save(self, context_id: str, result: Any) -> None:
+        """Store ``result`` under ``context_id`` without metadata (see ``save_entry``)."""
         self.save_entry(context_id, result, {})
 
     def save_entry(self, context_id: str, result: Any, metadata: Dict[str, Any]) -> None:
+        """Store ``result`` with ``metadata`` (JSON-able; other values become str).
+
+        The keys ``context_id``, ``pickle_protocol``, ``size``, ``pickle_size`` and
+        ``buffers`` are the store's own and override the caller's.
+
+        Raises:
+            Exception: whatever pickling raises (``TypeError``, ``PicklingError``,
+                ...), before any file is touched.
+            OSError: writing failed; the previous entry, if any, is intact.
+        """
         path = self.path_of(context_id)
-        buffers: List[pickle.PickleBuffer] = []
-        if self.pickle_protocol >= 5:
-            data = pickle.dumps(result, protocol=self.pickle_protocol,
-                                buffer_callback=buffers.append)
-        else:
-            data = pickle.dumps(result, protocol=self.pickle_protocol)
-        raws = [b.raw() for b in buffers]
-        header = dict(metadata)
-        header.update({"pickle_protocol": self.pickle_protocol, "pickle_size": len(data),
-                       "buffers": [r.nbytes for r in raws]})
-        header["size"] = len(data) + sum(r.nbytes for r in raws)
-        header_bytes = json.dumps(header, default=str, separators=(",", ":")).encode()
-        chunks: List[Any] = [header_bytes]
-        offset = _PREFIX.size + len(header_bytes)
-        pad = (-offset) % _ALIGN
-        chunks.append(b"\0" * pad)
-        offset += pad
-        chunks.append(data)
-        offset += len(data)
-        for raw in raws:
-            pad = (-offset) % _ALIGN
-            chunks.append(b"\0" * pad)
-            chunks.append(raw)
-            offset += pad + raw.nbytes
-        checksum = xxhash.xxh3_64()
-        for chunk in chunks:
-            checksum.update(chunk)
-        prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes), checksum.intdigest())
+        chunks = _serialize(context_id, result, metadata, self.pickle_protocol)
         self._prepare()
         try:
-            _atomic_write(self.entries_directory, path, [prefix, *chunks])
+            _atomic_write(self.entries_directory, path, chunks)
         except FileNotFoundError:
             self._prepared = False  # the directory was removed under us: once more
             self._prepare()
-            _atomic_write(self.entries_directory, path, [prefix, *chunks])
+            _atomic_write(self.entries_directory, path, chunks)
 
     # -- reading ----------------------------------------------------------------------
     def retrieve(self, context_id: str) -> Any:
+        """Return the result stored under ``context_id``.
+
+        Raises:
+            CheckpointNotExist: no entry, or an unreadable one (then with a
+                :class:`CorruptEntryWarning` naming the file and the reason).
+        """
         path = self.path_of(context_id)
         try:
-            with open(path, "rb") as handle:
-                header, body = self._read(handle, path, payload=True)
+            with open(path, "rb", buffering=0) as handle:
+                _, data, buffers = _read_entry(handle, payload=True)
         except FileNotFoundError:
             raise CheckpointNotExist(context_id) from None
         except _Corrupt as exc:
             self._warn_corrupt(path, str(exc))
             raise CheckpointNotExist(context_id) from None
         try:
-            return _load(header, body)
+            return pickle.loads(data, buffers=buffers)
         except Exception as exc:
             self._warn_corrupt(path, f"unpickling failed: {type(exc).__name__}: {exc}")
             raise CheckpointNotExist(context_id) from None
 
     def read_metadata(self, context_id: str) -> Dict[str, Any]:
+        """The header of an entry: the caller's metadata and the store's keys.
+
+        Cheap: reads the header only, so the checksum is not verified.
+
+        Raises:
+            CheckpointNotExist: no entry, or its header is unreadable.
+        """
         path = self.path_of(context_id)
         try:
-            with open(path, "rb") as handle:
-                header, _ = self._read(handle, path, payload=False)
-        except FileNotFoundError:
-            raise CheckpointNotExist(context_id) from None
-        except _Corrupt:
+            with open(path, "rb", buffering=0) as handle:
+                header, _, _ = _read_entry(handle, payload=False)
+        except (FileNotFoundError, _Corrupt):
             raise CheckpointNotExist(context_id) from None
         return header
 
-    def _read(self, handle: Any, path: str, payload: bool) -> Any:
-        if payload:
-            # One buffer for the whole file, writable, so that arrays loaded from it
-            # out of band are writable without a copy.
-            size = os.fstat(handle.fileno()).st_size
-            buffer = bytearray(size)
-            view = memoryview(buffer)
-            got = handle.readinto(view)
-            if got != size:
-                raise _Corrupt(f"truncated while reading ({got} of {size} bytes)")
-            first: Any = view
-        else:
-            first = handle.read(_FIRST_READ)
-        if len(first) < _PREFIX.size:
-            raise _Corrupt(f"truncated ({len(first)} bytes)")
-        magic, version, header_len, checksum = _PREFIX.unpack_from(first)
-        if magic != MAGIC:
-            raise _Corrupt("not a checkpointing entry")
-        if version != FORMAT_VERSION:
-            raise _Corrupt(f"stored format {version}, this version reads {FORMAT_VERSION}")
-        end = _PREFIX.size + header_len
-        if len(first) < end and not payload:
-            first += handle.read(end - len(first))
-        if len(first) < end:
-            raise _Corrupt("truncated header")
-        try:
-            header = json.loads(bytes(first[_PREFIX.size:end]))
-        except ValueError as exc:
-            raise _Corrupt(f"unreadable header: {exc}") from None
-        if not isinstance(header, dict) or "pickle_size" not in header:
-            raise _Corrupt("unreadable header")
-        if not payload:
-            return header, None
-        digest = xxhash.xxh3_64()
-        digest.update(first[_PREFIX.size:])
-        if digest.intdigest() != checksum:
-            raise _Corrupt("checksum mismatch (truncated or corrupted)")
-        return header, (first, end)
-
     def _warn_corrupt(self, path: str, reason: str) -> None:
         warnings.warn(f"checkpointing entry {path} is unreadable ({reason}); it is treated "
-                      f"as a miss, recomputed and replaced", CorruptEntryWarning, stacklevel=4)
+                      f"as a miss: the result will be recomputed and the entry replaced",
+                      CorruptEntryWarning, stacklevel=4)
 
     # -- maintenance ----------------------------------------------------------------------
     def iter_entries(self) -> Iterator[EntryInfo]:
-        """Every readable entry, with its metadata."""
+        """Every entry whose header is readable, in file-name order."""
         try:
             names = sorted(os.listdir(self.entries_directory))
         except FileNotFoundError:
@@ -294,15 +332,18 @@ class PickleFileCache(CacheBase[Any]):
                 continue
             path = os.path.join(self.entries_directory, name)
             try:
-                with open(path, "rb") as handle:
-                    header, _ = self._read(handle, path, payload=False)
-                size = os.path.getsize(path)
+                with open(path, "rb", buffering=0) as handle:
+                    header, _, _ = _read_entry(handle, payload=False)
+                    size = os.fstat(handle.fileno()).st_size
             except (OSError, _Corrupt):
                 continue
-            yield EntryInfo(name[:-len(_SUFFIX)], path, size, header)
+            context_id = header.get("context_id")
+            if not isinstance(context_id, str):
+                context_id = name[:-len(_SUFFIX)]
+            yield EntryInfo(context_id, path, size, header)
 
     def delete(self, context_id: str) -> bool:
-        """Remove one entry; False if there was none."""
+        """Remove the entry of ``context_id``; False if there was none."""
         try:
             os.remove(self.path_of(context_id))
         except FileNotFoundError:
@@ -310,7 +351,12 @@ class PickleFileCache(CacheBase[Any]):
         return True
 
     def clear(self) -> int:
-        """Remove all entries (and temporary files left by crashed writers)."""
+        """Remove every entry and return how many.
+
+        Only ``*.ckpt`` files in ``entries/`` are removed, and temporary files that
+        crashed writers left more than an hour ago (younger ones may be in use); any
+        other file is left alone.
+        """
         removed = 0
         try:
             names = os.listdir(self.entries_directory)
@@ -319,51 +365,202 @@ class PickleFileCache(CacheBase[Any]):
         now = time.time()
         for name in names:
             path = os.path.join(self.entries_directory, name)
-            if name.startswith(".tmp-"):
+            is_temp = name.startswith(_TEMP_PREFIX)
+            if is_temp:
                 try:
                     if now - os.path.getmtime(path) < _STALE_TEMP_SECONDS:
-                        continue  # maybe another process writing right now
+                        continue  # maybe another process is writing it right now
                 except OSError:
                     continue
-            elif not name.endswith(_SUFFIX):
+            elif not name.endswith(_SUFFIX) or not os.path.isfile(path):
                 continue
             try:
                 os.remove(path)
-                removed += 0 if name.startswith(".tmp-") else 1
             except FileNotFoundError:
-                pass
+                continue
+            removed += 0 if is_temp else 1
         return removed
 
 
-def _load(header: Dict[str, Any], located: Any) -> Any:
-    """Unpickle the payload of an entry: ``located`` is (whole file, header end)."""
-    view, position = located
-    position += (-position) % _ALIGN
-    size = header["pickle_size"]
-    data = view[position:position + size]
-    position += size
-    buffers = []
-    for length in header.get("buffers", ()):
-        position += (-position) % _ALIGN
-        buffers.append(view[position:position + length])
+# -- file names ----------------------------------------------------------------------
+def _file_stem(context_id: str) -> str:
+    """The file name (without suffix) of a key; see :class:`PickleFileCache`."""
+    if not isinstance(context_id, str) or not context_id:
+        raise ValueError(f"context id {context_id!r} is not a non-empty str; an "
+                         f"identifier's identify() must return a non-empty str")
+    if _SAFE_ID.fullmatch(context_id) is not None \
+            and context_id.split(".", 1)[0] not in _WINDOWS_RESERVED:
+        return context_id
+    readable = re.sub(r"[^A-Za-z0-9._-]", "_", context_id)[:80].lstrip(".") or "id"
+    digest = xxhash.xxh3_64_hexdigest(context_id.encode("utf-8", "surrogatepass"))
+    return f"{readable}-{digest}"
+
+
+# -- the entry format ----------------------------------------------------------------------
+def _aligned(position: int) -> int:
+    return position + (-position) % _ALIGN
+
+
+def _serialize(context_id: str, result: Any, metadata: Dict[str, Any],
+               protocol: int) -> List[Any]:
+    """The chunks of an entry file, in order; pickling errors propagate as they are."""
+    raws: List[memoryview] = []
+    if protocol >= 5:
+        buffers: List[pickle.PickleBuffer] = []
+        data = pickle.dumps(result, protocol=protocol, buffer_callback=buffers.append)
+        raws = [buffer.raw() for buffer in buffers]
+    else:
+        data = pickle.dumps(result, protocol=protocol)
+    header = dict(metadata)
+    header.update({"context_id": context_id, "pickle_protocol": protocol,
+                   "size": len(data) + sum(raw.nbytes for raw in raws),
+                   "pickle_size": len(data), "buffers": [raw.nbytes for raw in raws]})
+    header_bytes = json.dumps(header, default=str, separators=(",", ":")).encode()
+    chunks: List[Any] = [header_bytes]
+    position = _PREFIX.size + len(header_bytes)
+    for payload in [data, *raws]:
+        padding = _aligned(position) - position
+        if padding:
+            chunks.append(bytes(padding))
+        chunks.append(payload)
+        position += padding + memoryview(payload).nbytes
+    checksum = xxhash.xxh3_64()
+    for chunk in chunks:
+        checksum.update(chunk)
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes), checksum.intdigest())
+    return [prefix, *chunks]
+
+
+def _read_entry(handle: Any, payload: bool
+                ) -> Tuple[Dict[str, Any], Any, List[bytearray]]:
+    """Read an entry from an unbuffered binary file: (header, pickle, buffers).
+
+    With ``payload`` False only the header is read and checked. Raises ``_Corrupt``.
+    """
+    first = handle.read(_FIRST_READ)
+    if not first:
+        raise _Corrupt("the file is empty")
+    if len(first) < _PREFIX.size:
+        raise _Corrupt(f"truncated to {len(first)} bytes")
+    magic, version, header_length, checksum = _PREFIX.unpack_from(first)
+    if magic != MAGIC:
+        raise _Corrupt("not a checkpointing entry (wrong magic number)")
+    if version != FORMAT_VERSION:
+        raise _Corrupt(f"entry format {version}, this version of checkpointing reads "
+                       f"format {FORMAT_VERSION}")
+    header_end = _PREFIX.size + header_length
+    if header_end > len(first):
+        if len(first) < _FIRST_READ or header_length > _MAX_HEADER:
+            raise _Corrupt("truncated header")
+        first += _read_exactly(handle, header_end - len(first))
+    try:
+        header = json.loads(first[_PREFIX.size:header_end].decode("utf-8"))
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise _Corrupt(f"unreadable header: {exc}") from None
+    if not isinstance(header, dict) or not _is_size(header.get("pickle_size")) \
+            or not isinstance(header.get("buffers"), list) \
+            or not all(_is_size(n) for n in header["buffers"]):
+        raise _Corrupt("unreadable header: sizes missing")
+    if not payload:
+        return header, None, []
+
+    segments = []  # (start, length) of the pickle and each buffer
+    position = header_end
+    for length in [header["pickle_size"], *header["buffers"]]:
+        position = _aligned(position)
+        segments.append((position, length))
         position += length
-    if buffers:
-        return pickle.loads(data, buffers=buffers)
-    return pickle.loads(data)
+    end = position
+    view = memoryview(first)
+    digest = xxhash.xxh3_64()
+    if end <= len(first):  # the common case: the first read got all of it
+        if end < len(first) or (len(first) >= _FIRST_READ and handle.read(1)):
+            raise _Corrupt("unexpected bytes after the end of the entry")
+        digest.update(view[_PREFIX.size:end])
+        if digest.intdigest() != checksum:
+            raise _Corrupt("checksum mismatch (corrupted)")
+        (start, length), *rest = segments
+        return header, view[start:start + length], \
+            [bytearray(view[s:s + n]) for s, n in rest]
+
+    size = os.fstat(handle.fileno()).st_size
+    if size != end:
+        raise _Corrupt(f"the file has {size} bytes, its header describes {end}"
+                       f"{' (truncated)' if size < end else ''}")
+    digest.update(view[_PREFIX.size:header_end])
+    position = header_end
+    parts: List[bytearray] = []
+    for start, length in segments:
+        if start > position:  # the padding: checksummed like the rest
+            padding = bytearray(start - position)
+            _fill(handle, view, position, memoryview(padding))
+            digest.update(padding)
+        target = bytearray(length)  # one writable buffer each, read in place
+        _fill(handle, view, start, memoryview(target))
+        digest.update(target)
+        parts.append(target)
+        position = start + length
+    if digest.intdigest() != checksum:
+        raise _Corrupt("checksum mismatch (corrupted)")
+    return header, parts[0], parts[1:]
+
+
+def _is_size(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _fill(handle: Any, first: memoryview, position: int, target: memoryview) -> None:
+    """Fill ``target`` with the file's bytes from ``position`` (taking those already in
+    ``first``, reading the rest; the file is positioned at ``len(first)``)."""
+    done = 0
+    if position < len(first):
+        done = min(len(first) - position, len(target))
+        target[:done] = first[position:position + done]
+    while done < len(target):
+        got = handle.readinto(target[done:])
+        if not got:
+            raise _Corrupt("truncated while reading")
+        done += got
+
+
+def _read_exactly(handle: Any, count: int) -> bytes:
+    target = bytearray(count)
+    _fill(handle, memoryview(b""), 0, memoryview(target))
+    return bytes(target)
 
 
 def _atomic_write(directory: str, path: str, chunks: List[Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=_SUFFIX)
+    """Write ``chunks`` to ``path`` through a fsynced temporary file and a rename.
+
+    On any failure the temporary file is removed and the exception propagates.
+    """
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=_TEMP_PREFIX, suffix=_SUFFIX)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        try:
+            pending = bytearray()
             for chunk in chunks:
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+                size = len(chunk) if isinstance(chunk, (bytes, bytearray)) else chunk.nbytes
+                if size < _COALESCE:
+                    pending += chunk
+                    continue
+                _write_all(fd, pending)
+                pending = bytearray()
+                _write_all(fd, chunk)  # a large buffer: written from where it lies
+            _write_all(fd, pending)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
     except BaseException:
         try:
-            os.remove(tmp)
+            os.remove(temporary)
         except OSError:
             pass
         raise
+
+
+def _write_all(fd: int, chunk: Any) -> None:
+    view = memoryview(chunk)
+    while view.nbytes:
+        written = os.write(fd, view)
+        view = view[written:]

@@ -88,6 +88,12 @@ def _is_notebook_cell(filename: str) -> bool:
     return entry[1] is None or not os.path.isfile(filename)
 
 
+# checkpointing itself is never the user's project, even installed in editable mode
+# inside a project directory.
+_OWN_PACKAGE = os.path.normcase(os.path.realpath(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -269,6 +275,7 @@ class SourceIndex:
                 result = True
             else:
                 result = any(_under(real, root) for root in roots) \
+                    and not _under(real, _OWN_PACKAGE) \
                     and not any(marker in real for marker in _PACKAGE_DIR_MARKERS) \
                     and not any(_under(real, env) for env in self._environment_dirs()) \
                     and not self._in_virtualenv(os.path.dirname(real))
