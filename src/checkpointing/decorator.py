@@ -287,7 +287,8 @@ def checkpoint(directory: Any = None, on_error: Optional[str] = None,
         ConfigurationError: an option is invalid (at decoration time).
         TypeError: the decorated object is a generator function.
     """
-    if callable(directory) and not isinstance(directory, (str, os.PathLike)):
+    if isinstance(directory, (staticmethod, classmethod)) or (
+            callable(directory) and not isinstance(directory, (str, os.PathLike))):
         return checkpoint()(directory)
     if directory is not None:
         from .config import validate_directory

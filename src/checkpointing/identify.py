@@ -25,7 +25,6 @@ from abc import ABC, abstractmethod
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 from . import hashing
-from .depgraph import plan_for, source_of
 from .errors import ConfigurationError, HashFailedError
 
 __all__ = ["AutoFuncCallIdentifier", "ArgumentBinder", "FuncCallContext",
@@ -35,6 +34,16 @@ __all__ = ["AutoFuncCallIdentifier", "ArgumentBinder", "FuncCallContext",
 KEY_FORMAT = 1
 # The interpreter's AST and bytecode semantics belong in the key (pytest's cache tag).
 _RUNTIME_TAG = f"{sys.implementation.cache_tag}".encode()
+
+
+def _plan_for(func: Callable[..., Any]) -> Any:
+    """The key plan of ``func``; the analyzer is imported at the first call, not before
+    (it is most of the import time of the package)."""
+    global _plan_for
+    from .depgraph import plan_for
+
+    _plan_for = plan_for
+    return plan_for(func)
 
 
 def qualified_name(func: Callable[..., Any]) -> str:
@@ -91,6 +100,8 @@ class FuncCallContext:
     @property
     def code(self) -> str:
         """The source text of the function as it was loaded (not as it is on disk now)."""
+        from .depgraph import source_of
+
         return source_of(self.func)
 
 
@@ -214,7 +225,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
             kwargs: Mapping[str, Any]) -> str:
         """Key of ``func(*args, **kwargs)`` without building a context (the hot path)."""
         values = self.binder_for(func).bind(args, kwargs)
-        plan = plan_for(func)
+        plan = _plan_for(func)
         hasher = hashing.Hasher()
         hasher.feed_bytes(_RUNTIME_TAG)
         hasher.feed(KEY_FORMAT)

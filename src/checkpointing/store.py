@@ -56,12 +56,10 @@ import os
 import pickle
 import re
 import struct
-import tempfile
 import time
 import warnings
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, Dict, Generic, Iterator, List, Optional, Tuple, TypeVar, Union
+from typing import NamedTuple, Any, Dict, Generic, Iterator, List, Optional, Tuple, TypeVar, Union
 
 import xxhash
 
@@ -173,8 +171,7 @@ class SynchronizedCache(CacheBase[T]):
             return self.cache.read_metadata(context_id)
 
 
-@dataclass(frozen=True)
-class EntryInfo:
+class EntryInfo(NamedTuple):
     """One stored entry, as listed by :meth:`PickleFileCache.iter_entries`.
 
     Attributes:
@@ -187,7 +184,7 @@ class EntryInfo:
     context_id: str
     path: str
     size: int
-    metadata: Dict[str, Any] = field(hash=False)
+    metadata: Dict[str, Any]
 
 
 class _Corrupt(Exception):
@@ -529,12 +526,32 @@ def _read_exactly(handle: Any, count: int) -> bytes:
     return bytes(target)
 
 
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) \
+    | getattr(os, "O_CLOEXEC", 0)
+
+
+def _create_temporary(directory: str) -> Tuple[int, str]:
+    """A new file in ``directory`` under a random name, open for writing.
+
+    Like ``tempfile.mkstemp`` without importing tempfile (slow to import), and with
+    the umask's permissions rather than 0600, so a cache directory shared by a team
+    stays readable by it.
+    """
+    for _ in range(100):
+        path = os.path.join(directory, f"{_TEMP_PREFIX}{os.urandom(8).hex()}{_SUFFIX}")
+        try:
+            return os.open(path, _TEMP_FLAGS, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file in {directory}")
+
+
 def _atomic_write(directory: str, path: str, chunks: List[Any]) -> None:
     """Write ``chunks`` to ``path`` through a fsynced temporary file and a rename.
 
     On any failure the temporary file is removed and the exception propagates.
     """
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=_TEMP_PREFIX, suffix=_SUFFIX)
+    fd, temporary = _create_temporary(directory)
     try:
         try:
             pending = bytearray()

@@ -14,17 +14,15 @@ plus IPython / Jupyter cells and the files of decorated functions.
 
 from __future__ import annotations
 
-import ast
-import linecache
 import os
 import sys
-import sysconfig
 import threading
-import tokenize
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 import xxhash
+
+if TYPE_CHECKING:
+    import ast
 
 from ..config import defaults
 
@@ -33,7 +31,6 @@ __all__ = ["INDEX", "ModuleRecord", "SourceIndex"]
 _PARSE_LOCK = threading.Lock()
 
 
-@dataclass(eq=False)
 class ModuleRecord:
     """The recorded source of one module (or notebook cell).
 
@@ -43,16 +40,20 @@ class ModuleRecord:
     or from :mod:`linecache`) rather than recorded by the import hook.
     """
 
-    name: str
-    filename: str
-    source: str
-    from_hook: bool = True
-    digest: bytes = field(init=False)
-    _tree: Optional[ast.Module] = field(default=None, init=False, repr=False)
-    _lines: Optional[List[str]] = field(default=None, init=False, repr=False)
+    __slots__ = ("name", "filename", "source", "from_hook", "digest", "_tree", "_lines")
 
-    def __post_init__(self) -> None:
-        self.digest = xxhash.xxh3_128_digest(self.source.encode("utf-8", "surrogatepass"))
+    def __init__(self, name: str, filename: str, source: str, from_hook: bool = True) -> None:
+        self.name = name
+        self.filename = filename
+        self.source = source
+        self.from_hook = from_hook
+        self.digest = xxhash.xxh3_128_digest(source.encode("utf-8", "surrogatepass"))
+        self._tree: Optional[ast.Module] = None
+        self._lines: Optional[List[str]] = None
+
+    def __repr__(self) -> str:
+        return (f"ModuleRecord(name={self.name!r}, filename={self.filename!r}, "
+                f"from_hook={self.from_hook!r})")
 
     @property
     def tree(self) -> ast.Module:
@@ -62,6 +63,8 @@ class ModuleRecord:
             with _PARSE_LOCK:
                 tree = self._tree
                 if tree is None:
+                    import ast
+
                     tree = self._tree = ast.parse(self.source, self.filename)
         return tree
 
@@ -82,7 +85,8 @@ def _is_notebook_cell(filename: str) -> bool:
     """Is ``filename`` the pseudo-file of an IPython / Jupyter cell (or similar)?"""
     if filename.startswith("<ipython-input-") or "ipykernel_" in filename:
         return True
-    entry = linecache.cache.get(filename)
+    linecache = sys.modules.get("linecache")
+    entry = linecache.cache.get(filename) if linecache is not None else None
     if entry is None or len(entry) < 3:  # absent, or a lazy entry of a real module
         return False
     return entry[1] is None or not os.path.isfile(filename)
@@ -187,6 +191,8 @@ class SourceIndex:
         if not filename:
             return None
         if _is_notebook_cell(filename):
+            import linecache
+
             entry = linecache.cache.get(filename)
             if entry is None or len(entry) < 3:
                 return None
@@ -198,6 +204,8 @@ class SourceIndex:
         if not _looks_like_python(key):
             return None
         try:
+            import tokenize
+
             with tokenize.open(key) as handle:
                 source = handle.read()
         except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
@@ -308,6 +316,8 @@ class SourceIndex:
         dirs = self._env_dirs
         if dirs is None:
             found = set()
+            import sysconfig
+
             paths = sysconfig.get_paths()
             for key in ("stdlib", "platstdlib", "purelib", "platlib"):
                 if paths.get(key):
