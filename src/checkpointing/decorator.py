@@ -76,6 +76,10 @@ class DecoratorCheckpoint:
             defaults["checkpoint.on_error"] if on_error is None else on_error)
 
     def __call__(self, func: F) -> F:
+        if isinstance(func, (staticmethod, classmethod)):
+            raise TypeError(
+                f"put @checkpoint below @{type(func).__name__}, not above it: "
+                f"@{type(func).__name__} must be the outermost decorator")
         if not callable(func):
             raise TypeError(f"checkpoint decorates functions, not {type(func).__name__} "
                             f"objects: put @checkpoint() on a def")
@@ -84,10 +88,6 @@ class DecoratorCheckpoint:
                 f"cannot checkpoint generator function {qualified_name(func)}: a generator "
                 f"is consumed lazily and cannot be stored; return a list instead, "
                 f"or decorate a function that collects the items")
-        if isinstance(func, (staticmethod, classmethod)):
-            raise TypeError(
-                f"put @checkpoint below @{type(func).__name__}, not above it: "
-                f"@{type(func).__name__} must be the outermost decorator")
         _register_project_code(func)
         if inspect.iscoroutinefunction(func):
             wrapper = self._async_wrapper(func)
