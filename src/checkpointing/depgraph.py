@@ -144,6 +144,13 @@ _PLANS: Dict[Any, KeyPlan] = {}
 _LOCK = threading.RLock()
 _BUILDING = threading.local()
 _WARNED: set = set()
+# Roots whose decorator names extra dependencies: their blind spots were looked at.
+_ACKNOWLEDGED: Dict[Any, bool] = {}
+
+
+def acknowledge_blind_spots(func: Any) -> None:
+    """Do not warn about ``func``'s blind spots: ``depends_on`` covers them."""
+    _ACKNOWLEDGED[unwrap(func)] = True
 
 
 def plan_for(func: Any) -> KeyPlan:
@@ -340,8 +347,8 @@ class _Builder:
                 _code_digest(obj.__code__, hasher)
             node.digest = hasher.digest()
             record_entry.extend([node.kind, node.digest])
-            self._warn(obj, lineno, "its source is not available (analysed from bytecode: "
-                                    "helpers it calls are not followed)")
+            self._warn(obj, filename, lineno, "its source is not available (analysed from "
+                                              "bytecode: helpers it calls are not followed)")
             return index
 
         node.canonical = canonical
@@ -356,7 +363,7 @@ class _Builder:
                 target = Target(EXTERNAL, f"<unresolved {'.'.join(ref.chain)}: "
                                           f"{type(exc).__name__}>")
             resolved.append((ref, target))
-        self._blind_spots(obj, canonical.blind_spots, resolved, lineno)
+        self._blind_spots(obj, canonical.blind_spots, resolved, filename)
         for ref, target in resolved:
             entry = self._fold(node, ref, target, own)
             record_entry.append(entry)
@@ -438,18 +445,21 @@ class _Builder:
         return merged, record.filename, code.co_firstlineno
 
     def _blind_spots(self, obj: Any, spots: Sequence[BlindSpot], resolved: List[Any],
-                     lineno: Optional[int]) -> None:
-        if not spots:
+                     filename: Optional[str]) -> None:
+        if not spots or _ACKNOWLEDGED.get(self.root):
             return
-        builtin_refs = {ref.chain[0] for ref, target in resolved
-                        if target.kind == EXTERNAL and target.qualname.startswith("builtins:")}
+        # Warn only where the name really is the builtin (or importlib's function):
+        # a user function that happens to be called ``eval`` is followed like any other.
+        denotes = {".".join(ref.chain): target.qualname for ref, target in resolved}
         for spot in spots:
-            callee = spot.callee.split(".")[0]
-            if "." not in spot.callee and callee not in builtin_refs:
-                continue  # a user function that happens to be called "eval"
-            self._warn(obj, spot.lineno, spot.what)
+            expected = ("importlib:import_module" if spot.callee.endswith("import_module")
+                        else f"builtins:{spot.callee}")
+            if denotes.get(spot.callee) != expected:
+                continue
+            self._warn(obj, filename, spot.lineno, spot.what)
 
-    def _warn(self, obj: Any, lineno: Optional[int], what: str) -> None:
+    def _warn(self, obj: Any, filename: Optional[str], lineno: Optional[int],
+              what: str) -> None:
         if not defaults["analysis.warn_blind_spots"]:
             return
         root = qualname_of(self.root)
@@ -458,13 +468,16 @@ class _Builder:
         if key in _WARNED:
             return
         _WARNED.add(key)
-        via = "" if obj is self.root else f" (reached from {root})"
-        at = f", at line {lineno}" if lineno else ""
-        warnings.warn(
-            f"checkpointing cannot fully see what {where}{via} depends on{at}: {what}. A change there will not re-run the cached function; "
-            f"pass checkpoint(depends_on=[...]) with what it uses, or silence this with "
-            f"defaults['analysis.warn_blind_spots'] = False",
-            BlindSpotWarning, stacklevel=2)
+        via = "" if obj is self.root else f", reached from {root}"
+        message = (
+            f"checkpointing cannot see what {where}{via} depends on here: {what}. "
+            f"A change to what it reaches this way will not re-run {root}. Name what it "
+            f"uses with checkpoint(depends_on=[...]) (functions, classes, modules or "
+            f"values), leave arguments out of the key with checkpoint(ignore=[...]), or "
+            f"silence this with defaults['analysis.warn_blind_spots'] = False")
+        # Reported at the user's line, where an editor or a warnings filter finds it.
+        warnings.warn_explicit(message, BlindSpotWarning, filename or "<unknown>",
+                               lineno or 0)
 
 
 class _DefaultsView:
@@ -532,7 +545,19 @@ def _function_digester(func: Any) -> bytes:
     return b"function:" + qualname_of(func).encode()
 
 
+def _module_digester(module: types.ModuleType) -> bytes:
+    """A project module (named in ``depends_on``) by its source as loaded; others by name."""
+    from .analysis.resolve import is_project_object
+
+    if is_project_object(module):
+        record = INDEX.by_module(module.__name__)
+        if record is not None:
+            return b"project-module:" + record.digest
+    return b"module:" + module.__name__.encode()
+
+
 hashing.register_digester(types.FunctionType, _function_digester)
+hashing.register_digester(types.ModuleType, _module_digester)
 hashing.register_class_digester(_definition_digest)
 hashing.register_digester(type(UNBOUND), lambda value: b"<unbound>")
 

@@ -215,6 +215,10 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         binder = self._binders.get(func)
         if binder is None:
             binder = self._binders[func] = ArgumentBinder(func, self.ignore)
+            if self.depends_on:
+                from .depgraph import acknowledge_blind_spots
+
+                acknowledge_blind_spots(func)
         return binder
 
     def identify(self, context: FuncCallContext) -> str:

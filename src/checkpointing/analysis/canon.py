@@ -102,10 +102,7 @@ _BLIND_CALLS = {
     "vars": "vars() reads attributes by run-time name",
     "__import__": "__import__() imports a module chosen at run time",
 }
-_BLIND_ATTR_CALLS = {
-    ("importlib", "import_module"): "importlib.import_module() imports a module chosen "
-                                    "at run time",
-}
+_IMPORT_MODULE = "importlib.import_module() imports a module chosen at run time"
 
 
 class _Scope:
@@ -383,6 +380,9 @@ class _Canonicaliser(ast.NodeTransformer):
         lineno = getattr(node, "lineno", 0)
         if isinstance(func, ast.Name) and self._binding_scope(func.id, self.current) is None:
             what = _BLIND_CALLS.get(func.id)
+            if what is None and func.id == "import_module" and node.args \
+                    and not isinstance(node.args[0], ast.Constant):
+                what = _IMPORT_MODULE
             if what is None and func.id in ("getattr", "setattr", "hasattr", "delattr"):
                 if len(node.args) >= 2 and not isinstance(node.args[1], ast.Constant):
                     what = f"{func.id}() with a computed attribute name"
@@ -390,9 +390,10 @@ class _Canonicaliser(ast.NodeTransformer):
                 self.blind.append(BlindSpot(lineno, func.id, what))
         else:
             found = self._chain(func)
-            if found is not None and len(found[1]) == 2 and found[1] in _BLIND_ATTR_CALLS:
-                self.blind.append(BlindSpot(lineno, ".".join(found[1]),
-                                            _BLIND_ATTR_CALLS[found[1]]))
+            if found is not None and found[1][-1] == "import_module" and node.args \
+                    and not isinstance(node.args[0], ast.Constant) \
+                    and self._binding_scope(found[1][0], self.current) is None:
+                self.blind.append(BlindSpot(lineno, ".".join(found[1]), _IMPORT_MODULE))
         self.generic_visit(node)
         return node
 

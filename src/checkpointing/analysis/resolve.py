@@ -70,6 +70,10 @@ def qualname_of(obj: Any) -> str:
     if isinstance(obj, types.ModuleType):
         return obj.__name__
     module = getattr(obj, "__module__", None) or "?"
+    if module == "__main__":
+        # Run with ``python -m pkg.main``: call it by the name it is known by.
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        module = getattr(spec, "name", None) or module
     name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or "?"
     return f"{module}:{name}"
 
