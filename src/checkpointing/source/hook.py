@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import threading
 import types
@@ -199,4 +200,27 @@ def install_import_hook() -> ImportHookHandle:
     filename = getattr(main, "__file__", None)
     if isinstance(filename, str) and filename:
         INDEX.by_filename(filename, _name="__main__")
+    record_loaded_modules()
     return handle
+
+
+def record_loaded_modules() -> int:
+    """Read, once, the source of project modules imported before the hook was installed.
+
+    They were compiled before we could see them; reading them now is as close to the
+    code running as we can get. Returns how many were read.
+    """
+    # Most loaded modules live under the interpreter's prefixes: skip them cheaply,
+    # without resolving their paths.
+    prefixes = tuple({os.path.join(p, lib) + os.sep
+                      for p in (sys.prefix, sys.base_prefix, sys.exec_prefix) if p
+                      for lib in ("lib", "lib64", "Lib")})
+    count = 0
+    for name, module in list(sys.modules.items()):
+        filename = getattr(module, "__file__", None)
+        if not isinstance(filename, str) or not filename.endswith(".py") \
+                or filename.startswith(prefixes) or name == "__main__":
+            continue
+        if INDEX.is_project_path(filename) and INDEX.by_filename(filename, _name=name):
+            count += 1
+    return count
