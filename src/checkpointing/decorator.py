@@ -72,6 +72,9 @@ class DecoratorCheckpoint:
                 f"and implement save(context_id, result) and retrieve(context_id)")
         self.identifier = identifier
         self.cache = cache
+        if isinstance(identifier, AutoFuncCallIdentifier) and isinstance(cache, PickleFileCache) \
+                and identifier.analysis_directory is None:
+            identifier.analysis_directory = os.path.join(cache.directory, "analysis")
         self.on_error = validate_on_error(
             defaults["checkpoint.on_error"] if on_error is None else on_error)
 

@@ -1,34 +1,25 @@
-"""The dependency graph of a checkpointed function and the key plan folded from it.
+"""The dependency graph of a checkpointed function, folded into its key plan.
 
-This module owns what "everything a function reaches" means at run time. From a
-root function (or class) it finds each definition's source as loaded
-(:mod:`checkpointing.source`), canonicalises it (:mod:`checkpointing.analysis.canon`),
-resolves every free name (:mod:`checkpointing.analysis.resolve`) and follows user
-functions and classes transitively, across modules. The result is a
-:class:`KeyPlan`:
+This module owns what "everything a function reaches" means. From a root function
+(or class) it finds each definition's source as loaded (:mod:`checkpointing.source`),
+canonicalises it (:mod:`checkpointing.analysis.canon`), resolves every free name
+(:mod:`checkpointing.analysis.resolve`) and follows user functions and classes
+transitively, across modules. The result is a :class:`~checkpointing.keyplan.KeyPlan`
+whose ``static_digest`` folds the canonical code of every reached definition and the
+external names they use. Nodes are numbered in depth-first order from the root and
+edges refer to those numbers, so the digest does not depend on any definition's
+name, and recursion (a cycle) is just an edge to a smaller number.
 
-* ``static_digest``: one digest of the canonical code of every reached definition
-  and of the external names they use. Nodes are numbered in depth-first order from
-  the root and edges refer to those numbers, so the digest does not depend on any
-  definition's name, and recursion (a cycle) is just an edge to a smaller number.
-* value slots: the module globals and closure cells the code reads, whose current
-  values are hashed at every call (values change while a program runs; code does
-  not).
-* guards: the slots through which code was found (``helper`` in the module dict
-  still is the function we analysed). A failed guard, or a module re-recorded by the
-  import hook (a reload), makes the plan be built again.
-
-The hot path (a call) only checks guards and reads slots: no parsing, no networkx.
-:func:`dependency_graph` turns a plan into a :class:`networkx.DiGraph` for display.
+It runs once per function per process at most (and not at all when a stored plan
+is still valid); :func:`dependency_graph` turns a fresh analysis into a
+:class:`networkx.DiGraph` for display.
 """
 
 from __future__ import annotations
 
 import ast
 import sys
-import threading
 import types
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -36,11 +27,11 @@ from . import hashing
 from .analysis.canon import BlindSpot, Canonical, canonical_class, canonical_function
 from .analysis.resolve import (CLASS, CLOSURE, EXTERNAL, FUNCTION, GLOBAL, UNBOUND, Target,
                                qualname_of, resolve_ref, unwrap)
-from .config import defaults
-from .errors import BlindSpotWarning
+from .keyplan import (ANALYSIS_FORMAT, KeyPlan, Slot, describe, is_acknowledged, plan_for,
+                      warn_once)
 from .source import INDEX
 
-__all__ = ["KeyPlan", "Node", "dependency_graph", "plan_for", "source_of"]
+__all__ = ["Node", "build_plan", "dependency_graph", "source_of"]
 
 
 @dataclass
@@ -60,109 +51,6 @@ class Node:
     slots: List[int] = field(default_factory=list)
     externals: List[str] = field(default_factory=list)
     from_source: bool = True
-
-
-@dataclass
-class Slot:
-    """A value read at every call: a module global or a closure cell."""
-
-    qualname: str
-    namespace: Optional[Dict[str, Any]] = None
-    name: Optional[str] = None
-    cell: Any = None
-    attributes: Tuple[str, ...] = ()
-
-    def read(self) -> Any:
-        if self.cell is not None:
-            try:
-                return self.cell.cell_contents
-            except ValueError:
-                return UNBOUND
-        assert self.namespace is not None
-        return self.namespace.get(self.name, UNBOUND)  # type: ignore[arg-type]
-
-
-class KeyPlan:
-    """What the key of a function's calls is made of; see the module docs."""
-
-    __slots__ = ("root", "nodes", "slots", "static_digest", "_guards", "_generation",
-                 "_slot_readers")
-
-    def __init__(self, root: Any, nodes: List[Node], slots: List[Slot],
-                 guards: List[Tuple[Any, Any, Any]], static_digest: bytes) -> None:
-        self.root = root
-        self.nodes = nodes
-        self.slots = slots
-        self.static_digest = static_digest
-        self._guards = tuple(guards)
-        self._generation = INDEX.generation
-        self._slot_readers = tuple(s.read for s in slots)
-
-    def valid(self) -> bool:
-        """Still describes the code: no module reloaded, no analysed name rebound."""
-        if self._generation != INDEX.generation:
-            return False
-        for namespace, name, expected in self._guards:
-            if namespace is None:  # a closure cell
-                try:
-                    if name.cell_contents is not expected:
-                        return False
-                except ValueError:
-                    return False
-            elif namespace.get(name, UNBOUND) is not expected:
-                return False
-        return True
-
-    def read_values(self) -> List[Any]:
-        """Current values of the globals and closure cells the code reads."""
-        return [read() for read in self._slot_readers]
-
-    def feed_values(self, hasher: hashing.Hasher) -> None:
-        """Feed the current values of the slots into ``hasher``.
-
-        A value with no stable digest (a lock, a socket in a global) is identified by
-        its type instead, with a warning (once) that its changes are not tracked: a
-        function must stay cacheable because some global it touches is a connection.
-        """
-        for index, read in enumerate(self._slot_readers):
-            value = read()
-            try:
-                digest = hashing.digest_value(value)
-            except hashing.UnhashableValue as exc:
-                slot = self.slots[index]
-                _warn_once(("slot", slot.qualname), (
-                    f"the value of {slot.qualname}, read by {qualname_of(self.root)}, "
-                    f"cannot be hashed ({exc}); changes to it will not re-run the "
-                    f"function. Pass it as an argument or list what matters in "
-                    f"checkpoint(depends_on=[...])"))
-                digest = ("unhashable " + type(value).__module__ + "."
-                          + type(value).__qualname__).encode()
-            hasher.feed_bytes(digest)
-
-
-_PLANS: Dict[Any, KeyPlan] = {}
-_LOCK = threading.RLock()
-_BUILDING = threading.local()
-_WARNED: set = set()
-# Roots whose decorator names extra dependencies: their blind spots were looked at.
-_ACKNOWLEDGED: Dict[Any, bool] = {}
-
-
-def acknowledge_blind_spots(func: Any) -> None:
-    """Do not warn about ``func``'s blind spots: ``depends_on`` covers them."""
-    _ACKNOWLEDGED[unwrap(func)] = True
-
-
-def plan_for(func: Any) -> KeyPlan:
-    """The (memoised) key plan of a function or class, rebuilt when it went stale."""
-    plan = _PLANS.get(func)
-    if plan is not None and plan.valid():
-        return plan
-    with _LOCK:
-        plan = _PLANS.get(func)
-        if plan is None or not plan.valid():
-            plan = _PLANS[func] = _Builder(func).build()
-    return plan
 
 
 # -- Finding definitions in the source as loaded ----------------------------------
@@ -294,6 +182,11 @@ def _code_digest(code: types.CodeType, hasher: hashing.Hasher) -> None:
 
 # -- Building ---------------------------------------------------------------------
 
+def build_plan(func: Any) -> KeyPlan:
+    """Analyse ``func`` (a function or class) and everything it reaches."""
+    return _Builder(func).build()
+
+
 class _Builder:
     def __init__(self, root: Any) -> None:
         self.root = unwrap(root)
@@ -302,8 +195,12 @@ class _Builder:
         self.slots: List[Slot] = []
         self.slot_index: Dict[Tuple[Any, ...], int] = {}
         self.guards: List[Tuple[Any, Any, Any]] = []
+        self.guard_specs: List[Any] = []
         self.guard_keys: set = set()
         self.records: List[List[Any]] = []
+        self.files: Dict[str, str] = {}
+        self.persistable = True
+        self.warnings: List[Any] = []
 
     def build(self) -> KeyPlan:
         self._visit(self.root, is_root=True)
@@ -311,7 +208,18 @@ class _Builder:
         hasher.feed_bytes(b"checkpointing.depgraph/1")
         for record in self.records:
             hasher.feed(tuple(record))
-        return KeyPlan(self.root, self.nodes, self.slots, self.guards, hasher.digest())
+        static = hasher.digest()
+        summary = [{"qualname": n.qualname, "kind": n.kind, "file": n.filename,
+                    "line": n.lineno, "digest": n.digest.hex()} for n in self.nodes]
+        spec = None
+        if self.persistable and all(s.spec is not None for s in self.slots):
+            spec = {"format": ANALYSIS_FORMAT, "root": describe(self.root),
+                    "static_digest": static.hex(), "files": self.files,
+                    "guards": self.guard_specs,
+                    "slots": [[s.qualname, s.spec] for s in self.slots], "nodes": summary,
+                    "warnings": self.warnings}
+        return KeyPlan(self.root, self.nodes, self.slots, self.guards, static,
+                       files=self.files, summary=summary, spec=spec)
 
     def _visit(self, obj: Any, is_root: bool = False) -> int:
         known = self.by_id.get(id(obj))
@@ -336,6 +244,7 @@ class _Builder:
             return index
         if canonical is None:
             node.from_source = False
+            self.persistable = False
             hasher = hashing.Hasher()
             if is_class:
                 hasher.feed_str(node.qualname)
@@ -371,8 +280,8 @@ class _Builder:
             # Default values were evaluated when the helper was defined: read them as values.
             if obj.__defaults__ or obj.__kwdefaults__:
                 slot = self._slot(("defaults", id(obj)),
-                                  Slot(f"{node.qualname}.__defaults__", cell=None,
-                                       namespace=_DefaultsView(obj), name="values"))
+                                  Slot(f"{node.qualname}.__defaults__", defaults_of=obj,
+                                       spec=["defaults", describe(obj)]))
                 node.slots.append(slot)
                 record_entry.append(("defaults", slot))
         node.digest = own.digest()
@@ -388,11 +297,15 @@ class _Builder:
             return ("code", child, target.rest)
         if kind in (GLOBAL, CLOSURE):
             if target.cell is not None:
-                slot = self._slot(("cell", id(target.cell)),
-                                  Slot(target.qualname, cell=target.cell))
+                freevar = self._root_freevar(target.cell)
+                slot = self._slot(("cell", id(target.cell)), Slot(
+                    target.qualname, cell=target.cell,
+                    spec=None if freevar is None else ["cell", freevar]))
             else:
-                slot = self._slot(("global", id(target.namespace), target.name),
-                                  Slot(target.qualname, target.namespace, target.name))
+                module = self._module_name(target.namespace)
+                slot = self._slot(("global", id(target.namespace), target.name), Slot(
+                    target.qualname, target.namespace, target.name,
+                    spec=None if module is None else ["global", module, target.name]))
             node.slots.append(slot)
             own.feed(("value", target.qualname))
             return ("value", slot, target.rest)
@@ -415,25 +328,51 @@ class _Builder:
         if target.cell is not None:
             key = ("cell", id(target.cell))
             guard = (None, target.cell, _cell_value(target.cell))
+            freevar = self._root_freevar(target.cell)
+            spec = None if freevar is None else ["cell", None, freevar, describe(guard[2])]
         elif target.namespace is not None and target.name is not None:
             key = (id(target.namespace), target.name)
             guard = (target.namespace, target.name, target.namespace.get(target.name, UNBOUND))
+            module = self._module_name(target.namespace)
+            spec = None if module is None else ["global", module, target.name,
+                                                describe(guard[2])]
         else:
             return
         if key not in self.guard_keys:
             self.guard_keys.add(key)
             self.guards.append(guard)
+            if spec is None or spec[3] is None:
+                self.persistable = False
+            self.guard_specs.append(spec)
+
+    def _root_freevar(self, cell: Any) -> Optional[str]:
+        """The name of ``cell`` among the root's closure cells (others are not kept)."""
+        closure = getattr(self.root, "__closure__", None) or ()
+        for name, candidate in zip(getattr(self.root, "__code__", None).co_freevars
+                                   if closure else (), closure):
+            if candidate is cell:
+                return name
+        return None
+
+    @staticmethod
+    def _module_name(namespace: Any) -> Optional[str]:
+        """The name under which ``namespace`` is a module's dict in sys.modules."""
+        name = namespace.get("__name__") if isinstance(namespace, dict) else None
+        module = sys.modules.get(name) if isinstance(name, str) else None
+        return name if module is not None and vars(module) is namespace else None
 
     def _canonical(self, obj: Any, is_root: bool) -> Tuple[Optional[Canonical], Any, Any]:
         if isinstance(obj, type):
             record, node = _class_node(obj)
             if node is None:
                 return None, getattr(record, "filename", None), None
+            self.files[record.filename] = record.digest.hex()
             return canonical_class(node), record.filename, node.lineno
         record, nodes = _function_node(obj)
         code = obj.__code__
         if not nodes:
             return None, code.co_filename, code.co_firstlineno
+        self.files[record.filename] = record.digest.hex()
         parts = [canonical_function(n, include_defaults=not is_root) for n in nodes]
         if len(parts) == 1:
             return parts[0], record.filename, code.co_firstlineno
@@ -446,7 +385,7 @@ class _Builder:
 
     def _blind_spots(self, obj: Any, spots: Sequence[BlindSpot], resolved: List[Any],
                      filename: Optional[str]) -> None:
-        if not spots or _ACKNOWLEDGED.get(self.root):
+        if not spots or is_acknowledged(self.root):
             return
         # Warn only where the name really is the builtin (or importlib's function):
         # a user function that happens to be called ``eval`` is followed like any other.
@@ -460,14 +399,8 @@ class _Builder:
 
     def _warn(self, obj: Any, filename: Optional[str], lineno: Optional[int],
               what: str) -> None:
-        if not defaults["analysis.warn_blind_spots"]:
-            return
         root = qualname_of(self.root)
         where = qualname_of(obj)
-        key = (root, where, lineno, what)
-        if key in _WARNED:
-            return
-        _WARNED.add(key)
         via = "" if obj is self.root else f", reached from {root}"
         message = (
             f"checkpointing cannot see what {where}{via} depends on here: {what}. "
@@ -475,28 +408,8 @@ class _Builder:
             f"uses with checkpoint(depends_on=[...]) (functions, classes, modules or "
             f"values), leave arguments out of the key with checkpoint(ignore=[...]), or "
             f"silence this with defaults['analysis.warn_blind_spots'] = False")
-        # Reported at the user's line, where an editor or a warnings filter finds it.
-        warnings.warn_explicit(message, BlindSpotWarning, filename or "<unknown>",
-                               lineno or 0)
-
-
-class _DefaultsView:
-    """Reads a helper's default values as if they were a namespace entry."""
-
-    __slots__ = ("func",)
-
-    def __init__(self, func: Any) -> None:
-        self.func = func
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return (self.func.__defaults__, self.func.__kwdefaults__)
-
-
-def _warn_once(key: Any, message: str) -> None:
-    if key in _WARNED or not defaults["analysis.warn_blind_spots"]:
-        return
-    _WARNED.add(key)
-    warnings.warn(message, BlindSpotWarning, stacklevel=3)
+        self.warnings.append([[root, where, lineno, what], message, filename, lineno])
+        warn_once((root, where, lineno, what), message, filename, lineno)
 
 
 def _cell_value(cell: Any) -> Any:
@@ -504,62 +417,6 @@ def _cell_value(cell: Any) -> Any:
         return cell.cell_contents
     except ValueError:
         return UNBOUND
-
-
-# -- Functions and classes as values ----------------------------------------------
-
-def _in_progress() -> set:
-    active = getattr(_BUILDING, "active", None)
-    if active is None:
-        active = _BUILDING.active = set()
-    return active
-
-
-def _definition_digest(obj: Any) -> Optional[bytes]:
-    """Digest of a project function or class: its plan plus the values it reads now."""
-    from .analysis.resolve import is_project_object
-
-    original = unwrap(obj)
-    if not is_project_object(original):
-        return None
-    active = _in_progress()
-    if id(original) in active:
-        # A value that refers back to the definition being hashed: its code is
-        # already in the digest.
-        return b"<recursive>" + qualname_of(original).encode()
-    active.add(id(original))
-    try:
-        plan = plan_for(original)
-        hasher = hashing.Hasher()
-        hasher.feed_bytes(plan.static_digest)
-        plan.feed_values(hasher)
-        return hasher.digest()
-    finally:
-        active.discard(id(original))
-
-
-def _function_digester(func: Any) -> bytes:
-    digest = _definition_digest(func)
-    if digest is not None:
-        return b"project-function:" + digest
-    return b"function:" + qualname_of(func).encode()
-
-
-def _module_digester(module: types.ModuleType) -> bytes:
-    """A project module (named in ``depends_on``) by its source as loaded; others by name."""
-    from .analysis.resolve import is_project_object
-
-    if is_project_object(module):
-        record = INDEX.by_module(module.__name__)
-        if record is not None:
-            return b"project-module:" + record.digest
-    return b"module:" + module.__name__.encode()
-
-
-hashing.register_digester(types.FunctionType, _function_digester)
-hashing.register_digester(types.ModuleType, _module_digester)
-hashing.register_class_digester(_definition_digest)
-hashing.register_digester(type(UNBOUND), lambda value: b"<unbound>")
 
 
 def dependency_graph(func: Any) -> Any:
@@ -572,6 +429,8 @@ def dependency_graph(func: Any) -> Any:
     import networkx as nx
 
     plan = plan_for(unwrap(func))
+    if plan.from_disk:  # read back without its definitions: analyse for display
+        plan = build_plan(unwrap(func))
     graph = nx.DiGraph()
     for node in plan.nodes:
         graph.add_node(node.qualname, kind=node.kind, file=node.filename, line=node.lineno,

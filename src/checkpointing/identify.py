@@ -36,14 +36,14 @@ KEY_FORMAT = 1
 _RUNTIME_TAG = f"{sys.implementation.cache_tag}".encode()
 
 
-def _plan_for(func: Callable[..., Any]) -> Any:
-    """The key plan of ``func``; the analyzer is imported at the first call, not before
-    (it is most of the import time of the package)."""
+def _plan_for(func: Callable[..., Any], directory: Optional[str]) -> Any:
+    """The key plan of ``func``; :mod:`checkpointing.keyplan` is imported at the first
+    call, not at ``import checkpointing``."""
     global _plan_for
-    from .depgraph import plan_for
+    from .keyplan import plan_for
 
     _plan_for = plan_for
-    return plan_for(func)
+    return plan_for(func, directory)
 
 
 def qualified_name(func: Callable[..., Any]) -> str:
@@ -208,6 +208,9 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
                 f"e.g. depends_on=[helper, CONFIG]")
         self.ignore = tuple(ignore)
         self.depends_on = tuple(depends_on)
+        # Where analyses are kept between processes (set by the decorator to
+        # ``<cache directory>/analysis``); None keeps them in memory only.
+        self.analysis_directory: Optional[str] = None
         self._binders: Dict[Any, ArgumentBinder] = {}
 
     def binder_for(self, func: Callable[..., Any]) -> ArgumentBinder:
@@ -216,7 +219,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         if binder is None:
             binder = self._binders[func] = ArgumentBinder(func, self.ignore)
             if self.depends_on:
-                from .depgraph import acknowledge_blind_spots
+                from .keyplan import acknowledge_blind_spots
 
                 acknowledge_blind_spots(func)
         return binder
@@ -229,7 +232,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
             kwargs: Mapping[str, Any]) -> str:
         """Key of ``func(*args, **kwargs)`` without building a context (the hot path)."""
         values = self.binder_for(func).bind(args, kwargs)
-        plan = _plan_for(func)
+        plan = _plan_for(func, self.analysis_directory)
         hasher = hashing.Hasher()
         hasher.feed_bytes(_RUNTIME_TAG)
         hasher.feed(KEY_FORMAT)

@@ -11,15 +11,14 @@ bound. It knows nothing of graphs or hashing.
 from __future__ import annotations
 
 import builtins
-import importlib
-import inspect
 import sys
 import types
-from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, NamedTuple, Optional, Tuple
 
 from ..source import INDEX
-from .canon import Ref
+
+if TYPE_CHECKING:
+    from .canon import Ref
 
 __all__ = ["Target", "is_project_object", "resolve_ref", "unwrap", "qualname_of",
            "FUNCTION", "CLASS", "GLOBAL", "CLOSURE", "EXTERNAL", "MODULE"]
@@ -36,8 +35,7 @@ MODULE = "module"
 UNBOUND = type("Unbound", (), {"__repr__": lambda self: "<unbound>"})()
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """What a :class:`Ref` denotes.
 
     ``kind`` is one of the module constants. ``obj`` is the function, class or module
@@ -59,10 +57,17 @@ class Target:
 
 def unwrap(obj: Any) -> Any:
     """Follow ``__wrapped__`` (functools.wraps, lru_cache, checkpoint) to the original."""
-    try:
-        return inspect.unwrap(obj)
-    except ValueError:  # a __wrapped__ cycle
-        return obj
+    original = obj
+    seen = {id(obj)}
+    while True:
+        try:
+            inner = obj.__wrapped__
+        except Exception:  # no attribute, or a proxy whose attribute access fails
+            return obj
+        if id(inner) in seen or len(seen) > 100:  # a cycle, or a mock inventing attributes
+            return original
+        seen.add(id(inner))
+        obj = inner
 
 
 def qualname_of(obj: Any) -> str:
@@ -139,12 +144,16 @@ def _import_origin(ref: Ref, home_module: str) -> Any:
     if module is None:
         # The function imports it when it runs; importing it now changes nothing it
         # would not change itself.
+        import importlib
+
         module = importlib.import_module(module_name)
     if origin.attr is None:
         return module
     try:
         return getattr(module, origin.attr)
     except AttributeError:
+        import importlib
+
         return importlib.import_module(f"{module_name}.{origin.attr}")
 
 

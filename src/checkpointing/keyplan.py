@@ -1,0 +1,373 @@
+"""Key plans: what the key of a function's calls is made of, kept in memory and on disk.
+
+This module owns the run-time half of dependency tracking, the part on the path of
+every call. A :class:`KeyPlan` holds
+
+* ``static_digest``: the digest of the canonical code of everything the function
+  reaches (computed by :mod:`checkpointing.depgraph`);
+* slots: the module globals and closure cells that code reads, whose current values
+  are hashed at every call;
+* guards: the names through which code was found (``helper`` in a module dict still
+  is the function analysed). A failed guard, or a module re-recorded by the import
+  hook (a reload), makes the plan be built again.
+
+Plans are memoised per function, and also written to ``<cache>/analysis/`` keyed by
+the function's identity; a plan read back from there is used only if the source
+files it covers have the same digests now, so a fresh process whose code did not
+change skips the analysis (no parsing, no ``ast``, no networkx) entirely.
+
+It also registers how functions, classes and modules are digested as values
+(:mod:`checkpointing.hashing` is a leaf and does not know about code).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import types
+import warnings
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import xxhash
+
+from . import hashing
+from .analysis.resolve import UNBOUND, is_project_object, qualname_of, unwrap
+from .config import defaults
+from .errors import BlindSpotWarning
+from .source import INDEX
+
+__all__ = ["KeyPlan", "Slot", "acknowledge_blind_spots", "plan_for"]
+
+logger = logging.getLogger("checkpointing")
+
+# Bump when the analysis or the layout of stored plans changes.
+ANALYSIS_FORMAT = 1
+_RUNTIME = sys.implementation.cache_tag or sys.version
+
+
+class Slot:
+    """A value read at every call: a module global, a closure cell, or the default
+    values of a reached helper."""
+
+    __slots__ = ("qualname", "namespace", "name", "cell", "defaults_of", "spec")
+
+    def __init__(self, qualname: str, namespace: Optional[Dict[str, Any]] = None,
+                 name: Optional[str] = None, cell: Any = None, defaults_of: Any = None,
+                 spec: Any = None) -> None:
+        self.qualname = qualname
+        self.namespace = namespace
+        self.name = name
+        self.cell = cell
+        self.defaults_of = defaults_of
+        self.spec = spec  # how to find it again in another process (None: cannot)
+
+    def read(self) -> Any:
+        if self.cell is not None:
+            try:
+                return self.cell.cell_contents
+            except ValueError:
+                return UNBOUND
+        if self.defaults_of is not None:
+            return (self.defaults_of.__defaults__, self.defaults_of.__kwdefaults__)
+        return self.namespace.get(self.name, UNBOUND)  # type: ignore[union-attr]
+
+
+class KeyPlan:
+    """What the key of a function's calls is made of; see the module docs.
+
+    ``nodes`` (the reached definitions, for display) is empty for a plan read from
+    disk; ``summary`` then lists them as plain data.
+    """
+
+    __slots__ = ("root", "nodes", "slots", "static_digest", "files", "summary", "spec",
+                 "from_disk", "_guards", "_generation", "_slot_readers")
+
+    def __init__(self, root: Any, nodes: List[Any], slots: List[Slot],
+                 guards: Sequence[Tuple[Any, Any, Any]], static_digest: bytes, *,
+                 files: Optional[Dict[str, str]] = None,
+                 summary: Optional[List[Dict[str, Any]]] = None,
+                 spec: Optional[Dict[str, Any]] = None, from_disk: bool = False) -> None:
+        self.root = root
+        self.nodes = nodes
+        self.slots = slots
+        self.static_digest = static_digest
+        self.files = files or {}
+        self.summary = summary or []
+        self.spec = spec
+        self.from_disk = from_disk
+        self._guards = tuple(guards)
+        self._generation = INDEX.generation
+        self._slot_readers = tuple(s.read for s in slots)
+
+    def valid(self) -> bool:
+        """Still describes the code: no module reloaded, no analysed name rebound."""
+        if self._generation != INDEX.generation:
+            return False
+        for namespace, name, expected in self._guards:
+            if namespace is None:  # a closure cell
+                try:
+                    if name.cell_contents is not expected:
+                        return False
+                except ValueError:
+                    return False
+            elif namespace.get(name, UNBOUND) is not expected:
+                return False
+        return True
+
+    def read_values(self) -> List[Any]:
+        """Current values of the globals and closure cells the code reads."""
+        return [read() for read in self._slot_readers]
+
+    def feed_values(self, hasher: hashing.Hasher) -> None:
+        """Feed the current values of the slots into ``hasher``.
+
+        A value with no stable digest (a lock, a socket in a global) is identified by
+        its type instead, with a warning (once) that its changes are not tracked: a
+        function must stay cacheable because some global it touches is a connection.
+        """
+        for index, read in enumerate(self._slot_readers):
+            value = read()
+            try:
+                digest = hashing.digest_value(value)
+            except hashing.UnhashableValue as exc:
+                slot = self.slots[index]
+                warn_once(("slot", slot.qualname), (
+                    f"the value of {slot.qualname}, read by {qualname_of(self.root)}, "
+                    f"cannot be hashed ({exc}); changes to it will not re-run the "
+                    f"function. Pass it as an argument or list what matters in "
+                    f"checkpoint(depends_on=[...])"))
+                digest = ("unhashable " + type(value).__module__ + "."
+                          + type(value).__qualname__).encode()
+            hasher.feed_bytes(digest)
+
+
+_PLANS: Dict[Any, KeyPlan] = {}
+_LOCK = threading.RLock()
+_WARNED: set = set()
+# Roots whose decorator names extra dependencies: their blind spots were looked at.
+_ACKNOWLEDGED: Dict[Any, bool] = {}
+# Where plans of definitions reached only as values (classes of arguments) are kept.
+_default_directory: Optional[str] = None
+
+
+def acknowledge_blind_spots(func: Any) -> None:
+    """Do not warn about ``func``'s blind spots: ``depends_on`` covers them."""
+    _ACKNOWLEDGED[unwrap(func)] = True
+
+
+def is_acknowledged(func: Any) -> bool:
+    return bool(_ACKNOWLEDGED.get(func))
+
+
+def warn_once(key: Any, message: str, filename: Optional[str] = None,
+              lineno: Optional[int] = None) -> None:
+    """Issue a :class:`BlindSpotWarning` once per ``key`` (unless warnings are off)."""
+    if key in _WARNED or not defaults["analysis.warn_blind_spots"]:
+        return
+    _WARNED.add(key)
+    if filename:
+        # Reported at the user's line, where an editor or a warnings filter finds it.
+        warnings.warn_explicit(message, BlindSpotWarning, filename, lineno or 0)
+    else:
+        warnings.warn(message, BlindSpotWarning, stacklevel=4)
+
+
+def plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
+    """The key plan of a function or class: memoised, else read from ``directory``
+    (``<cache>/analysis``), else built (and written there)."""
+    plan = _PLANS.get(func)
+    if plan is not None and plan.valid():
+        return plan
+    global _default_directory
+    if directory is None:
+        directory = _default_directory
+    elif _default_directory is None:
+        _default_directory = directory
+    with _LOCK:
+        plan = _PLANS.get(func)
+        if plan is not None and plan.valid():
+            return plan
+        path = _plan_path(func, directory) if directory else None
+        plan = _load(func, path) if path and plan is None else None
+        if plan is None:
+            from .depgraph import build_plan
+
+            plan = build_plan(func)
+            if path and plan.spec is not None:
+                _save(plan, path)
+        _PLANS[func] = plan
+    return plan
+
+
+# -- On disk ------------------------------------------------------------------------
+
+def describe(obj: Any) -> Optional[List[Any]]:
+    """How to recognise a definition in another process (None: not a definition)."""
+    original = unwrap(obj)
+    if isinstance(original, types.FunctionType):
+        code = original.__code__
+        return ["function", qualname_of(original), code.co_filename, code.co_firstlineno]
+    if isinstance(original, type):
+        return ["class", qualname_of(original)]
+    if isinstance(original, (types.BuiltinFunctionType, types.ModuleType)):
+        return ["external", qualname_of(original)]
+    return None
+
+
+def _plan_path(func: Any, directory: str) -> Optional[str]:
+    identity = describe(func)
+    if identity is None:
+        return None
+    roots = defaults["analysis.project_roots"]
+    key = xxhash.xxh3_128_hexdigest(json.dumps(
+        [ANALYSIS_FORMAT, hashing.FORMAT_VERSION, _RUNTIME, identity,
+         [os.fspath(r) for r in roots] if roots else None]).encode())
+    return os.path.join(directory, key + ".json")
+
+
+def _load(func: Any, path: str) -> Optional[KeyPlan]:
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read())
+        plan = _rebuild(func, data)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # a damaged or foreign file: analyse again, replace it
+        logger.debug("stored analysis %s not used: %s: %s", path, type(exc).__name__, exc)
+        return None
+    if plan is None:
+        logger.debug("stored analysis %s is stale", path)
+    return plan
+
+
+def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
+    if data.get("format") != ANALYSIS_FORMAT or data.get("root") != describe(func):
+        return None
+    for filename, digest in data["files"].items():
+        record = INDEX.by_filename(filename)
+        if record is None or record.digest.hex() != digest:
+            return None
+    guards = []
+    found: List[Any] = []
+    for spec in data["guards"]:
+        kind, where, name, expected = spec
+        if kind == "global":
+            module = sys.modules.get(where)
+            if module is None:
+                return None
+            namespace = vars(module)
+            current = namespace.get(name, UNBOUND)
+            if describe(current) != expected:
+                return None
+            guards.append((namespace, name, current))
+        else:  # a closure cell of the root
+            cell = _root_cell(func, name)
+            if cell is None:
+                return None
+            try:
+                current = cell.cell_contents
+            except ValueError:
+                return None
+            if describe(current) != expected:
+                return None
+            guards.append((None, cell, current))
+        found.append(current)
+    slots = []
+    for qualname, spec in data["slots"]:
+        kind = spec[0]
+        if kind == "global":
+            module = sys.modules.get(spec[1])
+            if module is None:
+                return None
+            slots.append(Slot(qualname, vars(module), spec[2], spec=spec))
+        elif kind == "cell":
+            cell = _root_cell(func, spec[1])
+            if cell is None:
+                return None
+            slots.append(Slot(qualname, cell=cell, spec=spec))
+        else:  # defaults of a helper found through a guard
+            owner = next((unwrap(obj) for obj in found if describe(obj) == spec[1]), None)
+            if owner is None:
+                return None
+            slots.append(Slot(qualname, defaults_of=owner, spec=spec))
+    # What the analysis could not see is said again in each process that relies on it.
+    for key, message, filename, lineno in data.get("warnings", ()):
+        warn_once(tuple(key), message, filename, lineno)
+    return KeyPlan(unwrap(func), [], slots, guards, bytes.fromhex(data["static_digest"]),
+                   files=data["files"], summary=data["nodes"], spec=data, from_disk=True)
+
+
+def _root_cell(func: Any, name: str) -> Any:
+    code = getattr(func, "__code__", None)
+    if code is None or name not in code.co_freevars or not func.__closure__:
+        return None
+    return func.__closure__[code.co_freevars.index(name)]
+
+
+def _save(plan: KeyPlan, path: str) -> None:
+    directory = os.path.dirname(path)
+    temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(plan.spec, handle, separators=(",", ":"))
+        os.replace(temporary, path)
+    except OSError as exc:  # the analysis is only an optimisation
+        logger.debug("could not store the analysis of %s: %s", qualname_of(plan.root), exc)
+        try:
+            os.remove(temporary)
+        except OSError:
+            pass
+
+
+# -- Functions, classes and modules as values -------------------------------------------
+
+_ACTIVE = threading.local()
+
+
+def _definition_digest(obj: Any) -> Optional[bytes]:
+    """Digest of a project function or class: its plan plus the values it reads now."""
+    original = unwrap(obj)
+    if not is_project_object(original):
+        return None
+    active = getattr(_ACTIVE, "ids", None)
+    if active is None:
+        active = _ACTIVE.ids = set()
+    if id(original) in active:
+        # A value that refers back to the definition being hashed: its code is
+        # already in the digest.
+        return b"<recursive>" + qualname_of(original).encode()
+    active.add(id(original))
+    try:
+        plan = plan_for(original)
+        hasher = hashing.Hasher()
+        hasher.feed_bytes(plan.static_digest)
+        plan.feed_values(hasher)
+        return hasher.digest()
+    finally:
+        active.discard(id(original))
+
+
+def _function_digester(func: Any) -> bytes:
+    digest = _definition_digest(func)
+    if digest is not None:
+        return b"project-function:" + digest
+    return b"function:" + qualname_of(func).encode()
+
+
+def _module_digester(module: types.ModuleType) -> bytes:
+    """A project module (named in ``depends_on``) by its source as loaded; others by name."""
+    if is_project_object(module):
+        record = INDEX.by_module(module.__name__)
+        if record is not None:
+            return b"project-module:" + record.digest
+    return b"module:" + module.__name__.encode()
+
+
+hashing.register_digester(types.FunctionType, _function_digester)
+hashing.register_digester(types.ModuleType, _module_digester)
+hashing.register_class_digester(_definition_digest)
+hashing.register_digester(type(UNBOUND), lambda value: b"<unbound>")
