@@ -727,3 +727,27 @@ def test_editing_a_file_after_import_does_not_change_the_running_key(project) ->
     # x * 2 again, reuses it.
     second = project.run("-m", "proj.main")
     assert second.ran == [] and second.results == ["6"], second
+
+
+def test_equal_but_different_global_values_change_the_key_in_one_process(project) -> None:
+    """1 == 1.0 == True and 0.0 == -0.0, but each is another value to a function."""
+    project.write("proj/__init__.py", "")
+    project.write("proj/main.py", """
+        import math
+        from checkpointing import checkpoint
+        from proj import state
+
+        @checkpoint
+        def f():
+            print("RAN f")
+            return repr(state.V), math.copysign(1, state.V)
+
+        for value in (1, 1, 1.0, True, 0.0, -0.0, -0.0):
+            state.V = value
+            print("RESULT", f())
+        """)
+    project.write("proj/state.py", "V = 0\n")
+    run = project.run("-m", "proj.main")
+    assert run.ran == ["f"] * 5, run
+    assert run.results == ["('1', 1.0)", "('1', 1.0)", "('1.0', 1.0)", "('True', 1.0)",
+                           "('0.0', 1.0)", "('-0.0', -1.0)", "('-0.0', -1.0)"], run

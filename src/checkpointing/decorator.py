@@ -92,6 +92,8 @@ class DecoratorCheckpoint:
                 f"is consumed lazily and cannot be stored; return a list instead, "
                 f"or decorate a function that collects the items")
         _register_project_code(func)
+        if isinstance(self.identifier, AutoFuncCallIdentifier):
+            self.identifier.prepare(func)
         if inspect.iscoroutinefunction(func):
             wrapper = self._async_wrapper(func)
         else:
@@ -306,7 +308,6 @@ def checkpoint(directory: Any = None, on_error: Optional[str] = None,
     decorator = DecoratorCheckpoint(identifier, cache, on_error)
 
     def decorate(func: F) -> F:
-        if ignore:
-            identifier.binder_for(func)  # an unknown name fails now, not at the first call
+        # An unknown name in ignore= fails now, not at the first call (in prepare()).
         return decorator(func)
     return decorate

@@ -212,6 +212,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         # ``<cache directory>/analysis``); None keeps them in memory only.
         self.analysis_directory: Optional[str] = None
         self._binders: Dict[Any, ArgumentBinder] = {}
+        self._plans: Dict[Any, Any] = {}
 
     def binder_for(self, func: Callable[..., Any]) -> ArgumentBinder:
         """The memoised :class:`ArgumentBinder` of ``func``."""
@@ -224,6 +225,15 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
                 acknowledge_blind_spots(func)
         return binder
 
+    def prepare(self, func: Callable[..., Any]) -> None:
+        """Set up for ``func`` when it is decorated, so its first call does less:
+        bind its signature and load the key-plan machinery (not the analyzer)."""
+        global _plan_for
+        from .keyplan import plan_for
+
+        _plan_for = plan_for
+        self.binder_for(func)
+
     def identify(self, context: FuncCallContext) -> str:
         """Key of the call described by ``context`` (32 hex characters)."""
         return self.key(context.func, context.args, context.kwargs)
@@ -232,12 +242,16 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
             kwargs: Mapping[str, Any]) -> str:
         """Key of ``func(*args, **kwargs)`` without building a context (the hot path)."""
         values = self.binder_for(func).bind(args, kwargs)
-        plan = _plan_for(func, self.analysis_directory)
+        plan = self._plans.get(func)
+        values_digest = plan.values_digest() if plan is not None else None
+        if values_digest is None:
+            plan = self._plans[func] = _plan_for(func, self.analysis_directory)
+            values_digest = plan.values_digest()
         hasher = hashing.Hasher()
         hasher.feed_bytes(_RUNTIME_TAG)
         hasher.feed(KEY_FORMAT)
         hasher.feed_bytes(plan.static_digest)
-        plan.feed_values(hasher)
+        hasher.feed_bytes(values_digest)
         for extra in self.depends_on:
             hasher.feed(extra)
         try:

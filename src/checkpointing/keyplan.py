@@ -22,14 +22,16 @@ It also registers how functions, classes and modules are digested as values
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import operator
 import os
 import sys
 import threading
 import types
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import xxhash
 
@@ -64,6 +66,13 @@ class Slot:
         self.defaults_of = defaults_of
         self.spec = spec  # how to find it again in another process (None: cannot)
 
+    def reader(self) -> Callable[[], Any]:
+        """A function of no arguments returning the current value, as cheap as can be
+        (one is called per slot on every call of a checkpointed function)."""
+        if self.cell is None and self.defaults_of is None:
+            return functools.partial(self.namespace.get, self.name, UNBOUND)  # type: ignore
+        return self.read
+
     def read(self) -> Any:
         if self.cell is not None:
             try:
@@ -83,7 +92,8 @@ class KeyPlan:
     """
 
     __slots__ = ("root", "nodes", "slots", "static_digest", "files", "summary", "spec",
-                 "from_disk", "_guards", "_generation", "_slot_readers")
+                 "from_disk", "_guards", "_generation", "_slot_readers", "_last",
+                 "_n_guards", "_expected", "_getters")
 
     def __init__(self, root: Any, nodes: List[Any], slots: List[Slot],
                  guards: Sequence[Tuple[Any, Any, Any]], static_digest: bytes, *,
@@ -100,38 +110,68 @@ class KeyPlan:
         self.from_disk = from_disk
         self._guards = tuple(guards)
         self._generation = INDEX.generation
-        self._slot_readers = tuple(s.read for s in slots)
+        self._slot_readers = tuple(s.reader() for s in slots)
+        self._n_guards = len(self._guards)
+        self._expected = [expected for _, _, expected in self._guards]
+        self._getters = tuple(_guard_getter(namespace, name)
+                              for namespace, name, _ in self._guards) + self._slot_readers
+        self._last: Optional[Tuple[List[Any], bytes]] = None  # objects read, digest
 
     def valid(self) -> bool:
         """Still describes the code: no module reloaded, no analysed name rebound."""
+        return self.values_digest() is not None
+
+    def values_digest(self) -> Optional[bytes]:
+        """The digest of the slot values now, or None if the plan went stale.
+
+        This is the per-call cost of tracking. Guards and slots are read by one list
+        comprehension over C-level getters. When every object read is the very one
+        read at the previous call (and the slot values are immutable), nothing can
+        have changed and the previous digest is returned. Otherwise the guards are compared with what the analysis saw
+        and the slot values are hashed.
+        """
         if self._generation != INDEX.generation:
-            return False
-        for namespace, name, expected in self._guards:
-            if namespace is None:  # a closure cell
-                try:
-                    if name.cell_contents is not expected:
-                        return False
-                except ValueError:
-                    return False
-            elif namespace.get(name, UNBOUND) is not expected:
-                return False
-        return True
+            return None
+        now = [get() for get in self._getters]
+        last = self._last
+        # ``==`` first (C speed, identity shortcut), then identity for real: 1 == 1.0
+        # and 0.0 == -0.0, but their digests differ.
+        if last is not None and now == last[0] and all(map(operator.is_, now, last[0])):
+            return last[1]
+        n = self._n_guards
+        if now[:n] != self._expected:
+            return None
+        values = now[n:]
+        digest = self._digest(values)
+        if all(type(v) in _IMMUTABLE for v in values):
+            self._last = (now, digest)
+        return digest
 
     def read_values(self) -> List[Any]:
         """Current values of the globals and closure cells the code reads."""
         return [read() for read in self._slot_readers]
 
     def feed_values(self, hasher: hashing.Hasher) -> None:
-        """Feed the current values of the slots into ``hasher``.
+        """Feed the digest of the current slot values into ``hasher``."""
+        hasher.feed_bytes(self._digest(self.read_values()))
+
+    def _digest(self, values: List[Any]) -> bytes:
+        """The digest of slot values.
 
         A value with no stable digest (a lock, a socket in a global) is identified by
         its type instead, with a warning (once) that its changes are not tracked: a
         function must stay cacheable because some global it touches is a connection.
         """
-        for index, read in enumerate(self._slot_readers):
-            value = read()
+        if not values:
+            return b""
+        try:
+            return hashing.Hasher().feed(values).digest()
+        except hashing.UnhashableValue:
+            pass  # find which one, below
+        values = list(values)
+        for index, value in enumerate(values):
             try:
-                digest = hashing.digest_value(value)
+                hashing.digest_value(value)
             except hashing.UnhashableValue as exc:
                 slot = self.slots[index]
                 warn_once(("slot", slot.qualname), (
@@ -139,10 +179,26 @@ class KeyPlan:
                     f"cannot be hashed ({exc}); changes to it will not re-run the "
                     f"function. Pass it as an argument or list what matters in "
                     f"checkpoint(depends_on=[...])"))
-                digest = ("unhashable " + type(value).__module__ + "."
-                          + type(value).__qualname__).encode()
-            hasher.feed_bytes(digest)
+                values[index] = ("unhashable", type(value).__module__,
+                                 type(value).__qualname__)
+        return b"unhashable:" + hashing.digest_value(values)
 
+
+def _guard_getter(namespace: Any, name: Any) -> Callable[[], Any]:
+    if namespace is not None:
+        return functools.partial(namespace.get, name, UNBOUND)
+
+    def cell_contents() -> Any:  # ``name`` is a closure cell
+        try:
+            return name.cell_contents
+        except ValueError:
+            return UNBOUND
+    return cell_contents
+
+
+# Values whose digest cannot change while the same object is bound.
+_IMMUTABLE = frozenset({int, float, str, bytes, bool, type(None), complex,
+                        type(UNBOUND)})
 
 _PLANS: Dict[Any, KeyPlan] = {}
 _LOCK = threading.RLock()
