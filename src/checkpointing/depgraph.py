@@ -152,6 +152,29 @@ def _statements(body: List[ast.stmt]) -> List[ast.stmt]:
     return out
 
 
+def _fresh_copy(record: Any, node: ast.AST) -> Any:
+    """A private copy of a definition's tree, parsed again from its lines.
+
+    Parsing (C) is many times faster than ``copy.deepcopy`` of the tree (Python), and
+    the canonicaliser rewrites the tree it is given. None for lambdas (an expression
+    within a line) or where the lines do not parse alone.
+    """
+    if not isinstance(node, (*_FN, ast.ClassDef)):
+        return None
+    first = _first_line(node)
+    text = "".join(record.lines[first - 1:node.end_lineno])  # type: ignore[attr-defined]
+    indented = text[:1] in (" ", "\t")
+    try:
+        tree = ast.parse("if 1:\n" + text if indented else text)
+    except SyntaxError:
+        return None
+    fresh = tree.body[0].body[0] if indented else tree.body[0]  # type: ignore[attr-defined]
+    if type(fresh) is not type(node):
+        return None
+    ast.increment_lineno(fresh, first - _first_line(fresh))
+    return fresh
+
+
 def source_of(obj: Any) -> str:
     """The source text of a function or class as it was loaded ("" if unknown)."""
     obj = unwrap(obj)
@@ -367,13 +390,20 @@ class _Builder:
             if node is None:
                 return None, getattr(record, "filename", None), None
             self.files[record.filename] = record.digest.hex()
-            return canonical_class(node), record.filename, node.lineno
+            fresh = _fresh_copy(record, node)
+            return (canonical_class(fresh, owned=True) if fresh is not None
+                    else canonical_class(node)), record.filename, node.lineno
         record, nodes = _function_node(obj)
         code = obj.__code__
         if not nodes:
             return None, code.co_filename, code.co_firstlineno
         self.files[record.filename] = record.digest.hex()
-        parts = [canonical_function(n, include_defaults=not is_root) for n in nodes]
+        parts = []
+        for n in nodes:
+            fresh = _fresh_copy(record, n)
+            parts.append(canonical_function(fresh, include_defaults=not is_root, owned=True)
+                         if fresh is not None
+                         else canonical_function(n, include_defaults=not is_root))
         if len(parts) == 1:
             return parts[0], record.filename, code.co_firstlineno
         # Several lambdas on one line: fold them all (a change in any re-runs).

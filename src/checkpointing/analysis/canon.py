@@ -543,8 +543,9 @@ class _Canonicaliser(ast.NodeTransformer):
         return super().generic_visit(node)
 
 
-def _canonical(node: ast.AST, drop_root_defaults: bool) -> Canonical:
-    node = copy.deepcopy(node)
+def _canonical(node: ast.AST, drop_root_defaults: bool, owned: bool = False) -> Canonical:
+    if not owned:
+        node = copy.deepcopy(node)
     scopes = _ScopeBuilder().build(node)
     canon = _Canonicaliser(scopes, node, drop_root_defaults)
     if isinstance(node, ast.ClassDef):
@@ -560,19 +561,22 @@ def _canonical(node: ast.AST, drop_root_defaults: bool) -> Canonical:
                      tuple(canon.blind), text)
 
 
-def canonical_function(node: FunctionNode, *, include_defaults: bool = True) -> Canonical:
+def canonical_function(node: FunctionNode, *, include_defaults: bool = True,
+                       owned: bool = False) -> Canonical:
     """The canonical form of a function (or lambda) definition.
 
     ``include_defaults=False`` leaves out default values and decorators: for the
     decorated function itself, whose defaults reach the key through the bound
-    arguments, and whose decorators are the cache's own business.
+    arguments, and whose decorators are the cache's own business. ``owned=True``
+    lets it rewrite ``node`` in place (the caller parsed it for this); otherwise it
+    works on a copy.
     """
     if not isinstance(node, _FUNCTION_NODES):
         raise TypeError(f"expected a function or lambda node, got {type(node).__name__}")
-    return _canonical(node, drop_root_defaults=not include_defaults)
+    return _canonical(node, drop_root_defaults=not include_defaults, owned=owned)
 
 
-def canonical_class(node: ast.ClassDef) -> Canonical:
+def canonical_class(node: ast.ClassDef, *, owned: bool = False) -> Canonical:
     """The canonical form of a class: its bases, decorators and whole body.
 
     Methods are canonicalised like functions (their docstrings, annotations and local
@@ -581,7 +585,7 @@ def canonical_class(node: ast.ClassDef) -> Canonical:
     """
     if not isinstance(node, ast.ClassDef):
         raise TypeError(f"expected a class node, got {type(node).__name__}")
-    return _canonical(node, drop_root_defaults=False)
+    return _canonical(node, drop_root_defaults=False, owned=owned)
 
 
 def render(canonical: Canonical) -> str:
