@@ -1,51 +1,33 @@
-"""Every example of docs/behaviour.md, run twice with the edit in between.
+"""Every example of docs/behaviour.md and docs/tracking.md, run twice with the edit in
+between.
 
-The page is the specification users read; this test keeps it true.
+The pages are the specification users read; this test keeps them true.
 """
 
 from __future__ import annotations
 
-import re
+import importlib.util
 import shutil
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import pytest
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "behaviour.md"
-BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOC = DOCS / "behaviour.md"
 
 
-def parse_files(block: str) -> Dict[str, str]:
-    """A block's files: ``# file: x.py`` lines start a file; else it is main.py."""
-    lines = block.splitlines(keepends=True)
-    assert lines[0].strip() in ("# before", "# after"), lines[0]
-    files: Dict[str, List[str]] = {}
-    current = "main.py"
-    for line in lines[1:]:
-        match = re.match(r"# file: (\S+)\s*$", line)
-        if match:
-            current = match.group(1)
-            files[current] = []
-            continue
-        files.setdefault(current, []).append(line)
-    return {name: "".join(body) for name, body in files.items()}
+def _load_parser():
+    """The page parser lives with the script that runs the pages under checkpointing 1.0."""
+    path = DOCS.parent / "examples" / "compare_with_1_0.py"
+    spec = importlib.util.spec_from_file_location("compare_with_1_0", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.parse_examples
 
 
-def examples() -> List[Tuple[str, Dict[str, str], Dict[str, str], bool]]:
-    text = DOC.read_text(encoding="utf-8")
-    found = []
-    for section in re.split(r"^## ", text, flags=re.M)[1:]:
-        title = section.splitlines()[0].strip()
-        verdict = re.search(r"Re-run: \*\*(yes|no)\*\*", section)
-        blocks = BLOCK.findall(section)
-        assert verdict and len(blocks) == 2, f"section {title!r} needs a verdict and 2 blocks"
-        found.append((title, parse_files(blocks[0]), parse_files(blocks[1]),
-                      verdict.group(1) == "yes"))
-    return found
-
-
-EXAMPLES = examples()
+examples = _load_parser()
+EXAMPLES = examples(DOC)
+CAVEATS = examples(DOCS / "tracking.md", level="### ")
 
 
 def test_the_table_lists_every_section() -> None:
@@ -57,8 +39,14 @@ def test_the_table_lists_every_section() -> None:
         assert line.rstrip().endswith("| yes |" if rerun else "| no |"), line
 
 
+def test_the_caveats_of_1_0_are_all_shown() -> None:
+    assert [c[0] for c in CAVEATS] == ["A helper's logic changes",
+                                       "A helper is renamed, logic unchanged",
+                                       "A method of an argument's class changes"]
+
+
 @pytest.mark.parametrize("title, before, after, rerun",
-                         [pytest.param(*e, id=e[0]) for e in EXAMPLES])
+                         [pytest.param(*e, id=e[0]) for e in EXAMPLES + CAVEATS])
 def test_example(project, title, before, after, rerun) -> None:
     for name, text in before.items():
         project.write(name, text)
