@@ -18,6 +18,7 @@ from .source import install_import_hook as _install_import_hook
 from .store import CacheBase, PickleFileCache
 from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase
 from .decorator import DecoratorCheckpoint, checkpoint
+from .explain import Explanation, explain
 
 __version__ = "2.0.0.dev0"
 
@@ -25,7 +26,7 @@ __all__ = [
     "AutoFuncCallIdentifier", "BlindSpotWarning", "CacheBase", "CheckpointError",
     "CheckpointFailedError", "CheckpointFailedWarning", "CheckpointNotExist",
     "CheckpointWarning", "ConfigurationError", "CorruptEntryWarning", "DecoratorCheckpoint",
-    "ExpensiveOverheadWarning", "FuncCallContext", "FuncCallIdentifierBase",
+    "ExpensiveOverheadWarning", "Explanation", "explain", "FuncCallContext", "FuncCallIdentifierBase",
     "HashFailedError", "HashFailedWarning", "PickleFileCache", "checkpoint", "defaults",
 ]
 

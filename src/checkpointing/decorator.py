@@ -22,12 +22,13 @@ import logging
 import os
 import time
 import warnings
-from typing import Any, Callable, Optional, Sequence, Tuple, TypeVar, Union, overload
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, TypeVar, Union, overload
 
 from .config import defaults, validate_on_error
 from .errors import (CheckpointFailedError, CheckpointFailedWarning, CheckpointNotExist,
                      ConfigurationError, ExpensiveOverheadWarning, HashFailedError,
                      HashFailedWarning)
+from .explain import Explanation, explanation_for
 from .identify import (AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase,
                        qualified_name)
 from .store import CacheBase, PickleFileCache
@@ -109,14 +110,16 @@ class DecoratorCheckpoint:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             key = self._try_key(func, args, kwargs)
+            fingerprint = None
             if key is not None:
                 value = self._try_retrieve(func, key)
                 if value is not _MISSING:
                     return value
+                fingerprint = self._on_miss(func, key, args, kwargs)
             started = time.perf_counter()
             result = func(*args, **kwargs)
             if key is not None:
-                self._try_save(func, key, result, time.perf_counter() - started)
+                self._try_save(func, key, result, time.perf_counter() - started, fingerprint)
             return result
         return wrapper
 
@@ -124,14 +127,16 @@ class DecoratorCheckpoint:
         @functools.wraps(func)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             key = self._try_key(func, args, kwargs)
+            fingerprint = None
             if key is not None:
                 value = self._try_retrieve(func, key)
                 if value is not _MISSING:
                     return value
+                fingerprint = self._on_miss(func, key, args, kwargs)
             started = time.perf_counter()
             result = await func(*args, **kwargs)
             if key is not None:
-                self._try_save(func, key, result, time.perf_counter() - started)
+                self._try_save(func, key, result, time.perf_counter() - started, fingerprint)
             return result
         return wrapper
 
@@ -139,11 +144,12 @@ class DecoratorCheckpoint:
         if inspect.iscoroutinefunction(func):
             async def rerun_async(*args: Any, **kwargs: Any) -> Any:
                 key = self._try_key(func, args, kwargs)
-                logger.debug("rerun: %s forced", qualified_name(func))
+                fingerprint = self._forced(func, key, args, kwargs)
                 started = time.perf_counter()
                 result = await func(*args, **kwargs)
                 if key is not None:
-                    self._try_save(func, key, result, time.perf_counter() - started)
+                    self._try_save(func, key, result, time.perf_counter() - started,
+                                   fingerprint)
                 return result
             rerun_async.__doc__ = "Run the function, bypassing the cache, and store its result."
             return rerun_async
@@ -151,13 +157,18 @@ class DecoratorCheckpoint:
         def rerun(*args: Any, **kwargs: Any) -> Any:
             """Run the function, bypassing the cache, and store its result."""
             key = self._try_key(func, args, kwargs)
-            logger.debug("rerun: %s forced", qualified_name(func))
+            fingerprint = self._forced(func, key, args, kwargs)
             started = time.perf_counter()
             result = func(*args, **kwargs)
             if key is not None:
-                self._try_save(func, key, result, time.perf_counter() - started)
+                self._try_save(func, key, result, time.perf_counter() - started, fingerprint)
             return result
         return rerun
+
+    def _forced(self, func: Callable[..., Any], key: Optional[str], args: Tuple[Any, ...],
+                kwargs: Any) -> Optional[Dict[str, Any]]:
+        logger.info("%s re-runs: rerun() was called", qualified_name(func))
+        return None if key is None else self._fingerprint(func, args, kwargs)
 
     def _key(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
         """The key that ``func(*args, **kwargs)`` would be stored under."""
@@ -201,10 +212,63 @@ class DecoratorCheckpoint:
         logger.debug("hit: %s (key %s)", qualified_name(func), key)
         return value
 
+    # -- explaining misses -------------------------------------------------------------
+
+    def _fingerprint(self, func: Callable[..., Any], args: Tuple[Any, ...],
+                     kwargs: Any) -> Optional[Dict[str, Any]]:
+        if not isinstance(self.identifier, AutoFuncCallIdentifier):
+            return None
+        try:
+            return self.identifier.fingerprint(func, args, kwargs)
+        except Exception as exc:  # explaining is a service, never a reason to fail
+            logger.debug("no fingerprint for %s: %s: %s", qualified_name(func),
+                         type(exc).__name__, exc)
+            return None
+
+    def _on_miss(self, func: Callable[..., Any], key: str, args: Tuple[Any, ...],
+                 kwargs: Any) -> Optional[Dict[str, Any]]:
+        """Compute the call's fingerprint (stored with the entry) and log why it runs."""
+        fingerprint = self._fingerprint(func, args, kwargs)
+        if logger.isEnabledFor(logging.INFO):
+            try:
+                name = qualified_name(func)
+                history = self.cache.history(name)
+                if history:  # a first call is not news: it stays at DEBUG ("miss")
+                    logger.info("%s", explanation_for(name, key, False, fingerprint, history))
+            except Exception as exc:
+                logger.debug("could not explain the miss of %s: %s", qualified_name(func),
+                             exc)
+        return fingerprint
+
+    def explain(self, func: Callable[..., Any], args: Tuple[Any, ...],
+                kwargs: Any) -> Explanation:
+        """Would ``func(*args, **kwargs)`` hit, and if not, why (see :func:`explain`)."""
+        key = self._key(func, *args, **kwargs)
+        name = qualified_name(func)
+        return explanation_for(name, key, self._exists(key),
+                               self._fingerprint(func, args, kwargs),
+                               self.cache.history(name))
+
+    def _exists(self, key: str) -> bool:
+        if type(self.cache).read_metadata is not CacheBase.read_metadata:
+            try:
+                self.cache.read_metadata(key)
+                return True
+            except CheckpointNotExist:
+                return False
+        try:
+            self.cache.retrieve(key)
+            return True
+        except CheckpointNotExist:
+            return False
+
     def _try_save(self, func: Callable[..., Any], key: str, result: Any,
-                  run_seconds: float) -> None:
-        metadata = {"function": qualified_name(func), "created": time.time(),
-                    "run_seconds": run_seconds}
+                  run_seconds: float, fingerprint: Optional[Dict[str, Any]] = None) -> None:
+        created = time.time()
+        metadata: Dict[str, Any] = {"function": qualified_name(func), "created": created,
+                                    "run_seconds": run_seconds}
+        if fingerprint is not None:
+            metadata["fingerprint"] = fingerprint
         started = time.perf_counter()
         try:
             self.cache.save_entry(key, result, metadata)
@@ -219,6 +283,13 @@ class DecoratorCheckpoint:
         save_seconds = time.perf_counter() - started
         logger.debug("save: %s (key %s, ran %.3fs, stored in %.3fs)",
                      qualified_name(func), key, run_seconds, save_seconds)
+        if fingerprint is not None:
+            try:
+                self.cache.record_history(qualified_name(func),
+                                          {"key": key, "created": created, **fingerprint})
+            except Exception as exc:
+                logger.debug("could not record the history of %s: %s", qualified_name(func),
+                             exc)
         if save_seconds > run_seconds + _OVERHEAD_TOLERANCE_S and self.on_error == "warn":
             warnings.warn(
                 f"storing the result of {qualified_name(func)} took {save_seconds:.2f}s, "

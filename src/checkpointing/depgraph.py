@@ -51,6 +51,8 @@ class Node:
     slots: List[int] = field(default_factory=list)
     externals: List[str] = field(default_factory=list)
     from_source: bool = True
+    # What the analyzer could not see in this definition: (line, what).
+    blind_spots: List[Tuple[Optional[int], str]] = field(default_factory=list)
 
 
 # -- Finding definitions in the source as loaded ----------------------------------
@@ -415,7 +417,7 @@ class _Builder:
 
     def _blind_spots(self, obj: Any, spots: Sequence[BlindSpot], resolved: List[Any],
                      filename: Optional[str]) -> None:
-        if not spots or is_acknowledged(self.root):
+        if not spots:
             return
         # Warn only where the name really is the builtin (or importlib's function):
         # a user function that happens to be called ``eval`` is followed like any other.
@@ -429,9 +431,14 @@ class _Builder:
 
     def _warn(self, obj: Any, filename: Optional[str], lineno: Optional[int],
               what: str) -> None:
+        index = self.by_id.get(id(obj))
+        if index is not None:
+            self.nodes[index].blind_spots.append((lineno, what))
         root = qualname_of(self.root)
         where = qualname_of(obj)
         via = "" if obj is self.root else f", reached from {root}"
+        if is_acknowledged(self.root):
+            return  # depends_on covers it: recorded for graph(), not warned
         message = (
             f"checkpointing cannot see what {where}{via} depends on here: {what}. "
             f"A change to what it reaches this way will not re-run {root}. Name what it "

@@ -49,6 +49,10 @@ def _plan_for(func: Callable[..., Any], directory: Optional[str]) -> Any:
 def qualified_name(func: Callable[..., Any]) -> str:
     """The one spelling of a definition's name used everywhere: ``pkg.mod:Class.method``."""
     module = getattr(func, "__module__", None) or "?"
+    if module == "__main__":
+        # Run with ``python -m pkg.main``: call it by the name it is known by.
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        module = getattr(spec, "name", None) or module
     return f"{module}:{getattr(func, '__qualname__', getattr(func, '__name__', '?'))}"
 
 
@@ -234,6 +238,16 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         _plan_for = plan_for
         self.binder_for(func)
 
+    def fingerprint(self, func: Callable[..., Any], args: Tuple[Any, ...],
+                    kwargs: Mapping[str, Any]) -> Dict[str, Any]:
+        """What the key of this call is made of, part by part: the digest of each
+        reached definition, global and argument. Stored with each entry, so that a
+        later miss can say which part changed."""
+        binder = self.binder_for(func)
+        plan = self._plans.get(func) or _plan_for(func, self.analysis_directory)
+        return {"nodes": plan.node_digests(), "globals": plan.slot_digests(),
+                "arguments": _fingerprint_arguments(binder, binder.bind(args, kwargs))}
+
     def identify(self, context: FuncCallContext) -> str:
         """Key of the call described by ``context`` (32 hex characters)."""
         return self.key(context.func, context.args, context.kwargs)
@@ -259,6 +273,16 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         except HashFailedError as exc:
             raise _name_argument(exc, func, self.binder_for(func), values) from None
         return hasher.hexdigest()
+
+
+def _fingerprint_arguments(binder: ArgumentBinder, values: Tuple[Any, ...]) -> Dict[str, str]:
+    out = {}
+    for name, value in zip(binder.names, values):
+        try:
+            out[name] = hashing.hexdigest_value(value)
+        except HashFailedError:
+            out[name] = "unhashable:" + type(value).__qualname__
+    return out
 
 
 def _name_argument(exc: HashFailedError, func: Callable[..., Any], binder: ArgumentBinder,

@@ -147,6 +147,21 @@ class KeyPlan:
             self._last = (now, digest)
         return digest
 
+    def slot_digests(self) -> Dict[str, str]:
+        """Digest of each global and closure value now, by qualified name (to explain
+        a miss; not on the hot path)."""
+        out = {}
+        for slot, value in zip(self.slots, self.read_values()):
+            try:
+                out[slot.qualname] = hashing.hexdigest_value(value)
+            except hashing.UnhashableValue:
+                out[slot.qualname] = "unhashable:" + type(value).__qualname__
+        return out
+
+    def node_digests(self) -> Dict[str, List[Any]]:
+        """Digest, file and line of each reached definition, by qualified name."""
+        return {n["qualname"]: [n["digest"], n["file"], n["line"]] for n in self.summary}
+
     def read_values(self) -> List[Any]:
         """Current values of the globals and closure cells the code reads."""
         return [read() for read in self._slot_readers]

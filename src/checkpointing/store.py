@@ -130,6 +130,14 @@ class CacheBase(ABC, Generic[T]):
         """The metadata stored with an entry; by default none is: CheckpointNotExist."""
         raise CheckpointNotExist(context_id)
 
+    def record_history(self, function: str, entry: Dict[str, Any]) -> None:
+        """Remember a new entry of ``function`` (its key and fingerprint), so that a
+        later miss can say what changed. Backends without history ignore it."""
+
+    def history(self, function: str) -> List[Dict[str, Any]]:
+        """The most recent entries recorded for ``function``, oldest first."""
+        return []
+
     def synchronize_with(self, lock: Any) -> "SynchronizedCache[T]":
         """This cache with every access made under ``lock`` (any context manager)."""
         return SynchronizedCache(self, lock)
@@ -169,6 +177,14 @@ class SynchronizedCache(CacheBase[T]):
         """Read metadata under the lock."""
         with self.lock:
             return self.cache.read_metadata(context_id)
+
+    def record_history(self, function: str, entry: Dict[str, Any]) -> None:
+        with self.lock:
+            self.cache.record_history(function, entry)
+
+    def history(self, function: str) -> List[Dict[str, Any]]:
+        with self.lock:
+            return self.cache.history(function)
 
 
 class EntryInfo(NamedTuple):
@@ -318,6 +334,30 @@ class PickleFileCache(CacheBase[Any]):
                       CorruptEntryWarning, stacklevel=4)
 
     # -- maintenance ----------------------------------------------------------------------
+    # -- history of each function (for "why did it re-run") ------------------------------
+    def _history_path(self, function: str) -> str:
+        name = xxhash.xxh3_64_hexdigest(function.encode("utf-8", "surrogatepass"))
+        return os.path.join(self.directory, "functions", name + ".json")
+
+    def record_history(self, function: str, entry: Dict[str, Any]) -> None:
+        path = self._history_path(function)
+        entries = [e for e in self.history(function) if e.get("key") != entry.get("key")]
+        entries.append(entry)
+        data = json.dumps({"function": function, "entries": entries[-HISTORY_LENGTH:]},
+                          separators=(",", ":"), default=str).encode()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _atomic_write(os.path.dirname(path), path, [data])
+
+    def history(self, function: str) -> List[Dict[str, Any]]:
+        try:
+            with open(self._history_path(function), "rb") as handle:
+                data = json.loads(handle.read())
+        except (OSError, ValueError):
+            return []
+        if not isinstance(data, dict) or data.get("function") != function:
+            return []
+        return [e for e in data.get("entries", []) if isinstance(e, dict)]
+
     def iter_entries(self) -> Iterator[EntryInfo]:
         """Every entry whose header is readable, in file-name order."""
         try:
@@ -525,6 +565,9 @@ def _read_exactly(handle: Any, count: int) -> bytes:
     _fill(handle, memoryview(b""), 0, memoryview(target))
     return bytes(target)
 
+
+# How many recent entries of each function are remembered to explain a miss.
+HISTORY_LENGTH = 20
 
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) \
     | getattr(os, "O_CLOEXEC", 0)

@@ -1,0 +1,165 @@
+"""Why a call re-runs: the difference between a call and the nearest earlier entry.
+
+Each entry is stored with a fingerprint of its key, part by part: the digest of each
+reached definition, of each global it read and of each argument
+(:meth:`AutoFuncCallIdentifier.fingerprint`). On a miss, the fingerprint of the call
+is compared with those of the function's recent entries; the nearest one (fewest
+differences) names what changed. This module owns that comparison and its wording.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
+
+__all__ = ["Change", "Explanation", "diff", "explain", "nearest"]
+
+
+class Change(NamedTuple):
+    """One difference between a call and an earlier entry.
+
+    ``kind`` is ``"code"`` (a definition's canonical code), ``"reached"`` (a
+    definition reached now but not then), ``"unreached"`` (the reverse),
+    ``"global"`` (a value read) or ``"argument"``. ``where`` is ``file:line`` for code.
+    """
+
+    kind: str
+    name: str
+    where: Optional[str] = None
+
+    def __str__(self) -> str:
+        at = f" ({self.where})" if self.where else ""
+        if self.kind == "code":
+            return f"{self.name} changed{at}"
+        if self.kind == "reached":
+            return f"{self.name} is now reached{at}"
+        if self.kind == "unreached":
+            return f"{self.name} is no longer reached"
+        if self.kind == "global":
+            return f"global {self.name} changed"
+        return f"new argument values ({self.name})"
+
+
+def display_path(path: str) -> str:
+    """``path`` relative to the current directory when it lies below it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive
+        return path
+    return path if relative.startswith(os.pardir) else relative
+
+
+def _where(node: Any) -> Optional[str]:
+    if isinstance(node, list) and len(node) >= 3 and node[1]:
+        path = display_path(node[1])
+        return f"{path}:{node[2]}" if node[2] else path
+    return None
+
+
+def diff(now: Dict[str, Any], before: Dict[str, Any]) -> List[Change]:
+    """The changes from fingerprint ``before`` to fingerprint ``now``."""
+    changes: List[Change] = []
+    nodes_now, nodes_before = now.get("nodes", {}), before.get("nodes", {})
+    for name, node in nodes_now.items():
+        if name not in nodes_before:
+            changes.append(Change("reached", name, _where(node)))
+        elif node[0] != nodes_before[name][0]:
+            changes.append(Change("code", name, _where(node)))
+    changes.extend(Change("unreached", name) for name in nodes_before
+                   if name not in nodes_now)
+    globals_now, globals_before = now.get("globals", {}), before.get("globals", {})
+    changes.extend(Change("global", name) for name in globals_now
+                   if globals_before.get(name) != globals_now[name])
+    args_now, args_before = now.get("arguments", {}), before.get("arguments", {})
+    changed_args = [name for name in args_now if args_before.get(name) != args_now[name]]
+    if changed_args:
+        changes.append(Change("argument", ", ".join(changed_args)))
+    return changes
+
+
+def nearest(now: Dict[str, Any], history: List[Dict[str, Any]]
+            ) -> Optional[Dict[str, Any]]:
+    """The earlier entry with the fewest differences (the most recent among equals)."""
+    best, best_count = None, None
+    for entry in reversed(history):
+        if "nodes" not in entry:
+            continue
+        count = len(diff(now, entry))
+        if best_count is None or count < best_count:
+            best, best_count = entry, count
+    return best
+
+
+class Explanation:
+    """Whether a call is answered from the cache and, if not, why.
+
+    Attributes:
+        function: the function's qualified name (``pkg.mod:func``).
+        key: the key of the call.
+        hit: True when an entry exists for the key.
+        changes: on a miss, the :class:`Change` list versus ``nearest_key``.
+        nearest_key: the key of the nearest earlier entry (None on a first call).
+    """
+
+    def __init__(self, function: str, key: str, hit: bool, changes: List[Change],
+                 nearest_key: Optional[str], has_history: bool) -> None:
+        self.function = function
+        self.key = key
+        self.hit = hit
+        self.changes = changes
+        self.nearest_key = nearest_key
+        self.has_history = has_history
+
+    @property
+    def first_call(self) -> bool:
+        """No earlier entry of this function is known."""
+        return not self.hit and not self.has_history
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The explanation as plain data (for ``--json``)."""
+        return {"function": self.function, "key": self.key, "hit": self.hit,
+                "first_call": self.first_call, "nearest_key": self.nearest_key,
+                "changes": [c._asdict() for c in self.changes], "summary": str(self)}
+
+    def __str__(self) -> str:
+        if self.hit:
+            return f"{self.function}: answered from the cache (entry {self.key})"
+        if self.first_call:
+            return f"{self.function} runs: first call"
+        if not self.changes:
+            return (f"{self.function} re-runs: no entry for this key, though nothing "
+                    f"tracked differs from entry {self.nearest_key} (it was deleted, or "
+                    f"stored by another Python or checkpointing version)")
+        return f"{self.function} re-runs: " + "; ".join(str(c) for c in self.changes)
+
+    def __repr__(self) -> str:
+        return f"<Explanation {self}>"
+
+
+def explanation_for(function: str, key: str, hit: bool, fingerprint: Optional[Dict[str, Any]],
+                    history: List[Dict[str, Any]]) -> Explanation:
+    """Build the explanation of a call from its fingerprint and the function's history."""
+    if hit or fingerprint is None:
+        return Explanation(function, key, hit, [], None, bool(history))
+    entry = nearest(fingerprint, history)
+    if entry is None:
+        return Explanation(function, key, False, [], None, bool(history))
+    return Explanation(function, key, False, diff(fingerprint, entry), entry.get("key"),
+                       True)
+
+
+def explain(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Explanation:
+    """Would ``func(*args, **kwargs)`` be answered from the cache, and if not, why?
+
+    ``func`` is a function decorated with :func:`checkpointing.checkpoint`. Nothing
+    runs and nothing is stored::
+
+        >>> print(checkpointing.explain(train, data, lr=0.1))
+        pipeline:train re-runs: proj.features:scale changed (proj/features.py:12)
+    """
+    decorator = getattr(func, "checkpoint", None)
+    original = getattr(func, "__wrapped__", None)
+    if decorator is None or original is None:
+        raise TypeError(f"explain() takes a function decorated with @checkpoint, not "
+                        f"{func!r}; decorate it first")
+    return decorator.explain(original, args, kwargs)
