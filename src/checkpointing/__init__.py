@@ -19,6 +19,7 @@ from .store import CacheBase, PickleFileCache
 from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase
 from .decorator import DecoratorCheckpoint, checkpoint
 from .explain import Explanation, explain
+from .render import DependencyGraph, graph
 
 __version__ = "2.0.0.dev0"
 
@@ -26,7 +27,7 @@ __all__ = [
     "AutoFuncCallIdentifier", "BlindSpotWarning", "CacheBase", "CheckpointError",
     "CheckpointFailedError", "CheckpointFailedWarning", "CheckpointNotExist",
     "CheckpointWarning", "ConfigurationError", "CorruptEntryWarning", "DecoratorCheckpoint",
-    "ExpensiveOverheadWarning", "Explanation", "explain", "FuncCallContext", "FuncCallIdentifierBase",
+    "DependencyGraph", "ExpensiveOverheadWarning", "Explanation", "explain", "graph", "FuncCallContext", "FuncCallIdentifierBase",
     "HashFailedError", "HashFailedWarning", "PickleFileCache", "checkpoint", "defaults",
 ]
 

@@ -379,6 +379,27 @@ class PickleFileCache(CacheBase[Any]):
                 context_id = name[:-len(_SUFFIX)]
             yield EntryInfo(context_id, path, size, header)
 
+    def entry_files(self) -> List[str]:
+        """Paths of every entry file, readable or not (for ``checkpointing verify``)."""
+        try:
+            names = sorted(os.listdir(self.entries_directory))
+        except FileNotFoundError:
+            return []
+        return [os.path.join(self.entries_directory, name) for name in names
+                if name.endswith(_SUFFIX) and not name.startswith(".")]
+
+    def check_file(self, path: str) -> Optional[str]:
+        """None if the entry file at ``path`` is intact (magic, version, header,
+        checksum), else the reason it is not. The value is not unpickled."""
+        try:
+            with open(path, "rb", buffering=0) as handle:
+                _read_entry(handle, payload=True)
+        except _Corrupt as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
     def delete(self, context_id: str) -> bool:
         """Remove the entry of ``context_id``; False if there was none."""
         try:

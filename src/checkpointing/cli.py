@@ -1,0 +1,427 @@
+"""The ``checkpointing`` command (also ``python -m checkpointing``).
+
+This module owns the command line: listing, inspecting, explaining, pruning and
+verifying a cache directory, over the same public functions a program uses. Exit
+codes: 0 ok, 1 problems found (or a deletion declined), 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+import sys
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from .config import defaults
+from .store import EntryInfo, PickleFileCache
+
+__all__ = ["main"]
+
+OK, PROBLEMS, USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A bad command line: reported on stderr with exit code 2."""
+
+
+# -- helpers -------------------------------------------------------------------------
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def _parse_size(text: str) -> int:
+    match = re.fullmatch(r"\s*([\d.]+)\s*([kmgt]?i?b?)\s*", text, re.I)
+    if not match:
+        raise UsageError(f"--max-size {text!r} is not a size; write e.g. 500MB or 5GB")
+    number, unit = float(match.group(1)), match.group(2).lower().rstrip("ib")
+    return int(number * 1024 ** "bkmgt".index(unit or "b"))
+
+
+def _parse_age(text: str) -> float:
+    match = re.fullmatch(r"\s*([\d.]+)\s*([smhdw])\s*", text, re.I)
+    if not match:
+        raise UsageError(f"--older-than {text!r} is not an age; write e.g. 12h, 30d or 2w")
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    return float(match.group(1)) * seconds[match.group(2).lower()]
+
+
+def _when(timestamp: Optional[float]) -> str:
+    if not timestamp:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def _last_used(entry: EntryInfo) -> float:
+    try:
+        stat = os.stat(entry.path)
+    except OSError:
+        return 0.0
+    return max(stat.st_atime, stat.st_mtime)
+
+
+class _Progress:
+    """A counter on stderr while walking a big cache, only on a terminal."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.count = 0
+        self.enabled = sys.stderr.isatty()
+        self.last = time.monotonic()
+
+    def step(self) -> None:
+        self.count += 1
+        if self.enabled and time.monotonic() - self.last > 0.2:
+            self.last = time.monotonic()
+            sys.stderr.write(f"\r{self.what}: {self.count}")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.count:
+            sys.stderr.write("\r" + " " * (len(self.what) + 12) + "\r")
+            sys.stderr.flush()
+
+
+def _entries(cache: PickleFileCache) -> List[EntryInfo]:
+    progress = _Progress("reading entries")
+    out = []
+    for entry in cache.iter_entries():
+        out.append(entry)
+        progress.step()
+    progress.done()
+    return out
+
+
+def _function_of(entry: EntryInfo) -> str:
+    return str(entry.metadata.get("function") or "?")
+
+
+def _matches(function: str, pattern: str) -> bool:
+    """``pkg.mod:func``, or just ``func`` / ``Class.method``."""
+    return function == pattern or function.partition(":")[2] == pattern
+
+
+def _confirm(args: argparse.Namespace, victims: Sequence[EntryInfo], verb: str) -> bool:
+    if not victims:
+        return False
+    for entry in victims:
+        print(f"  {verb} {entry.context_id}  {_function_of(entry)}  {_size(entry.size)}")
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        print(f"not deleting: pass --yes to {verb} {len(victims)} entries without asking",
+              file=sys.stderr)
+        return False
+    answer = input(f"{verb} {len(victims)} entries ({_size(sum(e.size for e in victims))})? "
+                   f"[y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _load_function(spec: str) -> Callable[..., Any]:
+    """``pkg.mod:func`` or ``pkg.mod:Class.method`` (imported from the current directory)."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise UsageError(f"{spec!r} is not MODULE:FUNCTION; write e.g. pipeline.train:fit")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import {module_name!r}: {exc}; run the command from "
+                         f"your project's directory") from None
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UsageError(f"{module_name!r} has no {attribute!r}") from None
+    if not callable(obj):
+        raise UsageError(f"{spec} is not a function")
+    return obj
+
+
+def _emit(args: argparse.Namespace, data: Any, text: Callable[[], str]) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(text())
+
+
+# -- commands ------------------------------------------------------------------------
+
+def cmd_ls(args: argparse.Namespace, cache: PickleFileCache) -> int:
+    groups: Dict[str, List[EntryInfo]] = {}
+    for entry in _entries(cache):
+        groups.setdefault(_function_of(entry), []).append(entry)
+    rows = [{"function": name, "entries": len(entries),
+             "size": sum(e.size for e in entries),
+             "last_used": max(_last_used(e) for e in entries)}
+            for name, entries in sorted(groups.items())]
+
+    def text() -> str:
+        if not rows:
+            return f"no entries in {cache.directory}"
+        width = max(len(r["function"]) for r in rows)
+        lines = [f"{'function':<{width}}  entries      size  last used"]
+        for r in rows:
+            lines.append(f"{r['function']:<{width}}  {r['entries']:>7}  {_size(r['size']):>8}"
+                         f"  {_when(r['last_used'])}")
+        total = sum(r["size"] for r in rows)
+        lines.append(f"{len(rows)} functions, {sum(r['entries'] for r in rows)} entries, "
+                     f"{_size(total)} in {cache.directory}")
+        return "\n".join(lines)
+
+    _emit(args, rows, text)
+    return OK
+
+
+def cmd_show(args: argparse.Namespace, cache: PickleFileCache) -> int:
+    entries = [e for e in _entries(cache) if _matches(_function_of(e), args.function)]
+    data = [{"key": e.context_id, "function": _function_of(e), "size": e.size,
+             "created": e.metadata.get("created"), "run_seconds": e.metadata.get("run_seconds"),
+             "last_used": _last_used(e), "path": e.path,
+             "arguments": (e.metadata.get("fingerprint") or {}).get("arguments")}
+            for e in sorted(entries, key=lambda e: e.metadata.get("created") or 0)]
+
+    def text() -> str:
+        if not data:
+            return f"no entries of {args.function} in {cache.directory}"
+        lines = [f"{len(data)} entries of {data[0]['function']}:"]
+        for d in data:
+            run = d["run_seconds"]
+            lines.append(f"  {d['key']}  created {_when(d['created'])}  "
+                         f"ran {run:.2f}s  {_size(d['size'])}" if isinstance(run, (int, float))
+                         else f"  {d['key']}  created {_when(d['created'])}  "
+                              f"{_size(d['size'])}")
+        return "\n".join(lines)
+
+    _emit(args, data, text)
+    return OK if data else PROBLEMS
+
+
+def cmd_graph(args: argparse.Namespace, cache: PickleFileCache) -> int:
+    from .render import graph
+
+    g = graph(_load_function(args.function))
+    fmt = args.format
+    if args.output:
+        if fmt == "text" and os.path.splitext(args.output)[1] == "":
+            raise UsageError("give -o a suffix (.txt, .dot, .mmd, .svg, .png)")
+        try:
+            g.save(args.output)
+        except (ValueError, RuntimeError) as exc:
+            raise UsageError(str(exc)) from None
+        print(f"wrote {args.output}", file=sys.stderr)
+        return OK
+    if args.json:
+        import networkx as nx
+
+        print(json.dumps(nx.node_link_data(g.nx), indent=2, default=str))
+        return OK
+    renderers = {"text": lambda: str(g), "dot": g.to_dot, "mermaid": g.to_mermaid,
+                 "svg": g.to_svg}
+    try:
+        print(renderers[fmt]().rstrip("\n"))
+    except RuntimeError as exc:
+        raise UsageError(str(exc)) from None
+    return OK
+
+
+def cmd_why(args: argparse.Namespace, cache: PickleFileCache) -> int:
+    from .explain import explain
+
+    func = _load_function(args.function)
+    call_args, call_kwargs = _parse_call(args.arguments)
+    try:
+        result = explain(func, *call_args, **call_kwargs)
+    except TypeError as exc:
+        raise UsageError(str(exc)) from None
+    _emit(args, result.to_dict(), lambda: str(result))
+    return OK
+
+
+def _parse_call(text: Optional[str]) -> Tuple[List[Any], Dict[str, Any]]:
+    if not text:
+        return [], {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"ARGS must be JSON ({exc}); e.g. '[1, 2]', '{{\"lr\": 0.1}}' or "
+                         f"'{{\"args\": [1], \"kwargs\": {{\"lr\": 0.1}}}}'") from None
+    if isinstance(value, list):
+        return value, {}
+    if isinstance(value, dict) and set(value) <= {"args", "kwargs"} and value:
+        return list(value.get("args", [])), dict(value.get("kwargs", {}))
+    if isinstance(value, dict):
+        return [], value
+    return [value], {}
+
+
+def cmd_clear(args: argparse.Namespace, cache: PickleFileCache) -> int:
+    entries = _entries(cache)
+    victims = [e for e in entries if args.function is None
+               or _matches(_function_of(e), args.function)]
+    if not victims:
+        print("nothing to delete")
+        return OK
+    if not _confirm(args, victims, "delete"):
+        return PROBLEMS
+    deleted = sum(cache.delete(e.context_id) for e in victims)
+    print(f"deleted {deleted} entries")
+    return OK
+
+
+def cmd_prune(args: argparse.Namespace, cache: PickleFileCache) -> int:
+    if args.older_than is None and args.max_size is None and args.keep_latest is None:
+        raise UsageError("prune needs --older-than, --max-size or --keep-latest")
+    entries = sorted(_entries(cache), key=_last_used, reverse=True)  # most recent first
+    doomed: Dict[str, EntryInfo] = {}
+    if args.older_than is not None:
+        cutoff = time.time() - _parse_age(args.older_than)
+        doomed.update((e.path, e) for e in entries if _last_used(e) < cutoff)
+    if args.keep_latest is not None:
+        seen: Dict[str, int] = {}
+        for e in entries:
+            seen[_function_of(e)] = seen.get(_function_of(e), 0) + 1
+            if seen[_function_of(e)] > args.keep_latest:
+                doomed[e.path] = e
+    if args.max_size is not None:
+        limit, total = _parse_size(args.max_size), 0
+        for e in entries:
+            if e.path in doomed:
+                continue
+            total += e.size
+            if total > limit:
+                doomed[e.path] = e
+    victims = list(doomed.values())
+    if not victims:
+        print("nothing to prune")
+        return OK
+    if args.dry_run:
+        for e in victims:
+            print(f"  would delete {e.context_id}  {_function_of(e)}  {_size(e.size)}")
+        print(f"would delete {len(victims)} entries ({_size(sum(e.size for e in victims))})")
+        return OK
+    if not _confirm(args, victims, "delete"):
+        return PROBLEMS
+    deleted = sum(cache.delete(e.context_id) for e in victims)
+    print(f"deleted {deleted} entries ({_size(sum(e.size for e in victims))})")
+    return OK
+
+
+def cmd_verify(args: argparse.Namespace, cache: PickleFileCache) -> int:
+    progress = _Progress("verifying")
+    problems = []
+    files = cache.entry_files()
+    for path in files:
+        reason = cache.check_file(path)
+        if reason is not None:
+            problems.append({"path": path, "reason": reason})
+        progress.step()
+    progress.done()
+    removed = 0
+    if problems and args.remove:
+        for problem in problems:
+            try:
+                os.remove(problem["path"])
+                removed += 1
+            except OSError:
+                pass
+
+    def text() -> str:
+        lines = [f"  corrupt: {p['path']}: {p['reason']}" for p in problems]
+        lines.append(f"{len(files)} entries checked, {len(problems)} corrupt"
+                     + (f", {removed} removed" if args.remove else
+                        ("; run with --remove to delete them" if problems else "")))
+        return "\n".join(lines)
+
+    _emit(args, {"checked": len(files), "corrupt": problems, "removed": removed}, text)
+    return PROBLEMS if problems and not args.remove else OK
+
+
+# -- the parser ------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dir", default=None,
+                        help="the cache directory (default: defaults['cache.filesystem."
+                             "directory'], ./.checkpointing)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    parser = argparse.ArgumentParser(
+        prog="checkpointing", parents=[common],
+        description="Inspect and maintain a checkpointing cache directory.",
+        epilog="Example: checkpointing ls --dir .checkpointing")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def command(name: str, helptext: str, example: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=helptext, description=helptext,
+                              epilog=f"Example: {example}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    command("ls", "list the functions with entries: count, total size, last used",
+            "checkpointing ls")
+    p = command("show", "list the entries of one function with their metadata",
+                "checkpointing show pipeline.train:fit_line")
+    p.add_argument("function", help="pkg.mod:func (or just func)")
+    p = command("graph", "draw what a function's key depends on",
+                "checkpointing graph pipeline.train:fit_line --format mermaid")
+    p.add_argument("function", help="MODULE:FUNC, imported from the current directory")
+    p.add_argument("--format", choices=["text", "dot", "mermaid", "svg"], default="text")
+    p.add_argument("-o", "--output", help="write to a file; the suffix picks the format "
+                                          "(.txt .dot .mmd .svg .png)")
+    p = command("why", "say whether a call would be answered from the cache, and why not",
+                "checkpointing why pipeline.train:fit_line '{\"seed\": 42}'")
+    p.add_argument("function", help="MODULE:FUNC, imported from the current directory")
+    p.add_argument("arguments", nargs="?", help="the call's arguments as JSON: a list "
+                   "(positional), an object (keywords) or {\"args\": [...], \"kwargs\": {...}}")
+    p = command("clear", "delete all entries, or those of one function",
+                "checkpointing clear pipeline.train:fit_line --yes")
+    p.add_argument("function", nargs="?", help="pkg.mod:func (or just func); all if omitted")
+    p.add_argument("--yes", action="store_true", help="do not ask")
+    p = command("prune", "delete old or excess entries",
+                "checkpointing prune --older-than 30d --max-size 5GB --keep-latest 3 --dry-run")
+    p.add_argument("--older-than", help="unused for this long: 12h, 30d, 2w")
+    p.add_argument("--max-size", help="keep the most recently used entries within this "
+                                      "total size: 500MB, 5GB")
+    p.add_argument("--keep-latest", type=int, help="keep this many entries per function")
+    p.add_argument("--dry-run", action="store_true", help="list, delete nothing")
+    p.add_argument("--yes", action="store_true", help="do not ask")
+    p = command("verify", "read every entry and report corrupt ones",
+                "checkpointing verify --remove")
+    p.add_argument("--remove", action="store_true", help="delete the corrupt entries")
+    return parser
+
+
+COMMANDS: Dict[str, Callable[[argparse.Namespace, PickleFileCache], int]] = {
+    "ls": cmd_ls, "show": cmd_show, "graph": cmd_graph, "why": cmd_why,
+    "clear": cmd_clear, "prune": cmd_prune, "verify": cmd_verify}
+
+
+def main(argv: Optional[Iterable[str]] = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(None if argv is None else list(argv))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    directory = args.dir or defaults["cache.filesystem.directory"]
+    try:
+        cache = PickleFileCache(directory)
+        return COMMANDS[args.command](args, cache)
+    except UsageError as exc:
+        print(f"checkpointing {args.command}: {exc}", file=sys.stderr)
+        return USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
