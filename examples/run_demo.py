@@ -1,4 +1,5 @@
-"""Run the demo: a miss, a hit, a harmless edit, then a re-run after a real one.
+"""Run the demo: a miss, a hit, a harmless edit, then a re-run after a real one (and
+what ``checkpointing graph`` and ``checkpointing why`` say about it).
 
 Copies ``demo_project/`` to a temporary directory and runs ``python main.py`` there
 three times, so the cache (``.checkpointing/`` in that directory) starts empty.
@@ -35,8 +36,13 @@ def main() -> None:
                      "pipeline/features.py: still cached")
         features.write_text(text.replace("return [v - mean for v in values]",
                                          "return [v - 0.5 * mean for v in values]"))
-        run(workdir, "4. after changing the logic of center() in pipeline/features.py, "
-                     "a helper two modules away: fit_line runs again")
+        print("4. after changing the logic of center() in pipeline/features.py, a helper "
+              "two modules away, `checkpointing graph` and `checkpointing why` say:")
+        for command in (["graph", "pipeline.train:fit_line"],
+                        ["why", "pipeline.train:fit_line", '{"seed": 42}']):
+            subprocess.run([sys.executable, "-m", "checkpointing", *command], cwd=workdir,
+                           check=True)
+        run(workdir, "   and fit_line runs again:")
         print(f"\nThe cache lived in {workdir / '.checkpointing'} (now removed).")
 
 

@@ -18,6 +18,7 @@ is still valid); :func:`dependency_graph` turns a fresh analysis into a
 from __future__ import annotations
 
 import ast
+import os
 import sys
 import types
 from dataclasses import dataclass, field
@@ -329,7 +330,8 @@ class _Builder:
             else:
                 module = self._module_name(target.namespace)
                 slot = self._slot(("global", id(target.namespace), target.name), Slot(
-                    target.qualname, target.namespace, target.name,
+                    _origin_name(module, target.name) or target.qualname, target.namespace,
+                    target.name,
                     spec=None if module is None else ["global", module, target.name]))
             node.slots.append(slot)
             own.feed(("value", target.qualname))
@@ -447,6 +449,38 @@ class _Builder:
             f"silence this with defaults['analysis.warn_blind_spots'] = False")
         self.warnings.append([[root, where, lineno, what], message, filename, lineno])
         warn_once((root, where, lineno, what), message, filename, lineno)
+
+
+_ORIGINS: Dict[int, Tuple[Any, Dict[str, str]]] = {}
+
+
+def _origin_name(module: Optional[str], name: str) -> Optional[str]:
+    """``pkg.settings:RATE`` for a global that ``module`` imported with ``from
+    pkg.settings import RATE``: the name a user knows it by (display only)."""
+    record = INDEX.by_module(module) if module else None
+    if record is None:
+        return None
+    cached = _ORIGINS.get(id(record))
+    if cached is None or cached[0] is not record:
+        origins: Dict[str, str] = {}
+        is_package = os.path.basename(record.filename).startswith("__init__.")
+        try:
+            body = record.tree.body
+        except SyntaxError:
+            body = []
+        for stmt in _statements(body):
+            if not isinstance(stmt, ast.ImportFrom):
+                continue
+            source = stmt.module or ""
+            if stmt.level:
+                package = module if is_package else module.rpartition(".")[0]  # type: ignore
+                for _ in range(stmt.level - 1):
+                    package = package.rpartition(".")[0]
+                source = f"{package}.{source}" if source else package
+            for alias in stmt.names:
+                origins[alias.asname or alias.name] = f"{source}:{alias.name}"
+        cached = _ORIGINS[id(record)] = (record, origins)
+    return cached[1].get(name)
 
 
 def _cell_value(cell: Any) -> Any:

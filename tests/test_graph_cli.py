@@ -1,0 +1,282 @@
+"""graph(func) in every format, and the checkpointing command, on a small project.
+
+Golden files in tests/golden/ hold the expected text tree, DOT and Mermaid; to
+update them after a deliberate change of the drawing, run this file with
+CHECKPOINTING_UPDATE_GOLDEN=1 and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+FILES = {
+    "proj/__init__.py": "",
+    "proj/settings.py": "RATE = 2\n",
+    "proj/features.py": """
+        import math
+
+        from proj.settings import RATE
+
+
+        def scale(x):
+            return x * RATE
+
+
+        def pick(name):
+            return getattr(math, name)
+        """,
+    "proj/model.py": """
+        from proj.features import scale
+
+
+        class Base:
+            def bias(self):
+                return 1
+
+
+        class Model(Base):
+            def predict(self, x):
+                return scale(x) + self.bias()
+        """,
+    "proj/main.py": """
+        from checkpointing import checkpoint
+        from proj.features import pick, scale
+        from proj.model import Model
+
+
+        def countdown(n):
+            return 0 if n == 0 else countdown(n - 1)
+
+
+        @checkpoint
+        def train(data, fn="floor"):
+            print("RAN train")
+            model = Model()
+            return [pick(fn)(model.predict(x)) + scale(countdown(3)) for x in data]
+
+
+        if __name__ == "__main__":
+            print("RESULT", train([1.5, 2.5]))
+        """,
+}
+
+DRAW = """
+import sys
+import checkpointing
+from proj.main import train
+g = checkpointing.graph(train)
+fmt = sys.argv[1]
+out = {"text": str, "dot": lambda g: g.to_dot(), "mermaid": lambda g: g.to_mermaid()}[fmt](g)
+sys.stdout.write(out.rstrip(chr(10)) + chr(10))
+"""
+
+
+@pytest.fixture
+def proj(project):
+    for name, text in FILES.items():
+        project.write(name, text)
+    project.write("draw.py", DRAW)
+    return project
+
+
+def golden(name: str, actual: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("CHECKPOINTING_UPDATE_GOLDEN") == "1":
+        path.write_text(actual, encoding="utf-8")
+    assert actual == path.read_text(encoding="utf-8"), f"differs from {path}"
+
+
+def draw(proj, fmt: str) -> str:
+    run = proj.run("draw.py", fmt)
+    assert "BlindSpotWarning" in run.stderr  # getattr(math, name) in pick()
+    return run.stdout
+
+
+@pytest.mark.parametrize("fmt, name", [("text", "graph.txt"), ("dot", "graph.dot"),
+                                       ("mermaid", "graph.mmd")])
+def test_golden_drawings(proj, fmt, name) -> None:
+    golden(name, draw(proj, fmt))
+
+
+def test_changed_nodes_are_marked_after_an_edit(proj) -> None:
+    proj.run("-m", "proj.main")
+    text = FILES["proj/features.py"].replace("x * RATE", "x * RATE + 0")
+    proj.write("proj/features.py", text)
+    proj.write("proj/settings.py", "RATE = 3\n")
+    tree = draw(proj, "text")
+    marked = {line.lstrip("│├└─ ").split()[1] for line in tree.splitlines()
+              if "* changed" in line and not line.startswith("*")}
+    assert marked == {"proj.features:scale", "proj.settings:RATE"}, tree
+    assert tree.rstrip().endswith("* changed since the most recent stored entry: 2")
+    assert "#f9ab00" in draw(proj, "dot")
+    assert "class " in draw(proj, "mermaid") and " changed" in draw(proj, "mermaid")
+
+
+def test_nx_graph_attributes(proj, monkeypatch) -> None:
+    monkeypatch.chdir(proj.root)
+    monkeypatch.syspath_prepend(str(proj.root))
+    import checkpointing
+    from checkpointing.source import INDEX
+
+    INDEX.add_project_path(str(proj.root / "proj" / "main.py"))
+    try:
+        from proj.main import train
+
+        with pytest.warns(checkpointing.BlindSpotWarning):
+            g = checkpointing.graph(train)
+    finally:
+        for name in [m for m in sys.modules if m == "proj" or m.startswith("proj.")]:
+            del sys.modules[name]
+    nodes = g.nx.nodes
+    assert nodes["proj.main:train"]["kind"] == "function"
+    assert nodes["proj.model:Model"]["kind"] == "class"
+    assert nodes["proj.settings:RATE"]["kind"] == "global"
+    assert nodes["builtins:getattr"]["kind"] == "external"
+    for name in ("proj.main:train", "proj.model:Model", "proj.features:scale"):
+        data = nodes[name]
+        assert data["qualname"] == name and data["file"].endswith(".py")
+        assert isinstance(data["line"], int) and len(data["digest"]) == 32
+    assert ("proj.model:Model", "proj.model:Base") in g.nx.edges
+    assert ("proj.main:countdown", "proj.main:countdown") in g.nx.edges  # recursion
+    assert nodes["proj.features:pick"]["blind_spots"][0][1].startswith("getattr()")
+    assert g._repr_markdown_().startswith("```mermaid\nflowchart LR")
+
+
+def test_svg_and_png(proj) -> None:
+    if shutil.which("dot") is None:
+        if os.environ.get("CHECKPOINTING_REQUIRE_GRAPHVIZ") == "1":
+            pytest.fail("Graphviz's dot is not installed; .ci/run should have installed it")
+        pytest.skip("Graphviz is not installed (.ci/run installs it)")
+    script = proj.write("save.py", DRAW.replace(
+        'out = {"text"', 'g.save(sys.argv[2]); print(g._repr_svg_()[:5]); out = {"text"'))
+    assert script
+    run = proj.run("save.py", "text", "out.svg")
+    root = ET.parse(proj.root / "out.svg").getroot()
+    assert root.tag.endswith("svg")
+    texts = "".join(root.itertext())
+    assert "proj.main:train" in texts and "proj.model:Model" in texts
+    assert run.stdout.startswith("<?xml") or run.stdout.startswith("<svg")
+    proj.run("save.py", "text", "out.png")
+    assert (proj.root / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_saving_without_graphviz_names_what_to_install(proj) -> None:
+    run = proj.run("-c", "import os; os.environ['PATH'] = ''\n" + DRAW.replace(
+        'out = {"text"', 'g.save("x.svg"); out = {"text"'), "text", expect_ok=False)
+    assert "needs Graphviz" in run.stderr and "apt-get install graphviz" in run.stderr
+    run = proj.run("-c", DRAW.replace('out = {"text"', 'g.save("x.pdf"); out = {"text"'), "text",
+                   expect_ok=False)
+    assert "cannot save a graph as '.pdf'" in run.stderr
+
+
+# -- the command line ------------------------------------------------------------------
+
+def cli(proj, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("PYTHONHASHSEED", None)
+    return subprocess.run([sys.executable, "-m", "checkpointing", *args], cwd=proj.root,
+                          env=env, input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def test_ls_show_and_json(proj) -> None:
+    assert "no entries" in cli(proj, "ls").stdout
+    proj.run("-m", "proj.main")
+    out = cli(proj, "ls")
+    assert out.returncode == 0
+    assert "proj.main:train" in out.stdout and "1 functions, 1 entries" in out.stdout
+    rows = json.loads(cli(proj, "ls", "--json").stdout)
+    assert rows[0]["function"] == "proj.main:train" and rows[0]["entries"] == 1
+    shown = json.loads(cli(proj, "show", "train", "--json").stdout)
+    assert len(shown) == 1 and shown[0]["run_seconds"] >= 0
+    assert set(shown[0]["arguments"]) == {"data", "fn"}
+    assert cli(proj, "show", "nope").returncode == 1
+
+
+def test_graph_command_formats(proj) -> None:
+    text = cli(proj, "graph", "proj.main:train")
+    assert text.returncode == 0 and text.stdout == (GOLDEN / "graph.txt").read_text()
+    assert cli(proj, "graph", "proj.main:train", "--format", "dot").stdout == \
+        (GOLDEN / "graph.dot").read_text()
+    assert cli(proj, "graph", "proj.main:train", "--format", "mermaid").stdout == \
+        (GOLDEN / "graph.mmd").read_text()
+    written = cli(proj, "graph", "proj.main:train", "-o", "g.mmd")
+    assert written.returncode == 0 and (proj.root / "g.mmd").read_text() == \
+        (GOLDEN / "graph.mmd").read_text()
+    data = json.loads(cli(proj, "graph", "proj.main:train", "--json").stdout)
+    assert {n["id"] for n in data["nodes"]} >= {"proj.main:train", "proj.model:Model"}
+    bad = cli(proj, "graph", "proj.main")
+    assert bad.returncode == 2 and "MODULE:FUNCTION" in bad.stderr
+    missing = cli(proj, "graph", "proj.main:nothing")
+    assert missing.returncode == 2 and "has no 'nothing'" in missing.stderr
+
+
+def test_why_command(proj) -> None:
+    first = cli(proj, "why", "proj.main:train", "[[1.5, 2.5]]")
+    assert first.stdout.strip() == "proj.main:train runs: first call"
+    proj.run("-m", "proj.main")
+    hit = cli(proj, "why", "proj.main:train", '{"args": [[1.5, 2.5]]}')
+    assert "answered from the cache" in hit.stdout
+    proj.write("proj/settings.py", "RATE = 5\n")
+    changed = json.loads(cli(proj, "why", "proj.main:train", "[[1.5, 2.5]]", "--json").stdout)
+    assert changed["summary"] == "proj.main:train re-runs: global proj.settings:RATE changed"
+    assert changed["changes"] == [{"kind": "global", "name": "proj.settings:RATE",
+                                   "where": None}]
+    bad = cli(proj, "why", "proj.main:train", "[1,")
+    assert bad.returncode == 2 and "must be JSON" in bad.stderr
+
+
+def test_clear_asks_unless_yes(proj) -> None:
+    proj.run("-m", "proj.main")
+    declined = cli(proj, "clear")
+    assert declined.returncode == 1 and "pass --yes" in declined.stderr
+    assert "delete " in declined.stdout and "proj.main:train" in declined.stdout
+    assert "1 entries" in cli(proj, "ls").stdout
+    done = cli(proj, "clear", "train", "--yes")
+    assert done.returncode == 0 and "deleted 1 entries" in done.stdout
+    assert "no entries" in cli(proj, "ls").stdout
+
+
+def test_prune(proj) -> None:
+    for rate in ("2", "3", "4"):
+        proj.write("proj/settings.py", f"RATE = {rate}\n")
+        proj.run("-m", "proj.main")
+    dry = cli(proj, "prune", "--keep-latest", "1", "--dry-run")
+    assert dry.returncode == 0 and "would delete 2 entries" in dry.stdout
+    assert "3 entries" in cli(proj, "ls").stdout
+    assert cli(proj, "prune", "--older-than", "1d", "--yes").stdout.strip() == \
+        "nothing to prune"
+    assert "deleted 2 entries" in cli(proj, "prune", "--max-size", "2KB", "--yes").stdout
+    assert cli(proj, "prune").returncode == 2
+    assert cli(proj, "prune", "--max-size", "lots").returncode == 2
+
+
+def test_verify_finds_and_removes_corrupt_entries(proj) -> None:
+    proj.run("-m", "proj.main")
+    assert cli(proj, "verify").returncode == 0
+    (entry,) = (proj.root / ".checkpointing" / "entries").glob("*.ckpt")
+    entry.write_bytes(entry.read_bytes()[:-3])
+    report = cli(proj, "verify")
+    assert report.returncode == 1 and "1 corrupt" in report.stdout and entry.name in report.stdout
+    assert cli(proj, "verify", "--remove").returncode == 0
+    assert not entry.exists()
+
+
+def test_dir_option_and_help_examples(proj) -> None:
+    proj.write("other.py", "from checkpointing import checkpoint\n\n"
+               "@checkpoint(directory='elsewhere')\ndef f():\n    return 1\n\nf()\n")
+    proj.run("other.py")
+    assert "1 entries" in cli(proj, "ls", "--dir", "elsewhere").stdout
+    for command in ("ls", "show", "graph", "why", "clear", "prune", "verify"):
+        helped = cli(proj, command, "--help")
+        assert helped.returncode == 0 and "Example: checkpointing " + command in helped.stdout
+    assert cli(proj, "frobnicate").returncode == 2
