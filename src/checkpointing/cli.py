@@ -125,6 +125,16 @@ def _confirm(args: argparse.Namespace, victims: Sequence[EntryInfo], verb: str) 
     return answer.strip().lower() in ("y", "yes")
 
 
+def _delete(args: argparse.Namespace, cache: PickleFileCache,
+            victims: Sequence[EntryInfo]) -> int:
+    """List ``victims``, ask (unless --yes), delete them; the exit code."""
+    if not _confirm(args, victims, "delete"):
+        return PROBLEMS
+    deleted = sum(cache.delete(e.context_id) for e in victims)
+    print(f"deleted {deleted} entries ({_size(sum(e.size for e in victims))})")
+    return OK
+
+
 def _load_function(spec: str) -> Callable[..., Any]:
     """``pkg.mod:func`` or ``pkg.mod:Class.method`` (imported from the current directory)."""
     module_name, _, attribute = spec.partition(":")
@@ -271,11 +281,7 @@ def cmd_clear(args: argparse.Namespace, cache: PickleFileCache) -> int:
     if not victims:
         print("nothing to delete")
         return OK
-    if not _confirm(args, victims, "delete"):
-        return PROBLEMS
-    deleted = sum(cache.delete(e.context_id) for e in victims)
-    print(f"deleted {deleted} entries")
-    return OK
+    return _delete(args, cache, victims)
 
 
 def cmd_prune(args: argparse.Namespace, cache: PickleFileCache) -> int:
@@ -309,11 +315,7 @@ def cmd_prune(args: argparse.Namespace, cache: PickleFileCache) -> int:
             print(f"  would delete {e.context_id}  {_function_of(e)}  {_size(e.size)}")
         print(f"would delete {len(victims)} entries ({_size(sum(e.size for e in victims))})")
         return OK
-    if not _confirm(args, victims, "delete"):
-        return PROBLEMS
-    deleted = sum(cache.delete(e.context_id) for e in victims)
-    print(f"deleted {deleted} entries ({_size(sum(e.size for e in victims))})")
-    return OK
+    return _delete(args, cache, victims)
 
 
 def cmd_verify(args: argparse.Namespace, cache: PickleFileCache) -> int:
