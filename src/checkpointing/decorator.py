@@ -181,35 +181,42 @@ class DecoratorCheckpoint:
     def _try_key(self, func: Callable[..., Any], args: Tuple[Any, ...],
                  kwargs: Any) -> Optional[str]:
         try:
-            key = self._key(func, *args, **kwargs)
+            if type(self.identifier) is AutoFuncCallIdentifier:
+                return self.identifier.key(func, args, kwargs)  # the hot path: a str
+            key = self.identifier.identify(FuncCallContext(func, args, kwargs))
             if not isinstance(key, str) or not key:
                 raise TypeError(f"{type(self.identifier).__name__}.identify() returned "
                                 f"{key!r}; it must return a non-empty str")
             return key
-        except HashFailedError as exc:
+        except Exception as exc:
+            return self._key_failed(func, args, kwargs, exc)
+
+    def _key_failed(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any,
+                    exc: Exception) -> None:
+        if isinstance(exc, HashFailedError):
             if self.on_error == "raise":
-                raise
+                raise exc
             if self.on_error == "warn":
                 warnings.warn(f"{exc}; {qualified_name(func)} runs without the cache",
-                              HashFailedWarning, stacklevel=4)
-        except TypeError as exc:
-            if _is_binding_error(func, args, kwargs):
-                return None  # the caller's mistake: calling func raises Python's own error
-            self._fail(func, "computing the key", exc)
-        except Exception as exc:
-            self._fail(func, "computing the key", exc)
+                              HashFailedWarning, stacklevel=5)
+            return None
+        if isinstance(exc, TypeError) and _is_binding_error(func, args, kwargs):
+            return None  # the caller's mistake: calling func raises Python's own error
+        self._fail(func, "computing the key", exc)
         return None
 
     def _try_retrieve(self, func: Callable[..., Any], key: str) -> Any:
         try:
             value = self.cache.retrieve(key)
         except CheckpointNotExist:
-            logger.debug("miss: %s (key %s)", qualified_name(func), key)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("miss: %s (key %s)", qualified_name(func), key)
             return _MISSING
         except Exception as exc:
             self._fail(func, "reading the cache", exc)
             return _MISSING
-        logger.debug("hit: %s (key %s)", qualified_name(func), key)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("hit: %s (key %s)", qualified_name(func), key)
         return value
 
     # -- explaining misses -------------------------------------------------------------

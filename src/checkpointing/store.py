@@ -39,14 +39,18 @@ Entry layout (all integers little-endian)::
     offset 4   u8   format version         FORMAT_VERSION
     offset 5   u32  header length H
     offset 9   u64  checksum               xxh3-64 of every byte from offset 17 to the end
-    offset 17  H bytes of header           JSON (UTF-8): the caller's metadata plus
-                                           "pickle_protocol", "size" (payload bytes),
-                                           "pickle_size", "buffers" (lengths), "context_id"
+    offset 17  H bytes of header:
+               u64  pickle length P
+               u32  number of out-of-band buffers N
+               N x u64  buffer lengths
+               JSON (UTF-8): the caller's metadata plus "pickle_protocol", "size"
+               (payload bytes), "pickle_size", "buffers" (lengths), "context_id"
     then, each starting at the next multiple of 64 (zero padding between):
                the pickle stream, then every out-of-band buffer in order.
 
 The prefix comes first and has a fixed size so that one small read yields the header;
-the offsets of the payload follow from the header alone.
+the offsets of the payload follow from its binary part alone, so a hit never parses
+the JSON (which only ``read_metadata`` and the command line need).
 """
 
 from __future__ import annotations
@@ -72,10 +76,14 @@ __all__ = ["CACHEDIR_TAG", "CacheBase", "EntryInfo", "FORMAT_VERSION", "PickleFi
 T = TypeVar("T")
 
 MAGIC = b"CKPT"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Version of the entry layout; a file of another version is a (warned) miss."""
 
 _PREFIX = struct.Struct("<4sBIQ")  # magic, version, header length, checksum: 17 bytes
+_LAYOUT = struct.Struct("<QI")  # pickle length, number of buffers
+_LENGTH = struct.Struct("<Q")
+_SMALL = struct.Struct("<4sBIQQI")  # the prefix and the layout, read at once
+_SMALL_MIN = _SMALL.size
 _ALIGN = 64
 _FIRST_READ = 1 << 16  # one read serves any entry up to this size
 _MAX_HEADER = 1 << 26  # a longer header is garbage, not metadata
@@ -238,6 +246,7 @@ class PickleFileCache(CacheBase[Any]):
         self.directory: str = os.path.abspath(os.fspath(validate_directory(directory)))
         self.pickle_protocol: int = validate_pickle_protocol(pickle_protocol)
         self.entries_directory: str = os.path.join(self.directory, "entries")
+        self._paths: Dict[str, str] = {}  # key -> file, memoised for the hit path
         self._prepared = False
 
     def __repr__(self) -> str:
@@ -297,10 +306,20 @@ class PickleFileCache(CacheBase[Any]):
             CheckpointNotExist: no entry, or an unreadable one (then with a
                 :class:`CorruptEntryWarning` naming the file and the reason).
         """
-        path = self.path_of(context_id)
+        path = self._paths.get(context_id)
+        if path is None:
+            path = self.path_of(context_id)
+            if len(self._paths) >= 4096:
+                self._paths.clear()
+            self._paths[context_id] = path
         try:
             with open(path, "rb", buffering=0) as handle:
-                _, data, buffers = _read_entry(handle, payload=True)
+                first = handle.read(_FIRST_READ)
+                small = _read_small(first)
+                if small is not None:  # the common case: a small entry, read whole
+                    data, buffers = small, ()
+                else:
+                    _, data, buffers = _read_entry(handle, payload=True, first=first)
         except FileNotFoundError:
             raise CheckpointNotExist(context_id) from None
         except _Corrupt as exc:
@@ -473,7 +492,9 @@ def _serialize(context_id: str, result: Any, metadata: Dict[str, Any],
     header.update({"context_id": context_id, "pickle_protocol": protocol,
                    "size": len(data) + sum(raw.nbytes for raw in raws),
                    "pickle_size": len(data), "buffers": [raw.nbytes for raw in raws]})
-    header_bytes = json.dumps(header, default=str, separators=(",", ":")).encode()
+    header_bytes = _LAYOUT.pack(len(data), len(raws)) \
+        + b"".join(_LENGTH.pack(raw.nbytes) for raw in raws) \
+        + json.dumps(header, default=str, separators=(",", ":")).encode()
     chunks: List[Any] = [header_bytes]
     position = _PREFIX.size + len(header_bytes)
     for payload in [data, *raws]:
@@ -489,13 +510,32 @@ def _serialize(context_id: str, result: Any, metadata: Dict[str, Any],
     return [prefix, *chunks]
 
 
-def _read_entry(handle: Any, payload: bool
+def _read_small(first: bytes) -> Optional[memoryview]:
+    """The pickle of an intact entry without out-of-band buffers that ``first`` (the
+    first read of its file) holds whole; None to take the general path, which also
+    reports what is wrong with a broken file."""
+    if len(first) >= _FIRST_READ or len(first) < _SMALL_MIN:
+        return None
+    magic, version, header_length, checksum, pickle_size, count = _SMALL.unpack_from(first)
+    if magic != MAGIC or version != FORMAT_VERSION or count:
+        return None
+    start = _aligned(_PREFIX.size + header_length)
+    if start + pickle_size != len(first):
+        return None
+    view = memoryview(first)
+    if xxhash.xxh3_64_intdigest(view[_PREFIX.size:]) != checksum:
+        return None
+    return view[start:]
+
+
+def _read_entry(handle: Any, payload: bool, first: Optional[bytes] = None
                 ) -> Tuple[Dict[str, Any], Any, List[bytearray]]:
     """Read an entry from an unbuffered binary file: (header, pickle, buffers).
 
     With ``payload`` False only the header is read and checked. Raises ``_Corrupt``.
     """
-    first = handle.read(_FIRST_READ)
+    if first is None:
+        first = handle.read(_FIRST_READ)
     if not first:
         raise _Corrupt("the file is empty")
     if len(first) < _PREFIX.size:
@@ -511,15 +551,26 @@ def _read_entry(handle: Any, payload: bool
         if len(first) < _FIRST_READ or header_length > _MAX_HEADER:
             raise _Corrupt("truncated header")
         first += _read_exactly(handle, header_end - len(first))
-    try:
-        header = json.loads(first[_PREFIX.size:header_end].decode("utf-8"))
-    except ValueError as exc:  # includes UnicodeDecodeError
-        raise _Corrupt(f"unreadable header: {exc}") from None
-    if not isinstance(header, dict) or not _is_size(header.get("pickle_size")) \
-            or not isinstance(header.get("buffers"), list) \
-            or not all(_is_size(n) for n in header["buffers"]):
+    layout_end = _PREFIX.size + _LAYOUT.size
+    if header_end < layout_end:
+        raise _Corrupt("unreadable header: too short")
+    pickle_size, count = _LAYOUT.unpack_from(first, _PREFIX.size)
+    json_start = layout_end + count * _LENGTH.size
+    if json_start > header_end:
         raise _Corrupt("unreadable header: sizes missing")
-    if not payload:
+    buffers = [_LENGTH.unpack_from(first, layout_end + i * _LENGTH.size)[0]
+               for i in range(count)]
+    if payload:
+        # The hit path: the JSON metadata is covered by the checksum, not parsed.
+        header: Dict[str, Any] = {"pickle_size": pickle_size, "buffers": buffers}
+    else:
+        try:
+            header = json.loads(first[json_start:header_end].decode("utf-8"))
+        except ValueError as exc:  # includes UnicodeDecodeError
+            raise _Corrupt(f"unreadable header: {exc}") from None
+        if not isinstance(header, dict) or header.get("pickle_size") != pickle_size \
+                or header.get("buffers") != buffers:
+            raise _Corrupt("unreadable header: its binary and JSON parts disagree")
         return header, None, []
 
     segments = []  # (start, length) of the pickle and each buffer

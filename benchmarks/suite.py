@@ -1,0 +1,505 @@
+"""The speed suite: checkpointing against its peers and the machine's limits, in one run.
+
+Usage: python benchmarks/suite.py [--runs 5] [--quick] [--only SCENARIO ...]
+
+Builds two virtual environments under ``benchmarks/.work/`` on first use: one with
+this package, joblib, cachier, diskcache, numpy and pandas; one with checkpointing
+1.0.1 (same import name, so it needs its own). Every measurement runs in a fresh
+subprocess with its cache in a new temporary directory, checks that each hit was
+a hit (the body counts its runs), and is repeated ``--runs`` times; the tables give
+median (min-max). Writes ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import venv
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "benchmarks" / ".work"
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+LIBRARIES = ["checkpointing", "joblib", "cachier", "diskcache", "checkpointing 1.0.1"]
+
+# How each library decorates ``f`` with its cache in directory ``DIR``.
+DECORATE = {
+    "checkpointing": "from checkpointing import checkpoint\n"
+                     "cache = checkpoint(directory=DIR)\n",
+    "checkpointing 1.0.1": "from checkpointing import checkpoint\n"
+                           "cache = checkpoint(directory=DIR)\n",
+    "joblib": "import joblib\ncache = joblib.Memory(DIR, verbose=0).cache\n",
+    "cachier": "from cachier import cachier\n"
+               "cache = cachier(cache_dir=DIR, separate_files=True)\n",
+    "diskcache": "import diskcache\ncache = diskcache.Cache(DIR).memoize()\n",
+}
+
+PRELUDE = """
+import json, os, resource, statistics, sys, time
+DIR = sys.argv[1]
+# Bodies count their runs on the sys module: a global list would be a value the
+# functions read, and checkpointing (rightly) puts those in the key.
+sys.bench_runs = 0
+def body_ran():
+    sys.bench_runs += 1
+def rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""
+
+SCENARIOS: Dict[str, str] = {}
+
+SCENARIOS["warm_hit"] = """
+@cache
+def f(a, b):
+    body_ran()
+    return a + b
+
+f(1, 2)
+samples = []
+clock = time.perf_counter_ns
+for _ in range(2000):
+    t = clock(); f(1, 2); samples.append(clock() - t)
+assert sys.bench_runs == 1, f"{sys.bench_runs} runs: the hits were not hits"
+print(json.dumps({"us": statistics.median(samples) / 1000}))
+"""
+
+SCENARIOS["many_entries"] = """
+@cache
+def f(a, b):
+    body_ran()
+    return a + b
+
+if sys.argv[2] == "fill":
+    for i in range(20000):
+        f(i, i)
+    print(json.dumps({}))
+else:
+    f(1, 1)  # stored by the filling process
+    samples = []
+    clock = time.perf_counter_ns
+    for _ in range(2000):
+        t = clock(); f(1, 1); samples.append(clock() - t)
+    assert not sys.bench_runs, "the hit was not a hit"
+    print(json.dumps({"us": statistics.median(samples) / 1000}))
+"""
+
+SCENARIOS["fresh_process"] = """
+@cache
+def f(a, b):
+    body_ran()
+    return a + b
+
+t = time.perf_counter(); f(1, 2); first = time.perf_counter() - t
+if sys.argv[2] == "check":
+    assert not sys.bench_runs, "the first call in a fresh process was not a hit"
+print(json.dumps({"first_ms": first * 1000, "total_ms": (time.perf_counter() - START) * 1000}))
+"""
+
+SCENARIOS["array_argument"] = """
+import numpy as np
+kind = sys.argv[2]
+if kind == "array":
+    arg = np.random.default_rng(0).random(512 * 1024 * 1024 // 8)
+else:
+    import pandas as pd
+    rng = np.random.default_rng(0)
+    arg = pd.DataFrame({c: rng.random(10_000_000) for c in "abcd"})
+nbytes = arg.nbytes if kind == "array" else int(arg.memory_usage(index=False).sum())
+
+@cache
+def f(x):
+    body_ran()
+    return 1
+
+f(arg)
+base = rss_mib()
+samples = []
+for _ in range(3):
+    t = time.perf_counter(); f(arg); samples.append(time.perf_counter() - t)
+assert sys.bench_runs == 1, "the hits were not hits"
+best = min(samples)
+print(json.dumps({"s": best, "gbps": nbytes / best / 1e9, "extra_mib": rss_mib() - base}))
+"""
+
+SCENARIOS["array_result"] = """
+import numpy as np
+N = 512 * 1024 * 1024 // 8
+
+@cache
+def f(n):
+    body_ran()
+    return np.ones(n)
+
+if sys.argv[2] == "save":
+    base = rss_mib()
+    t = time.perf_counter(); r = f(N); s = time.perf_counter() - t
+    assert sys.bench_runs
+    print(json.dumps({"s": s, "gbps": r.nbytes / s / 1e9, "peak_mib": rss_mib()}))
+else:
+    base = rss_mib()
+    t = time.perf_counter(); r = f(N); s = time.perf_counter() - t
+    assert not sys.bench_runs and r.shape == (N,) and r[-1] == 1.0, "the load was not a hit"
+    print(json.dumps({"s": s, "gbps": r.nbytes / s / 1e9,
+                      "peak_ratio": (rss_mib() - base) / (r.nbytes / 2**20)}))
+"""
+
+LIMITS = """
+import json, os, pickle, sys, time, statistics
+import numpy as np, xxhash
+DIR = sys.argv[1]
+out = {}
+def plain(a, b):
+    return a + b
+clock = time.perf_counter_ns
+samples = []
+for _ in range(2000):
+    t = clock(); plain(1, 2); samples.append(clock() - t)
+out["plain_call_us"] = statistics.median(samples) / 1000
+path = os.path.join(DIR, "small.pickle")
+with open(path, "wb") as fh:
+    pickle.dump(3, fh)
+samples = []
+for _ in range(2000):
+    t = clock()
+    with open(path, "rb", buffering=0) as fh:
+        pickle.loads(fh.read())
+    samples.append(clock() - t)
+out["small_file_read_us"] = statistics.median(samples) / 1000
+a = np.ones(512 * 1024 * 1024 // 8)
+t = time.perf_counter(); xxhash.xxh3_128(memoryview(a).cast("B")).digest()
+out["xxh3_gbps"] = a.nbytes / (time.perf_counter() - t) / 1e9
+big = os.path.join(DIR, "big.bin")
+t = time.perf_counter()
+with open(big, "wb", buffering=0) as fh:
+    fh.write(memoryview(a).cast("B")); os.fsync(fh.fileno())
+out["write_fsync_gbps"] = a.nbytes / (time.perf_counter() - t) / 1e9
+t = time.perf_counter()
+with open(big, "rb", buffering=0) as fh:
+    fh.read()
+out["read_bytes_gbps"] = a.nbytes / (time.perf_counter() - t) / 1e9
+t = time.perf_counter()
+b = np.empty(a.shape)
+with open(big, "rb", buffering=0) as fh:
+    fh.readinto(memoryview(b).cast("B"))
+out["read_into_numpy_gbps"] = a.nbytes / (time.perf_counter() - t) / 1e9
+print(json.dumps(out))
+"""
+
+
+def python_of(library: str) -> str:
+    name = "venv-checkpointing-1.0.1" if library == "checkpointing 1.0.1" else "venv-bench"
+    env_dir = WORK / name
+    python = env_dir / "bin" / "python"
+    if not python.exists():
+        venv.create(env_dir, with_pip=True)
+        packages = (["checkpointing==1.0.1", "numpy", "pandas"]
+                    if library == "checkpointing 1.0.1"
+                    else ["-e", str(ROOT), "joblib", "cachier", "diskcache", "numpy", "pandas"])
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
+    return str(python)
+
+
+def run_script(python: str, code: str, directory: str, *args: str,
+               timeout: float = 900) -> Dict[str, Any]:
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    script = os.path.join(directory, "bench_script.py")
+    with open(script, "w") as handle:
+        handle.write(code)
+    proc = subprocess.run([python, script, os.path.join(directory, "cache"), *args],
+                          cwd=directory, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def program(library: str, scenario: str) -> str:
+    start = "import time\nSTART = time.perf_counter()\n"
+    return start + textwrap.dedent(PRELUDE) + DECORATE[library] + textwrap.dedent(
+        SCENARIOS[scenario])
+
+
+class Table:
+    """Samples per (row, column), rendered as median (min-max)."""
+
+    def __init__(self, title: str, unit: str, note: str = "") -> None:
+        self.title, self.unit, self.note = title, unit, note
+        self.cells: Dict[str, Dict[str, List[float]]] = {}
+        self.errors: Dict[str, Dict[str, str]] = {}
+
+    def add(self, row: str, column: str, value: float) -> None:
+        self.cells.setdefault(row, {}).setdefault(column, []).append(value)
+
+    def fail(self, row: str, column: str, reason: str) -> None:
+        self.errors.setdefault(row, {})[column] = reason
+
+    def median(self, row: str, column: str) -> Optional[float]:
+        values = self.cells.get(row, {}).get(column)
+        return statistics.median(values) if values else None
+
+    def markdown(self) -> str:
+        columns: List[str] = []
+        for row in list(self.cells) + list(self.errors):
+            for column in list(self.cells.get(row, {})) + list(self.errors.get(row, {})):
+                if column not in columns:
+                    columns.append(column)
+        lines = [f"### {self.title}", "", self.note, "" if self.note else "",
+                 "| library | " + " | ".join(f"{c} ({self.unit})" if self.unit else c
+                                            for c in columns) + " |",
+                 "| --- |" + " --- |" * len(columns)]
+        for row in LIBRARIES + sorted(set(self.cells) - set(LIBRARIES)):
+            if row not in self.cells and row not in self.errors:
+                continue
+            cells = []
+            for column in columns:
+                values = self.cells.get(row, {}).get(column)
+                if values:
+                    cells.append(_fmt(statistics.median(values))
+                                 + (f" ({_fmt(min(values))}-{_fmt(max(values))})"
+                                    if len(values) > 1 else ""))
+                else:
+                    cells.append(self.errors.get(row, {}).get(column, "-"))
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+def _fmt(value: float) -> str:
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def repeat(runs: int, fn: Callable[[], Dict[str, Any]], table: Table, row: str,
+           columns: Dict[str, str]) -> None:
+    for _ in range(runs):
+        try:
+            result = fn()
+        except subprocess.TimeoutExpired:
+            for column in columns.values():
+                table.fail(row, column, "timeout")
+            return
+        except Exception as exc:  # report, do not stop the suite
+            for column in columns.values():
+                table.fail(row, column, f"failed: {str(exc)[:60]}")
+            return
+        for key, column in columns.items():
+            if key in result:
+                table.add(row, column, result[key])
+
+
+def tmpdir() -> str:
+    return tempfile.mkdtemp(prefix="ckpt-suite-", dir=os.environ.get("BENCH_TMP"))
+
+
+def scenario_warm_hit(runs: int, libraries: List[str]) -> Table:
+    table = Table("1. Warm hit of f(1, 2)", "µs", "Median of 2,000 hits in one process.")
+    for library in libraries:
+        def once() -> Dict[str, Any]:
+            d = tmpdir()
+            try:
+                return run_script(python_of(library), program(library, "warm_hit"), d)
+            finally:
+                shutil.rmtree(d, ignore_errors=True)
+        repeat(runs, once, table, library, {"us": "hit"})
+    return table
+
+
+def scenario_many_entries(runs: int, libraries: List[str], table: Table) -> None:
+    for library in libraries:
+        d = tmpdir()
+        try:
+            code = program(library, "many_entries")
+            try:
+                run_script(python_of(library), code, d, "fill", timeout=1800)
+            except Exception as exc:
+                table.fail(library, "hit, 20,000 entries", f"failed: {str(exc)[:60]}")
+                continue
+            repeat(runs, lambda: run_script(python_of(library), code, d, "hit"), table,
+                   library, {"us": "hit, 20,000 entries"})
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def scenario_fresh(runs: int, libraries: List[str]) -> Table:
+    table = Table("3. A fresh process", "ms",
+                  "First call (a hit) timed inside the process; total = interpreter start "
+                  "to end of that call, as seen by the process; import = "
+                  "`python -X importtime -c 'import <library>'` cumulative.")
+    for library in libraries:
+        python = python_of(library)
+        d = tmpdir()
+        try:
+            code = program(library, "fresh_process")
+            run_script(python, code, d, "fill")
+            repeat(runs, lambda: run_script(python, code, d, "check"), table, library,
+                   {"first_ms": "first call", "total_ms": "total"})
+            module = {"checkpointing 1.0.1": "checkpointing"}.get(library, library)
+            for _ in range(runs):
+                env = dict(os.environ)
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
+                proc = subprocess.run([python, "-X", "importtime", "-c", f"import {module}"],
+                                      capture_output=True, text=True, env=env, cwd=d)
+                last = [line for line in proc.stderr.splitlines() if f"| {module}" in line
+                        and line.rstrip().endswith(f"| {module}")]
+                if last:
+                    table.add(library, "import", int(last[-1].split("|")[1]) / 1000)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+    bare = []
+    for _ in range(runs):
+        proc = subprocess.run([python_of("checkpointing"), "-X", "importtime", "-c", "pass"],
+                              capture_output=True, text=True)
+        bare.append(sum(int(line.split("|")[1]) for line in proc.stderr.splitlines()[1:]
+                        if line.split("|")[2].startswith(" ") and
+                        not line.split("|")[2].startswith("  ")) / 1000)
+    for value in bare:
+        table.add("bare interpreter (site)", "import", value)
+    return table
+
+
+def scenario_arrays(runs: int, libraries: List[str]) -> List[Table]:
+    arg = Table("4. A hit whose argument is big", "",
+                "512 MiB float64 array, and a DataFrame of 10 million rows x 4 float64 "
+                "columns (305 MiB): best of 3 hits; GB/s of argument hashed (and looked "
+                "up); extra peak RSS during the hits in MiB.")
+    result = Table("5. A 512 MiB numpy result", "",
+                   "Miss (compute, pickle, write, fsync where the library does) and hit "
+                   "(load) in separate processes, warm page cache; GB/s of result; load "
+                   "peak RSS over the result's size.")
+    slow = {"checkpointing 1.0.1": 600, "cachier": 600}
+    for library in libraries:
+        python = python_of(library)
+        for kind in ("array", "frame"):
+            def hit(kind: str = kind) -> Dict[str, Any]:
+                d = tmpdir()
+                try:
+                    return run_script(python, program(library, "array_argument"), d, kind,
+                                      timeout=slow.get(library, 300))
+                finally:
+                    shutil.rmtree(d, ignore_errors=True)
+            label = "array" if kind == "array" else "DataFrame"
+            repeat(runs, hit, arg, library, {"gbps": f"{label} GB/s",
+                                             "extra_mib": f"{label} extra MiB"})
+
+        def save_load() -> Dict[str, Any]:
+            d = tmpdir()
+            try:
+                code = program(library, "array_result")
+                saved = run_script(python, code, d, "save", timeout=slow.get(library, 300))
+                loaded = run_script(python, code, d, "load", timeout=slow.get(library, 300))
+                return {"save": saved["gbps"], "load": loaded["gbps"],
+                        "peak": loaded["peak_ratio"]}
+            finally:
+                shutil.rmtree(d, ignore_errors=True)
+        repeat(runs, save_load, result, library,
+               {"save": "save GB/s", "load": "load GB/s", "peak": "load peak / size"})
+    return [arg, result]
+
+
+def scenario_chain(runs: int) -> Table:
+    table = Table("6. A 50-module dependency chain (checkpointing only)", "",
+                  "The peers do not follow dependencies. From `benchmarks/chain.py`.")
+    for _ in range(runs):
+        proc = subprocess.run([python_of("checkpointing"), str(ROOT / "benchmarks/chain.py"),
+                               "--repeat", "1"], capture_output=True, text=True, check=True)
+        for line in proc.stdout.splitlines():
+            if "not on disk" in line:
+                table.add("checkpointing", "first call, no stored analysis (ms)",
+                          float(line.split(":")[1].split()[0]))
+            elif "on disk" in line:
+                table.add("checkpointing", "first call, stored analysis (ms)",
+                          float(line.split(":")[1].split()[0]))
+            elif "costs" in line:
+                table.add("checkpointing", "later call, extra over a lone hit (µs)",
+                          float(line.split("costs")[1].split()[0]))
+    return table
+
+
+def scenario_limits(runs: int) -> Table:
+    table = Table("7. Limits of this machine, same run", "", "")
+    columns = {"plain_call_us": "plain call (µs)", "small_file_read_us":
+               "open+read+unpickle+close of a small file (µs)", "xxh3_gbps":
+               "xxh3-128 of 512 MiB (GB/s)", "write_fsync_gbps": "write+fsync 512 MiB (GB/s)",
+               "read_bytes_gbps": "read 512 MiB into bytes (GB/s)",
+               "read_into_numpy_gbps": "read into fresh numpy memory (GB/s)"}
+
+    def once() -> Dict[str, Any]:
+        d = tmpdir()
+        try:
+            os.makedirs(os.path.join(d, "cache"))
+            return run_script(python_of("checkpointing"), LIMITS, d)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+    repeat(runs, once, table, "machine", columns)
+    return table
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory = "?"
+    try:
+        with open("/proc/meminfo") as handle:
+            memory = f"{int(handle.readline().split()[1]) / 2**20:.0f} GiB"
+    except OSError:
+        pass
+    return (f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, "
+            f"{memory} RAM; Python {platform.python_version()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="warm many fresh arrays chain limits")
+    parser.add_argument("--libraries", nargs="*", default=LIBRARIES)
+    args = parser.parse_args()
+    only = set(args.only or ["warm", "many", "fresh", "arrays", "chain", "limits"])
+    started = time.time()
+    tables: List[Table] = []
+    if "warm" in only or "many" in only:
+        warm = scenario_warm_hit(args.runs, args.libraries) if "warm" in only \
+            else Table("1. Warm hit of f(1, 2)", "µs")
+        if "many" in only:
+            scenario_many_entries(args.runs, args.libraries, warm)
+            warm.title = "1-2. Warm hit of f(1, 2), alone and among 20,000 entries"
+        tables.append(warm)
+    if "fresh" in only:
+        tables.append(scenario_fresh(args.runs, args.libraries))
+    if "arrays" in only:
+        tables.extend(scenario_arrays(max(1, args.runs // 2), args.libraries))
+    if "chain" in only:
+        tables.append(scenario_chain(args.runs))
+    if "limits" in only:
+        tables.append(scenario_limits(args.runs))
+    text = ["# Benchmark results", "",
+            f"Measured by `python benchmarks/suite.py --runs {args.runs}` on "
+            f"{time.strftime('%Y-%m-%d', time.localtime(started))}, in "
+            f"{(time.time() - started) / 60:.0f} minutes. Machine: {machine()}.",
+            "Each cell: median (min-max) over fresh processes, caches in fresh temporary "
+            "directories. Versions: see `benchmarks/.work/*/bin/pip freeze`.", ""]
+    text += [t.markdown() for t in tables]
+    RESULTS.write_text("\n".join(text), encoding="utf-8")
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
