@@ -39,9 +39,9 @@ def entry_files(cache: PickleFileCache) -> list:
 def payload_offsets(data: bytes) -> list:
     """(start, length) of the pickle and each buffer, decoded independently."""
     magic, version, header_length, _ = struct.unpack_from("<4sBIQ", data)
-    pickle_size, count = struct.unpack_from("<QI", data, 17)
-    buffers = list(struct.unpack_from(f"<{count}Q", data, 29))
-    header = json.loads(data[29 + 8 * count:17 + header_length])
+    pickle_size, count, _ = struct.unpack_from("<QII", data, 17)
+    buffers = list(struct.unpack_from(f"<{count}Q", data, 33))
+    header = json.loads(data[33 + 8 * count:17 + header_length])
     assert header["pickle_size"] == pickle_size and header["buffers"] == buffers
     position, segments = 17 + header_length, []
     for length in [pickle_size, *buffers]:
@@ -296,11 +296,11 @@ def test_header_lying_about_sizes_is_a_miss(cache) -> None:
     cache.save("k", np.arange(100_000))
     good = open(cache.path_of("k"), "rb").read()
     header_length = struct.unpack_from("<I", good, 5)[0]
-    pickle_size, count = struct.unpack_from("<QI", good, 17)
-    metadata = good[29 + 8 * count:17 + header_length]
+    pickle_size, count, flags = struct.unpack_from("<QII", good, 17)
+    metadata = good[33 + 8 * count:17 + header_length]
     rest = good[17 + header_length:]
     for lengths in ([10 ** 15], [2 ** 64 - 1], [], [1, 2]):
-        body = struct.pack("<QI", pickle_size, len(lengths)) \
+        body = struct.pack("<QII", pickle_size, len(lengths), flags) \
             + b"".join(struct.pack("<Q", n) for n in lengths) + metadata
         checksum = xxhash.xxh3_64_intdigest(body + rest)
         data = struct.pack("<4sBIQ", b"CKPT", FORMAT_VERSION, len(body), checksum) + body + rest

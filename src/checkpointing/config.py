@@ -79,6 +79,9 @@ _VALIDATORS: Dict[str, Callable[[Any], Any]] = {
     "checkpoint.on_error": validate_on_error,
     "analysis.project_roots": _validate_roots,
     "analysis.warn_blind_spots": _validate_bool("analysis.warn_blind_spots"),
+    "analysis.track_versions": _validate_bool("analysis.track_versions"),
+    "runtime.track_files": _validate_bool("runtime.track_files"),
+    "runtime.safety_net": _validate_bool("runtime.safety_net"),
 }
 
 
@@ -98,6 +101,12 @@ class Defaults(Dict[str, Any]):
         so their code is tracked; ``None`` means the current directory and the
         directory of the main script.
         ``analysis.warn_blind_spots``: warn where the analyzer cannot see (True).
+        ``analysis.track_versions``: fold the versions of the third-party
+        distributions a function reaches into its key (False).
+        ``runtime.track_files``: during a miss, record the files the function reads
+        and serve later hits only while they are unchanged (True).
+        ``runtime.safety_net``: during a miss, on Python 3.12+, record which project
+        functions ran that the static analysis did not see (True).
     """
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -131,6 +140,9 @@ def _initial() -> Iterable[tuple]:
         ("checkpoint.on_error", "warn"),
         ("analysis.project_roots", None),
         ("analysis.warn_blind_spots", True),
+        ("analysis.track_versions", False),
+        ("runtime.track_files", True),
+        ("runtime.safety_net", True),
     )
 
 

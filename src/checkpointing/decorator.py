@@ -22,12 +22,14 @@ import logging
 import os
 import time
 import warnings
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, TypeVar, Union, overload
+from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union,
+                    overload)
 
 from .config import defaults, validate_on_error
 from .errors import (CheckpointFailedError, CheckpointFailedWarning, CheckpointNotExist,
                      ConfigurationError, ExpensiveOverheadWarning, HashFailedError,
-                     HashFailedWarning)
+                     HashFailedWarning, SideEffectWarning)
+from . import runtime
 from .explain import Explanation, explanation_for
 from .identify import (AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase,
                        qualified_name)
@@ -41,6 +43,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # A cached result may be None, so "no result yet" needs its own value.
 _MISSING = object()
+# An entry exists but what it depends on at run time changed (an input file...).
+_STALE = object()
 # Warn about overhead only when caching is slower than the call by this much (1.0 did).
 _OVERHEAD_TOLERANCE_S = 0.1
 
@@ -62,7 +66,8 @@ class DecoratorCheckpoint:
     """
 
     def __init__(self, identifier: FuncCallIdentifierBase, cache: CacheBase,
-                 on_error: Optional[str] = None) -> None:
+                 on_error: Optional[str] = None, *, track_files: Optional[bool] = None,
+                 allow_side_effects: bool = False) -> None:
         if not isinstance(identifier, FuncCallIdentifierBase):
             raise ConfigurationError(
                 f"identifier={identifier!r} is not a FuncCallIdentifierBase; subclass "
@@ -78,6 +83,11 @@ class DecoratorCheckpoint:
             identifier.analysis_directory = os.path.join(cache.directory, "analysis")
         self.on_error = validate_on_error(
             defaults["checkpoint.on_error"] if on_error is None else on_error)
+        self.track_files = _validate_flag("track_files", defaults["runtime.track_files"]
+                                          if track_files is None else track_files)
+        self.allow_side_effects = _validate_flag("allow_side_effects", allow_side_effects)
+        # Run-time recording needs a store that can verify what it saved (PickleFileCache).
+        self._retrieve_entry = getattr(cache, "retrieve_entry", None)
 
     def __call__(self, func: F) -> F:
         if isinstance(func, (staticmethod, classmethod)):
@@ -110,16 +120,22 @@ class DecoratorCheckpoint:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             key = self._try_key(func, args, kwargs)
-            fingerprint = None
+            fingerprint = recorder = None
             if key is not None:
                 value = self._try_retrieve(func, key)
-                if value is not _MISSING:
+                if value is not _MISSING and value is not _STALE:
                     return value
-                fingerprint = self._on_miss(func, key, args, kwargs)
+                fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
+                recorder = self._start_recording(func)
             started = time.perf_counter()
-            result = func(*args, **kwargs)
+            try:
+                result = func(*args, **kwargs)
+            finally:
+                if recorder is not None:
+                    runtime.stop(recorder)
             if key is not None:
-                self._try_save(func, key, result, time.perf_counter() - started, fingerprint)
+                self._try_save(func, key, result, time.perf_counter() - started, fingerprint,
+                               recorder)
             return result
         return wrapper
 
@@ -130,9 +146,10 @@ class DecoratorCheckpoint:
             fingerprint = None
             if key is not None:
                 value = self._try_retrieve(func, key)
-                if value is not _MISSING:
+                if value is not _MISSING and value is not _STALE:
                     return value
-                fingerprint = self._on_miss(func, key, args, kwargs)
+                fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
+            # Not recorded at run time: other tasks interleave with the awaited body.
             started = time.perf_counter()
             result = await func(*args, **kwargs)
             if key is not None:
@@ -158,10 +175,16 @@ class DecoratorCheckpoint:
             """Run the function, bypassing the cache, and store its result."""
             key = self._try_key(func, args, kwargs)
             fingerprint = self._forced(func, key, args, kwargs)
+            recorder = self._start_recording(func) if key is not None else None
             started = time.perf_counter()
-            result = func(*args, **kwargs)
+            try:
+                result = func(*args, **kwargs)
+            finally:
+                if recorder is not None:
+                    runtime.stop(recorder)
             if key is not None:
-                self._try_save(func, key, result, time.perf_counter() - started, fingerprint)
+                self._try_save(func, key, result, time.perf_counter() - started, fingerprint,
+                               recorder)
             return result
         return rerun
 
@@ -207,7 +230,16 @@ class DecoratorCheckpoint:
 
     def _try_retrieve(self, func: Callable[..., Any], key: str) -> Any:
         try:
-            value = self.cache.retrieve(key)
+            if self._retrieve_entry is not None:
+                value, checks = self._retrieve_entry(key)
+                if checks:
+                    stale = runtime.verify(checks)
+                    if stale is not None:
+                        logger.info("%s re-runs: %s", qualified_name(func), stale)
+                        return _STALE
+                    runtime.propagate(checks)
+            else:
+                value = self.cache.retrieve(key)
         except CheckpointNotExist:
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("miss: %s (key %s)", qualified_name(func), key)
@@ -233,10 +265,11 @@ class DecoratorCheckpoint:
             return None
 
     def _on_miss(self, func: Callable[..., Any], key: str, args: Tuple[Any, ...],
-                 kwargs: Any) -> Optional[Dict[str, Any]]:
-        """Compute the call's fingerprint (stored with the entry) and log why it runs."""
+                 kwargs: Any, explain: bool = True) -> Optional[Dict[str, Any]]:
+        """Compute the call's fingerprint (stored with the entry) and log why it runs
+        (unless ``explain`` is False: an entry failed its checks, already logged)."""
         fingerprint = self._fingerprint(func, args, kwargs)
-        if logger.isEnabledFor(logging.INFO):
+        if explain and logger.isEnabledFor(logging.INFO):
             try:
                 name = qualified_name(func)
                 history = self.cache.history(name)
@@ -269,13 +302,56 @@ class DecoratorCheckpoint:
         except CheckpointNotExist:
             return False
 
+    def _start_recording(self, func: Callable[..., Any]) -> Optional[runtime.Recorder]:
+        """Watch a miss (see :mod:`checkpointing.runtime`), if this cache can verify it."""
+        if self._retrieve_entry is None:
+            return None
+        safety_net = defaults["runtime.safety_net"] and runtime.monitoring_available()
+        if not (self.track_files or safety_net or not self.allow_side_effects):
+            return None
+        known = self._static_extent(func) if safety_net else None
+        try:
+            return runtime.start(qualified_name(func), getattr(self.cache, "directory", "."),
+                                 self.track_files, known)
+        except Exception as exc:  # recording is a service, never a reason to fail
+            logger.debug("not recording %s: %s", qualified_name(func), exc)
+            return None
+
+    def _static_extent(self, func: Callable[..., Any]) -> Optional[List[Tuple[str, int, int]]]:
+        """(file, first line, last line) of every definition the static graph holds."""
+        plans = getattr(self.identifier, "_plans", {})
+        plan = plans.get(func)
+        if plan is None:
+            return None
+        return [(n["file"], n["line"], n.get("end") or n["line"]) for n in plan.summary
+                if n.get("file") and n.get("line")]
+
+    def _checks(self, func: Callable[..., Any],
+                recorder: Optional[runtime.Recorder]) -> Optional[Dict[str, Any]]:
+        if recorder is None:
+            return None
+        try:
+            checks = recorder.checks()
+        except Exception as exc:
+            logger.debug("no run-time checks for %s: %s", qualified_name(func), exc)
+            return None
+        if recorder.writes and not self.allow_side_effects:
+            runtime_warn_side_effects(func, list(recorder.writes))
+        for qualname, filename, first, _, _ in checks.get("code", ()):
+            warn_runtime_dependency(func, qualname, filename, first)
+        return checks
+
     def _try_save(self, func: Callable[..., Any], key: str, result: Any,
-                  run_seconds: float, fingerprint: Optional[Dict[str, Any]] = None) -> None:
+                  run_seconds: float, fingerprint: Optional[Dict[str, Any]] = None,
+                  recorder: Optional[runtime.Recorder] = None) -> None:
         created = time.time()
         metadata: Dict[str, Any] = {"function": qualified_name(func), "created": created,
                                     "run_seconds": run_seconds}
         if fingerprint is not None:
             metadata["fingerprint"] = fingerprint
+        checks = self._checks(func, recorder)
+        if checks:
+            metadata["checks"] = checks
         started = time.perf_counter()
         try:
             self.cache.save_entry(key, result, metadata)
@@ -312,6 +388,45 @@ class DecoratorCheckpoint:
             warnings.warn(msg, CheckpointFailedWarning, stacklevel=5)
 
 
+def _validate_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name}={value!r} is not accepted; use True or False")
+    return value
+
+
+_WARNED_EFFECTS: set = set()
+
+
+def runtime_warn_side_effects(func: Callable[..., Any], paths: List[str]) -> None:
+    """Warn, once per function, that a hit will not recreate the files it wrote."""
+    name = qualified_name(func)
+    if name in _WARNED_EFFECTS:
+        return
+    _WARNED_EFFECTS.add(name)
+    from .explain import display_path
+
+    shown = ", ".join(display_path(p) for p in sorted(paths)[:5])
+    more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
+    warnings.warn(
+        f"{name} wrote {shown}{more} while it ran; when a later call is answered from the "
+        f"cache, the function does not run and these are not written again. Return the "
+        f"data instead of writing it, or pass checkpoint(allow_side_effects=True) if that "
+        f"is what you want", SideEffectWarning, stacklevel=5)
+
+
+def warn_runtime_dependency(func: Callable[..., Any], qualname: str, filename: str,
+                            line: int) -> None:
+    from .explain import display_path
+    from .keyplan import warn_once
+
+    name = qualified_name(func)
+    warn_once(("runtime", name, qualname), (
+        f"{name} ran {qualname}, which the static analysis did not see (it is reached "
+        f"through a name built at run time); it is now part of the entry's dependencies, "
+        f"so editing it re-runs {name}. Name it in checkpoint(depends_on=[...]) to make "
+        f"this explicit"), filename, line)
+
+
 def _is_binding_error(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any) -> bool:
     try:
         inspect.signature(func).bind(*args, **kwargs)
@@ -338,12 +453,16 @@ def checkpoint(directory: Union[str, "os.PathLike[str]", None] = None,
                on_error: Optional[str] = None,
                cache_pickle_protocol: Optional[int] = None, *,
                ignore: Sequence[str] = (),
-               depends_on: Sequence[Any] = ()) -> Callable[[F], F]: ...
+               depends_on: Sequence[Any] = (), track_files: Optional[bool] = None,
+               allow_side_effects: bool = False,
+               track_versions: Optional[bool] = None) -> Callable[[F], F]: ...
 
 
 def checkpoint(directory: Any = None, on_error: Optional[str] = None,
                cache_pickle_protocol: Optional[int] = None, *,
-               ignore: Sequence[str] = (), depends_on: Sequence[Any] = ()) -> Any:
+               ignore: Sequence[str] = (), depends_on: Sequence[Any] = (),
+               track_files: Optional[bool] = None, allow_side_effects: bool = False,
+               track_versions: Optional[bool] = None) -> Any:
     """Cache a function's results on disk, re-running it only when they may be stale.
 
     Use as ``@checkpoint()`` or bare ``@checkpoint``. A call is answered from the cache
@@ -360,6 +479,12 @@ def checkpoint(directory: Any = None, on_error: Optional[str] = None,
         ignore: parameter names left out of the key (a logger, a verbosity flag).
         depends_on: extra objects folded into the key, for what the analyzer cannot
             see (code reached through ``getattr`` with a computed name, say).
+        track_files: record the files a run reads, and serve a hit only while they
+            are unchanged; default ``defaults["runtime.track_files"]`` (True).
+        allow_side_effects: do not warn when a run writes files (a hit will not).
+        track_versions: fold the versions of the third-party distributions the
+            function reaches into its key; default
+            ``defaults["analysis.track_versions"]`` (False).
 
     Returns:
         The decorated function. It also has ``rerun(*args, **kwargs)``, which runs the
@@ -381,9 +506,11 @@ def checkpoint(directory: Any = None, on_error: Optional[str] = None,
     if cache_pickle_protocol is not None:
         from .config import validate_pickle_protocol
         validate_pickle_protocol(cache_pickle_protocol)
-    identifier = AutoFuncCallIdentifier(ignore=ignore, depends_on=depends_on)
+    identifier = AutoFuncCallIdentifier(ignore=ignore, depends_on=depends_on,
+                                        track_versions=track_versions)
     cache = PickleFileCache(directory, cache_pickle_protocol)
-    decorator = DecoratorCheckpoint(identifier, cache, on_error)
+    decorator = DecoratorCheckpoint(identifier, cache, on_error, track_files=track_files,
+                                    allow_side_effects=allow_side_effects)
 
     def decorate(func: F) -> F:
         # An unknown name in ignore= fails now, not at the first call (in prepare()).

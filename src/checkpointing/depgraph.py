@@ -45,6 +45,7 @@ class Node:
     obj: Any
     filename: Optional[str] = None
     lineno: Optional[int] = None
+    end_lineno: Optional[int] = None
     canonical: Optional[Canonical] = None
     # Own digest: canonical code plus what its refs resolve to (not the rest of the graph).
     digest: bytes = b""
@@ -236,16 +237,21 @@ class _Builder:
             hasher.feed(tuple(record))
         static = hasher.digest()
         summary = [{"qualname": n.qualname, "kind": n.kind, "file": n.filename,
-                    "line": n.lineno, "digest": n.digest.hex()} for n in self.nodes]
+                    "line": n.lineno, "end": n.end_lineno, "digest": n.digest.hex()}
+                   for n in self.nodes]
+        externals = sorted({name.partition(":")[0].split(".")[0]
+                            for n in self.nodes for name in n.externals})
         spec = None
         if self.persistable and all(s.spec is not None for s in self.slots):
             spec = {"format": ANALYSIS_FORMAT, "root": describe(self.root),
                     "static_digest": static.hex(), "files": self.files,
                     "guards": self.guard_specs,
                     "slots": [[s.qualname, s.spec] for s in self.slots], "nodes": summary,
+                    "externals": externals,
                     "warnings": self.warnings}
         return KeyPlan(self.root, self.nodes, self.slots, self.guards, static,
-                       files=self.files, summary=summary, spec=spec)
+                       files=self.files, summary=summary, spec=spec,
+                       external_modules=externals)
 
     def _visit(self, obj: Any, is_root: bool = False) -> int:
         known = self.by_id.get(id(obj))
@@ -259,8 +265,9 @@ class _Builder:
         record_entry: List[Any] = []
         self.records.append(record_entry)
 
+        self._end = None
         canonical, filename, lineno = self._canonical(obj, is_root)
-        node.filename, node.lineno = filename, lineno
+        node.filename, node.lineno, node.end_lineno = filename, lineno, self._end
         if canonical is None and is_class and issubclass(obj, tuple) \
                 and hasattr(obj, "_fields"):
             # A namedtuple: generated code, fully described by its fields and defaults.
@@ -394,6 +401,7 @@ class _Builder:
             if node is None:
                 return None, getattr(record, "filename", None), None
             self.files[record.filename] = record.digest.hex()
+            self._end = node.end_lineno
             fresh = _fresh_copy(record, node)
             return (canonical_class(fresh, owned=True) if fresh is not None
                     else canonical_class(node)), record.filename, node.lineno
@@ -402,6 +410,7 @@ class _Builder:
         if not nodes:
             return None, code.co_filename, code.co_firstlineno
         self.files[record.filename] = record.digest.hex()
+        self._end = max(getattr(n, "end_lineno", 0) or 0 for n in nodes) or None
         parts = []
         for n in nodes:
             fresh = _fresh_copy(record, n)

@@ -15,6 +15,7 @@ still catches a value that cannot be hashed::
      ├── HashFailedWarning(CheckpointWarning)                 ... because a value has no digest
      ├── CorruptEntryWarning(CheckpointWarning)               an unreadable entry was treated as a miss
      ├── BlindSpotWarning(CheckpointWarning)                  the analyzer cannot see what code reaches
+     ├── SideEffectWarning(CheckpointWarning)                 files written that a hit will not rewrite
      └── ExpensiveOverheadWarning(CheckpointWarning)          caching costs more than the call
 
 The names ``CheckpointNotExist``, ``CheckpointFailedError``, ``HashFailedError``,
@@ -38,6 +39,7 @@ __all__ = [
     "ExpensiveOverheadWarning",
     "HashFailedError",
     "HashFailedWarning",
+    "SideEffectWarning",
 ]
 
 
@@ -94,6 +96,10 @@ class CorruptEntryWarning(CheckpointWarning):
 
 class BlindSpotWarning(CheckpointWarning):
     """The analyzer cannot see what a piece of code reaches; results may be stale."""
+
+
+class SideEffectWarning(CheckpointWarning):
+    """A checkpointed function wrote files, which a cache hit will not write again."""
 
 
 class ExpensiveOverheadWarning(CheckpointWarning):

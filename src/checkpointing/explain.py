@@ -37,6 +37,8 @@ class Change(NamedTuple):
             return f"{self.name} is no longer reached"
         if self.kind == "global":
             return f"global {self.name} changed"
+        if self.kind == "version":
+            return self.name
         return f"new argument values ({self.name})"
 
 
@@ -70,6 +72,11 @@ def diff(now: Dict[str, Any], before: Dict[str, Any]) -> List[Change]:
     globals_now, globals_before = now.get("globals", {}), before.get("globals", {})
     changes.extend(Change("global", name) for name in globals_now
                    if globals_before.get(name) != globals_now[name])
+    versions_now, versions_before = now.get("versions", {}), before.get("versions", {})
+    changes.extend(Change("version", f"{name} {versions_before.get(name, 'none')} -> "
+                                     f"{version}")
+                   for name, version in versions_now.items()
+                   if versions_before and versions_before.get(name) != version)
     args_now, args_before = now.get("arguments", {}), before.get("arguments", {})
     changed_args = [name for name in args_now if args_before.get(name) != args_now[name]]
     if changed_args:

@@ -199,7 +199,8 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
     """
 
     def __init__(self, algorithm: Optional[str] = None, pickle_protocol: Optional[int] = None,
-                 *, ignore: Sequence[str] = (), depends_on: Sequence[Any] = ()) -> None:
+                 *, ignore: Sequence[str] = (), depends_on: Sequence[Any] = (),
+                 track_versions: Optional[bool] = None) -> None:
         if algorithm is not None or pickle_protocol is not None:
             warnings.warn("AutoFuncCallIdentifier(algorithm=..., pickle_protocol=...) have no "
                           "effect since checkpointing 2.0: keys use xxh3-128",
@@ -212,6 +213,11 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
                 f"e.g. depends_on=[helper, CONFIG]")
         self.ignore = tuple(ignore)
         self.depends_on = tuple(depends_on)
+        if track_versions is None:
+            from .config import defaults
+
+            track_versions = defaults["analysis.track_versions"]
+        self.track_versions = bool(track_versions)
         # Where analyses are kept between processes (set by the decorator to
         # ``<cache directory>/analysis``); None keeps them in memory only.
         self.analysis_directory: Optional[str] = None
@@ -245,8 +251,11 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         later miss can say which part changed."""
         binder = self.binder_for(func)
         plan = self._plans.get(func) or _plan_for(func, self.analysis_directory)
-        return {"nodes": plan.node_digests(), "globals": plan.slot_digests(),
-                "arguments": _fingerprint_arguments(binder, binder.bind(args, kwargs))}
+        out = {"nodes": plan.node_digests(), "globals": plan.slot_digests(),
+               "arguments": _fingerprint_arguments(binder, binder.bind(args, kwargs))}
+        if self.track_versions:
+            out["versions"] = plan.versions()
+        return out
 
     def identify(self, context: FuncCallContext) -> str:
         """Key of the call described by ``context`` (32 hex characters)."""
@@ -266,6 +275,8 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         hasher.feed(KEY_FORMAT)
         hasher.feed_bytes(plan.static_digest)
         hasher.feed_bytes(values_digest)
+        if self.track_versions:
+            hasher.feed(sorted(plan.versions().items()))
         for extra in self.depends_on:
             hasher.feed(extra)
         try:

@@ -92,14 +92,15 @@ class KeyPlan:
     """
 
     __slots__ = ("root", "nodes", "slots", "static_digest", "files", "summary", "spec",
-                 "from_disk", "_guards", "_generation", "_slot_readers", "_last",
+                 "from_disk", "external_modules", "_versions", "_guards", "_generation", "_slot_readers", "_last",
                  "_n_guards", "_expected", "_getters")
 
     def __init__(self, root: Any, nodes: List[Any], slots: List[Slot],
                  guards: Sequence[Tuple[Any, Any, Any]], static_digest: bytes, *,
                  files: Optional[Dict[str, str]] = None,
                  summary: Optional[List[Dict[str, Any]]] = None,
-                 spec: Optional[Dict[str, Any]] = None, from_disk: bool = False) -> None:
+                 spec: Optional[Dict[str, Any]] = None, from_disk: bool = False,
+                 external_modules: Sequence[str] = ()) -> None:
         self.root = root
         self.nodes = nodes
         self.slots = slots
@@ -108,6 +109,8 @@ class KeyPlan:
         self.summary = summary or []
         self.spec = spec
         self.from_disk = from_disk
+        self.external_modules = tuple(external_modules)
+        self._versions: Optional[Dict[str, str]] = None
         self._guards = tuple(guards)
         self._generation = INDEX.generation
         self._slot_readers = tuple(s.reader() for s in slots)
@@ -146,6 +149,13 @@ class KeyPlan:
         if all(type(v) in _IMMUTABLE for v in values):
             self._last = (now, digest)
         return digest
+
+    def versions(self) -> Dict[str, str]:
+        """Name -> version of each installed third-party distribution the code reaches
+        (computed once; for ``track_versions``)."""
+        if self._versions is None:
+            self._versions = _distribution_versions(self.external_modules)
+        return self._versions
 
     def slot_digests(self) -> Dict[str, str]:
         """Digest of each global and closure value now, by qualified name (to explain
@@ -368,7 +378,28 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
     for key, message, filename, lineno in data.get("warnings", ()):
         warn_once(tuple(key), message, filename, lineno)
     return KeyPlan(unwrap(func), [], slots, guards, bytes.fromhex(data["static_digest"]),
-                   files=data["files"], summary=data["nodes"], spec=data, from_disk=True)
+                   files=data["files"], summary=data["nodes"], spec=data, from_disk=True,
+                   external_modules=data.get("externals", ()))
+
+
+def _distribution_versions(modules: Sequence[str]) -> Dict[str, str]:
+    import importlib.metadata as metadata
+
+    stdlib = getattr(sys, "stdlib_module_names", ())
+    try:
+        owners = metadata.packages_distributions()  # Python 3.10+
+    except AttributeError:
+        owners = {}
+    out: Dict[str, str] = {}
+    for module in sorted(set(modules)):
+        if module in stdlib or module in sys.builtin_module_names or module == "builtins":
+            continue
+        for name in owners.get(module, [module]):
+            try:
+                out[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                continue
+    return out
 
 
 def _root_cell(func: Any, name: str) -> Any:

@@ -80,9 +80,10 @@ FORMAT_VERSION = 2
 """Version of the entry layout; a file of another version is a (warned) miss."""
 
 _PREFIX = struct.Struct("<4sBIQ")  # magic, version, header length, checksum: 17 bytes
-_LAYOUT = struct.Struct("<QI")  # pickle length, number of buffers
+_LAYOUT = struct.Struct("<QII")  # pickle length, number of buffers, flags
+_HAS_CHECKS = 1  # flag: the JSON holds "checks" to verify before serving a hit
 _LENGTH = struct.Struct("<Q")
-_SMALL = struct.Struct("<4sBIQQI")  # the prefix and the layout, read at once
+_SMALL = struct.Struct("<4sBIQQII")  # the prefix and the layout, read at once
 _SMALL_MIN = _SMALL.size
 _ALIGN = 64
 _FIRST_READ = 1 << 16  # one read serves any entry up to this size
@@ -306,6 +307,11 @@ class PickleFileCache(CacheBase[Any]):
             CheckpointNotExist: no entry, or an unreadable one (then with a
                 :class:`CorruptEntryWarning` naming the file and the reason).
         """
+        return self.retrieve_entry(context_id)[0]
+
+    def retrieve_entry(self, context_id: str) -> Tuple[Any, Any]:
+        """(result, checks): like :meth:`retrieve`, with the ``"checks"`` saved in the
+        entry's metadata (None if none) that the caller verifies before using it."""
         path = self._paths.get(context_id)
         if path is None:
             path = self.path_of(context_id)
@@ -317,16 +323,17 @@ class PickleFileCache(CacheBase[Any]):
                 first = handle.read(_FIRST_READ)
                 small = _read_small(first)
                 if small is not None:  # the common case: a small entry, read whole
-                    data, buffers = small, ()
+                    (data, checks), buffers = small, ()
                 else:
-                    _, data, buffers = _read_entry(handle, payload=True, first=first)
+                    header, data, buffers = _read_entry(handle, payload=True, first=first)
+                    checks = header.get("checks")
         except FileNotFoundError:
             raise CheckpointNotExist(context_id) from None
         except _Corrupt as exc:
             self._warn_corrupt(path, str(exc))
             raise CheckpointNotExist(context_id) from None
         try:
-            return pickle.loads(data, buffers=buffers)
+            return pickle.loads(data, buffers=buffers), checks
         except Exception as exc:
             self._warn_corrupt(path, f"unpickling failed: {type(exc).__name__}: {exc}")
             raise CheckpointNotExist(context_id) from None
@@ -492,7 +499,8 @@ def _serialize(context_id: str, result: Any, metadata: Dict[str, Any],
     header.update({"context_id": context_id, "pickle_protocol": protocol,
                    "size": len(data) + sum(raw.nbytes for raw in raws),
                    "pickle_size": len(data), "buffers": [raw.nbytes for raw in raws]})
-    header_bytes = _LAYOUT.pack(len(data), len(raws)) \
+    flags = _HAS_CHECKS if metadata.get("checks") else 0
+    header_bytes = _LAYOUT.pack(len(data), len(raws), flags) \
         + b"".join(_LENGTH.pack(raw.nbytes) for raw in raws) \
         + json.dumps(header, default=str, separators=(",", ":")).encode()
     chunks: List[Any] = [header_bytes]
@@ -510,22 +518,30 @@ def _serialize(context_id: str, result: Any, metadata: Dict[str, Any],
     return [prefix, *chunks]
 
 
-def _read_small(first: bytes) -> Optional[memoryview]:
-    """The pickle of an intact entry without out-of-band buffers that ``first`` (the
-    first read of its file) holds whole; None to take the general path, which also
-    reports what is wrong with a broken file."""
+def _read_small(first: bytes) -> Optional[Tuple[memoryview, Any]]:
+    """(pickle, checks) of an intact entry without out-of-band buffers that ``first``
+    (the first read of its file) holds whole; None to take the general path, which
+    also reports what is wrong with a broken file."""
     if len(first) >= _FIRST_READ or len(first) < _SMALL_MIN:
         return None
-    magic, version, header_length, checksum, pickle_size, count = _SMALL.unpack_from(first)
+    magic, version, header_length, checksum, pickle_size, count, flags = \
+        _SMALL.unpack_from(first)
     if magic != MAGIC or version != FORMAT_VERSION or count:
         return None
-    start = _aligned(_PREFIX.size + header_length)
+    header_end = _PREFIX.size + header_length
+    start = _aligned(header_end)
     if start + pickle_size != len(first):
         return None
     view = memoryview(first)
     if xxhash.xxh3_64_intdigest(view[_PREFIX.size:]) != checksum:
         return None
-    return view[start:]
+    checks = None
+    if flags & _HAS_CHECKS:
+        try:
+            checks = json.loads(bytes(view[_SMALL_MIN:header_end]))["checks"]
+        except (ValueError, KeyError, TypeError):
+            return None
+    return view[start:], checks
 
 
 def _read_entry(handle: Any, payload: bool, first: Optional[bytes] = None
@@ -554,15 +570,21 @@ def _read_entry(handle: Any, payload: bool, first: Optional[bytes] = None
     layout_end = _PREFIX.size + _LAYOUT.size
     if header_end < layout_end:
         raise _Corrupt("unreadable header: too short")
-    pickle_size, count = _LAYOUT.unpack_from(first, _PREFIX.size)
+    pickle_size, count, flags = _LAYOUT.unpack_from(first, _PREFIX.size)
     json_start = layout_end + count * _LENGTH.size
     if json_start > header_end:
         raise _Corrupt("unreadable header: sizes missing")
     buffers = [_LENGTH.unpack_from(first, layout_end + i * _LENGTH.size)[0]
                for i in range(count)]
     if payload:
-        # The hit path: the JSON metadata is covered by the checksum, not parsed.
+        # The hit path: the JSON metadata is covered by the checksum, not parsed,
+        # unless it holds checks to make before serving the entry.
         header: Dict[str, Any] = {"pickle_size": pickle_size, "buffers": buffers}
+        if flags & _HAS_CHECKS:
+            try:
+                header["checks"] = json.loads(first[json_start:header_end].decode())["checks"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise _Corrupt(f"unreadable checks in the header: {exc}") from None
     else:
         try:
             header = json.loads(first[json_start:header_end].decode("utf-8"))
