@@ -70,6 +70,13 @@ def main() -> None:
         print(f"{name}: bare {bare:.1f} ms; miss with recording {with_recording:.1f} ms, "
               f"without {without:.1f} ms ({(with_recording / without - 1) * 100:+.1f}%); "
               f"hit {hit_on:.1f} us with, {hit_off:.1f} us without")
+        if not hasattr(sys, "monitoring"):
+            defaults["runtime.safety_net"] = True
+            defaults["runtime.profile_safety_net"] = True
+            profiled = median_ms(lambda: on.rerun(arg))
+            defaults["runtime.profile_safety_net"] = False
+            print(f"   with the opt-in profile-hook safety net: miss {profiled:.1f} ms "
+                  f"({(profiled / without - 1) * 100:+.1f}%)")
 
 
 if __name__ == "__main__":

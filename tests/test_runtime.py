@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 
 import pytest
 
@@ -256,12 +257,20 @@ OPS_REGISTERED = "from proj.plugins import register\n\n\n@register\n" + OPS.repl
     "\n\n\ndef square", "\n\n\n@register\ndef square")
 
 
-@needs_monitoring
+PROFILE_ON = "from checkpointing import defaults\ndefaults['runtime.profile_safety_net'] = True\n"
+
+
+@pytest.mark.parametrize("mode", [
+    pytest.param("monitoring", marks=needs_monitoring),
+    pytest.param("profile", marks=pytest.mark.skipif(
+        sys.version_info >= (3, 12), reason="3.12+ uses sys.monitoring (tested above); "
+                                            ".ci/run runs this on Python 3.9"))])
 @pytest.mark.parametrize("case", sorted(DYNAMIC_CASES))
-def test_the_safety_net_catches_code_reached_at_run_time(project, case) -> None:
+def test_the_safety_net_catches_code_reached_at_run_time(project, case, mode) -> None:
     edited, main = DYNAMIC_CASES[case]
     project.write("proj/__init__.py", "")
-    project.write("proj/main.py", main)
+    project.write("proj/main.py", (PROFILE_ON if mode == "profile" else "")
+                  + textwrap.dedent(main).lstrip())
     project.write("proj/plugins.py", PLUGINS)
     ops = OPS_REGISTERED if case == "plugin-registry" else OPS
     project.write("proj/ops.py", ops)

@@ -82,6 +82,7 @@ _VALIDATORS: Dict[str, Callable[[Any], Any]] = {
     "analysis.track_versions": _validate_bool("analysis.track_versions"),
     "runtime.track_files": _validate_bool("runtime.track_files"),
     "runtime.safety_net": _validate_bool("runtime.safety_net"),
+    "runtime.profile_safety_net": _validate_bool("runtime.profile_safety_net"),
 }
 
 
@@ -107,6 +108,8 @@ class Defaults(Dict[str, Any]):
         and serve later hits only while they are unchanged (True).
         ``runtime.safety_net``: during a miss, on Python 3.12+, record which project
         functions ran that the static analysis did not see (True).
+        ``runtime.profile_safety_net``: the same before Python 3.12, with a profile
+        hook that slows every call made during a miss (False).
     """
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -143,6 +146,7 @@ def _initial() -> Iterable[tuple]:
         ("analysis.track_versions", False),
         ("runtime.track_files", True),
         ("runtime.safety_net", True),
+        ("runtime.profile_safety_net", False),
     )
 
 

@@ -9,7 +9,9 @@ traced), a :class:`Recorder` notes
   not recreate (a warning says so);
 * on Python 3.12+, the functions of the project that actually ran
   (``sys.monitoring``, each code object reported once), so that code reached through
-  names built at run time joins the entry's dependencies.
+  names built at run time joins the entry's dependencies; before 3.12, the same with
+  a profile hook, opt-in (``defaults["runtime.profile_safety_net"]``) as it slows
+  every call made during a miss.
 
 What is recorded is saved with the entry as its "checks", and :func:`verify` runs
 them before a hit is served: size and mtime first, content digests only when those
@@ -209,21 +211,51 @@ def _monitoring() -> Any:
 
 
 def _on_start(code: Any, offset: int) -> Any:
-    monitoring = sys.monitoring  # type: ignore[attr-defined]
     stack = getattr(_LOCAL, "stack", None)
     if stack and not code.co_filename.startswith("<frozen") \
             and INDEX.is_project_path(code.co_filename):
         for recorder in stack:
             if recorder.known is not None:
                 recorder.executed[code] = None
-    return monitoring.DISABLE
+    monitoring = _monitoring()
+    return monitoring.DISABLE if monitoring is not None else None
+
+
+def _profile(frame: Any, event: str, arg: Any) -> None:
+    """The safety net before Python 3.12: a profile hook (slower; opt-in)."""
+    if event != "call":
+        return
+    code = frame.f_code
+    if code in _PROFILED:
+        return
+    _PROFILED[code] = None
+    _on_start(code, 0)
+
+
+_PROFILED: Dict[Any, None] = {}
+_PREVIOUS_PROFILE: List[Any] = []
+
+
+def _start_profile() -> bool:
+    if not _PREVIOUS_PROFILE:
+        _PROFILED.clear()
+        _PREVIOUS_PROFILE.append(sys.getprofile())
+        sys.setprofile(_profile)
+    return True
+
+
+def _stop_profile() -> None:
+    if _PREVIOUS_PROFILE:
+        sys.setprofile(_PREVIOUS_PROFILE.pop())
 
 
 def _start_monitoring() -> bool:
     global _TOOL
     monitoring = _monitoring()
     if monitoring is None:
-        return False
+        from .config import defaults
+
+        return defaults["runtime.profile_safety_net"] and _start_profile()
     if _TOOL is None:
         for tool in (4, 3, 5):  # ids 0-2 and 5 are conventionally debuggers/coverage...
             try:
@@ -241,6 +273,7 @@ def _start_monitoring() -> bool:
 
 
 def _stop_monitoring() -> None:
+    _stop_profile()
     monitoring = _monitoring()
     if monitoring is not None and _TOOL is not None:
         monitoring.set_events(_TOOL, 0)
@@ -297,5 +330,10 @@ def verify(checks: Dict[str, Any]) -> Optional[str]:
 
 
 def monitoring_available() -> bool:
-    """Can the run-time safety net watch which code runs (Python 3.12+)?"""
-    return _monitoring() is not None
+    """Can the run-time safety net watch which code runs: Python 3.12+, or the
+    (slower) profile hook when ``defaults["runtime.profile_safety_net"]`` is on?"""
+    if _monitoring() is not None:
+        return True
+    from .config import defaults
+
+    return bool(defaults["runtime.profile_safety_net"])
