@@ -122,9 +122,25 @@ def _file_digest(path: str) -> Optional[str]:
 
 
 def _code_lines(code: Any) -> Tuple[int, int]:
-    lines = [line for _, _, line in code.co_lines() if line] if hasattr(code, "co_lines") \
-        else []
-    return code.co_firstlineno, max(lines + [code.co_firstlineno])
+    """First and last source line of a code object.
+
+    A function's nested code (lambdas, inner functions, comprehensions) is part of its
+    definition and counts; the functions defined by a module or class body do not
+    (they are recorded on their own if they run).
+    """
+    import dis
+
+    last = code.co_firstlineno
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        last = max([last] + [line for _, line in dis.findlinestarts(current) if line])
+        if current.co_flags & _CO_NEWLOCALS:  # a function, not a module or class body
+            stack.extend(c for c in current.co_consts if hasattr(c, "co_code"))
+    return code.co_firstlineno, last
+
+
+_CO_NEWLOCALS = 0x2
 
 
 def _segment_digest(filename: str, first: int, last: int) -> Optional[str]:
