@@ -417,8 +417,10 @@ def runtime_warn_side_effects(func: Callable[..., Any], paths: List[str]) -> Non
 def warn_runtime_dependency(func: Callable[..., Any], qualname: str, filename: str,
                             line: int) -> None:
     from .explain import display_path
-    from .keyplan import warn_once
+    from .keyplan import is_acknowledged, warn_once
 
+    if is_acknowledged(func):
+        return  # checkpoint(depends_on=...) was given: the user has looked at this
     name = qualified_name(func)
     warn_once(("runtime", name, qualname), (
         f"{name} ran {qualname}, which the static analysis did not see (it is reached "
