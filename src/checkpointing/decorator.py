@@ -127,16 +127,7 @@ class DecoratorCheckpoint:
                     return value
                 fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
                 recorder = self._start_recording(func)
-            started = time.perf_counter()
-            try:
-                result = func(*args, **kwargs)
-            finally:
-                if recorder is not None:
-                    runtime.stop(recorder)
-            if key is not None:
-                self._try_save(func, key, result, time.perf_counter() - started, fingerprint,
-                               recorder)
-            return result
+            return self._run_and_save(func, args, kwargs, key, fingerprint, recorder)
         return wrapper
 
     def _async_wrapper(self, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -176,17 +167,23 @@ class DecoratorCheckpoint:
             key = self._try_key(func, args, kwargs)
             fingerprint = self._forced(func, key, args, kwargs)
             recorder = self._start_recording(func) if key is not None else None
-            started = time.perf_counter()
-            try:
-                result = func(*args, **kwargs)
-            finally:
-                if recorder is not None:
-                    runtime.stop(recorder)
-            if key is not None:
-                self._try_save(func, key, result, time.perf_counter() - started, fingerprint,
-                               recorder)
-            return result
+            return self._run_and_save(func, args, kwargs, key, fingerprint, recorder)
         return rerun
+
+    def _run_and_save(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any,
+                      key: Optional[str], fingerprint: Optional[Dict[str, Any]],
+                      recorder: Optional[runtime.Recorder]) -> Any:
+        """Run the body (recording it, if asked) and store the result under ``key``."""
+        started = time.perf_counter()
+        try:
+            result = func(*args, **kwargs)
+        finally:
+            if recorder is not None:
+                runtime.stop(recorder)
+        if key is not None:
+            self._try_save(func, key, result, time.perf_counter() - started, fingerprint,
+                           recorder)
+        return result
 
     def _forced(self, func: Callable[..., Any], key: Optional[str], args: Tuple[Any, ...],
                 kwargs: Any) -> Optional[Dict[str, Any]]:
@@ -411,7 +408,7 @@ def runtime_warn_side_effects(func: Callable[..., Any], paths: List[str]) -> Non
         f"{name} wrote {shown}{more} while it ran; when a later call is answered from the "
         f"cache, the function does not run and these are not written again. Return the "
         f"data instead of writing it, or pass checkpoint(allow_side_effects=True) if that "
-        f"is what you want", SideEffectWarning, stacklevel=5)
+        f"is what you want", SideEffectWarning, stacklevel=6)
 
 
 def warn_runtime_dependency(func: Callable[..., Any], qualname: str, filename: str,
