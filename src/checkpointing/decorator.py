@@ -316,8 +316,9 @@ class DecoratorCheckpoint:
 
     def _static_extent(self, func: Callable[..., Any]) -> Optional[List[Tuple[str, int, int]]]:
         """(file, first line, last line) of every definition the static graph holds."""
-        plans = getattr(self.identifier, "_plans", {})
-        plan = plans.get(func)
+        from .keyplan import cached
+
+        plan = cached(func)
         if plan is None:
             return None
         return [(n["file"], n["line"], n.get("end") or n["line"]) for n in plan.summary

@@ -36,14 +36,14 @@ KEY_FORMAT = 1
 _RUNTIME_TAG = f"{sys.implementation.cache_tag}".encode()
 
 
-def _plan_for(func: Callable[..., Any], directory: Optional[str]) -> Any:
-    """The key plan of ``func``; :mod:`checkpointing.keyplan` is imported at the first
-    call, not at ``import checkpointing``."""
-    global _plan_for
-    from .keyplan import plan_for
+def _current(func: Callable[..., Any], directory: Optional[str]) -> Any:
+    """``keyplan.current``; :mod:`checkpointing.keyplan` is imported at the first call
+    (or at decoration), not at ``import checkpointing``."""
+    global _current
+    from .keyplan import current
 
-    _plan_for = plan_for
-    return plan_for(func, directory)
+    _current = current
+    return current(func, directory)
 
 
 def qualified_name(func: Callable[..., Any]) -> str:
@@ -222,7 +222,6 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         # ``<cache directory>/analysis``); None keeps them in memory only.
         self.analysis_directory: Optional[str] = None
         self._binders: Dict[Any, ArgumentBinder] = {}
-        self._plans: Dict[Any, Any] = {}
 
     def binder_for(self, func: Callable[..., Any]) -> ArgumentBinder:
         """The memoised :class:`ArgumentBinder` of ``func``."""
@@ -238,10 +237,10 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
     def prepare(self, func: Callable[..., Any]) -> None:
         """Set up for ``func`` when it is decorated, so its first call does less:
         bind its signature and load the key-plan machinery (not the analyzer)."""
-        global _plan_for
-        from .keyplan import plan_for
+        global _current
+        from .keyplan import current
 
-        _plan_for = plan_for
+        _current = current
         self.binder_for(func)
 
     def fingerprint(self, func: Callable[..., Any], args: Tuple[Any, ...],
@@ -250,7 +249,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         reached definition, global and argument. Stored with each entry, so that a
         later miss can say which part changed."""
         binder = self.binder_for(func)
-        plan = self._plans.get(func) or _plan_for(func, self.analysis_directory)
+        plan, _ = _current(func, self.analysis_directory)
         out = {"nodes": plan.node_digests(), "globals": plan.slot_digests(),
                "arguments": _fingerprint_arguments(binder, binder.bind(args, kwargs))}
         if self.track_versions:
@@ -265,11 +264,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
             kwargs: Mapping[str, Any]) -> str:
         """Key of ``func(*args, **kwargs)`` without building a context (the hot path)."""
         values = self.binder_for(func).bind(args, kwargs)
-        plan = self._plans.get(func)
-        values_digest = plan.values_digest() if plan is not None else None
-        if values_digest is None:
-            plan = self._plans[func] = _plan_for(func, self.analysis_directory)
-            values_digest = plan.values_digest()
+        plan, values_digest = _current(func, self.analysis_directory)
         hasher = hashing.Hasher()
         hasher.feed_bytes(_RUNTIME_TAG)
         hasher.feed(KEY_FORMAT)

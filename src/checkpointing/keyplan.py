@@ -176,10 +176,6 @@ class KeyPlan:
         """Current values of the globals and closure cells the code reads."""
         return [read() for read in self._slot_readers]
 
-    def feed_values(self, hasher: hashing.Hasher) -> None:
-        """Feed the digest of the current slot values into ``hasher``."""
-        hasher.feed_bytes(self._digest(self.read_values()))
-
     def _digest(self, values: List[Any]) -> bytes:
         """The digest of slot values.
 
@@ -254,6 +250,24 @@ def warn_once(key: Any, message: str, filename: Optional[str] = None,
         warnings.warn_explicit(message, BlindSpotWarning, filename, lineno or 0)
     else:
         warnings.warn(message, BlindSpotWarning, stacklevel=4)
+
+
+def current(func: Any, directory: Optional[str] = None) -> Tuple[KeyPlan, bytes]:
+    """The valid plan of ``func`` and the digest of the values it reads now: the
+    per-call work of tracking, done once (the memoised plan is checked by reading
+    its guards and slots; only a stale one goes through :func:`plan_for`)."""
+    plan = _PLANS.get(func)
+    digest = plan.values_digest() if plan is not None else None
+    if digest is None:
+        plan = plan_for(func, directory)
+        digest = plan.values_digest()
+        assert digest is not None, "a plan just built is valid"
+    return plan, digest
+
+
+def cached(func: Any) -> Optional[KeyPlan]:
+    """The memoised plan of ``func``, if any (for callers that must not analyse)."""
+    return _PLANS.get(func)
 
 
 def plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
@@ -444,10 +458,10 @@ def _definition_digest(obj: Any) -> Optional[bytes]:
         return b"<recursive>" + qualname_of(original).encode()
     active.add(id(original))
     try:
-        plan = plan_for(original)
+        plan, values_digest = current(original)
         hasher = hashing.Hasher()
         hasher.feed_bytes(plan.static_digest)
-        plan.feed_values(hasher)
+        hasher.feed_bytes(values_digest)
         return hasher.digest()
     finally:
         active.discard(id(original))
