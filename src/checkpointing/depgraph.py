@@ -28,8 +28,8 @@ from . import hashing
 from .analysis.canon import BlindSpot, Canonical, canonical_class, canonical_function
 from .analysis.resolve import (CLASS, CLOSURE, EXTERNAL, FUNCTION, GLOBAL, UNBOUND, Target,
                                qualname_of, resolve_ref, unwrap)
-from .keyplan import (ANALYSIS_FORMAT, KeyPlan, Slot, describe, is_acknowledged, plan_for,
-                      warn_once)
+from .keyplan import (ANALYSIS_FORMAT, KeyPlan, Slot, cell_value, describe, is_acknowledged,
+                      plan_for, warn_once)
 from .source import INDEX
 
 __all__ = ["Node", "build_plan", "dependency_graph", "source_of"]
@@ -361,7 +361,7 @@ class _Builder:
     def _guard(self, target: Target) -> None:
         if target.cell is not None:
             key = ("cell", id(target.cell))
-            guard = (None, target.cell, _cell_value(target.cell))
+            guard = (None, target.cell, cell_value(target.cell))
             freevar = self._root_freevar(target.cell)
             spec = None if freevar is None else ["cell", None, freevar, describe(guard[2])]
         elif target.namespace is not None and target.name is not None:
@@ -490,13 +490,6 @@ def _origin_name(module: Optional[str], name: str) -> Optional[str]:
                 origins[alias.asname or alias.name] = f"{source}:{alias.name}"
         cached = _ORIGINS[id(record)] = (record, origins)
     return cached[1].get(name)
-
-
-def _cell_value(cell: Any) -> Any:
-    try:
-        return cell.cell_contents
-    except ValueError:
-        return UNBOUND
 
 
 def dependency_graph(func: Any) -> Any:

@@ -75,10 +75,7 @@ class Slot:
 
     def read(self) -> Any:
         if self.cell is not None:
-            try:
-                return self.cell.cell_contents
-            except ValueError:
-                return UNBOUND
+            return cell_value(self.cell)
         if self.defaults_of is not None:
             return (self.defaults_of.__defaults__, self.defaults_of.__kwdefaults__)
         return self.namespace.get(self.name, UNBOUND)  # type: ignore[union-attr]
@@ -205,16 +202,18 @@ class KeyPlan:
         return b"unhashable:" + hashing.digest_value(values)
 
 
+def cell_value(cell: Any) -> Any:
+    """What a closure cell holds; UNBOUND while it is empty."""
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return UNBOUND
+
+
 def _guard_getter(namespace: Any, name: Any) -> Callable[[], Any]:
     if namespace is not None:
         return functools.partial(namespace.get, name, UNBOUND)
-
-    def cell_contents() -> Any:  # ``name`` is a closure cell
-        try:
-            return name.cell_contents
-        except ValueError:
-            return UNBOUND
-    return cell_contents
+    return functools.partial(cell_value, name)  # ``name`` is a closure cell
 
 
 # Values whose digest cannot change while the same object is bound.
@@ -362,11 +361,8 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
             cell = _root_cell(func, name)
             if cell is None:
                 return None
-            try:
-                current = cell.cell_contents
-            except ValueError:
-                return None
-            if describe(current) != expected:
+            current = cell_value(cell)
+            if describe(current) != expected:  # an empty cell describes as None
                 return None
             guards.append((None, cell, current))
         found.append(current)
