@@ -282,6 +282,19 @@ CASES: List[Case] = [
             print("RESULT", f(3))
             """, "proj/helpers.py": HELPERS},
          {"proj/helpers.py": ("return x * 2", "return x * 3")}, True),
+    case("default-value-of-helper", {
+        "proj/main.py": """
+            from checkpointing import checkpoint
+            from proj.helpers import scale
+
+            @checkpoint
+            def f(x):
+                print("RAN f")
+                return scale(x)
+
+            print("RESULT", f(3))
+            """, "proj/helpers.py": "def scale(x, k=2):\n    return x * k\n"},
+         {"proj/helpers.py": ("k=2", "k=5")}, True),
     case("through-global-partial", {
         "proj/main.py": """
             import functools
