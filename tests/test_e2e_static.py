@@ -212,6 +212,26 @@ ATTRIBUTE_CASES: List[Case] = [
             """, "proj/helpers.py": "def helper(x):\n    return x\n",
         "proj/settings.py": "from proj.helpers import helper\n\nhelper.scale = 3\n"},
          {"proj/settings.py": ("helper.scale = 3", "helper.scale = 4")}, True),
+    case("class-attribute-added-on-a-subclass-in-another-module", {
+        "proj/main.py": """
+            from checkpointing import checkpoint
+            import proj.settings
+            from proj.model import Model
+
+            class Sub(Model):
+                pass
+
+            proj.settings.configure(Sub)
+
+            @checkpoint
+            def f(x):
+                print("RAN f")
+                return Sub(x).scaled()
+
+            print("RESULT", f(3))
+            """, "proj/model.py": MODEL,
+        "proj/settings.py": "def configure(cls):\n    pass\n"},
+         {"proj/settings.py": ("    pass", "    cls.RATE = 10")}, True),
     # Negative cases.
     case("class-attribute-of-an-unreached-class", {
         "proj/main.py": """
