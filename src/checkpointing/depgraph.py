@@ -29,7 +29,7 @@ from . import hashing
 from .analysis.canon import BlindSpot, Canonical, Ref, canonical_class, canonical_function
 from .analysis.resolve import (CLASS, CLOSURE, EXTERNAL, FUNCTION, GLOBAL, UNBOUND, Target,
                                is_project_object, qualname_of, resolve_ref, unwrap,
-                               unwrap_chain, value_attributes)
+                               unwrap_chain, value_attributes, wrapper_attributes)
 from .keyplan import (ANALYSIS_FORMAT, KeyPlan, Slot, cell_value, describe, is_acknowledged,
                       plan_for, warn_once)
 from .source import INDEX
@@ -417,9 +417,8 @@ class _Builder:
             entries.append(self._attribute_slot(node, bound, 0, target.rest[0], own))
         chain = unwrap_chain(bound)
         for hops, layer in enumerate(chain[:-1]):
-            for name in sorted(getattr(layer, "__dict__", None) or ()):
-                if not name.startswith("__"):
-                    entries.append(self._attribute_slot(node, layer, hops, name, own))
+            for name in wrapper_attributes(layer):
+                entries.append(self._attribute_slot(node, layer, hops, name, own))
         _, sources = _function_node(chain[-1]) if len(chain) > 1 else (None, [])
         shown = len(getattr(sources[0], "decorator_list", ())) if sources else 0
         for layer in chain[:max(0, len(chain) - 1 - shown)]:

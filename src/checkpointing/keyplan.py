@@ -37,7 +37,7 @@ import xxhash
 
 from . import hashing
 from .analysis.resolve import (UNBOUND, is_project_object, qualname_of, unwrap, unwrap_chain,
-                               value_attributes)
+                               value_attributes, wrapper_attributes)
 from .config import defaults
 from .errors import BlindSpotWarning
 from .source import INDEX
@@ -504,9 +504,7 @@ def _wrapper_digest(func: Any) -> bytes:
         return b""
     hasher = hashing.Hasher()
     for layer in chain[:-1]:
-        attributes = getattr(layer, "__dict__", None) or {}
-        hasher.feed(sorted((name, value) for name, value in attributes.items()
-                           if not name.startswith("__")))
+        hasher.feed([(name, vars(layer)[name]) for name in wrapper_attributes(layer)])
     return b"+wrapped:" + hasher.digest()
 
 

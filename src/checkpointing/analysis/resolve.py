@@ -11,6 +11,7 @@ bound. It knows nothing of graphs or hashing.
 from __future__ import annotations
 
 import builtins
+import os
 import sys
 import types
 from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from .canon import Ref
 
 __all__ = ["Target", "is_project_object", "resolve_ref", "unwrap", "unwrap_chain",
-           "value_attributes", "qualname_of",
+           "value_attributes", "wrapper_attributes", "qualname_of",
            "FUNCTION", "CLASS", "GLOBAL", "CLOSURE", "EXTERNAL", "MODULE"]
 
 FUNCTION = "function"
@@ -85,6 +86,20 @@ def unwrap_chain(obj: Any) -> List[Any]:
         except Exception:
             break
     return chain
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def wrapper_attributes(layer: Any) -> List[str]:
+    """Names of what a wrapper carries (``registry``, ``register`` of a
+    ``singledispatch`` function; attributes a decorator sets), to be read as values.
+    The cache's own wrapper carries only its machinery (``rerun``, ``key``): none."""
+    code = getattr(layer, "__code__", None)
+    if code is not None and code.co_filename.startswith(_PACKAGE_DIR):
+        return []
+    attributes = getattr(layer, "__dict__", None) or {}
+    return sorted(name for name in attributes if not name.startswith("__"))
 
 
 def _is_dunder(name: str) -> bool:
