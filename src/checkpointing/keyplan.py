@@ -36,7 +36,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import xxhash
 
 from . import hashing
-from .analysis.resolve import UNBOUND, is_project_object, qualname_of, unwrap
+from .analysis.resolve import (UNBOUND, is_project_object, qualname_of, unwrap, unwrap_chain,
+                               value_attributes, wrapper_attributes)
 from .config import defaults
 from .errors import BlindSpotWarning
 from .source import INDEX
@@ -46,7 +47,7 @@ __all__ = ["KeyPlan", "Slot", "acknowledge_blind_spots", "plan_for"]
 logger = logging.getLogger("checkpointing")
 
 # Bump when the analysis or the layout of stored plans changes.
-ANALYSIS_FORMAT = 1
+ANALYSIS_FORMAT = 2
 _RUNTIME = sys.implementation.cache_tag or sys.version
 
 
@@ -379,17 +380,42 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
             if cell is None:
                 return None
             slots.append(Slot(qualname, cell=cell, spec=spec))
+        elif kind == "attribute":  # on a definition found through a guard, or the root
+            owner = _attribute_owner(func, found, spec[1], spec[2])
+            namespace = getattr(owner, "__dict__", None)
+            if namespace is None:
+                return None
+            slots.append(Slot(qualname, namespace, spec[3], spec=spec))
         else:  # defaults of a helper found through a guard
             owner = next((unwrap(obj) for obj in found if describe(obj) == spec[1]), None)
             if owner is None:
                 return None
             slots.append(Slot(qualname, defaults_of=owner, spec=spec))
+    for identity, names in data.get("attributes", ()):
+        # A class that gained or lost value attributes (``Cls.NEW = 1`` in a module the
+        # plan does not cover) needs new slots: analyse again.
+        owner = _attribute_owner(func, found, identity, -1)
+        if not isinstance(owner, type) or value_attributes(owner) != names:
+            return None
     # What the analysis could not see is said again in each process that relies on it.
     for key, message, filename, lineno in data.get("warnings", ()):
         warn_once(tuple(key), message, filename, lineno)
     return KeyPlan(unwrap(func), [], slots, guards, bytes.fromhex(data["static_digest"]),
                    files=data["files"], summary=data["nodes"], spec=data, from_disk=True,
                    external_modules=data.get("externals", ()))
+
+
+def _attribute_owner(func: Any, found: List[Any], identity: Any, hops: int) -> Any:
+    """The object whose attributes an ``attribute`` slot reads: among the guarded
+    definitions (or the root) the one ``describe`` names, ``hops`` steps down its
+    ``__wrapped__`` chain (-1: the original)."""
+    for obj in (*found, func):
+        if describe(obj) == identity:
+            if hops < 0:
+                return unwrap(obj)
+            chain = unwrap_chain(obj)
+            return chain[hops] if hops < len(chain) else None
+    return None
 
 
 def _distribution_versions(modules: Sequence[str]) -> Dict[str, str]:
@@ -466,8 +492,20 @@ def _definition_digest(obj: Any) -> Optional[bytes]:
 def _function_digester(func: Any) -> bytes:
     digest = _definition_digest(func)
     if digest is not None:
-        return b"project-function:" + digest
+        return b"project-function:" + digest + _wrapper_digest(func)
     return b"function:" + qualname_of(func).encode()
+
+
+def _wrapper_digest(func: Any) -> bytes:
+    """What the wrappers around a project function carry (a ``singledispatch``
+    registry, a decorator's attributes): a function held in a value counts with them."""
+    chain = unwrap_chain(func)
+    if len(chain) == 1:
+        return b""
+    hasher = hashing.Hasher()
+    for layer in chain[:-1]:
+        hasher.feed([(name, vars(layer)[name]) for name in wrapper_attributes(layer)])
+    return b"+wrapped:" + hasher.digest()
 
 
 def _module_digester(module: types.ModuleType) -> bytes:
