@@ -87,6 +87,30 @@ def test_the_import_system_listing_folders_during_a_miss_is_not_an_input(project
     check(project, rerun=False)
 
 
+def test_the_project_folder_as_an_argument_ignores_the_cache_it_holds(project) -> None:
+    """"." is listed and walked (a folder argument): the entries the cache writes
+    there, and __pycache__, are not inputs."""
+    project.write("main.py", """
+        import os
+        from checkpointing import checkpoint
+
+        @checkpoint
+        def f(folder):
+            print("RAN f")
+            return sorted(n for n in os.listdir(folder) if n.endswith(".txt"))
+
+        print("RESULT", f("."))
+        """)
+    project.run()
+    check(project, rerun=False)
+    (project.root / "__pycache__").mkdir()
+    check(project, rerun=False)
+    project.write("a.txt", "1")
+    assert check(project, rerun=True) == ["['a.txt']"]
+    project.write("sub/b.csv", "1")  # deeper in the folder argument: a re-run
+    check(project, rerun=True)
+
+
 # -- files opened by C code --------------------------------------------------------------
 
 def test_a_rewritten_parquet_file_named_by_an_argument_re_runs(project) -> None:

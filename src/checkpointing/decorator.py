@@ -372,7 +372,8 @@ class DecoratorCheckpoint:
         checks: Dict[str, Any] = {}
         if self.inputs:  # an entry without them is never served (see _stale)
             try:
-                checks = runtime.declared_checks(self.inputs, qualified_name(func))
+                checks = runtime.declared_checks(self.inputs, qualified_name(func),
+                                                 getattr(self.cache, "directory", "."))
             except Exception as exc:
                 logger.debug("could not evaluate inputs= of %s: %s", qualified_name(func),
                              exc)

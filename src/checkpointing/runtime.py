@@ -29,8 +29,10 @@ them before a hit is served: size and mtime first, content digests only when tho
 differ, so an untouched input costs one ``stat``. The layout of the checks (JSON)::
 
     "inputs":   [[path, size, mtime_ns, content digest]]   size -1: must not exist
-    "listings": [[folder, names digest, digest of each file's size and mtime_ns]]
-    "trees":    [[folder, digest of (relative path, size, mtime_ns) of every file]]
+    "listings": [[folder, names digest, digest of each file's size and mtime_ns,
+                  paths left out (the cache directory)]]
+    "trees":    [[folder, digest of (relative path, size, mtime_ns) of every file,
+                  paths left out]]
     "env":      [[name, value digest or None when unset]]
     "declared": [[pattern as given, digest of its sorted absolute matches]]
     "code":     [[qualname, file, first line, last line, source digest]]
@@ -105,11 +107,12 @@ class Recorder:
         inputs = [_file_state(path) for path in self.reads if path not in self.writes]
         inputs.extend(_absent_state(path + "-wal") for path in self.sqlite)
         inputs = [state for state in inputs if state is not None]
-        listings = [state for state in (_listing_state(p) for p in self.listings)
+        cache = (self.ignore_dirs[0].rstrip(os.sep),)
+        listings = [state for state in (_listing_state(p, cache) for p in self.listings)
                     if state is not None]
         trees: List[List[Any]] = []
         for path in self.arguments:
-            _add_path_state(path, inputs, trees, self.name)
+            _add_path_state(path, inputs, trees, self.name, cache)
         env = [[name, digest] for name, digest in self.env.items()]
         code = [state for state in (_code_state(c) for c in self._extra_code())
                 if state is not None]
@@ -216,7 +219,7 @@ def _path_candidates(values: Iterable[Any]) -> List[str]:
 
 
 def _add_path_state(path: str, inputs: List[List[Any]], trees: List[List[Any]],
-                    name: str) -> None:
+                    name: str, cache: Tuple[str, ...]) -> None:
     """Add the state of ``path`` (an argument or a declared match) as a file or a tree."""
     try:
         st = os.stat(path)
@@ -227,7 +230,7 @@ def _add_path_state(path: str, inputs: List[List[Any]], trees: List[List[Any]],
         if state is not None:
             inputs.append(state)
     elif _stat.S_ISDIR(st.st_mode):
-        tree = _tree_state(path, name)
+        tree = _tree_state(path, name, [c for c in cache if c.startswith(path + os.sep)])
         if tree is not None:
             trees.append(tree)
 
@@ -256,15 +259,23 @@ def _entries_digest(folder: str, names: List[str]) -> str:
     return hasher.hexdigest()
 
 
-def _listing_state(folder: str) -> Optional[List[Any]]:
+def _visible(folder: str, names: List[str], excluded: List[str]) -> List[str]:
+    """The names of a listing that count: not ``__pycache__`` (Python writes it while
+    importing), not the cache directory (we write it while saving)."""
+    return [n for n in names if n != "__pycache__"
+            and (not excluded or os.path.join(folder, n) not in excluded)]
+
+
+def _listing_state(folder: str, cache: Tuple[str, ...]) -> Optional[List[Any]]:
+    excluded = [c for c in cache if os.path.dirname(c) == folder]
     try:
-        names = os.listdir(folder)
+        names = _visible(folder, os.listdir(folder), excluded)
     except OSError:
         return None  # listed, then removed (a temporary directory): nothing to check
-    return [folder, _names_digest(names), _entries_digest(folder, names)]
+    return [folder, _names_digest(names), _entries_digest(folder, names), excluded]
 
 
-def _tree_digest(root: str, limit: int) -> Optional[str]:
+def _tree_digest(root: str, limit: int, excluded: List[str]) -> Optional[str]:
     """Digest of (relative path, size, mtime) of every file under ``root``; None when
     there are more than ``limit`` files. Symbolic links to folders are not followed."""
     hasher = xxhash.xxh3_128()
@@ -277,7 +288,8 @@ def _tree_digest(root: str, limit: int) -> Optional[str]:
             with os.scandir(folder) as entries:
                 for entry in entries:
                     if entry.is_dir(follow_symlinks=False):
-                        pending.append(entry.path)
+                        if entry.name != "__pycache__" and entry.path not in excluded:
+                            pending.append(entry.path)
                         continue
                     try:
                         st = entry.stat()
@@ -298,8 +310,8 @@ def _tree_digest(root: str, limit: int) -> Optional[str]:
 _WARNED_FOLDERS: Set[Tuple[str, str]] = set()
 
 
-def _tree_state(root: str, name: str) -> Optional[List[Any]]:
-    digest = _tree_digest(root, MAX_FOLDER_FILES)
+def _tree_state(root: str, name: str, excluded: List[str]) -> Optional[List[Any]]:
+    digest = _tree_digest(root, MAX_FOLDER_FILES, excluded)
     if digest is None:
         if (name, root) not in _WARNED_FOLDERS:
             _WARNED_FOLDERS.add((name, root))
@@ -313,10 +325,10 @@ def _tree_state(root: str, name: str) -> Optional[List[Any]]:
                 f"them with checkpoint(inputs=['folder/*.parquet'])", BlindSpotWarning,
                 stacklevel=2)
         return None
-    return [root, digest]
+    return [root, digest, excluded]
 
 
-def declared_checks(patterns: Sequence[str], name: str) -> Dict[str, Any]:
+def declared_checks(patterns: Sequence[str], name: str, cache_dir: str) -> Dict[str, Any]:
     """The checks of the patterns of ``checkpoint(inputs=[...])``: each pattern's
     matches (evaluated again before every hit), the content of each matched file, the
     tree of each matched folder."""
@@ -328,7 +340,8 @@ def declared_checks(patterns: Sequence[str], name: str) -> Dict[str, Any]:
             matches = _matches(pattern)
             declared.append([pattern, _names_digest(matches)])
             for path in matches:
-                _add_path_state(path, inputs, trees, name)
+                _add_path_state(path, inputs, trees, name,
+                                (os.path.abspath(cache_dir),))
         out: Dict[str, Any] = {"declared": declared}
         if inputs:
             out["inputs"] = inputs
@@ -736,9 +749,9 @@ def _verify(checks: Dict[str, Any]) -> Optional[str]:
             continue
         if st.st_size != size or _file_digest(path) != digest:
             return f"input file {display_path(path)} changed"
-    for folder, names_digest, entries_digest in checks.get("listings", ()):
+    for folder, names_digest, entries_digest, excluded in checks.get("listings", ()):
         try:
-            names = os.listdir(folder)
+            names = _visible(folder, os.listdir(folder), excluded)
         except OSError:
             return f"folder {display_path(folder)} is gone"
         if _names_digest(names) != names_digest:
@@ -748,8 +761,8 @@ def _verify(checks: Dict[str, Any]) -> Optional[str]:
     for pattern, digest in checks.get("declared", ()):
         if _names_digest(_matches(pattern)) != digest:
             return f"inputs= pattern {pattern!r} matches other files"
-    for root, digest in checks.get("trees", ()):
-        if _tree_digest(root, MAX_FOLDER_FILES) != digest:
+    for root, digest, excluded in checks.get("trees", ()):
+        if _tree_digest(root, MAX_FOLDER_FILES, excluded) != digest:
             return f"a file in folder {display_path(root)} changed"
     for qualname, filename, first, last, digest in checks.get("code", ()):
         if _segment_digest(filename, first, last) != digest:
