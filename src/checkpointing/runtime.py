@@ -280,6 +280,7 @@ def _tree_digest(root: str, limit: int, excluded: List[str]) -> Optional[str]:
     there are more than ``limit`` files. Symbolic links to folders are not followed."""
     hasher = xxhash.xxh3_128()
     count = 0
+    skip = len(os.path.join(root, ""))  # entry.path[skip:]: the path relative to root
     pending = [root]
     found: List[Tuple[str, int, int]] = []
     while pending:
@@ -298,8 +299,7 @@ def _tree_digest(root: str, limit: int, excluded: List[str]) -> Optional[str]:
                     count += 1
                     if count > limit:
                         return None
-                    found.append((os.path.relpath(entry.path, root), st.st_size,
-                                  st.st_mtime_ns))
+                    found.append((entry.path[skip:], st.st_size, st.st_mtime_ns))
         except OSError:
             continue
     for rel, size, mtime_ns in sorted(found):
@@ -520,20 +520,27 @@ def _plumbing_files() -> Set[str]:
 
 
 _PLUMBING: Set[str] = set()
+_ENV_CALLERS: Dict[str, bool] = {}  # file of the reading code -> is it the project's?
 
 
 def _note_env(key: Any, value: Optional[str]) -> None:
     stack = getattr(_LOCAL, "stack", None)
-    if not stack or getattr(_LOCAL, "busy", 0) or not isinstance(key, str):
+    if not stack or getattr(_LOCAL, "busy", 0) or not isinstance(key, str) \
+            or key in stack[-1].env:  # read before: the first value is what counts
         return
     frame = sys._getframe(2)
     while frame is not None and frame.f_code.co_filename in _PLUMBING:
         frame = frame.f_back
-    if frame is None or frame.f_code.co_filename.startswith("<frozen"):
+    if frame is None:
         return
-    with _busy():  # deciding may import (sysconfig), which reads the environment
-        if not INDEX.is_project_path(frame.f_code.co_filename):
-            return
+    filename = frame.f_code.co_filename
+    ours = _ENV_CALLERS.get(filename)
+    if ours is None:
+        with _busy():  # deciding may import (sysconfig), which reads the environment
+            ours = not filename.startswith("<frozen") and INDEX.is_project_path(filename)
+        _ENV_CALLERS[filename] = ours
+    if not ours:
+        return
     digest = None if value is None else xxhash.xxh3_128_hexdigest(
         value.encode("utf-8", "surrogateescape"))
     for recorder in stack:
@@ -688,6 +695,8 @@ def start(name: str, cache_dir: str, track_files: bool,
         known = None
     recorder = Recorder(name, ignore, track_files, known, track_env)
     if track_env:
+        if not active():
+            _ENV_CALLERS.clear()  # the project's roots may have changed since
         _watch_env()
     active().append(recorder)
     return recorder
