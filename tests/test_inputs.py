@@ -111,6 +111,30 @@ def test_the_project_folder_as_an_argument_ignores_the_cache_it_holds(project) -
     check(project, rerun=True)
 
 
+def test_relative_paths_read_from_another_folder_re_run(project) -> None:
+    """The key holds "data.txt", the check its absolute path: run from another folder,
+    the same relative path names another file."""
+    project.write("main.py", """
+        import os
+        from checkpointing import checkpoint
+
+        @checkpoint
+        def f(path):
+            print("RAN f")
+            with open(path) as handle:
+                return handle.read()
+
+        os.chdir(os.environ.get("CKPT_TEST_CWD", "."))  # the cache stays where it was
+        print("RESULT", f("data.txt"))
+        """)
+    project.write("data.txt", "top")
+    project.write("sub/data.txt", "sub")
+    assert project.run().results == ["top"]
+    assert project.run().ran == []
+    run = project.run(env={"CKPT_TEST_CWD": "sub"})
+    assert run.ran == ["f"] and run.results == ["sub"], run
+
+
 # -- files opened by C code --------------------------------------------------------------
 
 def test_a_rewritten_parquet_file_named_by_an_argument_re_runs(project) -> None:

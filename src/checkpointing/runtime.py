@@ -34,6 +34,7 @@ differ, so an untouched input costs one ``stat``. The layout of the checks (JSON
     "trees":    [[folder, digest of (relative path, size, mtime_ns) of every file,
                   paths left out]]
     "env":      [[name, value digest or None when unset]]
+    "cwd":      [[the current folder]], when a relative path was read
     "declared": [[pattern as given, digest of its sorted absolute matches]]
     "code":     [[qualname, file, first line, last line, source digest]]
 
@@ -84,6 +85,7 @@ class Recorder:
         self.env: Dict[str, Optional[str]] = {}  # name -> value digest at the first read
         self.env_set: Set[str] = set()  # set by the function before it read them
         self.sqlite: Dict[str, None] = {}  # databases: their -wal file is checked too
+        self.cwd: Optional[str] = None  # the current folder, if a relative path was read
         self.known = known  # (file, first line, last line) of the static graph's nodes
         self.executed: Dict[Any, None] = {}
         self.inherited: List[Dict[str, Any]] = []  # checks of nested hits
@@ -96,6 +98,13 @@ class Recorder:
             path = os.path.abspath(value)
             if not path.startswith(self.ignore_dirs):
                 self.arguments[path] = None
+                if not os.path.isabs(value):
+                    self.note_relative()
+
+    def note_relative(self) -> None:
+        """A path relative to the current folder was read: the folder is an input."""
+        if self.cwd is None:
+            self.cwd = os.getcwd()
 
     def checks(self) -> Dict[str, Any]:
         """The checks to save with the entry (empty when there is nothing to check)."""
@@ -114,6 +123,8 @@ class Recorder:
         for path in self.arguments:
             _add_path_state(path, inputs, trees, self.name, cache)
         env = [[name, digest] for name, digest in self.env.items()]
+        if self.cwd is not None:
+            out["cwd"] = [[self.cwd]]
         code = [state for state in (_code_state(c) for c in self._extra_code())
                 if state is not None]
         for name, items in (("inputs", inputs), ("listings", listings), ("trees", trees),
@@ -136,7 +147,7 @@ class Recorder:
         return extra
 
 
-_KINDS = ("inputs", "listings", "trees", "env", "declared", "code")
+_KINDS = ("cwd", "inputs", "listings", "trees", "env", "declared", "code")
 
 
 def merge(checks: Dict[str, Any], more: Dict[str, Any]) -> Dict[str, Any]:
@@ -450,7 +461,8 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
     if isinstance(path, int) or path is None:
         return
     try:
-        path = os.path.abspath(os.fsdecode(path))
+        given = os.fsdecode(path)
+        path = os.path.abspath(given)
     except (TypeError, ValueError):
         return
     if path.endswith(_MODULE_SUFFIXES) or "__pycache__" in path:
@@ -462,6 +474,8 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
             recorder.writes[path] = None
         elif recorder.track_files:
             recorder.reads[path] = None
+            if not os.path.isabs(given):
+                recorder.note_relative()
 
 
 def _audit_listing(stack: List[Recorder], path: Any) -> None:
@@ -473,7 +487,8 @@ def _audit_listing(stack: List[Recorder], path: Any) -> None:
     if caller.f_code.co_filename.startswith("<frozen"):
         return
     try:
-        folder = os.path.abspath(os.fsdecode(path) if path is not None else ".")
+        given = os.fsdecode(path) if path is not None else "."
+        folder = os.path.abspath(given)
     except (TypeError, ValueError):
         return
     if "__pycache__" in folder:
@@ -482,6 +497,8 @@ def _audit_listing(stack: List[Recorder], path: Any) -> None:
     for recorder in stack:
         if recorder.track_files and not probe.startswith(recorder.ignore_dirs):
             recorder.listings[folder] = None
+            if not os.path.isabs(given):
+                recorder.note_relative()
 
 
 def _audit_sqlite(stack: List[Recorder], database: Any) -> None:
@@ -502,6 +519,8 @@ def _audit_sqlite(stack: List[Recorder], database: Any) -> None:
         if recorder.track_files and not path.startswith(recorder.ignore_dirs):
             recorder.reads[path] = None
             recorder.sqlite[path] = None
+            if not os.path.isabs(name):
+                recorder.note_relative()
 
 
 # -- environment variables --------------------------------------------------------------
@@ -736,6 +755,10 @@ def verify(checks: Dict[str, Any]) -> Optional[str]:
 def _verify(checks: Dict[str, Any]) -> Optional[str]:
     from .explain import display_path
 
+    for (folder,) in checks.get("cwd", ()):
+        if os.getcwd() != folder:
+            return (f"it read paths relative to the current folder, which was "
+                    f"{display_path(folder)} and is now {display_path(os.getcwd())}")
     for name, digest in checks.get("env", ()):
         value = os.environ.get(name)
         if value is None:
