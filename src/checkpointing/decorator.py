@@ -533,8 +533,10 @@ def checkpoint(directory: Any = None, on_error: Optional[str] = None,
         ignore: parameter names left out of the key (a logger, a verbosity flag).
         depends_on: extra objects folded into the key, for what the analyzer cannot
             see (code reached through ``getattr`` with a computed name, say).
-        track_files: record the files a run reads, and serve a hit only while they
-            are unchanged; default ``defaults["runtime.track_files"]`` (True).
+        track_files: record the files a run reads, the folders it lists and the
+            files and folders its arguments name, and serve a hit only while they are
+            unchanged; default ``defaults["runtime.track_files"]`` (True). Environment
+            variables: ``defaults["runtime.track_env"]`` (True).
         allow_side_effects: do not warn when a run writes files (a hit will not).
         track_versions: fold the versions of the third-party distributions the
             function reaches into its key; default
