@@ -136,6 +136,26 @@ def test_relative_paths_read_from_another_folder_re_run(project) -> None:
     assert run.ran == ["f"] and run.results == ["sub"], run
 
 
+def test_a_string_argument_that_names_no_file_does_not_tie_the_entry_to_the_folder(
+        project) -> None:
+    project.write("main.py", """
+        import os
+        from checkpointing import checkpoint
+
+        @checkpoint
+        def f(word):
+            print("RAN f")
+            return word.upper()
+
+        os.chdir(os.environ.get("CKPT_TEST_CWD", "."))
+        print("RESULT", f("hello"))
+        """)
+    (project.root / "sub").mkdir()
+    project.run()
+    run = project.run(env={"CKPT_TEST_CWD": "sub"})
+    assert run.ran == [] and run.results == ["HELLO"], run
+
+
 # -- files opened by C code --------------------------------------------------------------
 
 def test_a_rewritten_parquet_file_named_by_an_argument_re_runs(project) -> None:

@@ -81,7 +81,8 @@ class Recorder:
         self.reads: Dict[str, None] = {}
         self.writes: Dict[str, None] = {}
         self.listings: Dict[str, None] = {}
-        self.arguments: Dict[str, None] = {}  # paths named by the call's arguments
+        # paths named by the call's arguments -> the current folder if given relative
+        self.arguments: Dict[str, Optional[str]] = {}
         self.env: Dict[str, Optional[str]] = {}  # name -> value digest at the first read
         self.env_set: Set[str] = set()  # set by the function before it read them
         self.sqlite: Dict[str, None] = {}  # databases: their -wal file is checked too
@@ -97,9 +98,7 @@ class Recorder:
         for value in _path_candidates(list(args) + list(kwargs.values())):
             path = os.path.abspath(value)
             if not path.startswith(self.ignore_dirs):
-                self.arguments[path] = None
-                if not os.path.isabs(value):
-                    self.note_relative()
+                self.arguments[path] = None if os.path.isabs(value) else os.getcwd()
 
     def note_relative(self) -> None:
         """A path relative to the current folder was read: the folder is an input."""
@@ -120,8 +119,9 @@ class Recorder:
         listings = [state for state in (_listing_state(p, cache) for p in self.listings)
                     if state is not None]
         trees: List[List[Any]] = []
-        for path in self.arguments:
-            _add_path_state(path, inputs, trees, self.name, cache)
+        for path, cwd in self.arguments.items():
+            if _add_path_state(path, inputs, trees, self.name, cache) and cwd is not None:
+                self.cwd = self.cwd or cwd  # only a string naming a path ties it
         env = [[name, digest] for name, digest in self.env.items()]
         if self.cwd is not None:
             out["cwd"] = [[self.cwd]]
@@ -230,20 +230,23 @@ def _path_candidates(values: Iterable[Any]) -> List[str]:
 
 
 def _add_path_state(path: str, inputs: List[List[Any]], trees: List[List[Any]],
-                    name: str, cache: Tuple[str, ...]) -> None:
-    """Add the state of ``path`` (an argument or a declared match) as a file or a tree."""
+                    name: str, cache: Tuple[str, ...]) -> bool:
+    """Add the state of ``path`` (an argument or a declared match) as a file or a
+    tree; False if it names neither."""
     try:
         st = os.stat(path)
     except (OSError, ValueError):
-        return
+        return False
+    state = None
     if _stat.S_ISREG(st.st_mode):
         state = _file_state(path)
         if state is not None:
             inputs.append(state)
     elif _stat.S_ISDIR(st.st_mode):
-        tree = _tree_state(path, name, [c for c in cache if c.startswith(path + os.sep)])
-        if tree is not None:
-            trees.append(tree)
+        state = _tree_state(path, name, [c for c in cache if c.startswith(path + os.sep)])
+        if state is not None:
+            trees.append(state)
+    return state is not None
 
 
 def _names_digest(names: List[str]) -> str:
