@@ -469,6 +469,15 @@ def test_invalid_inputs_fail_at_decoration_naming_the_fix(bad, says) -> None:
         checkpoint(inputs=bad)
 
 
+@pytest.mark.parametrize("key, bad", [("cache.variants", 0), ("cache.variants", True),
+                                      ("cache.variants", "4"), ("runtime.track_env", 1)])
+def test_new_defaults_are_validated(key, bad) -> None:
+    from checkpointing import defaults
+
+    with pytest.raises(ConfigurationError, match=key.replace(".", r"\.")):
+        defaults[key] = bad
+
+
 def test_inputs_need_a_store_that_keeps_checks() -> None:
     class Memory(CacheBase):
         def save(self, context_id, result):
