@@ -704,6 +704,43 @@ def _read_header(path: str) -> Dict[str, Any]:
         os.close(fd)
 
 
+def read_trusted_file(path: str, limit: int = 1 << 26) -> bytes:
+    """The bytes of a small file of the cache (an analysis plan) that only the current
+    user could have written: a regular file, owned by the user, in a folder others
+    cannot write. Raises FileNotFoundError, or ValueError naming what is wrong."""
+    try:
+        fd = _open_regular(path)
+    except _Corrupt as exc:
+        raise ValueError(str(exc)) from None
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise ValueError("not a regular file")
+        if _POSIX_OWNERS:
+            uid = os.geteuid()
+            problem = _folder_problem(os.path.dirname(path), uid)
+            if status.st_uid != uid:
+                problem = f"owned by user {status.st_uid}, not by you ({uid})"
+            elif status.st_mode & _OTHERS_WRITE:
+                problem = "writable by other users"
+            if problem is not None:
+                raise ValueError(f"not trusted: {problem}")
+        with open(fd, "rb", buffering=0, closefd=False) as handle:
+            return handle.read(limit)
+    finally:
+        os.close(fd)
+
+
+def write_private_file(path: str, chunks: List[Any]) -> None:
+    """Write a file of the cache (an analysis plan) atomically, with the cache's
+    permissions, creating its folder and the folder above if needed."""
+    mode = validate_permissions(defaults["cache.permissions"])
+    folder = os.path.dirname(path)
+    _make_private_folder(os.path.dirname(folder), folder_mode(mode), root=True)
+    _make_private_folder(folder, folder_mode(mode))
+    _atomic_write(folder, path, chunks, mode)
+
+
 def _folder_problem(folder: str, uid: int) -> Optional[str]:
     try:
         status = os.lstat(folder)
