@@ -432,7 +432,7 @@ def _check_markers(cache: PickleFileCache) -> List[Dict[str, str]]:
 def _check_json_files(cache: PickleFileCache) -> List[Dict[str, str]]:
     """Stored analysis plans and histories: each must be readable and what it claims."""
     from .keyplan import read_plan_file
-    from .store import _read_regular, _Corrupt
+    from .store import _Corrupt, read_history_file
 
     out = []
     for folder, kind in (("analysis", "analysis"), ("functions", "history")):
@@ -449,7 +449,7 @@ def _check_json_files(cache: PickleFileCache) -> List[Dict[str, str]]:
                 if kind == "analysis":
                     read_plan_file(path)
                     continue
-                data = json.loads(_read_regular(path, 1 << 24))
+                data = read_history_file(path)
                 function = data.get("function") if isinstance(data, dict) else None
                 if not isinstance(function, str) or os.path.basename(
                         cache._history_path(function)) != name:

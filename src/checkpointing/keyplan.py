@@ -339,14 +339,18 @@ def _load(func: Any, path: str) -> Optional[KeyPlan]:
 def read_plan_file(path: str) -> Dict[str, Any]:
     """The stored analysis at ``path`` once it passed its checks: a regular file (never
     a FIFO or a link), ours and writable only by us (a plan decides what a key covers,
-    so a planted one could make results stale), and its checksum (first line: xxh3-128
-    of the JSON that follows). Raises OSError or ValueError naming what is wrong."""
+    so a planted one could make results stale), its checksum and its place (first
+    line: xxh3-128 of the JSON that follows, and the file's own name, so a plan moved
+    onto another function's file is told apart). Raises OSError or ValueError."""
     from .store import read_trusted_file
 
     text = read_trusted_file(path)
-    digest, _, body = text.partition(b"\n")
+    first, _, body = text.partition(b"\n")
+    digest, _, name = first.partition(b" ")
     if xxhash.xxh3_128_hexdigest(body).encode() != digest:
         raise ValueError("checksum mismatch (corrupted or not an analysis file)")
+    if name.decode("utf-8", "replace") != os.path.basename(path):
+        raise ValueError("misplaced: it is the analysis stored for another function")
     data = json.loads(body)
     if not isinstance(data, dict):
         raise ValueError("not an analysis file")
@@ -440,7 +444,8 @@ def _save(plan: KeyPlan, path: str) -> None:
 
     body = json.dumps(plan.spec, separators=(",", ":")).encode()
     try:
-        write_private_file(path, [xxhash.xxh3_128_hexdigest(body).encode(), b"\n", body])
+        write_private_file(path, [xxhash.xxh3_128_hexdigest(body).encode(), b" ",
+                                  os.path.basename(path).encode(), b"\n", body])
     except OSError as exc:  # the analysis is only an optimisation
         logger.debug("could not store the analysis of %s: %s", qualname_of(plan.root), exc)
 

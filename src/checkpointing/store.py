@@ -55,7 +55,7 @@ Entry layout (all integers little-endian)::
     offset 0   b"CKPT"                     magic
     offset 4   u8   format version         FORMAT_VERSION
     offset 5   u32  header length H
-    offset 9   u64  checksum               xxh3-64 of every byte from offset 49 to the end
+    offset 9   u64  checksum               xxh3-64 of every byte from offset 17 to the end
     offset 17  32 bytes signature          HMAC-SHA256 of every byte from offset 49 to
                                            the end (zeros when unsigned)
     offset 49  H bytes of header:
@@ -113,6 +113,7 @@ _LAYOUT = struct.Struct("<QII16s")  # pickle length, number of buffers, flags, k
 _HAS_CHECKS = 1  # flag: the JSON holds "checks" to verify before serving a hit
 _SIGNED = 2  # flag: the signature field holds an HMAC-SHA256
 _NO_SIGNATURE = bytes(32)
+_SIGNATURE_AT = 17  # the checksum covers every byte from here (signature included)
 _LENGTH = struct.Struct("<Q")
 _SMALL = struct.Struct("<4sBIQ32sQII16s")  # the prefix and the layout, read at once
 _SMALL_MIN = _SMALL.size
@@ -507,11 +508,12 @@ class PickleFileCache(CacheBase[Any]):
                           separators=(",", ":"), default=str).encode()
         self._prepare()
         _make_private_folder(os.path.dirname(path), self.folder_mode)
-        _atomic_write(os.path.dirname(path), path, [data], self.file_mode)
+        _atomic_write(os.path.dirname(path), path,
+                      [xxhash.xxh3_64_hexdigest(data).encode(), b"\n", data], self.file_mode)
 
     def history(self, function: str) -> List[Dict[str, Any]]:
         try:
-            data = json.loads(_read_regular(self._history_path(function), 1 << 24))
+            data = read_history_file(self._history_path(function))
         except (OSError, ValueError, _Corrupt):
             return []
         if not isinstance(data, dict) or data.get("function") != function:
@@ -704,6 +706,15 @@ def _read_header(path: str) -> Dict[str, Any]:
         os.close(fd)
 
 
+def read_history_file(path: str) -> Any:
+    """The JSON of a history file (first line: its xxh3-64); raises OSError, _Corrupt
+    (not a regular file) or ValueError (damaged)."""
+    digest, _, body = _read_regular(path, 1 << 24).partition(b"\n")
+    if xxhash.xxh3_64_hexdigest(body).encode() != digest:
+        raise ValueError("checksum mismatch (corrupted or not a history file)")
+    return json.loads(body)
+
+
 def read_trusted_file(path: str, limit: int = 1 << 26) -> bytes:
     """The bytes of a small file of the cache (an analysis plan) that only the current
     user could have written: a regular file, owned by the user, in a folder others
@@ -864,13 +875,15 @@ def _serialize(context_id: str, result: Any, metadata: Dict[str, Any],
             chunks.append(bytes(padding))
         chunks.append(payload)
         position += padding + memoryview(payload).nbytes
-    checksum = xxhash.xxh3_64()
-    mac = _new_mac(secret) if secret else None
+    signature = _NO_SIGNATURE
+    if secret:
+        mac = _new_mac(secret)
+        for chunk in chunks:
+            mac.update(chunk)
+        signature = mac.digest()
+    checksum = xxhash.xxh3_64(signature)  # so that no byte after the checksum goes unchecked
     for chunk in chunks:
         checksum.update(chunk)
-        if mac is not None:
-            mac.update(chunk)
-    signature = mac.digest() if mac is not None else _NO_SIGNATURE
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes), checksum.intdigest(),
                           signature)
     return [prefix, *chunks]
@@ -893,7 +906,7 @@ def _read_small(first: bytes, key_digest: Optional[bytes]
     if start + pickle_size != len(first):
         return None
     view = memoryview(first)
-    if xxhash.xxh3_64_intdigest(view[_PREFIX.size:]) != checksum:
+    if xxhash.xxh3_64_intdigest(view[_SIGNATURE_AT:]) != checksum:
         return None
     checks = None
     if flags & _HAS_CHECKS:
@@ -972,7 +985,7 @@ def _read_entry(handle: Any, payload: bool, first: Optional[bytes] = None,
         position += length
     end = position
     view = memoryview(first)
-    digest_ = xxhash.xxh3_64()
+    digest_ = xxhash.xxh3_64(signature)
     update = digest_.update if mac is None else _both(digest_, mac)
     if end <= len(first):  # the common case: the first read got all of it
         if end < len(first) or (len(first) >= _FIRST_READ and handle.read(1)):
