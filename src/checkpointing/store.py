@@ -427,16 +427,16 @@ class PickleFileCache(CacheBase[Any]):
             if small is not None:  # the common case: a small entry, read whole
                 data, checks, flags, signature = small
                 buffers: Any = ()
-                if secret is not None:
-                    _check_signature(secret, flags, signature,
-                                     _new_mac(secret, memoryview(first)[_PREFIX.size:]))
+                if secret is not None:  # one-shot HMAC: the C fast path
+                    _check_signature(flags, signature, _hmac().digest(
+                        secret, memoryview(first)[_PREFIX.size:], "sha256"))
                 return data, buffers, checks
             mac = _new_mac(secret) if secret is not None else None
             with open(fd, "rb", buffering=0, closefd=False) as handle:
                 header, data, buffers = _read_entry(handle, payload=True, first=first,
                                                     key_digest=key_digest, mac=mac)
             if mac is not None:
-                _check_signature(secret, header["flags"], header["signature"], mac)
+                _check_signature(header["flags"], header["signature"], mac.digest())
             return data, buffers, header.get("checks")
         finally:
             os.close(fd)
@@ -651,19 +651,27 @@ def _key_digest(context_id: str) -> bytes:
     return xxhash.xxh3_128_digest(context_id.encode("utf-8", "surrogatepass"))
 
 
-def _new_mac(secret: bytes, data: Any = None) -> Any:
-    import hashlib
-    import hmac
-
-    return hmac.new(secret, data, hashlib.sha256)
+_HMAC: Any = None  # the hmac module, imported at the first signed entry (import time)
 
 
-def _check_signature(secret: bytes, flags: int, signature: bytes, mac: Any) -> None:
-    import hmac
+def _hmac() -> Any:
+    global _HMAC
+    if _HMAC is None:
+        import hashlib  # noqa: F401 (hmac's digestmod)
+        import hmac
 
+        _HMAC = hmac
+    return _HMAC
+
+
+def _new_mac(secret: bytes) -> Any:
+    return _hmac().new(secret, None, "sha256")
+
+
+def _check_signature(flags: int, signature: bytes, digest: bytes) -> None:
     if not flags & _SIGNED:
         raise _Untrusted("the entry is not signed, and a secret is set")
-    if not hmac.compare_digest(mac.digest(), signature):
+    if not _hmac().compare_digest(digest, signature):
         raise _Untrusted("its signature does not match: tampered with, or signed with "
                          "another secret")
 
