@@ -8,7 +8,6 @@ and removed by ``clear`` and ``prune``, names that could drive a terminal escape
 from __future__ import annotations
 
 import os
-import pickle
 import stat
 import subprocess
 import sys

@@ -76,9 +76,9 @@ def test_sigkill_during_saves_never_tears_an_entry(tmp_path: Path) -> None:
         os.close(told)
         assert os.read(ready, 1) == b"r"
         os.close(ready)
-        # Long enough to land anywhere in the first two saves (pickling, writing,
+        # Long enough to land anywhere in the first few saves (pickling, writing,
         # fsync, rename) or between them.
-        time.sleep(rng.uniform(0, 0.004 + 2.5 * size / (400 * MB)))
+        time.sleep(rng.uniform(0, 0.03 + 3 * size / (400 * MB)))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
 

@@ -10,7 +10,6 @@ the victim must get the right value, and ``verify --deep`` must not load it eith
 from __future__ import annotations
 
 import os
-import pickle
 import pwd
 import struct
 import subprocess
