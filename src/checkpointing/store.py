@@ -456,10 +456,11 @@ class PickleFileCache(CacheBase[Any]):
         if status.st_mode & _OTHERS_WRITE:
             return "the file is writable by other users"
         if not self._trusted_folder:
-            for folder in (self.directory, self.entries_directory):
-                problem = _folder_problem(folder, uid)
-                if problem is not None:
-                    return problem
+            # The root may be a link the user made (~/.cache -> /data); entries/ not.
+            problem = _folder_problem(self.directory, uid, follow=True) \
+                or _folder_problem(self.entries_directory, uid)
+            if problem is not None:
+                return problem
             # Only the owner (us) can change a folder's mode or owner, so this holds.
             self._trusted_folder = True
         return None
@@ -760,9 +761,9 @@ def write_private_file(path: str, chunks: List[Any]) -> None:
     _atomic_write(folder, path, chunks, mode)
 
 
-def _folder_problem(folder: str, uid: int) -> Optional[str]:
+def _folder_problem(folder: str, uid: int, follow: bool = False) -> Optional[str]:
     try:
-        status = os.lstat(folder)
+        status = os.stat(folder) if follow else os.lstat(folder)
     except OSError as exc:
         return f"its folder {folder} cannot be checked ({exc.strerror})"
     if stat.S_ISLNK(status.st_mode):

@@ -213,3 +213,12 @@ def test_on_error_raise_with_an_unreadable_cache_does_not_claim_the_function_ran
         f(1)
     assert "runs without the cache" not in str(info.value)
     assert "was not run" in str(info.value) and ran == [1]
+
+
+def test_a_cache_root_that_is_a_link_the_user_made_is_trusted(tmp_path: Path) -> None:
+    """``~/.cache -> /data/cache`` is the user's choice; entries/ as a link is not."""
+    (tmp_path / "real").mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    cache = PickleFileCache(tmp_path / "link")
+    cache.save("k", 1)
+    assert PickleFileCache(tmp_path / "link").retrieve("k") == 1
