@@ -88,16 +88,25 @@ _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 
 
 def _shown(text: Any) -> str:
-    """``text`` safe to print on a terminal: printable characters as they are, control
-    characters (escape sequences), undecodable bytes (surrogates) and other invisible
-    characters as Python escapes, so no name in a cache can drive the terminal."""
+    """``text`` safe to print on a terminal: printable characters as they are; control
+    characters (escape sequences) as Python escapes; bytes that were not UTF-8 (the
+    surrogates ``os.fsdecode`` makes) as ``\\xNN``; so no name from a cache or a
+    command line can drive the terminal or break the output's encoding."""
     text = str(text)
     if not _UNPRINTABLE.search(text):
         return text
-    return "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF
-                   else c.encode("unicode_escape", "backslashreplace").decode("ascii")
-                   if ord(c) < 0xD800 or ord(c) > 0xDFFF else f"\\udc{ord(c) & 0xFF:02x}"
-                   for c in text)
+    out = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append(f"\\u{code:04x}")
+        elif char.isprintable():
+            out.append(char)
+        else:
+            out.append(char.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
 
 
 def _when(timestamp: Optional[float]) -> str:
