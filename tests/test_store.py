@@ -38,12 +38,12 @@ def entry_files(cache: PickleFileCache) -> list:
 
 def payload_offsets(data: bytes) -> list:
     """(start, length) of the pickle and each buffer, decoded independently."""
-    magic, version, header_length, _ = struct.unpack_from("<4sBIQ", data)
-    pickle_size, count, _ = struct.unpack_from("<QII", data, 17)
-    buffers = list(struct.unpack_from(f"<{count}Q", data, 33))
-    header = json.loads(data[33 + 8 * count:17 + header_length])
+    magic, version, header_length, _, _ = struct.unpack_from("<4sBIQ32s", data)
+    pickle_size, count, _, _ = struct.unpack_from("<QII16s", data, 49)
+    buffers = list(struct.unpack_from(f"<{count}Q", data, 81))
+    header = json.loads(data[81 + 8 * count:49 + header_length])
     assert header["pickle_size"] == pickle_size and header["buffers"] == buffers
-    position, segments = 17 + header_length, []
+    position, segments = 49 + header_length, []
     for length in [pickle_size, *buffers]:
         position += (-position) % 64
         segments.append((position, length))
@@ -278,8 +278,8 @@ def test_foreign_empty_future_and_padded_files(cache) -> None:
     future = bytearray(good)
     future[4] = FORMAT_VERSION + 1
     garbled_header = bytearray(good)
-    garbled_header[18] = 0xFF
-    cases = [(b"hello", "truncated"), (b"hello, I am not a checkpoint at all", "magic"),
+    garbled_header[50] = 0xFF
+    cases = [(b"hello", "truncated"), (b"hello, I am not a checkpoint at all, nor anything like one", "magic"),
              (b"", "empty"), (bytes(future), f"format {FORMAT_VERSION + 1}"),
              (good + b"\x00", "after the end"), (bytes(garbled_header), "header"),
              (pickle.dumps(1), "")]
@@ -296,14 +296,15 @@ def test_header_lying_about_sizes_is_a_miss(cache) -> None:
     cache.save("k", np.arange(100_000))
     good = open(cache.path_of("k"), "rb").read()
     header_length = struct.unpack_from("<I", good, 5)[0]
-    pickle_size, count, flags = struct.unpack_from("<QII", good, 17)
-    metadata = good[33 + 8 * count:17 + header_length]
-    rest = good[17 + header_length:]
+    pickle_size, count, flags, key = struct.unpack_from("<QII16s", good, 49)
+    metadata = good[81 + 8 * count:49 + header_length]
+    rest = good[49 + header_length:]
     for lengths in ([10 ** 15], [2 ** 64 - 1], [], [1, 2]):
-        body = struct.pack("<QII", pickle_size, len(lengths), flags) \
+        body = struct.pack("<QII16s", pickle_size, len(lengths), flags, key) \
             + b"".join(struct.pack("<Q", n) for n in lengths) + metadata
         checksum = xxhash.xxh3_64_intdigest(body + rest)
-        data = struct.pack("<4sBIQ", b"CKPT", FORMAT_VERSION, len(body), checksum) + body + rest
+        data = struct.pack("<4sBIQ32s", b"CKPT", FORMAT_VERSION, len(body), checksum,
+                           bytes(32)) + body + rest
         write_variant(cache, "k", data)
         assert_warned_miss(cache, "k")
 
@@ -540,44 +541,23 @@ def test_concurrent_writers_never_produce_a_torn_entry(cache) -> None:
 
 
 # -- cost of a hit ----------------------------------------------------------------------
-class CountingFile:
-    def __init__(self, handle, calls) -> None:
-        self.handle, self.calls = handle, calls
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.close()
-
-    def read(self, *args):
-        self.calls.append("read")
-        return self.handle.read(*args)
-
-    def readinto(self, *args):
-        self.calls.append("readinto")
-        return self.handle.readinto(*args)
-
-    def fileno(self):
-        self.calls.append("fileno")
-        return self.handle.fileno()
-
-
-def test_a_small_hit_is_one_open_and_one_read(cache, monkeypatch) -> None:
+def test_a_small_hit_is_one_open_one_fstat_and_one_read(cache, monkeypatch) -> None:
     cache.save("k", 42)
     cache.save("big", np.arange(100_000))
+    assert cache.retrieve("k") == 42  # the folders' ownership is checked once
     calls: list = []
+    for name in ("open", "read", "fstat", "stat", "lstat", "readinto"):
+        real = getattr(os, name, None)
+        if real is None:
+            continue
 
-    def counting_open(*args, **kwargs):
-        calls.append("open")
-        return CountingFile(open(*args, **kwargs), calls)
+        def counting(*args, _name=name, _real=real, **kwargs):
+            calls.append(_name)
+            return _real(*args, **kwargs)
 
-    monkeypatch.setattr(store, "open", counting_open, raising=False)
+        monkeypatch.setattr(store.os, name, counting)
     assert cache.retrieve("k") == 42
-    assert calls == ["open", "read"]
-    calls.clear()
-    assert cache.read_metadata("k")["pickle_size"] > 0
-    assert calls == ["open", "read"]
+    assert calls == ["open", "fstat", "read"]
     calls.clear()
     cache.retrieve("big")
-    assert calls[:2] == ["open", "read"] and len(calls) <= 6
+    assert calls[:3] == ["open", "fstat", "read"] and len(calls) <= 6

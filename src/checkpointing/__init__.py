@@ -13,7 +13,7 @@ from .config import defaults
 from .errors import (BlindSpotWarning, CheckpointError, CheckpointFailedError,
                      CheckpointFailedWarning, CheckpointNotExist, CheckpointWarning,
                      ConfigurationError, CorruptEntryWarning, ExpensiveOverheadWarning,
-                     HashFailedError, HashFailedWarning)
+                     HashFailedError, HashFailedWarning, UntrustedEntryWarning)
 from .source import install_import_hook as _install_import_hook
 from .store import CacheBase, PickleFileCache
 from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase
@@ -28,7 +28,8 @@ __all__ = [
     "CheckpointFailedError", "CheckpointFailedWarning", "CheckpointNotExist",
     "CheckpointWarning", "ConfigurationError", "CorruptEntryWarning", "DecoratorCheckpoint",
     "DependencyGraph", "ExpensiveOverheadWarning", "Explanation", "explain", "graph", "FuncCallContext", "FuncCallIdentifierBase",
-    "HashFailedError", "HashFailedWarning", "PickleFileCache", "checkpoint", "defaults",
+    "HashFailedError", "HashFailedWarning", "PickleFileCache", "UntrustedEntryWarning",
+    "checkpoint", "defaults",
 ]
 
 # The public classes are documented and pickled under the package name.

@@ -12,11 +12,13 @@ import importlib
 import json
 import os
 import re
+import stat
 import sys
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import NoReturn, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .config import defaults
+from .errors import ConfigurationError
 from .store import EntryInfo, PickleFileCache
 
 __all__ = ["main"]
@@ -26,6 +28,13 @@ OK, PROBLEMS, USAGE = 0, 1, 2
 
 class UsageError(Exception):
     """A bad command line: reported on stderr with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line (the cause and where to look)."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(USAGE, f"{self.prog}: {_shown(message)} (see {self.prog} --help)\n")
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -38,20 +47,66 @@ def _size(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
+_MAX_SIZE = 1 << 60  # 1 EiB: anything larger is a typo
+
+
 def _parse_size(text: str) -> int:
-    match = re.fullmatch(r"\s*([\d.]+)\s*([kmgt]?i?b?)\s*", text, re.I)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*", text, re.I)
     if not match:
-        raise UsageError(f"--max-size {text!r} is not a size; write e.g. 500MB or 5GB")
+        raise UsageError(f"--max-size {_shown(text)} is not a size; write e.g. 500MB or 5GB")
     number, unit = float(match.group(1)), match.group(2).lower().rstrip("ib")
-    return int(number * 1024 ** "bkmgt".index(unit or "b"))
+    size = number * 1024 ** "bkmgt".index(unit or "b")
+    if size > _MAX_SIZE:
+        raise UsageError(f"--max-size {_shown(text)} is larger than 1 EB; write e.g. 500MB "
+                         f"or 5GB")
+    return int(size)
+
+
+_MAX_AGE = 1000 * 365 * 86400.0
 
 
 def _parse_age(text: str) -> float:
-    match = re.fullmatch(r"\s*([\d.]+)\s*([smhdw])\s*", text, re.I)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text, re.I)
     if not match:
-        raise UsageError(f"--older-than {text!r} is not an age; write e.g. 12h, 30d or 2w")
+        raise UsageError(f"--older-than {_shown(text)} is not an age; write e.g. 12h, 30d "
+                         f"or 2w")
     seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    return float(match.group(1)) * seconds[match.group(2).lower()]
+    return min(float(match.group(1)) * seconds[match.group(2).lower()], _MAX_AGE)
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 or more")
+    return value
+
+
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+
+def _shown(text: Any) -> str:
+    """``text`` safe to print on a terminal: printable characters as they are; control
+    characters (escape sequences) as Python escapes; bytes that were not UTF-8 (the
+    surrogates ``os.fsdecode`` makes) as ``\\xNN``; so no name from a cache or a
+    command line can drive the terminal or break the output's encoding."""
+    text = str(text)
+    if not _UNPRINTABLE.search(text):
+        return text
+    out = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append(f"\\u{code:04x}")
+        elif char.isprintable():
+            out.append(char)
+        else:
+            out.append(char.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
 
 
 def _when(timestamp: Optional[float]) -> str:
@@ -104,6 +159,10 @@ def _function_of(entry: EntryInfo) -> str:
     return str(entry.metadata.get("function") or "?")
 
 
+def _shown_function(entry: EntryInfo) -> str:
+    return _shown(_function_of(entry))
+
+
 def _matches(function: str, pattern: str) -> bool:
     """``pkg.mod:func``, or just ``func`` / ``Class.method``."""
     return function == pattern or function.partition(":")[2] == pattern
@@ -113,7 +172,8 @@ def _confirm(args: argparse.Namespace, victims: Sequence[EntryInfo], verb: str) 
     if not victims:
         return False
     for entry in victims:
-        print(f"  {verb} {entry.context_id}  {_function_of(entry)}  {_size(entry.size)}")
+        print(f"  {verb} {_shown(entry.context_id)}  {_shown_function(entry)}  "
+              f"{_size(entry.size)}")
     if args.yes:
         return True
     if not sys.stdin.isatty():
@@ -131,6 +191,7 @@ def _delete(args: argparse.Namespace, cache: PickleFileCache,
     if not _confirm(args, victims, "delete"):
         return PROBLEMS
     deleted = sum(cache.delete(e.context_id) for e in victims)
+    cache.remove_stale_temporaries()
     print(f"deleted {deleted} entries ({_size(sum(e.size for e in victims))})")
     return OK
 
@@ -139,21 +200,30 @@ def _load_function(spec: str) -> Callable[..., Any]:
     """``pkg.mod:func`` or ``pkg.mod:Class.method`` (imported from the current directory)."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
-        raise UsageError(f"{spec!r} is not MODULE:FUNCTION; write e.g. pipeline.train:fit")
+        raise UsageError(f"{_shown(spec)} is not MODULE:FUNCTION; write e.g. "
+                         f"pipeline.train:fit")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise UsageError(f"cannot import {module_name!r}: {exc}; run the command from "
-                         f"your project's directory") from None
+        raise UsageError(f"cannot import {module_name!r}: {_shown(exc)}; run the "
+                         f"command from your project's directory") from None
+    except SyntaxError as exc:
+        raise UsageError(f"cannot import {module_name!r}: {_shown(exc.filename)}:"
+                         f"{exc.lineno}: syntax error: {_shown(exc.msg)}") from None
+    except BaseException as exc:  # the module's own code raised (or exited) at import
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise UsageError(f"cannot import {module_name!r}: importing it raised "
+                         f"{type(exc).__name__}: {_shown(exc)}") from None
     for part in attribute.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
             raise UsageError(f"{module_name!r} has no {attribute!r}") from None
     if not callable(obj):
-        raise UsageError(f"{spec} is not a function")
+        raise UsageError(f"{_shown(spec)} is not a function")
     return obj
 
 
@@ -170,14 +240,14 @@ def cmd_ls(args: argparse.Namespace, cache: PickleFileCache) -> int:
     groups: Dict[str, List[EntryInfo]] = {}
     for entry in _entries(cache):
         groups.setdefault(_function_of(entry), []).append(entry)
-    rows = [{"function": name, "entries": len(entries),
+    rows = [{"function": _shown(name), "entries": len(entries),
              "size": sum(e.size for e in entries),
              "last_used": max(_last_used(e) for e in entries)}
             for name, entries in sorted(groups.items())]
 
     def text() -> str:
         if not rows:
-            return f"no entries in {cache.directory}"
+            return f"no entries in {_shown(cache.directory)}"
         width = max(len(r["function"]) for r in rows)
         lines = [f"{'function':<{width}}  entries      size  last used"]
         for r in rows:
@@ -194,7 +264,7 @@ def cmd_ls(args: argparse.Namespace, cache: PickleFileCache) -> int:
 
 def cmd_show(args: argparse.Namespace, cache: PickleFileCache) -> int:
     entries = [e for e in _entries(cache) if _matches(_function_of(e), args.function)]
-    data = [{"key": e.context_id, "function": _function_of(e), "size": e.size,
+    data = [{"key": _shown(e.context_id), "function": _shown_function(e), "size": e.size,
              "created": e.metadata.get("created"), "run_seconds": e.metadata.get("run_seconds"),
              "last_used": _last_used(e), "path": e.path,
              "arguments": (e.metadata.get("fingerprint") or {}).get("arguments")}
@@ -202,7 +272,7 @@ def cmd_show(args: argparse.Namespace, cache: PickleFileCache) -> int:
 
     def text() -> str:
         if not data:
-            return f"no entries of {args.function} in {cache.directory}"
+            return f"no entries of {_shown(args.function)} in {_shown(cache.directory)}"
         lines = [f"{len(data)} entries of {data[0]['function']}:"]
         for d in data:
             run = d["run_seconds"]
@@ -279,7 +349,9 @@ def cmd_clear(args: argparse.Namespace, cache: PickleFileCache) -> int:
     victims = [e for e in entries if args.function is None
                or _matches(_function_of(e), args.function)]
     if not victims:
-        print("nothing to delete")
+        removed = cache.remove_stale_temporaries()
+        print("nothing to delete" + (f" (removed {removed} leftover temporary files)"
+                                     if removed else ""))
         return OK
     return _delete(args, cache, victims)
 
@@ -287,10 +359,12 @@ def cmd_clear(args: argparse.Namespace, cache: PickleFileCache) -> int:
 def cmd_prune(args: argparse.Namespace, cache: PickleFileCache) -> int:
     if args.older_than is None and args.max_size is None and args.keep_latest is None:
         raise UsageError("prune needs --older-than, --max-size or --keep-latest")
+    age = None if args.older_than is None else _parse_age(args.older_than)
+    limit = None if args.max_size is None else _parse_size(args.max_size)
     entries = sorted(_entries(cache), key=_last_used, reverse=True)  # most recent first
     doomed: Dict[str, EntryInfo] = {}
-    if args.older_than is not None:
-        cutoff = time.time() - _parse_age(args.older_than)
+    if age is not None:
+        cutoff = time.time() - age
         doomed.update((e.path, e) for e in entries if _last_used(e) < cutoff)
     if args.keep_latest is not None:
         seen: Dict[str, int] = {}
@@ -298,8 +372,8 @@ def cmd_prune(args: argparse.Namespace, cache: PickleFileCache) -> int:
             seen[_function_of(e)] = seen.get(_function_of(e), 0) + 1
             if seen[_function_of(e)] > args.keep_latest:
                 doomed[e.path] = e
-    if args.max_size is not None:
-        limit, total = _parse_size(args.max_size), 0
+    if limit is not None:
+        total = 0
         for e in entries:
             if e.path in doomed:
                 continue
@@ -308,14 +382,141 @@ def cmd_prune(args: argparse.Namespace, cache: PickleFileCache) -> int:
                 doomed[e.path] = e
     victims = list(doomed.values())
     if not victims:
-        print("nothing to prune")
+        removed = 0 if args.dry_run else cache.remove_stale_temporaries()
+        print("nothing to prune" + (f" (removed {removed} leftover temporary files)"
+                                    if removed else ""))
         return OK
     if args.dry_run:
         for e in victims:
-            print(f"  would delete {e.context_id}  {_function_of(e)}  {_size(e.size)}")
+            print(f"  would delete {_shown(e.context_id)}  {_shown_function(e)}  "
+                  f"{_size(e.size)}")
         print(f"would delete {len(victims)} entries ({_size(sum(e.size for e in victims))})")
         return OK
     return _delete(args, cache, victims)
+
+
+def _problem(path: str, kind: str, reason: str) -> Dict[str, str]:
+    return {"path": path, "kind": kind, "reason": reason}
+
+
+def _check_temporaries(cache: PickleFileCache) -> List[Dict[str, str]]:
+    from .store import _locked
+
+    out = []
+    now = time.time()
+    for path in cache.temporaries():
+        try:
+            status = os.lstat(path)
+        except OSError:
+            continue
+        if not stat.S_ISREG(status.st_mode):
+            out.append(_problem(path, "temporary", "not a regular file (left alone; "
+                                                   "remove it by hand)"))
+        elif not _locked(path):
+            out.append(_problem(path, "temporary", f"left by a writer that did not finish "
+                                f"({_size(status.st_size)}, {now - status.st_mtime:.0f}s "
+                                f"old)"))
+    return out
+
+
+def _check_markers(cache: PickleFileCache) -> List[Dict[str, str]]:
+    from .store import CACHEDIR_TAG, _read_regular, _Corrupt
+
+    out = []
+    for name, text in (("CACHEDIR.TAG", CACHEDIR_TAG), (".gitignore", "*\n")):
+        path = os.path.join(cache.directory, name)
+        if not os.path.lexists(path):
+            continue
+        try:
+            data = _read_regular(path, 1 << 16)
+        except (OSError, _Corrupt) as exc:
+            out.append(_problem(path, "marker", str(exc)))
+            continue
+        if data != text.encode():
+            out.append(_problem(path, "marker", "its content is not the one checkpointing "
+                                                "writes"))
+    return out
+
+
+def _check_json_files(cache: PickleFileCache) -> List[Dict[str, str]]:
+    """Stored analysis plans and histories: each must be readable and what it claims."""
+    from .keyplan import read_plan_file
+    from .store import _Corrupt, read_history_file
+
+    out = []
+    for folder, kind in (("analysis", "analysis"), ("functions", "history")):
+        directory = os.path.join(cache.directory, folder)
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(directory, name)
+            if name.startswith("."):
+                continue
+            try:
+                if kind == "analysis":
+                    read_plan_file(path)
+                    continue
+                data = read_history_file(path)
+                function = data.get("function") if isinstance(data, dict) else None
+                if not isinstance(function, str) or os.path.basename(
+                        cache._history_path(function)) != name:
+                    out.append(_problem(path, kind, "misplaced or not a history file"))
+            except (OSError, ValueError, _Corrupt) as exc:
+                out.append(_problem(path, kind, str(exc)))
+    return out
+
+
+_DEEP_CHILD = """
+import json, os, sys
+results = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)  # what unpickling prints must not mix with the results
+sys.path.insert(0, os.getcwd())
+from checkpointing.store import PickleFileCache
+cache = PickleFileCache(sys.argv[1])
+for path in json.loads(sys.stdin.read()):
+    results.write(json.dumps(["start", path]) + "\\n"); results.flush()
+    try:
+        cache.load_file(path)
+        reason = None
+    except BaseException as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+    results.write(json.dumps(["done", path, reason]) + "\\n"); results.flush()
+"""
+
+
+def _deep_check(cache: PickleFileCache, paths: List[str]) -> List[Dict[str, str]]:
+    """Unpickle each entry in a child process (with the same trust and signature rules
+    as a read), so that an entry that crashes, exits or cannot be loaded is reported
+    and never harms this process."""
+    import subprocess
+
+    out = []
+    remaining = list(paths)
+    while remaining:
+        child = subprocess.run([sys.executable, "-c", _DEEP_CHILD, cache.directory],
+                               input=json.dumps(remaining).encode(),
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        done, started = set(), None
+        for line in child.stdout.decode("utf-8", "replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record[0] == "start":
+                started = record[1]
+            elif record[0] == "done":
+                done.add(record[1])
+                started = None
+                if record[2] is not None:
+                    out.append(_problem(record[1], "entry", f"cannot be loaded: {record[2]}"))
+        if started is None:
+            break  # every entry was tried
+        out.append(_problem(started, "entry", f"loading it ended the process (exit code "
+                                              f"{child.returncode})"))
+        remaining = remaining[remaining.index(started) + 1:]
+    return out
 
 
 def cmd_verify(args: argparse.Namespace, cache: PickleFileCache) -> int:
@@ -325,42 +526,56 @@ def cmd_verify(args: argparse.Namespace, cache: PickleFileCache) -> int:
     for path in files:
         reason = cache.check_file(path)
         if reason is not None:
-            problems.append({"path": path, "reason": reason})
+            problems.append(_problem(path, "entry", reason))
         progress.step()
     progress.done()
+    if args.deep:
+        bad = {p["path"] for p in problems}
+        problems += _deep_check(cache, [p for p in files if p not in bad])
+    corrupt = len(problems)
+    problems += _check_temporaries(cache) + _check_markers(cache) + _check_json_files(cache)
     removed = 0
     if problems and args.remove:
+        from .store import _unlink_in
+
         for problem in problems:
+            if problem["kind"] == "temporary" and problem["reason"].startswith("not a"):
+                continue  # a folder named like a temporary: not ours to delete
             try:
-                os.remove(problem["path"])
+                _unlink_in(*os.path.split(problem["path"]))
                 removed += 1
             except OSError:
                 pass
 
     def text() -> str:
-        lines = [f"  corrupt: {p['path']}: {p['reason']}" for p in problems]
-        lines.append(f"{len(files)} entries checked, {len(problems)} corrupt"
+        lines = [f"  {p['kind']}: {_shown(p['path'])}: {_shown(p['reason'])}"
+                 for p in problems]
+        others = len(problems) - corrupt
+        lines.append(f"{len(files)} entries checked{' (unpickled)' if args.deep else ''}, "
+                     f"{corrupt} corrupt"
+                     + (f", {others} other problems" if others else "")
                      + (f", {removed} removed" if args.remove else
                         ("; run with --remove to delete them" if problems else "")))
         return "\n".join(lines)
 
-    _emit(args, {"checked": len(files), "corrupt": problems, "removed": removed}, text)
-    return PROBLEMS if problems and not args.remove else OK
+    _emit(args, {"checked": len(files), "corrupt": problems[:corrupt],
+                 "other": problems[corrupt:], "removed": removed}, text)
+    return PROBLEMS if problems and (not args.remove or removed < len(problems)) else OK
 
 
 # -- the parser ------------------------------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--dir", default=None,
                         help="the cache directory (default: defaults['cache.filesystem."
                              "directory'], ./.checkpointing)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="checkpointing", parents=[common],
         description="Inspect and maintain a checkpointing cache directory.",
         epilog="Example: checkpointing ls --dir .checkpointing")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     def command(name: str, helptext: str, example: str) -> argparse.ArgumentParser:
@@ -393,12 +608,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--older-than", help="unused for this long: 12h, 30d, 2w")
     p.add_argument("--max-size", help="keep the most recently used entries within this "
                                       "total size: 500MB, 5GB")
-    p.add_argument("--keep-latest", type=int, help="keep this many entries per function")
+    p.add_argument("--keep-latest", type=_non_negative,
+                   help="keep this many entries per function (0 or more)")
     p.add_argument("--dry-run", action="store_true", help="list, delete nothing")
     p.add_argument("--yes", action="store_true", help="do not ask")
-    p = command("verify", "read every entry and report corrupt ones",
+    p = command("verify", "read every entry and report corrupt, misplaced or untrusted "
+                          "ones, leftover temporary files and damaged plans or histories",
                 "checkpointing verify --remove")
-    p.add_argument("--remove", action="store_true", help="delete the corrupt entries")
+    p.add_argument("--remove", action="store_true",
+                   help="delete the corrupt entries and leftover files")
+    p.add_argument("--deep", action="store_true",
+                   help="also unpickle each entry (in a child process, with the same "
+                        "safety rules) and report those that cannot be loaded")
     return parser
 
 
@@ -416,13 +637,44 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
         return int(exc.code or 0)
     directory = args.dir or defaults["cache.filesystem.directory"]
     try:
-        cache = PickleFileCache(directory)
+        cache = _open_cache(directory)
         return COMMANDS[args.command](args, cache)
     except UsageError as exc:
         print(f"checkpointing {args.command}: {exc}", file=sys.stderr)
         return USAGE
     except KeyboardInterrupt:
         return 130
+    except (OSError, ConfigurationError, UnicodeError) as exc:
+        print(f"checkpointing {args.command}: {_shown(_describe(exc))}", file=sys.stderr)
+        return USAGE
+    except Exception as exc:
+        if os.environ.get("CHECKPOINTING_DEBUG"):
+            raise
+        print(f"checkpointing {args.command}: internal error ({type(exc).__name__}: "
+              f"{_shown(exc)}); please report it (CHECKPOINTING_DEBUG=1 shows the "
+              f"traceback)", file=sys.stderr)
+        return USAGE
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _open_cache(directory: Any) -> PickleFileCache:
+    """The cache at ``directory``, once it is known to be a readable folder (or absent:
+    an empty cache)."""
+    cache = PickleFileCache(directory)
+    path = cache.directory
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise UsageError(f"--dir {_shown(path)} is a file, not a cache folder; give the "
+                         f"folder that holds entries/ (e.g. .checkpointing)")
+    if os.path.isdir(path) and not os.access(path, os.R_OK | os.X_OK):
+        raise UsageError(f"cannot read the cache folder {_shown(path)}: permission "
+                         f"denied; run as its owner or give another --dir")
+    return cache
 
 
 if __name__ == "__main__":  # pragma: no cover

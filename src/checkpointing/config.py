@@ -14,8 +14,9 @@ from typing import Any, Callable, Dict, Iterable, Optional
 
 from .errors import ConfigurationError
 
-__all__ = ["ON_ERROR_CHOICES", "defaults", "validate_directory", "validate_inputs",
-           "validate_on_error", "validate_pickle_protocol", "validate_variants"]
+__all__ = ["ON_ERROR_CHOICES", "defaults", "folder_mode", "validate_directory",
+           "validate_inputs", "validate_on_error", "validate_permissions",
+           "validate_pickle_protocol", "validate_secret", "validate_variants"]
 
 ON_ERROR_CHOICES = ("warn", "raise", "ignore")
 
@@ -91,8 +92,52 @@ def _validate_roots(value: Any) -> Optional[tuple]:
         return None
     if isinstance(value, (str, os.PathLike)):
         value = [value]
-    roots = tuple(validate_directory(v) for v in value)
-    return roots
+    if not isinstance(value, (list, tuple)):
+        msg = (f"analysis.project_roots={value!r} is not accepted; use None, a path, or a "
+               f"list of paths, e.g. ['src', 'scripts']")
+        raise ConfigurationError(msg)
+    return tuple(validate_directory(v) for v in value)
+
+
+# Modes a cache may be given: private (the default), or readable/writable by a group
+# on purpose. Never writable by everyone, never executable.
+_PERMISSIONS = (0o600, 0o640, 0o660, 0o644, 0o664)
+
+
+def validate_permissions(value: Any) -> int:
+    """Return ``value`` if it is an accepted file mode of a cache, else raise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value not in _PERMISSIONS:
+        shown = oct(value) if isinstance(value, int) and not isinstance(value, bool) \
+            else repr(value)
+        msg = (f"cache.permissions={shown} is not accepted; use one of "
+               f"{', '.join(oct(m) for m in _PERMISSIONS)} (0o600: only you; 0o660: your "
+               f"group too, which also needs a secret, see docs/security.md)")
+        raise ConfigurationError(msg)
+    return value
+
+
+def folder_mode(file_mode: int) -> int:
+    """The mode of a cache folder for files of ``file_mode``: search (x) where read."""
+    return file_mode | ((file_mode & 0o444) >> 2)
+
+
+def validate_secret(value: Any) -> Optional[bytes]:
+    """The secret that signs entries, as bytes (None: no secret), or raise."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value:
+        return value.encode("utf-8", "surrogatepass")
+    if isinstance(value, (bytes, bytearray)) and value:
+        return bytes(value)
+    msg = (f"cache.secret must be a non-empty str or bytes (or None), not "
+           f"{type(value).__name__}; e.g. defaults['cache.secret'] = "
+           f"os.environ['TEAM_CACHE_SECRET']")
+    raise ConfigurationError(msg)
+
+
+def _validate_secret_setting(value: Any) -> Any:
+    validate_secret(value)
+    return value
 
 
 def _validate_bool(name: str) -> Callable[[Any], bool]:
@@ -106,6 +151,8 @@ def _validate_bool(name: str) -> Callable[[Any], bool]:
 _VALIDATORS: Dict[str, Callable[[Any], Any]] = {
     "cache.filesystem.directory": validate_directory,
     "cache.pickle_protocol": validate_pickle_protocol,
+    "cache.permissions": validate_permissions,
+    "cache.secret": _validate_secret_setting,
     "checkpoint.on_error": validate_on_error,
     "analysis.project_roots": _validate_roots,
     "analysis.warn_blind_spots": _validate_bool("analysis.warn_blind_spots"),
@@ -129,6 +176,11 @@ class Defaults(Dict[str, Any]):
     Keys:
         ``cache.filesystem.directory``: where entries are stored (``.checkpointing``).
         ``cache.pickle_protocol``: pickle protocol of stored results (5).
+        ``cache.permissions``: mode of the cache's files (0o600; folders 0o700);
+        0o660 shares them with your group (then set a secret too).
+        ``cache.secret``: a str or bytes that signs every entry (HMAC-SHA256); unsigned
+        or tampered entries are then never loaded. ``None`` (the default) reads the
+        environment variable ``CHECKPOINTING_SECRET``. See docs/security.md.
         ``checkpoint.on_error``: ``"warn"``, ``"raise"`` or ``"ignore"`` (``"warn"``).
         ``analysis.project_roots``: directories whose modules count as your project,
         so their code is tracked; ``None`` means the current directory and the
@@ -176,6 +228,8 @@ def _initial() -> Iterable[tuple]:
     return (
         ("cache.filesystem.directory", ".checkpointing"),
         ("cache.pickle_protocol", 5),
+        ("cache.permissions", 0o600),
+        ("cache.secret", None),
         ("checkpoint.on_error", "warn"),
         ("analysis.project_roots", None),
         ("analysis.warn_blind_spots", True),

@@ -431,10 +431,13 @@ class DecoratorCheckpoint:
                 ExpensiveOverheadWarning, stacklevel=4)
 
     def _fail(self, func: Callable[..., Any], step: str, exc: BaseException) -> None:
-        msg = (f"checkpointing {qualified_name(func)} failed while {step} "
-               f"({type(exc).__name__}: {exc}); the function runs without the cache")
-        if self.on_error == "raise":
-            raise CheckpointFailedError(msg) from exc
+        msg = f"checkpointing {qualified_name(func)} failed while {step} " \
+              f"({type(exc).__name__}: {exc})"
+        if self.on_error == "raise":  # nothing runs: say so, and how to go on anyway
+            raise CheckpointFailedError(
+                f"{msg}; the function was not run (on_error='raise'); fix the cache "
+                f"or pass on_error='warn' to run without it") from exc
+        msg += "; the function runs without the cache"
         if self.on_error == "warn":
             warnings.warn(msg, CheckpointFailedWarning, stacklevel=5)
 

@@ -14,6 +14,7 @@ still catches a value that cannot be hashed::
      ├── CheckpointFailedWarning(CheckpointWarning, RuntimeWarning) caching failed, on_error="warn"
      ├── HashFailedWarning(CheckpointWarning)                 ... because a value has no digest
      ├── CorruptEntryWarning(CheckpointWarning)               an unreadable entry was treated as a miss
+     ├── UntrustedEntryWarning(CheckpointWarning)             an entry others could have written was not loaded
      ├── BlindSpotWarning(CheckpointWarning)                  the analyzer cannot see what code reaches
      ├── SideEffectWarning(CheckpointWarning)                 files written that a hit will not rewrite
      └── ExpensiveOverheadWarning(CheckpointWarning)          caching costs more than the call
@@ -40,6 +41,7 @@ __all__ = [
     "HashFailedError",
     "HashFailedWarning",
     "SideEffectWarning",
+    "UntrustedEntryWarning",
 ]
 
 
@@ -92,6 +94,12 @@ class HashFailedWarning(CheckpointWarning):
 
 class CorruptEntryWarning(CheckpointWarning):
     """A stored entry could not be read; it was treated as a miss and will be replaced."""
+
+
+class UntrustedEntryWarning(CheckpointWarning):
+    """An entry was not loaded because someone else could have written it (another
+    owner, a folder others can write) or its signature is missing or wrong; it was
+    treated as a miss. Loading a pickle can run code."""
 
 
 class BlindSpotWarning(CheckpointWarning):

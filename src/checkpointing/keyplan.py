@@ -325,8 +325,7 @@ def _plan_path(func: Any, directory: str) -> Optional[str]:
 
 def _load(func: Any, path: str) -> Optional[KeyPlan]:
     try:
-        with open(path, "rb") as handle:
-            data = json.loads(handle.read())
+        data = read_plan_file(path)
         plan = _rebuild(func, data)
     except FileNotFoundError:
         return None
@@ -336,6 +335,27 @@ def _load(func: Any, path: str) -> Optional[KeyPlan]:
     if plan is None:
         logger.debug("stored analysis %s is stale", path)
     return plan
+
+
+def read_plan_file(path: str) -> Dict[str, Any]:
+    """The stored analysis at ``path`` once it passed its checks: a regular file (never
+    a FIFO or a link), ours and writable only by us (a plan decides what a key covers,
+    so a planted one could make results stale), its checksum and its place (first
+    line: xxh3-128 of the JSON that follows, and the file's own name, so a plan moved
+    onto another function's file is told apart). Raises OSError or ValueError."""
+    from .store import read_trusted_file
+
+    text = read_trusted_file(path)
+    first, _, body = text.partition(b"\n")
+    digest, _, name = first.partition(b" ")
+    if xxhash.xxh3_128_hexdigest(body).encode() != digest:
+        raise ValueError("checksum mismatch (corrupted or not an analysis file)")
+    if name.decode("utf-8", "replace") != os.path.basename(path):
+        raise ValueError("misplaced: it is the analysis stored for another function")
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError("not an analysis file")
+    return data
 
 
 def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
@@ -446,19 +466,14 @@ def _root_cell(func: Any, name: str) -> Any:
 
 
 def _save(plan: KeyPlan, path: str) -> None:
-    directory = os.path.dirname(path)
-    temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    from .store import write_private_file
+
+    body = json.dumps(plan.spec, separators=(",", ":")).encode()
     try:
-        os.makedirs(directory, exist_ok=True)
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(plan.spec, handle, separators=(",", ":"))
-        os.replace(temporary, path)
+        write_private_file(path, [xxhash.xxh3_128_hexdigest(body).encode(), b" ",
+                                  os.path.basename(path).encode(), b"\n", body])
     except OSError as exc:  # the analysis is only an optimisation
         logger.debug("could not store the analysis of %s: %s", qualname_of(plan.root), exc)
-        try:
-            os.remove(temporary)
-        except OSError:
-            pass
 
 
 # -- Functions, classes and modules as values -------------------------------------------
