@@ -184,3 +184,14 @@ def test_blind_spots() -> None:
     assert blind("def f(n):\n    return importlib.import_module(n)") == {"importlib.import_module"}
     assert blind("def f():\n    return importlib.import_module('json')") == set()
     assert blind("def f(eval):\n    return eval('1')") == set()
+
+
+def test_other_bindings() -> None:
+    assert free("def f():\n    x += 1\n    return x") == set()
+    assert free("def f():\n    del x") == set()
+    assert free("def f():\n    a, *b = c\n    return b") == {"c"}
+    assert free("def f():\n    with open(p) as fh:\n        return fh.read()") == {"open", "p"}
+    assert free("async def f():\n    async for i in it:\n        await g(i)") == {"it", "g"}
+    assert free("def f():\n    class A(metaclass=M):\n        pass\n    return A") == {"M"}
+    assert free("def f(x):\n    return f'{x}{y}'") == {"y"}
+    assert differ("def f(x):\n    return f'{x}'", "def f(x):\n    return f'{x!r}'")
