@@ -3,6 +3,13 @@
 The most important tests of checkpointing run a real program twice, edit its files in
 between, and check what re-ran. ``Project.run`` returns the names of the function
 bodies that executed (each test program prints ``RAN <name>``) and the other output.
+
+Those tests, and every other test that starts a process, carry the ``e2e`` marker,
+given here at collection: a test that uses the ``project`` fixture, or whose code (or
+a fixture's, or a helper's of its own test module, transitively) names ``subprocess``.
+``pytest -m "not e2e"`` is the inner loop (seconds); CI runs everything. A test that
+starts a process without being marked fails, naming the marker, so the split stays
+true.
 """
 
 from __future__ import annotations
@@ -11,8 +18,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Set
 
 import pytest
 
@@ -83,3 +91,83 @@ def _restore_defaults() -> None:
     yield
     dict.clear(checkpointing.defaults)
     dict.update(checkpointing.defaults, saved)
+
+
+# -- the e2e marker ------------------------------------------------------------------
+
+_TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+_SPAWNING_MODULES = {"subprocess"}
+
+
+def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _codes(const)
+
+
+def _spawns(obj: Any, seen: Set[int]) -> bool:
+    """Does ``obj`` (a test, fixture or helper of ``tests/``) name ``subprocess``,
+    directly or through the functions and classes of ``tests/`` it names?"""
+    if id(obj) in seen:
+        return False
+    seen.add(id(obj))
+    if isinstance(obj, type):
+        return any(_spawns(member, seen) for member in vars(obj).values()
+                   if isinstance(member, types.FunctionType))
+    code = getattr(obj, "__code__", None)
+    if code is None or not code.co_filename.startswith(_TESTS_DIR):
+        return False
+    namespace = obj.__globals__
+    for inner in _codes(code):
+        for name in inner.co_names:
+            if name in _SPAWNING_MODULES:
+                return True
+            value = namespace.get(name)
+            if isinstance(value, types.ModuleType) and value.__name__ in _SPAWNING_MODULES:
+                return True
+            if isinstance(value, (types.FunctionType, type)) and _spawns(value, seen):
+                return True
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    for item in items:
+        if "project" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+            continue
+        seen: Set[int] = set()
+        candidates = [getattr(item, "function", None)]
+        info = getattr(item, "_fixtureinfo", None)
+        for defs in (getattr(info, "name2fixturedefs", None) or {}).values():
+            candidates.extend(d.func for d in defs)
+        if any(c is not None and _spawns(c, seen) for c in candidates):
+            item.add_marker(pytest.mark.e2e)
+
+
+_SPAWN_EVENTS = {"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.fork",
+                 "os.spawn"}
+_spawned: Optional[List[str]] = None  # events seen while an unmarked test runs
+
+
+def _audit(event: str, args: Any) -> None:
+    if _spawned is not None and event in _SPAWN_EVENTS:
+        _spawned.append(event)
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    global _spawned
+    unmarked = item.get_closest_marker("e2e") is None
+    _spawned = [] if unmarked else None
+    try:
+        outcome = yield
+    finally:
+        events, _spawned = _spawned, None
+    if events and outcome.excinfo is None:
+        raise AssertionError(
+            f"{item.nodeid} started a process ({events[0]}) but is not marked e2e: "
+            "mark it @pytest.mark.e2e (or let it use the `project` fixture)")
