@@ -145,6 +145,32 @@ CASES: List[Case] = [
             print("RESULT", f(3))
             """, "proj/helpers.py": HELPERS},
          {"proj/helpers.py": ("return x * 2", "return x * 3")}, True),
+    case("value-imported-inside-function", {
+        "proj/main.py": """
+            from checkpointing import checkpoint
+
+            @checkpoint
+            def f(x):
+                from proj.settings import RATE
+                print("RAN f")
+                return x * RATE
+
+            print("RESULT", f(3))
+            """, "proj/settings.py": "RATE = 2\nOTHER = 1\n"},
+         {"proj/settings.py": ("RATE = 2", "RATE = 5")}, True),
+    case("value-imported-inside-function-other-global", {
+        "proj/main.py": """
+            from checkpointing import checkpoint
+
+            @checkpoint
+            def f(x):
+                from proj.settings import RATE
+                print("RAN f")
+                return x * RATE
+
+            print("RESULT", f(3))
+            """, "proj/settings.py": "RATE = 2\nOTHER = 1\n"},
+         {"proj/settings.py": ("OTHER = 1", "OTHER = 7")}, False),
     # -- depth and shape ----------------------------------------------------------------
     case("four-modules-deep", {
         "proj/main.py": """

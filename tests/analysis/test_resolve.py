@@ -65,8 +65,6 @@ def test_imports_inside_the_function() -> None:
     assert deps({**PKG, "pkg/a.py": "def f():\n    from .b import g as h\n    return h()"}, main="pkg.a") == {"h": "function pkg.b:g"}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a value imported inside the function resolves "
-                   "to a GLOBAL without namespace ('?:?'), and build_plan fails on it")
 def test_a_value_imported_inside_the_function_is_read_where_it_lives() -> None:
     assert deps({**HELPERS, "m.py": "def f():\n    from helpers import RATE\n    return RATE"}) == {"RATE": "global helpers:RATE"}
 

@@ -219,13 +219,15 @@ def _import_origin(ref: Ref, home_module: str) -> Any:
 
         module = importlib.import_module(module_name)
     if origin.attr is None:
-        return module
+        return module, None
     try:
-        return getattr(module, origin.attr)
+        # ``from mod import VALUE`` binds what ``mod.VALUE`` is when the import runs:
+        # read it there at each call, like a global of ``mod``.
+        return getattr(module, origin.attr), module
     except AttributeError:
         import importlib
 
-        return importlib.import_module(f"{module_name}.{origin.attr}")
+        return importlib.import_module(f"{module_name}.{origin.attr}"), None
 
 
 def _is_package(module_name: str) -> bool:
@@ -259,9 +261,12 @@ def resolve_ref(ref: Ref, func: Any) -> Target:
         if cell is None:
             return Target(GLOBAL, where, UNBOUND, chain[1:], {}, first)
     elif ref.scope == "import":
-        value = _import_origin(ref, home_name)
+        value, owner = _import_origin(ref, home_name)
         where = qualname_of(value) if not isinstance(value, types.ModuleType) else value.__name__
         namespace = None
+        if owner is not None and not isinstance(value, types.ModuleType):
+            namespace, first = vars(owner), ref.origin.attr  # type: ignore[union-attr]
+            where = f"{owner.__name__}:{first}"
     else:
         if first in namespace:
             value = namespace[first]
