@@ -1,0 +1,83 @@
+"""Defects first found by the real-world suite (benchmarks/realworld/), each pinned by a
+small program run twice in subprocesses, as in tests/test_e2e_tracking.py."""
+
+from __future__ import annotations
+
+import functools
+
+from checkpointing.hashing import digest_value
+
+# -- Values a class derives and caches are not the object's state ----------------------
+
+
+class Derived:
+    def __init__(self, items):
+        self.items = list(items)
+
+    @functools.cached_property
+    def total(self):
+        return sum(self.items)
+
+
+class DerivedWithState(Derived):
+    def __getstate__(self):
+        return dict(vars(self))  # the class says its state includes the cache
+
+    def __setstate__(self, state):
+        vars(self).update(state)
+
+
+def test_cached_property_value_is_not_in_the_digest() -> None:
+    obj = Derived([1, 2])
+    before = digest_value(obj)
+    assert obj.total == 3 and "total" in vars(obj)
+    assert digest_value(obj) == before
+    assert digest_value(obj) != digest_value(Derived([1, 3]))  # the real state counts
+    obj.items.append(4)
+    assert digest_value(obj) != before
+
+
+def test_a_class_with_getstate_declares_its_state_itself() -> None:
+    obj = DerivedWithState([1, 2])
+    before = digest_value(obj)
+    obj.total
+    assert digest_value(obj) != before
+
+
+CACHED_PROPERTY_PROGRAM = """
+import functools
+from checkpointing import checkpoint
+
+class Graph:
+    def __init__(self, edges):
+        self.edges_list = list(edges)
+
+    @functools.cached_property
+    def degree(self):
+        out = {}
+        for a, b in self.edges_list:
+            out[a] = out.get(a, 0) + 1
+            out[b] = out.get(b, 0) + 1
+        return out
+
+@checkpoint
+def max_degree(g):
+    print("RAN max_degree")
+    return max(g.degree.values())
+
+g = Graph(EDGES)
+print("RESULT", max_degree(g))
+print("RESULT", max_degree(g))  # g.degree is now in vars(g): still the same argument
+"""
+
+
+def test_cached_property_read_by_the_call_does_not_rerun(project) -> None:
+    project.write("main.py", CACHED_PROPERTY_PROGRAM.replace("EDGES", "[(1, 2), (2, 3)]"))
+    first = project.run()
+    assert first.ran == ["max_degree"] and first.results == ["2", "2"]
+    second = project.run()
+    assert second.ran == [] and second.results == ["2", "2"]
+    project.write("main.py", CACHED_PROPERTY_PROGRAM.replace("EDGES",
+                                                             "[(1, 2), (2, 3), (2, 4)]"))
+    third = project.run()
+    assert third.ran == ["max_degree"] and third.results == ["3", "3"]
