@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 
+import pytest
+
 from checkpointing.hashing import digest_value
 
 # -- Values a class derives and caches are not the object's state ----------------------
@@ -46,6 +48,8 @@ def test_a_class_with_getstate_declares_its_state_itself() -> None:
 
 CACHED_PROPERTY_PROGRAM = """
 import functools
+
+import pytest
 from checkpointing import checkpoint
 
 class Graph:
@@ -81,3 +85,68 @@ def test_cached_property_read_by_the_call_does_not_rerun(project) -> None:
                                                              "[(1, 2), (2, 3), (2, 4)]"))
     third = project.run()
     assert third.ran == ["max_degree"] and third.results == ["3", "3"]
+
+
+# -- The class statement analysed is the one that ran ----------------------------------
+
+CLASS_MAIN = """
+from checkpointing import checkpoint
+from model import Model
+
+@checkpoint
+def f(x):
+    print("RAN f")
+    return Model().value(x)
+
+print("RESULT", f(2))
+"""
+
+HELPER = """
+import os
+
+def helper(x):
+    return x * 2
+"""
+
+# The class that runs is first; a second definition below it never executes.
+CLASS_THEN_UNEXECUTED = HELPER + """
+class Model:
+    def value(self, x):
+        return helper(x)
+
+if os.environ.get("MODEL_ALTERNATIVE"):
+    class Model:
+        def value(self, x):
+            return -x
+"""
+
+# The class that runs is under the `if`; the one under `else` (last in the file) does not.
+IF_ELSE = HELPER + """
+if not os.environ.get("MODEL_ALTERNATIVE"):
+    class Model:
+        @staticmethod
+        def value(x):
+            return helper(x)
+else:
+    class Model:
+        @staticmethod
+        def value(x):
+            return -x
+"""
+
+
+@pytest.mark.parametrize("model", [CLASS_THEN_UNEXECUTED, IF_ELSE], ids=["after", "if-else"])
+def test_class_defined_twice_is_analysed_as_it_ran(project, model: str) -> None:
+    project.write("main.py", CLASS_MAIN)
+    project.write("model.py", model)
+    first = project.run()
+    assert first.ran == ["f"] and first.results == ["4"]
+    assert "not available" not in first.stderr, first.stderr
+    assert project.run().ran == []
+    project.write("model.py", model.replace("return x * 2", "return x * 3"))
+    second = project.run()
+    assert second.ran == ["f"] and second.results == ["6"]
+    # Editing the definition that never runs changes nothing.
+    project.write("model.py", model.replace("return x * 2", "return x * 3")
+                  .replace("return -x", "return -2 * x"))
+    assert project.run().ran == []

@@ -113,6 +113,13 @@ def _function_node(func: types.FunctionType) -> Tuple[Any, List[ast.AST]]:
 
 
 def _class_node(cls: type) -> Tuple[Any, Optional[ast.ClassDef]]:
+    """The ``class`` statement that defined ``cls``, among those of its qualified name.
+
+    A module can define a class twice (under ``if``/``else``, ``try``/``except``, or
+    once more further down): the statement that ran is the one whose line is
+    ``__firstlineno__`` (3.13+), else the one whose ``def`` lines are those of the
+    methods' code objects, else the last one in the file.
+    """
     record = _record_for_class(cls)
     if record is None:
         return None, None
@@ -120,24 +127,44 @@ def _class_node(cls: type) -> Tuple[Any, Optional[ast.ClassDef]]:
         body: List[ast.stmt] = record.tree.body
     except SyntaxError:
         return record, None
-    firstlineno = getattr(cls, "__firstlineno__", None)
-    parts = cls.__qualname__.split(".")
-    node: Any = None
-    for i, part in enumerate(parts):
-        if part == "<locals>":
-            continue
-        matches = [n for n in _statements(body) if isinstance(n, (*_FN, ast.ClassDef))
-                   and n.name == part]
-        if not matches:
-            return record, None
-        last = i == len(parts) - 1
-        if last and firstlineno is not None:
-            exact = [n for n in matches if _first_line(n) == firstlineno]
-            matches = exact or matches
-        # The definition executed last is the one bound to the name.
-        node = matches[-1]
-        body = node.body
-    return record, node if isinstance(node, ast.ClassDef) else None
+    scopes: List[Any] = [body]
+    candidates: List[Any] = []
+    parts = [p for p in cls.__qualname__.split(".") if p != "<locals>"]
+    for part in parts:
+        candidates = [n for scope in scopes for n in _statements(scope)
+                      if isinstance(n, (*_FN, ast.ClassDef)) and n.name == part]
+        scopes = [n.body for n in candidates]
+    candidates = [n for n in candidates if isinstance(n, ast.ClassDef)]
+    if len(candidates) > 1:
+        firstlineno = getattr(cls, "__firstlineno__", None)
+        if firstlineno is not None:
+            exact = [n for n in candidates if _first_line(n) == firstlineno]
+        else:
+            lines = _method_lines(cls, record.filename)
+            exact = [n for n in candidates if lines and lines <= _def_lines(n)]
+        candidates = exact or candidates
+    return record, candidates[-1] if candidates else None
+
+
+def _method_lines(cls: type, filename: str) -> set:
+    """First lines of the functions defined in ``cls``'s own body (their code objects)."""
+    lines = set()
+    prefix = cls.__qualname__ + "."
+    for member in vars(cls).values():
+        if isinstance(member, (staticmethod, classmethod)):
+            member = member.__func__
+        funcs = ([member.fget, member.fset, member.fdel] if isinstance(member, property)
+                 else [member])
+        for func in funcs:
+            code = getattr(func, "__code__", None)
+            if (isinstance(code, types.CodeType) and code.co_filename == filename
+                    and getattr(func, "__qualname__", "").startswith(prefix)):
+                lines.add(code.co_firstlineno)
+    return lines
+
+
+def _def_lines(node: ast.ClassDef) -> set:
+    return {_first_line(n) for n in _statements(node.body) if isinstance(n, _FN)}
 
 
 def _statements(body: List[ast.stmt]) -> List[ast.stmt]:
