@@ -150,3 +150,85 @@ def test_class_defined_twice_is_analysed_as_it_ran(project, model: str) -> None:
     project.write("model.py", model.replace("return x * 2", "return x * 3")
                   .replace("return -x", "return -2 * x"))
     assert project.run().ran == []
+
+
+# -- The analysis is stored, or the reason it is not is visible ----------------------------
+
+CLOSURE_HELPER = """
+import logging, sys
+from checkpointing import checkpoint
+
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+
+def make_scaler():
+    k = 3
+    def scale(x):
+        return x * k
+    return scale
+
+scale = make_scaler()  # a helper made by a factory: its closure holds k
+
+@checkpoint
+def f(x):
+    print("RAN f")
+    return scale(x) + 1
+
+print("RESULT", f(2))
+"""
+
+
+def _verify(project) -> str:
+    run = project.run("-m", "checkpointing", "verify")
+    return run.stdout
+
+
+def test_closure_of_a_reached_helper_does_not_stop_the_analysis_being_stored(project) -> None:
+    project.write("main.py", CLOSURE_HELPER)
+    first = project.run()
+    assert first.ran == ["f"] and first.results == ["7"]
+    assert "is not stored" not in first.stderr, first.stderr
+    assert "analysis not stored" not in _verify(project)
+    second = project.run()
+    assert second.ran == [] and second.results == ["7"]
+    assert "stored analysis" not in second.stderr  # read back, not stale
+    assert "analysis of __main__:f" not in second.stderr
+    project.write("main.py", CLOSURE_HELPER.replace("k = 3", "k = 4"))
+    third = project.run()
+    assert third.ran == ["f"] and third.results == ["9"]
+
+
+EXEC_HELPER = """
+import logging, sys
+from checkpointing import checkpoint
+
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+
+# Generated code that claims this file: its source is not there, so it is analysed
+# from its bytecode (and such an analysis cannot be checked in another process).
+exec(compile("def made(x):\\n    return x + 1", __file__, "exec"))
+
+@checkpoint
+def f(x):
+    print("RAN f")
+    return made(x)
+
+print("RESULT", f(2))
+"""
+
+
+def test_analysis_not_stored_is_logged_and_reported_by_verify(project) -> None:
+    project.write("main.py", EXEC_HELPER)
+    first = project.run()
+    assert first.ran == ["f"] and first.results == ["3"]
+    assert "the analysis of __main__:f is not stored" in first.stderr
+    assert "source of __main__:made is not available" in first.stderr
+    report = _verify(project)
+    assert "analysis not stored: __main__:f: the source of __main__:made is not available" \
+        in report, report
+    # Once the cause is gone, the analysis is stored and verify says nothing more.
+    project.write("main.py", EXEC_HELPER.replace(
+        'exec(compile("def made(x):\\n    return x + 1", __file__, "exec"))',
+        "def made(x):\n    return x + 1"))
+    second = project.run()
+    assert second.results == ["3"] and "is not stored" not in second.stderr
+    assert "analysis not stored" not in _verify(project)

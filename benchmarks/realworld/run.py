@@ -49,12 +49,18 @@ from projects import PROJECTS  # noqa: E402
 
 
 def interpreter(python: Optional[str]) -> str:
-    """An interpreter that imports this checkout's checkpointing."""
+    """An interpreter that imports this checkout's checkpointing: ``python`` itself if
+    it does, else a virtual environment made for it under ``benchmarks/.work``."""
     if python is None:
         return sys.executable
-    version = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    env_dir = WORK / f"venv-{version}"
+    python = os.path.abspath(python)  # not resolved: a venv's python is a symlink
+    probe = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2]);"
+                            "import checkpointing; print(checkpointing.__file__)"],
+                           capture_output=True, text=True)
+    lines = probe.stdout.split()
+    if probe.returncode == 0 and Path(lines[1]).resolve().is_relative_to(ROOT / "src"):
+        return python
+    env_dir = WORK / f"venv-{lines[0]}"
     exe = env_dir / "bin" / "python"
     if not exe.exists():
         subprocess.run([python, "-m", "venv", str(env_dir)], check=True)

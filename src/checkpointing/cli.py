@@ -337,14 +337,23 @@ def cmd_verify(args: argparse.Namespace, cache: PickleFileCache) -> int:
             except OSError:
                 pass
 
+    from .keyplan import analyses_not_stored
+
+    not_stored = analyses_not_stored(os.path.join(cache.directory, "analysis"))
+
     def text() -> str:
         lines = [f"  corrupt: {p['path']}: {p['reason']}" for p in problems]
         lines.append(f"{len(files)} entries checked, {len(problems)} corrupt"
                      + (f", {removed} removed" if args.remove else
                         ("; run with --remove to delete them" if problems else "")))
+        lines += [f"  analysis not stored: {n['function']}: {n['reason']}" for n in not_stored]
+        if not_stored:
+            lines.append(f"{len(not_stored)} functions are analysed again by each new process "
+                         "(their first call costs an analysis)")
         return "\n".join(lines)
 
-    _emit(args, {"checked": len(files), "corrupt": problems, "removed": removed}, text)
+    _emit(args, {"checked": len(files), "corrupt": problems, "removed": removed,
+                 "analysis_not_stored": not_stored}, text)
     return PROBLEMS if problems and not args.remove else OK
 
 

@@ -234,6 +234,16 @@ def _code_digest(code: types.CodeType, hasher: hashing.Hasher) -> None:
             hasher.feed(const)
 
 
+def _freevar(func: Any, cell: Any) -> Optional[str]:
+    """The name of ``cell`` among ``func``'s closure cells (None if it is not one)."""
+    closure = getattr(func, "__closure__", None) or ()
+    code = getattr(func, "__code__", None)
+    for name, candidate in zip(code.co_freevars if closure else (), closure):
+        if candidate is cell:
+            return name
+    return None
+
+
 # -- Building ---------------------------------------------------------------------
 
 def build_plan(func: Any) -> KeyPlan:
@@ -254,6 +264,7 @@ class _Builder:
         self.records: List[List[Any]] = []
         self.files: Dict[str, str] = {}
         self.persistable = True
+        self.not_stored: List[str] = []  # why the analysis cannot be stored, if it cannot
         self.warnings: List[Any] = []
 
     def build(self) -> KeyPlan:
@@ -269,16 +280,20 @@ class _Builder:
         externals = sorted({name.partition(":")[0].split(".")[0]
                             for n in self.nodes for name in n.externals})
         spec = None
-        if self.persistable and all(s.spec is not None for s in self.slots):
+        self.not_stored.extend(f"the value {s.qualname} cannot be found again in another "
+                               "process" for s in self.slots if s.spec is None)
+        if self.persistable and not self.not_stored:
             spec = {"format": ANALYSIS_FORMAT, "root": describe(self.root),
                     "static_digest": static.hex(), "files": self.files,
                     "guards": self.guard_specs,
                     "slots": [[s.qualname, s.spec] for s in self.slots], "nodes": summary,
                     "externals": externals,
                     "warnings": self.warnings}
-        return KeyPlan(self.root, self.nodes, self.slots, self.guards, static,
+        plan = KeyPlan(self.root, self.nodes, self.slots, self.guards, static,
                        files=self.files, summary=summary, spec=spec,
                        external_modules=externals)
+        plan.not_stored = "; ".join(dict.fromkeys(self.not_stored)) or None
+        return plan
 
     def _visit(self, obj: Any, is_root: bool = False) -> int:
         known = self.by_id.get(id(obj))
@@ -305,6 +320,7 @@ class _Builder:
         if canonical is None:
             node.from_source = False
             self.persistable = False
+            self.not_stored.append(f"the source of {node.qualname} is not available")
             hasher = hashing.Hasher()
             if is_class:
                 hasher.feed_str(node.qualname)
@@ -350,17 +366,18 @@ class _Builder:
     def _fold(self, node: Node, ref: Any, target: Target, own: hashing.Hasher) -> Any:
         kind = target.kind
         if kind in (FUNCTION, CLASS):
-            self._guard(target)
+            self._guard(target, node.obj)
             child = self._visit(target.obj)
             node.edges.append(child)
             own.feed(("code", self.nodes[child].qualname, target.rest))
             return ("code", child, target.rest)
         if kind in (GLOBAL, CLOSURE):
             if target.cell is not None:
-                freevar = self._root_freevar(target.cell)
+                owner, freevar = self._cell_owner(target.cell, node.obj)
                 slot = self._slot(("cell", id(target.cell)), Slot(
                     target.qualname, cell=target.cell,
-                    spec=None if freevar is None else ["cell", freevar]))
+                    spec=None if freevar is None else
+                    ["cell", freevar] if owner is None else ["cell", freevar, owner]))
             else:
                 module = self._module_name(target.namespace)
                 slot = self._slot(("global", id(target.namespace), target.name), Slot(
@@ -375,7 +392,7 @@ class _Builder:
         node.externals.append(name + "".join(f".{a}" for a in target.rest))
         own.feed(("external", name, target.rest))
         if kind == EXTERNAL and target.namespace is not None:
-            self._guard(target)
+            self._guard(target, node.obj)
         return ("external", name, target.rest)
 
     def _slot(self, key: Tuple[Any, ...], slot: Slot) -> int:
@@ -385,12 +402,12 @@ class _Builder:
             self.slots.append(slot)
         return index
 
-    def _guard(self, target: Target) -> None:
+    def _guard(self, target: Target, user: Any) -> None:
         if target.cell is not None:
             key = ("cell", id(target.cell))
             guard = (None, target.cell, cell_value(target.cell))
-            freevar = self._root_freevar(target.cell)
-            spec = None if freevar is None else ["cell", None, freevar, describe(guard[2])]
+            owner, freevar = self._cell_owner(target.cell, user)
+            spec = None if freevar is None else ["cell", owner, freevar, describe(guard[2])]
         elif target.namespace is not None and target.name is not None:
             key = (id(target.namespace), target.name)
             guard = (target.namespace, target.name, target.namespace.get(target.name, UNBOUND))
@@ -404,16 +421,25 @@ class _Builder:
             self.guards.append(guard)
             if spec is None or spec[3] is None:
                 self.persistable = False
+                self.not_stored.append(
+                    f"{target.qualname} is a name another process cannot check (" + (
+                        "not a module global or a closure variable of the function"
+                        if spec is None else
+                        f"it is bound to a {type(guard[2]).__name__}, not a function, "
+                        "class or module") + ")")
             self.guard_specs.append(spec)
 
-    def _root_freevar(self, cell: Any) -> Optional[str]:
-        """The name of ``cell`` among the root's closure cells (others are not kept)."""
-        closure = getattr(self.root, "__closure__", None) or ()
-        for name, candidate in zip(getattr(self.root, "__code__", None).co_freevars
-                                   if closure else (), closure):
-            if candidate is cell:
-                return name
-        return None
+    def _cell_owner(self, cell: Any, user: Any) -> Tuple[Optional[List[Any]], Optional[str]]:
+        """How another process finds ``cell``, read by definition ``user``: (None, its
+        name) for a closure variable of the root; (the description of ``user``, its name)
+        for one of a reached function that a guard finds again; else (None, None)."""
+        name = _freevar(self.root, cell)
+        if name is not None:
+            return None, name
+        name = _freevar(user, cell)
+        if name is not None and any(unwrap(value) is user for _, _, value in self.guards):
+            return describe(user), name
+        return None, None
 
     @staticmethod
     def _module_name(namespace: Any) -> Optional[str]:

@@ -89,6 +89,7 @@ class KeyPlan:
     """
 
     __slots__ = ("root", "nodes", "slots", "static_digest", "files", "summary", "spec",
+                 "not_stored",
                  "from_disk", "external_modules", "_versions", "_guards", "_generation", "_slot_readers", "_last",
                  "_n_guards", "_expected", "_getters")
 
@@ -105,6 +106,7 @@ class KeyPlan:
         self.files = files or {}
         self.summary = summary or []
         self.spec = spec
+        self.not_stored: Optional[str] = None  # why ``spec`` is None, if it is
         self.from_disk = from_disk
         self.external_modules = tuple(external_modules)
         self._versions: Optional[Dict[str, str]] = None
@@ -292,6 +294,8 @@ def plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
             plan = build_plan(func)
             if path and plan.spec is not None:
                 _save(plan, path)
+            elif path:
+                _note_not_stored(plan, path)
         _PLANS[func] = plan
     return plan
 
@@ -345,7 +349,8 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
         if record is None or record.digest.hex() != digest:
             return None
     guards = []
-    found: List[Any] = []
+    # The definitions the guards found, by their description (the first of equals).
+    found: Dict[str, Any] = {}
     for spec in data["guards"]:
         kind, where, name, expected = spec
         if kind == "global":
@@ -357,15 +362,15 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
             if describe(current) != expected:
                 return None
             guards.append((namespace, name, current))
-        else:  # a closure cell of the root
-            cell = _root_cell(func, name)
+        else:  # a closure cell of the root, or of a definition an earlier guard found
+            cell = _root_cell(func if where is None else found.get(json.dumps(where)), name)
             if cell is None:
                 return None
             current = cell_value(cell)
             if describe(current) != expected:  # an empty cell describes as None
                 return None
             guards.append((None, cell, current))
-        found.append(current)
+        found.setdefault(json.dumps(expected), current)
     slots = []
     for qualname, spec in data["slots"]:
         kind = spec[0]
@@ -375,14 +380,16 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
                 return None
             slots.append(Slot(qualname, vars(module), spec[2], spec=spec))
         elif kind == "cell":
-            cell = _root_cell(func, spec[1])
+            owner = func if len(spec) < 3 else found.get(json.dumps(spec[2]))
+            cell = _root_cell(owner, spec[1])
             if cell is None:
                 return None
             slots.append(Slot(qualname, cell=cell, spec=spec))
         else:  # defaults of a helper found through a guard
-            owner = next((unwrap(obj) for obj in found if describe(obj) == spec[1]), None)
+            owner = found.get(json.dumps(spec[1]))
             if owner is None:
                 return None
+            owner = unwrap(owner)
             slots.append(Slot(qualname, defaults_of=owner, spec=spec))
     # What the analysis could not see is said again in each process that relies on it.
     for key, message, filename, lineno in data.get("warnings", ()):
@@ -413,10 +420,59 @@ def _distribution_versions(modules: Sequence[str]) -> Dict[str, str]:
 
 
 def _root_cell(func: Any, name: str) -> Any:
+    """The closure cell ``name`` of ``func`` (unwrapped), or None."""
+    func = unwrap(func)
     code = getattr(func, "__code__", None)
     if code is None or name not in code.co_freevars or not func.__closure__:
         return None
     return func.__closure__[code.co_freevars.index(name)]
+
+
+#: Suffix of the note left in the analysis directory for a function whose analysis
+#: cannot be stored (read by ``checkpointing verify``).
+NOT_STORED_SUFFIX = ".not-stored"
+
+
+def analyses_not_stored(directory: str) -> List[Dict[str, str]]:
+    """The functions whose analysis could not be stored in ``directory``
+    (``<cache>/analysis``), each ``{"function", "reason"}``, as the last process
+    that analysed them noted."""
+    out = []
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(NOT_STORED_SUFFIX))
+    except OSError:
+        return []
+    for name in names:
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as handle:
+                note = json.load(handle)
+            out.append({"function": str(note["function"]), "reason": str(note["reason"])})
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def _note_path(func: Any, path: str) -> str:
+    """The note about ``func`` beside its analysis ``path``: named after the function,
+    not its place in the file, so that a later analysis finds it."""
+    name = xxhash.xxh3_64_hexdigest(json.dumps([_RUNTIME, qualname_of(func)]).encode())
+    return os.path.join(os.path.dirname(path), name + NOT_STORED_SUFFIX)
+
+
+def _note_not_stored(plan: KeyPlan, path: str) -> None:
+    """Say why the analysis of ``plan.root`` is not stored: each new process will
+    analyse it again before its first call (a DEBUG log, and a note on disk)."""
+    reason = plan.not_stored or "unknown"
+    name = qualname_of(plan.root)
+    logger.debug("the analysis of %s is not stored, so each new process analyses it "
+                 "again: %s", name, reason)
+    note = _note_path(plan.root, path)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(note, "w", encoding="utf-8") as handle:
+            json.dump({"function": name, "reason": reason}, handle)
+    except OSError as exc:
+        logger.debug("could not write %s: %s", note, exc)
 
 
 def _save(plan: KeyPlan, path: str) -> None:
@@ -433,6 +489,11 @@ def _save(plan: KeyPlan, path: str) -> None:
             os.remove(temporary)
         except OSError:
             pass
+        return
+    try:  # an earlier process could not store it
+        os.remove(_note_path(plan.root, path))
+    except OSError:
+        pass
 
 
 # -- Functions, classes and modules as values -------------------------------------------
