@@ -350,7 +350,7 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
             return None
     guards = []
     # The definitions the guards found, by their description (the first of equals).
-    found: Dict[str, Any] = {}
+    found: Dict[Any, Any] = {}
     for spec in data["guards"]:
         kind, where, name, expected = spec
         if kind == "global":
@@ -363,14 +363,14 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
                 return None
             guards.append((namespace, name, current))
         else:  # a closure cell of the root, or of a definition an earlier guard found
-            cell = _root_cell(func if where is None else found.get(json.dumps(where)), name)
+            cell = _root_cell(func if where is None else found.get(_described(where)), name)
             if cell is None:
                 return None
             current = cell_value(cell)
             if describe(current) != expected:  # an empty cell describes as None
                 return None
             guards.append((None, cell, current))
-        found.setdefault(json.dumps(expected), current)
+        found.setdefault(_described(expected), current)
     slots = []
     for qualname, spec in data["slots"]:
         kind = spec[0]
@@ -380,13 +380,13 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
                 return None
             slots.append(Slot(qualname, vars(module), spec[2], spec=spec))
         elif kind == "cell":
-            owner = func if len(spec) < 3 else found.get(json.dumps(spec[2]))
+            owner = func if len(spec) < 3 else found.get(_described(spec[2]))
             cell = _root_cell(owner, spec[1])
             if cell is None:
                 return None
             slots.append(Slot(qualname, cell=cell, spec=spec))
         else:  # defaults of a helper found through a guard
-            owner = found.get(json.dumps(spec[1]))
+            owner = found.get(_described(spec[1]))
             if owner is None:
                 return None
             owner = unwrap(owner)
@@ -417,6 +417,11 @@ def _distribution_versions(modules: Sequence[str]) -> Dict[str, str]:
             except metadata.PackageNotFoundError:
                 continue
     return out
+
+
+def _described(description: Any) -> Any:
+    """A stored description of a definition (a flat list) as a dictionary key."""
+    return tuple(description) if isinstance(description, list) else description
 
 
 def _root_cell(func: Any, name: str) -> Any:
