@@ -71,12 +71,13 @@ def interpreter(python: Optional[str]) -> str:
     return str(exe)
 
 
-def fetch(project: Dict[str, Any]) -> Path:
-    """The project's sdist, downloaded once and checked against its pinned sha256."""
+def fetch(project: Dict[str, Any], python: str = sys.executable) -> Path:
+    """The project's sdist, downloaded once (with ``python``'s pip) and checked against
+    its pinned sha256."""
     archive = WORK / "sdists" / project["archive"]
     if not archive.exists():
         archive.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+        subprocess.run([python, "-m", "pip", "download", "-q", "--no-deps",
                         "--no-binary", ":all:", "-d", str(archive.parent),
                         project["requirement"]], check=True)
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
@@ -145,7 +146,7 @@ def apply(folder: Path, edit: Dict[str, str], reverse: bool = False) -> int:
 
 def check_project(name: str, python: str, timeout: float) -> Dict[str, Any]:
     project = PROJECTS[name]
-    archive = fetch(project)
+    archive = fetch(project, python)
     folder = Path(tempfile.mkdtemp(prefix=f"rw-{name}-"))
     try:
         unpack(project, archive, folder)
