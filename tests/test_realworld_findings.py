@@ -232,3 +232,46 @@ def test_analysis_not_stored_is_logged_and_reported_by_verify(project) -> None:
     second = project.run()
     assert second.results == ["3"] and "is not stored" not in second.stderr
     assert "analysis not stored" not in _verify(project)
+
+
+# -- Code found at run time: comments and docstrings do not count ----------------------------
+
+PLUGIN_MAIN = """
+import importlib
+from checkpointing import checkpoint, defaults
+
+defaults["runtime.profile_safety_net"] = True  # before 3.12; 3.12+ uses sys.monitoring
+
+@checkpoint
+def render(name, text):
+    print("RAN render")
+    module = importlib.import_module("plugins." + name)  # chosen at run time
+    return module.render(text)
+
+print("RESULT", render("upper", "abc"))
+"""
+
+PLUGIN = '''
+"""A plugin, loaded by name."""
+
+def render(text):
+    """Render the text."""
+    return text.upper() + "!"  # shout
+'''
+
+
+def test_code_found_at_run_time_ignores_comments_and_docstrings(project) -> None:
+    project.write("main.py", PLUGIN_MAIN)
+    project.write("plugins/__init__.py", "")
+    project.write("plugins/upper.py", PLUGIN)
+    first = project.run()
+    assert first.ran == ["render"] and first.results == ["ABC!"]
+    assert project.run().ran == []
+    cosmetic = (PLUGIN.replace("# shout", "# louder").replace("Render the text.", "Render.")
+                .replace('"""A plugin, loaded by name."""', '"""A plugin."""'))
+    project.write("plugins/upper.py", cosmetic)
+    second = project.run()
+    assert second.ran == [] and second.results == ["ABC!"]
+    project.write("plugins/upper.py", cosmetic.replace('"!"', '"?"'))
+    third = project.run()
+    assert third.ran == ["render"] and third.results == ["ABC?"]
