@@ -153,6 +153,7 @@ def _segment_digest(filename: str, first: int, last: int) -> Optional[str]:
 
 _CODE_TYPES = ("FunctionDef", "AsyncFunctionDef", "ClassDef", "Module")
 _NORMALIZED: Dict[Tuple[str, int, int, str], Optional[str]] = {}
+_STATEMENTS: Dict[str, List[Tuple[int, int]]] = {}  # file digest -> statement line spans
 
 
 def _normalized_digest(filename: str, first: int, last: int) -> Optional[str]:
@@ -163,6 +164,7 @@ def _normalized_digest(filename: str, first: int, last: int) -> Optional[str]:
     per process), so that a comment or a docstring edit does not re-run the function.
     """
     import ast
+    import bisect
 
     record = INDEX.by_filename(filename)
     if record is None:
@@ -170,12 +172,18 @@ def _normalized_digest(filename: str, first: int, last: int) -> Optional[str]:
     key = (filename, first, last, record.digest.hex())
     if key in _NORMALIZED:
         return _NORMALIZED[key]
-    try:
-        # ``last`` is the last line that starts code: take the statements to their end.
-        last = max([last] + [node.end_lineno or last for node in ast.walk(record.tree)
-                             if isinstance(node, ast.stmt) and first <= node.lineno <= last])
-    except SyntaxError:
-        pass
+    spans = _STATEMENTS.get(key[3])
+    if spans is None:
+        try:
+            spans = sorted((node.lineno, node.end_lineno or node.lineno)
+                           for node in ast.walk(record.tree) if isinstance(node, ast.stmt))
+        except SyntaxError:
+            spans = []
+        _STATEMENTS[key[3]] = spans
+    # ``last`` is the last line that starts code: take its statements to their end.
+    start = bisect.bisect_left(spans, (first, 0))
+    stop = bisect.bisect_right(spans, (last, sys.maxsize))
+    last = max([last] + [end for _, end in spans[start:stop]])
     text = "".join(record.lines[first - 1:last])
     try:
         tree = ast.parse("if 1:\n" + text if text[:1] in (" ", "\t") else text)
