@@ -440,7 +440,7 @@ def _check_markers(cache: PickleFileCache) -> List[Dict[str, str]]:
 
 def _check_json_files(cache: PickleFileCache) -> List[Dict[str, str]]:
     """Stored analysis plans and histories: each must be readable and what it claims."""
-    from .keyplan import read_plan_file
+    from .keyplan import NOT_STORED_SUFFIX, read_plan_file
     from .store import _Corrupt, read_history_file
 
     out = []
@@ -452,8 +452,8 @@ def _check_json_files(cache: PickleFileCache) -> List[Dict[str, str]]:
             continue
         for name in names:
             path = os.path.join(directory, name)
-            if name.startswith("."):
-                continue
+            if name.startswith(".") or (kind == "analysis" and name.endswith(NOT_STORED_SUFFIX)):
+                continue  # notes of analyses not stored: reported on their own
             try:
                 if kind == "analysis":
                     read_plan_file(path)
@@ -547,6 +547,10 @@ def cmd_verify(args: argparse.Namespace, cache: PickleFileCache) -> int:
             except OSError:
                 pass
 
+    from .keyplan import analyses_not_stored
+
+    not_stored = analyses_not_stored(os.path.join(cache.directory, "analysis"))
+
     def text() -> str:
         lines = [f"  {p['kind']}: {_shown(p['path'])}: {_shown(p['reason'])}"
                  for p in problems]
@@ -556,10 +560,16 @@ def cmd_verify(args: argparse.Namespace, cache: PickleFileCache) -> int:
                      + (f", {others} other problems" if others else "")
                      + (f", {removed} removed" if args.remove else
                         ("; run with --remove to delete them" if problems else "")))
+        lines += [f"  analysis not stored: {_shown(n['function'])}: {_shown(n['reason'])}"
+                  for n in not_stored]
+        if not_stored:
+            lines.append(f"{len(not_stored)} functions are analysed again by each new process "
+                         "(their first call costs an analysis)")
         return "\n".join(lines)
 
     _emit(args, {"checked": len(files), "corrupt": problems[:corrupt],
-                 "other": problems[corrupt:], "removed": removed}, text)
+                 "other": problems[corrupt:], "removed": removed,
+                 "analysis_not_stored": not_stored}, text)
     return PROBLEMS if problems and (not args.remove or removed < len(problems)) else OK
 
 

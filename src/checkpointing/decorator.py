@@ -386,7 +386,7 @@ class DecoratorCheckpoint:
             return _UNCHECKED
         if recorder.writes and not self.allow_side_effects:
             runtime_warn_side_effects(func, list(recorder.writes))
-        for qualname, filename, first, _, _ in checks.get("code", ()):
+        for qualname, filename, first, *_ in checks.get("code", ()):
             warn_runtime_dependency(func, qualname, filename, first)
         return checks
 

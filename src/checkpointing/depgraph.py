@@ -117,6 +117,13 @@ def _function_node(func: types.FunctionType) -> Tuple[Any, List[ast.AST]]:
 
 
 def _class_node(cls: type) -> Tuple[Any, Optional[ast.ClassDef]]:
+    """The ``class`` statement that defined ``cls``, among those of its qualified name.
+
+    A module can define a class twice (under ``if``/``else``, ``try``/``except``, or
+    once more further down): the statement that ran is the one whose line is
+    ``__firstlineno__`` (3.13+), else the one whose ``def`` lines are those of the
+    methods' code objects, else the last one in the file.
+    """
     record = _record_for_class(cls)
     if record is None:
         return None, None
@@ -124,24 +131,44 @@ def _class_node(cls: type) -> Tuple[Any, Optional[ast.ClassDef]]:
         body: List[ast.stmt] = record.tree.body
     except SyntaxError:
         return record, None
-    firstlineno = getattr(cls, "__firstlineno__", None)
-    parts = cls.__qualname__.split(".")
-    node: Any = None
-    for i, part in enumerate(parts):
-        if part == "<locals>":
-            continue
-        matches = [n for n in _statements(body) if isinstance(n, (*_FN, ast.ClassDef))
-                   and n.name == part]
-        if not matches:
-            return record, None
-        last = i == len(parts) - 1
-        if last and firstlineno is not None:
-            exact = [n for n in matches if _first_line(n) == firstlineno]
-            matches = exact or matches
-        # The definition executed last is the one bound to the name.
-        node = matches[-1]
-        body = node.body
-    return record, node if isinstance(node, ast.ClassDef) else None
+    scopes: List[Any] = [body]
+    candidates: List[Any] = []
+    parts = [p for p in cls.__qualname__.split(".") if p != "<locals>"]
+    for part in parts:
+        candidates = [n for scope in scopes for n in _statements(scope)
+                      if isinstance(n, (*_FN, ast.ClassDef)) and n.name == part]
+        scopes = [n.body for n in candidates]
+    candidates = [n for n in candidates if isinstance(n, ast.ClassDef)]
+    if len(candidates) > 1:
+        firstlineno = getattr(cls, "__firstlineno__", None)
+        if firstlineno is not None:
+            exact = [n for n in candidates if _first_line(n) == firstlineno]
+        else:
+            lines = _method_lines(cls, record.filename)
+            exact = [n for n in candidates if lines and lines <= _def_lines(n)]
+        candidates = exact or candidates
+    return record, candidates[-1] if candidates else None
+
+
+def _method_lines(cls: type, filename: str) -> set:
+    """First lines of the functions defined in ``cls``'s own body (their code objects)."""
+    lines = set()
+    prefix = cls.__qualname__ + "."
+    for member in vars(cls).values():
+        if isinstance(member, (staticmethod, classmethod)):
+            member = member.__func__
+        funcs = ([member.fget, member.fset, member.fdel] if isinstance(member, property)
+                 else [member])
+        for func in funcs:
+            code = getattr(func, "__code__", None)
+            if (isinstance(code, types.CodeType) and code.co_filename == filename
+                    and getattr(func, "__qualname__", "").startswith(prefix)):
+                lines.add(code.co_firstlineno)
+    return lines
+
+
+def _def_lines(node: ast.ClassDef) -> set:
+    return {_first_line(n) for n in _statements(node.body) if isinstance(n, _FN)}
 
 
 def _statements(body: List[ast.stmt]) -> List[ast.stmt]:
@@ -244,6 +271,16 @@ def _code_digest(code: types.CodeType, hasher: hashing.Hasher) -> None:
             hasher.feed(const)
 
 
+def _freevar(func: Any, cell: Any) -> Optional[str]:
+    """The name of ``cell`` among ``func``'s closure cells (None if it is not one)."""
+    closure = getattr(func, "__closure__", None) or ()
+    code = getattr(func, "__code__", None)
+    for name, candidate in zip(code.co_freevars if closure else (), closure):
+        if candidate is cell:
+            return name
+    return None
+
+
 # -- Building ---------------------------------------------------------------------
 
 def build_plan(func: Any) -> KeyPlan:
@@ -264,6 +301,7 @@ class _Builder:
         self.records: List[List[Any]] = []
         self.files: Dict[str, str] = {}
         self.persistable = True
+        self.not_stored: List[str] = []  # why the analysis cannot be stored, if it cannot
         self.warnings: List[Any] = []
         # [describe(cls), names] of each class whose value attributes became slots: a
         # stored plan is reused only while each class still has the same names.
@@ -282,16 +320,20 @@ class _Builder:
         externals = sorted({name.partition(":")[0].split(".")[0]
                             for n in self.nodes for name in n.externals})
         spec = None
-        if self.persistable and all(s.spec is not None for s in self.slots):
+        self.not_stored.extend(f"the value {s.qualname} cannot be found again in another "
+                               "process" for s in self.slots if s.spec is None)
+        if self.persistable and not self.not_stored:
             spec = {"format": ANALYSIS_FORMAT, "root": describe(self.root),
                     "static_digest": static.hex(), "files": self.files,
                     "guards": self.guard_specs,
                     "slots": [[s.qualname, s.spec] for s in self.slots], "nodes": summary,
                     "externals": externals,
                     "warnings": self.warnings, "attributes": self.attribute_sets}
-        return KeyPlan(self.root, self.nodes, self.slots, self.guards, static,
+        plan = KeyPlan(self.root, self.nodes, self.slots, self.guards, static,
                        files=self.files, summary=summary, spec=spec,
                        external_modules=externals)
+        plan.not_stored = "; ".join(dict.fromkeys(self.not_stored)) or None
+        return plan
 
     def _visit(self, obj: Any, is_root: bool = False) -> int:
         known = self.by_id.get(id(obj))
@@ -318,6 +360,7 @@ class _Builder:
         if canonical is None:
             node.from_source = False
             self.persistable = False
+            self.not_stored.append(f"the source of {node.qualname} is not available")
             hasher = hashing.Hasher()
             if is_class:
                 hasher.feed_str(node.qualname)
@@ -366,17 +409,18 @@ class _Builder:
     def _fold(self, node: Node, ref: Any, target: Target, own: hashing.Hasher) -> Any:
         kind = target.kind
         if kind in (FUNCTION, CLASS):
-            self._guard(target)
+            self._guard(target, node.obj)
             child = self._visit(target.obj)
             node.edges.append(child)
             own.feed(("code", self.nodes[child].qualname, target.rest))
             return ("code", child, target.rest)
         if kind in (GLOBAL, CLOSURE):
             if target.cell is not None:
-                freevar = self._root_freevar(target.cell)
+                owner, freevar = self._cell_owner(target.cell, node.obj)
                 slot = self._slot(("cell", id(target.cell)), Slot(
                     target.qualname, cell=target.cell,
-                    spec=None if freevar is None else ["cell", freevar]))
+                    spec=None if freevar is None else
+                    ["cell", freevar] if owner is None else ["cell", freevar, owner]))
             else:
                 module = self._module_name(target.namespace)
                 slot = self._slot(("global", id(target.namespace), target.name), Slot(
@@ -391,7 +435,7 @@ class _Builder:
         node.externals.append(name + "".join(f".{a}" for a in target.rest))
         own.feed(("external", name, target.rest))
         if kind == EXTERNAL and target.namespace is not None:
-            self._guard(target)
+            self._guard(target, node.obj)
         return ("external", name, target.rest)
 
     def _bound_parts(self, node: Node, target: Target, own: hashing.Hasher) -> List[Any]:
@@ -470,12 +514,12 @@ class _Builder:
             self.slots.append(slot)
         return index
 
-    def _guard(self, target: Target) -> None:
+    def _guard(self, target: Target, user: Any) -> None:
         if target.cell is not None:
             key = ("cell", id(target.cell))
             guard = (None, target.cell, cell_value(target.cell))
-            freevar = self._root_freevar(target.cell)
-            spec = None if freevar is None else ["cell", None, freevar, describe(guard[2])]
+            owner, freevar = self._cell_owner(target.cell, user)
+            spec = None if freevar is None else ["cell", owner, freevar, describe(guard[2])]
         elif target.namespace is not None and target.name is not None:
             key = (id(target.namespace), target.name)
             guard = (target.namespace, target.name, target.namespace.get(target.name, UNBOUND))
@@ -489,16 +533,25 @@ class _Builder:
             self.guards.append(guard)
             if spec is None or spec[3] is None:
                 self.persistable = False
+                self.not_stored.append(
+                    f"{target.qualname} is a name another process cannot check (" + (
+                        "not a module global or a closure variable of the function"
+                        if spec is None else
+                        f"it is bound to a {type(guard[2]).__name__}, not a function, "
+                        "class or module") + ")")
             self.guard_specs.append(spec)
 
-    def _root_freevar(self, cell: Any) -> Optional[str]:
-        """The name of ``cell`` among the root's closure cells (others are not kept)."""
-        closure = getattr(self.root, "__closure__", None) or ()
-        for name, candidate in zip(getattr(self.root, "__code__", None).co_freevars
-                                   if closure else (), closure):
-            if candidate is cell:
-                return name
-        return None
+    def _cell_owner(self, cell: Any, user: Any) -> Tuple[Optional[List[Any]], Optional[str]]:
+        """How another process finds ``cell``, read by definition ``user``: (None, its
+        name) for a closure variable of the root; (the description of ``user``, its name)
+        for one of a reached function that a guard finds again; else (None, None)."""
+        name = _freevar(self.root, cell)
+        if name is not None:
+            return None, name
+        name = _freevar(user, cell)
+        if name is not None and any(unwrap(value) is user for _, _, value in self.guards):
+            return describe(user), name
+        return None, None
 
     @staticmethod
     def _module_name(namespace: Any) -> Optional[str]:

@@ -548,6 +548,37 @@ def _slot_names(cls: type) -> Tuple[str, ...]:
     return names
 
 
+_derived_cache: Dict[type, frozenset] = {}
+
+
+def _derived_names(cls: type) -> frozenset:
+    """Names under which instances of ``cls`` cache values the class derives itself.
+
+    A :class:`functools.cached_property` stores its value in the instance ``__dict__``
+    under its own name on first use (networkx's ``Graph.nodes``, ``adj``, ``edges``):
+    that entry is not the object's state, and digesting it would give the same object
+    another digest once a property has been read.
+    """
+    names = _derived_cache.get(cls)
+    if names is None:
+        found = {name for c in cls.__mro__ for name, member in vars(c).items()
+                 if isinstance(member, functools.cached_property)}
+        names = _derived_cache[cls] = frozenset(found)
+    return names
+
+
+def _without_derived(state: Dict[Any, Any], cls: type) -> Dict[Any, Any]:
+    """``state`` (an instance's ``__dict__``) without the values ``cls`` derives and
+    caches; a class that defines ``__getstate__`` says itself what its state is."""
+    derived = _derived_names(cls)
+    if not derived or not derived.intersection(state):
+        return state
+    getstate = getattr(cls, "__getstate__", None)
+    if getstate is not None and getstate is not getattr(object, "__getstate__", None):
+        return state
+    return {k: v for k, v in state.items() if k not in derived}
+
+
 def _attr_state(h: Hasher, state: Dict[Any, Any]) -> None:
     """Encode attributes sorted by name; a failure's path is ``.name``."""
     buf = h._buf
@@ -588,7 +619,7 @@ def _enc_plain_object(h: Hasher, obj: Any) -> None:
         cls = type(obj)
         h._buf += b"O"
         _class_ident(h, cls)
-        state = dict(getattr(obj, "__dict__", None) or ())
+        state = _without_derived(dict(getattr(obj, "__dict__", None) or ()), cls)
         for name in _slot_names(cls):
             try:
                 state[name] = getattr(obj, name)
@@ -642,10 +673,11 @@ def _enc_reduce(h: Hasher, obj: Any) -> None:
         _callable_name(h, func)
         _feed_at(h, args, ".__reduce_ex__(4)[1]")
         if type(state) is dict:
-            _attr_state(h, state)
+            _attr_state(h, _without_derived(state, type(obj)))
         elif (type(state) is tuple and len(state) == 2
               and (state[0] is None or type(state[0]) is dict) and type(state[1]) is dict):
-            _attr_state(h, {**(state[0] or {}), **state[1]})  # (__dict__, slots)
+            _attr_state(h, {**_without_derived(state[0] or {}, type(obj)),
+                            **state[1]})  # (__dict__, slots)
         else:
             _feed_at(h, state, ".__reduce_ex__(4)[2]")
         _feed_at(h, None if listitems is None else list(listitems), "")
@@ -665,6 +697,8 @@ def _enc_builtin_subclass(base_encoder: Encoder) -> Encoder:
             _class_ident(h, type(obj))
             base_encoder(h, obj)
             extra = getattr(obj, "__dict__", None)
+            if extra:
+                extra = _without_derived(extra, type(obj))
             if extra:
                 _attr_state(h, extra)
             else:

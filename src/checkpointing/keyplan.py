@@ -90,6 +90,7 @@ class KeyPlan:
     """
 
     __slots__ = ("root", "nodes", "slots", "static_digest", "files", "summary", "spec",
+                 "not_stored",
                  "from_disk", "external_modules", "_versions", "_guards", "_generation", "_slot_readers", "_last",
                  "_n_guards", "_expected", "_getters")
 
@@ -106,6 +107,7 @@ class KeyPlan:
         self.files = files or {}
         self.summary = summary or []
         self.spec = spec
+        self.not_stored: Optional[str] = None  # why ``spec`` is None, if it is
         self.from_disk = from_disk
         self.external_modules = tuple(external_modules)
         self._versions: Optional[Dict[str, str]] = None
@@ -293,6 +295,8 @@ def plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
             plan = build_plan(func)
             if path and plan.spec is not None:
                 _save(plan, path)
+            elif path:
+                _note_not_stored(plan, path)
         _PLANS[func] = plan
     return plan
 
@@ -366,7 +370,8 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
         if record is None or record.digest.hex() != digest:
             return None
     guards = []
-    found: List[Any] = []
+    # The definitions the guards found, by their description (the first of equals).
+    found: Dict[Any, Any] = {}
     for spec in data["guards"]:
         kind, where, name, expected = spec
         if kind == "global":
@@ -378,15 +383,15 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
             if describe(current) != expected:
                 return None
             guards.append((namespace, name, current))
-        else:  # a closure cell of the root
-            cell = _root_cell(func, name)
+        else:  # a closure cell of the root, or of a definition an earlier guard found
+            cell = _root_cell(func if where is None else found.get(_described(where)), name)
             if cell is None:
                 return None
             current = cell_value(cell)
             if describe(current) != expected:  # an empty cell describes as None
                 return None
             guards.append((None, cell, current))
-        found.append(current)
+        found.setdefault(_described(expected), current)
     slots = []
     for qualname, spec in data["slots"]:
         kind = spec[0]
@@ -396,7 +401,8 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
                 return None
             slots.append(Slot(qualname, vars(module), spec[2], spec=spec))
         elif kind == "cell":
-            cell = _root_cell(func, spec[1])
+            owner = func if len(spec) < 3 else found.get(_described(spec[2]))
+            cell = _root_cell(owner, spec[1])
             if cell is None:
                 return None
             slots.append(Slot(qualname, cell=cell, spec=spec))
@@ -407,9 +413,10 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
                 return None
             slots.append(Slot(qualname, namespace, spec[3], spec=spec))
         else:  # defaults of a helper found through a guard
-            owner = next((unwrap(obj) for obj in found if describe(obj) == spec[1]), None)
+            owner = found.get(_described(spec[1]))
             if owner is None:
                 return None
+            owner = unwrap(owner)
             slots.append(Slot(qualname, defaults_of=owner, spec=spec))
     for identity, names in data.get("attributes", ()):
         # A class that gained or lost value attributes (``Cls.NEW = 1`` in a module the
@@ -425,17 +432,19 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
                    external_modules=data.get("externals", ()))
 
 
-def _attribute_owner(func: Any, found: List[Any], identity: Any, hops: int) -> Any:
+def _attribute_owner(func: Any, found: Dict[Any, Any], identity: Any, hops: int) -> Any:
     """The object whose attributes an ``attribute`` slot reads: among the guarded
-    definitions (or the root) the one ``describe`` names, ``hops`` steps down its
-    ``__wrapped__`` chain (-1: the original)."""
-    for obj in (*found, func):
-        if describe(obj) == identity:
-            if hops < 0:
-                return unwrap(obj)
-            chain = unwrap_chain(obj)
-            return chain[hops] if hops < len(chain) else None
-    return None
+    definitions (by description) or the root, the one ``describe`` names, ``hops``
+    steps down its ``__wrapped__`` chain (-1: the original)."""
+    obj = found.get(_described(identity), UNBOUND)
+    if obj is UNBOUND:
+        if describe(func) != identity:
+            return None
+        obj = func
+    if hops < 0:
+        return unwrap(obj)
+    chain = unwrap_chain(obj)
+    return chain[hops] if hops < len(chain) else None
 
 
 def _distribution_versions(modules: Sequence[str]) -> Dict[str, str]:
@@ -458,11 +467,66 @@ def _distribution_versions(modules: Sequence[str]) -> Dict[str, str]:
     return out
 
 
+def _described(description: Any) -> Any:
+    """A stored description of a definition (a flat list) as a dictionary key."""
+    return tuple(description) if isinstance(description, list) else description
+
+
 def _root_cell(func: Any, name: str) -> Any:
+    """The closure cell ``name`` of ``func`` (unwrapped), or None."""
+    func = unwrap(func)
     code = getattr(func, "__code__", None)
     if code is None or name not in code.co_freevars or not func.__closure__:
         return None
     return func.__closure__[code.co_freevars.index(name)]
+
+
+#: Suffix of the note left in the analysis directory for a function whose analysis
+#: cannot be stored (read by ``checkpointing verify``).
+NOT_STORED_SUFFIX = ".not-stored"
+
+
+def analyses_not_stored(directory: str) -> List[Dict[str, str]]:
+    """The functions whose analysis could not be stored in ``directory``
+    (``<cache>/analysis``), each ``{"function", "reason"}``, as the last process
+    that analysed them noted."""
+    out = []
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(NOT_STORED_SUFFIX))
+    except OSError:
+        return []
+    for name in names:
+        try:
+            from .store import read_trusted_file
+
+            note = json.loads(read_trusted_file(os.path.join(directory, name), 1 << 16))
+            out.append({"function": str(note["function"]), "reason": str(note["reason"])})
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def _note_path(func: Any, path: str) -> str:
+    """The note about ``func`` beside its analysis ``path``: named after the function,
+    not its place in the file, so that a later analysis finds it."""
+    name = xxhash.xxh3_64_hexdigest(json.dumps([_RUNTIME, qualname_of(func)]).encode())
+    return os.path.join(os.path.dirname(path), name + NOT_STORED_SUFFIX)
+
+
+def _note_not_stored(plan: KeyPlan, path: str) -> None:
+    """Say why the analysis of ``plan.root`` is not stored: each new process will
+    analyse it again before its first call (a DEBUG log, and a note on disk)."""
+    reason = plan.not_stored or "unknown"
+    name = qualname_of(plan.root)
+    logger.debug("the analysis of %s is not stored, so each new process analyses it "
+                 "again: %s", name, reason)
+    note = _note_path(plan.root, path)
+    try:
+        from .store import write_private_file
+
+        write_private_file(note, [json.dumps({"function": name, "reason": reason}).encode()])
+    except OSError as exc:
+        logger.debug("could not write %s: %s", note, exc)
 
 
 def _save(plan: KeyPlan, path: str) -> None:
@@ -474,6 +538,11 @@ def _save(plan: KeyPlan, path: str) -> None:
                                   os.path.basename(path).encode(), b"\n", body])
     except OSError as exc:  # the analysis is only an optimisation
         logger.debug("could not store the analysis of %s: %s", qualname_of(plan.root), exc)
+        return
+    try:  # an earlier process could not store it
+        os.remove(_note_path(plan.root, path))
+    except OSError:
+        pass
 
 
 # -- Functions, classes and modules as values -------------------------------------------

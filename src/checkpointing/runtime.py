@@ -399,6 +399,56 @@ def _segment_digest(filename: str, first: int, last: int) -> Optional[str]:
         "utf-8", "surrogatepass"))
 
 
+_CODE_TYPES = ("FunctionDef", "AsyncFunctionDef", "ClassDef", "Module")
+_NORMALIZED: Dict[Tuple[str, int, int, str], Optional[str]] = {}
+_STATEMENTS: Dict[str, List[Tuple[int, int]]] = {}  # file digest -> statement line spans
+
+
+def _normalized_digest(filename: str, first: int, last: int) -> Optional[str]:
+    """Digest of the code in lines ``first``-``last`` without comments, layout and
+    docstrings (its syntax tree), or None where the lines do not parse alone.
+
+    A hit compares the text first; only a segment whose text changed is parsed (once
+    per process), so that a comment or a docstring edit does not re-run the function.
+    """
+    import ast
+    import bisect
+
+    record = INDEX.by_filename(filename)
+    if record is None:
+        return None
+    key = (filename, first, last, record.digest.hex())
+    if key in _NORMALIZED:
+        return _NORMALIZED[key]
+    spans = _STATEMENTS.get(key[3])
+    if spans is None:
+        try:
+            spans = sorted((node.lineno, node.end_lineno or node.lineno)
+                           for node in ast.walk(record.tree) if isinstance(node, ast.stmt))
+        except SyntaxError:
+            spans = []
+        _STATEMENTS[key[3]] = spans
+    # ``last`` is the last line that starts code: take its statements to their end.
+    start = bisect.bisect_left(spans, (first, 0))
+    stop = bisect.bisect_right(spans, (last, sys.maxsize))
+    last = max([last] + [end for _, end in spans[start:stop]])
+    text = "".join(record.lines[first - 1:last])
+    try:
+        tree = ast.parse("if 1:\n" + text if text[:1] in (" ", "\t") else text)
+    except SyntaxError:
+        digest = None
+    else:
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (type(node).__name__ in _CODE_TYPES and body and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                body[0] = ast.Pass()  # the docstring
+        digest = xxhash.xxh3_128_hexdigest(ast.dump(tree).encode("utf-8", "surrogatepass"))
+    _NORMALIZED[key] = digest
+    return digest
+
+
 def _code_state(code: Any) -> Optional[List[Any]]:
     first, last = _code_lines(code)
     digest = _segment_digest(code.co_filename, first, last)
@@ -410,7 +460,8 @@ def _code_state(code: Any) -> Optional[List[Any]]:
             module = name
             break
     qualname = f"{module or '?'}:{code.co_qualname if hasattr(code, 'co_qualname') else code.co_name}"
-    return [qualname, code.co_filename, first, last, digest]
+    return [qualname, code.co_filename, first, last, digest,
+            _normalized_digest(code.co_filename, first, last)]
 
 
 # -- the hooks --------------------------------------------------------------------------
@@ -470,8 +521,9 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
         return
     if path.endswith(_MODULE_SUFFIXES) or "__pycache__" in path:
         return  # the interpreter importing a module
+    inside = path + os.sep  # the cache folder itself is ignored, not only what it holds
     for recorder in stack:
-        if path.startswith(recorder.ignore_dirs):
+        if inside.startswith(recorder.ignore_dirs):
             continue
         if writing:
             recorder.writes[path] = None
@@ -799,8 +851,11 @@ def _verify(checks: Dict[str, Any]) -> Optional[str]:
     for root, digest, excluded in checks.get("trees", ()):
         if _tree_digest(root, MAX_FOLDER_FILES, excluded) != digest:
             return f"a file in folder {display_path(root)} changed"
-    for qualname, filename, first, last, digest in checks.get("code", ()):
-        if _segment_digest(filename, first, last) != digest:
+    for qualname, filename, first, last, digest, *normalized in checks.get("code", ()):
+        if _segment_digest(filename, first, last) == digest:
+            continue
+        if not (normalized and normalized[0] is not None
+                and _normalized_digest(filename, first, last) == normalized[0]):
             return (f"{qualname} changed ({display_path(filename)}:{first}; found at run "
                     f"time)")
     return None

@@ -1,0 +1,86 @@
+"""Runs a driver's calls in one process and prints what happened as one JSON line.
+
+Copied next to the driver into the temporary project folder. ``RW_MODE`` selects:
+``cached`` (the driver's functions decorated with ``checkpoint``), ``plain`` (undecorated)
+or ``trace`` (undecorated, recording the lines of the project each call executes).
+Function bodies report their runs with ``ran(name)``; the record lives on the ``sys``
+module because a global list would be a value the functions read.
+"""
+
+import hashlib
+import json
+import os
+import sys
+import time
+import warnings
+
+MODE = os.environ.get("RW_MODE", "cached")
+ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.rw_ran = []
+
+
+def cache(func):
+    """``checkpoint`` in cached mode; the function itself otherwise."""
+    if MODE != "cached":
+        return func
+    from checkpointing import checkpoint
+    return checkpoint(func)
+
+
+def ran(name):
+    sys.rw_ran.append(name)
+
+
+def _fingerprint(value):
+    text = repr(value)
+    return hashlib.sha256(text.encode()).hexdigest()[:16], text[:80]
+
+
+def _tracer(lines):
+    def local(frame, event, arg):
+        if event == "line":
+            lines.add((frame.f_code.co_filename, frame.f_lineno))
+        return local
+
+    def global_(frame, event, arg):
+        filename = frame.f_code.co_filename
+        if filename.startswith(ROOT):
+            lines.add((filename, frame.f_lineno))
+            return local
+        return None
+    return global_
+
+
+def main(calls):
+    """Run each ``(name, function, args)`` twice in this process; print the record."""
+    out = {"mode": MODE, "calls": {}, "warnings": []}
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if MODE == "cached" and category.__module__.startswith("checkpointing"):
+            out["warnings"].append(f"{category.__name__}: {message}"[:300])
+
+    warnings.showwarning = show
+    warnings.simplefilter("always")
+    for name, func, args in calls:
+        record = out["calls"][name] = {}
+        for attempt in (1, 2):
+            before = len(sys.rw_ran)
+            lines = set()
+            if MODE == "trace" and attempt == 1:
+                sys.settrace(_tracer(lines))
+            start = time.perf_counter()
+            try:
+                value = func(*args)
+                error = None
+            except Exception as exc:  # reported, not hidden: a crash of the call
+                value, error = None, f"{type(exc).__name__}: {exc}"[:300]
+            finally:
+                sys.settrace(None)
+            elapsed = time.perf_counter() - start
+            record[f"ran{attempt}"] = name in sys.rw_ran[before:]
+            record[f"ms{attempt}"] = elapsed * 1000
+            record[f"value{attempt}"], record["head"] = _fingerprint(value)
+            record[f"error{attempt}"] = error
+            if lines:
+                record["lines"] = sorted([os.path.relpath(f, ROOT), n] for f, n in lines)
+    print("RW-RESULT " + json.dumps(out))
