@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from . import hashing
 from .analysis.canon import BlindSpot, Canonical, canonical_class, canonical_function
 from .analysis.resolve import (CLASS, CLOSURE, EXTERNAL, FUNCTION, GLOBAL, UNBOUND, Target,
-                               qualname_of, resolve_ref, unwrap)
+                               is_project_object, qualname_of, resolve_ref, unwrap)
 from .keyplan import (ANALYSIS_FORMAT, KeyPlan, Slot, cell_value, describe, is_acknowledged,
                       plan_for, warn_once)
 from .source import INDEX
@@ -231,6 +231,7 @@ class _Builder:
 
     def build(self) -> KeyPlan:
         self._visit(self.root, is_root=True)
+        self._guard_code()
         hasher = hashing.Hasher()
         hasher.feed_bytes(b"checkpointing.depgraph/1")
         for record in self.records:
@@ -379,6 +380,42 @@ class _Builder:
                 self.persistable = False
             self.guard_specs.append(spec)
 
+    def _guard_code(self) -> None:
+        """Guard the code object of every function analysed (methods of classes too).
+
+        ``%autoreload`` and in-place patches (``f.__code__ = g.__code__``) keep the
+        function object and swap what runs: a plan whose functions now run other code
+        is stale, and the new code is analysed from its own source. A method whose
+        code is not the one written in its class body (patched before the analysis)
+        is analysed as a definition of its own.
+        """
+        i = 0
+        while i < len(self.nodes):  # grows as patched methods are followed
+            node = self.nodes[i]
+            i += 1
+            obj = node.obj
+            if isinstance(obj, types.FunctionType):
+                self._add_code_guard(obj)
+            elif isinstance(obj, type):
+                for name, member in sorted(vars(obj).items()):
+                    func = unwrap(member)
+                    if not isinstance(func, types.FunctionType):
+                        continue
+                    self._add_code_guard(func)
+                    if node.from_source and not _written_in(func.__code__, node) \
+                            and is_project_object(func):
+                        child = self._visit(func)
+                        node.edges.append(child)
+                        self.records[node.index].append(("method", name, child))
+
+    def _add_code_guard(self, func: types.FunctionType) -> None:
+        key = ("code", id(func))
+        if key in self.guard_keys:
+            return
+        self.guard_keys.add(key)
+        self.guards.append((func, "__code__", func.__code__))
+        self.guard_specs.append(["code", None, None, describe(func)])
+
     def _root_freevar(self, cell: Any) -> Optional[str]:
         """The name of ``cell`` among the root's closure cells (others are not kept)."""
         closure = getattr(self.root, "__closure__", None) or ()
@@ -458,6 +495,15 @@ class _Builder:
             f"silence this with defaults['analysis.warn_blind_spots'] = False")
         self.warnings.append([[root, where, lineno, what], message, filename, lineno])
         warn_once((root, where, lineno, what), message, filename, lineno)
+
+
+def _written_in(code: types.CodeType, node: Node) -> bool:
+    """Is ``code`` the code of a definition inside ``node``'s source lines?"""
+    if node.filename is None or node.lineno is None or node.end_lineno is None:
+        return True
+    record = INDEX.by_filename(code.co_filename)
+    return record is not None and record.filename == node.filename \
+        and node.lineno <= code.co_firstlineno <= node.end_lineno
 
 
 _ORIGINS: Dict[int, Tuple[Any, Dict[str, str]]] = {}

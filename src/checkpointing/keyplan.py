@@ -46,7 +46,7 @@ __all__ = ["KeyPlan", "Slot", "acknowledge_blind_spots", "plan_for"]
 logger = logging.getLogger("checkpointing")
 
 # Bump when the analysis or the layout of stored plans changes.
-ANALYSIS_FORMAT = 1
+ANALYSIS_FORMAT = 2
 _RUNTIME = sys.implementation.cache_tag or sys.version
 
 
@@ -136,7 +136,8 @@ class KeyPlan:
         last = self._last
         # ``==`` first (C speed, identity shortcut), then identity for real: 1 == 1.0
         # and 0.0 == -0.0, but their digests differ.
-        if last is not None and now == last[0] and all(map(operator.is_, now, last[0])):
+        if last is not None and now == last[0] \
+                and (not self._slot_readers or all(map(operator.is_, now, last[0]))):
             return last[1]
         n = self._n_guards
         if now[:n] != self._expected:
@@ -211,6 +212,8 @@ def cell_value(cell: Any) -> Any:
 
 
 def _guard_getter(namespace: Any, name: Any) -> Callable[[], Any]:
+    if isinstance(namespace, types.FunctionType):  # a code guard: (function, "__code__")
+        return functools.partial(getattr, namespace, name)
     if namespace is not None:
         return functools.partial(namespace.get, name, UNBOUND)
     return functools.partial(cell_value, name)  # ``name`` is a closure cell
@@ -284,6 +287,8 @@ def plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
         plan = _PLANS.get(func)
         if plan is not None and plan.valid():
             return plan
+        if plan is not None:
+            _refresh_swapped_code(plan)
         path = _plan_path(func, directory) if directory else None
         plan = _load(func, path) if path and plan is None else None
         if plan is None:
@@ -294,6 +299,16 @@ def plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
                 _save(plan, path)
         _PLANS[func] = plan
     return plan
+
+
+def _refresh_swapped_code(plan: KeyPlan) -> None:
+    """A function of ``plan`` runs other code now (``%autoreload``, a patch): make sure
+    the source of that code's file is what is on disk, as the new code came from it."""
+    for owner, name, expected in plan._guards:
+        if isinstance(owner, types.FunctionType):
+            code = owner.__code__
+            if code != expected:
+                INDEX.refresh(code.co_filename)
 
 
 # -- On disk ------------------------------------------------------------------------
@@ -357,6 +372,12 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
             if describe(current) != expected:
                 return None
             guards.append((namespace, name, current))
+        elif kind == "code":  # the code object of an analysed function (see depgraph)
+            owner = _find_function(func, found, expected)
+            if owner is None:
+                return None
+            guards.append((owner, "__code__", owner.__code__))
+            continue
         else:  # a closure cell of the root
             cell = _root_cell(func, name)
             if cell is None:
@@ -390,6 +411,26 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
     return KeyPlan(unwrap(func), [], slots, guards, bytes.fromhex(data["static_digest"]),
                    files=data["files"], summary=data["nodes"], spec=data, from_disk=True,
                    external_modules=data.get("externals", ()))
+
+
+def _find_function(root: Any, found: List[Any], expected: Any) -> Any:
+    """The function described by ``expected`` now: the root, one found through a
+    guard, a method of a class found so, or reached by its qualified name. A function
+    whose code was swapped describes differently (another first line): None."""
+    candidates = [root, *found]
+    for obj in found:
+        if isinstance(obj, type):
+            candidates.extend(vars(obj).values())
+    for obj in candidates:
+        obj = unwrap(obj)
+        if isinstance(obj, types.FunctionType) and describe(obj) == expected:
+            return obj
+    module, _, path = expected[1].partition(":")
+    obj: Any = sys.modules.get(module)
+    for part in path.split("."):
+        obj = getattr(obj, part, None) if obj is not None else None
+    obj = unwrap(obj) if obj is not None else None
+    return obj if isinstance(obj, types.FunctionType) and describe(obj) == expected else None
 
 
 def _distribution_versions(modules: Sequence[str]) -> Dict[str, str]:

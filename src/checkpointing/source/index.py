@@ -218,6 +218,28 @@ class SourceIndex:
             return None
         return self._record_late(_name or _module_name_of(filename, key), key, source)
 
+    def refresh(self, filename: str) -> bool:
+        """Record the file's text again if it differs on disk from the record.
+
+        For code swapped in place without a reload (IPython's autoreload patches the
+        ``__code__`` of live functions from the edited file): the code running is then
+        the file's current text, not the text recorded at import. True if re-recorded.
+        """
+        record = self.by_filename(filename)
+        if record is None or _is_notebook_cell(filename):
+            return False
+        try:
+            import tokenize
+
+            with tokenize.open(record.filename) as handle:
+                source = handle.read()
+        except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+            return False
+        if source == record.source:
+            return False
+        self.record(record.name, record.filename, source, from_hook=False)
+        return True
+
     # -- what counts as the project ------------------------------------------------------
     def add_project_path(self, path: str) -> None:
         """Count the directory of the file ``path`` (or the directory ``path``) as project.
