@@ -335,8 +335,8 @@ class DecoratorCheckpoint:
             return None
         if recorder.writes and not self.allow_side_effects:
             runtime_warn_side_effects(func, list(recorder.writes))
-        for qualname, filename, first, _, _ in checks.get("code", ()):
-            warn_runtime_dependency(func, qualname, filename, first)
+        if checks.get("code"):
+            warn_runtime_dependency(func, checks["code"])
         return checks
 
     def _try_save(self, func: Callable[..., Any], key: str, result: Any,
@@ -412,19 +412,42 @@ def runtime_warn_side_effects(func: Callable[..., Any], paths: List[str]) -> Non
         f"is what you want", SideEffectWarning, stacklevel=6)
 
 
-def warn_runtime_dependency(func: Callable[..., Any], qualname: str, filename: str,
-                            line: int) -> None:
+def warn_runtime_dependency(func: Callable[..., Any], found: List[Any]) -> None:
+    """One warning per function and process for the definitions the safety net found
+    running that the static analysis did not see, naming the root cause (the blind
+    spots of the analysis) and listing them, at the line of the first cause."""
+    from .analysis.resolve import unwrap
     from .explain import display_path
-    from .keyplan import is_acknowledged, warn_once
+    from .keyplan import cached, is_acknowledged, warn_once
 
     if is_acknowledged(func):
         return  # checkpoint(depends_on=...) was given: the user has looked at this
     name = qualified_name(func)
-    warn_once(("runtime", name, qualname), (
-        f"{name} ran {qualname}, which the static analysis did not see (it is reached "
-        f"through a name built at run time); it is now part of the entry's dependencies, "
-        f"so editing it re-runs {name}. Name it in checkpoint(depends_on=[...]) to make "
-        f"this explicit"), filename, line)
+    names = [entry[0] for entry in found]
+    shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    causes = []
+    filename, line = found[0][1], found[0][2]
+    plan = cached(unwrap(func))
+    spec = getattr(plan, "spec", None) or {}
+    for node in (plan.nodes if plan is not None else ()):
+        for lineno, what in node.blind_spots:
+            if not causes and node.filename:
+                filename, line = node.filename, lineno
+            causes.append(f"{display_path(node.filename or '?')}:{lineno} {what}")
+    if not causes:
+        for _, _, cause_file, cause_line in spec.get("warnings", ()):
+            if cause_file:
+                filename, line = cause_file, cause_line
+                break
+        for item in spec.get("blind_spots", ()):
+            causes.append(f"{display_path(item[0] or '?')}:{item[1]} {item[2]}")
+    cause = (f" (the static analysis could not see there: {'; '.join(causes)})"
+             if causes else " (reached through a name built at run time)")
+    warn_once(("blind-spots", name), (
+        f"{name} ran {len(names)} definition{'s' if len(names) != 1 else ''} that the "
+        f"static analysis did not see{cause}: {shown}. They are now part of the entry's "
+        f"dependencies, so editing them re-runs {name}. Name them in "
+        f"checkpoint(depends_on=[...]) to make this explicit"), filename, line)
 
 
 def _is_binding_error(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any) -> bool:

@@ -41,7 +41,7 @@ from .config import defaults
 from .errors import BlindSpotWarning
 from .source import INDEX
 
-__all__ = ["KeyPlan", "Slot", "acknowledge_blind_spots", "plan_for"]
+__all__ = ["KeyPlan", "NamesSnapshot", "Slot", "acknowledge_blind_spots", "plan_for"]
 
 logger = logging.getLogger("checkpointing")
 
@@ -201,6 +201,43 @@ class KeyPlan:
                 values[index] = ("unhashable", type(value).__module__,
                                  type(value).__qualname__)
         return b"unhashable:" + hashing.digest_value(values)
+
+
+class NamesSnapshot:
+    """What a global naming plugins held when the analysis was made (a guard).
+
+    Compares equal to a value holding the same names, so that a plan's guard check
+    (``now != expected``) sees a global rebound *or* mutated in place (a list of
+    plugin names appended to). ``data`` is plain JSON, for stored plans.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, value: Any) -> None:
+        self.data = _names_data(value)
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, NamesSnapshot):
+            return self.data == other.data
+        return self.data == _names_data(other)
+
+    def __ne__(self, other: Any) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _names_data(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return [[k, v] if isinstance(k, str) and isinstance(v, str) else repr((k, v))
+                for k, v in value.items()]
+    if isinstance(value, (list, tuple)):
+        return [v if isinstance(v, str) else repr(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(v if isinstance(v, str) else repr(v) for v in value)
+    return repr(type(value))
 
 
 def cell_value(cell: Any) -> Any:
@@ -372,6 +409,16 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
             if describe(current) != expected:
                 return None
             guards.append((namespace, name, current))
+        elif kind == "names":  # a global naming plugins: the same names as analysed
+            module = sys.modules.get(where)
+            if module is None:
+                return None
+            namespace = vars(module)
+            snapshot = NamesSnapshot(namespace.get(name, UNBOUND))
+            if snapshot.data != expected:
+                return None
+            guards.append((namespace, name, snapshot))
+            continue
         elif kind == "code":  # the code object of an analysed function (see depgraph)
             owner = _find_function(func, found, expected)
             if owner is None:
@@ -405,9 +452,8 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
             if owner is None:
                 return None
             slots.append(Slot(qualname, defaults_of=owner, spec=spec))
-    # What the analysis could not see is said again in each process that relies on it.
-    for key, message, filename, lineno in data.get("warnings", ()):
-        warn_once(tuple(key), message, filename, lineno)
+    # What the analysis could not see was said when it was made; ``graph`` and ``why``
+    # show it again (issue 9: not once more in every process that reuses the analysis).
     return KeyPlan(unwrap(func), [], slots, guards, bytes.fromhex(data["static_digest"]),
                    files=data["files"], summary=data["nodes"], spec=data, from_disk=True,
                    external_modules=data.get("externals", ()))
