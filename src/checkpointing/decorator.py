@@ -29,6 +29,7 @@ from .config import defaults, validate_on_error
 from .errors import (CheckpointFailedError, CheckpointFailedWarning, CheckpointNotExist,
                      ConfigurationError, ExpensiveOverheadWarning, HashFailedError,
                      HashFailedWarning, SideEffectWarning)
+from .errors import PENDING_WARNINGS as PENDING
 from . import runtime
 from .explain import Explanation, explanation_for
 from .identify import (AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase,
@@ -124,6 +125,8 @@ class DecoratorCheckpoint:
             if key is not None:
                 value = self._try_retrieve(func, key)
                 if value is not _MISSING and value is not _STALE:
+                    if PENDING:  # an analysis made by this call had something to say
+                        _flush_warnings()
                     return value
                 fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
                 recorder = self._start_recording(func)
@@ -138,6 +141,8 @@ class DecoratorCheckpoint:
             if key is not None:
                 value = self._try_retrieve(func, key)
                 if value is not _MISSING and value is not _STALE:
+                    if PENDING:
+                        _flush_warnings()
                     return value
                 fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
             # Not recorded at run time: other tasks interleave with the awaited body.
@@ -145,6 +150,8 @@ class DecoratorCheckpoint:
             result = await func(*args, **kwargs)
             if key is not None:
                 self._try_save(func, key, result, time.perf_counter() - started, fingerprint)
+            if PENDING:
+                _flush_warnings()
             return result
         return wrapper
 
@@ -183,6 +190,8 @@ class DecoratorCheckpoint:
         if key is not None:
             self._try_save(func, key, result, time.perf_counter() - started, fingerprint,
                            recorder)
+        if PENDING:
+            _flush_warnings()
         return result
 
     def _forced(self, func: Callable[..., Any], key: Optional[str], args: Tuple[Any, ...],
@@ -414,40 +423,42 @@ def runtime_warn_side_effects(func: Callable[..., Any], paths: List[str]) -> Non
 
 def warn_runtime_dependency(func: Callable[..., Any], found: List[Any]) -> None:
     """One warning per function and process for the definitions the safety net found
-    running that the static analysis did not see, naming the root cause (the blind
-    spots of the analysis) and listing them, at the line of the first cause."""
-    from .analysis.resolve import unwrap
+    running that the static analysis did not see: joined to the static warning of an
+    analysis made by this call, else naming the root cause the stored analysis
+    recorded; listing them, at the line of the first cause."""
+    from .analysis.resolve import qualname_of, unwrap
     from .explain import display_path
-    from .keyplan import cached, is_acknowledged, warn_once
+    from .keyplan import cached, flush_warnings, is_acknowledged, warn_once
 
     if is_acknowledged(func):
         return  # checkpoint(depends_on=...) was given: the user has looked at this
     name = qualified_name(func)
+    root = qualname_of(unwrap(func))
     names = [entry[0] for entry in found]
     shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-    causes = []
-    filename, line = found[0][1], found[0][2]
+    ran = (f"{name} ran {len(names)} definition{'s' if len(names) != 1 else ''} that the "
+           f"static analysis did not see")
+    after = (f"They are now part of the entry's dependencies, so editing them re-runs "
+             f"{name}. Name them in checkpoint(depends_on=[...]) to make this explicit")
+    if root in PENDING:
+        flush_warnings(root, f"{ran}: {shown}. {after}")
+        return
     plan = cached(unwrap(func))
     spec = getattr(plan, "spec", None) or {}
-    for node in (plan.nodes if plan is not None else ()):
-        for lineno, what in node.blind_spots:
-            if not causes and node.filename:
-                filename, line = node.filename, lineno
-            causes.append(f"{display_path(node.filename or '?')}:{lineno} {what}")
-    if not causes:
-        for _, _, cause_file, cause_line in spec.get("warnings", ()):
-            if cause_file:
-                filename, line = cause_file, cause_line
-                break
-        for item in spec.get("blind_spots", ()):
-            causes.append(f"{display_path(item[0] or '?')}:{item[1]} {item[2]}")
-    cause = (f" (the static analysis could not see there: {'; '.join(causes)})"
-             if causes else " (reached through a name built at run time)")
-    warn_once(("blind-spots", name), (
-        f"{name} ran {len(names)} definition{'s' if len(names) != 1 else ''} that the "
-        f"static analysis did not see{cause}: {shown}. They are now part of the entry's "
-        f"dependencies, so editing them re-runs {name}. Name them in "
-        f"checkpoint(depends_on=[...]) to make this explicit"), filename, line)
+    causes = [f"{display_path(item[0] or '?')}:{item[1]} {item[2]}"
+              for item in spec.get("blind_spots", ())]
+    filename, line = found[0][1], found[0][2]
+    if spec.get("blind_spots") and spec["blind_spots"][0][0]:
+        filename, line = spec["blind_spots"][0][0], spec["blind_spots"][0][1]
+    cause = (f" (the root cause: {'; '.join(causes)})" if causes
+             else " (reached through a name built at run time)")
+    warn_once(("blind-spots", root), f"{ran}{cause}: {shown}. {after}", filename, line)
+
+
+def _flush_warnings() -> None:
+    from .keyplan import flush_warnings
+
+    flush_warnings()
 
 
 def _is_binding_error(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any) -> bool:

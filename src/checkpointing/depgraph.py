@@ -28,8 +28,8 @@ from . import hashing
 from .analysis.canon import BlindSpot, Canonical, canonical_class, canonical_function
 from .analysis.resolve import (CLASS, CLOSURE, EXTERNAL, FUNCTION, GLOBAL, MODULE, UNBOUND,
                                Target, is_project_object, qualname_of, resolve_ref, unwrap)
-from .keyplan import (ANALYSIS_FORMAT, KeyPlan, NamesSnapshot, Slot, cell_value, describe,
-                      is_acknowledged, plan_for, warn_once)
+from .keyplan import (ANALYSIS_FORMAT, KeyPlan, NamesSnapshot, Slot, announce, cell_value,
+                      describe, is_acknowledged, plan_for)
 from .source import INDEX
 
 __all__ = ["Node", "build_plan", "dependency_graph", "source_of"]
@@ -643,7 +643,7 @@ class _Builder:
             f"defaults['analysis.warn_blind_spots'] = False")
         _, filename, lineno, _, _ = self.blind[0]
         self.warnings.append([[root], message, filename, lineno])
-        warn_once(("blind-spots", root), message, filename, lineno)
+        announce(root, message, filename, lineno)
 
 
 # -- Plugins named by strings -----------------------------------------------------

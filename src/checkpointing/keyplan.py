@@ -38,7 +38,7 @@ import xxhash
 from . import hashing
 from .analysis.resolve import UNBOUND, is_project_object, qualname_of, unwrap
 from .config import defaults
-from .errors import BlindSpotWarning
+from .errors import PENDING_WARNINGS, BlindSpotWarning
 from .source import INDEX
 
 __all__ = ["KeyPlan", "NamesSnapshot", "Slot", "acknowledge_blind_spots", "plan_for"]
@@ -276,6 +276,36 @@ def acknowledge_blind_spots(func: Any) -> None:
 
 def is_acknowledged(func: Any) -> bool:
     return bool(_ACKNOWLEDGED.get(func))
+
+
+PENDING = PENDING_WARNINGS  # see errors.py
+
+
+def announce(root: str, message: str, filename: Optional[str],
+             lineno: Optional[int]) -> None:
+    """The one static warning of a function's analysis: now, or (where the run-time
+    safety net may watch the call that follows) at the end of that call."""
+    if ("blind-spots", root) in _WARNED:
+        return
+    safety_net = defaults["runtime.safety_net"] and (
+        getattr(sys, "monitoring", None) is not None or defaults["runtime.profile_safety_net"])
+    if safety_net:
+        PENDING[root] = (message, filename, lineno)
+    else:
+        warn_once(("blind-spots", root), message, filename, lineno)
+
+
+def flush_warnings(root: Optional[str] = None, found: str = "") -> None:
+    """Emit held-back warnings (``found``: what the safety net saw ``root`` run)."""
+    if root is not None and found:
+        held = PENDING.pop(root, None)
+        if held is not None:
+            message, filename, lineno = held
+            warn_once(("blind-spots", root), f"{message}. {found}", filename, lineno)
+    for name in list(PENDING):
+        held = PENDING.pop(name, None)
+        if held is not None:
+            warn_once(("blind-spots", name), *held)
 
 
 def warn_once(key: Any, message: str, filename: Optional[str] = None,
