@@ -435,7 +435,8 @@ def warn_runtime_dependency(func: Callable[..., Any], found: List[Any]) -> None:
     name = qualified_name(func)
     root = qualname_of(unwrap(func))
     names = [entry[0] for entry in found]
-    shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    shown = ", ".join(names[:30]) + (f" and {len(names) - 30} more" if len(names) > 30
+                                     else "")
     ran = (f"{name} ran {len(names)} definition{'s' if len(names) != 1 else ''} that the "
            f"static analysis did not see")
     after = (f"They are now part of the entry's dependencies, so editing them re-runs "

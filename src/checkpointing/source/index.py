@@ -130,6 +130,7 @@ class SourceIndex:
         self._configured: Any = None
         self._project_memo: Dict[str, bool] = {}
         self._env_dirs: Optional[Tuple[str, ...]] = None
+        self._env_busy = False
         self._venv_memo: Dict[str, bool] = {}
         self._install_memo: Optional[Tuple[Tuple[str, ...], Tuple[str, ...]]] = None
         self.generation = 0
@@ -349,10 +350,6 @@ class SourceIndex:
         dirs = self._env_dirs
         if dirs is None:
             found = set()
-            paths = sysconfig.get_paths()
-            for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-                if paths.get(key):
-                    found.add(_norm(paths[key]))
             version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
             for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix,
                            getattr(sys, "base_exec_prefix", sys.exec_prefix)}:
@@ -360,6 +357,18 @@ class SourceIndex:
                     found.add(_norm(os.path.join(prefix, lib, version)))
                 if os.name == "nt":
                     found.add(_norm(os.path.join(prefix, "Lib")))
+            if self._env_busy:
+                # sysconfig imports its data module through the import hook, which asks
+                # here again: answer with the prefixes (they hold that module).
+                return tuple(sorted(found))
+            self._env_busy = True
+            try:
+                paths = sysconfig.get_paths()
+            finally:
+                self._env_busy = False
+            for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+                if paths.get(key):
+                    found.add(_norm(paths[key]))
             dirs = self._env_dirs = tuple(sorted(found))
         return dirs
 
