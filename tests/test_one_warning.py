@@ -143,3 +143,25 @@ def test_without_the_safety_net_the_one_static_warning_names_the_fix(project) ->
     assert count(first) == 1, first.stderr
     assert "checkpoint(depends_on=[proj.ext.swap, proj.ext.upper])" in first.stderr
     assert count(project.run("-m", "proj.main")) == 0
+
+
+def test_why_and_graph_show_blind_spots_of_a_stored_analysis(project) -> None:
+    project.write("proj/__init__.py", "")
+    project.write("proj/helpers.py", HELPERS)
+    project.write("proj/main.py", MAIN)
+    project.write("run.py", "import proj.main\n")
+    assert count(project.run("run.py")) == 1
+    project.write("show.py", """
+import warnings
+warnings.simplefilter("error")  # no warning may be issued here
+import checkpointing
+from proj.main import f
+print(checkpointing.explain(f, 0, "abs"))
+print(checkpointing.graph(f))
+""")
+    shown = project.run("show.py")
+    text = shown.stdout.replace("\\", "/")
+    assert "not tracked (blind spots): proj/main.py:8 globals() reads module globals" \
+        in text, text
+    assert "proj/helpers.py:2 eval() runs code" in text, text
+    assert "! blind spot, line 2: eval() runs code" in text, text

@@ -29,6 +29,7 @@ from .config import defaults, validate_on_error
 from .errors import (CheckpointFailedError, CheckpointFailedWarning, CheckpointNotExist,
                      ConfigurationError, ExpensiveOverheadWarning, HashFailedError,
                      HashFailedWarning, SideEffectWarning)
+from .analysis.resolve import unwrap
 from .errors import PENDING_WARNINGS as PENDING
 from . import runtime
 from .explain import Explanation, explanation_for
@@ -291,9 +292,13 @@ class DecoratorCheckpoint:
         """Would ``func(*args, **kwargs)`` hit, and if not, why (see :func:`explain`)."""
         key = self._key(func, *args, **kwargs)
         name = qualified_name(func)
-        return explanation_for(name, key, self._exists(key),
-                               self._fingerprint(func, args, kwargs),
-                               self.cache.history(name))
+        explanation = explanation_for(name, key, self._exists(key),
+                                      self._fingerprint(func, args, kwargs),
+                                      self.cache.history(name))
+        from .keyplan import blind_spots_of, cached
+
+        explanation.blind_spots = blind_spots_of(cached(unwrap(func)))
+        return explanation
 
     def _exists(self, key: str) -> bool:
         if type(self.cache).read_metadata is not CacheBase.read_metadata:
@@ -426,7 +431,7 @@ def warn_runtime_dependency(func: Callable[..., Any], found: List[Any]) -> None:
     running that the static analysis did not see: joined to the static warning of an
     analysis made by this call, else naming the root cause the stored analysis
     recorded; listing them, at the line of the first cause."""
-    from .analysis.resolve import qualname_of, unwrap
+    from .analysis.resolve import qualname_of
     from .explain import display_path
     from .keyplan import cached, flush_warnings, is_acknowledged, warn_once
 

@@ -209,9 +209,12 @@ def _code_digest(code: types.CodeType, hasher: hashing.Hasher) -> None:
 
 # -- Building ---------------------------------------------------------------------
 
-def build_plan(func: Any) -> KeyPlan:
-    """Analyse ``func`` (a function or class) and everything it reaches."""
-    return _Builder(func).build()
+def build_plan(func: Any, warn: bool = True) -> KeyPlan:
+    """Analyse ``func`` (a function or class) and everything it reaches (``warn``:
+    announce its blind spots; False where the analysis is only displayed)."""
+    builder = _Builder(func)
+    builder.quiet = not warn
+    return builder.build()
 
 
 class _Builder:
@@ -227,6 +230,7 @@ class _Builder:
         self.records: List[List[Any]] = []
         self.files: Dict[str, str] = {}
         self.persistable = True
+        self.quiet = False
         self.warnings: List[Any] = []
         # What the analysis could not see: (where, file, line, what, fix).
         self.blind: List[Tuple[str, Optional[str], Optional[int], str, Optional[str]]] = []
@@ -643,7 +647,8 @@ class _Builder:
             f"defaults['analysis.warn_blind_spots'] = False")
         _, filename, lineno, _, _ = self.blind[0]
         self.warnings.append([[root], message, filename, lineno])
-        announce(root, message, filename, lineno)
+        if not self.quiet:
+            announce(root, message, filename, lineno)
 
 
 # -- Plugins named by strings -----------------------------------------------------
@@ -806,7 +811,7 @@ def dependency_graph(func: Any) -> Any:
 
     plan = plan_for(unwrap(func))
     if plan.from_disk:  # read back without its definitions: analyse for display
-        plan = build_plan(unwrap(func))
+        plan = build_plan(unwrap(func), warn=False)
     graph = nx.DiGraph()
     for node in plan.nodes:
         graph.add_node(node.qualname, kind=node.kind, file=node.filename, line=node.lineno,

@@ -295,6 +295,25 @@ def announce(root: str, message: str, filename: Optional[str],
         warn_once(("blind-spots", root), message, filename, lineno)
 
 
+def blind_spots_of(plan: Optional[KeyPlan]) -> List[str]:
+    """``file:line what`` for each blind spot of a plan (built here, or read back)."""
+    if plan is None:
+        return []
+
+    def display_path(path: str) -> str:
+        try:
+            relative = os.path.relpath(path)
+        except ValueError:  # another drive
+            return path
+        return path if relative.startswith(os.pardir) else relative
+
+    if plan.nodes:
+        return [f"{display_path(n.filename or '?')}:{line} {what}"
+                for n in plan.nodes for line, what in n.blind_spots]
+    return [f"{display_path(item[0] or '?')}:{item[1]} {item[2]}"
+            for item in (plan.spec or {}).get("blind_spots", ())]
+
+
 def flush_warnings(root: Optional[str] = None, found: str = "") -> None:
     """Emit held-back warnings (``found``: what the safety net saw ``root`` run)."""
     if root is not None and found:
