@@ -23,6 +23,7 @@ It also registers how functions, classes and modules are digested as values
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import operator
@@ -90,7 +91,7 @@ class KeyPlan:
 
     __slots__ = ("root", "nodes", "slots", "static_digest", "files", "summary", "spec",
                  "from_disk", "external_modules", "_versions", "_guards", "_generation", "_slot_readers", "_last",
-                 "_n_guards", "_expected", "_getters")
+                 "_n_guards", "_expected", "_getters", "_code_owners", "_code_expected")
 
     def __init__(self, root: Any, nodes: List[Any], slots: List[Slot],
                  guards: Sequence[Tuple[Any, Any, Any]], static_digest: bytes, *,
@@ -109,12 +110,18 @@ class KeyPlan:
         self.external_modules = tuple(external_modules)
         self._versions: Optional[Dict[str, str]] = None
         self._guards = tuple(guards)
+        # Code guards (function, "__code__", code) are read by one C-level map: many
+        # reached functions and methods cost little on each call.
+        code_guards = [g for g in self._guards if isinstance(g[0], types.FunctionType)]
+        self._code_owners = tuple(owner for owner, _, _ in code_guards)
+        self._code_expected = tuple(code for _, _, code in code_guards)
+        guards = [g for g in self._guards if not isinstance(g[0], types.FunctionType)]
         self._generation = INDEX.generation
         self._slot_readers = tuple(s.reader() for s in slots)
-        self._n_guards = len(self._guards)
-        self._expected = [expected for _, _, expected in self._guards]
+        self._n_guards = len(guards)
+        self._expected = [expected for _, _, expected in guards]
         self._getters = tuple(_guard_getter(namespace, name)
-                              for namespace, name, _ in self._guards) + self._slot_readers
+                              for namespace, name, _ in guards) + self._slot_readers
         self._last: Optional[Tuple[List[Any], bytes]] = None  # objects read, digest
 
     def valid(self) -> bool:
@@ -132,6 +139,9 @@ class KeyPlan:
         """
         if self._generation != INDEX.generation:
             return None
+        if self._code_owners and tuple(map(getattr, self._code_owners, _CODE)) \
+                != self._code_expected:
+            return None  # a function runs other code now (%autoreload, a patch)
         now = [get() for get in self._getters]
         last = self._last
         # ``==`` first (C speed, identity shortcut), then identity for real: 1 == 1.0
@@ -248,9 +258,10 @@ def cell_value(cell: Any) -> Any:
         return UNBOUND
 
 
+_CODE = itertools.repeat("__code__")  # map(getattr, functions, _CODE): their code
+
+
 def _guard_getter(namespace: Any, name: Any) -> Callable[[], Any]:
-    if isinstance(namespace, types.FunctionType):  # a code guard: (function, "__code__")
-        return functools.partial(getattr, namespace, name)
     if namespace is not None:
         return functools.partial(namespace.get, name, UNBOUND)
     return functools.partial(cell_value, name)  # ``name`` is a closure cell
