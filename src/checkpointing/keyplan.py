@@ -91,7 +91,8 @@ class KeyPlan:
 
     __slots__ = ("root", "nodes", "slots", "static_digest", "files", "summary", "spec",
                  "from_disk", "external_modules", "_versions", "_guards", "_generation", "_slot_readers", "_last",
-                 "_n_guards", "_expected", "_getters", "_code_owners", "_code_expected")
+                 "_n_guards", "_expected", "_getters", "_code_owners", "_code_expected",
+                 "_records_generation")
 
     def __init__(self, root: Any, nodes: List[Any], slots: List[Slot],
                  guards: Sequence[Tuple[Any, Any, Any]], static_digest: bytes, *,
@@ -110,13 +111,15 @@ class KeyPlan:
         self.external_modules = tuple(external_modules)
         self._versions: Optional[Dict[str, str]] = None
         self._guards = tuple(guards)
-        # Code guards (function, "__code__", code) are read by one C-level map: many
-        # reached functions and methods cost little on each call.
+        # Code guards (function, "__code__", code) are not read on each call (reading
+        # ``__code__`` is an audited event): only after a ``__code__`` assignment moved
+        # ``INDEX.generation`` (see _revalidate).
         code_guards = [g for g in self._guards if isinstance(g[0], types.FunctionType)]
         self._code_owners = tuple(owner for owner, _, _ in code_guards)
         self._code_expected = tuple(code for _, _, code in code_guards)
         guards = [g for g in self._guards if not isinstance(g[0], types.FunctionType)]
         self._generation = INDEX.generation
+        self._records_generation = INDEX.records_generation
         self._slot_readers = tuple(s.reader() for s in slots)
         self._n_guards = len(guards)
         self._expected = [expected for _, _, expected in guards]
@@ -137,11 +140,8 @@ class KeyPlan:
         have changed and the previous digest is returned. Otherwise the guards are compared with what the analysis saw
         and the slot values are hashed.
         """
-        if self._generation != INDEX.generation:
+        if self._generation != INDEX.generation and not self._revalidate():
             return None
-        if self._code_owners and tuple(map(getattr, self._code_owners, _CODE)) \
-                != self._code_expected:
-            return None  # a function runs other code now (%autoreload, a patch)
         now = [get() for get in self._getters]
         last = self._last
         # ``==`` first (C speed, identity shortcut), then identity for real: 1 == 1.0
@@ -157,6 +157,18 @@ class KeyPlan:
         if all(type(v) in _IMMUTABLE for v in values):
             self._last = (now, digest)
         return digest
+
+    def _revalidate(self) -> bool:
+        """After ``generation`` moved: still valid if no file was recorded again and
+        every function analysed runs the code it ran then (a ``__code__`` assigned
+        elsewhere moved it)."""
+        generation = INDEX.generation
+        if INDEX.records_generation != self._records_generation:
+            return False
+        if tuple(map(getattr, self._code_owners, _CODE)) != self._code_expected:
+            return False  # a function runs other code now (%autoreload, a patch)
+        self._generation = generation
+        return True
 
     def versions(self) -> Dict[str, str]:
         """Name -> version of each installed third-party distribution the code reaches

@@ -134,6 +134,9 @@ class SourceIndex:
         self._venv_memo: Dict[str, bool] = {}
         self._install_memo: Optional[Tuple[Tuple[str, ...], Tuple[str, ...]]] = None
         self.generation = 0
+        # Grows only when a file is recorded again: a plan whose code guards hold is
+        # still valid after a bump of ``generation`` alone.
+        self.records_generation = 0
 
     # -- recording ---------------------------------------------------------------------
     def record(self, name: str, filename: str, source: str,
@@ -159,7 +162,15 @@ class SourceIndex:
                     self._by_module[previous.name] = record
             if previous is not None:
                 self.generation += 1
+                self.records_generation += 1
         return record
+
+    def code_swapped(self) -> None:
+        """A function's ``__code__`` was assigned (see :mod:`checkpointing.source.hook`):
+        bump :attr:`generation` (not :attr:`records_generation`), so that plans check
+        the code objects they guard."""
+        with self._lock:
+            self.generation += 1
 
     def _record_late(self, name: str, filename: str, source: str) -> ModuleRecord:
         """Record a late read unless another thread recorded the file meanwhile."""
