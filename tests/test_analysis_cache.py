@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from checkpointing.keyplan import ANALYSIS_FORMAT
+
 MAIN = """
 import sys
 from checkpointing import checkpoint
@@ -69,9 +71,7 @@ def test_a_damaged_stored_analysis_is_ignored_and_replaced(project) -> None:
     assert second.ran == [] and second.results == ["6"] and second.stderr == ""
     assert analysed(second) == "ANALYSED True True False"
     assert project.run("-m", "proj.main").ran == []
-    from checkpointing.keyplan import ANALYSIS_FORMAT
-
-    assert stored.read_text().startswith('{"format":%d' % ANALYSIS_FORMAT)
+    assert stored.read_text().startswith('{"format":%d,' % ANALYSIS_FORMAT)
 
 
 def test_a_rebinding_at_run_time_is_seen_with_a_stored_analysis(project) -> None:

@@ -14,8 +14,8 @@ from typing import Any, Callable, Dict, Iterable, Optional
 
 from .errors import ConfigurationError
 
-__all__ = ["ON_ERROR_CHOICES", "defaults", "validate_directory", "validate_on_error",
-           "validate_pickle_protocol"]
+__all__ = ["ON_ERROR_CHOICES", "defaults", "validate_directory", "validate_inputs",
+           "validate_on_error", "validate_pickle_protocol", "validate_variants"]
 
 ON_ERROR_CHOICES = ("warn", "raise", "ignore")
 
@@ -56,6 +56,36 @@ def validate_directory(value: Any) -> "os.PathLike[str] | str":
     return value
 
 
+def validate_variants(value: Any) -> int:
+    """Return ``value`` if it is an accepted number of entries kept per key, else raise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+        msg = (f"cache.variants={value!r} is not accepted; use an int from 1 to 64: how "
+               f"many entries of one key, differing in their run-time inputs, are kept "
+               f"(1 keeps only the latest)")
+        raise ConfigurationError(msg)
+    return value
+
+
+def validate_inputs(value: Any) -> tuple:
+    """Return the patterns of ``checkpoint(inputs=...)`` as a tuple of str, else raise."""
+    if isinstance(value, (str, os.PathLike)):
+        value = [value]
+    if isinstance(value, (bytes, dict)) or not isinstance(value, (list, tuple)):
+        msg = (f"inputs={value!r} is not accepted; pass a list of paths or glob patterns, "
+               f"e.g. inputs=['data/*.parquet', 'db.sqlite']")
+        raise ConfigurationError(msg)
+    patterns = []
+    for item in value:
+        if isinstance(item, os.PathLike):
+            item = os.fspath(item)
+        if not isinstance(item, str) or not item or "\0" in item:
+            msg = (f"inputs= holds {item!r}, which is not a path or glob pattern; use "
+                   f"non-empty str or pathlib.Path items, e.g. inputs=['data/*.csv']")
+            raise ConfigurationError(msg)
+        patterns.append(item)
+    return tuple(patterns)
+
+
 def _validate_roots(value: Any) -> Optional[tuple]:
     if value is None:
         return None
@@ -83,6 +113,8 @@ _VALIDATORS: Dict[str, Callable[[Any], Any]] = {
     "runtime.track_files": _validate_bool("runtime.track_files"),
     "runtime.safety_net": _validate_bool("runtime.safety_net"),
     "runtime.profile_safety_net": _validate_bool("runtime.profile_safety_net"),
+    "runtime.track_env": _validate_bool("runtime.track_env"),
+    "cache.variants": validate_variants,
 }
 
 
@@ -110,6 +142,10 @@ class Defaults(Dict[str, Any]):
         functions ran that the static analysis did not see (True).
         ``runtime.profile_safety_net``: the same before Python 3.12, with a profile
         hook that slows every call made during a miss (False).
+        ``runtime.track_env``: during a miss, record the environment variables the
+        project's code reads, and serve later hits only while they are unchanged (True).
+        ``cache.variants``: how many entries of one key are kept when they differ only
+        in their run-time inputs, so that reverting an input hits again (4).
     """
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -147,6 +183,8 @@ def _initial() -> Iterable[tuple]:
         ("runtime.track_files", True),
         ("runtime.safety_net", True),
         ("runtime.profile_safety_net", False),
+        ("runtime.track_env", True),
+        ("cache.variants", 4),
     )
 
 

@@ -25,7 +25,7 @@ import warnings
 from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union,
                     overload)
 
-from .config import defaults, validate_on_error
+from .config import defaults, validate_inputs, validate_on_error
 from .errors import (CheckpointFailedError, CheckpointFailedWarning, CheckpointNotExist,
                      ConfigurationError, ExpensiveOverheadWarning, HashFailedError,
                      HashFailedWarning, SideEffectWarning)
@@ -47,6 +47,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 _MISSING = object()
 # An entry exists but what it depends on at run time changed (an input file...).
 _STALE = object()
+# What a run read could not be recorded: its result is returned, not stored.
+_UNCHECKED: Any = object()
 # Warn about overhead only when caching is slower than the call by this much (1.0 did).
 _OVERHEAD_TOLERANCE_S = 0.1
 
@@ -65,11 +67,14 @@ class DecoratorCheckpoint:
         cache: stores and retrieves results by key.
         on_error: ``"warn"``, ``"raise"`` or ``"ignore"``: what to do when caching
             (not the function) fails; ``None`` reads ``defaults["checkpoint.on_error"]``.
+        inputs: paths or glob patterns of files the function reads (see
+            :func:`checkpoint`); needs a cache that keeps run-time checks
+            (:class:`PickleFileCache`).
     """
 
     def __init__(self, identifier: FuncCallIdentifierBase, cache: CacheBase,
                  on_error: Optional[str] = None, *, track_files: Optional[bool] = None,
-                 allow_side_effects: bool = False) -> None:
+                 allow_side_effects: bool = False, inputs: Sequence[Any] = ()) -> None:
         if not isinstance(identifier, FuncCallIdentifierBase):
             raise ConfigurationError(
                 f"identifier={identifier!r} is not a FuncCallIdentifierBase; subclass "
@@ -90,6 +95,12 @@ class DecoratorCheckpoint:
         self.allow_side_effects = _validate_flag("allow_side_effects", allow_side_effects)
         # Run-time recording needs a store that can verify what it saved (PickleFileCache).
         self._retrieve_entry = getattr(cache, "retrieve_entry", None)
+        self.inputs: Tuple[str, ...] = validate_inputs(inputs)
+        if self.inputs and self._retrieve_entry is None:
+            raise ConfigurationError(
+                f"inputs={list(self.inputs)!r} needs a cache that stores run-time checks "
+                f"with each entry, and {type(cache).__name__} does not; use the default "
+                f"PickleFileCache, or fold the files' content into the key yourself")
 
     def __call__(self, func: F) -> F:
         if isinstance(func, (staticmethod, classmethod)):
@@ -182,6 +193,8 @@ class DecoratorCheckpoint:
                       key: Optional[str], fingerprint: Optional[Dict[str, Any]],
                       recorder: Optional[runtime.Recorder]) -> Any:
         """Run the body (recording it, if asked) and store the result under ``key``."""
+        if recorder is not None:
+            recorder.note_arguments(args, kwargs)
         started = time.perf_counter()
         try:
             result = func(*args, **kwargs)
@@ -239,11 +252,15 @@ class DecoratorCheckpoint:
         try:
             if self._retrieve_entry is not None:
                 value, checks = self._retrieve_entry(key)
-                if checks:
-                    stale = runtime.verify(checks)
+                if checks or self.inputs:
+                    stale = self._stale(checks)
                     if stale is not None:
-                        logger.info("%s re-runs: %s", qualified_name(func), stale)
-                        return _STALE
+                        value, checks = self._try_variants(key)
+                        if value is _STALE:
+                            logger.info("%s re-runs: %s", qualified_name(func), stale)
+                            return _STALE
+                        logger.info("%s: an earlier entry matches its inputs as they are "
+                                    "now (%s since the latest)", qualified_name(func), stale)
                     runtime.propagate(checks)
             else:
                 value = self.cache.retrieve(key)
@@ -257,6 +274,29 @@ class DecoratorCheckpoint:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("hit: %s (key %s)", qualified_name(func), key)
         return value
+
+    def _stale(self, checks: Optional[Dict[str, Any]]) -> Optional[str]:
+        """None if an entry with these run-time checks may be served, else why not."""
+        if self.inputs:
+            declared = {pattern for pattern, _ in (checks or {}).get("declared", ())}
+            if not declared.issuperset(self.inputs):
+                return "its inputs= patterns were not checked when it was stored"
+        return runtime.verify(checks) if checks else None
+
+    def _try_variants(self, key: str) -> Tuple[Any, Any]:
+        """(value, checks) of an earlier entry of ``key`` whose checks hold now (the
+        inputs were reverted), made the key's entry again; else (_STALE, None)."""
+        variants = getattr(self.cache, "variants", None)
+        if variants is None:
+            return _STALE, None
+        for path, checks in variants(key):
+            if self._stale(checks) is None:
+                self.cache.promote_variant(key, path)
+                value, stored = self._retrieve_entry(key)
+                if stored == checks:  # not replaced by another process meanwhile
+                    return value, checks
+                return _STALE, None
+        return _STALE, None
 
     # -- explaining misses -------------------------------------------------------------
 
@@ -318,12 +358,13 @@ class DecoratorCheckpoint:
         if self._retrieve_entry is None:
             return None
         safety_net = defaults["runtime.safety_net"] and runtime.monitoring_available()
-        if not (self.track_files or safety_net or not self.allow_side_effects):
+        track_env = defaults["runtime.track_env"]
+        if not (self.track_files or safety_net or track_env or not self.allow_side_effects):
             return None
         known = self._static_extent(func) if safety_net else None
         try:
             return runtime.start(qualified_name(func), getattr(self.cache, "directory", "."),
-                                 self.track_files, known)
+                                 self.track_files, known, track_env)
         except Exception as exc:  # recording is a service, never a reason to fail
             logger.debug("not recording %s: %s", qualified_name(func), exc)
             return None
@@ -339,14 +380,24 @@ class DecoratorCheckpoint:
                 if n.get("file") and n.get("line")]
 
     def _checks(self, func: Callable[..., Any],
-                recorder: Optional[runtime.Recorder]) -> Optional[Dict[str, Any]]:
+                recorder: Optional[runtime.Recorder]) -> Any:
+        """The run-time checks to store (None if none), or _UNCHECKED if recording
+        failed."""
+        checks: Dict[str, Any] = {}
+        if self.inputs:  # an entry without them is never served (see _stale)
+            try:
+                checks = runtime.declared_checks(self.inputs, qualified_name(func),
+                                                 getattr(self.cache, "directory", "."))
+            except Exception as exc:
+                logger.debug("could not evaluate inputs= of %s: %s", qualified_name(func),
+                             exc)
         if recorder is None:
-            return None
+            return checks or None
         try:
-            checks = recorder.checks()
-        except Exception as exc:
+            checks = runtime.merge(recorder.checks(), checks)
+        except Exception as exc:  # an entry without its checks could be served stale
             logger.debug("no run-time checks for %s: %s", qualified_name(func), exc)
-            return None
+            return _UNCHECKED
         if recorder.writes and not self.allow_side_effects:
             runtime_warn_side_effects(func, list(recorder.writes))
         if checks.get("code"):
@@ -362,6 +413,8 @@ class DecoratorCheckpoint:
         if fingerprint is not None:
             metadata["fingerprint"] = fingerprint
         checks = self._checks(func, recorder)
+        if checks is _UNCHECKED:
+            return  # what it read is unknown: storing it could serve a stale result later
         if checks:
             metadata["checks"] = checks
         started = time.perf_counter()
@@ -495,14 +548,15 @@ def checkpoint(directory: Union[str, "os.PathLike[str]", None] = None,
                ignore: Sequence[str] = (),
                depends_on: Sequence[Any] = (), track_files: Optional[bool] = None,
                allow_side_effects: bool = False,
-               track_versions: Optional[bool] = None) -> Callable[[F], F]: ...
+               track_versions: Optional[bool] = None,
+               inputs: Sequence[Any] = ()) -> Callable[[F], F]: ...
 
 
 def checkpoint(directory: Any = None, on_error: Optional[str] = None,
                cache_pickle_protocol: Optional[int] = None, *,
                ignore: Sequence[str] = (), depends_on: Sequence[Any] = (),
                track_files: Optional[bool] = None, allow_side_effects: bool = False,
-               track_versions: Optional[bool] = None) -> Any:
+               track_versions: Optional[bool] = None, inputs: Sequence[Any] = ()) -> Any:
     """Cache a function's results on disk, re-running it only when they may be stale.
 
     Use as ``@checkpoint()`` or bare ``@checkpoint``. A call is answered from the cache
@@ -519,12 +573,20 @@ def checkpoint(directory: Any = None, on_error: Optional[str] = None,
         ignore: parameter names left out of the key (a logger, a verbosity flag).
         depends_on: extra objects folded into the key, for what the analyzer cannot
             see (code reached through ``getattr`` with a computed name, say).
-        track_files: record the files a run reads, and serve a hit only while they
-            are unchanged; default ``defaults["runtime.track_files"]`` (True).
+        track_files: record the files a run reads, the folders it lists and the
+            files and folders its arguments name, and serve a hit only while they are
+            unchanged; default ``defaults["runtime.track_files"]`` (True). Environment
+            variables: ``defaults["runtime.track_env"]`` (True).
         allow_side_effects: do not warn when a run writes files (a hit will not).
         track_versions: fold the versions of the third-party distributions the
             function reaches into its key; default
             ``defaults["analysis.track_versions"]`` (False).
+        inputs: paths or glob patterns (``"data/*.parquet"``, ``"db.sqlite"``,
+            ``"raw/**/*.h5"``) of files the function depends on, relative to the
+            current folder. Evaluated again before every hit: a file that now matches
+            or no longer does, or a matched file whose content changed, re-runs the
+            function. For what run-time recording cannot see (files opened by C code
+            under paths built inside the function).
 
     Returns:
         The decorated function. It also has ``rerun(*args, **kwargs)``, which runs the
@@ -550,7 +612,7 @@ def checkpoint(directory: Any = None, on_error: Optional[str] = None,
                                         track_versions=track_versions)
     cache = PickleFileCache(directory, cache_pickle_protocol)
     decorator = DecoratorCheckpoint(identifier, cache, on_error, track_files=track_files,
-                                    allow_side_effects=allow_side_effects)
+                                    allow_side_effects=allow_side_effects, inputs=inputs)
 
     def decorate(func: F) -> F:
         # An unknown name in ignore= fails now, not at the first call (in prepare()).

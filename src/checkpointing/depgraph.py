@@ -18,6 +18,7 @@ is still valid); :func:`dependency_graph` turns a fresh analysis into a
 from __future__ import annotations
 
 import ast
+import logging
 import os
 import sys
 import types
@@ -25,14 +26,17 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import hashing
-from .analysis.canon import BlindSpot, Canonical, canonical_class, canonical_function
+from .analysis.canon import BlindSpot, Canonical, Ref, canonical_class, canonical_function
 from .analysis.resolve import (CLASS, CLOSURE, EXTERNAL, FUNCTION, GLOBAL, MODULE, UNBOUND,
-                               Target, is_project_object, qualname_of, resolve_ref, unwrap)
+                               Target, is_project_object, qualname_of, resolve_ref, unwrap,
+                               unwrap_chain, value_attributes, wrapper_attributes)
 from .keyplan import (ANALYSIS_FORMAT, KeyPlan, NamesSnapshot, Slot, announce, cell_value,
                       describe, is_acknowledged, plan_for)
 from .source import INDEX
 
 __all__ = ["Node", "build_plan", "dependency_graph", "source_of"]
+
+logger = logging.getLogger("checkpointing")
 
 
 @dataclass
@@ -194,6 +198,39 @@ def source_of(obj: Any) -> str:
     return "".join(lines[_first_line(node) - 1:node.end_lineno])  # type: ignore[attr-defined]
 
 
+def _decorators_below_cache(func: Any, node: ast.AST) -> Optional[int]:
+    """How many of the checkpointed function's decorators sit below the cache's own.
+
+    ``@checkpoint`` over ``@logged`` caches what ``logged``'s wrapper returns: the
+    decorators below it are part of the function, those above it wrap the cache and
+    are not. The cache's decorator is recognised by what its name denotes (an object of
+    the ``checkpointing`` package), so ``cp = checkpoint(...)`` then ``@cp`` counts too.
+    None (keep them all) when none of them is the cache's: ``checkpoint(f)`` was
+    applied to the fully decorated function.
+    """
+    decorators = getattr(node, "decorator_list", None) or []
+    for position in range(len(decorators) - 1, -1, -1):
+        expr = decorators[position]
+        while isinstance(expr, ast.Call):
+            expr = expr.func
+        chain: List[str] = []
+        while isinstance(expr, ast.Attribute):
+            chain.append(expr.attr)
+            expr = expr.value
+        if not isinstance(expr, ast.Name):
+            continue
+        chain.append(expr.id)
+        try:
+            target = resolve_ref(Ref(tuple(reversed(chain)), "global", 0), func)
+        except Exception:
+            continue
+        value = target.obj
+        owner = value if isinstance(value, (type, types.FunctionType)) else type(value)
+        if (getattr(owner, "__module__", None) or "").split(".")[0] == "checkpointing":
+            return len(decorators) - 1 - position
+    return None
+
+
 # -- Bytecode fallback ------------------------------------------------------------
 
 def _code_digest(code: types.CodeType, hasher: hashing.Hasher) -> None:
@@ -234,6 +271,9 @@ class _Builder:
         self.warnings: List[Any] = []
         # What the analysis could not see: (where, file, line, what, fix).
         self.blind: List[Tuple[str, Optional[str], Optional[int], str, Optional[str]]] = []
+        # [describe(cls), names] of each class whose value attributes became slots: a
+        # stored plan is reused only while each class still has the same names.
+        self.attribute_sets: List[Any] = []
 
     def build(self) -> KeyPlan:
         self._visit(self.root, is_root=True)
@@ -256,7 +296,7 @@ class _Builder:
                     "guards": self.guard_specs,
                     "slots": [[s.qualname, s.spec] for s in self.slots], "nodes": summary,
                     "externals": externals,
-                    "warnings": self.warnings,
+                    "warnings": self.warnings, "attributes": self.attribute_sets,
                     "blind_spots": [[filename, lineno, what, where]
                                     for where, filename, lineno, what, _ in self.blind]}
         return KeyPlan(self.root, self.nodes, self.slots, self.guards, static,
@@ -319,6 +359,9 @@ class _Builder:
         for ref, target in resolved:
             entry = self._fold(node, ref, target, own)
             record_entry.append(entry)
+            record_entry.extend(self._bound_parts(node, target, own))
+        if is_class:
+            record_entry.extend(self._class_attributes(node, obj, own))
         if not is_root and not is_class:
             # Default values were evaluated when the helper was defined: read them as values.
             if obj.__defaults__ or obj.__kwdefaults__:
@@ -360,6 +403,75 @@ class _Builder:
         if kind == EXTERNAL and target.namespace is not None:
             self._guard(target)
         return ("external", name, target.rest)
+
+    def _bound_parts(self, node: Node, target: Target, own: hashing.Hasher) -> List[Any]:
+        """What a reached function is besides its own code: the attributes read on it
+        (``helper.scale``), and the wrappers around it that its source does not show.
+
+        ``functools.wraps`` makes a wrapper look like the function it wraps; the
+        analysis follows ``__wrapped__`` to the source, so what the wrapper adds is
+        folded here: the attributes it carries (a ``singledispatch`` registry) and, for
+        a wrapper applied by a call (``helper = logged(_helper)``) rather than by a
+        decorator line (whose code is in the source), the wrapper's own code.
+        """
+        if target.kind != FUNCTION:
+            return []
+        if target.cell is not None:
+            bound = cell_value(target.cell)
+        elif target.namespace is not None and target.name is not None:
+            bound = target.namespace.get(target.name, UNBOUND)
+        else:
+            return []
+        entries: List[Any] = []
+        if target.rest and not target.rest[0].startswith("__"):
+            entries.append(self._attribute_slot(node, bound, 0, target.rest[0], own))
+        chain = unwrap_chain(bound)
+        for hops, layer in enumerate(chain[:-1]):
+            for name in wrapper_attributes(layer):
+                entries.append(self._attribute_slot(node, layer, hops, name, own))
+        _, sources = _function_node(chain[-1]) if len(chain) > 1 else (None, [])
+        shown = len(getattr(sources[0], "decorator_list", ())) if sources else 0
+        for layer in chain[:max(0, len(chain) - 1 - shown)]:
+            if isinstance(layer, types.FunctionType) and is_project_object(layer):
+                child = self._visit(layer)
+                node.edges.append(child)
+                own.feed(("wrapper", self.nodes[child].qualname))
+                entries.append(("wrapper", child))
+        return [e for e in entries if e is not None]
+
+    def _class_attributes(self, node: Node, cls: type, own: hashing.Hasher) -> List[Any]:
+        """Slots for a class's value attributes (:func:`value_attributes`), wherever
+        they were assigned: ``Cls.RATE = 4`` in any module, a registry filled by
+        ``__init_subclass__``, a method replaced from outside the class body."""
+        names = value_attributes(cls)
+        identity = describe(cls)
+        if identity is not None:
+            self.attribute_sets.append([identity, names])
+        entries = []
+        for name in names:
+            try:
+                hashing.digest_value(vars(cls)[name])
+            except Exception as exc:
+                # Machinery of a library's base class (a validator, a lock): a value
+                # that cannot be hashed would make every call warn.
+                logger.debug("%s.%s not tracked: %s", node.qualname, name, exc)
+                continue
+            entries.append(self._attribute_slot(node, cls, -1, name, own))
+        return entries
+
+    def _attribute_slot(self, node: Node, owner: Any, hops: int, name: str,
+                        own: hashing.Hasher) -> Any:
+        """Read ``owner.name`` at every call (from the owner's own namespace)."""
+        namespace = vars(owner) if isinstance(owner, type) else getattr(owner, "__dict__", None)
+        if namespace is None:
+            return None
+        identity = describe(owner)
+        slot = self._slot(("attribute", id(owner), name), Slot(
+            f"{qualname_of(owner)}.{name}", namespace, name,
+            spec=None if identity is None else ["attribute", identity, hops, name]))
+        node.slots.append(slot)
+        own.feed(("attribute", hops, name))
+        return ("attribute", slot, hops, name)
 
     def _slot(self, key: Tuple[Any, ...], slot: Slot) -> int:
         index = self.slot_index.get(key)
@@ -460,9 +572,12 @@ class _Builder:
         parts = []
         for n in nodes:
             fresh = _fresh_copy(record, n)
-            parts.append(canonical_function(fresh, include_defaults=not is_root, owned=True)
+            keep = _decorators_below_cache(obj, n) if is_root else None
+            parts.append(canonical_function(fresh, include_defaults=not is_root,
+                                            decorators=keep, owned=True)
                          if fresh is not None
-                         else canonical_function(n, include_defaults=not is_root))
+                         else canonical_function(n, include_defaults=not is_root,
+                                                 decorators=keep))
         if len(parts) == 1:
             return parts[0], record.filename, code.co_firstlineno
         # Several lambdas on one line: fold them all (a change in any re-runs).

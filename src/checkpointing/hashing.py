@@ -761,6 +761,12 @@ def _enc_module(h: Hasher, obj: types.ModuleType) -> None:
     _put_str(h._buf, b"u", obj.__name__)
 
 
+def _enc_mappingproxy(h: Hasher, obj: types.MappingProxyType) -> None:
+    # A read-only view (a class namespace, a singledispatch registry): its contents.
+    h._buf += b"M"
+    _enc_dict(h, dict(obj))
+
+
 def _enc_partial(h: Hasher, obj: functools.partial) -> None:
     h._buf += b"j"
     _class_ident(h, type(obj))
@@ -1060,6 +1066,7 @@ _BUILTINS: Dict[type, Encoder] = {
     staticmethod: _enc_wrapped_callable,
     classmethod: _enc_wrapped_callable,
     property: _enc_property,
+    types.MappingProxyType: _enc_mappingproxy,
 }
 
 # Matched along the MRO (subclasses too, identified by their class first).

@@ -37,7 +37,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import xxhash
 
 from . import hashing
-from .analysis.resolve import UNBOUND, is_project_object, qualname_of, unwrap
+from .analysis.resolve import (UNBOUND, is_project_object, qualname_of, unwrap, unwrap_chain,
+                               value_attributes, wrapper_attributes)
 from .config import defaults
 from .errors import PENDING_WARNINGS, BlindSpotWarning
 from .source import INDEX
@@ -47,7 +48,7 @@ __all__ = ["KeyPlan", "NamesSnapshot", "Slot", "acknowledge_blind_spots", "plan_
 logger = logging.getLogger("checkpointing")
 
 # Bump when the analysis or the layout of stored plans changes.
-ANALYSIS_FORMAT = 2
+ANALYSIS_FORMAT = 3
 _RUNTIME = sys.implementation.cache_tag or sys.version
 
 
@@ -519,11 +520,23 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
             if cell is None:
                 return None
             slots.append(Slot(qualname, cell=cell, spec=spec))
+        elif kind == "attribute":  # on a definition found through a guard, or the root
+            owner = _attribute_owner(func, found, spec[1], spec[2])
+            namespace = getattr(owner, "__dict__", None)
+            if namespace is None:
+                return None
+            slots.append(Slot(qualname, namespace, spec[3], spec=spec))
         else:  # defaults of a helper found through a guard
             owner = next((unwrap(obj) for obj in found if describe(obj) == spec[1]), None)
             if owner is None:
                 return None
             slots.append(Slot(qualname, defaults_of=owner, spec=spec))
+    for identity, names in data.get("attributes", ()):
+        # A class that gained or lost value attributes (``Cls.NEW = 1`` in a module the
+        # plan does not cover) needs new slots: analyse again.
+        owner = _attribute_owner(func, found, identity, -1)
+        if not isinstance(owner, type) or value_attributes(owner) != names:
+            return None
     # What the analysis could not see was said when it was made; ``graph`` and ``why``
     # show it again (issue 9: not once more in every process that reuses the analysis).
     return KeyPlan(unwrap(func), [], slots, guards, bytes.fromhex(data["static_digest"]),
@@ -549,6 +562,19 @@ def _find_function(root: Any, found: List[Any], expected: Any) -> Any:
         obj = getattr(obj, part, None) if obj is not None else None
     obj = unwrap(obj) if obj is not None else None
     return obj if isinstance(obj, types.FunctionType) and describe(obj) == expected else None
+
+
+def _attribute_owner(func: Any, found: List[Any], identity: Any, hops: int) -> Any:
+    """The object whose attributes an ``attribute`` slot reads: among the guarded
+    definitions (or the root) the one ``describe`` names, ``hops`` steps down its
+    ``__wrapped__`` chain (-1: the original)."""
+    for obj in (*found, func):
+        if describe(obj) == identity:
+            if hops < 0:
+                return unwrap(obj)
+            chain = unwrap_chain(obj)
+            return chain[hops] if hops < len(chain) else None
+    return None
 
 
 def _distribution_versions(modules: Sequence[str]) -> Dict[str, str]:
@@ -625,8 +651,20 @@ def _definition_digest(obj: Any) -> Optional[bytes]:
 def _function_digester(func: Any) -> bytes:
     digest = _definition_digest(func)
     if digest is not None:
-        return b"project-function:" + digest
+        return b"project-function:" + digest + _wrapper_digest(func)
     return b"function:" + qualname_of(func).encode()
+
+
+def _wrapper_digest(func: Any) -> bytes:
+    """What the wrappers around a project function carry (a ``singledispatch``
+    registry, a decorator's attributes): a function held in a value counts with them."""
+    chain = unwrap_chain(func)
+    if len(chain) == 1:
+        return b""
+    hasher = hashing.Hasher()
+    for layer in chain[:-1]:
+        hasher.feed([(name, vars(layer)[name]) for name in wrapper_attributes(layer)])
+    return b"+wrapped:" + hasher.digest()
 
 
 def _module_digester(module: types.ModuleType) -> bytes:

@@ -4,7 +4,18 @@ Static analysis sees code, not the world. During a miss (only then: hits are nev
 traced), a :class:`Recorder` notes
 
 * the regular files the function opens for reading (an audit hook on ``open``), so
-  that a later hit is served only while they are unchanged;
+  that a later hit is served only while they are unchanged; SQLite databases it
+  connects to (``sqlite3.connect``, opened in C);
+* the directories it lists (``os.listdir``, ``os.scandir``, hence ``glob``,
+  ``pathlib``'s ``glob``/``rglob``/``iterdir``, ``os.walk``): their names and the size
+  and mtime of each entry, so an added, removed or rewritten file re-runs;
+* the environment variables the project's own code reads (``os.environ[...]``,
+  ``.get``, ``os.getenv``, ``in``): their value or absence, as a digest;
+* the ``str``/``PathLike`` arguments of the call that name existing files (content)
+  or folders (every file's size and mtime, recursively): the files a C reader
+  (pyarrow, h5py) opens without Python seeing it;
+* the files matching the patterns declared with ``checkpoint(inputs=[...])``, whose
+  globs are evaluated again before every hit;
 * the files it opens for writing and the directories it creates, which a hit would
   not recreate (a warning says so);
 * on Python 3.12+, the functions of the project that actually ran
@@ -15,58 +26,114 @@ traced), a :class:`Recorder` notes
 
 What is recorded is saved with the entry as its "checks", and :func:`verify` runs
 them before a hit is served: size and mtime first, content digests only when those
-differ, so an untouched input costs one ``stat``.
+differ, so an untouched input costs one ``stat``. The layout of the checks (JSON)::
+
+    "inputs":   [[path, size, mtime_ns, content digest]]   size -1: must not exist
+    "listings": [[folder, names digest, digest of each file's size and mtime_ns,
+                  paths left out (the cache directory)]]
+    "trees":    [[folder, digest of (relative path, size, mtime_ns) of every file,
+                  paths left out]]
+    "env":      [[name, value digest or None when unset]]
+    "cwd":      [[the current folder]], when a relative path was read
+    "declared": [[pattern as given, digest of its sorted absolute matches]]
+    "code":     [[qualname, file, first line, last line, source digest]]
+
+Our own work (computing or verifying checks, reading entries) is never recorded: a
+thread-local flag turns the hooks off while it runs.
 """
 
 from __future__ import annotations
 
+import _collections_abc
+import glob as _glob
 import os
+import stat as _stat
 import sys
 import threading
-from typing import Any, Dict, List, Optional, Set, Tuple
+import warnings
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import xxhash
 
 from .source import INDEX
 
-__all__ = ["Recorder", "active", "propagate", "start", "stop", "verify"]
+__all__ = ["Recorder", "active", "declared_checks", "merge", "propagate", "start", "stop",
+           "verify"]
 
 _LOCAL = threading.local()
 _HOOK_INSTALLED = False
 _HOOK_LOCK = threading.Lock()
 _MODULE_SUFFIXES = (".py", ".pyc", ".pyo", ".so", ".pyd", ".pth", ".dll", ".dylib")
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+# Beyond this many files, a folder argument is not checked at each hit (warned once).
+MAX_FOLDER_FILES = 10_000
 
 
 class Recorder:
     """What one miss of one function did; see the module docs."""
 
     def __init__(self, name: str, ignore_dirs: Tuple[str, ...], track_files: bool,
-                 known: Optional[List[Tuple[str, int, int]]]) -> None:
+                 known: Optional[List[Tuple[str, int, int]]], track_env: bool = False) -> None:
         self.name = name
         self.ignore_dirs = ignore_dirs
         self.track_files = track_files
+        self.track_env = track_env
         self.reads: Dict[str, None] = {}
         self.writes: Dict[str, None] = {}
+        self.listings: Dict[str, None] = {}
+        # paths named by the call's arguments -> the current folder if given relative
+        self.arguments: Dict[str, Optional[str]] = {}
+        self.env: Dict[str, Optional[str]] = {}  # name -> value digest at the first read
+        self.env_set: Set[str] = set()  # set by the function before it read them
+        self.sqlite: Dict[str, None] = {}  # databases: their -wal file is checked too
+        self.cwd: Optional[str] = None  # the current folder, if a relative path was read
         self.known = known  # (file, first line, last line) of the static graph's nodes
         self.executed: Dict[Any, None] = {}
         self.inherited: List[Dict[str, Any]] = []  # checks of nested hits
 
+    def note_arguments(self, args: Sequence[Any], kwargs: Dict[str, Any]) -> None:
+        """Remember the arguments that may name files or folders (read in C, unseen)."""
+        if not self.track_files:
+            return
+        for value in _path_candidates(list(args) + list(kwargs.values())):
+            path = os.path.abspath(value)
+            if not path.startswith(self.ignore_dirs):
+                self.arguments[path] = None if os.path.isabs(value) else os.getcwd()
+
+    def note_relative(self) -> None:
+        """A path relative to the current folder was read: the folder is an input."""
+        if self.cwd is None:
+            self.cwd = os.getcwd()
+
     def checks(self) -> Dict[str, Any]:
         """The checks to save with the entry (empty when there is nothing to check)."""
+        with _busy():
+            return self._checks()
+
+    def _checks(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
         inputs = [_file_state(path) for path in self.reads if path not in self.writes]
+        inputs.extend(_absent_state(path + "-wal") for path in self.sqlite)
         inputs = [state for state in inputs if state is not None]
+        cache = (self.ignore_dirs[0].rstrip(os.sep),)
+        listings = [state for state in (_listing_state(p, cache) for p in self.listings)
+                    if state is not None]
+        trees: List[List[Any]] = []
+        for path, cwd in self.arguments.items():
+            if _add_path_state(path, inputs, trees, self.name, cache) and cwd is not None:
+                self.cwd = self.cwd or cwd  # only a string naming a path ties it
+        env = [[name, digest] for name, digest in self.env.items()]
+        if self.cwd is not None:
+            out["cwd"] = [[self.cwd]]
         code = [state for state in (_code_state(c) for c in self._extra_code())
                 if state is not None]
+        for name, items in (("inputs", inputs), ("listings", listings), ("trees", trees),
+                            ("env", env), ("code", code)):
+            if items:
+                out[name] = items
         for nested in self.inherited:
-            inputs.extend(nested.get("inputs", ()))
-            code.extend(nested.get("code", ()))
-        if inputs:
-            out["inputs"] = _unique(inputs)
-        if code:
-            out["code"] = _unique(code)
-        return out
+            out = merge(out, nested)
+        return merge(out, {})
 
     def _extra_code(self) -> List[Any]:
         if not self.executed or self.known is None:
@@ -78,6 +145,19 @@ class Recorder:
                        for f, first, last in self.known):
                 extra.append(code)
         return extra
+
+
+_KINDS = ("cwd", "inputs", "listings", "trees", "env", "declared", "code")
+
+
+def merge(checks: Dict[str, Any], more: Dict[str, Any]) -> Dict[str, Any]:
+    """The checks of both (each item once)."""
+    out = {}
+    for kind in _KINDS:
+        items = list(checks.get(kind, ())) + list(more.get(kind, ()))
+        if items:
+            out[kind] = _unique(items)
+    return out
 
 
 def _unique(items: List[List[Any]]) -> List[List[Any]]:
@@ -119,6 +199,174 @@ def _file_digest(path: str) -> Optional[str]:
     except OSError:
         return None
     return hasher.hexdigest()
+
+
+def _absent_state(path: str) -> Optional[List[Any]]:
+    """The state of a file that must keep not existing (a SQLite write-ahead log)."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return [path, -1, -1, None]
+    except OSError:
+        return None
+    return _file_state(path)
+
+
+def _path_candidates(values: Iterable[Any]) -> List[str]:
+    """The str/PathLike values, and those inside list/tuple values, that could be paths."""
+    out = []
+    for value in values:
+        items = value if type(value) in (list, tuple) else (value,)
+        for item in items:
+            if isinstance(item, os.PathLike):
+                try:
+                    item = os.fspath(item)
+                except TypeError:
+                    continue
+            if isinstance(item, str) and 0 < len(item) < 4096 and "\0" not in item \
+                    and "\n" not in item:
+                out.append(item)
+    return out
+
+
+def _add_path_state(path: str, inputs: List[List[Any]], trees: List[List[Any]],
+                    name: str, cache: Tuple[str, ...]) -> bool:
+    """Add the state of ``path`` (an argument or a declared match) as a file or a
+    tree; False if it names neither."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    state = None
+    if _stat.S_ISREG(st.st_mode):
+        state = _file_state(path)
+        if state is not None:
+            inputs.append(state)
+    elif _stat.S_ISDIR(st.st_mode):
+        state = _tree_state(path, name, [c for c in cache if c.startswith(path + os.sep)])
+        if state is not None:
+            trees.append(state)
+    return state is not None
+
+
+def _names_digest(names: List[str]) -> str:
+    return xxhash.xxh3_128_hexdigest("\0".join(sorted(names)).encode("utf-8",
+                                                                     "surrogateescape"))
+
+
+def _entries_digest(folder: str, names: List[str]) -> str:
+    """Size and mtime of each regular file of a listing (a file read by C code changes
+    this, not the listing); other entries by name and kind."""
+    hasher = xxhash.xxh3_128()
+    for name in sorted(names):
+        try:
+            st = os.stat(os.path.join(folder, name))
+        except OSError:
+            hasher.update(f"{name}\0?\0".encode("utf-8", "surrogateescape"))
+            continue
+        if _stat.S_ISREG(st.st_mode):
+            hasher.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode(
+                "utf-8", "surrogateescape"))
+        else:
+            hasher.update(f"{name}\0{_stat.S_IFMT(st.st_mode)}\0".encode(
+                "utf-8", "surrogateescape"))
+    return hasher.hexdigest()
+
+
+def _visible(folder: str, names: List[str], excluded: List[str]) -> List[str]:
+    """The names of a listing that count: not ``__pycache__`` (Python writes it while
+    importing), not the cache directory (we write it while saving)."""
+    return [n for n in names if n != "__pycache__"
+            and (not excluded or os.path.join(folder, n) not in excluded)]
+
+
+def _listing_state(folder: str, cache: Tuple[str, ...]) -> Optional[List[Any]]:
+    excluded = [c for c in cache if os.path.dirname(c) == folder]
+    try:
+        names = _visible(folder, os.listdir(folder), excluded)
+    except OSError:
+        return None  # listed, then removed (a temporary directory): nothing to check
+    return [folder, _names_digest(names), _entries_digest(folder, names), excluded]
+
+
+def _tree_digest(root: str, limit: int, excluded: List[str]) -> Optional[str]:
+    """Digest of (relative path, size, mtime) of every file under ``root``; None when
+    there are more than ``limit`` files. Symbolic links to folders are not followed."""
+    hasher = xxhash.xxh3_128()
+    count = 0
+    skip = len(os.path.join(root, ""))  # entry.path[skip:]: the path relative to root
+    pending = [root]
+    found: List[Tuple[str, int, int]] = []
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        if entry.name != "__pycache__" and entry.path not in excluded:
+                            pending.append(entry.path)
+                        continue
+                    try:
+                        st = entry.stat()
+                    except OSError:
+                        continue
+                    count += 1
+                    if count > limit:
+                        return None
+                    found.append((entry.path[skip:], st.st_size, st.st_mtime_ns))
+        except OSError:
+            continue
+    for rel, size, mtime_ns in sorted(found):
+        hasher.update(f"{rel}\0{size}\0{mtime_ns}\0".encode("utf-8", "surrogateescape"))
+    return hasher.hexdigest()
+
+
+_WARNED_FOLDERS: Set[Tuple[str, str]] = set()
+
+
+def _tree_state(root: str, name: str, excluded: List[str]) -> Optional[List[Any]]:
+    digest = _tree_digest(root, MAX_FOLDER_FILES, excluded)
+    if digest is None:
+        if (name, root) not in _WARNED_FOLDERS:
+            _WARNED_FOLDERS.add((name, root))
+            from .errors import BlindSpotWarning
+            from .explain import display_path
+
+            warnings.warn(
+                f"{name} was given the folder {display_path(root)}, which holds more than "
+                f"{MAX_FOLDER_FILES} files: too many to check before each hit, so changes "
+                f"inside it do not re-run {name}. Pass the files it reads, or declare "
+                f"them with checkpoint(inputs=['folder/*.parquet'])", BlindSpotWarning,
+                stacklevel=2)
+        return None
+    return [root, digest, excluded]
+
+
+def declared_checks(patterns: Sequence[str], name: str, cache_dir: str) -> Dict[str, Any]:
+    """The checks of the patterns of ``checkpoint(inputs=[...])``: each pattern's
+    matches (evaluated again before every hit), the content of each matched file, the
+    tree of each matched folder."""
+    with _busy():
+        inputs: List[List[Any]] = []
+        trees: List[List[Any]] = []
+        declared = []
+        for pattern in patterns:
+            matches = _matches(pattern)
+            declared.append([pattern, _names_digest(matches)])
+            for path in matches:
+                _add_path_state(path, inputs, trees, name,
+                                (os.path.abspath(cache_dir),))
+        out: Dict[str, Any] = {"declared": declared}
+        if inputs:
+            out["inputs"] = inputs
+        if trees:
+            out["trees"] = trees
+        return out
+
+
+def _matches(pattern: str) -> List[str]:
+    """The absolute paths ``pattern`` matches now (relative to the current folder)."""
+    return sorted(os.path.abspath(p) for p in _glob.glob(pattern, recursive=True))
 
 
 def _code_lines(code: Any) -> Tuple[int, int]:
@@ -175,9 +423,29 @@ def active() -> List[Recorder]:
     return stack
 
 
+class _Busy:
+    """While our own code computes or verifies checks, the hooks record nothing."""
+
+    def __enter__(self) -> None:
+        _LOCAL.busy = getattr(_LOCAL, "busy", 0) + 1
+
+    def __exit__(self, *exc: Any) -> None:
+        _LOCAL.busy -= 1
+
+
+_BUSY = _Busy()
+
+
+def _busy() -> _Busy:
+    return _BUSY
+
+
+_LISTING_EVENTS = ("os.listdir", "os.scandir")
+
+
 def _audit(event: str, args: Tuple[Any, ...]) -> None:
     stack = getattr(_LOCAL, "stack", None)
-    if not stack:
+    if not stack or getattr(_LOCAL, "busy", 0):
         return
     if event == "open":
         path, mode, flags = args
@@ -185,12 +453,19 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
             if isinstance(mode, str) else bool(flags & _WRITE_FLAGS)
     elif event == "os.mkdir":
         path, writing = args[0], True
+    elif event in _LISTING_EVENTS:
+        _audit_listing(stack, args[0])
+        return
+    elif event == "sqlite3.connect":
+        _audit_sqlite(stack, args[0])
+        return
     else:
         return
     if isinstance(path, int) or path is None:
         return
     try:
-        path = os.path.abspath(os.fsdecode(path))
+        given = os.fsdecode(path)
+        path = os.path.abspath(given)
     except (TypeError, ValueError):
         return
     if path.endswith(_MODULE_SUFFIXES) or "__pycache__" in path:
@@ -202,6 +477,142 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
             recorder.writes[path] = None
         elif recorder.track_files:
             recorder.reads[path] = None
+            if not os.path.isabs(given):
+                recorder.note_relative()
+
+
+def _audit_listing(stack: List[Recorder], path: Any) -> None:
+    """A directory listed during a miss, unless the import system lists it (its code is
+    frozen: ``<frozen importlib._bootstrap_external>``)."""
+    if isinstance(path, int):
+        return  # listed through a file descriptor: no name to check again
+    caller = sys._getframe(2)
+    if caller.f_code.co_filename.startswith("<frozen"):
+        return
+    try:
+        given = os.fsdecode(path) if path is not None else "."
+        folder = os.path.abspath(given)
+    except (TypeError, ValueError):
+        return
+    if "__pycache__" in folder:
+        return
+    probe = folder.rstrip(os.sep) + os.sep
+    for recorder in stack:
+        if recorder.track_files and not probe.startswith(recorder.ignore_dirs):
+            recorder.listings[folder] = None
+            if not os.path.isabs(given):
+                recorder.note_relative()
+
+
+def _audit_sqlite(stack: List[Recorder], database: Any) -> None:
+    """A SQLite database opened during a miss: SQLite reads it in C, so ``open`` never
+    fires. Its write-ahead log (``-wal``) holds committed data too."""
+    try:
+        name = os.fsdecode(database)
+    except (TypeError, ValueError):
+        return
+    if name.startswith("file:"):  # a URI (uri=True): file:path?mode=ro
+        name = name[5:].split("?", 1)[0]
+        if name.startswith("//"):
+            name = name[2:]
+    if not name or name == ":memory:" or "mode=memory" in str(database):
+        return
+    path = os.path.abspath(name)
+    for recorder in stack:
+        if recorder.track_files and not path.startswith(recorder.ignore_dirs):
+            recorder.reads[path] = None
+            recorder.sqlite[path] = None
+            if not os.path.isabs(name):
+                recorder.note_relative()
+
+
+# -- environment variables --------------------------------------------------------------
+# os.environ is a Python mapping without audit events: while a miss runs, its class is
+# swapped for a subclass that notes reads (every read, `in`, .get and os.getenv go
+# through __getitem__). Only reads made by the project's own code count: the standard
+# library and installed packages read variables on their own behalf (TMPDIR, TERM...).
+_ENV_LOCK = threading.Lock()
+_ENV_USERS = [0]
+_ENV_CLASS = type(os.environ)
+
+
+def _plumbing_files() -> Set[str]:
+    return {os.getenv.__code__.co_filename,
+            _collections_abc.Mapping.get.__code__.co_filename, __file__}
+
+
+_PLUMBING: Set[str] = set()
+_ENV_CALLERS: Dict[str, bool] = {}  # file of the reading code -> is it the project's?
+
+
+def _note_env(key: Any, value: Optional[str]) -> None:
+    stack = getattr(_LOCAL, "stack", None)
+    if not stack or getattr(_LOCAL, "busy", 0) or not isinstance(key, str) \
+            or key in stack[-1].env:  # read before: the first value is what counts
+        return
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename in _PLUMBING:
+        frame = frame.f_back
+    if frame is None:
+        return
+    filename = frame.f_code.co_filename
+    ours = _ENV_CALLERS.get(filename)
+    if ours is None:
+        with _busy():  # deciding may import (sysconfig), which reads the environment
+            ours = not filename.startswith("<frozen") and INDEX.is_project_path(filename)
+        _ENV_CALLERS[filename] = ours
+    if not ours:
+        return
+    digest = None if value is None else xxhash.xxh3_128_hexdigest(
+        value.encode("utf-8", "surrogateescape"))
+    for recorder in stack:
+        if recorder.track_env and key not in recorder.env and key not in recorder.env_set:
+            recorder.env[key] = digest
+
+
+def _note_env_write(key: Any) -> None:
+    stack = getattr(_LOCAL, "stack", None)
+    if stack and not getattr(_LOCAL, "busy", 0):
+        for recorder in stack:
+            if key not in recorder.env:
+                recorder.env_set.add(key)
+
+
+class _RecordingEnviron(_ENV_CLASS):  # type: ignore[valid-type, misc]
+    """``os.environ`` while a miss records (see above)."""
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            value = super().__getitem__(key)
+        except KeyError:
+            _note_env(key, None)
+            raise
+        _note_env(key, value)
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        _note_env_write(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        _note_env_write(key)
+        super().__delitem__(key)
+
+
+def _watch_env() -> None:
+    with _ENV_LOCK:
+        _ENV_USERS[0] += 1
+        if _ENV_USERS[0] == 1 and type(os.environ) is _ENV_CLASS:
+            if not _PLUMBING:
+                _PLUMBING.update(_plumbing_files())
+            os.environ.__class__ = _RecordingEnviron
+
+
+def _unwatch_env() -> None:
+    with _ENV_LOCK:
+        _ENV_USERS[0] -= 1
+        if _ENV_USERS[0] == 0 and type(os.environ) is _RecordingEnviron:
+            os.environ.__class__ = _ENV_CLASS
 
 
 def _install_audit_hook() -> None:
@@ -296,14 +707,19 @@ def _stop_monitoring() -> None:
 
 
 def start(name: str, cache_dir: str, track_files: bool,
-          known: Optional[List[Tuple[str, int, int]]]) -> Recorder:
+          known: Optional[List[Tuple[str, int, int]]], track_env: bool = False) -> Recorder:
     """Begin recording a miss of ``name`` (``known``: the static graph's definitions,
-    or None not to watch which code runs)."""
+    or None not to watch which code runs; ``track_env``: note the environment variables
+    the project's code reads)."""
     _install_audit_hook()
     ignore = (os.path.abspath(cache_dir).rstrip(os.sep) + os.sep,) + _environment_dirs()
     if known is not None and not _start_monitoring():
         known = None
-    recorder = Recorder(name, ignore, track_files, known)
+    recorder = Recorder(name, ignore, track_files, known, track_env)
+    if track_env:
+        if not active():
+            _ENV_CALLERS.clear()  # the project's roots may have changed since
+        _watch_env()
     active().append(recorder)
     return recorder
 
@@ -313,6 +729,8 @@ def stop(recorder: Recorder) -> None:
     stack = active()
     if recorder in stack:
         stack.remove(recorder)
+        if recorder.track_env:
+            _unwatch_env()
     if not any(r.known is not None for r in stack):
         _stop_monitoring()
 
@@ -326,18 +744,61 @@ def propagate(checks: Optional[Dict[str, Any]]) -> None:
 
 
 def verify(checks: Dict[str, Any]) -> Optional[str]:
-    """None if every check holds, else why not (``input file data.csv changed``)."""
+    """None if every check holds, else why not (``input file data.csv changed``).
+
+    Cheapest first: environment variables (a dict lookup each), files (a ``stat`` each;
+    their content is hashed only when size or mtime differ), listings (a listing of
+    the folder and a ``stat`` of each entry), declared patterns (one ``glob`` each),
+    folder trees (a ``stat`` of every file), code.
+    """
+    with _busy():
+        return _verify(checks)
+
+
+def _verify(checks: Dict[str, Any]) -> Optional[str]:
     from .explain import display_path
 
+    for (folder,) in checks.get("cwd", ()):
+        if os.getcwd() != folder:
+            return (f"it read paths relative to the current folder, which was "
+                    f"{display_path(folder)} and is now {display_path(os.getcwd())}")
+    for name, digest in checks.get("env", ()):
+        value = os.environ.get(name)
+        if value is None:
+            if digest is not None:
+                return f"environment variable {name} is now unset"
+        elif digest is None:
+            return f"environment variable {name} is now set"
+        elif xxhash.xxh3_128_hexdigest(value.encode("utf-8", "surrogateescape")) != digest:
+            return f"environment variable {name} changed"
     for path, size, mtime_ns, digest in checks.get("inputs", ()):
         try:
             st = os.stat(path)
         except OSError:
+            if size < 0:
+                continue  # it did not exist, and still does not
             return f"input file {display_path(path)} is gone"
+        if size < 0:
+            return f"input file {display_path(path)} appeared"
         if st.st_size == size and st.st_mtime_ns == mtime_ns:
             continue
         if st.st_size != size or _file_digest(path) != digest:
             return f"input file {display_path(path)} changed"
+    for folder, names_digest, entries_digest, excluded in checks.get("listings", ()):
+        try:
+            names = _visible(folder, os.listdir(folder), excluded)
+        except OSError:
+            return f"folder {display_path(folder)} is gone"
+        if _names_digest(names) != names_digest:
+            return f"folder {display_path(folder)} changed: a file was added or removed"
+        if _entries_digest(folder, names) != entries_digest:
+            return f"a file in folder {display_path(folder)} changed"
+    for pattern, digest in checks.get("declared", ()):
+        if _names_digest(_matches(pattern)) != digest:
+            return f"inputs= pattern {pattern!r} matches other files"
+    for root, digest, excluded in checks.get("trees", ()):
+        if _tree_digest(root, MAX_FOLDER_FILES, excluded) != digest:
+            return f"a file in folder {display_path(root)} changed"
     for qualname, filename, first, last, digest in checks.get("code", ()):
         if _segment_digest(filename, first, last) != digest:
             return (f"{qualname} changed ({display_path(filename)}:{first}; found at run "

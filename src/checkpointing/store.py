@@ -32,6 +32,10 @@ Directory layout::
     <directory>/CACHEDIR.TAG        marks a cache for backup tools (bford.info/cachedir)
     <directory>/.gitignore          "*": never committed
     <directory>/entries/<name>.ckpt one file per key
+    <directory>/variants/<name>/<checks digest>.ckpt
+                                    earlier entries of a key that differ from its entry
+                                    only in their run-time checks (input files...), at
+                                    most ``defaults["cache.variants"] - 1``; same format
 
 Entry layout (all integers little-endian)::
 
@@ -68,7 +72,7 @@ from typing import NamedTuple, Any, Dict, Generic, Iterator, List, Optional, Tup
 import xxhash
 
 from .config import defaults, validate_directory, validate_pickle_protocol
-from .errors import CheckpointNotExist, CorruptEntryWarning
+from .errors import CheckpointFailedWarning, CheckpointNotExist, CorruptEntryWarning
 
 __all__ = ["CACHEDIR_TAG", "CacheBase", "EntryInfo", "FORMAT_VERSION", "PickleFileCache",
            "SynchronizedCache"]
@@ -292,6 +296,8 @@ class PickleFileCache(CacheBase[Any]):
         path = self.path_of(context_id)
         chunks = _serialize(context_id, result, metadata, self.pickle_protocol)
         self._prepare()
+        if metadata.get("checks"):
+            self._set_aside(context_id, path, metadata["checks"])
         try:
             _atomic_write(self.entries_directory, path, chunks)
         except FileNotFoundError:
@@ -358,6 +364,90 @@ class PickleFileCache(CacheBase[Any]):
         warnings.warn(f"checkpointing entry {path} is unreadable ({reason}); it is treated "
                       f"as a miss: the result will be recomputed and the entry replaced",
                       CorruptEntryWarning, stacklevel=4)
+
+    # -- variants: earlier entries of a key whose run-time checks differ ------------------
+    # A key covers code and arguments; what a run read (files, folders, environment) is
+    # in the entry's checks. When those change the entry is replaced, but the one it
+    # replaces is kept aside (a rename, no copy), so that reverting the inputs finds it
+    # again. The decorator serves a variant only after verifying its own checks.
+    def _variants_directory(self, context_id: str) -> str:
+        return os.path.join(self.directory, "variants", _file_stem(context_id))
+
+    def _set_aside(self, context_id: str, path: str, new_checks: Any,
+                   promoting: bool = False) -> None:
+        """Before ``path`` is replaced by an entry with ``new_checks``, move the entry
+        there now into the variants of the key if its checks differ (never failing the
+        save: a variant lost is a re-run later, nothing worse). ``promoting``: the new
+        entry is the variant with those checks, not a new one superseding it."""
+        limit = defaults["cache.variants"]
+        if limit <= 1:
+            return
+        folder = self._variants_directory(context_id)
+        try:
+            try:
+                with open(path, "rb", buffering=0) as handle:
+                    header, _, _ = _read_entry(handle, payload=False)
+            except (FileNotFoundError, _Corrupt):
+                header = {}
+            old_checks = header.get("checks")
+            if not promoting:
+                try:  # the new entry supersedes a variant with the same checks
+                    os.remove(os.path.join(folder, _checks_digest(new_checks) + _SUFFIX))
+                except FileNotFoundError:
+                    pass
+            if not old_checks or header.get("context_id") != context_id \
+                    or old_checks == new_checks:
+                return
+            os.makedirs(folder, exist_ok=True)
+            target = os.path.join(folder, _checks_digest(old_checks) + _SUFFIX)
+            os.replace(path, target)
+            os.utime(target)  # the newest variant: the last to be dropped
+            names = [n for n in os.listdir(folder) if n.endswith(_SUFFIX)]
+            if len(names) > limit - 1 and not promoting:  # a promotion swaps one for one
+                aged = sorted(names, key=lambda n: os.path.getmtime(os.path.join(folder, n)))
+                for name in aged[:len(names) - (limit - 1)]:
+                    os.remove(os.path.join(folder, name))
+        except OSError as exc:
+            warnings.warn(f"could not keep the previous entry of {context_id} aside "
+                          f"({type(exc).__name__}: {exc}); it is replaced",
+                          CheckpointFailedWarning, stacklevel=4)
+
+    def variants(self, context_id: str) -> List[Tuple[str, Any]]:
+        """(path, checks) of the earlier entries kept for ``context_id``, newest first.
+
+        Only headers are read; an unreadable variant is skipped."""
+        folder = self._variants_directory(context_id)
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return []
+        found = []
+        for name in names:
+            if not name.endswith(_SUFFIX) or name.startswith("."):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                with open(path, "rb", buffering=0) as handle:
+                    header, _, _ = _read_entry(handle, payload=False)
+                    mtime = os.fstat(handle.fileno()).st_mtime_ns
+            except (OSError, _Corrupt):
+                continue
+            if header.get("context_id") == context_id and header.get("checks"):
+                found.append((mtime, path, header["checks"]))
+        return [(path, checks) for _, path, checks in sorted(found, reverse=True)]
+
+    def promote_variant(self, context_id: str, path: str) -> None:
+        """Make the variant at ``path`` the entry of ``context_id`` again; the entry it
+        replaces becomes a variant. The caller reads the entry afterwards and checks it
+        is the one it verified (another process may have saved meanwhile)."""
+        entry = self.path_of(context_id)
+        try:
+            with open(path, "rb", buffering=0) as handle:
+                header, _, _ = _read_entry(handle, payload=False)
+            self._set_aside(context_id, entry, header.get("checks"), promoting=True)
+            os.replace(path, entry)
+        except (OSError, _Corrupt):
+            pass  # another process moved it: the caller's read tells
 
     # -- maintenance ----------------------------------------------------------------------
     # -- history of each function (for "why did it re-run") ------------------------------
@@ -427,7 +517,8 @@ class PickleFileCache(CacheBase[Any]):
         return None
 
     def delete(self, context_id: str) -> bool:
-        """Remove the entry of ``context_id``; False if there was none."""
+        """Remove the entry of ``context_id`` (and its variants); False if there was none."""
+        _remove_tree(self._variants_directory(context_id))
         try:
             os.remove(self.path_of(context_id))
         except FileNotFoundError:
@@ -437,11 +528,12 @@ class PickleFileCache(CacheBase[Any]):
     def clear(self) -> int:
         """Remove every entry and return how many.
 
-        Only ``*.ckpt`` files in ``entries/`` are removed, and temporary files that
-        crashed writers left more than an hour ago (younger ones may be in use); any
-        other file is left alone.
+        Only ``*.ckpt`` files in ``entries/`` and ``variants/`` are removed, and
+        temporary files that crashed writers left more than an hour ago (younger ones
+        may be in use); any other file is left alone.
         """
         removed = 0
+        _remove_tree(os.path.join(self.directory, "variants"))
         try:
             names = os.listdir(self.entries_directory)
         except FileNotFoundError:
@@ -464,6 +556,26 @@ class PickleFileCache(CacheBase[Any]):
                 continue
             removed += 0 if is_temp else 1
         return removed
+
+
+def _checks_digest(checks: Any) -> str:
+    """The name of a variant: a digest of its checks."""
+    return xxhash.xxh3_64_hexdigest(json.dumps(checks, sort_keys=True, default=str).encode())
+
+
+def _remove_tree(folder: str) -> None:
+    """Remove the variants under ``folder`` (entry files and emptied folders only)."""
+    for root, dirs, files in os.walk(folder, topdown=False):
+        for name in files:
+            if name.endswith(_SUFFIX):
+                try:
+                    os.remove(os.path.join(root, name))
+                except OSError:
+                    pass
+        try:
+            os.rmdir(root)
+        except OSError:
+            pass
 
 
 # -- file names ----------------------------------------------------------------------

@@ -327,10 +327,12 @@ class _ScopeBuilder(ast.NodeVisitor):
 class _Canonicaliser(ast.NodeTransformer):
     """Second pass: rename locals, replace free chains by placeholders, drop noise."""
 
-    def __init__(self, scopes: Dict[int, _Scope], root: ast.AST, drop_root_defaults: bool):
+    def __init__(self, scopes: Dict[int, _Scope], root: ast.AST, drop_root_defaults: bool,
+                 root_decorators: Optional[int] = None):
         self.scopes = scopes
         self.root = root
         self.drop_root_defaults = drop_root_defaults
+        self.root_decorators = root_decorators
         self.current: Optional[_Scope] = None
         self.names: Dict[Tuple[int, str], str] = {}
         self.refs: Dict[Ref, int] = {}
@@ -500,8 +502,16 @@ class _Canonicaliser(ast.NodeTransformer):
     def _outer(self, node: ast.AST) -> None:
         """Visit decorators and defaults, which belong to the enclosing scope."""
         if node is self.root:
-            node.decorator_list = []  # type: ignore[attr-defined]
+            # Decorators applied before the cache's own wrap what runs: the innermost
+            # ``root_decorators`` of them are kept (all when None), the rest dropped.
+            kept = self.root_decorators
+            decorators = getattr(node, "decorator_list", None)
+            if decorators and kept is not None:
+                below = decorators[len(decorators) - kept:] if kept else []
+                node.decorator_list = below  # type: ignore[attr-defined]
             if self.drop_root_defaults:
+                if decorators:
+                    node.decorator_list = [self.visit(d) for d in node.decorator_list]  # type: ignore
                 node.args.defaults = []  # type: ignore[attr-defined]
                 node.args.kw_defaults = [None] * len(node.args.kw_defaults)  # type: ignore
                 return
@@ -623,11 +633,12 @@ class _Canonicaliser(ast.NodeTransformer):
         return super().generic_visit(node)
 
 
-def _canonical(node: ast.AST, drop_root_defaults: bool, owned: bool = False) -> Canonical:
+def _canonical(node: ast.AST, drop_root_defaults: bool, owned: bool = False,
+               root_decorators: Optional[int] = None) -> Canonical:
     if not owned:
         node = copy.deepcopy(node)
     scopes = _ScopeBuilder().build(node)
-    canon = _Canonicaliser(scopes, node, drop_root_defaults)
+    canon = _Canonicaliser(scopes, node, drop_root_defaults, root_decorators)
     if isinstance(node, ast.ClassDef):
         canon.current = None
         canon.visit_ClassDef(node)
@@ -642,18 +653,21 @@ def _canonical(node: ast.AST, drop_root_defaults: bool, owned: bool = False) -> 
 
 
 def canonical_function(node: FunctionNode, *, include_defaults: bool = True,
-                       owned: bool = False) -> Canonical:
+                       decorators: Optional[int] = None, owned: bool = False) -> Canonical:
     """The canonical form of a function (or lambda) definition.
 
-    ``include_defaults=False`` leaves out default values and decorators: for the
-    decorated function itself, whose defaults reach the key through the bound
-    arguments, and whose decorators are the cache's own business. ``owned=True``
+    ``include_defaults=False`` leaves out default values: for the decorated function
+    itself, whose defaults reach the key through the bound arguments. Decorators are
+    part of what runs (a wrapper's logic, a factory's arguments): ``decorators`` keeps
+    only the innermost so many (for the checkpointed function, those below the cache's
+    own decorator); None keeps them all. ``owned=True``
     lets it rewrite ``node`` in place (the caller parsed it for this); otherwise it
     works on a copy.
     """
     if not isinstance(node, _FUNCTION_NODES):
         raise TypeError(f"expected a function or lambda node, got {type(node).__name__}")
-    return _canonical(node, drop_root_defaults=not include_defaults, owned=owned)
+    return _canonical(node, drop_root_defaults=not include_defaults, owned=owned,
+                      root_decorators=decorators)
 
 
 def canonical_class(node: ast.ClassDef, *, owned: bool = False) -> Canonical:

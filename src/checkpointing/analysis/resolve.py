@@ -11,16 +11,18 @@ bound. It knows nothing of graphs or hashing.
 from __future__ import annotations
 
 import builtins
+import os
 import sys
 import types
-from typing import TYPE_CHECKING, Any, Dict, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
 
 from ..source import INDEX
 
 if TYPE_CHECKING:
     from .canon import Ref
 
-__all__ = ["Target", "is_project_object", "resolve_ref", "unwrap", "qualname_of",
+__all__ = ["Target", "is_project_object", "resolve_ref", "unwrap", "unwrap_chain",
+           "value_attributes", "wrapper_attributes", "qualname_of",
            "FUNCTION", "CLASS", "GLOBAL", "CLOSURE", "EXTERNAL", "MODULE"]
 
 FUNCTION = "function"
@@ -68,6 +70,75 @@ def unwrap(obj: Any) -> Any:
             return original
         seen.add(id(inner))
         obj = inner
+
+
+def unwrap_chain(obj: Any) -> List[Any]:
+    """``obj`` and each object reached by following ``__wrapped__``, outermost first.
+
+    The last is what :func:`unwrap` returns; the others are wrappers whose own code
+    and attributes (a dispatcher's registry) also run when ``obj`` is called.
+    """
+    chain = [obj]
+    original = unwrap(obj)
+    while chain[-1] is not original and len(chain) <= 100:
+        try:
+            chain.append(chain[-1].__wrapped__)
+        except Exception:
+            break
+    return chain
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def wrapper_attributes(layer: Any) -> List[str]:
+    """Names of what a wrapper carries (``registry``, ``register`` of a
+    ``singledispatch`` function; attributes a decorator sets), to be read as values.
+    The cache's own wrapper carries only its machinery (``rerun``, ``key``): none."""
+    code = getattr(layer, "__code__", None)
+    if code is not None and code.co_filename.startswith(_PACKAGE_DIR):
+        return []
+    attributes = getattr(layer, "__dict__", None) or {}
+    return sorted(name for name in attributes if not name.startswith("__"))
+
+
+def _is_dunder(name: str) -> bool:
+    return len(name) > 4 and name[:2] == name[-2:] == "__"
+
+
+def _is_sunder(name: str) -> bool:
+    # ``_member_map_``, ``_generate_next_value_``: enum's machinery, not user data.
+    return len(name) > 2 and name[0] == name[-1] == "_" and name[1] != "_"
+
+
+def value_attributes(cls: type) -> List[str]:
+    """Names in a class's own namespace whose *values* its readers depend on, beyond
+    the class's source code.
+
+    Data attributes (``RATE = 2`` in the body may be reassigned by ``Cls.RATE = 4``
+    in any module; ``registry = {}`` is filled by ``__init_subclass__``) and functions
+    or classes set from outside the body. Left out: functions, methods and classes
+    defined in the body (their code is in the class's), dunder and enum-style
+    ``_sunder_`` names, and descriptors made by the class machinery (``__slots__``,
+    namedtuple fields).
+    """
+    out = []
+    prefix = getattr(cls, "__qualname__", "") + "."
+    for name, value in list(vars(cls).items()):
+        if _is_dunder(name) or _is_sunder(name) or name == "_abc_impl":
+            continue
+        inner = value
+        if isinstance(inner, (classmethod, staticmethod)):
+            inner = inner.__func__
+        elif isinstance(inner, property):
+            inner = inner.fget
+        if isinstance(inner, (types.FunctionType, type)):
+            if (getattr(inner, "__qualname__", None) or "").startswith(prefix):
+                continue
+        elif hasattr(type(value), "__get__"):
+            continue
+        out.append(name)
+    return sorted(out)
 
 
 def qualname_of(obj: Any) -> str:
