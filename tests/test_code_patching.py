@@ -7,8 +7,6 @@ autoreload does the same to live functions after a module file is edited. A chan
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 PATCH = """
@@ -131,7 +129,6 @@ cell('print("RESULT", f(3))')
 """
 
 
-@pytest.mark.skipif(sys.version_info < (3, 10), reason="IPython 8.19+ needs Python 3.10")
 def test_autoreload_swapping_a_helpers_code_reruns(project) -> None:
     pytest.importorskip("IPython")
     project.write("helpers.py", HELPERS)
