@@ -132,8 +132,11 @@ def _spawns(obj: Any, seen: Set[int]) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    faults = os.path.join(_TESTS_DIR, "faults") + os.sep
     for item in items:
-        if "project" in getattr(item, "fixturenames", ()):
+        # The fault-injection suite kills, forks and spawns processes throughout.
+        if "project" in getattr(item, "fixturenames", ()) \
+                or str(getattr(item, "path", "")).startswith(faults):
             item.add_marker(pytest.mark.e2e)
             continue
         seen: Set[int] = set()

@@ -70,8 +70,10 @@ def proj(tmp_path: Path, hook: ImportHookHandle) -> Iterator[Tree]:
 
 @pytest.fixture
 def outside(tmp_path: Path, hook: ImportHookHandle) -> Iterator[Tree]:
+    # Installed code: a sys.path folder with distributions in it (``pip install
+    # --target``). A plain folder on sys.path would be the user's own code.
     root = tmp_path / "outside"
-    root.mkdir()
+    (root / "thirdparty-1.0.dist-info").mkdir(parents=True)
     tree = Tree(root)
     sys.path.insert(0, str(root))
     yield tree
@@ -308,7 +310,8 @@ def test_configured_roots_take_over(tmp_path: Path) -> None:
     a = _write(tmp_path / "a" / "m.py", "")
     b = _write(tmp_path / "b" / "m.py", "")
     index.add_project_path(str(a))
-    assert index.is_project_path(str(a)) and not index.is_project_path(str(b))
+    # By default a real file not installed anywhere is the user's (editable installs).
+    assert index.is_project_path(str(a)) and index.is_project_path(str(b))
     checkpointing.defaults["analysis.project_roots"] = (str(tmp_path / "b"),)
     assert index.is_project_path(str(b))
     assert index.is_project_path(str(a))  # decorated files always count

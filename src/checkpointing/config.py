@@ -183,8 +183,8 @@ class Defaults(Dict[str, Any]):
         environment variable ``CHECKPOINTING_SECRET``. See docs/security.md.
         ``checkpoint.on_error``: ``"warn"``, ``"raise"`` or ``"ignore"`` (``"warn"``).
         ``analysis.project_roots``: directories whose modules count as your project,
-        so their code is tracked; ``None`` means the current directory and the
-        directory of the main script.
+        so their code is tracked; ``None`` means every file that is not the standard
+        library or an installed distribution (editable installs count).
         ``analysis.warn_blind_spots``: warn where the analyzer cannot see (True).
         ``analysis.track_versions``: fold the versions of the third-party
         distributions a function reaches into its key (False).

@@ -29,6 +29,8 @@ from .config import defaults, validate_inputs, validate_on_error
 from .errors import (CheckpointFailedError, CheckpointFailedWarning, CheckpointNotExist,
                      ConfigurationError, ExpensiveOverheadWarning, HashFailedError,
                      HashFailedWarning, SideEffectWarning)
+from .analysis.resolve import unwrap
+from .errors import PENDING_WARNINGS as PENDING
 from . import runtime
 from .explain import Explanation, explanation_for
 from .identify import (AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase,
@@ -135,6 +137,8 @@ class DecoratorCheckpoint:
             if key is not None:
                 value = self._try_retrieve(func, key)
                 if value is not _MISSING and value is not _STALE:
+                    if PENDING:  # an analysis made by this call had something to say
+                        _flush_warnings()
                     return value
                 fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
                 recorder = self._start_recording(func)
@@ -149,6 +153,8 @@ class DecoratorCheckpoint:
             if key is not None:
                 value = self._try_retrieve(func, key)
                 if value is not _MISSING and value is not _STALE:
+                    if PENDING:
+                        _flush_warnings()
                     return value
                 fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
             # Not recorded at run time: other tasks interleave with the awaited body.
@@ -156,6 +162,8 @@ class DecoratorCheckpoint:
             result = await func(*args, **kwargs)
             if key is not None:
                 self._try_save(func, key, result, time.perf_counter() - started, fingerprint)
+            if PENDING:
+                _flush_warnings()
             return result
         return wrapper
 
@@ -196,6 +204,8 @@ class DecoratorCheckpoint:
         if key is not None:
             self._try_save(func, key, result, time.perf_counter() - started, fingerprint,
                            recorder)
+        if PENDING:
+            _flush_warnings()
         return result
 
     def _forced(self, func: Callable[..., Any], key: Optional[str], args: Tuple[Any, ...],
@@ -322,9 +332,13 @@ class DecoratorCheckpoint:
         """Would ``func(*args, **kwargs)`` hit, and if not, why (see :func:`explain`)."""
         key = self._key(func, *args, **kwargs)
         name = qualified_name(func)
-        return explanation_for(name, key, self._exists(key),
-                               self._fingerprint(func, args, kwargs),
-                               self.cache.history(name))
+        explanation = explanation_for(name, key, self._exists(key),
+                                      self._fingerprint(func, args, kwargs),
+                                      self.cache.history(name))
+        from .keyplan import blind_spots_of, cached
+
+        explanation.blind_spots = blind_spots_of(cached(unwrap(func)))
+        return explanation
 
     def _exists(self, key: str) -> bool:
         if type(self.cache).read_metadata is not CacheBase.read_metadata:
@@ -386,8 +400,8 @@ class DecoratorCheckpoint:
             return _UNCHECKED
         if recorder.writes and not self.allow_side_effects:
             runtime_warn_side_effects(func, list(recorder.writes))
-        for qualname, filename, first, *_ in checks.get("code", ()):
-            warn_runtime_dependency(func, qualname, filename, first)
+        if checks.get("code"):
+            warn_runtime_dependency(func, checks["code"])
         return checks
 
     def _try_save(self, func: Callable[..., Any], key: str, result: Any,
@@ -468,19 +482,45 @@ def runtime_warn_side_effects(func: Callable[..., Any], paths: List[str]) -> Non
         f"is what you want", SideEffectWarning, stacklevel=6)
 
 
-def warn_runtime_dependency(func: Callable[..., Any], qualname: str, filename: str,
-                            line: int) -> None:
+def warn_runtime_dependency(func: Callable[..., Any], found: List[Any]) -> None:
+    """One warning per function and process for the definitions the safety net found
+    running that the static analysis did not see: joined to the static warning of an
+    analysis made by this call, else naming the root cause the stored analysis
+    recorded; listing them, at the line of the first cause."""
+    from .analysis.resolve import qualname_of
     from .explain import display_path
-    from .keyplan import is_acknowledged, warn_once
+    from .keyplan import cached, flush_warnings, is_acknowledged, warn_once
 
     if is_acknowledged(func):
         return  # checkpoint(depends_on=...) was given: the user has looked at this
     name = qualified_name(func)
-    warn_once(("runtime", name, qualname), (
-        f"{name} ran {qualname}, which the static analysis did not see (it is reached "
-        f"through a name built at run time); it is now part of the entry's dependencies, "
-        f"so editing it re-runs {name}. Name it in checkpoint(depends_on=[...]) to make "
-        f"this explicit"), filename, line)
+    root = qualname_of(unwrap(func))
+    names = [entry[0] for entry in found]
+    shown = ", ".join(names[:30]) + (f" and {len(names) - 30} more" if len(names) > 30
+                                     else "")
+    ran = (f"{name} ran {len(names)} definition{'s' if len(names) != 1 else ''} that the "
+           f"static analysis did not see")
+    after = (f"They are now part of the entry's dependencies, so editing them re-runs "
+             f"{name}. Name them in checkpoint(depends_on=[...]) to make this explicit")
+    if root in PENDING:
+        flush_warnings(root, f"{ran}: {shown}. {after}")
+        return
+    plan = cached(unwrap(func))
+    spec = getattr(plan, "spec", None) or {}
+    causes = [f"{display_path(item[0] or '?')}:{item[1]} {item[2]}"
+              for item in spec.get("blind_spots", ())]
+    filename, line = found[0][1], found[0][2]
+    if spec.get("blind_spots") and spec["blind_spots"][0][0]:
+        filename, line = spec["blind_spots"][0][0], spec["blind_spots"][0][1]
+    cause = (f" (the root cause: {'; '.join(causes)})" if causes
+             else " (reached through a name built at run time)")
+    warn_once(("blind-spots", root), f"{ran}{cause}: {shown}. {after}", filename, line)
+
+
+def _flush_warnings() -> None:
+    from .keyplan import flush_warnings
+
+    flush_warnings()
 
 
 def _is_binding_error(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any) -> bool:

@@ -27,11 +27,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import hashing
 from .analysis.canon import BlindSpot, Canonical, Ref, canonical_class, canonical_function
-from .analysis.resolve import (CLASS, CLOSURE, EXTERNAL, FUNCTION, GLOBAL, UNBOUND, Target,
-                               is_project_object, qualname_of, resolve_ref, unwrap,
+from .analysis.resolve import (CLASS, CLOSURE, EXTERNAL, FUNCTION, GLOBAL, MODULE, UNBOUND,
+                               Target, is_project_object, qualname_of, resolve_ref, unwrap,
                                unwrap_chain, value_attributes, wrapper_attributes)
-from .keyplan import (ANALYSIS_FORMAT, KeyPlan, Slot, cell_value, describe, is_acknowledged,
-                      plan_for, warn_once)
+from .keyplan import (ANALYSIS_FORMAT, KeyPlan, NamesSnapshot, Slot, announce, cell_value,
+                      describe, is_acknowledged, plan_for)
 from .source import INDEX
 
 __all__ = ["Node", "build_plan", "dependency_graph", "source_of"]
@@ -283,9 +283,12 @@ def _freevar(func: Any, cell: Any) -> Optional[str]:
 
 # -- Building ---------------------------------------------------------------------
 
-def build_plan(func: Any) -> KeyPlan:
-    """Analyse ``func`` (a function or class) and everything it reaches."""
-    return _Builder(func).build()
+def build_plan(func: Any, warn: bool = True) -> KeyPlan:
+    """Analyse ``func`` (a function or class) and everything it reaches (``warn``:
+    announce its blind spots; False where the analysis is only displayed)."""
+    builder = _Builder(func)
+    builder.quiet = not warn
+    return builder.build()
 
 
 class _Builder:
@@ -302,13 +305,18 @@ class _Builder:
         self.files: Dict[str, str] = {}
         self.persistable = True
         self.not_stored: List[str] = []  # why the analysis cannot be stored, if it cannot
+        self.quiet = False
         self.warnings: List[Any] = []
+        # What the analysis could not see: (where, file, line, what, fix).
+        self.blind: List[Tuple[str, Optional[str], Optional[int], str, Optional[str]]] = []
         # [describe(cls), names] of each class whose value attributes became slots: a
         # stored plan is reused only while each class still has the same names.
         self.attribute_sets: List[Any] = []
 
     def build(self) -> KeyPlan:
         self._visit(self.root, is_root=True)
+        self._guard_code()
+        self._announce()
         hasher = hashing.Hasher()
         hasher.feed_bytes(b"checkpointing.depgraph/1")
         for record in self.records:
@@ -328,7 +336,9 @@ class _Builder:
                     "guards": self.guard_specs,
                     "slots": [[s.qualname, s.spec] for s in self.slots], "nodes": summary,
                     "externals": externals,
-                    "warnings": self.warnings, "attributes": self.attribute_sets}
+                    "warnings": self.warnings, "attributes": self.attribute_sets,
+                    "blind_spots": [[filename, lineno, what, where]
+                                    for where, filename, lineno, what, _ in self.blind]}
         plan = KeyPlan(self.root, self.nodes, self.slots, self.guards, static,
                        files=self.files, summary=summary, spec=spec,
                        external_modules=externals)
@@ -553,6 +563,42 @@ class _Builder:
             return describe(user), name
         return None, None
 
+    def _guard_code(self) -> None:
+        """Guard the code object of every function analysed (methods of classes too).
+
+        ``%autoreload`` and in-place patches (``f.__code__ = g.__code__``) keep the
+        function object and swap what runs: a plan whose functions now run other code
+        is stale, and the new code is analysed from its own source. A method whose
+        code is not the one written in its class body (patched before the analysis)
+        is analysed as a definition of its own.
+        """
+        i = 0
+        while i < len(self.nodes):  # grows as patched methods are followed
+            node = self.nodes[i]
+            i += 1
+            obj = node.obj
+            if isinstance(obj, types.FunctionType):
+                self._add_code_guard(obj)
+            elif isinstance(obj, type):
+                for name, member in sorted(vars(obj).items()):
+                    func = unwrap(member)
+                    if not isinstance(func, types.FunctionType):
+                        continue
+                    self._add_code_guard(func)
+                    if node.from_source and not _written_in(func.__code__, node) \
+                            and is_project_object(func):
+                        child = self._visit(func)
+                        node.edges.append(child)
+                        self.records[node.index].append(("method", name, child))
+
+    def _add_code_guard(self, func: types.FunctionType) -> None:
+        key = ("code", id(func))
+        if key in self.guard_keys:
+            return
+        self.guard_keys.add(key)
+        self.guards.append((func, "__code__", func.__code__))
+        self.guard_specs.append(["code", None, None, describe(func)])
+
     @staticmethod
     def _module_name(namespace: Any) -> Optional[str]:
         """The name under which ``namespace`` is a module's dict in sys.modules."""
@@ -601,31 +647,294 @@ class _Builder:
         # Warn only where the name really is the builtin (or importlib's function):
         # a user function that happens to be called ``eval`` is followed like any other.
         denotes = {".".join(ref.chain): target.qualname for ref, target in resolved}
+        targets = {ref.chain: target for ref, target in resolved}
         for spot in spots:
+            importing = spot.callee.endswith("import_module") or spot.callee == "__import__"
             expected = ("importlib:import_module" if spot.callee.endswith("import_module")
                         else f"builtins:{spot.callee}")
             if denotes.get(spot.callee) != expected:
                 continue
-            self._warn(obj, filename, spot.lineno, spot.what)
+            fix = None
+            if importing and spot.args:
+                what, fix = self._follow_import(obj, spot, targets)
+            elif spot.callee in ("getattr", "hasattr") and len(spot.args) == 2:
+                what = self._follow_getattr(obj, spot, targets)
+            else:
+                what = spot.what
+            if what:
+                self._warn(obj, filename, spot.lineno, what, fix)
+
+    # -- plugins: modules and attributes named by strings -----------------------------
+    def _follow_import(self, obj: Any, spot: BlindSpot,
+                       targets: Dict[Tuple[str, ...], Target]) -> Tuple[str, Optional[str]]:
+        """Follow ``import_module(name)`` where ``name`` is a constant or a project
+        global (a string, or a list/tuple/set/dict of them); else say what to name.
+        Returns (what is blind, the fix) with an empty ``what`` when resolved."""
+        kind, value = spot.args[0]
+        home = _home_module(obj)
+        if len(spot.args) > 1 and spot.callee != "__import__":
+            package_kind, package = spot.args[1]
+            if package_kind != "const":
+                return spot.what, None
+            home = package + ".__init__"  # names relative to ``package`` itself
+        names: Optional[List[str]] = None
+        if kind == "const":
+            names = [value]
+        elif kind == "ref":
+            target = targets.get(tuple(value))
+            if target is not None and target.kind in (GLOBAL, CLOSURE) and not target.rest:
+                names = _module_names(target.obj)
+                if names is not None:
+                    self._guard_names(target)
+        if names is not None:
+            for name in names:
+                module = _plugin_module(name, home)
+                if module is not None:
+                    self._follow_module(obj, module)
+            return "", None
+        candidates = _candidate_modules(kind, value, home, targets)
+        if candidates:
+            shown = ", ".join(candidates[:10]) + (", ..." if len(candidates) > 10 else "")
+            fix = (f"checkpoint(depends_on=[{shown}]) (the modules it can import, as "
+                   f"module objects)")
+        else:
+            fix = ("checkpoint(depends_on=[...]) listing the modules it imports (as "
+                   "module objects)")
+        return spot.what, fix
+
+    def _follow_getattr(self, obj: Any, spot: BlindSpot,
+                        targets: Dict[Tuple[str, ...], Target]) -> str:
+        """``getattr(module, name)``: the attribute (a constant name) or every
+        definition of the module (a computed one). Other objects: a project class is
+        followed already, a global's value is in the key, external code is not
+        tracked; only an object the analysis cannot know (a local) is blind."""
+        (object_kind, chain), (name_kind, name) = spot.args
+        target = targets.get(tuple(chain)) if object_kind == "ref" else None
+        if target is None:
+            return spot.what  # "" for a constant name: an attribute of a local value
+        if target.kind == MODULE and not target.rest:
+            module = target.obj
+            if name_kind == "const":
+                self._follow_attribute(obj, module, name)
+            else:
+                self._follow_module(obj, module)
+            return ""
+        if target.kind == MODULE:
+            return spot.what
+        return ""
+
+    def _guard_names(self, target: Target) -> None:
+        """A global naming plugins: rebinding or editing it (another plugin) makes the
+        plan be built again, to follow the new one."""
+        if target.namespace is None or target.name is None:
+            return
+        key = ("names", id(target.namespace), target.name)
+        if key in self.guard_keys:
+            return
+        self.guard_keys.add(key)
+        snapshot = NamesSnapshot(target.obj)
+        self.guards.append((target.namespace, target.name, snapshot))
+        module = self._module_name(target.namespace)
+        if module is None:
+            self.persistable = False
+        self.guard_specs.append(["names", module, target.name, snapshot.data])
+
+    def _follow_module(self, obj: Any, module: types.ModuleType) -> None:
+        """Every function and class defined in ``module``, and its plain values."""
+        key = ("plugin", id(obj), module.__name__)
+        if key in self.guard_keys:
+            return
+        self.guard_keys.add(key)
+        record = INDEX.by_module(module.__name__)
+        if record is not None:
+            self.files[record.filename] = record.digest.hex()
+        for name in sorted(vars(module)):
+            self._follow_attribute(obj, module, name, defined_here=True)
+
+    def _follow_attribute(self, obj: Any, module: types.ModuleType, name: str,
+                          defined_here: bool = False) -> None:
+        namespace = vars(module)
+        value = namespace.get(name, UNBOUND)
+        node = self.nodes[self.by_id[id(obj)]]
+        record_entry = self.records[node.index]
+        original = unwrap(value) if callable(value) else value
+        if isinstance(original, (types.FunctionType, type)):
+            if defined_here and getattr(original, "__module__", None) != module.__name__:
+                return  # imported there: reached through its own module if at all
+            if not is_project_object(original):
+                return
+            self._guard(Target(CLASS if isinstance(original, type) else FUNCTION,
+                               qualname_of(original), original, (), namespace, name),
+                        obj)
+            child = self._visit(original)
+            node.edges.append(child)
+            record_entry.append(("plugin", module.__name__, name, child))
+            return
+        if defined_here and (name.startswith("_") or type(value) not in _PLAIN_VALUES):
+            return
+        if isinstance(value, types.ModuleType):
+            return
+        slot = self._slot(("global", id(namespace), name), Slot(
+            f"{module.__name__}:{name}", namespace, name,
+            spec=["global", module.__name__, name]))
+        node.slots.append(slot)
+        record_entry.append(("plugin-value", module.__name__, name, slot))
 
     def _warn(self, obj: Any, filename: Optional[str], lineno: Optional[int],
-              what: str) -> None:
+              what: str, fix: Optional[str] = None) -> None:
         index = self.by_id.get(id(obj))
         if index is not None:
             self.nodes[index].blind_spots.append((lineno, what))
         root = qualname_of(self.root)
         where = qualname_of(obj)
-        via = "" if obj is self.root else f", reached from {root}"
         if is_acknowledged(self.root):
             return  # depends_on covers it: recorded for graph(), not warned
+        self.blind.append((where, filename, lineno, what, fix))
+
+    def _announce(self) -> None:
+        """One warning for the whole analysis, naming each root cause (at the line of
+        the first), stored with the plan for ``graph`` and ``why``."""
+        if not self.blind:
+            return
+        root = qualname_of(self.root)
+        causes = []
+        fixes = []
+        for where, filename, lineno, what, fix in self.blind:
+            at = f"{_display(filename)}:{lineno}" if filename else where
+            via = "" if where == root else f" (in {where})"
+            causes.append(f"{at} {what}{via}")
+            if fix and fix not in fixes:
+                fixes.append(fix)
+        if not fixes:
+            fixes.append("checkpoint(depends_on=[...]) (functions, classes, modules or "
+                         "values)")
         message = (
-            f"checkpointing cannot see what {where}{via} depends on here: {what}. "
-            f"A change to what it reaches this way will not re-run {root}. Name what it "
-            f"uses with checkpoint(depends_on=[...]) (functions, classes, modules or "
-            f"values), leave arguments out of the key with checkpoint(ignore=[...]), or "
-            f"silence this with defaults['analysis.warn_blind_spots'] = False")
-        self.warnings.append([[root, where, lineno, what], message, filename, lineno])
-        warn_once((root, where, lineno, what), message, filename, lineno)
+            f"checkpointing cannot see everything {root} depends on: "
+            f"{'; '.join(causes)}. A change to what it reaches this way will not re-run "
+            f"{root}. Name what it uses with {' or '.join(fixes)}, leave arguments out "
+            f"of the key with checkpoint(ignore=[...]), or silence this with "
+            f"defaults['analysis.warn_blind_spots'] = False")
+        _, filename, lineno, _, _ = self.blind[0]
+        self.warnings.append([[root], message, filename, lineno])
+        if not self.quiet:
+            announce(root, message, filename, lineno)
+
+
+# -- Plugins named by strings -----------------------------------------------------
+
+# Module globals of a plugin that are read at each call (the rest: definitions, modules).
+_PLAIN_VALUES = frozenset({int, float, complex, str, bytes, bool, type(None), tuple, list,
+                           dict, set, frozenset})
+
+
+def _home_module(obj: Any) -> str:
+    name = obj.__module__ if isinstance(obj, type) else \
+        obj.__globals__.get("__name__") or getattr(obj, "__module__", "") or ""
+    if name == "__main__":  # run with ``python -m pkg.main``: relative to ``pkg``
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        name = getattr(spec, "name", None) or name
+    return name
+
+
+def _module_names(value: Any) -> Optional[List[str]]:
+    """The module names a global holds: a string, or strings in a list, tuple, set or
+    dict (keys and values); None if it holds anything else."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+    else:
+        return None
+    if not items or not all(isinstance(item, str) for item in items):
+        return None
+    return sorted(set(items))
+
+
+def _absolute(name: str, home: str) -> Optional[str]:
+    if not name.startswith("."):
+        return name
+    import importlib.util
+
+    module = sys.modules.get(home)
+    package = home if module is not None and hasattr(module, "__path__") \
+        else home.rpartition(".")[0]
+    try:
+        return importlib.util.resolve_name(name, package)
+    except (ImportError, ValueError):
+        return None
+
+
+def _plugin_module(name: str, home: str) -> Optional[types.ModuleType]:
+    """The project module called ``name``, imported if it is not yet (the function
+    imports it when it runs); None for external or missing modules."""
+    import importlib
+    import importlib.util
+
+    absolute = _absolute(name, home)
+    if absolute is None:
+        return None
+    module = sys.modules.get(absolute)
+    if module is None:
+        try:
+            spec = importlib.util.find_spec(absolute)
+        except (ImportError, ValueError):
+            return None
+        origin = getattr(spec, "origin", None)
+        if spec is None or not origin or not INDEX.is_project_path(origin):
+            return None
+        try:
+            module = importlib.import_module(absolute)
+        except Exception:  # it fails when the function imports it too: nothing to follow
+            return None
+    return module if is_project_object(module) else None
+
+
+def _candidate_modules(kind: str, value: Any, home: str,
+                       targets: Dict[Tuple[str, ...], Target]) -> List[str]:
+    """Project modules an import by a computed name could mean, where knowable: those
+    under a constant prefix (``"pkg.plugins." + name``), or named by the values of
+    the globals the definition reads."""
+    import pkgutil
+
+    found: List[str] = []
+    if kind == "prefix":
+        prefix = _absolute(value, home) or value
+        package_name = prefix[:-1] if prefix.endswith(".") else prefix.rpartition(".")[0]
+        package = _plugin_module(package_name, home) if package_name else None
+        if package is not None and hasattr(package, "__path__"):
+            for info in pkgutil.iter_modules(package.__path__):
+                full = f"{package_name}.{info.name}"
+                if full.startswith(prefix):
+                    found.append(full)
+        return found
+    for target in targets.values():
+        if target.kind in (GLOBAL, CLOSURE):
+            for name in _module_names(target.obj) or ():
+                if _plugin_module(name, home) is not None and name not in found:
+                    found.append(name)
+    return found
+
+
+def _display(filename: Optional[str]) -> str:
+    """A file name relative to the current directory when it lies below it."""
+    if not filename:
+        return "?"
+    try:
+        relative = os.path.relpath(filename)
+    except ValueError:  # another drive
+        return filename
+    return filename if relative.startswith(os.pardir) else relative
+
+
+def _written_in(code: types.CodeType, node: Node) -> bool:
+    """Is ``code`` the code of a definition inside ``node``'s source lines?"""
+    if node.filename is None or node.lineno is None or node.end_lineno is None:
+        return True
+    record = INDEX.by_filename(code.co_filename)
+    return record is not None and record.filename == node.filename \
+        and node.lineno <= code.co_firstlineno <= node.end_lineno
 
 
 _ORIGINS: Dict[int, Tuple[Any, Dict[str, str]]] = {}
@@ -671,7 +980,7 @@ def dependency_graph(func: Any) -> Any:
 
     plan = plan_for(unwrap(func))
     if plan.from_disk:  # read back without its definitions: analyse for display
-        plan = build_plan(unwrap(func))
+        plan = build_plan(unwrap(func), warn=False)
     graph = nx.DiGraph()
     for node in plan.nodes:
         graph.add_node(node.qualname, kind=node.kind, file=node.filename, line=node.lineno,

@@ -26,7 +26,7 @@ are those of checkpointing 1.0.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Dict, Optional, Tuple
 
 __all__ = [
     "BlindSpotWarning",
@@ -112,3 +112,10 @@ class SideEffectWarning(CheckpointWarning):
 
 class ExpensiveOverheadWarning(CheckpointWarning):
     """Reading or writing the cache took longer than running the function."""
+
+
+# Static blind-spot warnings held back until the call that built the plan ends, so that
+# the run-time safety net's findings join them in one warning (root name -> message,
+# file, line). Filled by keyplan.announce, emptied by keyplan.flush_warnings; here, at
+# the bottom layer, so that the call path can test it without importing the analysis.
+PENDING_WARNINGS: Dict[str, Tuple[str, Optional[str], Optional[int]]] = {}

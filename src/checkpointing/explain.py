@@ -116,6 +116,9 @@ class Explanation:
         self.changes = changes
         self.nearest_key = nearest_key
         self.has_history = has_history
+        # What the analysis could not see (``file:line what``): changes there are not
+        # tracked, whatever the answer says.
+        self.blind_spots: List[str] = []
 
     @property
     def first_call(self) -> bool:
@@ -126,9 +129,16 @@ class Explanation:
         """The explanation as plain data (for ``--json``)."""
         return {"function": self.function, "key": self.key, "hit": self.hit,
                 "first_call": self.first_call, "nearest_key": self.nearest_key,
-                "changes": [c._asdict() for c in self.changes], "summary": str(self)}
+                "changes": [c._asdict() for c in self.changes], "summary": self._answer(),
+                "blind_spots": list(self.blind_spots)}
 
     def __str__(self) -> str:
+        text = self._answer()
+        if self.blind_spots:
+            text += "\n  not tracked (blind spots): " + "; ".join(self.blind_spots)
+        return text
+
+    def _answer(self) -> str:
         if self.hit:
             return f"{self.function}: answered from the cache (entry {self.key})"
         if self.first_call:

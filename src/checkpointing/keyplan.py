@@ -23,6 +23,7 @@ It also registers how functions, classes and modules are digested as values
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import operator
@@ -39,15 +40,15 @@ from . import hashing
 from .analysis.resolve import (UNBOUND, is_project_object, qualname_of, unwrap, unwrap_chain,
                                value_attributes, wrapper_attributes)
 from .config import defaults
-from .errors import BlindSpotWarning
+from .errors import PENDING_WARNINGS, BlindSpotWarning
 from .source import INDEX
 
-__all__ = ["KeyPlan", "Slot", "acknowledge_blind_spots", "plan_for"]
+__all__ = ["KeyPlan", "NamesSnapshot", "Slot", "acknowledge_blind_spots", "plan_for"]
 
 logger = logging.getLogger("checkpointing")
 
 # Bump when the analysis or the layout of stored plans changes.
-ANALYSIS_FORMAT = 2
+ANALYSIS_FORMAT = 3
 _RUNTIME = sys.implementation.cache_tag or sys.version
 
 
@@ -92,7 +93,8 @@ class KeyPlan:
     __slots__ = ("root", "nodes", "slots", "static_digest", "files", "summary", "spec",
                  "not_stored",
                  "from_disk", "external_modules", "_versions", "_guards", "_generation", "_slot_readers", "_last",
-                 "_n_guards", "_expected", "_getters")
+                 "_n_guards", "_expected", "_getters", "_code_owners", "_code_expected",
+                 "_records_generation")
 
     def __init__(self, root: Any, nodes: List[Any], slots: List[Slot],
                  guards: Sequence[Tuple[Any, Any, Any]], static_digest: bytes, *,
@@ -112,12 +114,20 @@ class KeyPlan:
         self.external_modules = tuple(external_modules)
         self._versions: Optional[Dict[str, str]] = None
         self._guards = tuple(guards)
+        # Code guards (function, "__code__", code) are not read on each call (reading
+        # ``__code__`` is an audited event): only after a ``__code__`` assignment moved
+        # ``INDEX.generation`` (see _revalidate).
+        code_guards = [g for g in self._guards if isinstance(g[0], types.FunctionType)]
+        self._code_owners = tuple(owner for owner, _, _ in code_guards)
+        self._code_expected = tuple(code for _, _, code in code_guards)
+        guards = [g for g in self._guards if not isinstance(g[0], types.FunctionType)]
         self._generation = INDEX.generation
+        self._records_generation = INDEX.records_generation
         self._slot_readers = tuple(s.reader() for s in slots)
-        self._n_guards = len(self._guards)
-        self._expected = [expected for _, _, expected in self._guards]
+        self._n_guards = len(guards)
+        self._expected = [expected for _, _, expected in guards]
         self._getters = tuple(_guard_getter(namespace, name)
-                              for namespace, name, _ in self._guards) + self._slot_readers
+                              for namespace, name, _ in guards) + self._slot_readers
         self._last: Optional[Tuple[List[Any], bytes]] = None  # objects read, digest
 
     def valid(self) -> bool:
@@ -133,13 +143,14 @@ class KeyPlan:
         have changed and the previous digest is returned. Otherwise the guards are compared with what the analysis saw
         and the slot values are hashed.
         """
-        if self._generation != INDEX.generation:
+        if self._generation != INDEX.generation and not self._revalidate():
             return None
         now = [get() for get in self._getters]
         last = self._last
         # ``==`` first (C speed, identity shortcut), then identity for real: 1 == 1.0
         # and 0.0 == -0.0, but their digests differ.
-        if last is not None and now == last[0] and all(map(operator.is_, now, last[0])):
+        if last is not None and now == last[0] \
+                and (not self._slot_readers or all(map(operator.is_, now, last[0]))):
             return last[1]
         n = self._n_guards
         if now[:n] != self._expected:
@@ -149,6 +160,18 @@ class KeyPlan:
         if all(type(v) in _IMMUTABLE for v in values):
             self._last = (now, digest)
         return digest
+
+    def _revalidate(self) -> bool:
+        """After ``generation`` moved: still valid if no file was recorded again and
+        every function analysed runs the code it ran then (a ``__code__`` assigned
+        elsewhere moved it)."""
+        generation = INDEX.generation
+        if INDEX.records_generation != self._records_generation:
+            return False
+        if tuple(map(getattr, self._code_owners, _CODE)) != self._code_expected:
+            return False  # a function runs other code now (%autoreload, a patch)
+        self._generation = generation
+        return True
 
     def versions(self) -> Dict[str, str]:
         """Name -> version of each installed third-party distribution the code reaches
@@ -205,12 +228,52 @@ class KeyPlan:
         return b"unhashable:" + hashing.digest_value(values)
 
 
+class NamesSnapshot:
+    """What a global naming plugins held when the analysis was made (a guard).
+
+    Compares equal to a value holding the same names, so that a plan's guard check
+    (``now != expected``) sees a global rebound *or* mutated in place (a list of
+    plugin names appended to). ``data`` is plain JSON, for stored plans.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, value: Any) -> None:
+        self.data = _names_data(value)
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, NamesSnapshot):
+            return self.data == other.data
+        return self.data == _names_data(other)
+
+    def __ne__(self, other: Any) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _names_data(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return [[k, v] if isinstance(k, str) and isinstance(v, str) else repr((k, v))
+                for k, v in value.items()]
+    if isinstance(value, (list, tuple)):
+        return [v if isinstance(v, str) else repr(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(v if isinstance(v, str) else repr(v) for v in value)
+    return repr(type(value))
+
+
 def cell_value(cell: Any) -> Any:
     """What a closure cell holds; UNBOUND while it is empty."""
     try:
         return cell.cell_contents
     except ValueError:
         return UNBOUND
+
+
+_CODE = itertools.repeat("__code__")  # map(getattr, functions, _CODE): their code
 
 
 def _guard_getter(namespace: Any, name: Any) -> Callable[[], Any]:
@@ -239,6 +302,55 @@ def acknowledge_blind_spots(func: Any) -> None:
 
 def is_acknowledged(func: Any) -> bool:
     return bool(_ACKNOWLEDGED.get(func))
+
+
+PENDING = PENDING_WARNINGS  # see errors.py
+
+
+def announce(root: str, message: str, filename: Optional[str],
+             lineno: Optional[int]) -> None:
+    """The one static warning of a function's analysis: now, or (where the run-time
+    safety net may watch the call that follows) at the end of that call."""
+    if ("blind-spots", root) in _WARNED:
+        return
+    safety_net = defaults["runtime.safety_net"] and (
+        getattr(sys, "monitoring", None) is not None or defaults["runtime.profile_safety_net"])
+    if safety_net:
+        PENDING[root] = (message, filename, lineno)
+    else:
+        warn_once(("blind-spots", root), message, filename, lineno)
+
+
+def blind_spots_of(plan: Optional[KeyPlan]) -> List[str]:
+    """``file:line what`` for each blind spot of a plan (built here, or read back)."""
+    if plan is None:
+        return []
+
+    def display_path(path: str) -> str:
+        try:
+            relative = os.path.relpath(path)
+        except ValueError:  # another drive
+            return path
+        return path if relative.startswith(os.pardir) else relative
+
+    if plan.nodes:
+        return [f"{display_path(n.filename or '?')}:{line} {what}"
+                for n in plan.nodes for line, what in n.blind_spots]
+    return [f"{display_path(item[0] or '?')}:{item[1]} {item[2]}"
+            for item in (plan.spec or {}).get("blind_spots", ())]
+
+
+def flush_warnings(root: Optional[str] = None, found: str = "") -> None:
+    """Emit held-back warnings (``found``: what the safety net saw ``root`` run)."""
+    if root is not None and found:
+        held = PENDING.pop(root, None)
+        if held is not None:
+            message, filename, lineno = held
+            warn_once(("blind-spots", root), f"{message}. {found}", filename, lineno)
+    for name in list(PENDING):
+        held = PENDING.pop(name, None)
+        if held is not None:
+            warn_once(("blind-spots", name), *held)
 
 
 def warn_once(key: Any, message: str, filename: Optional[str] = None,
@@ -287,6 +399,8 @@ def plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
         plan = _PLANS.get(func)
         if plan is not None and plan.valid():
             return plan
+        if plan is not None:
+            _refresh_swapped_code(plan)
         path = _plan_path(func, directory) if directory else None
         plan = _load(func, path) if path and plan is None else None
         if plan is None:
@@ -299,6 +413,16 @@ def plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
                 _note_not_stored(plan, path)
         _PLANS[func] = plan
     return plan
+
+
+def _refresh_swapped_code(plan: KeyPlan) -> None:
+    """A function of ``plan`` runs other code now (``%autoreload``, a patch): make sure
+    the source of that code's file is what is on disk, as the new code came from it."""
+    for owner, name, expected in plan._guards:
+        if isinstance(owner, types.FunctionType):
+            code = owner.__code__
+            if code != expected:
+                INDEX.refresh(code.co_filename)
 
 
 # -- On disk ------------------------------------------------------------------------
@@ -383,6 +507,22 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
             if describe(current) != expected:
                 return None
             guards.append((namespace, name, current))
+        elif kind == "names":  # a global naming plugins: the same names as analysed
+            module = sys.modules.get(where)
+            if module is None:
+                return None
+            namespace = vars(module)
+            snapshot = NamesSnapshot(namespace.get(name, UNBOUND))
+            if snapshot.data != expected:
+                return None
+            guards.append((namespace, name, snapshot))
+            continue
+        elif kind == "code":  # the code object of an analysed function (see depgraph)
+            owner = _find_function(func, found, expected)
+            if owner is None:
+                return None
+            guards.append((owner, "__code__", owner.__code__))
+            continue
         else:  # a closure cell of the root, or of a definition an earlier guard found
             cell = _root_cell(func if where is None else found.get(_described(where)), name)
             if cell is None:
@@ -424,12 +564,31 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
         owner = _attribute_owner(func, found, identity, -1)
         if not isinstance(owner, type) or value_attributes(owner) != names:
             return None
-    # What the analysis could not see is said again in each process that relies on it.
-    for key, message, filename, lineno in data.get("warnings", ()):
-        warn_once(tuple(key), message, filename, lineno)
+    # What the analysis could not see was said when it was made; ``graph`` and ``why``
+    # show it again (issue 9: not once more in every process that reuses the analysis).
     return KeyPlan(unwrap(func), [], slots, guards, bytes.fromhex(data["static_digest"]),
                    files=data["files"], summary=data["nodes"], spec=data, from_disk=True,
                    external_modules=data.get("externals", ()))
+
+
+def _find_function(root: Any, found: Dict[Any, Any], expected: Any) -> Any:
+    """The function described by ``expected`` now: the root, one found through a
+    guard, a method of a class found so, or reached by its qualified name. A function
+    whose code was swapped describes differently (another first line): None."""
+    candidates = [root, *found.values()]
+    for obj in found.values():
+        if isinstance(obj, type):
+            candidates.extend(vars(obj).values())
+    for obj in candidates:
+        obj = unwrap(obj)
+        if isinstance(obj, types.FunctionType) and describe(obj) == expected:
+            return obj
+    module, _, path = expected[1].partition(":")
+    obj: Any = sys.modules.get(module)
+    for part in path.split("."):
+        obj = getattr(obj, part, None) if obj is not None else None
+    obj = unwrap(obj) if obj is not None else None
+    return obj if isinstance(obj, types.FunctionType) and describe(obj) == expected else None
 
 
 def _attribute_owner(func: Any, found: Dict[Any, Any], identity: Any, hops: int) -> Any:

@@ -259,7 +259,7 @@ def graph(func: Callable[..., Any]) -> DependencyGraph:
     if not callable(original) or not hasattr(original, "__code__") \
             and not isinstance(original, type):
         raise TypeError(f"graph() takes a function or a class, not {type(func).__name__}")
-    plan = build_plan(original)
+    plan = build_plan(original, warn=False)  # shows the blind spots itself
     previous = _latest_fingerprint(decorator, original)
     g = nx.DiGraph()
     for node in plan.nodes:

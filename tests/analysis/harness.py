@@ -119,8 +119,9 @@ def free(source: str, **options: Any) -> Set[str]:
 
 
 def blind(source: str) -> Set[str]:
-    """The callees of the blind spots the canonicaliser reports."""
-    return {spot.callee for spot in canon(source).blind_spots}
+    """The callees of the blind spots the canonicaliser reports (a spot with no
+    ``what`` is a plugin named by a constant: noted for the graph, not blind)."""
+    return {spot.callee for spot in canon(source).blind_spots if spot.what}
 
 
 # -- real modules, for the resolver and the graph ---------------------------------------

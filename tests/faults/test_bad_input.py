@@ -113,6 +113,8 @@ WRONG = {
     "runtime.track_files": [0, "no", None],
     "runtime.safety_net": [0, "no", None],
     "runtime.profile_safety_net": [0, "no", None],
+    "runtime.track_env": [0, "no", None],
+    "cache.variants": [0, -1, 2.5, "4", True, None, [4]],
 }
 
 

@@ -137,6 +137,23 @@ class Rename(ast.NodeTransformer):
             node.arg = self.new
         return node
 
+    def _rename_definition(self, node: Any) -> ast.AST:
+        if node.name == self.old:  # ``def predicate`` rebinding the parameter
+            node.name = self.new
+        return self.generic_visit(node)
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _rename_definition
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.AST:
+        if node.name == self.old:
+            node.name = self.new
+        return self.generic_visit(node)
+
+    def visit_alias(self, node: ast.alias) -> ast.AST:
+        if (node.asname or node.name) == self.old and "." not in node.name:
+            node.asname = self.new
+        return node
+
 
 def renamable(node: ast.FunctionDef) -> List[str]:
     """Parameters that a plain renaming keeps meaning the same."""

@@ -21,7 +21,7 @@ import copy
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 __all__ = ["BlindSpot", "Canonical", "ImportOrigin", "Ref", "canonical_class",
            "canonical_function", "render"]
@@ -64,12 +64,18 @@ class BlindSpot:
     """A construct whose reach the analyzer cannot know (``eval``, computed getattr...).
 
     ``callee`` is the free name called (e.g. ``"getattr"``); the resolver confirms it
-    really is the builtin before warning.
+    really is the builtin before warning. ``args`` describes the arguments that pick
+    what is reached, for the dependency graph to resolve where it can: ``("const",
+    "pkg.mod")``, ``("ref", chain)`` (a free name: a global), ``("prefix", "pkg.")``
+    (a constant followed by something computed) or ``("local", None)``. Plugins named
+    by constants (``import_module("pkg.mod")``, ``getattr(mod, "name")``) are noted
+    too, with ``what`` empty: nothing is blind there, but the graph follows them.
     """
 
     lineno: int
     callee: str
     what: str
+    args: Tuple[Tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,42 @@ _BLIND_CALLS = {
     "__import__": "__import__() imports a module chosen at run time",
 }
 _IMPORT_MODULE = "importlib.import_module() imports a module chosen at run time"
+
+
+def _loop_sources(root: ast.AST, scopes: Dict[int, "_Scope"]) -> Dict[str, Tuple[str, ...]]:
+    """Locals bound only as the target of a loop over a free name chain
+    (``for name in PLUGINS``, ``[... for n in cfg.NAMES]``): local -> chain."""
+    bound_anywhere = set()
+    for scope in scopes.values():
+        bound_anywhere.update(scope.bound)
+    stores: Dict[str, int] = {}
+    loops: Dict[str, Tuple[str, ...]] = {}
+    for node in ast.walk(root):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            stores[node.id] = stores.get(node.id, 0) + 1
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) \
+                and isinstance(node.target, ast.Name):
+            parts: List[str] = []
+            iterated = node.iter
+            while isinstance(iterated, ast.Attribute):
+                parts.append(iterated.attr)
+                iterated = iterated.value
+            if isinstance(iterated, ast.Name) and iterated.id not in bound_anywhere:
+                loops[node.target.id] = (iterated.id, *reversed(parts))
+    return {name: chain for name, chain in loops.items() if stores.get(name) == 1}
+
+
+def _constant_text(node: ast.AST) -> Optional[str]:
+    """The string an expression of constants evaluates to (``"a." + "b"``), or None."""
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, str) else None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _constant_text(node.left), _constant_text(node.right)
+        return left + right if left is not None and right is not None else None
+    if isinstance(node, ast.JoinedStr):
+        parts = [_constant_text(v) for v in node.values]
+        return "".join(parts) if all(p is not None for p in parts) else None  # type: ignore
+    return None
 
 
 class _Scope:
@@ -296,6 +338,7 @@ class _Canonicaliser(ast.NodeTransformer):
         self.refs: Dict[Ref, int] = {}
         self.ref_list: List[Ref] = []
         self.blind: List[BlindSpot] = []
+        self.loops = _loop_sources(root, scopes)
 
     # Name resolution ------------------------------------------------------------
     def _binding_scope(self, name: str, scope: Optional[_Scope]) -> Optional[_Scope]:
@@ -382,22 +425,59 @@ class _Canonicaliser(ast.NodeTransformer):
         lineno = getattr(node, "lineno", 0)
         if isinstance(func, ast.Name) and self._binding_scope(func.id, self.current) is None:
             what = _BLIND_CALLS.get(func.id)
-            if what is None and func.id == "import_module" and node.args \
-                    and not isinstance(node.args[0], ast.Constant):
-                what = _IMPORT_MODULE
+            args: Tuple[Tuple[str, Any], ...] = ()
+            if func.id in ("import_module", "__import__") and node.args:
+                args = self._import_arguments(node)
+                if what is None and args[0][0] != "const":
+                    what = _IMPORT_MODULE
+                elif args[0][0] == "const":
+                    what = ""
             if what is None and func.id in ("getattr", "setattr", "hasattr", "delattr"):
-                if len(node.args) >= 2 and not isinstance(node.args[1], ast.Constant):
-                    what = f"{func.id}() with a computed attribute name"
+                if len(node.args) >= 2:
+                    args = (self._argument(node.args[0]), self._argument(node.args[1]))
+                    constant = args[1][0] == "const"
+                    if not constant:
+                        what = f"{func.id}() with a computed attribute name"
+                    elif func.id in ("getattr", "hasattr"):
+                        what = ""
             if what is not None:
-                self.blind.append(BlindSpot(lineno, func.id, what))
+                self.blind.append(BlindSpot(lineno, func.id, what, args))
         else:
             found = self._chain(func)
             if found is not None and found[1][-1] == "import_module" and node.args \
-                    and not isinstance(node.args[0], ast.Constant) \
                     and self._binding_scope(found[1][0], self.current) is None:
-                self.blind.append(BlindSpot(lineno, ".".join(found[1]), _IMPORT_MODULE))
+                args = self._import_arguments(node)
+                self.blind.append(BlindSpot(lineno, ".".join(found[1]),
+                                            "" if args[0][0] == "const" else _IMPORT_MODULE,
+                                            args))
         self.generic_visit(node)
         return node
+
+    def _import_arguments(self, node: ast.Call) -> Tuple[Tuple[str, Any], ...]:
+        """The module name, and the ``package`` of ``import_module`` if given."""
+        package = node.args[1] if len(node.args) > 1 else next(
+            (k.value for k in node.keywords if k.arg == "package"), None)
+        name = self._argument(node.args[0])
+        return (name,) if package is None else (name, self._argument(package))
+
+    def _argument(self, node: ast.AST) -> Tuple[str, Any]:
+        """What an argument that names a module or attribute is (see BlindSpot.args)."""
+        constant = _constant_text(node)
+        if constant is not None:
+            return ("const", constant)
+        prefix = None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            prefix = _constant_text(node.left)
+        elif isinstance(node, ast.JoinedStr) and node.values:
+            prefix = _constant_text(node.values[0])
+        if prefix:
+            return ("prefix", prefix)
+        found = self._chain(node)
+        if found is not None and self._binding_scope(found[0].id, self.current) is None:
+            return ("ref", found[1])
+        if isinstance(node, ast.Name) and node.id in self.loops:
+            return ("ref", self.loops[node.id])  # ``for name in PLUGINS: ...(name)``
+        return ("local", None)
 
     def _body(self, body: List[ast.stmt]) -> List[ast.stmt]:
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \

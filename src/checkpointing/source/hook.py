@@ -181,6 +181,15 @@ class ImportHookHandle:
 
 _HANDLE: Optional[ImportHookHandle] = None
 _LOCK = threading.RLock()
+_WATCHING_CODE = False
+
+
+def _watch_code(event: str, args: Any) -> None:
+    """An audit hook: ``f.__code__ = ...`` (IPython's autoreload, patches) makes every
+    key plan check, at its next use, whether a function it reaches now runs other code
+    (free for the plans: they already compare :attr:`SourceIndex.generation`)."""
+    if event == "object.__setattr__" and args[1] == "__code__":
+        INDEX.code_swapped()
 
 
 def install_import_hook() -> ImportHookHandle:
@@ -189,13 +198,16 @@ def install_import_hook() -> ImportHookHandle:
     A second call returns the same handle. The main script was compiled before any
     hook could run: it is read now, as early as possible (``from_hook=False``).
     """
-    global _HANDLE
+    global _HANDLE, _WATCHING_CODE
     with _LOCK:
         if _HANDLE is None or not _HANDLE.installed:
             finder = RecordingFinder()
             sys.meta_path.insert(0, finder)
             _HANDLE = ImportHookHandle(finder)
         handle = _HANDLE
+        if not _WATCHING_CODE:
+            sys.addaudithook(_watch_code)  # cannot be removed; costs one test per event
+            _WATCHING_CODE = True
     main = sys.modules.get("__main__")
     filename = getattr(main, "__file__", None)
     if isinstance(filename, str) and filename:

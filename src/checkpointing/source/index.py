@@ -7,15 +7,20 @@ the moment it is compiled; modules loaded before the hook existed (the main scri
 say) are read once, the first time they are asked for, and marked
 ``from_hook=False`` so that callers know the text is a late read.
 
-This module also decides what counts as "project code": files under the project
-roots that are not in the standard library, site-packages or a virtual environment,
-plus IPython / Jupyter cells and the files of decorated functions.
+This module also decides what counts as "project code". By default: every real file
+that is not in the standard library, site-packages / dist-packages, a virtual
+environment or a ``sys.path`` folder holding installed distributions (``*.dist-info``),
+so the user's own packages installed in editable mode (``pip install -e``, src layouts,
+folders added by ``.pth`` files or ``PYTHONPATH``) count; plus IPython / Jupyter cells
+and the files of decorated functions. With ``defaults["analysis.project_roots"]`` set,
+only files under those roots (minus the same exclusions) count.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import sysconfig  # here, not in a method the import hook calls (it would recurse)
 import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
@@ -125,8 +130,13 @@ class SourceIndex:
         self._configured: Any = None
         self._project_memo: Dict[str, bool] = {}
         self._env_dirs: Optional[Tuple[str, ...]] = None
+        self._env_busy = False
         self._venv_memo: Dict[str, bool] = {}
+        self._install_memo: Optional[Tuple[Tuple[str, ...], Tuple[str, ...]]] = None
         self.generation = 0
+        # Grows only when a file is recorded again: a plan whose code guards hold is
+        # still valid after a bump of ``generation`` alone.
+        self.records_generation = 0
 
     # -- recording ---------------------------------------------------------------------
     def record(self, name: str, filename: str, source: str,
@@ -152,7 +162,15 @@ class SourceIndex:
                     self._by_module[previous.name] = record
             if previous is not None:
                 self.generation += 1
+                self.records_generation += 1
         return record
+
+    def code_swapped(self) -> None:
+        """A function's ``__code__`` was assigned (see :mod:`checkpointing.source.hook`):
+        bump :attr:`generation` (not :attr:`records_generation`), so that plans check
+        the code objects they guard."""
+        with self._lock:
+            self.generation += 1
 
     def _record_late(self, name: str, filename: str, source: str) -> ModuleRecord:
         """Record a late read unless another thread recorded the file meanwhile."""
@@ -211,6 +229,28 @@ class SourceIndex:
         except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
             return None
         return self._record_late(_name or _module_name_of(filename, key), key, source)
+
+    def refresh(self, filename: str) -> bool:
+        """Record the file's text again if it differs on disk from the record.
+
+        For code swapped in place without a reload (IPython's autoreload patches the
+        ``__code__`` of live functions from the edited file): the code running is then
+        the file's current text, not the text recorded at import. True if re-recorded.
+        """
+        record = self.by_filename(filename)
+        if record is None or _is_notebook_cell(filename):
+            return False
+        try:
+            import tokenize
+
+            with tokenize.open(record.filename) as handle:
+                source = handle.read()
+        except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+            return False
+        if source == record.source:
+            return False
+        self.record(record.name, record.filename, source, from_hook=False)
+        return True
 
     # -- what counts as the project ------------------------------------------------------
     def add_project_path(self, path: str) -> None:
@@ -282,10 +322,15 @@ class SourceIndex:
             if real in self._added_files:
                 result = True
             else:
-                result = any(_under(real, root) for root in roots) \
+                # With the default roots, a real file anywhere else is the user's too (an
+                # editable install, a src layout, a folder on sys.path or in a .pth file):
+                # only what is installed is external.
+                anywhere = self._configured is None and os.path.isabs(path)
+                result = (anywhere or any(_under(real, root) for root in roots)) \
                     and not _under(real, _OWN_PACKAGE) \
                     and not any(marker in real for marker in _PACKAGE_DIR_MARKERS) \
                     and not any(_under(real, env) for env in self._environment_dirs()) \
+                    and not any(_under(real, env) for env in self._install_dirs()) \
                     and not self._in_virtualenv(os.path.dirname(real))
         self._project_memo[path] = result
         return result
@@ -316,12 +361,6 @@ class SourceIndex:
         dirs = self._env_dirs
         if dirs is None:
             found = set()
-            import sysconfig
-
-            paths = sysconfig.get_paths()
-            for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-                if paths.get(key):
-                    found.add(_norm(paths[key]))
             version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
             for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix,
                            getattr(sys, "base_exec_prefix", sys.exec_prefix)}:
@@ -329,7 +368,43 @@ class SourceIndex:
                     found.add(_norm(os.path.join(prefix, lib, version)))
                 if os.name == "nt":
                     found.add(_norm(os.path.join(prefix, "Lib")))
+            if self._env_busy:
+                # sysconfig imports its data module through the import hook, which asks
+                # here again: answer with the prefixes (they hold that module).
+                return tuple(sorted(found))
+            self._env_busy = True
+            try:
+                paths = sysconfig.get_paths()
+            finally:
+                self._env_busy = False
+            for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+                if paths.get(key):
+                    found.add(_norm(paths[key]))
             dirs = self._env_dirs = tuple(sorted(found))
+        return dirs
+
+    def _install_dirs(self) -> Tuple[str, ...]:
+        """Folders on ``sys.path`` that hold installed distributions although they are
+        not called site-packages (``pip install --target``): a ``*.dist-info`` beside
+        the packages. Recomputed when ``sys.path`` changes."""
+        key = tuple(sys.path)
+        cached = self._install_memo
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        found = []
+        for entry in key:
+            if not entry or not os.path.isdir(entry):
+                continue
+            try:
+                names = os.listdir(entry)
+            except OSError:
+                continue
+            if any(name.endswith(".dist-info") for name in names):
+                found.append(_norm(entry))
+        dirs = tuple(found)
+        if cached is not None and cached[1] != dirs:
+            self._project_memo.clear()
+        self._install_memo = (key, dirs)
         return dirs
 
     def _in_virtualenv(self, directory: str) -> bool:
