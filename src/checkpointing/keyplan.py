@@ -147,6 +147,16 @@ class KeyPlan:
             self._last = (now, digest)
         return digest
 
+    def current_values(self) -> Optional[List[Any]]:
+        """The values the slots hold now, or None if the plan went stale."""
+        if self._generation != INDEX.generation:
+            return None
+        now = [get() for get in self._getters]
+        n = self._n_guards
+        if now[:n] != self._expected:
+            return None
+        return now[n:]
+
     def versions(self) -> Dict[str, str]:
         """Name -> version of each installed third-party distribution the code reaches
         (computed once; for ``track_versions``)."""
@@ -182,6 +192,10 @@ class KeyPlan:
         """
         if not values:
             return b""
+        with walk_scope():
+            return self._digest_in_walk(values)
+
+    def _digest_in_walk(self, values: List[Any]) -> bytes:
         try:
             return hashing.Hasher().feed(values).digest()
         except hashing.UnhashableValue:
@@ -436,31 +450,249 @@ def _save(plan: KeyPlan, path: str) -> None:
 
 
 # -- Functions, classes and modules as values -------------------------------------------
+#
+# A project function or class found inside a value (a registry dict, a dispatch table,
+# the class of an argument) is digested by its code and by the values *it* reads, which
+# may hold further definitions, and so on: a graph whose nodes are definitions and the
+# global values they read, with cycles wherever a registry holds functions that read
+# the registry. One :class:`_Walk` digests that graph once per key computation:
+#
+# 1. discovery: each definition and each global value (by identity) gets a *label*,
+#    its own digest with every definition inside it replaced by a placeholder, and the
+#    ordered list of the definitions (or, for a definition, the values) it refers to;
+# 2. the strongly connected components of that graph (Tarjan), leaves first: a node in
+#    no cycle digests as its label plus its successors' digests (a Merkle tree); a
+#    component digests as a unit, by colour refinement: every member starts with its
+#    label and the digests of its successors outside the component, then is refined
+#    with the colours of its successors inside, until the partition into colours is
+#    stable. A member's digest is the sorted colours of the whole component plus its
+#    own colour. Nothing depends on which member the walk started at, on names or on
+#    ids, so the digest is the same in every process and any entry point; and a change
+#    anywhere in a component changes the digest of every member.
+#
+# Each label is computed once per walk: the cost is linear in the definitions and
+# values reached (refinement takes a few rounds over the component's edges).
 
-_ACTIVE = threading.local()
+_STATE = threading.local()
+_OPEN = object()  # a scope is open; its walk is made on first use
+_PLACEHOLDER = b"<definition>"
+_DIGEST = xxhash.xxh3_128_digest
+
+
+class _Node:
+    __slots__ = ("obj", "is_definition", "label", "succ", "digest", "reader")
+
+    def __init__(self, obj: Any, is_definition: bool, reader: Any = None) -> None:
+        self.obj = obj
+        self.is_definition = is_definition
+        self.label: Optional[bytes] = None
+        self.succ: List[int] = []
+        self.digest: Optional[bytes] = None
+        self.reader = reader  # (plan, slot index) that first read a value, for warnings
+
+
+class _Walk:
+    """Digests of the definitions and values reached within one key computation."""
+
+    __slots__ = ("nodes", "definitions", "values", "collecting")
+
+    def __init__(self) -> None:
+        self.nodes: List[_Node] = []
+        self.definitions: Dict[int, int] = {}  # id(definition) -> node
+        self.values: Dict[int, int] = {}       # id(global value) -> node
+        # While a label is hashed: the definitions met, in order (else None).
+        self.collecting: Optional[List[Any]] = None
+
+    def digest_of(self, original: Any) -> bytes:
+        index = self._definition(original)
+        node = self.nodes[index]
+        if node.digest is None:
+            self._discover(index)
+            self._fold(index)
+        return node.digest  # type: ignore[return-value]
+
+    def _definition(self, original: Any) -> int:
+        index = self.definitions.get(id(original))
+        if index is None:
+            index = self.definitions[id(original)] = len(self.nodes)
+            self.nodes.append(_Node(original, True))
+        return index
+
+    def _value(self, value: Any, reader: Any) -> int:
+        index = self.values.get(id(value))
+        if index is None:
+            index = self.values[id(value)] = len(self.nodes)
+            self.nodes.append(_Node(value, False, reader))
+        return index
+
+    def _discover(self, start: int) -> None:
+        """Label every node reachable from ``start`` (iteratively: registries are deep)."""
+        todo = [start]
+        nodes = self.nodes
+        while todo:
+            node = nodes[todo.pop()]
+            if node.label is not None:
+                continue
+            if node.is_definition:
+                plan, values = _plan_and_values(node.obj)
+                node.label = hashing.Hasher().feed_bytes(b"definition").feed_bytes(
+                    plan.static_digest).feed(len(values)).digest()
+                node.succ = [self._value(value, (plan, i)) for i, value in enumerate(values)]
+            else:
+                node.label, found = self._label(node)
+                node.succ = [self._definition(obj) for obj in found]
+            todo.extend(i for i in node.succ if nodes[i].label is None)
+
+    def _label(self, node: _Node) -> Tuple[bytes, List[Any]]:
+        """A value's digest with the definitions in it left as placeholders."""
+        found: List[Any] = []
+        self.collecting = found
+        try:
+            return hashing.digest_value(node.obj), found
+        except hashing.UnhashableValue as exc:
+            plan, index = node.reader
+            slot = plan.slots[index]
+            warn_once(("slot", slot.qualname), (
+                f"the value of {slot.qualname}, read by {qualname_of(plan.root)}, "
+                f"cannot be hashed ({exc}); changes to it will not re-run the "
+                f"function. Pass it as an argument or list what matters in "
+                f"checkpoint(depends_on=[...])"))
+            value = node.obj
+            return hashing.digest_value(("unhashable", type(value).__module__,
+                                         type(value).__qualname__)), []
+        finally:
+            self.collecting = None
+
+    def _fold(self, start: int) -> None:
+        """Digest the components reachable from ``start``, leaves first (Tarjan)."""
+        nodes = self.nodes
+        order: Dict[int, int] = {}
+        low: Dict[int, int] = {}
+        stack: List[int] = []
+        on_stack: set = set()
+        work = [(start, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                order[v] = low[v] = len(order)
+                stack.append(v)
+                on_stack.add(v)
+            succ = nodes[v].succ
+            recurse = False
+            while i < len(succ):
+                w = succ[i]
+                i += 1
+                if nodes[w].digest is not None:
+                    continue  # digested earlier in this walk
+                if w not in order:
+                    work.append((v, i))
+                    work.append((w, 0))
+                    recurse = True
+                    break
+                if w in on_stack:
+                    low[v] = min(low[v], order[w])
+            if recurse:
+                continue
+            if low[v] == order[v]:
+                component = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    component.append(w)
+                    if w == v:
+                        break
+                self._digest_component(component)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+
+    def _digest_component(self, component: List[int]) -> None:
+        nodes = self.nodes
+        if len(component) == 1 and component[0] not in nodes[component[0]].succ:
+            node = nodes[component[0]]
+            node.digest = _DIGEST(b"".join(
+                [b"node", node.label] + [nodes[w].digest for w in node.succ]))  # type: ignore
+            return
+        members = set(component)
+        colour = {}
+        for v in component:
+            node = nodes[v]
+            parts = [b"member", node.label]  # type: ignore[list-item]
+            for w in node.succ:
+                parts.append(b"*" if w in members else b"=" + nodes[w].digest)  # type: ignore
+            colour[v] = _DIGEST(b"".join(parts))
+        classes = len(set(colour.values()))
+        while True:
+            colour = {v: _DIGEST(b"".join([colour[v]] + [colour[w] for w in nodes[v].succ
+                                                          if w in members]))
+                      for v in component}
+            count = len(set(colour.values()))
+            if count == classes:
+                break
+            classes = count
+        whole = _DIGEST(b"".join([b"component"] + sorted(colour.values())))
+        for v in component:
+            nodes[v].digest = _DIGEST(whole + colour[v])
+
+
+def _plan_and_values(original: Any) -> Tuple[KeyPlan, List[Any]]:
+    """A definition's valid plan and the values its slots hold now."""
+    plan = _PLANS.get(original)
+    values = plan.current_values() if plan is not None else None
+    if values is None:
+        # Building a plan may hash values of its own: not as part of this walk.
+        walk, _STATE.walk = getattr(_STATE, "walk", None), None
+        try:
+            plan = plan_for(original)
+        finally:
+            _STATE.walk = walk
+        values = plan.current_values()
+        assert values is not None, "a plan just built is valid"
+    return plan, values
+
+
+class walk_scope:
+    """Within this scope, definitions met in values are digested once (one walk).
+
+    Key computation opens one around everything it hashes (slot values, ``depends_on``,
+    arguments), so that a list of a thousand instances of a project class digests the
+    class once. Scopes nest; only the outermost one ends the walk.
+    """
+
+    __slots__ = ("_outer",)
+
+    def __enter__(self) -> "walk_scope":
+        self._outer = getattr(_STATE, "walk", None)
+        if self._outer is None:
+            _STATE.walk = _OPEN
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._outer is None:
+            _STATE.walk = None
 
 
 def _definition_digest(obj: Any) -> Optional[bytes]:
-    """Digest of a project function or class: its plan plus the values it reads now."""
+    """Digest of a project function or class: its code and the values it reads, and
+    so on through whatever definitions those values hold (see above)."""
     original = unwrap(obj)
     if not is_project_object(original):
         return None
-    active = getattr(_ACTIVE, "ids", None)
-    if active is None:
-        active = _ACTIVE.ids = set()
-    if id(original) in active:
-        # A value that refers back to the definition being hashed: its code is
-        # already in the digest.
-        return b"<recursive>" + qualname_of(original).encode()
-    active.add(id(original))
-    try:
-        plan, values_digest = current(original)
-        hasher = hashing.Hasher()
-        hasher.feed_bytes(plan.static_digest)
-        hasher.feed_bytes(values_digest)
-        return hasher.digest()
-    finally:
-        active.discard(id(original))
+    walk = getattr(_STATE, "walk", None)
+    if walk is None:
+        _STATE.walk = walk = _Walk()
+        try:
+            return walk.digest_of(original)
+        finally:
+            _STATE.walk = None
+    if walk is _OPEN:
+        _STATE.walk = walk = _Walk()
+    if walk.collecting is not None:
+        walk.collecting.append(original)
+        return _PLACEHOLDER
+    # A digest asked for while a definition's plan is built (by the analysis): the
+    # walk's state is not to be disturbed by it.
+    return walk.digest_of(original)
 
 
 def _function_digester(func: Any) -> bytes:
