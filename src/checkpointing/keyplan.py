@@ -115,7 +115,9 @@ class KeyPlan:
         self._expected = [expected for _, _, expected in self._guards]
         self._getters = tuple(_guard_getter(namespace, name)
                               for namespace, name, _ in self._guards) + self._slot_readers
-        self._last: Optional[Tuple[List[Any], bytes]] = None  # objects read, digest
+        # Objects read at the last call, their digest, and the witness that their
+        # contents are unchanged (None: all are immutable).
+        self._last: Optional[Tuple[List[Any], bytes, Optional[_Witness]]] = None
 
     def valid(self) -> bool:
         """Still describes the code: no module reloaded, no analysed name rebound."""
@@ -134,28 +136,33 @@ class KeyPlan:
             return None
         now = [get() for get in self._getters]
         last = self._last
-        # ``==`` first (C speed, identity shortcut), then identity for real: 1 == 1.0
-        # and 0.0 == -0.0, but their digests differ.
-        if last is not None and now == last[0] and all(map(operator.is_, now, last[0])):
+        # Identity, not ``==``: 1 == 1.0 and 0.0 == -0.0, but their digests differ.
+        if last is not None and (all(map(operator.is_, now, last[0]))
+                                 or _same_objects(now, last[0])) \
+                and (last[2] is None or last[2].holds()):
             return last[1]
         n = self._n_guards
         if now[:n] != self._expected:
             return None
         values = now[n:]
-        digest = self._digest(values)
         if all(type(v) in _IMMUTABLE for v in values):
-            self._last = (now, digest)
+            digest = self._digest(values)
+            self._last = (now, digest, None)
+            return digest
+        with walk_scope():
+            digest = self._digest(values)
+            witness = _values_witness(values)
+        self._last = (now, digest, witness) if witness is not None else None
         return digest
 
-    def current_values(self) -> Optional[List[Any]]:
-        """The values the slots hold now, or None if the plan went stale."""
+    def read_now(self) -> Optional[List[Any]]:
+        """What the guards and then the slots hold now, or None if the plan went stale."""
         if self._generation != INDEX.generation:
             return None
         now = [get() for get in self._getters]
-        n = self._n_guards
-        if now[:n] != self._expected:
+        if now[:self._n_guards] != self._expected:
             return None
-        return now[n:]
+        return now
 
     def versions(self) -> Dict[str, str]:
         """Name -> version of each installed third-party distribution the code reaches
@@ -214,6 +221,14 @@ class KeyPlan:
                 values[index] = ("unhashable", type(value).__module__,
                                  type(value).__qualname__)
         return b"unhashable:" + hashing.digest_value(values)
+
+
+def _same_objects(now: Sequence[Any], before: Sequence[Any]) -> bool:
+    """Do ``now`` and ``before`` hold the same objects? Tuples made afresh at each read
+    (the defaults of a helper) count as the same if their items are."""
+    return len(now) == len(before) and all(
+        a is b or (type(a) is tuple and type(b) is tuple and _same_objects(a, b))
+        for a, b in zip(now, before))
 
 
 def cell_value(cell: Any) -> Any:
@@ -480,7 +495,7 @@ _DIGEST = xxhash.xxh3_128_digest
 
 
 class _Node:
-    __slots__ = ("obj", "is_definition", "label", "succ", "digest", "reader")
+    __slots__ = ("obj", "is_definition", "label", "succ", "digest", "reader", "plan", "read")
 
     def __init__(self, obj: Any, is_definition: bool, reader: Any = None) -> None:
         self.obj = obj
@@ -489,12 +504,14 @@ class _Node:
         self.succ: List[int] = []
         self.digest: Optional[bytes] = None
         self.reader = reader  # (plan, slot index) that first read a value, for warnings
+        self.plan: Optional[KeyPlan] = None  # of a definition: its plan and what it read
+        self.read: List[Any] = []
 
 
 class _Walk:
     """Digests of the definitions and values reached within one key computation."""
 
-    __slots__ = ("nodes", "definitions", "values", "collecting")
+    __slots__ = ("nodes", "definitions", "values", "collecting", "reused", "_witness")
 
     def __init__(self) -> None:
         self.nodes: List[_Node] = []
@@ -502,6 +519,9 @@ class _Walk:
         self.values: Dict[int, int] = {}       # id(global value) -> node
         # While a label is hashed: the definitions met, in order (else None).
         self.collecting: Optional[List[Any]] = None
+        # Digests of earlier walks found still valid here: id(entry) -> entry or None.
+        self.reused: Dict[int, Optional[_Reusable]] = {}
+        self._witness: Any = _UNSET
 
     def digest_of(self, original: Any) -> bytes:
         index = self._definition(original)
@@ -515,8 +535,49 @@ class _Walk:
         index = self.definitions.get(id(original))
         if index is None:
             index = self.definitions[id(original)] = len(self.nodes)
-            self.nodes.append(_Node(original, True))
+            node = _Node(original, True)
+            self.nodes.append(node)
+            node.digest = self._reusable_digest(original)
         return index
+
+    def _reusable_digest(self, original: Any) -> Optional[bytes]:
+        """The digest an earlier walk found for ``original``, if nothing it read changed."""
+        entry = _REUSABLE.get(id(original))
+        if entry is None or entry.digests[id(original)][0] is not original:
+            return None
+        known = self.reused.get(id(entry), _UNSET)
+        if known is _UNSET:
+            known = self.reused[id(entry)] = entry if entry.witness.holds() else None
+        return entry.digests[id(original)][1] if known is not None else None
+
+    def finish(self) -> Optional["_Witness"]:
+        """What must stay as it is for this walk's digests to stay valid (None: cannot
+        be told cheaply); the digests are offered to later walks when it can."""
+        if self._witness is not _UNSET:
+            return self._witness
+        getters: List[Any] = []
+        expected: List[Any] = []
+        containers: List[Any] = []
+        seen: set = set()
+        witness: Optional[_Witness] = None
+        for node in self.nodes:
+            if node.plan is not None:
+                getters.extend(node.plan._getters)
+                expected.extend(node.read)
+            elif not node.is_definition and node.label is not None:
+                if not _snapshot(node.obj, containers, seen):
+                    break
+        else:
+            witness = _Witness(getters, expected, containers,
+                               [e for e in self.reused.values() if e is not None])
+            digests = {id(node.obj): (node.obj, node.digest) for node in self.nodes
+                       if node.plan is not None and node.digest is not None}
+            if digests:
+                entry = _Reusable(witness, digests)
+                for key in digests:
+                    _REUSABLE[key] = entry
+        self._witness = witness
+        return witness
 
     def _value(self, value: Any, reader: Any) -> int:
         index = self.values.get(id(value))
@@ -531,17 +592,20 @@ class _Walk:
         nodes = self.nodes
         while todo:
             node = nodes[todo.pop()]
-            if node.label is not None:
+            if node.label is not None or node.digest is not None:
                 continue
             if node.is_definition:
-                plan, values = _plan_and_values(node.obj)
+                plan, read = _plan_and_read(node.obj)
+                node.plan, node.read = plan, read
+                values = read[plan._n_guards:]
                 node.label = hashing.Hasher().feed_bytes(b"definition").feed_bytes(
                     plan.static_digest).feed(len(values)).digest()
                 node.succ = [self._value(value, (plan, i)) for i, value in enumerate(values)]
             else:
                 node.label, found = self._label(node)
                 node.succ = [self._definition(obj) for obj in found]
-            todo.extend(i for i in node.succ if nodes[i].label is None)
+            todo.extend(i for i in node.succ
+                        if nodes[i].label is None and nodes[i].digest is None)
 
     def _label(self, node: _Node) -> Tuple[bytes, List[Any]]:
         """A value's digest with the definitions in it left as placeholders."""
@@ -635,10 +699,25 @@ class _Walk:
             nodes[v].digest = _DIGEST(whole + colour[v])
 
 
-def _plan_and_values(original: Any) -> Tuple[KeyPlan, List[Any]]:
-    """A definition's valid plan and the values its slots hold now."""
+def _values_witness(values: List[Any]) -> Optional[_Witness]:
+    """A witness for slot values just digested in the current walk scope."""
+    containers: List[Any] = []
+    if not _snapshot(values, containers, set()):
+        return None
+    walk = getattr(_STATE, "walk", None)
+    parts: List[Any] = []
+    if isinstance(walk, _Walk):
+        witness = walk.finish()
+        if witness is None:
+            return None
+        parts.append(_Reusable(witness, {}))
+    return _Witness([], [], containers, parts)
+
+
+def _plan_and_read(original: Any) -> Tuple[KeyPlan, List[Any]]:
+    """A definition's valid plan and what its guards and slots hold now."""
     plan = _PLANS.get(original)
-    values = plan.current_values() if plan is not None else None
+    values = plan.read_now() if plan is not None else None
     if values is None:
         # Building a plan may hash values of its own: not as part of this walk.
         walk, _STATE.walk = getattr(_STATE, "walk", None), None
@@ -646,9 +725,132 @@ def _plan_and_values(original: Any) -> Tuple[KeyPlan, List[Any]]:
             plan = plan_for(original)
         finally:
             _STATE.walk = walk
-        values = plan.current_values()
+        values = plan.read_now()
         assert values is not None, "a plan just built is valid"
     return plan, values
+
+
+class _Witness:
+    """Proof, cheap to check, that digests computed earlier still hold: the objects
+    that definitions' guards and slots read (by identity) are the same, and so are
+    the contents of the mutable containers (dicts, lists, plain objects) in the values.
+    A hit of a function reading a registry of 700 functions checks this instead of
+    digesting the registry again; a registry gaining an entry fails it."""
+
+    __slots__ = ("generation", "getters", "expected", "containers", "parts")
+
+    def __init__(self, getters: List[Any], expected: List[Any], containers: List[Any],
+                 parts: List[Any]) -> None:
+        self.generation = _generation()
+        self.getters = tuple(getters)
+        self.expected = expected
+        self.containers = containers
+        self.parts = parts  # witnesses of earlier walks whose digests were reused
+
+    def holds(self) -> bool:
+        if self.generation != _generation():
+            return False
+        if self.getters:
+            now = [get() for get in self.getters]
+            if not (all(map(operator.is_, now, self.expected))
+                    or _same_objects(now, self.expected)):
+                return False
+        is_ = operator.is_
+        for entry in self.containers:
+            kind, obj = entry[0], entry[1]
+            if kind == 0:  # dict: same keys and values, same order
+                keys, values = entry[2], entry[3]
+                if len(obj) != len(keys) or not all(map(is_, obj, keys)) \
+                        or not all(map(is_, obj.values(), values)):
+                    return False
+            elif kind == 1:  # list
+                items = entry[2]
+                if len(obj) != len(items) or not all(map(is_, obj, items)):
+                    return False
+            else:  # an instance hashed by its class and attributes
+                cls, attributes, names, values = entry[2], entry[3], entry[4], entry[5]
+                if type(obj) is not cls or obj.__dict__ is not attributes \
+                        or len(attributes) != len(names) \
+                        or not all(map(is_, attributes, names)) \
+                        or not all(map(is_, attributes.values(), values)):
+                    return False
+        return all(part.witness.holds() for part in self.parts)
+
+
+def _generation() -> Tuple[int, int, int, int]:
+    """Changes when a module is reloaded or a digester is registered (either may
+    change digests without changing any object read)."""
+    return (INDEX.generation, len(hashing._USER_TYPES), len(hashing._PREDICATES),
+            len(hashing._CLASS_DIGESTERS))
+
+
+class _Reusable:
+    """Digests of one walk's definitions, valid while its witness holds."""
+
+    __slots__ = ("witness", "digests")
+
+    def __init__(self, witness: _Witness, digests: Dict[int, Tuple[Any, bytes]]) -> None:
+        self.witness = witness
+        self.digests = digests
+
+
+_UNSET: Any = object()
+# id(definition) -> the latest walk that digested it (holds the definition alive).
+_REUSABLE: Dict[int, _Reusable] = {}
+_SNAPSHOT_LIMIT = 100_000  # elements; beyond it values are digested again at each call
+_SCALARS = _IMMUTABLE | {types.BuiltinFunctionType, types.ModuleType, type(Ellipsis)}
+
+
+def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
+    """Record in ``containers`` what must stay the same for ``value``'s digest to stay
+    the same. False for values whose digest cannot be vouched for this way (arrays,
+    objects with their own pickling, sets...): those are digested at every call.
+
+    Definitions inside (project functions and classes) are not followed: a walk
+    digests them, and its witness checks what they read.
+    """
+    if type(value) in _SCALARS:
+        return True
+    if hashing._USER_TYPES.get(types.FunctionType) is not _function_digester \
+            or len(hashing._CLASS_DIGESTERS) != 1:
+        return False  # someone else decides how functions or classes digest
+    builtins = hashing._BUILTINS
+    stack = [value]
+    budget = _SNAPSHOT_LIMIT
+    while stack:
+        value = stack.pop()
+        t = type(value)
+        if t in _SCALARS or t is types.FunctionType or isinstance(value, type):
+            continue
+        if id(value) in seen:
+            continue
+        budget -= 1
+        if budget < 0:
+            return False
+        encoder = hashing._DISPATCH.get(t) or hashing._resolve(t)
+        if t is tuple and encoder is builtins[tuple]:
+            stack.extend(value)
+            continue
+        seen.add(id(value))
+        if t is dict and encoder is builtins[dict]:
+            keys, values = tuple(value), tuple(value.values())
+            containers.append((0, value, keys, values))
+        elif t is list and encoder is builtins[list]:
+            values = tuple(value)
+            containers.append((1, value, values))
+        elif t is frozenset and encoder is builtins[frozenset]:
+            values = tuple(value)
+        elif encoder is hashing._enc_plain_object and not hashing._slot_names(t):
+            attributes = value.__dict__
+            keys, values = tuple(attributes), tuple(attributes.values())
+            containers.append((2, value, t, attributes, keys, values))
+        else:
+            return False
+        budget -= len(values)
+        stack.extend(values)
+        if t is dict:
+            stack.extend(keys)
+    return budget >= 0
 
 
 class walk_scope:
@@ -669,7 +871,10 @@ class walk_scope:
 
     def __exit__(self, *exc: Any) -> None:
         if self._outer is None:
+            walk = _STATE.walk
             _STATE.walk = None
+            if walk is not _OPEN and exc[0] is None:
+                walk.finish()
 
 
 def _definition_digest(obj: Any) -> Optional[bytes]:
@@ -680,11 +885,8 @@ def _definition_digest(obj: Any) -> Optional[bytes]:
         return None
     walk = getattr(_STATE, "walk", None)
     if walk is None:
-        _STATE.walk = walk = _Walk()
-        try:
-            return walk.digest_of(original)
-        finally:
-            _STATE.walk = None
+        with walk_scope():
+            return _definition_digest(original)
     if walk is _OPEN:
         _STATE.walk = walk = _Walk()
     if walk.collecting is not None:
