@@ -131,6 +131,10 @@ def _class_node(cls: type) -> Tuple[Any, Optional[ast.ClassDef]]:
         if not matches:
             return record, None
         last = i == len(parts) - 1
+        if last:
+            # A class: a function of the same name (``if DOCS: def _dispatchable``
+            # in networkx) is not its definition.
+            matches = [n for n in matches if isinstance(n, ast.ClassDef)] or matches
         if last and firstlineno is not None:
             exact = [n for n in matches if _first_line(n) == firstlineno]
             matches = exact or matches
@@ -396,6 +400,30 @@ class _Builder:
         return name if module is not None and vars(module) is namespace else None
 
     def _canonical(self, obj: Any, is_root: bool) -> Tuple[Optional[Canonical], Any, Any]:
+        """The canonical code of a definition, memoised per process: the definitions
+        found in a registry are analysed as roots of their own, and each reaches
+        much the same helpers (in networkx, the 1,500-line ``_dispatchable``)."""
+        key = (id(obj), is_root)
+        code = getattr(obj, "__code__", None)
+        record = _record_for_class(obj) if isinstance(obj, type) else _record_for_code(code)
+        cached = _CANONICAL.get(key)
+        if cached is not None and cached[0] is obj and cached[1] is record \
+                and cached[2] is code:
+            _, _, _, result, end, files = cached
+        else:
+            saved, self.files = self.files, {}
+            self._end = None
+            try:
+                result = self._canonical_uncached(obj, is_root)
+            finally:
+                files, self.files = self.files, saved
+            end = self._end
+            _CANONICAL[key] = (obj, record, code, result, end, files)
+        self._end = end
+        self.files.update(files)
+        return result
+
+    def _canonical_uncached(self, obj: Any, is_root: bool) -> Tuple[Optional[Canonical], Any, Any]:
         if isinstance(obj, type):
             record, node = _class_node(obj)
             if node is None:
@@ -460,6 +488,9 @@ class _Builder:
         warn_once((root, where, lineno, what), message, filename, lineno)
 
 
+# (id(definition), is_root) -> (definition, its source record, its code, canonical
+# result, last line, files read): checked by identity, so a reload analyses again.
+_CANONICAL: Dict[Tuple[int, bool], Tuple[Any, ...]] = {}
 _ORIGINS: Dict[int, Tuple[Any, Dict[str, str]]] = {}
 
 

@@ -589,10 +589,15 @@ class _Walk:
     def _discover(self, start: int) -> None:
         """Label every node reachable from ``start`` (iteratively: registries are deep)."""
         todo = [start]
+        seen = {start}
         nodes = self.nodes
         while todo:
             node = nodes[todo.pop()]
-            if node.label is not None or node.digest is not None:
+            if node.digest is not None:
+                continue
+            if node.label is not None:  # labelled by an earlier call that failed later
+                todo.extend(i for i in node.succ if i not in seen)
+                seen.update(node.succ)
                 continue
             if node.is_definition:
                 plan, read = _plan_and_read(node.obj)
@@ -604,8 +609,8 @@ class _Walk:
             else:
                 node.label, found = self._label(node)
                 node.succ = [self._definition(obj) for obj in found]
-            todo.extend(i for i in node.succ
-                        if nodes[i].label is None and nodes[i].digest is None)
+            todo.extend(i for i in node.succ if i not in seen)
+            seen.update(node.succ)
 
     def _label(self, node: _Node) -> Tuple[bytes, List[Any]]:
         """A value's digest with the definitions in it left as placeholders."""

@@ -131,6 +131,21 @@ def classify(value: Any, qualname: str, rest: Tuple[str, ...] = (),
 
 
 def _import_origin(ref: Ref, home_module: str) -> Any:
+    module = _origin_module(ref, home_module)
+    origin = ref.origin
+    assert origin is not None
+    if origin.attr is None:
+        return module
+    try:
+        return getattr(module, origin.attr)
+    except AttributeError:
+        import importlib
+
+        return importlib.import_module(f"{module.__name__}.{origin.attr}")
+
+
+def _origin_module(ref: Ref, home_module: str) -> Any:
+    """The module an import inside a function imports from."""
     origin = ref.origin
     assert origin is not None
     if origin.level:
@@ -147,14 +162,7 @@ def _import_origin(ref: Ref, home_module: str) -> Any:
         import importlib
 
         module = importlib.import_module(module_name)
-    if origin.attr is None:
-        return module
-    try:
-        return getattr(module, origin.attr)
-    except AttributeError:
-        import importlib
-
-        return importlib.import_module(f"{module_name}.{origin.attr}")
+    return module
 
 
 def _is_package(module_name: str) -> bool:
@@ -191,6 +199,14 @@ def resolve_ref(ref: Ref, func: Any) -> Target:
         value = _import_origin(ref, home_name)
         where = qualname_of(value) if not isinstance(value, types.ModuleType) else value.__name__
         namespace = None
+        attr = ref.origin.attr if ref.origin is not None else None
+        if attr is not None:
+            # ``from .configs import config`` in a function body: the value is read
+            # from that module's dict at each call, like a global.
+            source = vars(_origin_module(ref, home_name))
+            if attr in source:
+                namespace, first = source, attr
+                where = f"{source.get('__name__')}:{attr}"
     else:
         if first in namespace:
             value = namespace[first]
