@@ -22,6 +22,7 @@ It also registers how functions, classes and modules are digested as values
 
 from __future__ import annotations
 
+import copyreg
 import functools
 import json
 import logging
@@ -31,7 +32,7 @@ import sys
 import threading
 import types
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import xxhash
 
@@ -73,6 +74,15 @@ class Slot:
             return functools.partial(self.namespace.get, self.name, UNBOUND)  # type: ignore
         return self.read
 
+    @property
+    def key(self) -> Tuple[Any, ...]:
+        """Identifies where the value is read, the same in every plan that reads it."""
+        if self.cell is not None:
+            return ("cell", id(self.cell))
+        if self.defaults_of is not None:
+            return ("defaults", id(self.defaults_of))
+        return (id(self.namespace), self.name)
+
     def read(self) -> Any:
         if self.cell is not None:
             return cell_value(self.cell)
@@ -90,7 +100,7 @@ class KeyPlan:
 
     __slots__ = ("root", "nodes", "slots", "static_digest", "files", "summary", "spec",
                  "from_disk", "external_modules", "_versions", "_guards", "_generation", "_slot_readers", "_last",
-                 "_n_guards", "_expected", "_getters")
+                 "_n_guards", "_expected", "_getters", "_keys")
 
     def __init__(self, root: Any, nodes: List[Any], slots: List[Slot],
                  guards: Sequence[Tuple[Any, Any, Any]], static_digest: bytes, *,
@@ -115,6 +125,11 @@ class KeyPlan:
         self._expected = [expected for _, _, expected in self._guards]
         self._getters = tuple(_guard_getter(namespace, name)
                               for namespace, name, _ in self._guards) + self._slot_readers
+        # Where each getter reads, so that walks read a place shared by plans once.
+        self._keys = tuple(("guard", id(namespace) if namespace is not None else None,
+                            id(name) if namespace is None else name)
+                           for namespace, name, _ in self._guards) + tuple(
+            s.key for s in slots)
         # Objects read at the last call, their digest, and the witness that their
         # contents are unchanged (None: all are immutable).
         self._last: Optional[Tuple[List[Any], bytes, Optional[_Witness]]] = None
@@ -175,11 +190,12 @@ class KeyPlan:
         """Digest of each global and closure value now, by qualified name (to explain
         a miss; not on the hot path)."""
         out = {}
-        for slot, value in zip(self.slots, self.read_values()):
-            try:
-                out[slot.qualname] = hashing.hexdigest_value(value)
-            except hashing.UnhashableValue:
-                out[slot.qualname] = "unhashable:" + type(value).__qualname__
+        with walk_scope():  # definitions in several values are digested once
+            for slot, value in zip(self.slots, self.read_values()):
+                try:
+                    out[slot.qualname] = hashing.hexdigest_value(value)
+                except hashing.UnhashableValue:
+                    out[slot.qualname] = "unhashable:" + type(value).__qualname__
         return out
 
     def node_digests(self) -> Dict[str, List[Any]]:
@@ -395,6 +411,11 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
                 return None
             guards.append((None, cell, current))
         found.append(current)
+    described: Dict[Any, Any] = {}  # what a guard denotes, described -> the first such
+    for obj in found:
+        identity = describe(obj)
+        if identity is not None:
+            described.setdefault(json.dumps(identity), obj)
     slots = []
     for qualname, spec in data["slots"]:
         kind = spec[0]
@@ -409,9 +430,10 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
                 return None
             slots.append(Slot(qualname, cell=cell, spec=spec))
         else:  # defaults of a helper found through a guard
-            owner = next((unwrap(obj) for obj in found if describe(obj) == spec[1]), None)
+            owner = described.get(json.dumps(spec[1]))
             if owner is None:
                 return None
+            owner = unwrap(owner)
             slots.append(Slot(qualname, defaults_of=owner, spec=spec))
     # What the analysis could not see is said again in each process that relies on it.
     for key, message, filename, lineno in data.get("warnings", ()):
@@ -516,7 +538,7 @@ class _Walk:
     def __init__(self) -> None:
         self.nodes: List[_Node] = []
         self.definitions: Dict[int, int] = {}  # id(definition) -> node
-        self.values: Dict[int, int] = {}       # id(global value) -> node
+        self.values: Dict[Any, int] = {}       # where a value is read (Slot.key) -> node
         # While a label is hashed: the definitions met, in order (else None).
         self.collecting: Optional[List[Any]] = None
         # Digests of earlier walks found still valid here: id(entry) -> entry or None.
@@ -555,20 +577,21 @@ class _Walk:
         be told cheaply); the digests are offered to later walks when it can."""
         if self._witness is not _UNSET:
             return self._witness
-        getters: List[Any] = []
-        expected: List[Any] = []
+        reads: Dict[Any, Tuple[Any, Any]] = {}  # each place read once, however many plans
         containers: List[Any] = []
         seen: set = set()
         witness: Optional[_Witness] = None
         for node in self.nodes:
             if node.plan is not None:
-                getters.extend(node.plan._getters)
-                expected.extend(node.read)
+                for key, get, obj in zip(node.plan._keys, node.plan._getters, node.read):
+                    if key not in reads:
+                        reads[key] = (get, obj)
             elif not node.is_definition and node.label is not None:
                 if not _snapshot(node.obj, containers, seen):
                     break
         else:
-            witness = _Witness(getters, expected, containers,
+            witness = _Witness([get for get, _ in reads.values()],
+                               [obj for _, obj in reads.values()], containers,
                                [e for e in self.reused.values() if e is not None])
             digests = {id(node.obj): (node.obj, node.digest) for node in self.nodes
                        if node.plan is not None and node.digest is not None}
@@ -579,10 +602,10 @@ class _Walk:
         self._witness = witness
         return witness
 
-    def _value(self, value: Any, reader: Any) -> int:
-        index = self.values.get(id(value))
+    def _value(self, value: Any, reader: Any, where: Any) -> int:
+        index = self.values.get(where)
         if index is None:
-            index = self.values[id(value)] = len(self.nodes)
+            index = self.values[where] = len(self.nodes)
             self.nodes.append(_Node(value, False, reader))
         return index
 
@@ -605,7 +628,9 @@ class _Walk:
                 values = read[plan._n_guards:]
                 node.label = hashing.Hasher().feed_bytes(b"definition").feed_bytes(
                     plan.static_digest).feed(len(values)).digest()
-                node.succ = [self._value(value, (plan, i)) for i, value in enumerate(values)]
+                keys = plan._keys[plan._n_guards:]
+                node.succ = [self._value(value, (plan, i), keys[i])
+                             for i, value in enumerate(values)]
             else:
                 node.label, found = self._label(node)
                 node.succ = [self._definition(obj) for obj in found]
@@ -772,6 +797,12 @@ class _Witness:
                 items = entry[2]
                 if len(obj) != len(items) or not all(map(is_, obj, items)):
                     return False
+            elif kind == 4:  # a set of strings
+                if obj != entry[2]:
+                    return False
+            elif kind == 3:  # an instance hashed by what it reduces to
+                if type(obj) is not entry[2] or not _same_shape(_reduce(obj), entry[3]):
+                    return False
             else:  # an instance hashed by its class and attributes
                 cls, attributes, names, values = entry[2], entry[3], entry[4], entry[5]
                 if type(obj) is not cls or obj.__dict__ is not attributes \
@@ -803,7 +834,52 @@ _UNSET: Any = object()
 # id(definition) -> the latest walk that digested it (holds the definition alive).
 _REUSABLE: Dict[int, _Reusable] = {}
 _SNAPSHOT_LIMIT = 100_000  # elements; beyond it values are digested again at each call
-_SCALARS = _IMMUTABLE | {types.BuiltinFunctionType, types.ModuleType, type(Ellipsis)}
+_SCALARS = _IMMUTABLE | {types.ModuleType, type(Ellipsis)}
+
+
+def _reduce(obj: Any) -> Any:
+    """What :mod:`checkpointing.hashing` digests an object with its own pickling by."""
+    reducer = copyreg.dispatch_table.get(type(obj))
+    try:
+        return reducer(obj) if reducer is not None else obj.__reduce_ex__(4)
+    except Exception:
+        return None
+
+
+# Types whose equal values of the same type have equal digests (not float: 0.0, -0.0).
+_EXACT = frozenset({int, str, bytes, bool})
+
+
+def _same_shape(now: Any, before: Any) -> bool:
+    """Same objects, in containers made afresh (a reduce tuple, its state dict)."""
+    if now is before:
+        return True
+    t = type(now)
+    if t is not type(before):
+        return False
+    if t in _EXACT:
+        return now == before
+    if t is tuple or t is list:
+        return len(now) == len(before) and all(map(_same_shape, now, before))
+    if t is dict:
+        return len(now) == len(before) and all(map(operator.is_, now, before)) \
+            and all(map(_same_shape, now.values(), before.values()))
+    if t is set or t is frozenset:
+        return now == before and _strings_only(now)
+    return False
+
+
+def _strings_only(items: Any) -> bool:
+    """Only str (or only bytes): equal items have equal digests (unlike 1 and 1.0)."""
+    return all(type(item) is str for item in items) \
+        or all(type(item) is bytes for item in items)
+
+
+# Encoders of values that cannot change in place (paths, dates, decimals, ranges...).
+_IMMUTABLE_ENCODERS = frozenset(filter(None, (
+    getattr(hashing, name, None) for name in (
+        "_enc_purepath", "_enc_datetime", "_enc_date", "_enc_timedelta", "_enc_decimal",
+        "_enc_fraction", "_enc_uuid", "_enc_range", "_enc_tzinfo"))))
 
 
 def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
@@ -843,12 +919,41 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
         elif t is list and encoder is builtins[list]:
             values = tuple(value)
             containers.append((1, value, values))
-        elif t is frozenset and encoder is builtins[frozenset]:
-            values = tuple(value)
+        elif encoder in _IMMUTABLE_ENCODERS:
+            continue
+        elif t is types.BuiltinFunctionType and encoder is builtins[t]:
+            owner = value.__self__  # a bound builtin method is hashed with its owner
+            if owner is not None and type(owner) is not types.ModuleType:
+                stack.append(owner)
+            continue
+        elif t is types.MethodType and encoder is builtins[t]:
+            stack.extend((value.__func__, value.__self__))
+            continue
+        elif encoder is hashing._enc_partial and t is functools.partial:
+            stack.extend((value.func, value.args, value.keywords))
+            continue
+        elif encoder is hashing._enc_wrapped_callable and t in (staticmethod, classmethod):
+            stack.append(value.__func__)
+            continue
+        elif (t is set or t is frozenset) and encoder is builtins[t]:
+            if not _strings_only(value):
+                return False
+            if t is set:
+                containers.append((4, value, frozenset(value)))
+            continue
         elif encoder is hashing._enc_plain_object and not hashing._slot_names(t):
             attributes = value.__dict__
             keys, values = tuple(attributes), tuple(attributes.values())
             containers.append((2, value, t, attributes, keys, values))
+        elif encoder is hashing._enc_reduce:
+            # Hashed by what it pickles as: checked by reducing it again (networkx's
+            # ``_dispatchable`` reduces to its name).
+            reduced = _reduce(value)
+            if type(reduced) is not tuple or any(isinstance(part, Iterator)
+                                                 for part in reduced):
+                return False  # iterators of items: not to be consumed twice
+            containers.append((3, value, t, reduced))
+            values = reduced
         else:
             return False
         budget -= len(values)
