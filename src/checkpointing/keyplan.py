@@ -55,7 +55,7 @@ class Slot:
     """A value read at every call: a module global, a closure cell, or the default
     values of a reached helper."""
 
-    __slots__ = ("qualname", "namespace", "name", "cell", "defaults_of", "spec")
+    __slots__ = ("qualname", "namespace", "name", "cell", "defaults_of", "spec", "_defaults")
 
     def __init__(self, qualname: str, namespace: Optional[Dict[str, Any]] = None,
                  name: Optional[str] = None, cell: Any = None, defaults_of: Any = None,
@@ -66,6 +66,7 @@ class Slot:
         self.cell = cell
         self.defaults_of = defaults_of
         self.spec = spec  # how to find it again in another process (None: cannot)
+        self._defaults: Tuple[Any, Any] = (None, None)
 
     def reader(self) -> Callable[[], Any]:
         """A function of no arguments returning the current value, as cheap as can be
@@ -87,7 +88,12 @@ class Slot:
         if self.cell is not None:
             return cell_value(self.cell)
         if self.defaults_of is not None:
-            return (self.defaults_of.__defaults__, self.defaults_of.__kwdefaults__)
+            # The same pair while the defaults are the same objects: a hit then finds
+            # every object it reads identical to the last call's.
+            owner, last = self.defaults_of, self._defaults
+            if last[0] is not owner.__defaults__ or last[1] is not owner.__kwdefaults__:
+                last = self._defaults = (owner.__defaults__, owner.__kwdefaults__)
+            return last
         return self.namespace.get(self.name, UNBOUND)  # type: ignore[union-attr]
 
 
@@ -941,7 +947,13 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             if t is set:
                 containers.append((4, value, frozenset(value)))
             continue
-        elif encoder is hashing._enc_plain_object and not hashing._slot_names(t):
+        elif (encoder is hashing._enc_plain_object
+              or (encoder is hashing._enc_reduce and is_project_object(t)
+                  and type(getattr(value, "__dict__", None)) is dict)) \
+                and not hashing._slot_names(t):
+            # A project class's own pickling is its code (digested with the class and
+            # checked by the walk) applied to its attributes: networkx's
+            # ``_dispatchable`` instances are checked by their attributes.
             attributes = value.__dict__
             keys, values = tuple(attributes), tuple(attributes.values())
             containers.append((2, value, t, attributes, keys, values))
