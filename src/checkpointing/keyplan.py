@@ -17,7 +17,11 @@ files it covers have the same digests now, so a fresh process whose code did not
 change skips the analysis (no parsing, no ``ast``, no networkx) entirely.
 
 It also registers how functions, classes and modules are digested as values
-(:mod:`checkpointing.hashing` is a leaf and does not know about code).
+(:mod:`checkpointing.hashing` is a leaf and does not know about code): a definition
+found inside a value (a registry of functions that read the registry) is digested by
+a walk over the graph of definitions and values, once per call, strongly connected
+components as units (see "Functions, classes and modules as values" below), and a
+later call reuses those digests while a witness shows nothing they read changed.
 """
 
 from __future__ import annotations
