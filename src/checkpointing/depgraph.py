@@ -31,7 +31,7 @@ from .analysis.resolve import (CLASS, CLOSURE, EXTERNAL, FUNCTION, GLOBAL, MODUL
                                Target, is_project_object, qualname_of, resolve_ref, unwrap,
                                unwrap_chain, value_attributes, wrapper_attributes)
 from .keyplan import (ANALYSIS_FORMAT, KeyPlan, NamesSnapshot, Slot, announce, cell_value,
-                      describe, is_acknowledged, plan_for)
+                      describe, is_acknowledged, plan_for, probe_digest)
 from .source import INDEX
 
 __all__ = ["Node", "build_plan", "dependency_graph", "source_of"]
@@ -494,7 +494,7 @@ class _Builder:
         entries = []
         for name in names:
             try:
-                hashing.digest_value(vars(cls)[name])
+                probe_digest(vars(cls)[name])
             except Exception as exc:
                 # Machinery of a library's base class (a validator, a lock): a value
                 # that cannot be hashed would make every call warn.
@@ -512,7 +512,8 @@ class _Builder:
         identity = describe(owner)
         slot = self._slot(("attribute", id(owner), name), Slot(
             f"{qualname_of(owner)}.{name}", namespace, name,
-            spec=None if identity is None else ["attribute", identity, hops, name]))
+            spec=None if identity is None else ["attribute", identity, hops, name],
+            owner=owner))
         node.slots.append(slot)
         own.feed(("attribute", hops, name))
         return ("attribute", slot, hops, name)
@@ -607,6 +608,30 @@ class _Builder:
         return name if module is not None and vars(module) is namespace else None
 
     def _canonical(self, obj: Any, is_root: bool) -> Tuple[Optional[Canonical], Any, Any]:
+        """The canonical code of a definition, memoised per process: the definitions
+        found in a registry are analysed as roots of their own, and each reaches
+        much the same helpers (in networkx, the 1,500-line ``_dispatchable``)."""
+        key = (id(obj), is_root)
+        code = getattr(obj, "__code__", None)
+        record = _record_for_class(obj) if isinstance(obj, type) else _record_for_code(code)
+        cached = _CANONICAL.get(key)
+        if cached is not None and cached[0] is obj and cached[1] is record \
+                and cached[2] is code:
+            _, _, _, result, end, files = cached
+        else:
+            saved, self.files = self.files, {}
+            self._end = None
+            try:
+                result = self._canonical_uncached(obj, is_root)
+            finally:
+                files, self.files = self.files, saved
+            end = self._end
+            _CANONICAL[key] = (obj, record, code, result, end, files)
+        self._end = end
+        self.files.update(files)
+        return result
+
+    def _canonical_uncached(self, obj: Any, is_root: bool) -> Tuple[Optional[Canonical], Any, Any]:
         if isinstance(obj, type):
             record, node = _class_node(obj)
             if node is None:
@@ -937,6 +962,9 @@ def _written_in(code: types.CodeType, node: Node) -> bool:
         and node.lineno <= code.co_firstlineno <= node.end_lineno
 
 
+# (id(definition), is_root) -> (definition, its source record, its code, canonical
+# result, last line, files read): checked by identity, so a reload analyses again.
+_CANONICAL: Dict[Tuple[int, bool], Tuple[Any, ...]] = {}
 _ORIGINS: Dict[int, Tuple[Any, Dict[str, str]]] = {}
 
 

@@ -17,11 +17,16 @@ files it covers have the same digests now, so a fresh process whose code did not
 change skips the analysis (no parsing, no ``ast``, no networkx) entirely.
 
 It also registers how functions, classes and modules are digested as values
-(:mod:`checkpointing.hashing` is a leaf and does not know about code).
+(:mod:`checkpointing.hashing` is a leaf and does not know about code): a definition
+found inside a value (a registry of functions that read the registry) is digested by
+a walk over the graph of definitions and values, once per call, strongly connected
+components as units (see "Functions, classes and modules as values" below), and a
+later call reuses those digests while a witness shows nothing they read changed.
 """
 
 from __future__ import annotations
 
+import copyreg
 import functools
 import itertools
 import json
@@ -32,7 +37,7 @@ import sys
 import threading
 import types
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import xxhash
 
@@ -56,17 +61,22 @@ class Slot:
     """A value read at every call: a module global, a closure cell, or the default
     values of a reached helper."""
 
-    __slots__ = ("qualname", "namespace", "name", "cell", "defaults_of", "spec")
+    __slots__ = ("qualname", "namespace", "name", "cell", "defaults_of", "spec", "_defaults",
+                 "owner")
 
     def __init__(self, qualname: str, namespace: Optional[Dict[str, Any]] = None,
                  name: Optional[str] = None, cell: Any = None, defaults_of: Any = None,
-                 spec: Any = None) -> None:
+                 spec: Any = None, owner: Any = None) -> None:
         self.qualname = qualname
+        # ``owner``: the class or function whose attribute this is (its ``__dict__`` is
+        # ``namespace``: a class's is a new proxy object at each ``vars(cls)``).
+        self.owner = owner
         self.namespace = namespace
         self.name = name
         self.cell = cell
         self.defaults_of = defaults_of
         self.spec = spec  # how to find it again in another process (None: cannot)
+        self._defaults: Tuple[Any, Any] = (None, None)
 
     def reader(self) -> Callable[[], Any]:
         """A function of no arguments returning the current value, as cheap as can be
@@ -75,11 +85,27 @@ class Slot:
             return functools.partial(self.namespace.get, self.name, UNBOUND)  # type: ignore
         return self.read
 
+    @property
+    def key(self) -> Tuple[Any, ...]:
+        """Identifies where the value is read, the same in every plan that reads it."""
+        if self.cell is not None:
+            return ("cell", id(self.cell))
+        if self.defaults_of is not None:
+            return ("defaults", id(self.defaults_of))
+        if self.owner is not None:
+            return ("attribute", id(self.owner), self.name)
+        return (id(self.namespace), self.name)
+
     def read(self) -> Any:
         if self.cell is not None:
             return cell_value(self.cell)
         if self.defaults_of is not None:
-            return (self.defaults_of.__defaults__, self.defaults_of.__kwdefaults__)
+            # The same pair while the defaults are the same objects: a hit then finds
+            # every object it reads identical to the last call's.
+            owner, last = self.defaults_of, self._defaults
+            if last[0] is not owner.__defaults__ or last[1] is not owner.__kwdefaults__:
+                last = self._defaults = (owner.__defaults__, owner.__kwdefaults__)
+            return last
         return self.namespace.get(self.name, UNBOUND)  # type: ignore[union-attr]
 
 
@@ -94,7 +120,7 @@ class KeyPlan:
                  "not_stored",
                  "from_disk", "external_modules", "_versions", "_guards", "_generation", "_slot_readers", "_last",
                  "_n_guards", "_expected", "_getters", "_code_owners", "_code_expected",
-                 "_records_generation")
+                 "_records_generation", "_keys")
 
     def __init__(self, root: Any, nodes: List[Any], slots: List[Slot],
                  guards: Sequence[Tuple[Any, Any, Any]], static_digest: bytes, *,
@@ -128,7 +154,14 @@ class KeyPlan:
         self._expected = [expected for _, _, expected in guards]
         self._getters = tuple(_guard_getter(namespace, name)
                               for namespace, name, _ in guards) + self._slot_readers
-        self._last: Optional[Tuple[List[Any], bytes]] = None  # objects read, digest
+        # Where each getter reads, so that walks read a place shared by plans once.
+        self._keys = tuple(("guard", id(namespace) if namespace is not None else None,
+                            id(name) if namespace is None else name)
+                           for namespace, name, _ in guards) + tuple(
+            s.key for s in slots)
+        # Objects read at the last call, their digest, and the witness that their
+        # contents are unchanged (None: all are immutable).
+        self._last: Optional[Tuple[List[Any], bytes, Optional[_Witness]]] = None
 
     def valid(self) -> bool:
         """Still describes the code: no module reloaded, no analysed name rebound."""
@@ -147,18 +180,23 @@ class KeyPlan:
             return None
         now = [get() for get in self._getters]
         last = self._last
-        # ``==`` first (C speed, identity shortcut), then identity for real: 1 == 1.0
-        # and 0.0 == -0.0, but their digests differ.
-        if last is not None and now == last[0] \
-                and (not self._slot_readers or all(map(operator.is_, now, last[0]))):
+        # Identity, not ``==``: 1 == 1.0 and 0.0 == -0.0, but their digests differ.
+        if last is not None and (all(map(operator.is_, now, last[0]))
+                                 or _same_objects(now, last[0])) \
+                and (last[2] is None or last[2].holds()):
             return last[1]
         n = self._n_guards
         if now[:n] != self._expected:
             return None
         values = now[n:]
-        digest = self._digest(values)
         if all(type(v) in _IMMUTABLE for v in values):
-            self._last = (now, digest)
+            digest = self._digest(values)
+            self._last = (now, digest, None)
+            return digest
+        with walk_scope():
+            digest = self._digest(values)
+            witness = _values_witness(values)
+        self._last = (now, digest, witness) if witness is not None else None
         return digest
 
     def _revalidate(self) -> bool:
@@ -173,6 +211,15 @@ class KeyPlan:
         self._generation = generation
         return True
 
+    def read_now(self) -> Optional[List[Any]]:
+        """What the guards and then the slots hold now, or None if the plan went stale."""
+        if self._generation != INDEX.generation and not self._revalidate():
+            return None
+        now = [get() for get in self._getters]
+        if now[:self._n_guards] != self._expected:
+            return None
+        return now
+
     def versions(self) -> Dict[str, str]:
         """Name -> version of each installed third-party distribution the code reaches
         (computed once; for ``track_versions``)."""
@@ -184,11 +231,12 @@ class KeyPlan:
         """Digest of each global and closure value now, by qualified name (to explain
         a miss; not on the hot path)."""
         out = {}
-        for slot, value in zip(self.slots, self.read_values()):
-            try:
-                out[slot.qualname] = hashing.hexdigest_value(value)
-            except hashing.UnhashableValue:
-                out[slot.qualname] = "unhashable:" + type(value).__qualname__
+        with walk_scope():  # definitions in several values are digested once
+            for slot, value in zip(self.slots, self.read_values()):
+                try:
+                    out[slot.qualname] = hashing.hexdigest_value(value)
+                except hashing.UnhashableValue:
+                    out[slot.qualname] = "unhashable:" + type(value).__qualname__
         return out
 
     def node_digests(self) -> Dict[str, List[Any]]:
@@ -208,6 +256,10 @@ class KeyPlan:
         """
         if not values:
             return b""
+        with walk_scope():
+            return self._digest_in_walk(values)
+
+    def _digest_in_walk(self, values: List[Any]) -> bytes:
         try:
             return hashing.Hasher().feed(values).digest()
         except hashing.UnhashableValue:
@@ -263,6 +315,16 @@ def _names_data(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(v if isinstance(v, str) else repr(v) for v in value)
     return repr(type(value))
+
+
+def _same_objects(now: Sequence[Any], before: Sequence[Any]) -> bool:
+    """Do ``now`` and ``before`` hold the same objects? Tuples made afresh at each read
+    (the defaults of a helper) count as the same if their items are, and snapshots
+    of plugin names (a fresh one at each read) if they hold the same names."""
+    return len(now) == len(before) and all(
+        a is b or (type(a) is tuple and type(b) is tuple and _same_objects(a, b))
+        or (type(a) is NamesSnapshot and a == b)
+        for a, b in zip(now, before))
 
 
 def cell_value(cell: Any) -> Any:
@@ -551,7 +613,7 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
             namespace = getattr(owner, "__dict__", None)
             if namespace is None:
                 return None
-            slots.append(Slot(qualname, namespace, spec[3], spec=spec))
+            slots.append(Slot(qualname, namespace, spec[3], spec=spec, owner=owner))
         else:  # defaults of a helper found through a guard
             owner = found.get(_described(spec[1]))
             if owner is None:
@@ -705,31 +767,550 @@ def _save(plan: KeyPlan, path: str) -> None:
 
 
 # -- Functions, classes and modules as values -------------------------------------------
+#
+# A project function or class found inside a value (a registry dict, a dispatch table,
+# the class of an argument) is digested by its code and by the values *it* reads, which
+# may hold further definitions, and so on: a graph whose nodes are definitions and the
+# global values they read, with cycles wherever a registry holds functions that read
+# the registry. One :class:`_Walk` digests that graph once per key computation:
+#
+# 1. discovery: each definition and each global value (by identity) gets a *label*,
+#    its own digest with every definition inside it replaced by a placeholder, and the
+#    ordered list of the definitions (or, for a definition, the values) it refers to;
+# 2. the strongly connected components of that graph (Tarjan), leaves first: a node in
+#    no cycle digests as its label plus its successors' digests (a Merkle tree); a
+#    component digests as a unit, by colour refinement: every member starts with its
+#    label and the digests of its successors outside the component, then is refined
+#    with the colours of its successors inside, until the partition into colours is
+#    stable. A member's digest is the sorted colours of the whole component plus its
+#    own colour. Nothing depends on which member the walk started at, on names or on
+#    ids, so the digest is the same in every process and any entry point; and a change
+#    anywhere in a component changes the digest of every member.
+#
+# Each label is computed once per walk: the cost is linear in the definitions and
+# values reached (refinement takes a few rounds over the component's edges).
 
-_ACTIVE = threading.local()
+_STATE = threading.local()
+_OPEN = object()  # a scope is open; its walk is made on first use
+_PLACEHOLDER = b"<definition>"
+_DIGEST = xxhash.xxh3_128_digest
+
+
+class _Node:
+    __slots__ = ("obj", "is_definition", "label", "succ", "digest", "reader", "plan", "read",
+                 "cyclic")
+
+    def __init__(self, obj: Any, is_definition: bool, reader: Any = None) -> None:
+        self.obj = obj
+        self.is_definition = is_definition
+        self.label: Optional[bytes] = None
+        self.succ: List[int] = []
+        self.digest: Optional[bytes] = None
+        self.reader = reader  # (plan, slot index) that first read a value, for warnings
+        self.plan: Optional[KeyPlan] = None  # of a definition: its plan and what it read
+        self.read: List[Any] = []
+        # Digested as a member of a cycle: its digest is that of the whole component,
+        # made only when no member is taken from an earlier walk (never offered to one).
+        self.cyclic = False
+
+
+class _Walk:
+    """Digests of the definitions and values reached within one key computation."""
+
+    __slots__ = ("nodes", "definitions", "values", "collecting", "reused", "_witness")
+
+    def __init__(self) -> None:
+        self.nodes: List[_Node] = []
+        self.definitions: Dict[int, int] = {}  # id(definition) -> node
+        self.values: Dict[Any, int] = {}       # where a value is read (Slot.key) -> node
+        # While a label is hashed: the definitions met, in order (else None).
+        self.collecting: Optional[List[Any]] = None
+        # Digests of earlier walks found still valid here: id(entry) -> entry or None.
+        self.reused: Dict[int, Optional[_Reusable]] = {}
+        self._witness: Any = _UNSET
+
+    def digest_of(self, original: Any) -> bytes:
+        index = self._definition(original)
+        node = self.nodes[index]
+        if node.digest is None:
+            self._discover(index)
+            self._fold(index)
+        return node.digest  # type: ignore[return-value]
+
+    def _definition(self, original: Any) -> int:
+        index = self.definitions.get(id(original))
+        if index is None:
+            index = self.definitions[id(original)] = len(self.nodes)
+            node = _Node(original, True)
+            self.nodes.append(node)
+            node.digest = self._reusable_digest(original)
+        return index
+
+    def _reusable_digest(self, original: Any) -> Optional[bytes]:
+        """The digest an earlier walk found for ``original``, if nothing it read changed."""
+        entry = _REUSABLE.get(id(original))
+        if entry is None or entry.digests[id(original)][0] is not original:
+            return None
+        known = self.reused.get(id(entry), _UNSET)
+        if known is _UNSET:
+            known = self.reused[id(entry)] = entry if entry.witness.holds() else None
+        return entry.digests[id(original)][1] if known is not None else None
+
+    def finish(self) -> Optional["_Witness"]:
+        """What must stay as it is for this walk's digests to stay valid (None: cannot
+        be told cheaply); the digests are offered to later walks when it can."""
+        if self._witness is not _UNSET:
+            return self._witness
+        reads: Dict[Any, Tuple[Any, Any]] = {}  # each place read once, however many plans
+        containers: List[Any] = []
+        seen: set = set()
+        witness: Optional[_Witness] = None
+        for node in self.nodes:
+            if node.plan is not None:
+                for key, get, obj in zip(node.plan._keys, node.plan._getters, node.read):
+                    if key not in reads:
+                        reads[key] = (get, obj)
+            elif not node.is_definition and node.label is not None:
+                if not _snapshot(node.obj, containers, seen):
+                    break
+        else:
+            witness = _Witness([get for get, _ in reads.values()],
+                               [obj for _, obj in reads.values()], containers,
+                               [e for e in self.reused.values() if e is not None])
+            digests = {id(node.obj): (node.obj, node.digest) for node in self.nodes
+                       if node.plan is not None and node.digest is not None
+                       and not node.cyclic}
+            if digests:
+                entry = _Reusable(witness, digests)
+                for key in digests:
+                    _REUSABLE[key] = entry
+        self._witness = witness
+        return witness
+
+    def _value(self, value: Any, reader: Any, where: Any) -> int:
+        index = self.values.get(where)
+        if index is None:
+            index = self.values[where] = len(self.nodes)
+            self.nodes.append(_Node(value, False, reader))
+        return index
+
+    def _discover(self, start: int) -> None:
+        """Label every node reachable from ``start`` (iteratively: registries are deep)."""
+        todo = [start]
+        seen = {start}
+        nodes = self.nodes
+        while todo:
+            node = nodes[todo.pop()]
+            if node.digest is not None:
+                continue
+            if node.label is not None:  # labelled by an earlier call that failed later
+                todo.extend(i for i in node.succ if i not in seen)
+                seen.update(node.succ)
+                continue
+            if node.is_definition:
+                plan, read = _plan_and_read(node.obj)
+                node.plan, node.read = plan, read
+                values = read[plan._n_guards:]
+                node.label = hashing.Hasher().feed_bytes(b"definition").feed_bytes(
+                    plan.static_digest).feed(len(values)).digest()
+                keys = plan._keys[plan._n_guards:]
+                node.succ = [self._value(value, (plan, i), keys[i])
+                             for i, value in enumerate(values)]
+            else:
+                node.label, found = self._label(node)
+                node.succ = [self._definition(obj) for obj in found]
+            todo.extend(i for i in node.succ if i not in seen)
+            seen.update(node.succ)
+
+    def _label(self, node: _Node) -> Tuple[bytes, List[Any]]:
+        """A value's digest with the definitions in it left as placeholders."""
+        found: List[Any] = []
+        self.collecting = found
+        try:
+            return hashing.digest_value(node.obj), found
+        except hashing.UnhashableValue as exc:
+            plan, index = node.reader
+            slot = plan.slots[index]
+            warn_once(("slot", slot.qualname), (
+                f"the value of {slot.qualname}, read by {qualname_of(plan.root)}, "
+                f"cannot be hashed ({exc}); changes to it will not re-run the "
+                f"function. Pass it as an argument or list what matters in "
+                f"checkpoint(depends_on=[...])"))
+            value = node.obj
+            return hashing.digest_value(("unhashable", type(value).__module__,
+                                         type(value).__qualname__)), []
+        finally:
+            self.collecting = None
+
+    def _fold(self, start: int) -> None:
+        """Digest the components reachable from ``start``, leaves first (Tarjan)."""
+        nodes = self.nodes
+        order: Dict[int, int] = {}
+        low: Dict[int, int] = {}
+        stack: List[int] = []
+        on_stack: set = set()
+        work = [(start, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                order[v] = low[v] = len(order)
+                stack.append(v)
+                on_stack.add(v)
+            succ = nodes[v].succ
+            recurse = False
+            while i < len(succ):
+                w = succ[i]
+                i += 1
+                if nodes[w].digest is not None:
+                    continue  # digested earlier in this walk
+                if w not in order:
+                    work.append((v, i))
+                    work.append((w, 0))
+                    recurse = True
+                    break
+                if w in on_stack:
+                    low[v] = min(low[v], order[w])
+            if recurse:
+                continue
+            if low[v] == order[v]:
+                component = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    component.append(w)
+                    if w == v:
+                        break
+                self._digest_component(component)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+
+    def _digest_component(self, component: List[int]) -> None:
+        nodes = self.nodes
+        if len(component) == 1 and component[0] not in nodes[component[0]].succ:
+            node = nodes[component[0]]
+            node.digest = _DIGEST(b"".join(
+                [b"node", node.label] + [nodes[w].digest for w in node.succ]))  # type: ignore
+            return
+        members = set(component)
+        colour = {}
+        for v in component:
+            node = nodes[v]
+            parts = [b"member", node.label]  # type: ignore[list-item]
+            for w in node.succ:
+                parts.append(b"*" if w in members else b"=" + nodes[w].digest)  # type: ignore
+            colour[v] = _DIGEST(b"".join(parts))
+        classes = len(set(colour.values()))
+        while True:
+            colour = {v: _DIGEST(b"".join([colour[v]] + [colour[w] for w in nodes[v].succ
+                                                          if w in members]))
+                      for v in component}
+            count = len(set(colour.values()))
+            if count == classes:
+                break
+            classes = count
+        whole = _DIGEST(b"".join([b"component"] + sorted(colour.values())))
+        for v in component:
+            nodes[v].digest = _DIGEST(whole + colour[v])
+            nodes[v].cyclic = True
+
+
+def probe_digest(value: Any) -> bytes:
+    """Digest ``value`` with the definitions inside it as placeholders: for the analysis,
+    which asks whether a value can be hashed while plans are still being built (a full
+    digest would build them again from within, and remember half-built results)."""
+    saved = getattr(_STATE, "walk", None)
+    walk = _Walk()
+    walk.collecting = []
+    _STATE.walk = walk
+    try:
+        return hashing.digest_value(value)
+    finally:
+        _STATE.walk = saved
+
+
+def _values_witness(values: List[Any]) -> Optional[_Witness]:
+    """A witness for slot values just digested in the current walk scope."""
+    containers: List[Any] = []
+    if not _snapshot(values, containers, set()):
+        return None
+    walk = getattr(_STATE, "walk", None)
+    parts: List[Any] = []
+    if isinstance(walk, _Walk):
+        witness = walk.finish()
+        if witness is None:
+            return None
+        parts.append(_Reusable(witness, {}))
+    return _Witness([], [], containers, parts)
+
+
+def _plan_and_read(original: Any) -> Tuple[KeyPlan, List[Any]]:
+    """A definition's valid plan and what its guards and slots hold now."""
+    plan = _PLANS.get(original)
+    values = plan.read_now() if plan is not None else None
+    if values is None:
+        # Building a plan may hash values of its own: not as part of this walk.
+        walk, _STATE.walk = getattr(_STATE, "walk", None), None
+        try:
+            plan = plan_for(original)
+        finally:
+            _STATE.walk = walk
+        values = plan.read_now()
+        assert values is not None, "a plan just built is valid"
+    return plan, values
+
+
+class _Witness:
+    """Proof, cheap to check, that digests computed earlier still hold: the objects
+    that definitions' guards and slots read (by identity) are the same, and so are
+    the contents of the mutable containers (dicts, lists, plain objects) in the values.
+    A hit of a function reading a registry of 700 functions checks this instead of
+    digesting the registry again; a registry gaining an entry fails it."""
+
+    __slots__ = ("generation", "getters", "expected", "containers", "parts")
+
+    def __init__(self, getters: List[Any], expected: List[Any], containers: List[Any],
+                 parts: List[Any]) -> None:
+        self.generation = _generation()
+        self.getters = tuple(getters)
+        self.expected = expected
+        self.containers = containers
+        self.parts = parts  # witnesses of earlier walks whose digests were reused
+
+    def holds(self) -> bool:
+        if self.generation != _generation():
+            return False
+        if self.getters:
+            now = [get() for get in self.getters]
+            if not (all(map(operator.is_, now, self.expected))
+                    or _same_objects(now, self.expected)):
+                return False
+        is_ = operator.is_
+        for entry in self.containers:
+            kind, obj = entry[0], entry[1]
+            if kind == 0:  # dict: same keys and values, same order
+                keys, values = entry[2], entry[3]
+                if len(obj) != len(keys) or not all(map(is_, obj, keys)) \
+                        or not all(map(is_, obj.values(), values)):
+                    return False
+            elif kind == 1:  # list
+                items = entry[2]
+                if len(obj) != len(items) or not all(map(is_, obj, items)):
+                    return False
+            elif kind == 4:  # a set of strings
+                if obj != entry[2]:
+                    return False
+            elif kind == 3:  # an instance hashed by what it reduces to
+                if type(obj) is not entry[2] or not _same_shape(_reduce(obj), entry[3]):
+                    return False
+            else:  # an instance hashed by its class and attributes
+                cls, attributes, names, values = entry[2], entry[3], entry[4], entry[5]
+                if type(obj) is not cls or obj.__dict__ is not attributes \
+                        or len(attributes) != len(names) \
+                        or not all(map(is_, attributes, names)) \
+                        or not all(map(is_, attributes.values(), values)):
+                    return False
+        return all(part.witness.holds() for part in self.parts)
+
+
+def _generation() -> Tuple[int, int, int, int]:
+    """Changes when a module is reloaded or a digester is registered (either may
+    change digests without changing any object read)."""
+    return (INDEX.generation, len(hashing._USER_TYPES), len(hashing._PREDICATES),
+            len(hashing._CLASS_DIGESTERS))
+
+
+class _Reusable:
+    """Digests of one walk's definitions, valid while its witness holds."""
+
+    __slots__ = ("witness", "digests")
+
+    def __init__(self, witness: _Witness, digests: Dict[int, Tuple[Any, bytes]]) -> None:
+        self.witness = witness
+        self.digests = digests
+
+
+_UNSET: Any = object()
+# id(definition) -> the latest walk that digested it (holds the definition alive).
+_REUSABLE: Dict[int, _Reusable] = {}
+_SNAPSHOT_LIMIT = 100_000  # elements; beyond it values are digested again at each call
+_SCALARS = _IMMUTABLE | {types.ModuleType, type(Ellipsis)}
+
+
+def _reduce(obj: Any) -> Any:
+    """What :mod:`checkpointing.hashing` digests an object with its own pickling by."""
+    reducer = copyreg.dispatch_table.get(type(obj))
+    try:
+        return reducer(obj) if reducer is not None else obj.__reduce_ex__(4)
+    except Exception:
+        return None
+
+
+# Types whose equal values of the same type have equal digests (not float: 0.0, -0.0).
+_EXACT = frozenset({int, str, bytes, bool})
+
+
+def _same_shape(now: Any, before: Any) -> bool:
+    """Same objects, in containers made afresh (a reduce tuple, its state dict)."""
+    if now is before:
+        return True
+    t = type(now)
+    if t is not type(before):
+        return False
+    if t in _EXACT:
+        return now == before
+    if t is tuple or t is list:
+        return len(now) == len(before) and all(map(_same_shape, now, before))
+    if t is dict:
+        return len(now) == len(before) and all(map(operator.is_, now, before)) \
+            and all(map(_same_shape, now.values(), before.values()))
+    if t is set or t is frozenset:
+        return now == before and _strings_only(now)
+    return False
+
+
+def _strings_only(items: Any) -> bool:
+    """Only str (or only bytes): equal items have equal digests (unlike 1 and 1.0)."""
+    return all(type(item) is str for item in items) \
+        or all(type(item) is bytes for item in items)
+
+
+# Encoders of values that cannot change in place (paths, dates, decimals, ranges...).
+_IMMUTABLE_ENCODERS = frozenset(filter(None, (
+    getattr(hashing, name, None) for name in (
+        "_enc_purepath", "_enc_datetime", "_enc_date", "_enc_timedelta", "_enc_decimal",
+        "_enc_fraction", "_enc_uuid", "_enc_range", "_enc_tzinfo"))))
+
+
+def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
+    """Record in ``containers`` what must stay the same for ``value``'s digest to stay
+    the same. False for values whose digest cannot be vouched for this way (arrays,
+    objects with their own pickling, sets...): those are digested at every call.
+
+    Definitions inside (project functions and classes) are not followed: a walk
+    digests them, and its witness checks what they read.
+    """
+    if type(value) in _SCALARS:
+        return True
+    if hashing._USER_TYPES.get(types.FunctionType) is not _function_digester \
+            or len(hashing._CLASS_DIGESTERS) != 1:
+        return False  # someone else decides how functions or classes digest
+    builtins = hashing._BUILTINS
+    stack = [value]
+    budget = _SNAPSHOT_LIMIT
+    while stack:
+        value = stack.pop()
+        t = type(value)
+        if t in _SCALARS or t is types.FunctionType or isinstance(value, type):
+            continue
+        if id(value) in seen:
+            continue
+        budget -= 1
+        if budget < 0:
+            return False
+        encoder = hashing._DISPATCH.get(t) or hashing._resolve(t)
+        if t is tuple and encoder is builtins[tuple]:
+            stack.extend(value)
+            continue
+        seen.add(id(value))
+        if t is dict and encoder is builtins[dict]:
+            keys, values = tuple(value), tuple(value.values())
+            containers.append((0, value, keys, values))
+        elif t is list and encoder is builtins[list]:
+            values = tuple(value)
+            containers.append((1, value, values))
+        elif encoder in _IMMUTABLE_ENCODERS:
+            continue
+        elif t is types.BuiltinFunctionType and encoder is builtins[t]:
+            owner = value.__self__  # a bound builtin method is hashed with its owner
+            if owner is not None and type(owner) is not types.ModuleType:
+                stack.append(owner)
+            continue
+        elif t is types.MethodType and encoder is builtins[t]:
+            stack.extend((value.__func__, value.__self__))
+            continue
+        elif encoder is hashing._enc_partial and t is functools.partial:
+            stack.extend((value.func, value.args, value.keywords))
+            continue
+        elif encoder is hashing._enc_wrapped_callable and t in (staticmethod, classmethod):
+            stack.append(value.__func__)
+            continue
+        elif (t is set or t is frozenset) and encoder is builtins[t]:
+            if not _strings_only(value):
+                return False
+            if t is set:
+                containers.append((4, value, frozenset(value)))
+            continue
+        elif (encoder is hashing._enc_plain_object
+              or (encoder is hashing._enc_reduce and is_project_object(t)
+                  and type(getattr(value, "__dict__", None)) is dict)) \
+                and not hashing._slot_names(t):
+            # A project class's own pickling is its code (digested with the class and
+            # checked by the walk) applied to its attributes: networkx's
+            # ``_dispatchable`` instances are checked by their attributes.
+            attributes = value.__dict__
+            keys, values = tuple(attributes), tuple(attributes.values())
+            containers.append((2, value, t, attributes, keys, values))
+        elif encoder is hashing._enc_reduce:
+            # Hashed by what it pickles as: checked by reducing it again (networkx's
+            # ``_dispatchable`` reduces to its name).
+            reduced = _reduce(value)
+            if type(reduced) is not tuple or any(isinstance(part, Iterator)
+                                                 for part in reduced):
+                return False  # iterators of items: not to be consumed twice
+            containers.append((3, value, t, reduced))
+            values = reduced
+        else:
+            return False
+        budget -= len(values)
+        stack.extend(values)
+        if t is dict:
+            stack.extend(keys)
+    return budget >= 0
+
+
+class walk_scope:
+    """Within this scope, definitions met in values are digested once (one walk).
+
+    Key computation opens one around everything it hashes (slot values, ``depends_on``,
+    arguments), so that a list of a thousand instances of a project class digests the
+    class once. Scopes nest; only the outermost one ends the walk.
+    """
+
+    __slots__ = ("_outer",)
+
+    def __enter__(self) -> "walk_scope":
+        self._outer = getattr(_STATE, "walk", None)
+        if self._outer is None:
+            _STATE.walk = _OPEN
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._outer is None:
+            walk = _STATE.walk
+            _STATE.walk = None
+            if walk is not _OPEN and exc[0] is None:
+                walk.finish()
 
 
 def _definition_digest(obj: Any) -> Optional[bytes]:
-    """Digest of a project function or class: its plan plus the values it reads now."""
+    """Digest of a project function or class: its code and the values it reads, and
+    so on through whatever definitions those values hold (see above)."""
     original = unwrap(obj)
     if not is_project_object(original):
         return None
-    active = getattr(_ACTIVE, "ids", None)
-    if active is None:
-        active = _ACTIVE.ids = set()
-    if id(original) in active:
-        # A value that refers back to the definition being hashed: its code is
-        # already in the digest.
-        return b"<recursive>" + qualname_of(original).encode()
-    active.add(id(original))
-    try:
-        plan, values_digest = current(original)
-        hasher = hashing.Hasher()
-        hasher.feed_bytes(plan.static_digest)
-        hasher.feed_bytes(values_digest)
-        return hasher.digest()
-    finally:
-        active.discard(id(original))
+    walk = getattr(_STATE, "walk", None)
+    if walk is None:
+        with walk_scope():
+            return _definition_digest(original)
+    if walk is _OPEN:
+        _STATE.walk = walk = _Walk()
+    if walk.collecting is not None:
+        walk.collecting.append(original)
+        return _PLACEHOLDER
+    # A digest asked for while a definition's plan is built (by the analysis): the
+    # walk's state is not to be disturbed by it.
+    return walk.digest_of(original)
 
 
 def _function_digester(func: Any) -> bytes:

@@ -201,7 +201,24 @@ def classify(value: Any, qualname: str, rest: Tuple[str, ...] = (),
     return Target(GLOBAL, qualname, value, rest, namespace, name)
 
 
-def _import_origin(ref: Ref, home_module: str) -> Any:
+def _import_origin(ref: Ref, home_module: str) -> Tuple[Any, Any]:
+    """What an import inside a function binds, and the module it reads it from when
+    that is a value (``from mod import VALUE``: read in ``mod`` at each call, like a
+    global of ``mod``); None for a module or a submodule."""
+    module = _origin_module(ref, home_module)
+    attr = ref.origin.attr  # type: ignore[union-attr]
+    if attr is None:
+        return module, None
+    try:
+        return getattr(module, attr), module
+    except AttributeError:
+        import importlib
+
+        return importlib.import_module(f"{module.__name__}.{attr}"), None
+
+
+def _origin_module(ref: Ref, home_module: str) -> Any:
+    """The module an import inside a function imports from."""
     origin = ref.origin
     assert origin is not None
     if origin.level:
@@ -218,16 +235,7 @@ def _import_origin(ref: Ref, home_module: str) -> Any:
         import importlib
 
         module = importlib.import_module(module_name)
-    if origin.attr is None:
-        return module, None
-    try:
-        # ``from mod import VALUE`` binds what ``mod.VALUE`` is when the import runs:
-        # read it there at each call, like a global of ``mod``.
-        return getattr(module, origin.attr), module
-    except AttributeError:
-        import importlib
-
-        return importlib.import_module(f"{module_name}.{origin.attr}"), None
+    return module
 
 
 def _is_package(module_name: str) -> bool:

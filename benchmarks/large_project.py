@@ -1,0 +1,163 @@
+"""Cost of dependency tracking when a large real codebase is project code.
+
+Usage: python benchmarks/large_project.py [--version 3.6.1] [--repeat 3] [--calls 2000]
+
+networkx (about 300 modules of pure Python, a registry of some 780 dispatchable
+algorithms that read the registry themselves) is fetched once as an sdist from PyPI
+(``pip download --no-deps --no-binary :all:``, kept in ``benchmarks/.work/``) and
+unpacked into a temporary project folder, so that checkpointing treats all of it as
+the user's own code and follows everything. Two checkpointed functions are measured,
+each in fresh processes:
+
+* ``shortest``: builds a graph with real networkx APIs and returns a shortest path;
+* ``density``: takes a ``networkx.Graph`` argument;
+
+and for each: the first call with no stored analysis, the first call with the stored
+analysis, the median warm hit next to the median hit of a function with no
+dependencies in the same process, and the peak memory (``ru_maxrss``) of the process.
+
+Targets (issue #9): first call without analysis <= 3 s, with stored analysis <= 20 ms,
+warm hit <= 2x the hit of a function with no dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import textwrap
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+PROBE = textwrap.dedent("""
+    import json, resource, statistics, sys, time, warnings
+    warnings.simplefilter("ignore")  # the blind spots of networkx are not measured here
+    from checkpointing import checkpoint
+    import networkx as nx
+
+    @checkpoint
+    def shortest(n):
+        G = nx.path_graph(n)
+        nx.add_path(G, [0, n // 2, n - 1])
+        return nx.shortest_path(G, 0, n - 1)
+
+    @checkpoint
+    def density(G):
+        return nx.density(G)
+
+    @checkpoint
+    def alone(x):
+        return x + 1
+
+    which = sys.argv[1]
+    if which == "shortest":
+        target, args = shortest, (30,)
+    else:
+        target, args = density, (nx.petersen_graph(),)
+    started = time.perf_counter()
+    target(*args)
+    first = time.perf_counter() - started
+    alone(1)
+
+    calls = int(sys.argv[2])
+    clock = time.perf_counter_ns
+    target_ns, alone_ns = [], []
+    for _ in range(calls):  # interleaved, so that drifts hit both alike
+        t = clock()
+        target(*args)
+        t2 = clock()
+        alone(1)
+        t3 = clock()
+        target_ns.append(t2 - t)
+        alone_ns.append(t3 - t2)
+    print(json.dumps({"first_ms": first * 1000,
+                      "hit_us": statistics.median(target_ns) / 1000,
+                      "alone_us": statistics.median(alone_ns) / 1000,
+                      "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+""")
+
+
+def fetch(version: str) -> str:
+    """The networkx sdist, downloaded once into benchmarks/.work/."""
+    cache = os.path.join(HERE, ".work", "sdist")
+    os.makedirs(cache, exist_ok=True)
+    found = glob.glob(os.path.join(cache, f"networkx-{version}.tar.gz"))
+    if not found:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
+                        "--no-binary", ":all:", f"networkx=={version}", "-d", cache],
+                       check=True, capture_output=True)
+        found = glob.glob(os.path.join(cache, f"networkx-{version}.tar.gz"))
+    return found[0]
+
+
+def make_project(root: str, sdist: str) -> None:
+    with tarfile.open(sdist) as archive:
+        members = [m for m in archive.getmembers()
+                   if m.name.split("/")[1:2] == ["networkx"]]
+        archive.extractall(root, members)  # trusted: PyPI's sdist of a pinned version
+    top = os.path.join(root, os.path.basename(sdist)[:-len(".tar.gz")])
+    os.rename(os.path.join(top, "networkx"), os.path.join(root, "networkx"))
+    shutil.rmtree(top)
+    with open(os.path.join(root, "probe.py"), "w") as handle:
+        handle.write(PROBE)
+
+
+def run(root: str, which: str, calls: int) -> dict:
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    proc = subprocess.run([sys.executable, "probe.py", which, str(calls)], cwd=root,
+                          env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"probe failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--version", default="3.6.1")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=2000)
+    args = parser.parse_args()
+
+    sdist = fetch(args.version)
+    root = tempfile.mkdtemp(prefix="ckpt-large-")
+    try:
+        make_project(root, sdist)
+        analysis = os.path.join(root, ".checkpointing", "analysis")
+        print(f"networkx {args.version} as project code, Python {sys.version.split()[0]}, "
+              f"median of {args.repeat} fresh processes each:")
+        for which in ("shortest", "density"):
+            run(root, which, 10)  # fills the cache entry and the .pyc files
+            without, with_disk, hit, alone, rss = [], [], [], [], []
+            for _ in range(args.repeat):
+                shutil.rmtree(analysis, ignore_errors=True)
+                result = run(root, which, 10)
+                without.append(result["first_ms"])
+                rss.append(result["maxrss_mb"])
+                result = run(root, which, args.calls)
+                with_disk.append(result["first_ms"])
+                hit.append(result["hit_us"])
+                alone.append(result["alone_us"])
+            h, a = statistics.median(hit), statistics.median(alone)
+            print(f"  {which}:")
+            print(f"    first call, analysis not on disk : {statistics.median(without):9.1f} ms"
+                  f"   (target <= 3000 ms)")
+            print(f"    first call, analysis on disk     : {statistics.median(with_disk):9.1f} ms"
+                  f"   (target <= 20 ms)")
+            print(f"    warm hit {h:8.1f} us; hit without dependencies {a:6.1f} us: "
+                  f"ratio {h / a:6.1f}   (target <= 2)")
+            print(f"    peak memory (first call, no analysis): "
+                  f"{statistics.median(rss):7.1f} MB")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
