@@ -16,11 +16,13 @@ cache (:mod:`checkpointing.store`). The policy, in one place:
 
 from __future__ import annotations
 
+import builtins
 import functools
 import inspect
 import logging
 import os
 import time
+import types
 import warnings
 from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union,
                     overload)
@@ -88,6 +90,44 @@ class DecoratorCheckpoint:
         self.allow_side_effects = _validate_flag("allow_side_effects", allow_side_effects)
         # Run-time recording needs a store that can verify what it saved (PickleFileCache).
         self._retrieve_entry = getattr(cache, "retrieve_entry", None)
+        self._functions: List[Callable[..., Any]] = []  # decorated, for __getstate__
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """Pickle with the key plans of the decorated functions.
+
+        cloudpickle and dill copy the wrapper of a ``__main__`` function (a script, a
+        notebook cell) *by value* into a worker process (joblib, dask), where its
+        source and the parent's ``__main__`` are not to be had. The parent's plan
+        travels with it, so that the worker computes the same key as the parent
+        (see :func:`checkpointing.keyplan.export`). A wrapper pickled by reference
+        (a function of an importable module) is imported in the worker and never
+        comes here.
+        """
+        state = dict(self.__dict__)
+        shipped = []
+        if isinstance(self.identifier, AutoFuncCallIdentifier):
+            from .keyplan import export
+
+            for func in self._functions:
+                try:
+                    data = export(func, self.identifier.analysis_directory)
+                except Exception as exc:  # the worker analyses for itself instead
+                    logger.debug("no plan shipped with %s: %s: %s", qualified_name(func),
+                                 type(exc).__name__, exc)
+                    continue
+                if data is not None:
+                    shipped.append((func, data))
+        state["_shipped_plans"] = shipped
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        shipped = state.pop("_shipped_plans", ())
+        self.__dict__.update(state)
+        if shipped:
+            from .keyplan import receive
+
+            for func, data in shipped:
+                receive(func, data)
 
     def __call__(self, func: F) -> F:
         if isinstance(func, (staticmethod, classmethod)):
@@ -103,6 +143,7 @@ class DecoratorCheckpoint:
                 f"is consumed lazily and cannot be stored; return a list instead, "
                 f"or decorate a function that collects the items")
         _register_project_code(func)
+        self._functions.append(func)
         if isinstance(self.identifier, AutoFuncCallIdentifier):
             self.identifier.prepare(func)
         if inspect.iscoroutinefunction(func):
@@ -116,59 +157,84 @@ class DecoratorCheckpoint:
 
     # -- the call path ------------------------------------------------------------
 
+    # The wrappers refer to nothing but ``self`` and ``func``, and have globals of their
+    # own (see _detached): cloudpickle and dill copy a wrapper of a ``__main__``
+    # function by value, with copies of the globals it names (an ``is`` test against
+    # a module-level sentinel would fail in the worker; dill would copy this whole
+    # module). The methods they call are pickled by reference and keep the real ones.
+
     def _sync_wrapper(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(func)
+        decorator = self
+
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = self._try_key(func, args, kwargs)
-            fingerprint = recorder = None
-            if key is not None:
-                value = self._try_retrieve(func, key)
-                if value is not _MISSING and value is not _STALE:
-                    return value
-                fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
-                recorder = self._start_recording(func)
-            return self._run_and_save(func, args, kwargs, key, fingerprint, recorder)
-        return wrapper
+            return decorator._call(func, args, kwargs)
+        return functools.wraps(func)(_detached(wrapper))
 
     def _async_wrapper(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(func)
+        decorator = self
+
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = self._try_key(func, args, kwargs)
-            fingerprint = None
-            if key is not None:
-                value = self._try_retrieve(func, key)
-                if value is not _MISSING and value is not _STALE:
-                    return value
-                fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
-            # Not recorded at run time: other tasks interleave with the awaited body.
-            started = time.perf_counter()
-            result = await func(*args, **kwargs)
-            if key is not None:
-                self._try_save(func, key, result, time.perf_counter() - started, fingerprint)
-            return result
-        return wrapper
+            return await decorator._call_async(func, args, kwargs)
+        return functools.wraps(func)(_detached(wrapper))
+
+    def _call(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any) -> Any:
+        key = self._try_key(func, args, kwargs)
+        fingerprint = recorder = None
+        if key is not None:
+            value = self._try_retrieve(func, key)
+            if value is not _MISSING and value is not _STALE:
+                return value
+            fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
+            recorder = self._start_recording(func)
+        return self._run_and_save(func, args, kwargs, key, fingerprint, recorder)
+
+    async def _call_async(self, func: Callable[..., Any], args: Tuple[Any, ...],
+                          kwargs: Any) -> Any:
+        key = self._try_key(func, args, kwargs)
+        fingerprint = None
+        if key is not None:
+            value = self._try_retrieve(func, key)
+            if value is not _MISSING and value is not _STALE:
+                return value
+            fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
+        # Not recorded at run time: other tasks interleave with the awaited body.
+        started = time.perf_counter()
+        result = await func(*args, **kwargs)
+        if key is not None:
+            self._try_save(func, key, result, time.perf_counter() - started, fingerprint)
+        return result
 
     def _rerun(self, func: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.iscoroutinefunction(func):
+            decorator = self
+
             async def rerun_async(*args: Any, **kwargs: Any) -> Any:
-                key = self._try_key(func, args, kwargs)
-                fingerprint = self._forced(func, key, args, kwargs)
-                started = time.perf_counter()
-                result = await func(*args, **kwargs)
-                if key is not None:
-                    self._try_save(func, key, result, time.perf_counter() - started,
-                                   fingerprint)
-                return result
-            rerun_async.__doc__ = "Run the function, bypassing the cache, and store its result."
-            return rerun_async
+                """Run the function, bypassing the cache, and store its result."""
+                return await decorator._call_forced_async(func, args, kwargs)
+            return _detached(rerun_async)
 
         def rerun(*args: Any, **kwargs: Any) -> Any:
             """Run the function, bypassing the cache, and store its result."""
-            key = self._try_key(func, args, kwargs)
-            fingerprint = self._forced(func, key, args, kwargs)
-            recorder = self._start_recording(func) if key is not None else None
-            return self._run_and_save(func, args, kwargs, key, fingerprint, recorder)
-        return rerun
+            return decorator._call_forced(func, args, kwargs)
+        decorator = self
+        return _detached(rerun)
+
+    def _call_forced(self, func: Callable[..., Any], args: Tuple[Any, ...],
+                     kwargs: Any) -> Any:
+        key = self._try_key(func, args, kwargs)
+        fingerprint = self._forced(func, key, args, kwargs)
+        recorder = self._start_recording(func) if key is not None else None
+        return self._run_and_save(func, args, kwargs, key, fingerprint, recorder)
+
+    async def _call_forced_async(self, func: Callable[..., Any], args: Tuple[Any, ...],
+                                 kwargs: Any) -> Any:
+        key = self._try_key(func, args, kwargs)
+        fingerprint = self._forced(func, key, args, kwargs)
+        started = time.perf_counter()
+        result = await func(*args, **kwargs)
+        if key is not None:
+            self._try_save(func, key, result, time.perf_counter() - started, fingerprint)
+        return result
 
     def _run_and_save(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any,
                       key: Optional[str], fingerprint: Optional[Dict[str, Any]],
@@ -218,7 +284,7 @@ class DecoratorCheckpoint:
                 raise exc
             if self.on_error == "warn":
                 warnings.warn(f"{exc}; {qualified_name(func)} runs without the cache",
-                              HashFailedWarning, stacklevel=5)
+                              HashFailedWarning, stacklevel=6)
             return None
         if isinstance(exc, TypeError) and _is_binding_error(func, args, kwargs):
             return None  # the caller's mistake: calling func raises Python's own error
@@ -359,7 +425,7 @@ class DecoratorCheckpoint:
             if self.on_error == "raise":
                 raise CheckpointFailedError(msg, result, True) from exc
             if self.on_error == "warn":
-                warnings.warn(msg, CheckpointFailedWarning, stacklevel=4)
+                warnings.warn(msg, CheckpointFailedWarning, stacklevel=5)
             return
         save_seconds = time.perf_counter() - started
         logger.debug("save: %s (key %s, ran %.3fs, stored in %.3fs)",
@@ -375,7 +441,7 @@ class DecoratorCheckpoint:
             warnings.warn(
                 f"storing the result of {qualified_name(func)} took {save_seconds:.2f}s, "
                 f"longer than running it ({run_seconds:.2f}s); consider not checkpointing it",
-                ExpensiveOverheadWarning, stacklevel=4)
+                ExpensiveOverheadWarning, stacklevel=5)
 
     def _fail(self, func: Callable[..., Any], step: str, exc: BaseException) -> None:
         msg = (f"checkpointing {qualified_name(func)} failed while {step} "
@@ -383,7 +449,21 @@ class DecoratorCheckpoint:
         if self.on_error == "raise":
             raise CheckpointFailedError(msg) from exc
         if self.on_error == "warn":
-            warnings.warn(msg, CheckpointFailedWarning, stacklevel=5)
+            warnings.warn(msg, CheckpointFailedWarning, stacklevel=6)
+
+
+def _detached(closure: Callable[..., Any]) -> Callable[..., Any]:
+    """A copy of ``closure`` whose globals are its own, nearly empty dict.
+
+    Its code reads only its closure cells. dill copies a function whose ``__module__``
+    (``__main__``, set by ``functools.wraps``) does not own its globals together with
+    all of them: this module's globals would travel to the worker, and fail to pickle.
+    """
+    copy = types.FunctionType(closure.__code__, {"__builtins__": builtins, "__name__": __name__},
+                              closure.__name__, closure.__defaults__, closure.__closure__)
+    copy.__qualname__ = closure.__qualname__
+    copy.__doc__ = closure.__doc__
+    return copy
 
 
 def _validate_flag(name: str, value: Any) -> bool:
@@ -409,7 +489,7 @@ def runtime_warn_side_effects(func: Callable[..., Any], paths: List[str]) -> Non
         f"{name} wrote {shown}{more} while it ran; when a later call is answered from the "
         f"cache, the function does not run and these are not written again. Return the "
         f"data instead of writing it, or pass checkpoint(allow_side_effects=True) if that "
-        f"is what you want", SideEffectWarning, stacklevel=6)
+        f"is what you want", SideEffectWarning, stacklevel=7)
 
 
 def warn_runtime_dependency(func: Callable[..., Any], qualname: str, filename: str,

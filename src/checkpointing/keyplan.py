@@ -31,6 +31,7 @@ import sys
 import threading
 import types
 import warnings
+import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import xxhash
@@ -284,6 +285,11 @@ def plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
         plan = _PLANS.get(func)
         if plan is not None and plan.valid():
             return plan
+        shipped = _SHIPPED.pop(func, None)
+        plan = _adopt(func, shipped) if shipped is not None else None
+        if plan is not None:
+            _PLANS[func] = plan
+            return plan
         path = _plan_path(func, directory) if directory else None
         plan = _load(func, path) if path and plan is None else None
         if plan is None:
@@ -294,6 +300,142 @@ def plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
                 _save(plan, path)
         _PLANS[func] = plan
     return plan
+
+
+# -- Shipped to worker processes -------------------------------------------------------
+
+# Plans that came with a function pickled by value (cloudpickle, dill), by function.
+_SHIPPED: "weakref.WeakKeyDictionary[Any, Dict[str, Any]]" = weakref.WeakKeyDictionary()
+
+
+def _main_modules() -> List[str]:
+    """The names under which this process's ``__main__`` module is known."""
+    main = sys.modules.get("__main__")
+    names = {"__main__"}
+    spec = getattr(main, "__spec__", None)
+    if getattr(spec, "name", None):
+        names.add(spec.name)
+    return sorted(names)
+
+
+def export(func: Any, directory: Optional[str] = None) -> Optional[Dict[str, Any]]:
+    """The plan of ``func`` as plain data for a worker process (None: not portable).
+
+    A worker that receives ``func`` by value (a ``__main__`` function or notebook cell,
+    pickled by cloudpickle or dill) has neither its source nor the parent's
+    ``__main__``; with this data it computes the key the parent computes: the same
+    static digest, and slot values read where the worker's copy of the code reads
+    them (see :func:`_adopt`).
+    """
+    plan, _ = current(func, directory)
+    if plan.spec is None:
+        return None
+    data = dict(plan.spec)
+    data["main_modules"] = _main_modules()
+    return data
+
+
+def receive(func: Any, data: Dict[str, Any]) -> None:
+    """Remember the plan shipped with ``func``; used at its first call (:func:`plan_for`)."""
+    _SHIPPED[func] = data
+
+
+def _adopt(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
+    """The parent's plan for ``func`` as received by a worker, or None if the code the
+    worker would run is not the code the parent analysed.
+
+    Names of the parent's ``__main__`` (``main_modules``) are read in the globals of
+    the worker's ``func`` (cloudpickle rebuilds one dict for all functions of a module
+    pickled together; dill refers to the worker's ``__main__``), every other module's
+    in the worker's own import of it, whose source must have the digest the parent saw.
+    Each function found through a guard must read the namespace its names are read
+    from here: else the worker analyses ``func`` itself.
+    """
+    main_modules = set(data.get("main_modules", ()))
+    main_files = {node["file"] for node in data["nodes"]
+                  if node["qualname"].partition(":")[0] in main_modules}
+    root_globals = getattr(func, "__globals__", None)
+    if data.get("format") != ANALYSIS_FORMAT or root_globals is None:
+        return None
+
+    def namespace(module: str) -> Optional[Dict[str, Any]]:
+        if module in main_modules:
+            return root_globals
+        loaded = sys.modules.get(module)
+        return vars(loaded) if loaded is not None else None
+
+    def same(obj: Any, expected: Any) -> bool:
+        now = describe(obj)
+        if now is None or expected is None or len(now) != len(expected):
+            return now == expected
+        module, _, name = expected[1].partition(":")
+        if module in main_modules:
+            # Known here by another module name, and cloudpickle renames the file of
+            # code it copies to "<dynamic-code>": the kind, name and line must match.
+            if [now[0], now[1].partition(":")[2], *now[3:]] != [expected[0], name,
+                                                                  *expected[3:]]:
+                return False
+        elif now != expected:
+            return False
+        if module not in main_modules and expected[2] not in data["files"]:
+            return True  # external code: identified by its name
+        home = getattr(unwrap(obj), "__globals__", None)
+        return home is None or home is namespace(module)
+
+    for filename, digest in data["files"].items():
+        if filename in main_files:
+            continue  # travelled by value with the pickled function
+        record = INDEX.by_filename(filename)
+        if record is None or record.digest.hex() != digest:
+            logger.debug("shipped plan of %s not used: %s differs here", qualname_of(func),
+                         filename)
+            return None
+    if not same(func, data["root"]):
+        return None
+    guards, found = [], []
+    for kind, where, name, expected in data["guards"]:
+        if kind == "global":
+            ns = namespace(where)
+            if ns is None:
+                return None
+            current_value = ns.get(name, UNBOUND)
+            guard = (ns, name, current_value)
+        else:
+            cell = _root_cell(func, name)
+            if cell is None:
+                return None
+            current_value = cell_value(cell)
+            guard = (None, cell, current_value)
+        if not same(current_value, expected):
+            logger.debug("shipped plan of %s not used: %s is another definition here",
+                         qualname_of(func), name)
+            return None
+        guards.append(guard)
+        found.append((current_value, expected))
+    slots = []
+    for qualname, spec in data["slots"]:
+        kind = spec[0]
+        if kind == "global":
+            ns = namespace(spec[1])
+            if ns is None:
+                return None
+            slots.append(Slot(qualname, ns, spec[2], spec=spec))
+        elif kind == "cell":
+            cell = _root_cell(func, spec[1])
+            if cell is None:
+                return None
+            slots.append(Slot(qualname, cell=cell, spec=spec))
+        else:
+            owner = next((unwrap(obj) for obj, expected in found if expected == spec[1]),
+                         None)
+            if owner is None:
+                return None
+            slots.append(Slot(qualname, defaults_of=owner, spec=spec))
+    # Not written to the worker's analysis directory (spec=None): it describes code by
+    # the parent's names. Blind spots were reported in the parent.
+    return KeyPlan(unwrap(func), [], slots, guards, bytes.fromhex(data["static_digest"]),
+                   files=data["files"], summary=data["nodes"], from_disk=True,
+                   external_modules=data.get("externals", ()))
 
 
 # -- On disk ------------------------------------------------------------------------
@@ -372,6 +514,10 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
         if kind == "global":
             module = sys.modules.get(spec[1])
             if module is None:
+                return None
+            if is_project_object(unwrap(vars(module).get(spec[2]))):
+                # A name the analysis read as a value (unbound in the process that made
+                # it, a worker say) now names code, which an analysis would follow.
                 return None
             slots.append(Slot(qualname, vars(module), spec[2], spec=spec))
         elif kind == "cell":

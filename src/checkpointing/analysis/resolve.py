@@ -75,10 +75,16 @@ def qualname_of(obj: Any) -> str:
     if isinstance(obj, types.ModuleType):
         return obj.__name__
     module = getattr(obj, "__module__", None) or "?"
-    if module == "__main__":
-        # Run with ``python -m pkg.main``: call it by the name it is known by.
-        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-        module = getattr(spec, "name", None) or module
+    if module in ("__main__", "__mp_main__"):  # __mp_main__: multiprocessing's spawn
+        main = sys.modules.get("__main__")
+        home = getattr(main, "__dict__", None)
+        if getattr(obj, "__globals__", home) is not home:
+            # A copy made by cloudpickle or dill in a worker: the parent's __main__.
+            module = "__main__"
+        else:
+            # Run with ``python -m pkg.main``: call it by the name it is known by.
+            spec = getattr(main, "__spec__", None)
+            module = getattr(spec, "name", None) or "__main__"
     name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or "?"
     return f"{module}:{name}"
 
