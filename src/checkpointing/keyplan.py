@@ -331,7 +331,9 @@ def export(func: Any, directory: Optional[str] = None) -> Optional[Dict[str, Any
     if plan.spec is None:
         return None
     data = dict(plan.spec)
-    data["main_modules"] = _main_modules()
+    # A plan received from a parent travels on (dask's scheduler unpickles and pickles
+    # tasks again) and still names the parent's __main__.
+    data["main_modules"] = sorted(set(data.get("main_modules", ())) | set(_main_modules()))
     return data
 
 
@@ -431,10 +433,11 @@ def _adopt(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
             if owner is None:
                 return None
             slots.append(Slot(qualname, defaults_of=owner, spec=spec))
-    # Not written to the worker's analysis directory (spec=None): it describes code by
-    # the parent's names. Blind spots were reported in the parent.
+    # Never written to the worker's analysis directory (plan_for returns it before
+    # saving): it describes code by the parent's names. Blind spots were reported in
+    # the parent.
     return KeyPlan(unwrap(func), [], slots, guards, bytes.fromhex(data["static_digest"]),
-                   files=data["files"], summary=data["nodes"], from_disk=True,
+                   files=data["files"], summary=data["nodes"], spec=data, from_disk=True,
                    external_modules=data.get("externals", ()))
 
 
