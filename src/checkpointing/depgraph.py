@@ -521,3 +521,23 @@ def dependency_graph(func: Any) -> Any:
             graph.add_edge(node.qualname, name)
     return graph
 
+
+
+def member_digests(cls: type) -> Dict[str, List[Any]]:
+    """Digest, file and line of each method defined in the body of the class ``cls``,
+    by qualified name (``pkg.mod:Vec.norm``): to say *which* method of a class changed
+    (the class's own node digest covers its whole body). Empty without source."""
+    record, node = _class_node(cls)
+    if node is None:
+        return {}
+    owner = qualname_of(cls)
+    out: Dict[str, List[Any]] = {}
+    for stmt in node.body:
+        if not isinstance(stmt, _FN):
+            continue
+        fresh = _fresh_copy(record, stmt)
+        canonical = canonical_function(fresh if fresh is not None else stmt,
+                                       include_defaults=True, owned=fresh is not None)
+        out[f"{owner}.{stmt.name}"] = [hashing.Hasher().feed_bytes(canonical.data).hexdigest(),
+                                       record.filename, _first_line(stmt)]
+    return out
