@@ -43,10 +43,26 @@ logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+class _Sentinel:
+    """A unique marker that pickles by reference, so that it is still itself in a
+    worker process that received a copy of a wrapper (see ``_sync_wrapper``)."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"<checkpointing.decorator.{self._name}>"
+
+    def __reduce__(self) -> str:
+        return self._name
+
+
 # A cached result may be None, so "no result yet" needs its own value.
-_MISSING = object()
+_MISSING = _Sentinel("_MISSING")
 # An entry exists but what it depends on at run time changed (an input file...).
-_STALE = object()
+_STALE = _Sentinel("_STALE")
 # Warn about overhead only when caching is slower than the call by this much (1.0 did).
 _OVERHEAD_TOLERANCE_S = 0.1
 
@@ -157,84 +173,68 @@ class DecoratorCheckpoint:
 
     # -- the call path ------------------------------------------------------------
 
-    # The wrappers refer to nothing but ``self`` and ``func``, and have globals of their
-    # own (see _detached): cloudpickle and dill copy a wrapper of a ``__main__``
-    # function by value, with copies of the globals it names (an ``is`` test against
-    # a module-level sentinel would fail in the worker; dill would copy this whole
-    # module). The methods they call are pickled by reference and keep the real ones.
+    # The wrappers are closures over ``decorator``, ``func`` and the sentinels, with
+    # globals of their own (see _detached): cloudpickle and dill copy a wrapper of a
+    # ``__main__`` function by value into a worker, with copies of what it refers to.
+    # The sentinels pickle by reference (they stay themselves there), and dill would
+    # otherwise copy all of this module's globals along.
 
     def _sync_wrapper(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        decorator = self
+        decorator, missing, stale = self, _MISSING, _STALE
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return decorator._call(func, args, kwargs)
+            key = decorator._try_key(func, args, kwargs)
+            fingerprint = recorder = None
+            if key is not None:
+                value = decorator._try_retrieve(func, key)
+                if value is not missing and value is not stale:
+                    return value
+                fingerprint = decorator._on_miss(func, key, args, kwargs, value is missing)
+                recorder = decorator._start_recording(func)
+            return decorator._run_and_save(func, args, kwargs, key, fingerprint, recorder)
         return functools.wraps(func)(_detached(wrapper))
 
     def _async_wrapper(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        decorator = self
+        decorator, missing, stale, perf_counter = self, _MISSING, _STALE, time.perf_counter
 
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return await decorator._call_async(func, args, kwargs)
+            key = decorator._try_key(func, args, kwargs)
+            fingerprint = None
+            if key is not None:
+                value = decorator._try_retrieve(func, key)
+                if value is not missing and value is not stale:
+                    return value
+                fingerprint = decorator._on_miss(func, key, args, kwargs, value is missing)
+            # Not recorded at run time: other tasks interleave with the awaited body.
+            started = perf_counter()
+            result = await func(*args, **kwargs)
+            if key is not None:
+                decorator._try_save(func, key, result, perf_counter() - started, fingerprint)
+            return result
         return functools.wraps(func)(_detached(wrapper))
 
-    def _call(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any) -> Any:
-        key = self._try_key(func, args, kwargs)
-        fingerprint = recorder = None
-        if key is not None:
-            value = self._try_retrieve(func, key)
-            if value is not _MISSING and value is not _STALE:
-                return value
-            fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
-            recorder = self._start_recording(func)
-        return self._run_and_save(func, args, kwargs, key, fingerprint, recorder)
-
-    async def _call_async(self, func: Callable[..., Any], args: Tuple[Any, ...],
-                          kwargs: Any) -> Any:
-        key = self._try_key(func, args, kwargs)
-        fingerprint = None
-        if key is not None:
-            value = self._try_retrieve(func, key)
-            if value is not _MISSING and value is not _STALE:
-                return value
-            fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
-        # Not recorded at run time: other tasks interleave with the awaited body.
-        started = time.perf_counter()
-        result = await func(*args, **kwargs)
-        if key is not None:
-            self._try_save(func, key, result, time.perf_counter() - started, fingerprint)
-        return result
-
     def _rerun(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        decorator, perf_counter = self, time.perf_counter
         if inspect.iscoroutinefunction(func):
-            decorator = self
-
             async def rerun_async(*args: Any, **kwargs: Any) -> Any:
                 """Run the function, bypassing the cache, and store its result."""
-                return await decorator._call_forced_async(func, args, kwargs)
+                key = decorator._try_key(func, args, kwargs)
+                fingerprint = decorator._forced(func, key, args, kwargs)
+                started = perf_counter()
+                result = await func(*args, **kwargs)
+                if key is not None:
+                    decorator._try_save(func, key, result, perf_counter() - started,
+                                        fingerprint)
+                return result
             return _detached(rerun_async)
 
         def rerun(*args: Any, **kwargs: Any) -> Any:
             """Run the function, bypassing the cache, and store its result."""
-            return decorator._call_forced(func, args, kwargs)
-        decorator = self
+            key = decorator._try_key(func, args, kwargs)
+            fingerprint = decorator._forced(func, key, args, kwargs)
+            recorder = decorator._start_recording(func) if key is not None else None
+            return decorator._run_and_save(func, args, kwargs, key, fingerprint, recorder)
         return _detached(rerun)
-
-    def _call_forced(self, func: Callable[..., Any], args: Tuple[Any, ...],
-                     kwargs: Any) -> Any:
-        key = self._try_key(func, args, kwargs)
-        fingerprint = self._forced(func, key, args, kwargs)
-        recorder = self._start_recording(func) if key is not None else None
-        return self._run_and_save(func, args, kwargs, key, fingerprint, recorder)
-
-    async def _call_forced_async(self, func: Callable[..., Any], args: Tuple[Any, ...],
-                                 kwargs: Any) -> Any:
-        key = self._try_key(func, args, kwargs)
-        fingerprint = self._forced(func, key, args, kwargs)
-        started = time.perf_counter()
-        result = await func(*args, **kwargs)
-        if key is not None:
-            self._try_save(func, key, result, time.perf_counter() - started, fingerprint)
-        return result
 
     def _run_and_save(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any,
                       key: Optional[str], fingerprint: Optional[Dict[str, Any]],
@@ -284,7 +284,7 @@ class DecoratorCheckpoint:
                 raise exc
             if self.on_error == "warn":
                 warnings.warn(f"{exc}; {qualified_name(func)} runs without the cache",
-                              HashFailedWarning, stacklevel=6)
+                              HashFailedWarning, stacklevel=5)
             return None
         if isinstance(exc, TypeError) and _is_binding_error(func, args, kwargs):
             return None  # the caller's mistake: calling func raises Python's own error
@@ -425,7 +425,7 @@ class DecoratorCheckpoint:
             if self.on_error == "raise":
                 raise CheckpointFailedError(msg, result, True) from exc
             if self.on_error == "warn":
-                warnings.warn(msg, CheckpointFailedWarning, stacklevel=5)
+                warnings.warn(msg, CheckpointFailedWarning, stacklevel=4)
             return
         save_seconds = time.perf_counter() - started
         logger.debug("save: %s (key %s, ran %.3fs, stored in %.3fs)",
@@ -441,7 +441,7 @@ class DecoratorCheckpoint:
             warnings.warn(
                 f"storing the result of {qualified_name(func)} took {save_seconds:.2f}s, "
                 f"longer than running it ({run_seconds:.2f}s); consider not checkpointing it",
-                ExpensiveOverheadWarning, stacklevel=5)
+                ExpensiveOverheadWarning, stacklevel=4)
 
     def _fail(self, func: Callable[..., Any], step: str, exc: BaseException) -> None:
         msg = (f"checkpointing {qualified_name(func)} failed while {step} "
@@ -449,7 +449,7 @@ class DecoratorCheckpoint:
         if self.on_error == "raise":
             raise CheckpointFailedError(msg) from exc
         if self.on_error == "warn":
-            warnings.warn(msg, CheckpointFailedWarning, stacklevel=6)
+            warnings.warn(msg, CheckpointFailedWarning, stacklevel=5)
 
 
 def _detached(closure: Callable[..., Any]) -> Callable[..., Any]:
@@ -489,7 +489,7 @@ def runtime_warn_side_effects(func: Callable[..., Any], paths: List[str]) -> Non
         f"{name} wrote {shown}{more} while it ran; when a later call is answered from the "
         f"cache, the function does not run and these are not written again. Return the "
         f"data instead of writing it, or pass checkpoint(allow_side_effects=True) if that "
-        f"is what you want", SideEffectWarning, stacklevel=7)
+        f"is what you want", SideEffectWarning, stacklevel=6)
 
 
 def warn_runtime_dependency(func: Callable[..., Any], qualname: str, filename: str,
