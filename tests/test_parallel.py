@@ -83,12 +83,12 @@ def start(name):
     return pool.map, close
 
 
-def exercise(run, f):
+def exercise(run, f, make=lambda x: x):
     print("PARENT", os.getpid(), flush=True)
     name = f.__name__
-    print("RESULT", name, run(f, [1, 2]), flush=True)      # computed in the workers
-    print("RESULT", name, [f(1), f(2), f(3)], flush=True)  # 1, 2 hit; 3 runs here
-    print("RESULT", name, run(f, [3]), flush=True)         # hits in a worker
+    print("RESULT", name, run(f, [make(1), make(2)]), flush=True)  # computed in the workers
+    print("RESULT", name, [f(make(1)), f(make(2)), f(make(3))], flush=True)  # 1, 2 hit
+    print("RESULT", name, run(f, [make(3)]), flush=True)   # computed in the parent: a hit
 """
 
 # The function in the script: cloudpickle copies it by value into loky and dask
@@ -116,6 +116,20 @@ def f_main(x):
     return local(helpers.scale(x))
 
 
+class Box:  # an argument of a class of __main__: copied by value too
+    def __init__(self, x):
+        self.x = x
+
+    def value(self):
+        return local(helpers.scale(self.x))
+
+
+@checkpoint
+def f_box(box):
+    os.write(1, f"RAN f_box {{box.x}} {{os.getpid()}}\\n".encode())
+    return box.value()
+
+
 if __name__ == "__main__" and sys.argv[1] == "dump":
     import dumping
 
@@ -124,6 +138,7 @@ elif __name__ == "__main__":
     run, close = engines.start(sys.argv[1])
     try:
         engines.exercise(run, f_main)
+        engines.exercise(run, f_box, Box)
         engines.exercise(run, work.f_mod)
     finally:
         close()
@@ -152,7 +167,12 @@ if __name__ == "__main__":
     cell("def local(x):\\n    return x + OFFSET")
     cell("@checkpoint\\ndef f_cell(x):\\n    os.write(1, f'RAN f_cell {x} {os.getpid()}\\\\n'.encode())\\n"
          "    return local(helpers.scale(x))")
+    cell("class Box:\\n    def __init__(self, x):\\n        self.x = x\\n"
+         "    def value(self):\\n        return local(helpers.scale(self.x))")
+    cell("@checkpoint\\ndef f_box(box):\\n    os.write(1, f'RAN f_box {box.x} {os.getpid()}\\\\n'.encode())\\n"
+         "    return box.value()")
     cell("engines.exercise(run, f_cell)")
+    cell("engines.exercise(run, f_box, Box)")
     close()
 """
 
@@ -215,12 +235,12 @@ def _two_runs_and_edits(project, argv, functions: Sequence[str], offset_in_argv=
 
 @pytest.mark.parametrize("engine", ["joblib", "fork", "spawn"])
 def test_script_and_module_functions_in_workers(project, engine) -> None:
-    _two_runs_and_edits(project, ["main.py", engine], ["f_main", "f_mod"])
+    _two_runs_and_edits(project, ["main.py", engine], ["f_main", "f_box", "f_mod"])
 
 
 def test_notebook_cell_function_in_joblib_workers(project) -> None:
     pytest.importorskip("IPython")
-    _two_runs_and_edits(project, ["notebook.py", "joblib"], ["f_cell"], offset_in_argv=True)
+    _two_runs_and_edits(project, ["notebook.py", "joblib"], ["f_cell", "f_box"], offset_in_argv=True)
 
 
 @pytest.fixture
@@ -229,12 +249,12 @@ def dask_available() -> None:
 
 
 def test_script_and_module_functions_in_dask_workers(project, dask_available) -> None:
-    _two_runs_and_edits(project, ["main.py", "dask"], ["f_main", "f_mod"])
+    _two_runs_and_edits(project, ["main.py", "dask"], ["f_main", "f_box", "f_mod"])
 
 
 def test_notebook_cell_function_in_dask_workers(project, dask_available) -> None:
     pytest.importorskip("IPython")
-    _two_runs_and_edits(project, ["notebook.py", "dask"], ["f_cell"], offset_in_argv=True)
+    _two_runs_and_edits(project, ["notebook.py", "dask"], ["f_cell", "f_box"], offset_in_argv=True)
 
 
 # -- Pickled by value and by reference, loaded in another program ------------------------

@@ -120,30 +120,36 @@ class DecoratorCheckpoint:
         comes here.
         """
         state = dict(self.__dict__)
-        shipped = []
+        shipped, named = [], []
         if isinstance(self.identifier, AutoFuncCallIdentifier):
-            from .keyplan import export
+            from .keyplan import export, export_definitions
 
             for func in self._functions:
                 try:
                     data = export(func, self.identifier.analysis_directory)
+                    if data is not None:
+                        shipped.append((func, data))
+                    if func.__module__ == "__main__":
+                        # Classes of arguments and functions passed as values come
+                        # by value too.
+                        named.extend(export_definitions(func))
                 except Exception as exc:  # the worker analyses for itself instead
                     logger.debug("no plan shipped with %s: %s: %s", qualified_name(func),
                                  type(exc).__name__, exc)
-                    continue
-                if data is not None:
-                    shipped.append((func, data))
         state["_shipped_plans"] = shipped
+        state["_shipped_definitions"] = named
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         shipped = state.pop("_shipped_plans", ())
+        named = state.pop("_shipped_definitions", ())
         self.__dict__.update(state)
-        if shipped:
-            from .keyplan import receive
+        if shipped or named:
+            from .keyplan import receive, receive_definitions
 
             for func, data in shipped:
                 receive(func, data)
+            receive_definitions(named)
 
     def __call__(self, func: F) -> F:
         if isinstance(func, (staticmethod, classmethod)):

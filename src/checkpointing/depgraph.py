@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from . import hashing
 from .analysis.canon import BlindSpot, Canonical, canonical_class, canonical_function
 from .analysis.resolve import (CLASS, CLOSURE, EXTERNAL, FUNCTION, GLOBAL, UNBOUND, Target,
-                               qualname_of, resolve_ref, unwrap)
+                               is_pickled_copy, qualname_of, resolve_ref, unwrap)
 from .keyplan import (ANALYSIS_FORMAT, KeyPlan, Slot, cell_value, describe, is_acknowledged,
                       plan_for, warn_once)
 from .source import INDEX
@@ -65,6 +65,16 @@ def _record_for_code(code: types.CodeType) -> Any:
 
 def _record_for_class(cls: type) -> Any:
     module_name = cls.__module__
+    if module_name == "__main__":
+        # Notebook cells all share __main__: the file of a method's code says which
+        # cell defines the class.
+        for member in list(vars(cls).values()):
+            code = getattr(member, "__code__", None)
+            if isinstance(member, types.FunctionType) and code is not None:
+                record = INDEX.by_filename(code.co_filename)
+                if record is not None:
+                    return record
+                break
     record = INDEX.by_module(module_name)
     if record is not None:
         return record
@@ -207,6 +217,24 @@ def _code_digest(code: types.CodeType, hasher: hashing.Hasher) -> None:
             hasher.feed(const)
 
 
+_PROCESS_NONCE = os.urandom(16)
+
+
+def bytecode_digest(obj: Any) -> str:
+    """Hex digest of the bytecode of a function, or of the functions defined in a class
+    body: the same for a copy made by cloudpickle or dill in another process."""
+    hasher = hashing.Hasher()
+    if isinstance(obj, type):
+        for name, member in sorted(vars(obj).items()):
+            member = unwrap(member) if callable(member) else member
+            if isinstance(member, types.FunctionType):
+                hasher.feed_str(name)
+                _code_digest(member.__code__, hasher)
+    else:
+        _code_digest(unwrap(obj).__code__, hasher)
+    return hasher.hexdigest()
+
+
 # -- Building ---------------------------------------------------------------------
 
 def build_plan(func: Any) -> KeyPlan:
@@ -287,6 +315,12 @@ class _Builder:
                         _code_digest(member.__code__, hasher)
             else:
                 _code_digest(obj.__code__, hasher)
+            if is_pickled_copy(obj):
+                # Copied by value into this process (cloudpickle, dill) without the
+                # parent's analysis: what it reaches cannot be followed, and keying it
+                # by its bytecode could serve results made with other helpers. A key of
+                # this process only: a re-run, never a stale value.
+                hasher.feed_bytes(_PROCESS_NONCE)
             node.digest = hasher.digest()
             record_entry.extend([node.kind, node.digest])
             self._warn(obj, filename, lineno, "its source is not available (analysed from "

@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import xxhash
 
 from . import hashing
-from .analysis.resolve import UNBOUND, is_project_object, qualname_of, unwrap
+from .analysis.resolve import UNBOUND, is_pickled_copy, is_project_object, qualname_of, unwrap
 from .config import defaults
 from .errors import BlindSpotWarning
 from .source import INDEX
@@ -242,7 +242,8 @@ def is_acknowledged(func: Any) -> bool:
 def warn_once(key: Any, message: str, filename: Optional[str] = None,
               lineno: Optional[int] = None) -> None:
     """Issue a :class:`BlindSpotWarning` once per ``key`` (unless warnings are off)."""
-    if key in _WARNED or not defaults["analysis.warn_blind_spots"]:
+    if key in _WARNED or not defaults["analysis.warn_blind_spots"] \
+            or getattr(_QUIET, "on", False):
         return
     _WARNED.add(key)
     if filename:
@@ -286,7 +287,7 @@ def plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
         if plan is not None and plan.valid():
             return plan
         shipped = _SHIPPED.pop(func, None)
-        plan = _adopt(func, shipped) if shipped is not None else None
+        plan = _adopt(func, shipped) if shipped is not None else _adopt_by_name(func)
         if plan is not None:
             _PLANS[func] = plan
             return plan
@@ -342,6 +343,97 @@ def receive(func: Any, data: Dict[str, Any]) -> None:
     _SHIPPED[func] = data
 
 
+# Warnings are not issued in this thread (analyses made only to be shipped).
+_QUIET = threading.local()
+# Plans of __main__ definitions shipped, by qualified name within __main__.
+_SHIPPED_NAMED: Dict[str, List[Dict[str, Any]]] = {}
+# Exported plans of __main__ definitions: id -> (definition, INDEX generation, data).
+_EXPORTED: Dict[int, Tuple[Any, int, Optional[Dict[str, Any]]]] = {}
+
+
+def export_definitions(func: Any) -> List[Dict[str, Any]]:
+    """Plans of the other functions and classes of ``func``'s ``__main__`` (script or
+    notebook), each with the digest of its bytecode.
+
+    A worker that receives such a definition by value (a class of an argument, a
+    function passed as a value) finds its plan here by name, and uses it if its copy
+    has the same bytecode. Analysed without warnings (they are the parent's to give
+    when the definition is used) and without keeping the plan.
+    """
+    from .depgraph import build_plan, bytecode_digest
+
+    if is_pickled_copy(func):
+        # Received from a parent and passed on (dask's scheduler pickles tasks again):
+        # the copy's globals hold only what it names itself; pass on what came.
+        with _LOCK:
+            return [data for versions in _SHIPPED_NAMED.values() for data in versions]
+    namespace = getattr(func, "__globals__", None) or {}
+    out = []
+    for value in list(namespace.values()):
+        try:
+            original = unwrap(value)
+            if original is func or not isinstance(original, (types.FunctionType, type)) \
+                    or getattr(original, "__module__", None) != "__main__" \
+                    or not is_project_object(original):
+                continue
+        except Exception:  # a strange object in a notebook's namespace: not ours
+            continue
+        known = _EXPORTED.get(id(original))
+        if known is not None and known[0] is original and known[1] == INDEX.generation:
+            data = known[2]
+        else:
+            data = None
+            _QUIET.on = True
+            try:
+                plan = _PLANS.get(original)
+                if plan is None or not plan.valid():
+                    plan = build_plan(original)
+                if plan.spec is not None:
+                    data = dict(plan.spec, main_modules=_main_modules(),
+                                bytecode=bytecode_digest(original))
+            except Exception as exc:  # not shipped: the worker will not share its keys
+                logger.debug("not shipping the analysis of %s: %s: %s",
+                             qualname_of(original), type(exc).__name__, exc)
+            finally:
+                _QUIET.on = False
+            _EXPORTED[id(original)] = (original, INDEX.generation, data)
+        if data is not None:
+            out.append(data)
+    return out
+
+
+def receive_definitions(shipped: Sequence[Dict[str, Any]]) -> None:
+    """Remember plans of a parent's ``__main__`` definitions (see :func:`export_definitions`)."""
+    with _LOCK:
+        for data in shipped:
+            name = data["root"][1].partition(":")[2]
+            versions = _SHIPPED_NAMED.setdefault(name, [])
+            if data not in versions:
+                versions.append(data)
+
+
+def _shipped_version(obj: Any) -> Optional[Dict[str, Any]]:
+    """The plan shipped for the definition ``obj`` has been copied from: same name,
+    same bytecode (the most recent such)."""
+    versions = _SHIPPED_NAMED.get(getattr(obj, "__qualname__", ""))
+    if not versions:
+        return None
+    from .depgraph import bytecode_digest
+
+    digest = bytecode_digest(obj)
+    return next((data for data in reversed(versions) if data.get("bytecode") == digest),
+                None)
+
+
+def _adopt_by_name(obj: Any) -> Optional[KeyPlan]:
+    """The shipped plan of a copy of a parent's ``__main__`` definition (a class or
+    function that came by value, with arguments), if any."""
+    if getattr(obj, "__module__", None) != "__main__" or not is_pickled_copy(obj):
+        return None
+    data = _shipped_version(obj)
+    return _adopt(obj, data) if data is not None else None
+
+
 def _adopt(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
     """The parent's plan for ``func`` as received by a worker, or None if the code the
     worker would run is not the code the parent analysed.
@@ -357,6 +449,9 @@ def _adopt(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
     main_files = {node["file"] for node in data["nodes"]
                   if node["qualname"].partition(":")[0] in main_modules}
     root_globals = getattr(func, "__globals__", None)
+    if isinstance(func, type):  # the globals its methods read
+        root_globals = next((m.__globals__ for m in list(vars(func).values())
+                             if isinstance(m, types.FunctionType)), None)
     if data.get("format") != ANALYSIS_FORMAT or root_globals is None:
         return None
 

@@ -89,6 +89,20 @@ def qualname_of(obj: Any) -> str:
     return f"{module}:{name}"
 
 
+# cloudpickle names the file of the code it copies by value so.
+PICKLED_CODE_FILENAME = "<dynamic-code>"
+
+
+def is_pickled_copy(obj: Any) -> bool:
+    """Was the function or class ``obj`` rebuilt by cloudpickle in this process (a
+    ``__main__`` or notebook definition sent to a worker by value)?"""
+    if isinstance(obj, type):
+        return any(isinstance(member, types.FunctionType) and is_pickled_copy(member)
+                   for member in list(vars(obj).values()))
+    code = getattr(obj, "__code__", None)
+    return isinstance(code, types.CodeType) and code.co_filename == PICKLED_CODE_FILENAME
+
+
 def is_project_object(obj: Any) -> bool:
     """Is ``obj`` a function, class or module of the user's project (to be followed)?"""
     if isinstance(obj, types.ModuleType):
@@ -96,6 +110,10 @@ def is_project_object(obj: Any) -> bool:
     if isinstance(obj, (types.FunctionType, types.CodeType)):
         code = obj if isinstance(obj, types.CodeType) else obj.__code__
         filename = code.co_filename
+        if filename == PICKLED_CODE_FILENAME and isinstance(obj, types.FunctionType):
+            # A copy of the parent's code; "__main__" is the parent's script or notebook.
+            module = getattr(obj, "__module__", None)
+            return module == "__main__" or INDEX.is_project_module(module or "")
         if filename.startswith("<") and not filename.startswith("<ipython-input"):
             return getattr(obj, "__module__", None) == "__main__" \
                 and INDEX.by_filename(filename) is not None
@@ -108,6 +126,15 @@ def is_project_object(obj: Any) -> bool:
         module = getattr(obj, "__module__", None)
         if module is None or module == "builtins":
             return False
+        if module == "__main__":
+            if is_pickled_copy(obj):
+                return True  # the parent's __main__, not this worker's
+            # A notebook's __main__ has no file: where its methods were compiled
+            # (a cell) says whose the class is.
+            method = next((m for m in list(vars(obj).values())
+                           if isinstance(m, types.FunctionType)), None)
+            if method is not None:
+                return is_project_object(method)
         return INDEX.is_project_module(module)
     return False
 
