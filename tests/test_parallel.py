@@ -311,3 +311,54 @@ def test_pickled_wrapper_keys_like_the_parent(project, dump) -> None:
     assert [line.split()[:2] for line in loaded.ran] == [[name, "4"]], loaded
     again = project.run("main.py", "dump")
     assert again.ran == [], again
+
+
+EDGE = """
+import sys
+
+from joblib import Parallel, delayed
+
+import helpers
+from anywhere import f_any
+
+OFFSET = {offset}
+
+
+def local(x):
+    return x + OFFSET
+
+
+class Box:
+    def __init__(self, x):
+        self.x = x
+
+    def value(self):
+        return local(helpers.scale(self.x))
+
+
+if __name__ == "__main__":
+    print("RESULT", Parallel(n_jobs=2)(delayed(f_any)(Box(x)) for x in (1, 2)), flush=True)
+"""
+ANYWHERE = """
+from checkpointing import checkpoint
+
+
+@checkpoint
+def f_any(obj):
+    return obj.value()
+"""
+
+
+def test_main_class_sent_to_a_module_function_is_never_stale(project) -> None:
+    """A __main__ class reaching a worker by value with a function of a module (which
+    ships no analysis): the worker cannot follow its code, so its key is its own
+    process's (a re-run), never a stale value; a warning says why."""
+    _write(project)
+    project.write("anywhere.py", ANYWHERE)
+    project.write("edge.py", EDGE.format(offset=1))
+    first = project.run("edge.py")
+    assert first.results == ["[4, 7]"]
+    project.write("edge.py", EDGE.format(offset=2))
+    second = project.run("edge.py")
+    assert second.results == ["[5, 8]"], second
+    assert "copied into this worker process without its source" in second.stderr

@@ -315,13 +315,21 @@ class _Builder:
                         _code_digest(member.__code__, hasher)
             else:
                 _code_digest(obj.__code__, hasher)
-            if is_pickled_copy(obj):
-                # Copied by value into this process (cloudpickle, dill) without the
-                # parent's analysis: what it reaches cannot be followed, and keying it
-                # by its bytecode could serve results made with other helpers. A key of
-                # this process only: a re-run, never a stale value.
-                hasher.feed_bytes(_PROCESS_NONCE)
             node.digest = hasher.digest()
+            if is_pickled_copy(obj):
+                # Copied by value into this process (cloudpickle) without the parent's
+                # analysis: what it reaches cannot be followed, and keying it by its
+                # bytecode could serve results made with other helpers. A key of this
+                # process only: a re-run, never a stale value.
+                hasher.feed_bytes(_PROCESS_NONCE)
+                node.digest = hasher.digest()
+                record_entry.extend([node.kind, node.digest])
+                self._warn(obj, filename, lineno, (
+                    "it was copied into this worker process without its source (a "
+                    "definition of __main__ or a notebook cell), so results computed here "
+                    "are not shared with other processes; define it in a module of your "
+                    "project, or pass the function that uses it from __main__ too"))
+                return index
             record_entry.extend([node.kind, node.digest])
             self._warn(obj, filename, lineno, "its source is not available (analysed from "
                                               "bytecode: helpers it calls are not followed)")
