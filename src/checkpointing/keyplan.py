@@ -347,8 +347,8 @@ def receive(func: Any, data: Dict[str, Any]) -> None:
 _QUIET = threading.local()
 # Plans of __main__ definitions shipped, by qualified name within __main__.
 _SHIPPED_NAMED: Dict[str, List[Dict[str, Any]]] = {}
-# Exported plans of __main__ definitions: id -> (definition, INDEX generation, data).
-_EXPORTED: Dict[int, Tuple[Any, int, Optional[Dict[str, Any]]]] = {}
+# Exported plans of __main__ definitions: id -> (definition, its plan, data).
+_EXPORTED: Dict[int, Tuple[Any, "KeyPlan", Optional[Dict[str, Any]]]] = {}
 
 
 def export_definitions(func: Any) -> List[Dict[str, Any]]:
@@ -379,7 +379,9 @@ def export_definitions(func: Any) -> List[Dict[str, Any]]:
         except Exception:  # a strange object in a notebook's namespace: not ours
             continue
         known = _EXPORTED.get(id(original))
-        if known is not None and known[0] is original and known[1] == INDEX.generation:
+        # Valid while no module was reloaded and no name it was found by was rebound
+        # (a helper redefined in a notebook cell).
+        if known is not None and known[0] is original and known[1].valid():
             data = known[2]
         else:
             data = None
@@ -391,12 +393,12 @@ def export_definitions(func: Any) -> List[Dict[str, Any]]:
                 if plan.spec is not None:
                     data = dict(plan.spec, main_modules=_main_modules(),
                                 bytecode=bytecode_digest(original))
+                _EXPORTED[id(original)] = (original, plan, data)
             except Exception as exc:  # not shipped: the worker will not share its keys
                 logger.debug("not shipping the analysis of %s: %s: %s",
                              qualname_of(original), type(exc).__name__, exc)
             finally:
                 _QUIET.on = False
-            _EXPORTED[id(original)] = (original, INDEX.generation, data)
         if data is not None:
             out.append(data)
     return out
