@@ -438,6 +438,12 @@ class _Builder:
         return name if module is not None and vars(module) is namespace else None
 
     def _canonical(self, obj: Any, is_root: bool) -> Tuple[Optional[Canonical], Any, Any]:
+        if is_pickled_copy(obj):
+            # A copy of a parent's __main__ definition without the parent's analysis:
+            # the file on disk (if any) may not be what it was made from, and its names
+            # live in a namespace of its own. Keyed by bytecode, for this process only.
+            code = getattr(obj, "__code__", None)
+            return None, getattr(code, "co_filename", None), getattr(code, "co_firstlineno", None)
         if isinstance(obj, type):
             record, node = _class_node(obj)
             if node is None:

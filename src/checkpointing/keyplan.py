@@ -457,9 +457,13 @@ def _adopt(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
     if data.get("format") != ANALYSIS_FORMAT or root_globals is None:
         return None
 
-    def namespace(module: str) -> Optional[Dict[str, Any]]:
+    # cloudpickle rebuilds one globals dict for the functions of a module pickled
+    # together; dill (recurse=True) one per function, holding the names it uses.
+    main_dicts = [root_globals]
+
+    def namespace(module: str, name: Optional[str] = None) -> Optional[Dict[str, Any]]:
         if module in main_modules:
-            return root_globals
+            return next((d for d in main_dicts if name in d), root_globals)
         loaded = sys.modules.get(module)
         return vars(loaded) if loaded is not None else None
 
@@ -478,8 +482,17 @@ def _adopt(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
             return False
         if module not in main_modules and expected[2] not in data["files"]:
             return True  # external code: identified by its name
-        home = getattr(unwrap(obj), "__globals__", None)
-        return home is None or home is namespace(module)
+        original = unwrap(obj)
+        home = getattr(original, "__globals__", None)
+        if home is None:
+            return True
+        if module in main_modules:
+            if home is not root_globals and not is_pickled_copy(original):
+                return False
+            if all(home is not d for d in main_dicts):
+                main_dicts.append(home)
+            return True
+        return home is namespace(module)
 
     for filename, digest in data["files"].items():
         if filename in main_files:
@@ -494,7 +507,7 @@ def _adopt(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
     guards, found = [], []
     for kind, where, name, expected in data["guards"]:
         if kind == "global":
-            ns = namespace(where)
+            ns = namespace(where, name)
             if ns is None:
                 return None
             current_value = ns.get(name, UNBOUND)
@@ -515,7 +528,7 @@ def _adopt(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
     for qualname, spec in data["slots"]:
         kind = spec[0]
         if kind == "global":
-            ns = namespace(spec[1])
+            ns = namespace(spec[1], spec[2])
             if ns is None:
                 return None
             slots.append(Slot(qualname, ns, spec[2], spec=spec))

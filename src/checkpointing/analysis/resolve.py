@@ -94,13 +94,24 @@ PICKLED_CODE_FILENAME = "<dynamic-code>"
 
 
 def is_pickled_copy(obj: Any) -> bool:
-    """Was the function or class ``obj`` rebuilt by cloudpickle in this process (a
-    ``__main__`` or notebook definition sent to a worker by value)?"""
+    """Was the function or class ``obj`` rebuilt by cloudpickle or dill in this process
+    (a ``__main__`` or notebook definition sent to a worker by value)?
+
+    cloudpickle 3.1.3+ names the file of such code ``<dynamic-code>``; with any version,
+    a function of ``__main__`` whose globals are not this ``__main__``'s is a copy.
+    """
     if isinstance(obj, type):
         return any(isinstance(member, types.FunctionType) and is_pickled_copy(member)
                    for member in list(vars(obj).values()))
     code = getattr(obj, "__code__", None)
-    return isinstance(code, types.CodeType) and code.co_filename == PICKLED_CODE_FILENAME
+    if not isinstance(code, types.CodeType):
+        return False
+    if code.co_filename == PICKLED_CODE_FILENAME:
+        return True
+    if getattr(obj, "__module__", None) != "__main__":
+        return False
+    return getattr(obj, "__globals__", None) is not getattr(sys.modules.get("__main__"),
+                                                             "__dict__", None)
 
 
 def is_project_object(obj: Any) -> bool:
