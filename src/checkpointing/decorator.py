@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
 class _Sentinel:
     """A unique marker that pickles by reference, so that it is still itself in a
     worker process that received a copy of a wrapper (see ``_sync_wrapper``)."""
@@ -124,7 +125,7 @@ class DecoratorCheckpoint:
         if isinstance(self.identifier, AutoFuncCallIdentifier):
             from .keyplan import export, export_definitions
 
-            for func in self._functions:
+            for func in getattr(self, "_functions", ()):
                 try:
                     data = export(func, self.identifier.analysis_directory)
                     if data is not None:
