@@ -197,7 +197,7 @@ class DecoratorCheckpoint:
                 if value is not missing and value is not stale:
                     return value
                 fingerprint = decorator._on_miss(func, key, args, kwargs, value is missing)
-                recorder = decorator._start_recording(func)
+                recorder = decorator._start_recording(func, args, kwargs)
             return decorator._run_and_save(func, args, kwargs, key, fingerprint, recorder)
         return functools.wraps(func)(_detached(wrapper))
 
@@ -239,7 +239,8 @@ class DecoratorCheckpoint:
             """Run the function, bypassing the cache, and store its result."""
             key = decorator._try_key(func, args, kwargs)
             fingerprint = decorator._forced(func, key, args, kwargs)
-            recorder = decorator._start_recording(func) if key is not None else None
+            recorder = (decorator._start_recording(func, args, kwargs) if key is not None
+                        else None)
             return decorator._run_and_save(func, args, kwargs, key, fingerprint, recorder)
         return _detached(rerun)
 
@@ -372,14 +373,15 @@ class DecoratorCheckpoint:
         except CheckpointNotExist:
             return False
 
-    def _start_recording(self, func: Callable[..., Any]) -> Optional[runtime.Recorder]:
+    def _start_recording(self, func: Callable[..., Any], args: Tuple[Any, ...] = (),
+                         kwargs: Any = None) -> Optional[runtime.Recorder]:
         """Watch a miss (see :mod:`checkpointing.runtime`), if this cache can verify it."""
         if self._retrieve_entry is None:
             return None
         safety_net = defaults["runtime.safety_net"] and runtime.monitoring_available()
         if not (self.track_files or safety_net or not self.allow_side_effects):
             return None
-        known = self._static_extent(func) if safety_net else None
+        known = self._static_extent(func, args, kwargs) if safety_net else None
         try:
             return runtime.start(qualified_name(func), getattr(self.cache, "directory", "."),
                                  self.track_files, known)
@@ -387,14 +389,26 @@ class DecoratorCheckpoint:
             logger.debug("not recording %s: %s", qualified_name(func), exc)
             return None
 
-    def _static_extent(self, func: Callable[..., Any]) -> Optional[List[Tuple[str, int, int]]]:
-        """(file, first line, last line) of every definition the static graph holds."""
+    def _static_extent(self, func: Callable[..., Any], args: Tuple[Any, ...] = (),
+                       kwargs: Any = None) -> Optional[List[Tuple[str, int, int]]]:
+        """(file, first line, last line) of every definition the static graph holds,
+        and the graphs of the classes of the arguments (their code is in the key)."""
         from .keyplan import cached
 
         plan = cached(func)
         if plan is None:
             return None
-        return [(n["file"], n["line"], n.get("end") or n["line"]) for n in plan.summary
+        summary = list(plan.summary)
+        try:
+            from .identify import argument_classes
+
+            for cls in argument_classes((*args, *(kwargs or {}).values())):
+                cls_plan = cached(cls)
+                if cls_plan is not None:
+                    summary.extend(cls_plan.summary)
+        except Exception as exc:  # the safety net then warns about what it finds
+            logger.debug("no argument classes for %s: %s", qualified_name(func), exc)
+        return [(n["file"], n["line"], n.get("end") or n["line"]) for n in summary
                 if n.get("file") and n.get("line")]
 
     def _checks(self, func: Callable[..., Any],
