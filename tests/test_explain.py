@@ -113,3 +113,138 @@ def test_explain_rejects_undecorated_functions() -> None:
 
     with pytest.raises(TypeError, match="decorated with @checkpoint"):
         checkpointing.explain(len, [])
+
+
+# -- A method of an argument's class changed ----------------------------------------------
+
+VEC = """
+import math
+
+from proj.util import square
+
+
+class Vec:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def norm(self):
+        return math.sqrt(square(self.x) + square(self.y))
+
+    def scaled(self, k):
+        return Vec(self.x * k, self.y * k)
+"""
+UTIL = "def square(v):\n    return v * v\n"
+LENGTH = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, format="LOG %(message)s", stream=sys.stdout)
+import checkpointing
+from checkpointing import checkpoint
+from proj.vec import Vec
+
+
+@checkpoint
+def length(v):
+    print("RAN length")
+    return v.norm()
+
+
+v = Vec(3, Y_COORD)
+print("EXPLAIN", checkpointing.explain(length, v))
+print("RESULT", length(v))
+"""
+
+
+def setup_vec(project, x: str = "4") -> None:
+    project.write("proj/__init__.py", "")
+    project.write("proj/vec.py", VEC)
+    project.write("proj/util.py", UTIL)
+    project.write("proj/length.py", LENGTH.replace("Y_COORD", x))
+
+
+def test_changed_method_of_an_argument_class_is_named(project) -> None:
+    """The class of an argument is in the key by its code; a miss names the method
+    (or the helper it reaches) that changed, not "new argument values"."""
+    setup_vec(project)
+    assert project.run("-m", "proj.length").results == ["5.0"]
+    project.write("proj/vec.py", VEC.replace("square(self.y))", "square(self.y)) * 2"))
+    run = project.run("-m", "proj.length")
+    assert run.ran == ["length"] and run.results == ["10.0"]
+    expected = re.compile(r"proj\.length:length re-runs: proj\.vec:Vec\.norm changed "
+                          r"\(proj[/\\]vec\.py:10\)")
+    assert expected.fullmatch(lines(run, "EXPLAIN")[0]), run.stdout
+    assert [line for line in lines(run, "LOG") if expected.fullmatch(line)], run.stdout
+    # A helper of the method, in another module.
+    project.write("proj/util.py", UTIL.replace("v * v", "v ** 2"))
+    run = project.run("-m", "proj.length")
+    assert run.ran == ["length"] and run.results == ["10.0"]
+    expected = re.compile(r"proj\.length:length re-runs: proj\.util:square changed "
+                          r"\(proj[/\\]util\.py:1\)")
+    assert expected.fullmatch(lines(run, "EXPLAIN")[0]), run.stdout
+
+
+def test_new_argument_value_with_the_same_class_code(project) -> None:
+    setup_vec(project)
+    project.run("-m", "proj.length")
+    project.write("proj/length.py", LENGTH.replace("Y_COORD", "5"))
+    run = project.run("-m", "proj.length")
+    assert run.ran == ["length"]
+    assert lines(run, "EXPLAIN")[0] == "proj.length:length re-runs: new argument values (v)"
+
+
+def test_changed_method_and_new_value_say_both(project) -> None:
+    setup_vec(project)
+    project.run("-m", "proj.length")
+    project.write("proj/vec.py", VEC.replace("return Vec(self.x * k", "return Vec(self.x * k * 1"))
+    project.write("proj/length.py", LENGTH.replace("Y_COORD", "5"))
+    run = project.run("-m", "proj.length")
+    assert run.ran == ["length"]
+    assert lines(run, "EXPLAIN")[0] == ("proj.length:length re-runs: proj.vec:Vec.scaled "
+                                        "changed (proj/vec.py:13); new argument values (v)")
+
+
+GRAPH = """
+import checkpointing
+from checkpointing import checkpoint
+from proj.vec import Vec
+
+
+@checkpoint
+def length(v):
+    return v.norm()
+
+
+v = Vec(3, 4)
+print(checkpointing.graph(length, v=v))  # marks what changed since the last entry
+length(v)
+print("MERMAID", "class of argument v" in checkpointing.graph(length, v).to_mermaid())
+print("PLAIN", "Vec" in str(checkpointing.graph(length)))
+"""
+
+
+def test_graph_shows_the_classes_of_the_arguments_of_a_call(project) -> None:
+    """graph(f, *args) adds each project class among the arguments, its methods and
+    what they reach; after an edit, the changed method is marked."""
+    setup_vec(project)
+    project.write("proj/graph.py", GRAPH)
+    first = project.run("-m", "proj.graph").stdout
+    assert "class proj.vec:Vec  (proj/vec.py:6)  [class of argument v]" in first, first
+    assert "method proj.vec:Vec.norm  (proj/vec.py:10)\n" in first, first
+    assert "function proj.util:square  (proj/util.py:1)" in first, first
+    assert "MERMAID True" in first and "PLAIN False" in first, first
+    assert "changed" not in first.replace("* changed since", "")
+    project.write("proj/vec.py", VEC.replace("square(self.y))", "square(self.y)) * 2"))
+    second = project.run("-m", "proj.graph").stdout
+    assert "method proj.vec:Vec.norm  (proj/vec.py:10)  * changed" in second, second
+    assert "method proj.vec:Vec.scaled  (proj/vec.py:13)\n" in second, second
+
+
+def test_graph_rejects_arguments_that_do_not_fit(in_tmp) -> None:
+    import pytest
+
+    import checkpointing
+
+    def f(x):
+        return x
+
+    with pytest.raises(TypeError, match=r"the arguments do not fit its signature"):
+        checkpointing.graph(f, 1, 2)

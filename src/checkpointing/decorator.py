@@ -16,11 +16,13 @@ cache (:mod:`checkpointing.store`). The policy, in one place:
 
 from __future__ import annotations
 
+import builtins
 import functools
 import inspect
 import logging
 import os
 import time
+import types
 import warnings
 from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union,
                     overload)
@@ -43,12 +45,29 @@ logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+class _Sentinel:
+    """A unique marker that pickles by reference, so that it is still itself in a
+    worker process that received a copy of a wrapper (see ``_sync_wrapper``)."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"<checkpointing.decorator.{self._name}>"
+
+    def __reduce__(self) -> str:
+        return self._name
+
+
 # A cached result may be None, so "no result yet" needs its own value.
-_MISSING = object()
+_MISSING = _Sentinel("_MISSING")
 # An entry exists but what it depends on at run time changed (an input file...).
-_STALE = object()
+_STALE = _Sentinel("_STALE")
 # What a run read could not be recorded: its result is returned, not stored.
-_UNCHECKED: Any = object()
+_UNCHECKED = _Sentinel("_UNCHECKED")
 # Warn about overhead only when caching is slower than the call by this much (1.0 did).
 _OVERHEAD_TOLERANCE_S = 0.1
 
@@ -101,6 +120,50 @@ class DecoratorCheckpoint:
                 f"inputs={list(self.inputs)!r} needs a cache that stores run-time checks "
                 f"with each entry, and {type(cache).__name__} does not; use the default "
                 f"PickleFileCache, or fold the files' content into the key yourself")
+        self._functions: List[Callable[..., Any]] = []  # decorated, for __getstate__
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """Pickle with the key plans of the decorated functions.
+
+        cloudpickle and dill copy the wrapper of a ``__main__`` function (a script, a
+        notebook cell) *by value* into a worker process (joblib, dask), where its
+        source and the parent's ``__main__`` are not to be had. The parent's plan
+        travels with it, so that the worker computes the same key as the parent
+        (see :func:`checkpointing.keyplan.export`). A wrapper pickled by reference
+        (a function of an importable module) is imported in the worker and never
+        comes here.
+        """
+        state = dict(self.__dict__)
+        shipped, named = [], []
+        if isinstance(self.identifier, AutoFuncCallIdentifier):
+            from .keyplan import export, export_definitions
+
+            for func in getattr(self, "_functions", ()):
+                try:
+                    data = export(func, self.identifier.analysis_directory)
+                    if data is not None:
+                        shipped.append((func, data))
+                    if func.__module__ == "__main__":
+                        # Classes of arguments and functions passed as values come
+                        # by value too.
+                        named.extend(export_definitions(func))
+                except Exception as exc:  # the worker analyses for itself instead
+                    logger.debug("no plan shipped with %s: %s: %s", qualified_name(func),
+                                 type(exc).__name__, exc)
+        state["_shipped_plans"] = shipped
+        state["_shipped_definitions"] = named
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        shipped = state.pop("_shipped_plans", ())
+        named = state.pop("_shipped_definitions", ())
+        self.__dict__.update(state)
+        if shipped or named:
+            from .keyplan import receive, receive_definitions
+
+            for func, data in shipped:
+                receive(func, data)
+            receive_definitions(named)
 
     def __call__(self, func: F) -> F:
         if isinstance(func, (staticmethod, classmethod)):
@@ -116,6 +179,7 @@ class DecoratorCheckpoint:
                 f"is consumed lazily and cannot be stored; return a list instead, "
                 f"or decorate a function that collects the items")
         _register_project_code(func)
+        self._functions.append(func)
         if isinstance(self.identifier, AutoFuncCallIdentifier):
             self.identifier.prepare(func)
         if inspect.iscoroutinefunction(func):
@@ -129,65 +193,70 @@ class DecoratorCheckpoint:
 
     # -- the call path ------------------------------------------------------------
 
+    # The wrappers are closures over ``decorator``, ``func`` and the sentinels, with
+    # globals of their own (see _detached): cloudpickle and dill copy a wrapper of a
+    # ``__main__`` function by value into a worker, with copies of what it refers to.
+    # The sentinels pickle by reference (they stay themselves there), and dill would
+    # otherwise copy all of this module's globals along.
+
     def _sync_wrapper(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(func)
+        decorator, missing, stale = self, _MISSING, _STALE
+
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = self._try_key(func, args, kwargs)
+            key = decorator._try_key(func, args, kwargs)
             fingerprint = recorder = None
             if key is not None:
-                value = self._try_retrieve(func, key)
-                if value is not _MISSING and value is not _STALE:
-                    if PENDING:  # an analysis made by this call had something to say
-                        _flush_warnings()
+                value = decorator._try_retrieve(func, key)
+                if value is not missing and value is not stale:
                     return value
-                fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
-                recorder = self._start_recording(func)
-            return self._run_and_save(func, args, kwargs, key, fingerprint, recorder)
-        return wrapper
+                fingerprint = decorator._on_miss(func, key, args, kwargs, value is missing)
+                recorder = decorator._start_recording(func, args, kwargs)
+            return decorator._run_and_save(func, args, kwargs, key, fingerprint, recorder)
+        return functools.wraps(func)(_detached(wrapper))
 
     def _async_wrapper(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(func)
+        decorator, missing, stale, perf_counter = self, _MISSING, _STALE, time.perf_counter
+
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = self._try_key(func, args, kwargs)
+            key = decorator._try_key(func, args, kwargs)
             fingerprint = None
             if key is not None:
-                value = self._try_retrieve(func, key)
-                if value is not _MISSING and value is not _STALE:
-                    if PENDING:
-                        _flush_warnings()
+                value = decorator._try_retrieve(func, key)
+                if value is not missing and value is not stale:
                     return value
-                fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
+                fingerprint = decorator._on_miss(func, key, args, kwargs, value is missing)
             # Not recorded at run time: other tasks interleave with the awaited body.
-            started = time.perf_counter()
+            started = perf_counter()
             result = await func(*args, **kwargs)
             if key is not None:
-                self._try_save(func, key, result, time.perf_counter() - started, fingerprint)
-            if PENDING:
-                _flush_warnings()
+                decorator._try_save(func, key, result, perf_counter() - started, fingerprint)
+            decorator._settle()
             return result
-        return wrapper
+        return functools.wraps(func)(_detached(wrapper))
 
     def _rerun(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        decorator, perf_counter = self, time.perf_counter
         if inspect.iscoroutinefunction(func):
             async def rerun_async(*args: Any, **kwargs: Any) -> Any:
-                key = self._try_key(func, args, kwargs)
-                fingerprint = self._forced(func, key, args, kwargs)
-                started = time.perf_counter()
+                """Run the function, bypassing the cache, and store its result."""
+                key = decorator._try_key(func, args, kwargs)
+                fingerprint = decorator._forced(func, key, args, kwargs)
+                started = perf_counter()
                 result = await func(*args, **kwargs)
                 if key is not None:
-                    self._try_save(func, key, result, time.perf_counter() - started,
-                                   fingerprint)
+                    decorator._try_save(func, key, result, perf_counter() - started,
+                                        fingerprint)
                 return result
-            rerun_async.__doc__ = "Run the function, bypassing the cache, and store its result."
-            return rerun_async
+            return _detached(rerun_async)
 
         def rerun(*args: Any, **kwargs: Any) -> Any:
             """Run the function, bypassing the cache, and store its result."""
-            key = self._try_key(func, args, kwargs)
-            fingerprint = self._forced(func, key, args, kwargs)
-            recorder = self._start_recording(func) if key is not None else None
-            return self._run_and_save(func, args, kwargs, key, fingerprint, recorder)
-        return rerun
+            key = decorator._try_key(func, args, kwargs)
+            fingerprint = decorator._forced(func, key, args, kwargs)
+            recorder = (decorator._start_recording(func, args, kwargs) if key is not None
+                        else None)
+            return decorator._run_and_save(func, args, kwargs, key, fingerprint, recorder)
+        return _detached(rerun)
 
     def _run_and_save(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any,
                       key: Optional[str], fingerprint: Optional[Dict[str, Any]],
@@ -207,6 +276,12 @@ class DecoratorCheckpoint:
         if PENDING:
             _flush_warnings()
         return result
+
+    @staticmethod
+    def _settle() -> None:
+        """Say what the analyses made during a call had to say (once per function)."""
+        if PENDING:
+            _flush_warnings()
 
     def _forced(self, func: Callable[..., Any], key: Optional[str], args: Tuple[Any, ...],
                 kwargs: Any) -> Optional[Dict[str, Any]]:
@@ -273,6 +348,8 @@ class DecoratorCheckpoint:
             return _MISSING
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("hit: %s (key %s)", qualified_name(func), key)
+        if PENDING:  # an analysis made by this call had something to say
+            _flush_warnings()
         return value
 
     def _stale(self, checks: Optional[Dict[str, Any]]) -> Optional[str]:
@@ -353,7 +430,8 @@ class DecoratorCheckpoint:
         except CheckpointNotExist:
             return False
 
-    def _start_recording(self, func: Callable[..., Any]) -> Optional[runtime.Recorder]:
+    def _start_recording(self, func: Callable[..., Any], args: Tuple[Any, ...] = (),
+                         kwargs: Any = None) -> Optional[runtime.Recorder]:
         """Watch a miss (see :mod:`checkpointing.runtime`), if this cache can verify it."""
         if self._retrieve_entry is None:
             return None
@@ -361,7 +439,7 @@ class DecoratorCheckpoint:
         track_env = defaults["runtime.track_env"]
         if not (self.track_files or safety_net or track_env or not self.allow_side_effects):
             return None
-        known = self._static_extent(func) if safety_net else None
+        known = self._static_extent(func, args, kwargs) if safety_net else None
         try:
             return runtime.start(qualified_name(func), getattr(self.cache, "directory", "."),
                                  self.track_files, known, track_env)
@@ -369,14 +447,26 @@ class DecoratorCheckpoint:
             logger.debug("not recording %s: %s", qualified_name(func), exc)
             return None
 
-    def _static_extent(self, func: Callable[..., Any]) -> Optional[List[Tuple[str, int, int]]]:
-        """(file, first line, last line) of every definition the static graph holds."""
+    def _static_extent(self, func: Callable[..., Any], args: Tuple[Any, ...] = (),
+                       kwargs: Any = None) -> Optional[List[Tuple[str, int, int]]]:
+        """(file, first line, last line) of every definition the static graph holds,
+        and the graphs of the classes of the arguments (their code is in the key)."""
         from .keyplan import cached
 
         plan = cached(func)
         if plan is None:
             return None
-        return [(n["file"], n["line"], n.get("end") or n["line"]) for n in plan.summary
+        summary = list(plan.summary)
+        try:
+            from .identify import argument_classes
+
+            for cls in argument_classes((*args, *(kwargs or {}).values())):
+                cls_plan = cached(cls)
+                if cls_plan is not None:
+                    summary.extend(cls_plan.summary)
+        except Exception as exc:  # the safety net then warns about what it finds
+            logger.debug("no argument classes for %s: %s", qualified_name(func), exc)
+        return [(n["file"], n["line"], n.get("end") or n["line"]) for n in summary
                 if n.get("file") and n.get("line")]
 
     def _checks(self, func: Callable[..., Any],
@@ -454,6 +544,20 @@ class DecoratorCheckpoint:
         msg += "; the function runs without the cache"
         if self.on_error == "warn":
             warnings.warn(msg, CheckpointFailedWarning, stacklevel=5)
+
+
+def _detached(closure: Callable[..., Any]) -> Callable[..., Any]:
+    """A copy of ``closure`` whose globals are its own, nearly empty dict.
+
+    Its code reads only its closure cells. dill copies a function whose ``__module__``
+    (``__main__``, set by ``functools.wraps``) does not own its globals together with
+    all of them: this module's globals would travel to the worker, and fail to pickle.
+    """
+    copy = types.FunctionType(closure.__code__, {"__builtins__": builtins, "__name__": __name__},
+                              closure.__name__, closure.__defaults__, closure.__closure__)
+    copy.__qualname__ = closure.__qualname__
+    copy.__doc__ = closure.__doc__
+    return copy
 
 
 def _validate_flag(name: str, value: Any) -> bool:

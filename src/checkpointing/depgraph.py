@@ -28,8 +28,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from . import hashing
 from .analysis.canon import BlindSpot, Canonical, Ref, canonical_class, canonical_function
 from .analysis.resolve import (CLASS, CLOSURE, EXTERNAL, FUNCTION, GLOBAL, MODULE, UNBOUND,
-                               Target, is_project_object, qualname_of, resolve_ref, unwrap,
-                               unwrap_chain, value_attributes, wrapper_attributes)
+                               Target, is_pickled_copy, is_project_object, qualname_of,
+                               resolve_ref, unwrap, unwrap_chain, value_attributes,
+                               wrapper_attributes)
 from .keyplan import (ANALYSIS_FORMAT, KeyPlan, NamesSnapshot, Slot, announce, cell_value,
                       describe, is_acknowledged, plan_for, probe_digest)
 from .source import INDEX
@@ -69,6 +70,16 @@ def _record_for_code(code: types.CodeType) -> Any:
 
 def _record_for_class(cls: type) -> Any:
     module_name = cls.__module__
+    if module_name == "__main__":
+        # Notebook cells all share __main__: the file of a method's code says which
+        # cell defines the class.
+        for member in list(vars(cls).values()):
+            code = getattr(member, "__code__", None)
+            if isinstance(member, types.FunctionType) and code is not None:
+                record = INDEX.by_filename(code.co_filename)
+                if record is not None:
+                    return record
+                break
     record = INDEX.by_module(module_name)
     if record is not None:
         return record
@@ -279,6 +290,22 @@ def _freevar(func: Any, cell: Any) -> Optional[str]:
         if candidate is cell:
             return name
     return None
+_PROCESS_NONCE = os.urandom(16)
+
+
+def bytecode_digest(obj: Any) -> str:
+    """Hex digest of the bytecode of a function, or of the functions defined in a class
+    body: the same for a copy made by cloudpickle or dill in another process."""
+    hasher = hashing.Hasher()
+    if isinstance(obj, type):
+        for name, member in sorted(vars(obj).items()):
+            member = unwrap(member) if callable(member) else member
+            if isinstance(member, types.FunctionType):
+                hasher.feed_str(name)
+                _code_digest(member.__code__, hasher)
+    else:
+        _code_digest(unwrap(obj).__code__, hasher)
+    return hasher.hexdigest()
 
 
 # -- Building ---------------------------------------------------------------------
@@ -381,6 +408,20 @@ class _Builder:
             else:
                 _code_digest(obj.__code__, hasher)
             node.digest = hasher.digest()
+            if is_pickled_copy(obj):
+                # Copied by value into this process (cloudpickle) without the parent's
+                # analysis: what it reaches cannot be followed, and keying it by its
+                # bytecode could serve results made with other helpers. A key of this
+                # process only: a re-run, never a stale value.
+                hasher.feed_bytes(_PROCESS_NONCE)
+                node.digest = hasher.digest()
+                record_entry.extend([node.kind, node.digest])
+                self._warn(obj, filename, lineno, (
+                    "it was copied into this worker process without its source (a "
+                    "definition of __main__ or a notebook cell), so results computed here "
+                    "are not shared with other processes; define it in a module of your "
+                    "project, or pass the function that uses it from __main__ too"))
+                return index
             record_entry.extend([node.kind, node.digest])
             self._warn(obj, filename, lineno, "its source is not available (analysed from "
                                               "bytecode: helpers it calls are not followed)")
@@ -632,6 +673,12 @@ class _Builder:
         return result
 
     def _canonical_uncached(self, obj: Any, is_root: bool) -> Tuple[Optional[Canonical], Any, Any]:
+        if is_pickled_copy(obj):
+            # A copy of a parent's __main__ definition without the parent's analysis:
+            # the file on disk (if any) may not be what it was made from, and its names
+            # live in a namespace of its own. Keyed by bytecode, for this process only.
+            code = getattr(obj, "__code__", None)
+            return None, getattr(code, "co_filename", None), getattr(code, "co_firstlineno", None)
         if isinstance(obj, type):
             record, node = _class_node(obj)
             if node is None:
@@ -1026,3 +1073,23 @@ def dependency_graph(func: Any) -> Any:
             graph.add_edge(node.qualname, name)
     return graph
 
+
+
+def member_digests(cls: type) -> Dict[str, List[Any]]:
+    """Digest, file and line of each method defined in the body of the class ``cls``,
+    by qualified name (``pkg.mod:Vec.norm``): to say *which* method of a class changed
+    (the class's own node digest covers its whole body). Empty without source."""
+    record, node = _class_node(cls)
+    if node is None:
+        return {}
+    owner = qualname_of(cls)
+    out: Dict[str, List[Any]] = {}
+    for stmt in node.body:
+        if not isinstance(stmt, _FN):
+            continue
+        fresh = _fresh_copy(record, stmt)
+        canonical = canonical_function(fresh if fresh is not None else stmt,
+                                       include_defaults=True, owned=fresh is not None)
+        out[f"{owner}.{stmt.name}"] = [hashing.Hasher().feed_bytes(canonical.data).hexdigest(),
+                                       record.filename, _first_line(stmt)]
+    return out

@@ -79,6 +79,26 @@ def diff(now: Dict[str, Any], before: Dict[str, Any]) -> List[Change]:
                    if versions_before and versions_before.get(name) != version)
     args_now, args_before = now.get("arguments", {}), before.get("arguments", {})
     changed_args = [name for name in args_now if args_before.get(name) != args_now[name]]
+    code_now, code_before = now.get("argument_code"), before.get("argument_code")
+    if changed_args and code_now is not None and code_before is not None:
+        # An argument's digest covers the code of its class: name what changed there,
+        # and call the values new only where they differ with classes taken by name.
+        named = {c.name for c in changes}
+        changed_code = [name for name, node in code_now.items()
+                        if name in code_before and node[0] != code_before[name][0]
+                        and name not in named]
+        found = [Change("code", name, _where(code_now[name])) for name in changed_code
+                 # A class whose method changed changed too: the method says more.
+                 if not any(other.startswith(name + ".") for other in changed_code)]
+        found += [Change("reached", name, _where(node)) for name, node in code_now.items()
+                  if name not in code_before and name not in named]
+        found += [Change("unreached", name) for name in code_before
+                  if name not in code_now and name not in named]
+        changes.extend(found)
+        values_now, values_before = now.get("argument_values"), before.get("argument_values")
+        if found and values_now is not None and values_before is not None:
+            changed_args = [name for name in changed_args
+                            if values_before.get(name) != values_now.get(name)]
     if changed_args:
         changes.append(Change("argument", ", ".join(changed_args)))
     return changes

@@ -18,11 +18,14 @@ Storage is left to :mod:`checkpointing.store`; the policy on errors to
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
+import threading
 import warnings
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence,
+                    Tuple)
 
 from . import hashing
 from .errors import ConfigurationError, HashFailedError
@@ -49,10 +52,16 @@ def _current(func: Callable[..., Any], directory: Optional[str]) -> Any:
 def qualified_name(func: Callable[..., Any]) -> str:
     """The one spelling of a definition's name used everywhere: ``pkg.mod:Class.method``."""
     module = getattr(func, "__module__", None) or "?"
-    if module == "__main__":
-        # Run with ``python -m pkg.main``: call it by the name it is known by.
-        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-        module = getattr(spec, "name", None) or module
+    if module in ("__main__", "__mp_main__"):  # __mp_main__: multiprocessing's spawn
+        main = sys.modules.get("__main__")
+        home = getattr(main, "__dict__", None)
+        if getattr(func, "__globals__", home) is not home:
+            # A copy made by cloudpickle or dill in a worker: the parent's __main__.
+            module = "__main__"
+        else:
+            # Run with ``python -m pkg.main``: call it by the name it is known by.
+            spec = getattr(main, "__spec__", None)
+            module = getattr(spec, "name", None) or "__main__"
     return f"{module}:{getattr(func, '__qualname__', getattr(func, '__name__', '?'))}"
 
 
@@ -250,8 +259,15 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         later miss can say which part changed."""
         binder = self.binder_for(func)
         plan, _ = _current(func, self.analysis_directory)
+        values = binder.bind(args, kwargs)
         out = {"nodes": plan.node_digests(), "globals": plan.slot_digests(),
-               "arguments": _fingerprint_arguments(binder, binder.bind(args, kwargs))}
+               "arguments": _fingerprint_arguments(binder, values)}
+        # The code of the arguments' classes is in the key through the argument digests;
+        # kept apart too, so that a miss names the method that changed.
+        _register_by_name()
+        with _classes_by_name():
+            out["argument_values"] = _fingerprint_arguments(binder, values)
+        out["argument_code"] = argument_code(values)
         if self.track_versions:
             out["versions"] = plan.versions()
         return out
@@ -279,6 +295,75 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         except HashFailedError as exc:
             raise _name_argument(exc, func, self.binder_for(func), values) from None
         return hasher.hexdigest()
+
+
+def argument_classes(values: Iterable[Any]) -> List[type]:
+    """The classes of the user's project among ``values`` and the items of the lists,
+    tuples, sets and dict values among them, in order of appearance."""
+    from .analysis.resolve import is_project_object
+
+    seen: Dict[type, None] = {}
+
+    def visit(value: Any, depth: int) -> None:
+        cls = type(value)
+        if cls in (list, tuple, set, frozenset) and depth < 2:
+            for item in list(value)[:100]:
+                visit(item, depth + 1)
+        elif cls is dict and depth < 2:
+            for item in list(value.values())[:100]:
+                visit(item, depth + 1)
+        for klass in cls.__mro__:
+            if klass not in seen and klass is not object and is_project_object(klass):
+                seen[klass] = None
+
+    for value in values:
+        visit(value, 0)
+    return list(seen)
+
+
+def argument_code(values: Iterable[Any]) -> Dict[str, List[Any]]:
+    """Digest, file and line of the code the arguments' classes bring into the key:
+    each project class (by its key plan: the class and what it reaches) and each
+    method defined in its body, by qualified name."""
+    from .depgraph import member_digests
+    from .keyplan import plan_for
+
+    out: Dict[str, List[Any]] = {}
+    for cls in argument_classes(values):
+        out.update(plan_for(cls).node_digests())
+        out.update(member_digests(cls))
+    return out
+
+
+_BY_NAME = threading.local()
+
+
+@contextlib.contextmanager
+def _classes_by_name() -> Iterator[None]:
+    """Within the block, in this thread, classes are digested by name, not code."""
+    _BY_NAME.on = True
+    try:
+        yield
+    finally:
+        _BY_NAME.on = False
+
+
+def _class_by_name(cls: type) -> Optional[bytes]:
+    if getattr(_BY_NAME, "on", False):
+        return f"{cls.__module__}:{cls.__qualname__}".encode()
+    return None
+
+
+_registered = False
+
+
+def _register_by_name() -> None:
+    """Put :func:`_class_by_name` before the code digester of :mod:`keyplan` (the
+    digester registered last is asked first), once keyplan is loaded."""
+    global _registered
+    if not _registered:
+        _registered = True
+        hashing.register_class_digester(_class_by_name)
 
 
 def _fingerprint_arguments(binder: ArgumentBinder, values: Tuple[Any, ...]) -> Dict[str, str]:

@@ -37,12 +37,14 @@ import sys
 import threading
 import types
 import warnings
+import weakref
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import xxhash
 
 from . import hashing
-from .analysis.resolve import (UNBOUND, is_project_object, qualname_of, unwrap, unwrap_chain,
+from .analysis.resolve import (UNBOUND, is_pickled_copy, is_project_object, qualname_of, unwrap,
+                               unwrap_chain,
                                value_attributes, wrapper_attributes)
 from .config import defaults
 from .errors import PENDING_WARNINGS, BlindSpotWarning
@@ -418,7 +420,8 @@ def flush_warnings(root: Optional[str] = None, found: str = "") -> None:
 def warn_once(key: Any, message: str, filename: Optional[str] = None,
               lineno: Optional[int] = None) -> None:
     """Issue a :class:`BlindSpotWarning` once per ``key`` (unless warnings are off)."""
-    if key in _WARNED or not defaults["analysis.warn_blind_spots"]:
+    if key in _WARNED or not defaults["analysis.warn_blind_spots"] \
+            or getattr(_QUIET, "on", False):
         return
     _WARNED.add(key)
     if filename:
@@ -463,6 +466,11 @@ def plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
             return plan
         if plan is not None:
             _refresh_swapped_code(plan)
+        shipped = _SHIPPED.pop(func, None)
+        adopted = _adopt(func, shipped) if shipped is not None else _adopt_by_name(func)
+        if adopted is not None:
+            _PLANS[func] = adopted
+            return adopted
         path = _plan_path(func, directory) if directory else None
         plan = _load(func, path) if path and plan is None else None
         if plan is None:
@@ -485,6 +493,230 @@ def _refresh_swapped_code(plan: KeyPlan) -> None:
             code = owner.__code__
             if code != expected:
                 INDEX.refresh(code.co_filename)
+
+
+# -- Shipped to worker processes -------------------------------------------------------
+
+# Plans that came with a function pickled by value (cloudpickle, dill), by function.
+_SHIPPED: "weakref.WeakKeyDictionary[Any, Dict[str, Any]]" = weakref.WeakKeyDictionary()
+
+
+def _main_modules() -> List[str]:
+    """The names under which this process's ``__main__`` module is known."""
+    main = sys.modules.get("__main__")
+    names = {"__main__"}
+    spec = getattr(main, "__spec__", None)
+    if getattr(spec, "name", None):
+        names.add(spec.name)
+    return sorted(names)
+
+
+def export(func: Any, directory: Optional[str] = None) -> Optional[Dict[str, Any]]:
+    """The plan of ``func`` as plain data for a worker process (None: not portable).
+
+    A worker that receives ``func`` by value (a ``__main__`` function or notebook cell,
+    pickled by cloudpickle or dill) has neither its source nor the parent's
+    ``__main__``; with this data it computes the key the parent computes: the same
+    static digest, and slot values read where the worker's copy of the code reads
+    them (see :func:`_adopt`).
+    """
+    plan, _ = current(func, directory)
+    if plan.spec is None:
+        return None
+    data = dict(plan.spec)
+    # A plan received from a parent travels on (dask's scheduler unpickles and pickles
+    # tasks again) and still names the parent's __main__.
+    data["main_modules"] = sorted(set(data.get("main_modules", ())) | set(_main_modules()))
+    return data
+
+
+def receive(func: Any, data: Dict[str, Any]) -> None:
+    """Remember the plan shipped with ``func``; used at its first call (:func:`plan_for`)."""
+    _SHIPPED[func] = data
+
+
+# Warnings are not issued in this thread (analyses made only to be shipped).
+_QUIET = threading.local()
+# Plans of __main__ definitions shipped, by qualified name within __main__.
+_SHIPPED_NAMED: Dict[str, List[Dict[str, Any]]] = {}
+# Exported plans of __main__ definitions: id -> (definition, its plan, data).
+_EXPORTED: Dict[int, Tuple[Any, "KeyPlan", Optional[Dict[str, Any]]]] = {}
+
+
+def export_definitions(func: Any) -> List[Dict[str, Any]]:
+    """Plans of the other functions and classes of ``func``'s ``__main__`` (script or
+    notebook), each with the digest of its bytecode.
+
+    A worker that receives such a definition by value (a class of an argument, a
+    function passed as a value) finds its plan here by name, and uses it if its copy
+    has the same bytecode. Analysed without warnings (they are the parent's to give
+    when the definition is used) and without keeping the plan.
+    """
+    from .depgraph import build_plan, bytecode_digest
+
+    if is_pickled_copy(func):
+        # Received from a parent and passed on (dask's scheduler pickles tasks again):
+        # the copy's globals hold only what it names itself; pass on what came.
+        with _LOCK:
+            return [data for versions in _SHIPPED_NAMED.values() for data in versions]
+    namespace = getattr(func, "__globals__", None) or {}
+    out = []
+    for value in list(namespace.values()):
+        try:
+            original = unwrap(value)
+            if original is func or not isinstance(original, (types.FunctionType, type)) \
+                    or getattr(original, "__module__", None) != "__main__" \
+                    or not is_project_object(original):
+                continue
+        except Exception:  # a strange object in a notebook's namespace: not ours
+            continue
+        known = _EXPORTED.get(id(original))
+        # Valid while no module was reloaded and no name it was found by was rebound
+        # (a helper redefined in a notebook cell).
+        if known is not None and known[0] is original and known[1].valid():
+            data = known[2]
+        else:
+            data = None
+            _QUIET.on = True
+            try:
+                plan = _PLANS.get(original)
+                if plan is None or not plan.valid():
+                    plan = build_plan(original)
+                if plan.spec is not None:
+                    data = dict(plan.spec, main_modules=_main_modules(),
+                                bytecode=bytecode_digest(original))
+                _EXPORTED[id(original)] = (original, plan, data)
+            except Exception as exc:  # not shipped: the worker will not share its keys
+                logger.debug("not shipping the analysis of %s: %s: %s",
+                             qualname_of(original), type(exc).__name__, exc)
+            finally:
+                _QUIET.on = False
+        if data is not None:
+            out.append(data)
+    return out
+
+
+def receive_definitions(shipped: Sequence[Dict[str, Any]]) -> None:
+    """Remember plans of a parent's ``__main__`` definitions (see :func:`export_definitions`)."""
+    with _LOCK:
+        for data in shipped:
+            name = data["root"][1].partition(":")[2]
+            versions = _SHIPPED_NAMED.setdefault(name, [])
+            if data not in versions:
+                versions.append(data)
+
+
+def _shipped_version(obj: Any) -> Optional[Dict[str, Any]]:
+    """The plan shipped for the definition ``obj`` has been copied from: same name,
+    same bytecode (the most recent such)."""
+    versions = _SHIPPED_NAMED.get(getattr(obj, "__qualname__", ""))
+    if not versions:
+        return None
+    from .depgraph import bytecode_digest
+
+    digest = bytecode_digest(obj)
+    return next((data for data in reversed(versions) if data.get("bytecode") == digest),
+                None)
+
+
+def _adopt_by_name(obj: Any) -> Optional[KeyPlan]:
+    """The shipped plan of a copy of a parent's ``__main__`` definition (a class or
+    function that came by value, with arguments), if any."""
+    if getattr(obj, "__module__", None) != "__main__" or not is_pickled_copy(obj):
+        return None
+    data = _shipped_version(obj)
+    return _adopt(obj, data) if data is not None else None
+
+
+class _Locator:
+    """How a stored plan's names are found again in this process: modules by their
+    name in ``sys.modules``, definitions by their description. A worker that received
+    its parent's plan finds the parent's ``__main__`` another way (see :func:`_adopt`)."""
+
+    skip_files: Any = frozenset()  # files whose digest need not be checked
+
+    def namespace(self, module: str, name: Optional[str] = None) -> Optional[Dict[str, Any]]:
+        loaded = sys.modules.get(module)
+        return vars(loaded) if loaded is not None else None
+
+    def same(self, obj: Any, expected: Any) -> bool:
+        return describe(obj) == expected
+
+
+_HERE = _Locator()
+
+
+class _ParentLocator(_Locator):
+    """Finds the names of a plan received from a parent process (see :func:`_adopt`)."""
+
+    def __init__(self, data: Dict[str, Any], root_globals: Dict[str, Any]) -> None:
+        self.data = data
+        self.main_modules = set(data.get("main_modules", ()))
+        self.skip_files = {node["file"] for node in data["nodes"]
+                           if node["qualname"].partition(":")[0] in self.main_modules}
+        self.root_globals = root_globals
+        # cloudpickle rebuilds one globals dict for the functions of a module pickled
+        # together; dill (recurse=True) one per function, holding the names it uses.
+        self.main_dicts = [root_globals]
+
+    def namespace(self, module: str, name: Optional[str] = None) -> Optional[Dict[str, Any]]:
+        if module in self.main_modules:
+            return next((d for d in self.main_dicts if name in d), self.root_globals)
+        return super().namespace(module, name)
+
+    def same(self, obj: Any, expected: Any) -> bool:
+        now = describe(obj)
+        if now is None or expected is None or len(now) != len(expected):
+            return now == expected
+        module, _, name = expected[1].partition(":")
+        if module in self.main_modules:
+            # Known here by another module name, and cloudpickle renames the file of
+            # code it copies to "<dynamic-code>": the kind, name and line must match.
+            if [now[0], now[1].partition(":")[2], *now[3:]] != [expected[0], name,
+                                                                  *expected[3:]]:
+                return False
+        elif now != expected:
+            return False
+        if module not in self.main_modules and (len(expected) < 3
+                                                or expected[2] not in self.data["files"]):
+            return True  # external code: identified by its name
+        original = unwrap(obj)
+        home = getattr(original, "__globals__", None)
+        if home is None:
+            return True
+        if module in self.main_modules:
+            if home is not self.root_globals and not is_pickled_copy(original):
+                return False
+            if all(home is not d for d in self.main_dicts):
+                self.main_dicts.append(home)
+            return True
+        return home is self.namespace(module)
+
+
+def _adopt(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
+    """The parent's plan for ``func`` as received by a worker, or None if the code the
+    worker would run is not the code the parent analysed.
+
+    Names of the parent's ``__main__`` (``main_modules``) are read in the globals of
+    the worker's ``func`` (cloudpickle rebuilds one dict for all functions of a module
+    pickled together; dill refers to the worker's ``__main__``), every other module's
+    in the worker's own import of it, whose source must have the digest the parent saw.
+    Each function found through a guard must read the namespace its names are read
+    from here: else the worker analyses ``func`` itself. The plan is never written to
+    the worker's analysis directory (it describes code by the parent's names), and its
+    blind spots were reported in the parent.
+    """
+    root_globals = getattr(func, "__globals__", None)
+    if isinstance(func, type):  # the globals its methods read
+        root_globals = next((m.__globals__ for m in list(vars(func).values())
+                             if isinstance(m, types.FunctionType)), None)
+    if root_globals is None:
+        return None
+    plan = _rebuild(func, data, _ParentLocator(data, root_globals))
+    if plan is None:
+        logger.debug("shipped plan of %s not used: the code here is not what the parent "
+                     "analysed", qualname_of(func))
+    return plan
 
 
 # -- On disk ------------------------------------------------------------------------
@@ -548,10 +780,15 @@ def read_plan_file(path: str) -> Dict[str, Any]:
     return data
 
 
-def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
-    if data.get("format") != ANALYSIS_FORMAT or data.get("root") != describe(func):
+
+
+def _rebuild(func: Any, data: Dict[str, Any],
+             locate: _Locator = _HERE) -> Optional[KeyPlan]:
+    if data.get("format") != ANALYSIS_FORMAT or not locate.same(func, data.get("root")):
         return None
     for filename, digest in data["files"].items():
+        if filename in locate.skip_files:
+            continue
         record = INDEX.by_filename(filename)
         if record is None or record.digest.hex() != digest:
             return None
@@ -561,26 +798,24 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
     for spec in data["guards"]:
         kind, where, name, expected = spec
         if kind == "global":
-            module = sys.modules.get(where)
-            if module is None:
+            namespace = locate.namespace(where, name)
+            if namespace is None:
                 return None
-            namespace = vars(module)
             current = namespace.get(name, UNBOUND)
-            if describe(current) != expected:
+            if not locate.same(current, expected):
                 return None
             guards.append((namespace, name, current))
         elif kind == "names":  # a global naming plugins: the same names as analysed
-            module = sys.modules.get(where)
-            if module is None:
+            namespace = locate.namespace(where, name)
+            if namespace is None:
                 return None
-            namespace = vars(module)
             snapshot = NamesSnapshot(namespace.get(name, UNBOUND))
             if snapshot.data != expected:
                 return None
             guards.append((namespace, name, snapshot))
             continue
         elif kind == "code":  # the code object of an analysed function (see depgraph)
-            owner = _find_function(func, found, expected)
+            owner = _find_function(func, found, expected, locate)
             if owner is None:
                 return None
             guards.append((owner, "__code__", owner.__code__))
@@ -590,7 +825,7 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
             if cell is None:
                 return None
             current = cell_value(cell)
-            if describe(current) != expected:  # an empty cell describes as None
+            if not locate.same(current, expected):  # an empty cell describes as None
                 return None
             guards.append((None, cell, current))
         found.setdefault(_described(expected), current)
@@ -598,10 +833,14 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
     for qualname, spec in data["slots"]:
         kind = spec[0]
         if kind == "global":
-            module = sys.modules.get(spec[1])
-            if module is None:
+            namespace = locate.namespace(spec[1], spec[2])
+            if namespace is None:
                 return None
-            slots.append(Slot(qualname, vars(module), spec[2], spec=spec))
+            if is_project_object(unwrap(namespace.get(spec[2]))):
+                # A name the analysis read as a value (unbound in the process that made
+                # it, a worker say) now names code, which an analysis would follow.
+                return None
+            slots.append(Slot(qualname, namespace, spec[2], spec=spec))
         elif kind == "cell":
             owner = func if len(spec) < 3 else found.get(_described(spec[2]))
             cell = _root_cell(owner, spec[1])
@@ -609,7 +848,7 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
                 return None
             slots.append(Slot(qualname, cell=cell, spec=spec))
         elif kind == "attribute":  # on a definition found through a guard, or the root
-            owner = _attribute_owner(func, found, spec[1], spec[2])
+            owner = _attribute_owner(func, found, spec[1], spec[2], locate)
             namespace = getattr(owner, "__dict__", None)
             if namespace is None:
                 return None
@@ -623,7 +862,7 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
     for identity, names in data.get("attributes", ()):
         # A class that gained or lost value attributes (``Cls.NEW = 1`` in a module the
         # plan does not cover) needs new slots: analyse again.
-        owner = _attribute_owner(func, found, identity, -1)
+        owner = _attribute_owner(func, found, identity, -1, locate)
         if not isinstance(owner, type) or value_attributes(owner) != names:
             return None
     # What the analysis could not see was said when it was made; ``graph`` and ``why``
@@ -633,33 +872,37 @@ def _rebuild(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
                    external_modules=data.get("externals", ()))
 
 
-def _find_function(root: Any, found: Dict[Any, Any], expected: Any) -> Any:
+def _find_function(root: Any, found: Dict[Any, Any], expected: Any,
+                   locate: _Locator = _HERE) -> Any:
     """The function described by ``expected`` now: the root, one found through a
     guard, a method of a class found so, or reached by its qualified name. A function
     whose code was swapped describes differently (another first line): None."""
     candidates = [root, *found.values()]
-    for obj in found.values():
+    for obj in (root, *found.values()):
         if isinstance(obj, type):
             candidates.extend(vars(obj).values())
     for obj in candidates:
         obj = unwrap(obj)
-        if isinstance(obj, types.FunctionType) and describe(obj) == expected:
+        if isinstance(obj, types.FunctionType) and locate.same(obj, expected):
             return obj
     module, _, path = expected[1].partition(":")
-    obj: Any = sys.modules.get(module)
-    for part in path.split("."):
+    first, _, rest = path.partition(".")
+    namespace = locate.namespace(module, first)
+    obj: Any = namespace.get(first) if namespace is not None else None
+    for part in rest.split(".") if rest else ():
         obj = getattr(obj, part, None) if obj is not None else None
     obj = unwrap(obj) if obj is not None else None
-    return obj if isinstance(obj, types.FunctionType) and describe(obj) == expected else None
+    return obj if isinstance(obj, types.FunctionType) and locate.same(obj, expected) else None
 
 
-def _attribute_owner(func: Any, found: Dict[Any, Any], identity: Any, hops: int) -> Any:
+def _attribute_owner(func: Any, found: Dict[Any, Any], identity: Any, hops: int,
+                     locate: _Locator = _HERE) -> Any:
     """The object whose attributes an ``attribute`` slot reads: among the guarded
     definitions (by description) or the root, the one ``describe`` names, ``hops``
     steps down its ``__wrapped__`` chain (-1: the original)."""
     obj = found.get(_described(identity), UNBOUND)
     if obj is UNBOUND:
-        if describe(func) != identity:
+        if not locate.same(func, identity):
             return None
         obj = func
     if hops < 0:

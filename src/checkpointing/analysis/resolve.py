@@ -146,12 +146,50 @@ def qualname_of(obj: Any) -> str:
     if isinstance(obj, types.ModuleType):
         return obj.__name__
     module = getattr(obj, "__module__", None) or "?"
-    if module == "__main__":
-        # Run with ``python -m pkg.main``: call it by the name it is known by.
-        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-        module = getattr(spec, "name", None) or module
+    if module in ("__main__", "__mp_main__"):  # __mp_main__: multiprocessing's spawn
+        main = sys.modules.get("__main__")
+        home = getattr(main, "__dict__", None)
+        if getattr(obj, "__globals__", home) is not home:
+            # A copy made by cloudpickle or dill in a worker: the parent's __main__.
+            module = "__main__"
+        else:
+            # Run with ``python -m pkg.main``: call it by the name it is known by.
+            spec = getattr(main, "__spec__", None)
+            module = getattr(spec, "name", None) or "__main__"
     name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or "?"
     return f"{module}:{name}"
+
+
+# cloudpickle names the file of the code it copies by value so.
+PICKLED_CODE_FILENAME = "<dynamic-code>"
+
+
+def is_pickled_copy(obj: Any) -> bool:
+    """Was the function or class ``obj`` rebuilt by cloudpickle or dill in this process
+    (a ``__main__`` or notebook definition sent to a worker by value)?
+
+    cloudpickle 3.1.3+ names the file of such code ``<dynamic-code>``; with any version,
+    a function of ``__main__`` whose globals are not this ``__main__``'s is a copy.
+    """
+    if isinstance(obj, type):
+        return any(isinstance(member, types.FunctionType) and is_pickled_copy(member)
+                   for member in list(vars(obj).values()))
+    code = getattr(obj, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        return False
+    if code.co_filename == PICKLED_CODE_FILENAME:
+        return True
+    if getattr(obj, "__module__", None) != "__main__":
+        return False
+    if getattr(obj, "__globals__", None) is getattr(sys.modules.get("__main__"), "__dict__",
+                                                    None):
+        return False
+    filename = code.co_filename
+    if filename.startswith("<") or not os.path.exists(filename):
+        # A notebook cell (IPython keeps its own namespace, not __main__'s): a copy
+        # only if this process did not see the cell run (its source is not here).
+        return INDEX.by_filename(filename) is None
+    return True
 
 
 def is_project_object(obj: Any) -> bool:
@@ -161,6 +199,10 @@ def is_project_object(obj: Any) -> bool:
     if isinstance(obj, (types.FunctionType, types.CodeType)):
         code = obj if isinstance(obj, types.CodeType) else obj.__code__
         filename = code.co_filename
+        if filename == PICKLED_CODE_FILENAME and isinstance(obj, types.FunctionType):
+            # A copy of the parent's code; "__main__" is the parent's script or notebook.
+            module = getattr(obj, "__module__", None)
+            return module == "__main__" or INDEX.is_project_module(module or "")
         if filename.startswith("<") and not filename.startswith("<ipython-input"):
             return getattr(obj, "__module__", None) == "__main__" \
                 and INDEX.by_filename(filename) is not None
@@ -173,6 +215,15 @@ def is_project_object(obj: Any) -> bool:
         module = getattr(obj, "__module__", None)
         if module is None or module == "builtins":
             return False
+        if module == "__main__":
+            if is_pickled_copy(obj):
+                return True  # the parent's __main__, not this worker's
+            # A notebook's __main__ has no file: where its methods were compiled
+            # (a cell) says whose the class is.
+            method = next((m for m in list(vars(obj).values())
+                           if isinstance(m, types.FunctionType)), None)
+            if method is not None:
+                return is_project_object(method)
         return INDEX.is_project_module(module)
     return False
 

@@ -43,6 +43,8 @@ class RecordingLoader:
         self._loader = loader
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_loader":  # a copy being unpickled (dill copies modules' __loader__)
+            raise AttributeError(name)
         return getattr(self._loader, name)
 
     def __repr__(self) -> str:
