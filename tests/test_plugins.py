@@ -10,6 +10,8 @@ Each program runs with the run-time safety net off: this is the static analysis.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 FAST = """
@@ -169,3 +171,69 @@ def test_an_unknowable_plugin_name_warns_once_naming_the_fix(project) -> None:
     assert "checkpoint(depends_on=[proj.plugins.fast, proj.plugins.slow])" in warnings[0]
     # A later run reusing the stored analysis does not say it again.
     assert "BlindSpotWarning" not in project.run("-m", "proj.main").stderr
+
+
+# -- A name only known at run time: the safety net watches, on every Python ------------------
+
+CHOSEN_BY_ARGUMENT = """
+import importlib
+from checkpointing import checkpoint
+
+@checkpoint
+def render(name, text):
+    print("RAN render")
+    return importlib.import_module("plugins." + name).render(text)
+
+print("RESULT", render("upper", "abc"))
+"""
+
+PLUGIN_UPPER = '''
+def render(text):
+    return text.upper() + "!"
+'''
+
+
+def test_a_plugin_chosen_by_an_argument_is_watched_without_opting_in(project) -> None:
+    """The analysis cannot know the module; it warns, and the misses of this function
+    are watched at run time (before 3.12 by the profile hook, turned on for functions
+    with blind spots only): editing the plugin that ran re-runs, on every Python."""
+    project.write("main.py", CHOSEN_BY_ARGUMENT)
+    project.write("plugins/__init__.py", "")
+    project.write("plugins/upper.py", PLUGIN_UPPER)
+    first = project.run()
+    assert first.ran == ["render"] and first.results == ["ABC!"], first
+    assert first.stderr.count("BlindSpotWarning") == 1, first.stderr
+    assert project.run().ran == []
+    project.write("plugins/upper.py", PLUGIN_UPPER.replace('"!"', '"?"'))
+    second = project.run()
+    assert second.ran == ["render"] and second.results == ["ABC?"], second
+    shutil.rmtree(project.root / ".checkpointing")
+    assert project.run().results == second.results  # the value of a fresh run
+
+
+UNDER_CPROFILE = """
+import cProfile, importlib
+from checkpointing import checkpoint
+
+@checkpoint
+def render(name, text):
+    print("RAN render")
+    return importlib.import_module("plugins." + name).render(text)
+
+profiler = cProfile.Profile()
+profiler.enable()
+value = render("upper", "abc")
+profiler.disable()
+print("RESULT", value, sum(1 for _ in profiler.getstats()) > 0)
+"""
+
+
+def test_the_safety_net_never_displaces_another_profiler(project) -> None:
+    """Under cProfile (or a debugger) the profile hook is not installed: the user's
+    profiler keeps working and nothing fails (the net is off for that miss)."""
+    project.write("main.py", UNDER_CPROFILE)
+    project.write("plugins/__init__.py", "")
+    project.write("plugins/upper.py", PLUGIN_UPPER)
+    run = project.run()
+    assert run.ran == ["render"] and run.results == ["ABC! True"], run
+    assert "Traceback" not in run.stderr, run.stderr

@@ -435,14 +435,15 @@ class DecoratorCheckpoint:
         """Watch a miss (see :mod:`checkpointing.runtime`), if this cache can verify it."""
         if self._retrieve_entry is None:
             return None
-        safety_net = defaults["runtime.safety_net"] and runtime.monitoring_available()
+        blind = _has_blind_spots(func)
+        safety_net = defaults["runtime.safety_net"] and runtime.monitoring_available(blind)
         track_env = defaults["runtime.track_env"]
         if not (self.track_files or safety_net or track_env or not self.allow_side_effects):
             return None
         known = self._static_extent(func, args, kwargs) if safety_net else None
         try:
             return runtime.start(qualified_name(func), getattr(self.cache, "directory", "."),
-                                 self.track_files, known, track_env)
+                                 self.track_files, known, track_env, blind)
         except Exception as exc:  # recording is a service, never a reason to fail
             logger.debug("not recording %s: %s", qualified_name(func), exc)
             return None
@@ -558,6 +559,20 @@ def _detached(closure: Callable[..., Any]) -> Callable[..., Any]:
     copy.__qualname__ = closure.__qualname__
     copy.__doc__ = closure.__doc__
     return copy
+
+
+def _has_blind_spots(func: Callable[..., Any]) -> bool:
+    """Does the analysis of ``func`` say it cannot see everything it reaches? Then its
+    misses are watched by the run-time safety net on every Python (before 3.12 by the
+    profile hook, whose cost a miss pays only where the analysis is blind)."""
+    from .keyplan import cached
+
+    plan = cached(func)
+    if plan is None:
+        return False
+    if plan.nodes:
+        return any(node.blind_spots for node in plan.nodes)
+    return bool((plan.spec or {}).get("blind_spots"))
 
 
 def _validate_flag(name: str, value: Any) -> bool:

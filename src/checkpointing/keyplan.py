@@ -795,6 +795,7 @@ def _rebuild(func: Any, data: Dict[str, Any],
     guards = []
     # The definitions the guards found, by their description (the first of equals).
     found: Dict[Any, Any] = {}
+    functions = _Functions(func, found)
     for spec in data["guards"]:
         kind, where, name, expected = spec
         if kind == "global":
@@ -815,7 +816,7 @@ def _rebuild(func: Any, data: Dict[str, Any],
             guards.append((namespace, name, snapshot))
             continue
         elif kind == "code":  # the code object of an analysed function (see depgraph)
-            owner = _find_function(func, found, expected, locate)
+            owner = _find_function(func, found, expected, locate, functions)
             if owner is None:
                 return None
             guards.append((owner, "__code__", owner.__code__))
@@ -872,11 +873,44 @@ def _rebuild(func: Any, data: Dict[str, Any],
                    external_modules=data.get("externals", ()))
 
 
+class _Functions:
+    """The functions that the code guards of a stored plan may name, by description:
+    the root, the definitions found by earlier guards and the methods of those that
+    are classes, indexed as the guards find them (one ``describe`` per candidate, not
+    one per candidate and guard: a plan of a large project has hundreds of each)."""
+
+    def __init__(self, root: Any, found: Dict[Any, Any]) -> None:
+        self.found = found
+        self.by: Dict[Any, Any] = {}
+        self.count = 0
+        self._add(root)
+
+    def _add(self, obj: Any) -> None:
+        for candidate in (obj, *(vars(obj).values() if isinstance(obj, type) else ())):
+            candidate = unwrap(candidate)
+            if isinstance(candidate, types.FunctionType):
+                identity = describe(candidate)
+                if identity is not None:
+                    self.by.setdefault(_described(identity), candidate)
+
+    def get(self, expected: Any) -> Any:
+        if self.count < len(self.found):
+            for obj in itertools.islice(self.found.values(), self.count, None):
+                self._add(obj)
+            self.count = len(self.found)
+        return self.by.get(_described(expected))
+
+
 def _find_function(root: Any, found: Dict[Any, Any], expected: Any,
-                   locate: _Locator = _HERE) -> Any:
+                   locate: _Locator = _HERE, functions: Optional[_Functions] = None) -> Any:
     """The function described by ``expected`` now: the root, one found through a
     guard, a method of a class found so, or reached by its qualified name. A function
     whose code was swapped describes differently (another first line): None."""
+    if functions is not None and type(locate) is _Locator:  # descriptions compare equal
+        obj = functions.get(expected)
+        if obj is not None:
+            return obj
+        return _function_by_name(expected, locate)
     candidates = [root, *found.values()]
     for obj in (root, *found.values()):
         if isinstance(obj, type):
@@ -885,6 +919,11 @@ def _find_function(root: Any, found: Dict[Any, Any], expected: Any,
         obj = unwrap(obj)
         if isinstance(obj, types.FunctionType) and locate.same(obj, expected):
             return obj
+    return _function_by_name(expected, locate)
+
+
+def _function_by_name(expected: Any, locate: _Locator) -> Any:
+    """The function that ``expected`` describes, reached by its qualified name."""
     module, _, path = expected[1].partition(":")
     first, _, rest = path.partition(".")
     namespace = locate.namespace(module, first)

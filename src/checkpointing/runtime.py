@@ -716,25 +716,31 @@ _PREVIOUS_PROFILE: List[Any] = []
 
 
 def _start_profile() -> bool:
+    """Install the profile hook, unless another tool (cProfile, a debugger) profiles
+    this thread: it is never displaced (the net is then off for this miss)."""
     if not _PREVIOUS_PROFILE:
+        if sys.getprofile() is not None:
+            return False
         _PROFILED.clear()
-        _PREVIOUS_PROFILE.append(sys.getprofile())
+        _PREVIOUS_PROFILE.append(None)
         sys.setprofile(_profile)
     return True
 
 
 def _stop_profile() -> None:
     if _PREVIOUS_PROFILE:
-        sys.setprofile(_PREVIOUS_PROFILE.pop())
+        _PREVIOUS_PROFILE.pop()
+        if sys.getprofile() is _profile:
+            sys.setprofile(None)
 
 
-def _start_monitoring() -> bool:
+def _start_monitoring(force_profile: bool = False) -> bool:
     global _TOOL
     monitoring = _monitoring()
     if monitoring is None:
         from .config import defaults
 
-        return defaults["runtime.profile_safety_net"] and _start_profile()
+        return (defaults["runtime.profile_safety_net"] or force_profile) and _start_profile()
     if _TOOL is None:
         for tool in (4, 3, 5):  # ids 0-2 and 5 are conventionally debuggers/coverage...
             try:
@@ -759,13 +765,15 @@ def _stop_monitoring() -> None:
 
 
 def start(name: str, cache_dir: str, track_files: bool,
-          known: Optional[List[Tuple[str, int, int]]], track_env: bool = False) -> Recorder:
+          known: Optional[List[Tuple[str, int, int]]], track_env: bool = False,
+          blind: bool = False) -> Recorder:
     """Begin recording a miss of ``name`` (``known``: the static graph's definitions,
     or None not to watch which code runs; ``track_env``: note the environment variables
-    the project's code reads)."""
+    the project's code reads; ``blind``: the analysis of ``name`` has blind spots, so
+    before Python 3.12 the profile hook watches this miss even if it is not on for all)."""
     _install_audit_hook()
     ignore = (os.path.abspath(cache_dir).rstrip(os.sep) + os.sep,) + _environment_dirs()
-    if known is not None and not _start_monitoring():
+    if known is not None and not _start_monitoring(blind):
         known = None
     recorder = Recorder(name, ignore, track_files, known, track_env)
     if track_env:
@@ -861,11 +869,12 @@ def _verify(checks: Dict[str, Any]) -> Optional[str]:
     return None
 
 
-def monitoring_available() -> bool:
+def monitoring_available(blind: bool = False) -> bool:
     """Can the run-time safety net watch which code runs: Python 3.12+, or the
-    (slower) profile hook when ``defaults["runtime.profile_safety_net"]`` is on?"""
+    (slower) profile hook when ``defaults["runtime.profile_safety_net"]`` is on, or
+    for a function whose analysis has blind spots (``blind``)?"""
     if _monitoring() is not None:
         return True
     from .config import defaults
 
-    return bool(defaults["runtime.profile_safety_net"])
+    return bool(defaults["runtime.profile_safety_net"]) or blind
