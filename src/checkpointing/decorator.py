@@ -565,10 +565,10 @@ def _has_blind_spots(func: Callable[..., Any]) -> bool:
     """Does the analysis of ``func`` say it cannot see everything it reaches? Then its
     misses are watched by the run-time safety net on every Python (before 3.12 by the
     profile hook, whose cost a miss pays only where the analysis is blind)."""
-    from .keyplan import cached
+    from .keyplan import cached, is_acknowledged
 
     plan = cached(func)
-    if plan is None:
+    if plan is None or is_acknowledged(plan.root):  # depends_on= covers them
         return False
     if plan.nodes:
         return any(node.blind_spots for node in plan.nodes)
