@@ -357,8 +357,15 @@ def test_a_tuple_key_with_the_file_cache_says_how_to_fix_it(project) -> None:
 # -- a directory written by the real checkpointing 1.0.1 ---------------------------------------
 
 def _wheels_of_1_0_1(request: pytest.FixtureRequest) -> Path:
-    """checkpointing 1.0.1 and dill as wheels, downloaded once into pytest's cache dir."""
-    folder = Path(str(request.config.cache.mkdir("checkpointing-1.0.1-wheels")))
+    """checkpointing 1.0.1 and dill as wheels, downloaded once into pytest's cache dir
+    (benchmarks/.work/ when the cache plugin is off)."""
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        folder = Path(str(cache.mkdir("checkpointing-1.0.1-wheels")))
+    else:
+        folder = Path(__file__).resolve().parent.parent / "benchmarks" / ".work" / \
+            "checkpointing-1.0.1-wheels"
+        folder.mkdir(parents=True, exist_ok=True)
     if not list(folder.glob("checkpointing-1.0.1-*.whl")) or not list(folder.glob("dill-*")):
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
