@@ -16,6 +16,7 @@ import importlib
 import inspect
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -378,10 +379,30 @@ def _wheels_of_1_0_1(request: pytest.FixtureRequest) -> Path:
     return folder
 
 
+def _python_for_1_0_1() -> str:
+    """An interpreter checkpointing 1.0.1 runs on: it requires Python <= 3.12 (on 3.13 it
+    fails copying frame locals, a FrameLocalsProxy there). This one if it fits, else an
+    older one from PATH or pyenv; only 1.0's side of the test runs on it."""
+    if sys.version_info < (3, 13):
+        return sys.executable
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = sorted((str(p / "bin" / "python") for p in pyenv.glob("3.1[0-2].*")),
+                        reverse=True)
+    candidates += [str(p / "bin" / "python") for p in pyenv.glob("3.9.*")]
+    candidates += [shutil.which(f"python3.{minor}") for minor in (12, 11, 10, 9)]
+    for candidate in candidates:
+        if candidate and os.path.exists(candidate) and subprocess.run(
+                [candidate, "-c", "import sys; assert sys.version_info < (3, 13)"],
+                capture_output=True, timeout=60).returncode == 0:
+            return candidate
+    pytest.skip("checkpointing 1.0.1 runs on Python <= 3.12 only, and none was found on "
+                "PATH or in pyenv to write the 1.0 cache folder this test upgrades")
+
+
 def _venv_with_1_0_1(request: pytest.FixtureRequest, where: Path) -> Path:
     wheels = _wheels_of_1_0_1(request)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_REQUIRE_VIRTUALENV")}
-    subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, env=env,
+    subprocess.run([_python_for_1_0_1(), "-m", "venv", str(where)], check=True, env=env,
                    capture_output=True, timeout=300)
     python = where / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     proc = subprocess.run(

@@ -186,18 +186,18 @@ class CacheBase(ABC, Generic[T]):
     """True if this cache accepts only non-empty str keys (it names files after them)."""
 
     @abstractmethod
-    def save(self, context_id: str, result: T) -> None:
+    def save(self, context_id: Any, result: T) -> None:
         """Store ``result`` under ``context_id``, replacing any previous entry."""
 
     @abstractmethod
-    def retrieve(self, context_id: str) -> T:
+    def retrieve(self, context_id: Any) -> T:
         """Return the result stored under ``context_id``; raise CheckpointNotExist if none."""
 
-    def save_entry(self, context_id: str, result: T, metadata: Dict[str, Any]) -> None:
+    def save_entry(self, context_id: Any, result: T, metadata: Dict[str, Any]) -> None:
         """Store ``result`` with ``metadata``; by default the metadata is dropped."""
         self.save(context_id, result)
 
-    def read_metadata(self, context_id: str) -> Dict[str, Any]:
+    def read_metadata(self, context_id: Any) -> Dict[str, Any]:
         """The metadata stored with an entry; by default none is: CheckpointNotExist."""
         raise CheckpointNotExist(context_id)
 
@@ -234,22 +234,22 @@ class SynchronizedCache(CacheBase[T]):
         """That of the wrapped cache."""
         return getattr(self.cache, "str_keys_only", False)
 
-    def save(self, context_id: str, result: T) -> None:
+    def save(self, context_id: Any, result: T) -> None:
         """Save under the lock."""
         with self.lock:
             self.cache.save(context_id, result)
 
-    def retrieve(self, context_id: str) -> T:
+    def retrieve(self, context_id: Any) -> T:
         """Retrieve under the lock."""
         with self.lock:
             return self.cache.retrieve(context_id)
 
-    def save_entry(self, context_id: str, result: T, metadata: Dict[str, Any]) -> None:
+    def save_entry(self, context_id: Any, result: T, metadata: Dict[str, Any]) -> None:
         """Save with metadata under the lock."""
         with self.lock:
             self.cache.save_entry(context_id, result, metadata)
 
-    def read_metadata(self, context_id: str) -> Dict[str, Any]:
+    def read_metadata(self, context_id: Any) -> Dict[str, Any]:
         """Read metadata under the lock."""
         with self.lock:
             return self.cache.read_metadata(context_id)
