@@ -195,6 +195,37 @@ def test_in_memory_lru_cache_under_threads_keeps_its_bound() -> None:
     assert len(cache) == 8
 
 
+def test_cache_base_is_generic_in_key_and_result_as_in_1_0() -> None:
+    from checkpointing.cache.base import CacheBase, ContextId, ReturnValue
+    from checkpointing.identifier import AutoFuncCallIdentifier
+
+    class Generic10(CacheBase[ContextId, ReturnValue]):  # 1.0's own spelling
+        def __init__(self) -> None:
+            self.d: dict = {}
+
+        def save(self, context_id, result) -> None:
+            self.d[context_id] = result
+
+        def retrieve(self, context_id):
+            if context_id not in self.d:
+                raise CheckpointNotExist
+            return self.d[context_id]
+
+    class Ints(Generic10, CacheBase[str, int]):
+        pass
+
+    cache = Ints()
+
+    @DecoratorCheckpoint(AutoFuncCallIdentifier(), cache, on_error="raise")
+    def f(x: int) -> int:
+        return x * 10
+
+    assert (f(1), f(1), f(2)) == (10, 10, 20)
+    assert sorted(cache.d.values()) == [10, 20]
+    cache.d[f.key(1)] = -1  # a hit is served from this cache
+    assert f(1) == -1
+
+
 SCALE = 3
 
 

@@ -108,6 +108,7 @@ try:
 except ImportError:  # Windows: no advisory locks; stale temporaries are judged by age
     fcntl = None  # type: ignore[assignment]
 
+from ._typing import ContextId, ReturnValue
 from .config import (defaults, folder_mode, validate_directory, validate_permissions,
                      validate_pickle_protocol, validate_secret)
 from .errors import (CheckpointFailedWarning, CheckpointNotExist, ConfigurationError,
@@ -157,7 +158,7 @@ CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
                 "# For information about cache directory tags see https://bford.info/cachedir/\n")
 
 
-class CacheBase(ABC, Generic[T]):
+class CacheBase(ABC, Generic[ContextId, ReturnValue]):
     """Stores results by key. Implement ``save`` and ``retrieve`` (the 1.0 interface).
 
     A dict-backed cache needs nothing more::
@@ -180,24 +181,27 @@ class CacheBase(ABC, Generic[T]):
     value a custom identifier returns and the cache accepts, as in 1.0), unless
     ``str_keys_only`` is True, as for :class:`PickleFileCache`, which names files after
     them.
+
+    As in 1.0 it is generic in the key and the result: ``CacheBase[str, float]``.
     """
 
     str_keys_only: bool = False
     """True if this cache accepts only non-empty str keys (it names files after them)."""
 
     @abstractmethod
-    def save(self, context_id: Any, result: T) -> None:
+    def save(self, context_id: ContextId, result: ReturnValue) -> None:
         """Store ``result`` under ``context_id``, replacing any previous entry."""
 
     @abstractmethod
-    def retrieve(self, context_id: Any) -> T:
+    def retrieve(self, context_id: ContextId) -> ReturnValue:
         """Return the result stored under ``context_id``; raise CheckpointNotExist if none."""
 
-    def save_entry(self, context_id: Any, result: T, metadata: Dict[str, Any]) -> None:
+    def save_entry(self, context_id: ContextId, result: ReturnValue,
+                   metadata: Dict[str, Any]) -> None:
         """Store ``result`` with ``metadata``; by default the metadata is dropped."""
         self.save(context_id, result)
 
-    def read_metadata(self, context_id: Any) -> Dict[str, Any]:
+    def read_metadata(self, context_id: ContextId) -> Dict[str, Any]:
         """The metadata stored with an entry; by default none is: CheckpointNotExist."""
         raise CheckpointNotExist(context_id)
 
@@ -209,12 +213,12 @@ class CacheBase(ABC, Generic[T]):
         """The most recent entries recorded for ``function``, oldest first."""
         return []
 
-    def synchronize_with(self, lock: Any) -> "SynchronizedCache[T]":
+    def synchronize_with(self, lock: Any) -> "SynchronizedCache[ContextId, ReturnValue]":
         """This cache with every access made under ``lock`` (any context manager)."""
         return SynchronizedCache(self, lock)
 
 
-class SynchronizedCache(CacheBase[T]):
+class SynchronizedCache(CacheBase[ContextId, ReturnValue]):
     """A cache whose every access happens inside ``with lock:``.
 
     Args:
@@ -222,7 +226,7 @@ class SynchronizedCache(CacheBase[T]):
         lock: a context manager, e.g. ``threading.Lock()`` or a file lock.
     """
 
-    def __init__(self, cache: CacheBase[T], lock: Any) -> None:
+    def __init__(self, cache: CacheBase[ContextId, ReturnValue], lock: Any) -> None:
         self.cache = cache
         self.lock = lock
 
@@ -234,22 +238,23 @@ class SynchronizedCache(CacheBase[T]):
         """That of the wrapped cache."""
         return getattr(self.cache, "str_keys_only", False)
 
-    def save(self, context_id: Any, result: T) -> None:
+    def save(self, context_id: ContextId, result: ReturnValue) -> None:
         """Save under the lock."""
         with self.lock:
             self.cache.save(context_id, result)
 
-    def retrieve(self, context_id: Any) -> T:
+    def retrieve(self, context_id: ContextId) -> ReturnValue:
         """Retrieve under the lock."""
         with self.lock:
             return self.cache.retrieve(context_id)
 
-    def save_entry(self, context_id: Any, result: T, metadata: Dict[str, Any]) -> None:
+    def save_entry(self, context_id: ContextId, result: ReturnValue,
+                   metadata: Dict[str, Any]) -> None:
         """Save with metadata under the lock."""
         with self.lock:
             self.cache.save_entry(context_id, result, metadata)
 
-    def read_metadata(self, context_id: Any) -> Dict[str, Any]:
+    def read_metadata(self, context_id: ContextId) -> Dict[str, Any]:
         """Read metadata under the lock."""
         with self.lock:
             return self.cache.read_metadata(context_id)
@@ -263,7 +268,7 @@ class SynchronizedCache(CacheBase[T]):
             return self.cache.history(function)
 
 
-class InMemoryLRUCache(CacheBase[T]):
+class InMemoryLRUCache(CacheBase[ContextId, ReturnValue]):
     """Results kept in this process's memory, the least recently used dropped first.
 
     The in-memory cache of checkpointing 1.0, with its semantics: a hit returns the
@@ -286,7 +291,7 @@ class InMemoryLRUCache(CacheBase[T]):
             raise ConfigurationError(f"InMemoryLRUCache(maxsize={maxsize!r}): maxsize must "
                                      f"be an int >= 0, or None for no limit")
         self.maxsize = maxsize
-        self._entries: "OrderedDict[Any, T]" = OrderedDict()
+        self._entries: "OrderedDict[ContextId, ReturnValue]" = OrderedDict()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -295,7 +300,7 @@ class InMemoryLRUCache(CacheBase[T]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def save(self, context_id: Any, result: T) -> None:
+    def save(self, context_id: ContextId, result: ReturnValue) -> None:
         """Keep ``result`` under ``context_id``, as the most recently used entry."""
         with self._lock:
             self._entries[context_id] = result
@@ -303,7 +308,7 @@ class InMemoryLRUCache(CacheBase[T]):
             if self.maxsize is not None and len(self._entries) > self.maxsize:
                 self._entries.popitem(last=False)
 
-    def retrieve(self, context_id: Any) -> T:
+    def retrieve(self, context_id: ContextId) -> ReturnValue:
         """The result kept under ``context_id`` (now the most recently used); raise
         CheckpointNotExist if there is none."""
         with self._lock:
@@ -334,7 +339,7 @@ class _Corrupt(Exception):
     """An entry file is not a readable entry; the message says why."""
 
 
-class PickleFileCache(CacheBase[Any]):
+class PickleFileCache(CacheBase[str, Any]):
     """The default store: one checksummed pickle file per key under ``directory``.
 
     Args:
