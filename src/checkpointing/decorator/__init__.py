@@ -12,6 +12,12 @@ cache (:mod:`checkpointing.store`). The policy, in one place:
   under ``"warn"``); ``"raise"`` raises :class:`CheckpointFailedError`, which carries
   the result in ``.result``;
 * an entry that cannot be read is a miss (the store warns and the entry is replaced).
+
+A custom identifier's key may be any value but None when the cache takes it (1.0's
+contract); :class:`PickleFileCache` takes non-empty strings only, and another key is a
+failure of "computing the key" under the policy above, with a message saying what to
+return instead. The submodules ``base`` and ``default`` are 1.0's import paths of
+:class:`DecoratorCheckpoint` and :func:`checkpoint`.
 """
 
 from __future__ import annotations
