@@ -345,17 +345,51 @@ def test_extension_api_rejects_wrong_objects() -> None:
         DecoratorCheckpoint(NameIdentifier(), object())  # type: ignore[arg-type]
 
 
-def test_identifier_returning_a_non_string_is_a_clear_failure() -> None:
-    class Bad(FuncCallIdentifierBase):
+def test_identifier_returning_a_non_string_key_to_a_file_cache_is_a_clear_failure(
+        in_tmp) -> None:
+    class Numbered(FuncCallIdentifierBase):
         def identify(self, context):
             return 42
 
-    @DecoratorCheckpoint(Bad(), DictCache(), on_error="raise")
+    @DecoratorCheckpoint(Numbered(), PickleFileCache("store"), on_error="raise")
     def f():
         return 1
 
-    with pytest.raises(CheckpointFailedError, match="must return a non-empty str"):
+    with pytest.raises(CheckpointFailedError,
+                       match="takes only a non-empty str; return a str .*InMemoryLRUCache"):
         f()
+
+
+def test_identifier_returning_none_is_a_clear_failure() -> None:
+    class Forgetful(FuncCallIdentifierBase):
+        def identify(self, context):
+            context.name  # no return
+
+    @DecoratorCheckpoint(Forgetful(), DictCache(), on_error="raise")
+    def f():
+        return 1
+
+    with pytest.raises(CheckpointFailedError, match="returned None"):
+        f()
+
+
+def test_a_non_string_key_is_served_by_a_cache_that_takes_it() -> None:
+    """1.0: the key may be any value the cache accepts (a tuple for a dict)."""
+    class ByFirstArgument(FuncCallIdentifierBase):
+        def identify(self, context):
+            return (context.name, context.arguments["x"])
+
+    calls = []
+    cache = DictCache()
+
+    @DecoratorCheckpoint(ByFirstArgument(), cache, on_error="raise")
+    def f(x, noise=0):
+        calls.append(x)
+        return x * 2
+
+    assert (f(3), f(3, noise=1), f(4)) == (6, 6, 8)
+    assert calls == [3, 4]
+    assert set(cache.data) == {("f", 3), ("f", 4)}
 
 
 # -- Failures never lose the result --------------------------------------------------

@@ -15,7 +15,8 @@ from .errors import (BlindSpotWarning, CheckpointError, CheckpointFailedError,
                      ConfigurationError, CorruptEntryWarning, ExpensiveOverheadWarning,
                      HashFailedError, HashFailedWarning, UntrustedEntryWarning)
 from .source import install_import_hook as _install_import_hook
-from .store import CacheBase, PickleFileCache
+from .store import CacheBase, InMemoryLRUCache, PickleFileCache
+from ._typing import ContextId, ReturnValue
 from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase
 from .decorator import DecoratorCheckpoint, checkpoint
 from .explain import Explanation, explain
@@ -28,7 +29,7 @@ __all__ = [
     "CheckpointFailedError", "CheckpointFailedWarning", "CheckpointNotExist",
     "CheckpointWarning", "ConfigurationError", "CorruptEntryWarning", "DecoratorCheckpoint",
     "DependencyGraph", "ExpensiveOverheadWarning", "Explanation", "explain", "graph", "FuncCallContext", "FuncCallIdentifierBase",
-    "HashFailedError", "HashFailedWarning", "PickleFileCache", "UntrustedEntryWarning",
+    "HashFailedError", "HashFailedWarning", "InMemoryLRUCache", "PickleFileCache", "UntrustedEntryWarning",
     "checkpoint", "defaults",
 ]
 
@@ -41,5 +42,6 @@ for _name in __all__:
         except (AttributeError, TypeError):
             pass
 del _name, _obj
+__all__ += ["ContextId", "ReturnValue"]  # 1.0's type variables
 
 _install_import_hook()

@@ -259,6 +259,9 @@ def cmd_ls(args: argparse.Namespace, cache: PickleFileCache) -> int:
         return "\n".join(lines)
 
     _emit(args, rows, text)
+    legacy = cache.legacy_files()
+    if legacy:  # after the table; on stderr under --json, which keeps its shape
+        print(_legacy_note(cache, legacy), file=sys.stderr if args.json else sys.stdout)
     return OK
 
 
@@ -348,12 +351,48 @@ def cmd_clear(args: argparse.Namespace, cache: PickleFileCache) -> int:
     entries = _entries(cache)
     victims = [e for e in entries if args.function is None
                or _matches(_function_of(e), args.function)]
-    if not victims:
+    legacy = cache.legacy_files() if args.function is None else []
+    if not victims and not legacy:
         removed = cache.remove_stale_temporaries()
         print("nothing to delete" + (f" (removed {removed} leftover temporary files)"
                                      if removed else ""))
         return OK
-    return _delete(args, cache, victims)
+    code = _delete(args, cache, victims) if victims else OK
+    if legacy:
+        code = max(code, _delete_legacy(args, cache, legacy))
+    return code
+
+
+def _legacy_note(cache: PickleFileCache, legacy: Sequence[str]) -> str:
+    """The line that ls and verify print about the files of checkpointing 1.0."""
+    return (f"{len(legacy)} files of checkpointing 1.0 ({_size(_total_size(legacy))}) are in "
+            f"{_shown(cache.directory)}; this version does not use them: "
+            f"'checkpointing clear' removes them")
+
+
+def _total_size(paths: Sequence[str]) -> int:
+    total = 0
+    for path in paths:
+        try:
+            total += os.lstat(path).st_size
+        except OSError:
+            pass
+    return total
+
+
+def _delete_legacy(args: argparse.Namespace, cache: PickleFileCache,
+                   legacy: Sequence[str]) -> int:
+    """Ask (unless --yes), then remove the result files of checkpointing 1.0."""
+    what = f"{len(legacy)} files of checkpointing 1.0 ({_size(_total_size(legacy))})"
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(f"not deleting: pass --yes to delete {what}", file=sys.stderr)
+            return PROBLEMS
+        if input(f"delete {what}? [y/N] ").strip().lower() not in ("y", "yes"):
+            return PROBLEMS
+    removed = cache.remove_legacy_files()
+    print(f"deleted {removed} files of checkpointing 1.0")
+    return OK
 
 
 def cmd_prune(args: argparse.Namespace, cache: PickleFileCache) -> int:
@@ -550,6 +589,7 @@ def cmd_verify(args: argparse.Namespace, cache: PickleFileCache) -> int:
     from .keyplan import analyses_not_stored
 
     not_stored = analyses_not_stored(os.path.join(cache.directory, "analysis"))
+    legacy = cache.legacy_files()
 
     def text() -> str:
         lines = [f"  {p['kind']}: {_shown(p['path'])}: {_shown(p['reason'])}"
@@ -565,11 +605,13 @@ def cmd_verify(args: argparse.Namespace, cache: PickleFileCache) -> int:
         if not_stored:
             lines.append(f"{len(not_stored)} functions are analysed again by each new process "
                          "(their first call costs an analysis)")
+        if legacy:
+            lines.append(_legacy_note(cache, legacy))
         return "\n".join(lines)
 
     _emit(args, {"checked": len(files), "corrupt": problems[:corrupt],
                  "other": problems[corrupt:], "removed": removed,
-                 "analysis_not_stored": not_stored}, text)
+                 "analysis_not_stored": not_stored, "legacy_1_0_files": len(legacy)}, text)
     return PROBLEMS if problems and (not args.remove or removed < len(problems)) else OK
 
 

@@ -21,7 +21,9 @@ still catches a value that cannot be hashed::
 
 The names ``CheckpointNotExist``, ``CheckpointFailedError``, ``HashFailedError``,
 ``CheckpointFailedWarning``, ``HashFailedWarning`` and ``ExpensiveOverheadWarning``
-are those of checkpointing 1.0.
+are those of checkpointing 1.0. 1.0's ``RefactorFailedError``, ``GlobalStatementError``
+and ``NonlocalStatementError`` are kept so that code catching them still imports; this
+version never raises them (it tracks functions with ``global``/``nonlocal``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from typing import Any, Dict, Optional, Tuple
 
 __all__ = [
     "BlindSpotWarning",
+    "GlobalStatementError",
+    "NonlocalStatementError",
+    "RefactorFailedError",
     "CheckpointError",
     "CheckpointFailedError",
     "CheckpointFailedWarning",
@@ -78,6 +83,20 @@ class HashFailedError(CheckpointError, TypeError):
 
 class ConfigurationError(CheckpointError, ValueError):
     """An option of :func:`checkpoint` or a key of ``defaults`` is invalid."""
+
+
+class RefactorFailedError(CheckpointError, RuntimeError):
+    """1.0: its code normalizer failed. Kept for imports; never raised."""
+
+
+class GlobalStatementError(CheckpointError, RuntimeError):
+    """1.0: a checkpointed function had a ``global`` statement. Kept for imports; never
+    raised (such functions are tracked, see docs/migrating.md)."""
+
+
+class NonlocalStatementError(CheckpointError, RuntimeError):
+    """1.0: a checkpointed function had a ``nonlocal`` statement. Kept for imports; never
+    raised."""
 
 
 class CheckpointWarning(UserWarning):

@@ -24,6 +24,7 @@ import sys
 import threading
 import warnings
 from abc import ABC, abstractmethod
+from types import FrameType
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence,
                     Tuple)
 
@@ -70,16 +71,49 @@ class FuncCallContext:
 
     Identifiers receive it and turn it into a key. Attributes are computed on first
     access, so an identifier pays only for what it reads.
+
+    Args:
+        func: the function called.
+        args: the positional arguments of the call.
+        kwargs: the keyword arguments of the call.
+        def_frame: the frame that defined ``func`` (as in 1.0); its local variables
+            are copied now and :meth:`get_nonlocal_variable` looks there first. The
+            decorator passes none: the closure of ``func`` serves instead.
     """
 
-    __slots__ = ("func", "args", "kwargs", "_arguments")
+    __slots__ = ("func", "args", "kwargs", "_arguments", "_locals")
 
     def __init__(self, func: Callable[..., Any], args: Tuple[Any, ...],
-                 kwargs: Mapping[str, Any], def_frame: Any = None) -> None:
+                 kwargs: Mapping[str, Any], def_frame: Optional[FrameType] = None) -> None:
         self.func = func
         self.args = args
         self.kwargs = kwargs
         self._arguments: Optional[Dict[str, Any]] = None
+        self._locals: Optional[Dict[str, Any]] = (
+            None if def_frame is None else dict(def_frame.f_locals))
+
+    def get_nonlocal_variable(self, varname: str) -> Any:
+        """The value of ``varname`` as the function sees it from outside its body, or
+        None if it has none (1.0's contract: None for "not found").
+
+        Looked up in the locals of ``def_frame`` (if one was given), then in the
+        function's closure (its current value), then in its module's globals.
+        """
+        if self._locals is not None and varname in self._locals:
+            return self._locals[varname]
+        func = inspect.unwrap(self.func) if hasattr(self.func, "__wrapped__") else self.func
+        func = getattr(func, "__func__", func)  # a bound method: its function
+        code = getattr(func, "__code__", None)
+        closure = getattr(func, "__closure__", None)
+        if code is not None and closure and varname in code.co_freevars:
+            try:
+                return closure[code.co_freevars.index(varname)].cell_contents
+            except ValueError:  # the cell is empty: the name is not bound yet
+                return None
+        namespace = getattr(func, "__globals__", None)
+        if namespace is not None and varname in namespace:
+            return namespace[varname]
+        return None
 
     @property
     def name(self) -> str:
@@ -126,8 +160,13 @@ class FuncCallIdentifierBase(ABC):
     """
 
     @abstractmethod
-    def identify(self, context: FuncCallContext) -> str:
-        """Return the key of this call: a non-empty string usable as a file name."""
+    def identify(self, context: FuncCallContext) -> Any:
+        """Return the key of this call (1.0's ``ContextId``).
+
+        Any value the cache accepts, as in 1.0: the default :class:`PickleFileCache`
+        needs a non-empty str (it names files after it); :class:`InMemoryLRUCache` and
+        caches of your own may take any hashable value, a tuple for instance.
+        """
 
 
 class ArgumentBinder:

@@ -10,6 +10,13 @@ the disk can make, and be tested for, the promises a cache must keep:
   implements; ``save_entry``/``read_metadata`` optionally keep metadata beside a result.
 * :class:`PickleFileCache` is the default backend, one file per key under
   ``<directory>/entries/``.
+* :class:`InMemoryLRUCache` keeps results in this process only (1.0's in-memory cache).
+
+A folder that checkpointing 1.0 used holds its results as ``<md5>.pickle`` files at the
+root. They are never read as entries (1.0 keyed calls differently and its files carry
+no checksum); :meth:`PickleFileCache.legacy_files` lists them for ``checkpointing ls``
+and ``verify``, and :meth:`PickleFileCache.remove_legacy_files` removes them
+(``checkpointing clear``).
 
 Promises of :class:`PickleFileCache`:
 
@@ -87,9 +94,11 @@ import pickle
 import re
 import stat
 import struct
+import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from typing import NamedTuple, Any, Callable, Dict, Generic, Iterator, List, Optional, Tuple, TypeVar, Union
 
 import xxhash
@@ -99,13 +108,14 @@ try:
 except ImportError:  # Windows: no advisory locks; stale temporaries are judged by age
     fcntl = None  # type: ignore[assignment]
 
+from ._typing import ContextId, ReturnValue
 from .config import (defaults, folder_mode, validate_directory, validate_permissions,
                      validate_pickle_protocol, validate_secret)
-from .errors import (CheckpointFailedWarning, CheckpointNotExist, CorruptEntryWarning,
-                     UntrustedEntryWarning)
+from .errors import (CheckpointFailedWarning, CheckpointNotExist, ConfigurationError,
+                     CorruptEntryWarning, UntrustedEntryWarning)
 
-__all__ = ["CACHEDIR_TAG", "CacheBase", "EntryInfo", "FORMAT_VERSION", "PickleFileCache",
-           "SynchronizedCache"]
+__all__ = ["CACHEDIR_TAG", "CacheBase", "EntryInfo", "FORMAT_VERSION", "InMemoryLRUCache",
+           "PickleFileCache", "SynchronizedCache"]
 
 T = TypeVar("T")
 
@@ -128,6 +138,7 @@ _MAX_HEADER = 1 << 26  # a longer header is garbage, not metadata
 _COALESCE = 1 << 16  # chunks smaller than this are joined into one write
 _SUFFIX = ".ckpt"
 _TEMP_PREFIX = ".tmp-"
+_LEGACY_NAME = re.compile(r"[0-9a-f]{32}\.pickle")  # 1.0: <md5 hexdigest>.pickle at the root
 _SAFE_ID = re.compile(r"[a-z0-9_-][a-z0-9._-]{0,199}")
 _WINDOWS_RESERVED = frozenset(
     ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)]
@@ -147,7 +158,7 @@ CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
                 "# For information about cache directory tags see https://bford.info/cachedir/\n")
 
 
-class CacheBase(ABC, Generic[T]):
+class CacheBase(ABC, Generic[ContextId, ReturnValue]):
     """Stores results by key. Implement ``save`` and ``retrieve`` (the 1.0 interface).
 
     A dict-backed cache needs nothing more::
@@ -165,21 +176,32 @@ class CacheBase(ABC, Generic[T]):
 
     ``save_entry`` and ``read_metadata`` let a backend keep metadata beside each
     result (function, creation time, run time); the defaults ignore it.
+
+    Keys are whatever the identifier returns (a str from the default identifier; any
+    value a custom identifier returns and the cache accepts, as in 1.0), unless
+    ``str_keys_only`` is True, as for :class:`PickleFileCache`, which names files after
+    them.
+
+    As in 1.0 it is generic in the key and the result: ``CacheBase[str, float]``.
     """
 
+    str_keys_only: bool = False
+    """True if this cache accepts only non-empty str keys (it names files after them)."""
+
     @abstractmethod
-    def save(self, context_id: str, result: T) -> None:
+    def save(self, context_id: ContextId, result: ReturnValue) -> None:
         """Store ``result`` under ``context_id``, replacing any previous entry."""
 
     @abstractmethod
-    def retrieve(self, context_id: str) -> T:
+    def retrieve(self, context_id: ContextId) -> ReturnValue:
         """Return the result stored under ``context_id``; raise CheckpointNotExist if none."""
 
-    def save_entry(self, context_id: str, result: T, metadata: Dict[str, Any]) -> None:
+    def save_entry(self, context_id: ContextId, result: ReturnValue,
+                   metadata: Dict[str, Any]) -> None:
         """Store ``result`` with ``metadata``; by default the metadata is dropped."""
         self.save(context_id, result)
 
-    def read_metadata(self, context_id: str) -> Dict[str, Any]:
+    def read_metadata(self, context_id: ContextId) -> Dict[str, Any]:
         """The metadata stored with an entry; by default none is: CheckpointNotExist."""
         raise CheckpointNotExist(context_id)
 
@@ -191,12 +213,12 @@ class CacheBase(ABC, Generic[T]):
         """The most recent entries recorded for ``function``, oldest first."""
         return []
 
-    def synchronize_with(self, lock: Any) -> "SynchronizedCache[T]":
+    def synchronize_with(self, lock: Any) -> "SynchronizedCache[ContextId, ReturnValue]":
         """This cache with every access made under ``lock`` (any context manager)."""
         return SynchronizedCache(self, lock)
 
 
-class SynchronizedCache(CacheBase[T]):
+class SynchronizedCache(CacheBase[ContextId, ReturnValue]):
     """A cache whose every access happens inside ``with lock:``.
 
     Args:
@@ -204,29 +226,35 @@ class SynchronizedCache(CacheBase[T]):
         lock: a context manager, e.g. ``threading.Lock()`` or a file lock.
     """
 
-    def __init__(self, cache: CacheBase[T], lock: Any) -> None:
+    def __init__(self, cache: CacheBase[ContextId, ReturnValue], lock: Any) -> None:
         self.cache = cache
         self.lock = lock
 
     def __repr__(self) -> str:
         return f"SynchronizedCache({self.cache!r}, {self.lock!r})"
 
-    def save(self, context_id: str, result: T) -> None:
+    @property  # type: ignore[override]
+    def str_keys_only(self) -> bool:  # type: ignore[override]
+        """That of the wrapped cache."""
+        return getattr(self.cache, "str_keys_only", False)
+
+    def save(self, context_id: ContextId, result: ReturnValue) -> None:
         """Save under the lock."""
         with self.lock:
             self.cache.save(context_id, result)
 
-    def retrieve(self, context_id: str) -> T:
+    def retrieve(self, context_id: ContextId) -> ReturnValue:
         """Retrieve under the lock."""
         with self.lock:
             return self.cache.retrieve(context_id)
 
-    def save_entry(self, context_id: str, result: T, metadata: Dict[str, Any]) -> None:
+    def save_entry(self, context_id: ContextId, result: ReturnValue,
+                   metadata: Dict[str, Any]) -> None:
         """Save with metadata under the lock."""
         with self.lock:
             self.cache.save_entry(context_id, result, metadata)
 
-    def read_metadata(self, context_id: str) -> Dict[str, Any]:
+    def read_metadata(self, context_id: ContextId) -> Dict[str, Any]:
         """Read metadata under the lock."""
         with self.lock:
             return self.cache.read_metadata(context_id)
@@ -238,6 +266,57 @@ class SynchronizedCache(CacheBase[T]):
     def history(self, function: str) -> List[Dict[str, Any]]:
         with self.lock:
             return self.cache.history(function)
+
+
+class InMemoryLRUCache(CacheBase[ContextId, ReturnValue]):
+    """Results kept in this process's memory, the least recently used dropped first.
+
+    The in-memory cache of checkpointing 1.0, with its semantics: a hit returns the
+    very object that was saved (no copy: mutating it changes later hits), nothing is
+    shared between processes or kept after exit, and any hashable key is accepted (a
+    custom identifier may return a tuple). Safe to use from several threads.
+
+    Args:
+        maxsize: the most entries kept; when a save goes over it, the entry used least
+            recently is dropped. ``None``: no limit.
+
+    Raises:
+        ConfigurationError: ``maxsize`` is not None or an int >= 0 (0 keeps nothing,
+            as in 1.0).
+    """
+
+    def __init__(self, maxsize: Optional[int] = None) -> None:
+        if maxsize is not None and (isinstance(maxsize, bool) or not isinstance(maxsize, int)
+                                    or maxsize < 0):
+            raise ConfigurationError(f"InMemoryLRUCache(maxsize={maxsize!r}): maxsize must "
+                                     f"be an int >= 0, or None for no limit")
+        self.maxsize = maxsize
+        self._entries: "OrderedDict[ContextId, ReturnValue]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"InMemoryLRUCache(maxsize={self.maxsize!r})"
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def save(self, context_id: ContextId, result: ReturnValue) -> None:
+        """Keep ``result`` under ``context_id``, as the most recently used entry."""
+        with self._lock:
+            self._entries[context_id] = result
+            self._entries.move_to_end(context_id)
+            if self.maxsize is not None and len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
+
+    def retrieve(self, context_id: ContextId) -> ReturnValue:
+        """The result kept under ``context_id`` (now the most recently used); raise
+        CheckpointNotExist if there is none."""
+        with self._lock:
+            try:
+                self._entries.move_to_end(context_id)
+            except KeyError:
+                raise CheckpointNotExist(context_id) from None
+            return self._entries[context_id]
 
 
 class EntryInfo(NamedTuple):
@@ -260,7 +339,7 @@ class _Corrupt(Exception):
     """An entry file is not a readable entry; the message says why."""
 
 
-class PickleFileCache(CacheBase[Any]):
+class PickleFileCache(CacheBase[str, Any]):
     """The default store: one checksummed pickle file per key under ``directory``.
 
     Args:
@@ -315,6 +394,8 @@ class PickleFileCache(CacheBase[Any]):
         self._trusted_folder = False  # memo: the folders passed the ownership check
         self._swept = 0.0  # when stale temporary files were last removed
         self._warned: set = set()
+
+    str_keys_only = True
 
     def __repr__(self) -> str:
         return f"PickleFileCache({self.directory!r}, pickle_protocol={self.pickle_protocol})"
@@ -704,6 +785,40 @@ class PickleFileCache(CacheBase[Any]):
         except FileNotFoundError:
             return False
         return True
+
+    def legacy_files(self) -> List[str]:
+        """Result files of checkpointing 1.0 at the cache root (``<md5>.pickle``).
+
+        This version never reads them (1.0 keyed calls by other rules, and its files
+        have no checksum): they only take space until :meth:`remove_legacy_files`.
+        """
+        try:
+            names = sorted(os.listdir(self.directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        out = []
+        for name in names:
+            if _LEGACY_NAME.fullmatch(name) is None:
+                continue
+            path = os.path.join(self.directory, name)
+            try:
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    out.append(path)
+            except OSError:
+                continue
+        return out
+
+    def remove_legacy_files(self) -> int:
+        """Remove the result files of checkpointing 1.0 (see :meth:`legacy_files`) and
+        return how many; a symbolic link at the root is not followed."""
+        removed = 0
+        for path in self.legacy_files():
+            try:
+                _unlink_in(self.directory, os.path.basename(path))
+            except FileNotFoundError:
+                continue
+            removed += 1
+        return removed
 
     def clear(self) -> int:
         """Remove every entry and return how many.

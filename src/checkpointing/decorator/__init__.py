@@ -12,6 +12,12 @@ cache (:mod:`checkpointing.store`). The policy, in one place:
   under ``"warn"``); ``"raise"`` raises :class:`CheckpointFailedError`, which carries
   the result in ``.result``;
 * an entry that cannot be read is a miss (the store warns and the entry is replaced).
+
+A custom identifier's key may be any value but None when the cache takes it (1.0's
+contract); :class:`PickleFileCache` takes non-empty strings only, and another key is a
+failure of "computing the key" under the policy above, with a message saying what to
+return instead. The submodules ``base`` and ``default`` are 1.0's import paths of
+:class:`DecoratorCheckpoint` and :func:`checkpoint`.
 """
 
 from __future__ import annotations
@@ -27,17 +33,17 @@ import warnings
 from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union,
                     overload)
 
-from .config import defaults, validate_inputs, validate_on_error
-from .errors import (CheckpointFailedError, CheckpointFailedWarning, CheckpointNotExist,
+from ..config import defaults, validate_inputs, validate_on_error
+from ..errors import (CheckpointFailedError, CheckpointFailedWarning, CheckpointNotExist,
                      ConfigurationError, ExpensiveOverheadWarning, HashFailedError,
                      HashFailedWarning, SideEffectWarning)
-from .analysis.resolve import unwrap
-from .errors import PENDING_WARNINGS as PENDING
-from . import runtime
-from .explain import Explanation, explanation_for
-from .identify import (AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase,
+from ..analysis.resolve import unwrap
+from ..errors import PENDING_WARNINGS as PENDING
+from .. import runtime
+from ..explain import Explanation, explanation_for
+from ..identify import (AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase,
                        qualified_name)
-from .store import CacheBase, PickleFileCache
+from ..store import CacheBase, PickleFileCache
 
 __all__ = ["DecoratorCheckpoint", "checkpoint"]
 
@@ -136,7 +142,7 @@ class DecoratorCheckpoint:
         state = dict(self.__dict__)
         shipped, named = [], []
         if isinstance(self.identifier, AutoFuncCallIdentifier):
-            from .keyplan import export, export_definitions
+            from ..keyplan import export, export_definitions
 
             for func in getattr(self, "_functions", ()):
                 try:
@@ -159,7 +165,7 @@ class DecoratorCheckpoint:
         named = state.pop("_shipped_definitions", ())
         self.__dict__.update(state)
         if shipped or named:
-            from .keyplan import receive, receive_definitions
+            from ..keyplan import receive, receive_definitions
 
             for func, data in shipped:
                 receive(func, data)
@@ -297,17 +303,31 @@ class DecoratorCheckpoint:
     # -- each step, with the on_error policy ----------------------------------------
 
     def _try_key(self, func: Callable[..., Any], args: Tuple[Any, ...],
-                 kwargs: Any) -> Optional[str]:
+                 kwargs: Any) -> Any:
         try:
             if type(self.identifier) is AutoFuncCallIdentifier:
                 return self.identifier.key(func, args, kwargs)  # the hot path: a str
             key = self.identifier.identify(FuncCallContext(func, args, kwargs))
-            if not isinstance(key, str) or not key:
-                raise TypeError(f"{type(self.identifier).__name__}.identify() returned "
-                                f"{key!r}; it must return a non-empty str")
-            return key
+            if isinstance(key, str) and key:
+                return key
+            return self._check_key(key)
         except Exception as exc:
             return self._key_failed(func, args, kwargs, exc)
+
+    def _check_key(self, key: Any) -> Any:
+        """A key of a custom identifier that is not a non-empty str: any value but None
+        if the cache takes it (as in 1.0), else a TypeError that says what to do."""
+        name = type(self.identifier).__name__
+        if key is None:
+            raise TypeError(f"{name}.identify() returned None; it must return the key of "
+                            f"the call (does it lack a return statement?)")
+        if getattr(self.cache, "str_keys_only", False):
+            raise TypeError(
+                f"{name}.identify() returned {key!r}, but {type(self.cache).__name__} "
+                f"names files after keys and takes only a non-empty str; return a str "
+                f"(e.g. hashlib.md5(repr(key).encode()).hexdigest()), or use a cache that "
+                f"takes any hashable key (InMemoryLRUCache, or a CacheBase of your own)")
+        return key
 
     def _key_failed(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any,
                     exc: Exception) -> None:
@@ -412,7 +432,7 @@ class DecoratorCheckpoint:
         explanation = explanation_for(name, key, self._exists(key),
                                       self._fingerprint(func, args, kwargs),
                                       self.cache.history(name))
-        from .keyplan import blind_spots_of, cached
+        from ..keyplan import blind_spots_of, cached
 
         explanation.blind_spots = blind_spots_of(cached(unwrap(func)))
         return explanation
@@ -452,14 +472,14 @@ class DecoratorCheckpoint:
                        kwargs: Any = None) -> Optional[List[Tuple[str, int, int]]]:
         """(file, first line, last line) of every definition the static graph holds,
         and the graphs of the classes of the arguments (their code is in the key)."""
-        from .keyplan import cached
+        from ..keyplan import cached
 
         plan = cached(func)
         if plan is None:
             return None
         summary = list(plan.summary)
         try:
-            from .identify import argument_classes
+            from ..identify import argument_classes
 
             for cls in argument_classes((*args, *(kwargs or {}).values())):
                 cls_plan = cached(cls)
@@ -565,7 +585,7 @@ def _has_blind_spots(func: Callable[..., Any]) -> bool:
     """Does the analysis of ``func`` say it cannot see everything it reaches? Then its
     misses are watched by the run-time safety net on every Python (before 3.12 by the
     profile hook, whose cost a miss pays only where the analysis is blind)."""
-    from .keyplan import cached, is_acknowledged
+    from ..keyplan import cached, is_acknowledged
 
     plan = cached(func)
     if plan is None or is_acknowledged(plan.root):  # depends_on= covers them
@@ -590,7 +610,7 @@ def runtime_warn_side_effects(func: Callable[..., Any], paths: List[str]) -> Non
     if name in _WARNED_EFFECTS:
         return
     _WARNED_EFFECTS.add(name)
-    from .explain import display_path
+    from ..explain import display_path
 
     shown = ", ".join(display_path(p) for p in sorted(paths)[:5])
     more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
@@ -606,9 +626,9 @@ def warn_runtime_dependency(func: Callable[..., Any], found: List[Any]) -> None:
     running that the static analysis did not see: joined to the static warning of an
     analysis made by this call, else naming the root cause the stored analysis
     recorded; listing them, at the line of the first cause."""
-    from .analysis.resolve import qualname_of
-    from .explain import display_path
-    from .keyplan import cached, flush_warnings, is_acknowledged, warn_once
+    from ..analysis.resolve import qualname_of
+    from ..explain import display_path
+    from ..keyplan import cached, flush_warnings, is_acknowledged, warn_once
 
     if is_acknowledged(func):
         return  # checkpoint(depends_on=...) was given: the user has looked at this
@@ -637,7 +657,7 @@ def warn_runtime_dependency(func: Callable[..., Any], found: List[Any]) -> None:
 
 
 def _flush_warnings() -> None:
-    from .keyplan import flush_warnings
+    from ..keyplan import flush_warnings
 
     flush_warnings()
 
@@ -652,7 +672,7 @@ def _is_binding_error(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: A
 
 def _register_project_code(func: Callable[..., Any]) -> None:
     """The module of a decorated function always counts as project code."""
-    from .source import INDEX
+    from ..source import INDEX
 
     code = getattr(inspect.unwrap(func), "__code__", None)
     if code is not None and os.path.isabs(code.co_filename):
@@ -723,12 +743,12 @@ def checkpoint(directory: Any = None, on_error: Optional[str] = None,
             callable(directory) and not isinstance(directory, (str, os.PathLike))):
         return checkpoint()(directory)
     if directory is not None:
-        from .config import validate_directory
+        from ..config import validate_directory
         validate_directory(directory)
     if on_error is not None:
         validate_on_error(on_error)
     if cache_pickle_protocol is not None:
-        from .config import validate_pickle_protocol
+        from ..config import validate_pickle_protocol
         validate_pickle_protocol(cache_pickle_protocol)
     identifier = AutoFuncCallIdentifier(ignore=ignore, depends_on=depends_on,
                                         track_versions=track_versions)
