@@ -51,19 +51,11 @@ def _current(func: Callable[..., Any], directory: Optional[str]) -> Any:
 
 
 def qualified_name(func: Callable[..., Any]) -> str:
-    """The one spelling of a definition's name used everywhere: ``pkg.mod:Class.method``."""
-    module = getattr(func, "__module__", None) or "?"
-    if module in ("__main__", "__mp_main__"):  # __mp_main__: multiprocessing's spawn
-        main = sys.modules.get("__main__")
-        home = getattr(main, "__dict__", None)
-        if getattr(func, "__globals__", home) is not home:
-            # A copy made by cloudpickle or dill in a worker: the parent's __main__.
-            module = "__main__"
-        else:
-            # Run with ``python -m pkg.main``: call it by the name it is known by.
-            spec = getattr(main, "__spec__", None)
-            module = getattr(spec, "name", None) or "__main__"
-    return f"{module}:{getattr(func, '__qualname__', getattr(func, '__name__', '?'))}"
+    """The one spelling of a definition's name used everywhere: ``pkg.mod:Class.method``
+    (see :func:`checkpointing.analysis.resolve.qualname_of`)."""
+    from .analysis.resolve import qualname_of
+
+    return qualname_of(func)
 
 
 class FuncCallContext:

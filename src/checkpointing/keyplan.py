@@ -271,12 +271,7 @@ class KeyPlan:
             try:
                 hashing.digest_value(value)
             except hashing.UnhashableValue as exc:
-                slot = self.slots[index]
-                warn_once(("slot", slot.qualname), (
-                    f"the value of {slot.qualname}, read by {qualname_of(self.root)}, "
-                    f"cannot be hashed ({exc}); changes to it will not re-run the "
-                    f"function. Pass it as an argument or list what matters in "
-                    f"checkpoint(depends_on=[...])"))
+                _warn_unhashable(self.slots[index].qualname, self.root, exc)
                 values[index] = ("unhashable", type(value).__module__,
                                  type(value).__qualname__)
         return b"unhashable:" + hashing.digest_value(values)
@@ -327,6 +322,14 @@ def _same_objects(now: Sequence[Any], before: Sequence[Any]) -> bool:
         a is b or (type(a) is tuple and type(b) is tuple and _same_objects(a, b))
         or (type(a) is NamesSnapshot and a == b)
         for a, b in zip(now, before))
+
+
+def _warn_unhashable(qualname: str, root: Any, exc: Exception) -> None:
+    """Once per value: its changes are not tracked (it is keyed by its type)."""
+    warn_once(("slot", qualname), (
+        f"the value of {qualname}, read by {qualname_of(root)}, cannot be hashed "
+        f"({exc}); changes to it will not re-run the function. Pass it as an argument "
+        f"or list what matters in checkpoint(depends_on=[...])"))
 
 
 def cell_value(cell: Any) -> Any:
@@ -1212,12 +1215,7 @@ class _Walk:
             return hashing.digest_value(node.obj), found
         except hashing.UnhashableValue as exc:
             plan, index = node.reader
-            slot = plan.slots[index]
-            warn_once(("slot", slot.qualname), (
-                f"the value of {slot.qualname}, read by {qualname_of(plan.root)}, "
-                f"cannot be hashed ({exc}); changes to it will not re-run the "
-                f"function. Pass it as an argument or list what matters in "
-                f"checkpoint(depends_on=[...])"))
+            _warn_unhashable(plan.slots[index].qualname, plan.root, exc)
             value = node.obj
             return hashing.digest_value(("unhashable", type(value).__module__,
                                          type(value).__qualname__)), []
