@@ -217,3 +217,27 @@ def test_equal_structures_have_equal_digests(value) -> None:
 
     assert digest_value(value) == digest_value(copy.deepcopy(value))
     assert digest_value(value) == digest_value(pickle.loads(pickle.dumps(value)))
+
+
+def test_subclasses_of_dict_and_list_are_digested_by_their_contents() -> None:
+    """A defaultdict, an OrderedDict, a Counter or a user's dict subclass that gains or
+    changes an item has another digest (they were digested as if empty: a stale hit)."""
+    import collections
+
+    from checkpointing.hashing import digest_value
+
+    class Config(dict):
+        pass
+
+    class Items(list):
+        pass
+
+    for make in (lambda d: collections.defaultdict(list, d), collections.OrderedDict,
+                 collections.Counter, Config):
+        assert digest_value(make({"a": 1})) != digest_value(make({"a": 2}))
+        assert digest_value(make({"a": 1})) != digest_value(make({"a": 1, "b": 1}))
+        assert digest_value(make({"a": 1})) == digest_value(make({"a": 1}))
+    assert digest_value(Items([1])) != digest_value(Items([2]))
+    cyclic = collections.defaultdict(list)
+    cyclic["self"] = cyclic
+    assert digest_value(cyclic) == digest_value(cyclic)  # a cycle ends

@@ -138,3 +138,53 @@ def test_mutated_registry_or_value_read_inside_it_reruns_in_process(project):
     # With 31 entries the chain is one step longer; then SCALE multiplies the last term.
     assert r[2] == r[3] != r[0]
     assert r[4] != r[3]
+
+
+OTHER_CONTAINERS = """
+import collections
+from checkpointing import checkpoint
+
+
+def double(x):
+    return 2 * x
+
+
+def triple(x):
+    return 3 * x
+
+
+class Holder:
+    __slots__ = ("op",)  # no __dict__: the witness digests it again at each check
+
+    def __init__(self, op):
+        self.op = op
+
+
+OPS = collections.defaultdict(lambda: double, {"a": double})
+HELD = Holder(double)
+
+
+@checkpoint
+def run(x):
+    print("RAN run")
+    return OPS["a"](x) + HELD.op(x)
+
+
+print("RESULT", run(5))
+print("RESULT", run(5))        # a hit
+OPS["a"] = triple               # another function in a defaultdict
+print("RESULT", run(5))
+HELD.op = triple                # and in an object with slots
+print("RESULT", run(5))
+print("RESULT", run(5))        # a hit again
+"""
+
+
+def test_functions_in_containers_the_witness_cannot_copy_are_checked(project):
+    """A hit reuses digests only while what values hold is the same: containers that
+    cannot be copied cheaply (defaultdict, objects with slots) are digested again,
+    with the functions inside compared by identity."""
+    project.write("main.py", OTHER_CONTAINERS)
+    out = project.run("main.py")
+    assert out.ran == ["run", "run", "run"], out
+    assert out.results == ["20", "20", "25", "30", "30"], out

@@ -690,12 +690,18 @@ def _enc_builtin_subclass(base_encoder: Encoder) -> Encoder:
     """Instances of subclasses of builtins (namedtuples...): class + base value + attrs."""
 
     def encode(h: Hasher, obj: Any) -> None:
+        if id(obj) in h._active:  # a cycle back to ``obj``: a back-reference
+            _enter(h, obj)
+            return
+        h._buf += b"<"
+        _class_ident(h, type(obj))
+        # Not marked active while the base encoder runs: the dict and list encoders
+        # mark it themselves (and would find it active and write a back-reference
+        # instead of the contents: a defaultdict hashed as if empty).
+        base_encoder(h, obj)
         if not _enter(h, obj):
             return
         try:
-            h._buf += b"<"
-            _class_ident(h, type(obj))
-            base_encoder(h, obj)
             extra = getattr(obj, "__dict__", None)
             if extra:
                 extra = _without_derived(extra, type(obj))

@@ -371,10 +371,14 @@ _BY_NAME = threading.local()
 
 @contextlib.contextmanager
 def _classes_by_name() -> Iterator[None]:
-    """Within the block, in this thread, classes are digested by name, not code."""
+    """Within the block, in this thread, classes are digested by name, not code (in a
+    walk of their own: such digests are never reused for keys)."""
+    from .keyplan import isolated_walk
+
     _BY_NAME.on = True
     try:
-        yield
+        with isolated_walk():
+            yield
     finally:
         _BY_NAME.on = False
 
@@ -394,7 +398,9 @@ def _register_by_name() -> None:
     global _registered
     if not _registered:
         _registered = True
-        hashing.register_class_digester(_class_by_name)
+        from .keyplan import register_own_class_digester
+
+        register_own_class_digester(_class_by_name)
 
 
 def _fingerprint_arguments(binder: ArgumentBinder, values: Tuple[Any, ...]) -> Dict[str, str]:

@@ -26,8 +26,10 @@ later call reuses those digests while a witness shows nothing they read changed.
 
 from __future__ import annotations
 
+import contextlib
 import copyreg
 import functools
+import inspect
 import itertools
 import json
 import logging
@@ -1102,9 +1104,13 @@ class _Node:
 class _Walk:
     """Digests of the definitions and values reached within one key computation."""
 
-    __slots__ = ("nodes", "definitions", "values", "collecting", "reused", "_witness")
+    __slots__ = ("nodes", "definitions", "values", "collecting", "reused", "_witness",
+                 "shared")
 
-    def __init__(self) -> None:
+    def __init__(self, shared: bool = True) -> None:
+        # False: digests made under other rules (classes by name, for explanations):
+        # neither taken from earlier walks nor offered to later ones.
+        self.shared = shared
         self.nodes: List[_Node] = []
         self.definitions: Dict[int, int] = {}  # id(definition) -> node
         self.values: Dict[Any, int] = {}       # where a value is read (Slot.key) -> node
@@ -1133,6 +1139,8 @@ class _Walk:
 
     def _reusable_digest(self, original: Any) -> Optional[bytes]:
         """The digest an earlier walk found for ``original``, if nothing it read changed."""
+        if not self.shared:
+            return None
         entry = _REUSABLE.get(id(original))
         if entry is None or entry.digests[id(original)][0] is not original:
             return None
@@ -1165,7 +1173,7 @@ class _Walk:
             digests = {id(node.obj): (node.obj, node.digest) for node in self.nodes
                        if node.plan is not None and node.digest is not None
                        and not node.cyclic}
-            if digests:
+            if digests and self.shared:
                 entry = _Reusable(witness, digests)
                 for key in digests:
                     _REUSABLE[key] = entry
@@ -1299,12 +1307,18 @@ def probe_digest(value: Any) -> bytes:
     """Digest ``value`` with the definitions inside it as placeholders: for the analysis,
     which asks whether a value can be hashed while plans are still being built (a full
     digest would build them again from within, and remember half-built results)."""
+    return _probe(value)[0]
+
+
+def _probe(value: Any) -> Tuple[bytes, List[Any]]:
+    """``value``'s digest with definitions as placeholders, and those definitions."""
     saved = getattr(_STATE, "walk", None)
-    walk = _Walk()
-    walk.collecting = []
+    walk = _Walk(shared=False)
+    found: List[Any] = []
+    walk.collecting = found
     _STATE.walk = walk
     try:
-        return hashing.digest_value(value)
+        return hashing.digest_value(value), found
     finally:
         _STATE.walk = saved
 
@@ -1382,6 +1396,14 @@ class _Witness:
                     return False
             elif kind == 3:  # an instance hashed by what it reduces to
                 if type(obj) is not entry[2] or not _same_shape(_reduce(obj), entry[3]):
+                    return False
+            elif kind == 5:  # anything else: digested again (definitions by identity)
+                try:
+                    digest, found = _probe(obj)
+                except hashing.UnhashableValue:
+                    return False
+                if digest != entry[2] or len(found) != len(entry[3]) \
+                        or not all(map(is_, found, entry[3])):
                     return False
             else:  # an instance hashed by its class and attributes
                 cls, attributes, names, values = entry[2], entry[3], entry[4], entry[5]
@@ -1462,6 +1484,9 @@ _IMMUTABLE_ENCODERS = frozenset(filter(None, (
         "_enc_fraction", "_enc_uuid", "_enc_range", "_enc_tzinfo"))))
 
 
+_SIGNATURE = inspect.Signature
+
+
 def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
     """Record in ``containers`` what must stay the same for ``value``'s digest to stay
     the same. False for values whose digest cannot be vouched for this way (arrays,
@@ -1473,7 +1498,8 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
     if type(value) in _SCALARS:
         return True
     if hashing._USER_TYPES.get(types.FunctionType) is not _function_digester \
-            or len(hashing._CLASS_DIGESTERS) != 1:
+            or any(d is not _definition_digest and d not in _OWN_CLASS_DIGESTERS
+                   for d in hashing._CLASS_DIGESTERS):
         return False  # someone else decides how functions or classes digest
     builtins = hashing._BUILTINS
     stack = [value]
@@ -1531,6 +1557,13 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             attributes = value.__dict__
             keys, values = tuple(attributes), tuple(attributes.values())
             containers.append((2, value, t, attributes, keys, values))
+        elif t is _SIGNATURE:
+            # Immutable but for what its parameters hold (a cached ``__signature__``:
+            # networkx's dispatchers keep one).
+            for parameter in value.parameters.values():
+                stack.extend((parameter.default, parameter.annotation))
+            stack.append(value.return_annotation)
+            continue
         elif encoder is hashing._enc_reduce:
             # Hashed by what it pickles as: checked by reducing it again (networkx's
             # ``_dispatchable`` reduces to its name).
@@ -1541,7 +1574,15 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             containers.append((3, value, t, reduced))
             values = reduced
         else:
-            return False
+            # No cheaper proof (a defaultdict, an object with slots...): its digest is
+            # made again by the witness, with the definitions inside it compared by
+            # identity (their own reads are in the walk's witness).
+            try:
+                digest, found = _probe(value)
+            except hashing.UnhashableValue:
+                return False
+            containers.append((5, value, digest, tuple(found)))
+            continue
         budget -= len(values)
         stack.extend(values)
         if t is dict:
@@ -1571,6 +1612,29 @@ class walk_scope:
             _STATE.walk = None
             if walk is not _OPEN and exc[0] is None:
                 walk.finish()
+
+
+@contextlib.contextmanager
+def isolated_walk() -> Iterator[None]:
+    """Digests within the block are made by a walk of their own, shared with no other:
+    for digests made under other rules (classes by name, to explain a miss)."""
+    saved = getattr(_STATE, "walk", None)
+    _STATE.walk = _Walk(shared=False)
+    try:
+        yield
+    finally:
+        _STATE.walk = saved
+
+
+# Class digesters of this package (asked before _definition_digest, and returning None
+# outside of an isolated walk): a witness may still vouch for digests with them.
+_OWN_CLASS_DIGESTERS: set = set()
+
+
+def register_own_class_digester(fn: Any) -> None:
+    """Register a class digester of this package's (see :func:`isolated_walk`)."""
+    _OWN_CLASS_DIGESTERS.add(fn)
+    hashing.register_class_digester(fn)
 
 
 def _definition_digest(obj: Any) -> Optional[bytes]:
