@@ -33,7 +33,7 @@ from .analysis.resolve import (CLASS, CLOSURE, EXTERNAL, FUNCTION, GLOBAL, MODUL
                                wrapper_attributes)
 from .keyplan import (ANALYSIS_FORMAT, KeyPlan, NamesSnapshot, Slot, announce, cell_value,
                       describe, is_acknowledged, plan_for, probe_digest)
-from .source import INDEX
+from .source import INDEX, display_path
 
 __all__ = ["Node", "build_plan", "dependency_graph", "source_of"]
 
@@ -990,14 +990,7 @@ def _candidate_modules(kind: str, value: Any, home: str,
 
 
 def _display(filename: Optional[str]) -> str:
-    """A file name relative to the current directory when it lies below it."""
-    if not filename:
-        return "?"
-    try:
-        relative = os.path.relpath(filename)
-    except ValueError:  # another drive
-        return filename
-    return filename if relative.startswith(os.pardir) else relative
+    return display_path(filename) if filename else "?"
 
 
 def _written_in(code: types.CodeType, node: Node) -> bool:

@@ -9,8 +9,9 @@ differences) names what changed. This module owns that comparison and its wordin
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
+
+from .source import display_path
 
 __all__ = ["Change", "Explanation", "diff", "explain", "nearest"]
 
@@ -40,15 +41,6 @@ class Change(NamedTuple):
         if self.kind == "version":
             return self.name
         return f"new argument values ({self.name})"
-
-
-def display_path(path: str) -> str:
-    """``path`` relative to the current directory when it lies below it."""
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:  # another drive
-        return path
-    return path if relative.startswith(os.pardir) else relative
 
 
 def _where(node: Any) -> Optional[str]:

@@ -50,7 +50,7 @@ from .analysis.resolve import (UNBOUND, is_pickled_copy, is_project_object, qual
                                value_attributes, wrapper_attributes)
 from .config import defaults
 from .errors import PENDING_WARNINGS, BlindSpotWarning
-from .source import INDEX
+from .source import INDEX, display_path
 
 __all__ = ["KeyPlan", "NamesSnapshot", "Slot", "acknowledge_blind_spots", "plan_for"]
 
@@ -394,13 +394,6 @@ def blind_spots_of(plan: Optional[KeyPlan]) -> List[str]:
     """``file:line what`` for each blind spot of a plan (built here, or read back)."""
     if plan is None:
         return []
-
-    def display_path(path: str) -> str:
-        try:
-            relative = os.path.relpath(path)
-        except ValueError:  # another drive
-            return path
-        return path if relative.startswith(os.pardir) else relative
 
     if plan.nodes:
         return [f"{display_path(n.filename or '?')}:{line} {what}"

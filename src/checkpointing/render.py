@@ -14,7 +14,7 @@ import subprocess
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from .analysis.resolve import qualname_of, unwrap
-from .explain import display_path
+from .source import display_path
 
 __all__ = ["DependencyGraph", "graph"]
 

@@ -330,7 +330,7 @@ def _tree_state(root: str, name: str, excluded: List[str]) -> Optional[List[Any]
         if (name, root) not in _WARNED_FOLDERS:
             _WARNED_FOLDERS.add((name, root))
             from .errors import BlindSpotWarning
-            from .explain import display_path
+            from .source import display_path
 
             warnings.warn(
                 f"{name} was given the folder {display_path(root)}, which holds more than "
@@ -827,7 +827,7 @@ def verify(checks: Dict[str, Any]) -> Optional[str]:
 
 
 def _verify(checks: Dict[str, Any]) -> Optional[str]:
-    from .explain import display_path
+    from .source import display_path
 
     for (folder,) in checks.get("cwd", ()):
         if os.getcwd() != folder:

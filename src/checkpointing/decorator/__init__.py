@@ -610,7 +610,7 @@ def runtime_warn_side_effects(func: Callable[..., Any], paths: List[str]) -> Non
     if name in _WARNED_EFFECTS:
         return
     _WARNED_EFFECTS.add(name)
-    from ..explain import display_path
+    from ..source import display_path
 
     shown = ", ".join(display_path(p) for p in sorted(paths)[:5])
     more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
@@ -627,7 +627,7 @@ def warn_runtime_dependency(func: Callable[..., Any], found: List[Any]) -> None:
     analysis made by this call, else naming the root cause the stored analysis
     recorded; listing them, at the line of the first cause."""
     from ..analysis.resolve import qualname_of
-    from ..explain import display_path
+    from ..source import display_path
     from ..keyplan import cached, flush_warnings, is_acknowledged, warn_once
 
     if is_acknowledged(func):

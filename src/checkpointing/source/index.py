@@ -111,6 +111,15 @@ _PACKAGE_DIR_MARKERS = tuple(os.sep + name + os.sep for name in ("site-packages"
                                                                   "dist-packages"))
 
 
+
+def display_path(path: str) -> str:
+    """``path`` relative to the current directory when it lies below it (messages)."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive
+        return path
+    return path if relative.startswith(os.pardir) else relative
+
 class SourceIndex:
     """Recorded module sources, by module name and by (real) file name.
 
