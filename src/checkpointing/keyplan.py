@@ -176,9 +176,10 @@ class KeyPlan:
 
         This is the per-call cost of tracking. Guards and slots are read by one list
         comprehension over C-level getters. When every object read is the very one
-        read at the previous call (and the slot values are immutable), nothing can
-        have changed and the previous digest is returned. Otherwise the guards are compared with what the analysis saw
-        and the slot values are hashed.
+        read at the previous call and the witness of their contents holds (mutable
+        containers unchanged, definitions inside them reading what they read), the
+        previous digest is returned. Otherwise the guards are compared with what the
+        analysis saw and the slot values are hashed.
         """
         if self._generation != INDEX.generation and not self._revalidate():
             return None
