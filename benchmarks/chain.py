@@ -71,9 +71,12 @@ def make_project(root: str, modules: int) -> None:
     open(os.path.join(package, "__init__.py"), "w").close()
     for i in range(modules):
         last = i == modules - 1
-        body = (f"K{i} = {i}\n\n\ndef f{i}(x):\n    return x + K{i}\n" if last else
-                f"from proj.m{i + 1} import f{i + 1}\n\nK{i} = {i}\n\n\n"
-                f"def f{i}(x):\n    return f{i + 1}(x) + K{i}\n")
+        body = (
+            f"K{i} = {i}\n\n\ndef f{i}(x):\n    return x + K{i}\n"
+            if last
+            else f"from proj.m{i + 1} import f{i + 1}\n\nK{i} = {i}\n\n\n"
+            f"def f{i}(x):\n    return f{i + 1}(x) + K{i}\n"
+        )
         with open(os.path.join(package, f"m{i}.py"), "w") as handle:
             handle.write(body)
     with open(os.path.join(root, "probe.py"), "w") as handle:
@@ -83,8 +86,14 @@ def make_project(root: str, modules: int) -> None:
 def run(root: str, calls: int) -> dict:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    out = subprocess.run([sys.executable, "probe.py", str(calls)], cwd=root, env=env,
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "probe.py", str(calls)],
+        cwd=root,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -108,14 +117,20 @@ def main() -> None:
             with_disk.append(result["first_ms"])
             extra.append(result["chained_us"] - result["alone_us"])
             alone.append(result["alone_us"])
-        print(f"{args.modules}-module chain, Python {sys.version.split()[0]}, "
-              f"median of {args.repeat} fresh processes:")
+        print(
+            f"{args.modules}-module chain, Python {sys.version.split()[0]}, "
+            f"median of {args.repeat} fresh processes:"
+        )
         print(f"  first call, analysis not on disk : {statistics.median(without):8.2f} ms")
-        print(f"  first call, analysis on disk     : {statistics.median(with_disk):8.2f} ms"
-              f"   (target <= 2 ms)")
-        print(f"  later calls: hit of a function without dependencies "
-              f"{statistics.median(alone):6.2f} us; the chained function costs "
-              f"{statistics.median(extra):6.2f} us more   (target <= 20 us)")
+        print(
+            f"  first call, analysis on disk     : {statistics.median(with_disk):8.2f} ms"
+            f"   (target <= 2 ms)"
+        )
+        print(
+            f"  later calls: hit of a function without dependencies "
+            f"{statistics.median(alone):6.2f} us; the chained function costs "
+            f"{statistics.median(extra):6.2f} us more   (target <= 20 us)"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -90,19 +90,31 @@ def fetch(version: str) -> str:
     os.makedirs(cache, exist_ok=True)
     found = glob.glob(os.path.join(cache, f"networkx-{version}.tar.gz"))
     if not found:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
-                        "--no-binary", ":all:", f"networkx=={version}", "-d", cache],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"networkx=={version}",
+                "-d",
+                cache,
+            ],
+            check=True,
+            capture_output=True,
+        )
         found = glob.glob(os.path.join(cache, f"networkx-{version}.tar.gz"))
     return found[0]
 
 
 def make_project(root: str, sdist: str) -> None:
     with tarfile.open(sdist) as archive:
-        members = [m for m in archive.getmembers()
-                   if m.name.split("/")[1:2] == ["networkx"]]
+        members = [m for m in archive.getmembers() if m.name.split("/")[1:2] == ["networkx"]]
         archive.extractall(root, members)  # trusted: PyPI's sdist of a pinned version
-    top = os.path.join(root, os.path.basename(sdist)[:-len(".tar.gz")])
+    top = os.path.join(root, os.path.basename(sdist)[: -len(".tar.gz")])
     os.rename(os.path.join(top, "networkx"), os.path.join(root, "networkx"))
     shutil.rmtree(top)
     with open(os.path.join(root, "probe.py"), "w") as handle:
@@ -112,8 +124,13 @@ def make_project(root: str, sdist: str) -> None:
 def run(root: str, which: str, calls: int) -> dict:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    proc = subprocess.run([sys.executable, "probe.py", which, str(calls)], cwd=root,
-                          env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "probe.py", which, str(calls)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"probe failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -131,8 +148,10 @@ def main() -> None:
     try:
         make_project(root, sdist)
         analysis = os.path.join(root, ".checkpointing", "analysis")
-        print(f"networkx {args.version} as project code, Python {sys.version.split()[0]}, "
-              f"median of {args.repeat} fresh processes each:")
+        print(
+            f"networkx {args.version} as project code, Python {sys.version.split()[0]}, "
+            f"median of {args.repeat} fresh processes each:"
+        )
         for which in ("shortest", "density"):
             run(root, which, 10)  # fills the cache entry and the .pyc files
             without, with_disk, hit, alone, rss = [], [], [], [], []
@@ -147,14 +166,19 @@ def main() -> None:
                 alone.append(result["alone_us"])
             h, a = statistics.median(hit), statistics.median(alone)
             print(f"  {which}:")
-            print(f"    first call, analysis not on disk : {statistics.median(without):9.1f} ms"
-                  f"   (target <= 3000 ms)")
-            print(f"    first call, analysis on disk     : {statistics.median(with_disk):9.1f} ms"
-                  f"   (target <= 20 ms)")
-            print(f"    warm hit {h:8.1f} us; hit without dependencies {a:6.1f} us: "
-                  f"ratio {h / a:6.1f}   (target <= 2)")
-            print(f"    peak memory (first call, no analysis): "
-                  f"{statistics.median(rss):7.1f} MB")
+            print(
+                f"    first call, analysis not on disk : {statistics.median(without):9.1f} ms"
+                f"   (target <= 3000 ms)"
+            )
+            print(
+                f"    first call, analysis on disk     : {statistics.median(with_disk):9.1f} ms"
+                f"   (target <= 20 ms)"
+            )
+            print(
+                f"    warm hit {h:8.1f} us; hit without dependencies {a:6.1f} us: "
+                f"ratio {h / a:6.1f}   (target <= 2)"
+            )
+            print(f"    peak memory (first call, no analysis): {statistics.median(rss):7.1f} MB")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -25,7 +25,7 @@ import time
 
 os.chdir(tempfile.mkdtemp(prefix="ckpt-runtime-"))
 with open("bench_funcs.py", "w") as handle:
-    handle.write('''
+    handle.write("""
 import numpy as np
 
 def leaf(i):
@@ -70,11 +70,12 @@ def take_folder(folder):
 
 def declared():
     return 1
-''')
+""")
 sys.path.insert(0, os.getcwd())
 
-from checkpointing import checkpoint, defaults  # noqa: E402
 import bench_funcs  # noqa: E402
+
+from checkpointing import checkpoint, defaults  # noqa: E402
 
 
 def median_ms(fn, runs=7):
@@ -87,10 +88,14 @@ def median_ms(fn, runs=7):
 
 
 def main() -> None:
-    print(f"Python {sys.version.split()[0]}; safety net "
-          f"{'available' if hasattr(sys, 'monitoring') else 'not available (< 3.12)'}")
-    for name, fn, arg in (("pure Python, 300k calls", bench_funcs.calls, 300_000),
-                          ("numpy, 400x400 matmul", bench_funcs.numeric, 400)):
+    print(
+        f"Python {sys.version.split()[0]}; safety net "
+        f"{'available' if hasattr(sys, 'monitoring') else 'not available (< 3.12)'}"
+    )
+    for name, fn, arg in (
+        ("pure Python, 300k calls", bench_funcs.calls, 300_000),
+        ("numpy, 400x400 matmul", bench_funcs.numeric, 400),
+    ):
         defaults["runtime.safety_net"] = True
         on = checkpoint(directory="on")(fn)
         defaults["runtime.safety_net"] = False
@@ -104,16 +109,20 @@ def main() -> None:
         off(arg)
         hit_on = median_ms(lambda: on(arg), runs=2001) * 1000
         hit_off = median_ms(lambda: off(arg), runs=2001) * 1000
-        print(f"{name}: bare {bare:.1f} ms; miss with recording {with_recording:.1f} ms, "
-              f"without {without:.1f} ms ({(with_recording / without - 1) * 100:+.1f}%); "
-              f"hit {hit_on:.1f} us with, {hit_off:.1f} us without")
+        print(
+            f"{name}: bare {bare:.1f} ms; miss with recording {with_recording:.1f} ms, "
+            f"without {without:.1f} ms ({(with_recording / without - 1) * 100:+.1f}%); "
+            f"hit {hit_on:.1f} us with, {hit_off:.1f} us without"
+        )
         if not hasattr(sys, "monitoring"):
             defaults["runtime.safety_net"] = True
             defaults["runtime.profile_safety_net"] = True
             profiled = median_ms(lambda: on.rerun(arg))
             defaults["runtime.profile_safety_net"] = False
-            print(f"   with the opt-in profile-hook safety net: miss {profiled:.1f} ms "
-                  f"({(profiled / without - 1) * 100:+.1f}%)")
+            print(
+                f"   with the opt-in profile-hook safety net: miss {profiled:.1f} ms "
+                f"({(profiled / without - 1) * 100:+.1f}%)"
+            )
 
 
 def inputs() -> None:
@@ -132,14 +141,16 @@ def inputs() -> None:
             runtime.stop(recorder)
         recorder.checks()
 
-    for name, fn, arg in (("list a folder of 100 files (glob)", bench_funcs.listing,
-                           "data/*.csv"),
-                          ("read 1,000 environment variables", bench_funcs.env_reads,
-                           1000)):
+    for name, fn, arg in (
+        ("list a folder of 100 files (glob)", bench_funcs.listing, "data/*.csv"),
+        ("read 1,000 environment variables", bench_funcs.env_reads, 1000),
+    ):
         bare = median_ms(lambda: fn(arg), runs=201)
         with_recording = median_ms(lambda: recorded(fn, arg), runs=201)
-        print(f"miss, {name}: the body {bare:.3f} ms; recording it and computing its "
-              f"checks {with_recording:.3f} ms (+{with_recording - bare:.3f} ms)")
+        print(
+            f"miss, {name}: the body {bare:.3f} ms; recording it and computing its "
+            f"checks {with_recording:.3f} ms (+{with_recording - bare:.3f} ms)"
+        )
 
     files = [os.path.abspath(f"data/{i:03}.csv") for i in range(100)]
     os.environ.update({f"CKPT_BENCH_{i}": str(i) for i in range(10)})
@@ -147,14 +158,22 @@ def inputs() -> None:
         ("nothing recorded", checkpoint(directory="h0")(bench_funcs.nothing), (1,)),
         ("1 input file", checkpoint(directory="h1")(bench_funcs.read_files), (files[:1],)),
         ("100 input files", checkpoint(directory="h2")(bench_funcs.read_files), (files,)),
-        ("listing of 100 files", checkpoint(directory="h3")(bench_funcs.listing),
-         ("data/*.csv",)),
-        ("10 environment variables", checkpoint(directory="h4")(bench_funcs.read_env),
-         ([f"CKPT_BENCH_{i}" for i in range(10)],)),
-        ("folder argument of 100 files", checkpoint(directory="h5")(bench_funcs.take_folder),
-         ("data",)),
-        ("inputs=['data/*.csv'] (100 files)",
-         checkpoint(directory="h6", inputs=["data/*.csv"])(bench_funcs.declared), ()),
+        ("listing of 100 files", checkpoint(directory="h3")(bench_funcs.listing), ("data/*.csv",)),
+        (
+            "10 environment variables",
+            checkpoint(directory="h4")(bench_funcs.read_env),
+            ([f"CKPT_BENCH_{i}" for i in range(10)],),
+        ),
+        (
+            "folder argument of 100 files",
+            checkpoint(directory="h5")(bench_funcs.take_folder),
+            ("data",),
+        ),
+        (
+            "inputs=['data/*.csv'] (100 files)",
+            checkpoint(directory="h6", inputs=["data/*.csv"])(bench_funcs.declared),
+            (),
+        ),
     )
     base = None
     for name, fn, args in cases:

@@ -19,7 +19,6 @@ import platform
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -34,13 +33,11 @@ LIBRARIES = ["checkpointing", "joblib", "cachier", "diskcache", "checkpointing 1
 
 # How each library decorates ``f`` with its cache in directory ``DIR``.
 DECORATE = {
-    "checkpointing": "from checkpointing import checkpoint\n"
-                     "cache = checkpoint(directory=DIR)\n",
+    "checkpointing": "from checkpointing import checkpoint\ncache = checkpoint(directory=DIR)\n",
     "checkpointing 1.0.1": "from checkpointing import checkpoint\n"
-                           "cache = checkpoint(directory=DIR)\n",
+    "cache = checkpoint(directory=DIR)\n",
     "joblib": "import joblib\ncache = joblib.Memory(DIR, verbose=0).cache\n",
-    "cachier": "from cachier import cachier\n"
-               "cache = cachier(cache_dir=DIR, separate_files=True)\n",
+    "cachier": "from cachier import cachier\ncache = cachier(cache_dir=DIR, separate_files=True)\n",
     "diskcache": "import diskcache\ncache = diskcache.Cache(DIR).memoize()\n",
 }
 
@@ -203,28 +200,40 @@ def python_of(library: str) -> str:
     name = "venv-checkpointing-1.0.1" if library == "checkpointing 1.0.1" else "venv-bench"
     env_dir = WORK / name
     python = env_dir / "bin" / "python"
-    packages = (["checkpointing==1.0.1", "numpy", "pandas"]
-                if library == "checkpointing 1.0.1"
-                else ["-e", str(ROOT), "joblib", "cachier", "diskcache", "numpy", "pandas"])
+    packages = (
+        ["checkpointing==1.0.1", "numpy", "pandas"]
+        if library == "checkpointing 1.0.1"
+        else ["-e", str(ROOT), "joblib", "cachier", "diskcache", "numpy", "pandas"]
+    )
     if not python.exists():
         venv.create(env_dir, with_pip=True)
-    ready = subprocess.run([str(python), "-c", "import numpy, pandas, checkpointing"],
-                           capture_output=True).returncode == 0
+    ready = (
+        subprocess.run(
+            [str(python), "-c", "import numpy, pandas, checkpointing"], capture_output=True
+        ).returncode
+        == 0
+    )
     if not ready:
         subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
     return str(python)
 
 
-def run_script(python: str, code: str, directory: str, *args: str,
-               timeout: float = 900) -> Dict[str, Any]:
+def run_script(
+    python: str, code: str, directory: str, *args: str, timeout: float = 900
+) -> Dict[str, Any]:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     script = os.path.join(directory, "bench_script.py")
     with open(script, "w") as handle:
         handle.write(code)
-    proc = subprocess.run([python, script, os.path.join(directory, "cache"), *args],
-                          cwd=directory, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [python, script, os.path.join(directory, "cache"), *args],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -232,8 +241,9 @@ def run_script(python: str, code: str, directory: str, *args: str,
 
 def program(library: str, scenario: str) -> str:
     start = "import time\nSTART = time.perf_counter()\n"
-    return start + textwrap.dedent(PRELUDE) + DECORATE[library] + textwrap.dedent(
-        SCENARIOS[scenario])
+    return (
+        start + textwrap.dedent(PRELUDE) + DECORATE[library] + textwrap.dedent(SCENARIOS[scenario])
+    )
 
 
 class Table:
@@ -260,10 +270,16 @@ class Table:
             for column in list(self.cells.get(row, {})) + list(self.errors.get(row, {})):
                 if column not in columns:
                     columns.append(column)
-        lines = [f"### {self.title}", "", self.note, "" if self.note else "",
-                 "| library | " + " | ".join(f"{c} ({self.unit})" if self.unit else c
-                                            for c in columns) + " |",
-                 "| --- |" + " --- |" * len(columns)]
+        lines = [
+            f"### {self.title}",
+            "",
+            self.note,
+            "" if self.note else "",
+            "| library | "
+            + " | ".join(f"{c} ({self.unit})" if self.unit else c for c in columns)
+            + " |",
+            "| --- |" + " --- |" * len(columns),
+        ]
         for row in LIBRARIES + sorted(set(self.cells) - set(LIBRARIES)):
             if row not in self.cells and row not in self.errors:
                 continue
@@ -271,9 +287,10 @@ class Table:
             for column in columns:
                 values = self.cells.get(row, {}).get(column)
                 if values:
-                    cells.append(_fmt(statistics.median(values))
-                                 + (f" ({_fmt(min(values))}-{_fmt(max(values))})"
-                                    if len(values) > 1 else ""))
+                    cells.append(
+                        _fmt(statistics.median(values))
+                        + (f" ({_fmt(min(values))}-{_fmt(max(values))})" if len(values) > 1 else "")
+                    )
                 else:
                     cells.append(self.errors.get(row, {}).get(column, "-"))
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
@@ -288,8 +305,9 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}"
 
 
-def repeat(runs: int, fn: Callable[[], Dict[str, Any]], table: Table, row: str,
-           columns: Dict[str, str]) -> None:
+def repeat(
+    runs: int, fn: Callable[[], Dict[str, Any]], table: Table, row: str, columns: Dict[str, str]
+) -> None:
     for _ in range(runs):
         try:
             result = fn()
@@ -313,12 +331,14 @@ def tmpdir() -> str:
 def scenario_warm_hit(runs: int, libraries: List[str]) -> Table:
     table = Table("1. Warm hit of f(1, 2)", "µs", "Median of 2,000 hits in one process.")
     for library in libraries:
+
         def once() -> Dict[str, Any]:
             d = tmpdir()
             try:
                 return run_script(python_of(library), program(library, "warm_hit"), d)
             finally:
                 shutil.rmtree(d, ignore_errors=True)
+
         repeat(runs, once, table, library, {"us": "hit"})
     return table
 
@@ -333,72 +353,119 @@ def scenario_many_entries(runs: int, libraries: List[str], table: Table) -> None
             except Exception as exc:
                 table.fail(library, "hit, 20,000 entries", f"failed: {str(exc)[:60]}")
                 continue
-            repeat(runs, lambda: run_script(python_of(library), code, d, "hit"), table,
-                   library, {"us": "hit, 20,000 entries"})
+            repeat(
+                runs,
+                lambda: run_script(python_of(library), code, d, "hit"),
+                table,
+                library,
+                {"us": "hit, 20,000 entries"},
+            )
         finally:
             shutil.rmtree(d, ignore_errors=True)
 
 
 def scenario_fresh(runs: int, libraries: List[str]) -> Table:
-    table = Table("3. A fresh process", "ms",
-                  "First call (a hit) timed inside the process; total = interpreter start "
-                  "to end of that call, as seen by the process; import = "
-                  "`python -X importtime -c 'import <library>'` cumulative.")
+    table = Table(
+        "3. A fresh process",
+        "ms",
+        "First call (a hit) timed inside the process; total = interpreter start "
+        "to end of that call, as seen by the process; import = "
+        "`python -X importtime -c 'import <library>'` cumulative.",
+    )
     for library in libraries:
         python = python_of(library)
         d = tmpdir()
         try:
             code = program(library, "fresh_process")
             run_script(python, code, d, "fill")
-            repeat(runs, lambda: run_script(python, code, d, "check"), table, library,
-                   {"first_ms": "first call", "total_ms": "total"})
+            repeat(
+                runs,
+                lambda: run_script(python, code, d, "check"),
+                table,
+                library,
+                {"first_ms": "first call", "total_ms": "total"},
+            )
             module = {"checkpointing 1.0.1": "checkpointing"}.get(library, library)
             for _ in range(runs):
                 env = dict(os.environ)
                 env.pop("PYTHONDONTWRITEBYTECODE", None)
-                proc = subprocess.run([python, "-X", "importtime", "-c", f"import {module}"],
-                                      capture_output=True, text=True, env=env, cwd=d)
-                last = [line for line in proc.stderr.splitlines() if f"| {module}" in line
-                        and line.rstrip().endswith(f"| {module}")]
+                proc = subprocess.run(
+                    [python, "-X", "importtime", "-c", f"import {module}"],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=d,
+                )
+                last = [
+                    line
+                    for line in proc.stderr.splitlines()
+                    if f"| {module}" in line and line.rstrip().endswith(f"| {module}")
+                ]
                 if last:
                     table.add(library, "import", int(last[-1].split("|")[1]) / 1000)
         finally:
             shutil.rmtree(d, ignore_errors=True)
     bare = []
     for _ in range(runs):
-        proc = subprocess.run([python_of("checkpointing"), "-X", "importtime", "-c", "pass"],
-                              capture_output=True, text=True)
-        bare.append(sum(int(line.split("|")[1]) for line in proc.stderr.splitlines()[1:]
-                        if line.split("|")[2].startswith(" ") and
-                        not line.split("|")[2].startswith("  ")) / 1000)
+        proc = subprocess.run(
+            [python_of("checkpointing"), "-X", "importtime", "-c", "pass"],
+            capture_output=True,
+            text=True,
+        )
+        bare.append(
+            sum(
+                int(line.split("|")[1])
+                for line in proc.stderr.splitlines()[1:]
+                if line.split("|")[2].startswith(" ") and not line.split("|")[2].startswith("  ")
+            )
+            / 1000
+        )
     for value in bare:
         table.add("bare interpreter (site)", "import", value)
     return table
 
 
 def scenario_arrays(runs: int, libraries: List[str]) -> List[Table]:
-    arg = Table("4. A hit whose argument is big", "",
-                "512 MiB float64 array, and a DataFrame of 10 million rows x 4 float64 "
-                "columns (305 MiB): best of 3 hits; GB/s of argument hashed (and looked "
-                "up); extra peak RSS during the hits in MiB.")
-    result = Table("5. A 512 MiB numpy result", "",
-                   "Miss (pickle, write, fsync where the library does; the time to compute "
-                   "the array is subtracted) and hit (load) in separate processes, warm "
-                   "page cache; GB/s of result; load peak RSS over the result's size.")
+    arg = Table(
+        "4. A hit whose argument is big",
+        "",
+        "512 MiB float64 array, and a DataFrame of 10 million rows x 4 float64 "
+        "columns (305 MiB): best of 3 hits; GB/s of argument hashed (and looked "
+        "up); extra peak RSS during the hits in MiB.",
+    )
+    result = Table(
+        "5. A 512 MiB numpy result",
+        "",
+        "Miss (pickle, write, fsync where the library does; the time to compute "
+        "the array is subtracted) and hit (load) in separate processes, warm "
+        "page cache; GB/s of result; load peak RSS over the result's size.",
+    )
     slow = {"checkpointing 1.0.1": 600, "cachier": 600}
     for library in libraries:
         python = python_of(library)
         for kind in ("array", "frame"):
+
             def hit(kind: str = kind) -> Dict[str, Any]:
                 d = tmpdir()
                 try:
-                    return run_script(python, program(library, "array_argument"), d, kind,
-                                      timeout=slow.get(library, 300))
+                    return run_script(
+                        python,
+                        program(library, "array_argument"),
+                        d,
+                        kind,
+                        timeout=slow.get(library, 300),
+                    )
                 finally:
                     shutil.rmtree(d, ignore_errors=True)
+
             label = "array" if kind == "array" else "DataFrame"
-            repeat(runs, hit, arg, library, {"gbps": f"{label} GB/s",
-                                             "extra_mib": f"{label} extra MiB"})
+            repeat(
+                runs,
+                hit,
+                arg,
+                library,
+                {"gbps": f"{label} GB/s", "extra_mib": f"{label} extra MiB"},
+            )
 
         def save_load() -> Dict[str, Any]:
             d = tmpdir()
@@ -406,41 +473,65 @@ def scenario_arrays(runs: int, libraries: List[str]) -> List[Table]:
                 code = program(library, "array_result")
                 saved = run_script(python, code, d, "save", timeout=slow.get(library, 300))
                 loaded = run_script(python, code, d, "load", timeout=slow.get(library, 300))
-                return {"save": saved["gbps"], "load": loaded["gbps"],
-                        "peak": loaded["peak_ratio"]}
+                return {"save": saved["gbps"], "load": loaded["gbps"], "peak": loaded["peak_ratio"]}
             finally:
                 shutil.rmtree(d, ignore_errors=True)
-        repeat(runs, save_load, result, library,
-               {"save": "save GB/s", "load": "load GB/s", "peak": "load peak / size"})
+
+        repeat(
+            runs,
+            save_load,
+            result,
+            library,
+            {"save": "save GB/s", "load": "load GB/s", "peak": "load peak / size"},
+        )
     return [arg, result]
 
 
 def scenario_chain(runs: int) -> Table:
-    table = Table("6. A 50-module dependency chain (checkpointing only)", "",
-                  "The peers do not follow dependencies. From `benchmarks/chain.py`.")
+    table = Table(
+        "6. A 50-module dependency chain (checkpointing only)",
+        "",
+        "The peers do not follow dependencies. From `benchmarks/chain.py`.",
+    )
     for _ in range(runs):
-        proc = subprocess.run([python_of("checkpointing"), str(ROOT / "benchmarks/chain.py"),
-                               "--repeat", "1"], capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [python_of("checkpointing"), str(ROOT / "benchmarks/chain.py"), "--repeat", "1"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         for line in proc.stdout.splitlines():
             if "not on disk" in line:
-                table.add("checkpointing", "first call, no stored analysis (ms)",
-                          float(line.split(":")[1].split()[0]))
+                table.add(
+                    "checkpointing",
+                    "first call, no stored analysis (ms)",
+                    float(line.split(":")[1].split()[0]),
+                )
             elif "on disk" in line:
-                table.add("checkpointing", "first call, stored analysis (ms)",
-                          float(line.split(":")[1].split()[0]))
+                table.add(
+                    "checkpointing",
+                    "first call, stored analysis (ms)",
+                    float(line.split(":")[1].split()[0]),
+                )
             elif "costs" in line:
-                table.add("checkpointing", "later call, extra over a lone hit (µs)",
-                          float(line.split("costs")[1].split()[0]))
+                table.add(
+                    "checkpointing",
+                    "later call, extra over a lone hit (µs)",
+                    float(line.split("costs")[1].split()[0]),
+                )
     return table
 
 
 def scenario_limits(runs: int) -> Table:
     table = Table("7. Limits of this machine, same run", "", "")
-    columns = {"plain_call_us": "plain call (µs)", "small_file_read_us":
-               "open+read+unpickle+close of a small file (µs)", "xxh3_gbps":
-               "xxh3-128 of 512 MiB (GB/s)", "write_fsync_gbps": "write+fsync 512 MiB (GB/s)",
-               "read_bytes_gbps": "read 512 MiB into bytes (GB/s)",
-               "read_into_numpy_gbps": "read into fresh numpy memory (GB/s)"}
+    columns = {
+        "plain_call_us": "plain call (µs)",
+        "small_file_read_us": "open+read+unpickle+close of a small file (µs)",
+        "xxh3_gbps": "xxh3-128 of 512 MiB (GB/s)",
+        "write_fsync_gbps": "write+fsync 512 MiB (GB/s)",
+        "read_bytes_gbps": "read 512 MiB into bytes (GB/s)",
+        "read_into_numpy_gbps": "read into fresh numpy memory (GB/s)",
+    }
 
     def once() -> Dict[str, Any]:
         d = tmpdir()
@@ -449,6 +540,7 @@ def scenario_limits(runs: int) -> Table:
             return run_script(python_of("checkpointing"), LIMITS, d)
         finally:
             shutil.rmtree(d, ignore_errors=True)
+
     repeat(runs, once, table, "machine", columns)
     return table
 
@@ -457,8 +549,9 @@ def machine() -> str:
     cpu = "?"
     try:
         with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle
-                       if line.startswith("model name"))
+            cpu = next(
+                line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")
+            )
     except (OSError, StopIteration):
         pass
     memory = "?"
@@ -467,23 +560,29 @@ def machine() -> str:
             memory = f"{int(handle.readline().split()[1]) / 2**20:.0f} GiB"
     except OSError:
         pass
-    return (f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, "
-            f"{memory} RAM; Python {platform.python_version()}")
+    return (
+        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, "
+        f"{memory} RAM; Python {platform.python_version()}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", nargs="*", default=None,
-                        help="warm many fresh arrays chain limits")
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="warm many fresh arrays chain limits"
+    )
     parser.add_argument("--libraries", nargs="*", default=LIBRARIES)
     args = parser.parse_args()
     only = set(args.only or ["warm", "many", "fresh", "arrays", "chain", "limits"])
     started = time.time()
     tables: List[Table] = []
     if "warm" in only or "many" in only:
-        warm = scenario_warm_hit(args.runs, args.libraries) if "warm" in only \
+        warm = (
+            scenario_warm_hit(args.runs, args.libraries)
+            if "warm" in only
             else Table("1. Warm hit of f(1, 2)", "µs")
+        )
         if "many" in only:
             scenario_many_entries(args.runs, args.libraries, warm)
             warm.title = "1-2. Warm hit of f(1, 2), alone and among 20,000 entries"
@@ -496,12 +595,16 @@ def main() -> None:
         tables.append(scenario_chain(args.runs))
     if "limits" in only:
         tables.append(scenario_limits(args.runs))
-    text = ["# Benchmark results", "",
-            f"Measured by `python benchmarks/suite.py --runs {args.runs}` on "
-            f"{time.strftime('%Y-%m-%d', time.localtime(started))}, in "
-            f"{(time.time() - started) / 60:.0f} minutes. Machine: {machine()}.",
-            "Each cell: median (min-max) over fresh processes, caches in fresh temporary "
-            "directories. Versions: see `benchmarks/.work/*/bin/pip freeze`.", ""]
+    text = [
+        "# Benchmark results",
+        "",
+        f"Measured by `python benchmarks/suite.py --runs {args.runs}` on "
+        f"{time.strftime('%Y-%m-%d', time.localtime(started))}, in "
+        f"{(time.time() - started) / 60:.0f} minutes. Machine: {machine()}.",
+        "Each cell: median (min-max) over fresh processes, caches in fresh temporary "
+        "directories. Versions: see `benchmarks/.work/*/bin/pip freeze`.",
+        "",
+    ]
     text += [t.markdown() for t in tables]
     RESULTS.write_text("\n".join(text), encoding="utf-8")
     print("\n".join(text))

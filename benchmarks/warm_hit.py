@@ -51,9 +51,11 @@ def main() -> None:
         samples = measure(fn, args.calls)
         q = statistics.quantiles(samples, n=10)
         name += " (signed)" if args.secret and name == "warm hit" else ""
-        print(f"{name:>10}: median {statistics.median(samples):8.2f} us   "
-              f"p90 {q[-1]:8.2f} us   ({args.calls} calls, Python "
-              f"{sys.version.split()[0]})")
+        print(
+            f"{name:>10}: median {statistics.median(samples):8.2f} us   "
+            f"p90 {q[-1]:8.2f} us   ({args.calls} calls, Python "
+            f"{sys.version.split()[0]})"
+        )
 
 
 if __name__ == "__main__":

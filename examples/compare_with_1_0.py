@@ -51,8 +51,7 @@ def parse_examples(path: Path, level: str = "## ") -> List[Example]:
         if verdict is None:
             continue
         before, after = BLOCK.findall(section)
-        found.append((title, parse_files(before), parse_files(after),
-                      verdict.group(1) == "yes"))
+        found.append((title, parse_files(before), parse_files(after), verdict.group(1) == "yes"))
     return found
 
 
@@ -62,14 +61,16 @@ def legacy_python() -> str:
     python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     if not python.exists():
         venv.create(env_dir, with_pip=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "checkpointing==1.0.1"],
-                       check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "checkpointing==1.0.1"], check=True
+        )
     return str(python)
 
 
 def run(python: str, workdir: Path) -> Tuple[bool, str]:
-    proc = subprocess.run([python, "main.py"], cwd=workdir, capture_output=True, text=True,
-                          check=True)
+    proc = subprocess.run(
+        [python, "main.py"], cwd=workdir, capture_output=True, text=True, check=True
+    )
     lines = proc.stdout.splitlines()
     return "RAN f" in lines, next(line for line in lines if line.startswith("RESULT"))
 

@@ -27,21 +27,36 @@ def main() -> None:
         run(workdir, "2. second run, nothing changed: answered from .checkpointing/")
         features = workdir / "pipeline" / "features.py"
         text = features.read_text()
-        features.write_text(text.replace(
-            "def center(values):\n",
-            'def center(values):\n    """Subtract the mean."""  # documented, reformatted:\n')
-            .replace("mean = sum(values) / len(values)", "mean = (sum(values)\n"
-                     "            / len(values))"))
-        run(workdir, "3. after a docstring, a comment and a line break in center(), in "
-                     "pipeline/features.py: still cached")
-        features.write_text(text.replace("return [v - mean for v in values]",
-                                         "return [v - 0.5 * mean for v in values]"))
-        print("4. after changing the logic of center() in pipeline/features.py, a helper "
-              "two modules away, `checkpointing graph` and `checkpointing why` say:")
-        for command in (["graph", "pipeline.train:fit_line"],
-                        ["why", "pipeline.train:fit_line", '{"seed": 42}']):
-            subprocess.run([sys.executable, "-m", "checkpointing", *command], cwd=workdir,
-                           check=True)
+        features.write_text(
+            text.replace(
+                "def center(values):\n",
+                'def center(values):\n    """Subtract the mean."""  # documented, reformatted:\n',
+            ).replace(
+                "mean = sum(values) / len(values)",
+                "mean = (sum(values)\n            / len(values))",
+            )
+        )
+        run(
+            workdir,
+            "3. after a docstring, a comment and a line break in center(), in "
+            "pipeline/features.py: still cached",
+        )
+        features.write_text(
+            text.replace(
+                "return [v - mean for v in values]", "return [v - 0.5 * mean for v in values]"
+            )
+        )
+        print(
+            "4. after changing the logic of center() in pipeline/features.py, a helper "
+            "two modules away, `checkpointing graph` and `checkpointing why` say:"
+        )
+        for command in (
+            ["graph", "pipeline.train:fit_line"],
+            ["why", "pipeline.train:fit_line", '{"seed": 42}'],
+        ):
+            subprocess.run(
+                [sys.executable, "-m", "checkpointing", *command], cwd=workdir, check=True
+            )
         run(workdir, "   and fit_line runs again:")
         print(f"\nThe cache lived in {workdir / '.checkpointing'} (now removed).")
 

@@ -57,15 +57,20 @@ class Project:
         os.utime(path, (stamp, stamp))
         return path
 
-    def run(self, *argv: str, env: Optional[Dict[str, str]] = None,
-            expect_ok: bool = True) -> Run:
+    def run(self, *argv: str, env: Optional[Dict[str, str]] = None, expect_ok: bool = True) -> Run:
         args = list(argv) or ["main.py"]
         full_env = dict(os.environ)
         full_env.pop("PYTHONHASHSEED", None)  # each run hashes strings differently
         full_env["PYTHONDONTWRITEBYTECODE"] = "1"
         full_env.update(env or {})
-        proc = subprocess.run([sys.executable, *args], cwd=self.root, env=full_env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, *args],
+            cwd=self.root,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         result = Run(proc)
         if expect_ok and proc.returncode != 0:
             raise AssertionError(f"program failed ({proc.returncode}):\n{proc.stderr}")
@@ -113,8 +118,11 @@ def _spawns(obj: Any, seen: Set[int]) -> bool:
         return False
     seen.add(id(obj))
     if isinstance(obj, type):
-        return any(_spawns(member, seen) for member in vars(obj).values()
-                   if isinstance(member, types.FunctionType))
+        return any(
+            _spawns(member, seen)
+            for member in vars(obj).values()
+            if isinstance(member, types.FunctionType)
+        )
     code = getattr(obj, "__code__", None)
     if code is None or not code.co_filename.startswith(_TESTS_DIR):
         return False
@@ -135,8 +143,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
     faults = os.path.join(_TESTS_DIR, "faults") + os.sep
     for item in items:
         # The fault-injection suite kills, forks and spawns processes throughout.
-        if "project" in getattr(item, "fixturenames", ()) \
-                or str(getattr(item, "path", "")).startswith(faults):
+        if "project" in getattr(item, "fixturenames", ()) or str(
+            getattr(item, "path", "")
+        ).startswith(faults):
             item.add_marker(pytest.mark.e2e)
             continue
         seen: Set[int] = set()
@@ -148,8 +157,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
             item.add_marker(pytest.mark.e2e)
 
 
-_SPAWN_EVENTS = {"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.fork",
-                 "os.spawn"}
+_SPAWN_EVENTS = {
+    "subprocess.Popen",
+    "os.system",
+    "os.posix_spawn",
+    "os.exec",
+    "os.fork",
+    "os.spawn",
+}
 _spawned: Optional[List[str]] = None  # events seen while an unmarked test runs
 
 
@@ -173,4 +188,5 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if events and outcome.excinfo is None:
         raise AssertionError(
             f"{item.nodeid} started a process ({events[0]}) but is not marked e2e: "
-            "mark it @pytest.mark.e2e (or let it use the `project` fixture)")
+            "mark it @pytest.mark.e2e (or let it use the `project` fixture)"
+        )

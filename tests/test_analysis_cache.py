@@ -77,9 +77,12 @@ def test_a_damaged_stored_analysis_is_ignored_and_replaced(project) -> None:
 def test_a_rebinding_at_run_time_is_seen_with_a_stored_analysis(project) -> None:
     setup(project)
     project.run("-m", "proj.main")
-    project.write("proj/main.py", MAIN.replace(
-        'print("RESULT", f(3))',
-        'print("RESULT", f(3))\n'
-        'helper = lambda x: x * 100\nprint("RESULT", f(3))'))
+    project.write(
+        "proj/main.py",
+        MAIN.replace(
+            'print("RESULT", f(3))',
+            'print("RESULT", f(3))\nhelper = lambda x: x * 100\nprint("RESULT", f(3))',
+        ),
+    )
     run = project.run("-m", "proj.main")
     assert run.results == ["6", "300"], run

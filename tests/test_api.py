@@ -12,12 +12,24 @@ from typing import Any, Dict
 import pytest
 
 import checkpointing
-from checkpointing import hashing
-from checkpointing import (AutoFuncCallIdentifier, CacheBase, CheckpointFailedError,
-                           CheckpointFailedWarning, CheckpointNotExist, ConfigurationError,
-                           CorruptEntryWarning, DecoratorCheckpoint, FuncCallContext,
-                           FuncCallIdentifierBase, HashFailedError, HashFailedWarning,
-                           PickleFileCache, checkpoint, defaults)
+from checkpointing import (
+    AutoFuncCallIdentifier,
+    CacheBase,
+    CheckpointFailedError,
+    CheckpointFailedWarning,
+    CheckpointNotExist,
+    ConfigurationError,
+    CorruptEntryWarning,
+    DecoratorCheckpoint,
+    FuncCallContext,
+    FuncCallIdentifierBase,
+    HashFailedError,
+    HashFailedWarning,
+    PickleFileCache,
+    checkpoint,
+    defaults,
+    hashing,
+)
 
 
 class CallLog(list):
@@ -35,6 +47,7 @@ def entries(directory) -> list:
 
 
 # -- The decorator and its options ------------------------------------------------
+
 
 def test_bare_and_called_decorator_cache_in_default_directory(in_tmp) -> None:
     calls = CallLog()
@@ -65,13 +78,16 @@ def test_directory_option_and_pathlike(in_tmp) -> None:
     assert not (in_tmp / ".checkpointing").exists()
 
 
-@pytest.mark.parametrize("kwargs, accepted", [
-    ({"on_error": "loud"}, "'warn', 'raise', 'ignore'"),
-    ({"cache_pickle_protocol": 99}, "from 0 to"),
-    ({"cache_pickle_protocol": "5"}, "from 0 to"),
-    ({"directory": 3}, "str or pathlib.Path"),
-    ({"directory": ""}, "str or pathlib.Path"),
-])
+@pytest.mark.parametrize(
+    "kwargs, accepted",
+    [
+        ({"on_error": "loud"}, "'warn', 'raise', 'ignore'"),
+        ({"cache_pickle_protocol": 99}, "from 0 to"),
+        ({"cache_pickle_protocol": "5"}, "from 0 to"),
+        ({"directory": 3}, "str or pathlib.Path"),
+        ({"directory": ""}, "str or pathlib.Path"),
+    ],
+)
 def test_invalid_option_fails_at_decoration_naming_accepted_values(kwargs, accepted) -> None:
     with pytest.raises(ConfigurationError, match="accepted|not a path") as info:
         checkpoint(**kwargs)
@@ -80,6 +96,7 @@ def test_invalid_option_fails_at_decoration_naming_accepted_values(kwargs, accep
 
 def test_ignore_must_name_parameters() -> None:
     with pytest.raises(ConfigurationError, match="'verbos'.*not a parameter"):
+
         @checkpoint(ignore=["verbos"])
         def f(x, verbose=False):
             return x
@@ -192,6 +209,7 @@ def test_binding_error_is_pythons_own(in_tmp) -> None:
 
 # -- Kinds of functions -------------------------------------------------------------
 
+
 def test_methods_hash_self_by_state(in_tmp) -> None:
     runs = CallLog()
 
@@ -230,11 +248,13 @@ def test_async_functions_cache_the_awaited_value(in_tmp) -> None:
 
 def test_generator_functions_are_refused_at_decoration() -> None:
     with pytest.raises(TypeError, match="generator function .*return a list"):
+
         @checkpoint
         def gen():
             yield 1
 
     with pytest.raises(TypeError, match="generator"):
+
         @checkpoint()
         async def agen():
             yield 1
@@ -273,6 +293,7 @@ def test_user_exceptions_propagate_and_nothing_is_cached(in_tmp) -> None:
 
 # -- The extension API ----------------------------------------------------------------
 
+
 class NameIdentifier(FuncCallIdentifierBase):
     def __init__(self) -> None:
         self.contexts = []
@@ -302,7 +323,7 @@ def test_custom_identifier_and_dict_backed_cache() -> None:
     @DecoratorCheckpoint(identifier, cache, on_error="raise")
     def square(x, power=2):
         """Squares."""
-        return x ** power
+        return x**power
 
     assert square(3) == 9
     assert square(4) == 9  # the identifier looks at the name only: as the user asked
@@ -314,7 +335,7 @@ def test_custom_identifier_and_dict_backed_cache() -> None:
     assert context.full_name == f"{__name__}.{context.qualified_name}"
     assert context.arguments == {"x": 3, "power": 2}
     assert context.code.lstrip().startswith("@DecoratorCheckpoint")
-    assert "return x ** power" in context.code
+    assert "return x**power" in context.code
 
 
 def test_auto_identifier_with_custom_cache_and_synchronized_cache() -> None:
@@ -345,8 +366,7 @@ def test_extension_api_rejects_wrong_objects() -> None:
         DecoratorCheckpoint(NameIdentifier(), object())  # type: ignore[arg-type]
 
 
-def test_identifier_returning_a_non_string_key_to_a_file_cache_is_a_clear_failure(
-        in_tmp) -> None:
+def test_identifier_returning_a_non_string_key_to_a_file_cache_is_a_clear_failure(in_tmp) -> None:
     class Numbered(FuncCallIdentifierBase):
         def identify(self, context):
             return 42
@@ -355,8 +375,9 @@ def test_identifier_returning_a_non_string_key_to_a_file_cache_is_a_clear_failur
     def f():
         return 1
 
-    with pytest.raises(CheckpointFailedError,
-                       match="takes only a non-empty str; return a str .*InMemoryLRUCache"):
+    with pytest.raises(
+        CheckpointFailedError, match="takes only a non-empty str; return a str .*InMemoryLRUCache"
+    ):
         f()
 
 
@@ -375,6 +396,7 @@ def test_identifier_returning_none_is_a_clear_failure() -> None:
 
 def test_a_non_string_key_is_served_by_a_cache_that_takes_it() -> None:
     """1.0: the key may be any value the cache accepts (a tuple for a dict)."""
+
     class ByFirstArgument(FuncCallIdentifierBase):
         def identify(self, context):
             return (context.name, context.arguments["x"])
@@ -393,6 +415,7 @@ def test_a_non_string_key_is_served_by_a_cache_that_takes_it() -> None:
 
 
 # -- Failures never lose the result --------------------------------------------------
+
 
 def test_unhashable_argument_names_the_argument_and_its_type(in_tmp) -> None:
     @checkpoint(on_error="raise")
@@ -439,8 +462,9 @@ def test_raise_policy_carries_the_result_and_leaves_no_broken_entry(in_tmp) -> N
     assert info.value.has_result
     assert entries(in_tmp / ".checkpointing") == []
     # The error survives pickling (e.g. across multiprocessing) with its message.
-    assert "could not store" in str(pickle.loads(pickle.dumps(
-        CheckpointFailedError("could not store", None, False))))
+    assert "could not store" in str(
+        pickle.loads(pickle.dumps(CheckpointFailedError("could not store", None, False)))
+    )
 
 
 def test_full_disk_on_save_returns_the_result(in_tmp, monkeypatch) -> None:
@@ -485,6 +509,7 @@ def test_corrupt_entry_is_a_miss_that_gets_replaced(in_tmp) -> None:
 
 # -- Quiet --------------------------------------------------------------------------
 
+
 def test_prints_nothing_and_logs_hit_miss_save_at_debug(in_tmp, capsys, caplog) -> None:
     @checkpoint
     def quiet(x):
@@ -505,8 +530,16 @@ def test_prints_nothing_and_logs_hit_miss_save_at_debug(in_tmp, capsys, caplog) 
 def test_public_names_and_type_marker() -> None:
     import importlib.resources
 
-    for name in ("checkpoint", "defaults", "DecoratorCheckpoint", "FuncCallIdentifierBase",
-                 "AutoFuncCallIdentifier", "CacheBase", "PickleFileCache",
-                 "CheckpointNotExist", "FuncCallContext"):
+    for name in (
+        "checkpoint",
+        "defaults",
+        "DecoratorCheckpoint",
+        "FuncCallIdentifierBase",
+        "AutoFuncCallIdentifier",
+        "CacheBase",
+        "PickleFileCache",
+        "CheckpointNotExist",
+        "FuncCallContext",
+    ):
         assert hasattr(checkpointing, name)
     assert (importlib.resources.files("checkpointing") / "py.typed").is_file()

@@ -20,8 +20,10 @@ DYNAMIC = {
     "getattr": ("getattr([ops][0], name)(x)", "getattr() with a computed attribute name"),
     "eval": ("eval('ops.' + name)(x)", "eval() runs code"),
     "globals": ("globals()['ops'].double(x)", "globals() reads module globals"),
-    "import_module": ("importlib.import_module(name.replace('double', 'proj.ops')).double(x)",
-                      "importlib.import_module() imports a module chosen at run time"),
+    "import_module": (
+        "importlib.import_module(name.replace('double', 'proj.ops')).double(x)",
+        "importlib.import_module() imports a module chosen at run time",
+    ),
 }
 
 
@@ -30,7 +32,9 @@ def write(project, body: str, decorator: str = "@checkpoint") -> None:
     # Python 3.12+, is tested in test_runtime.py.
     project.write("proj/__init__.py", "")
     project.write("proj/ops.py", OPS)
-    project.write("proj/main.py", f"""
+    project.write(
+        "proj/main.py",
+        f"""
 import importlib
 from checkpointing import checkpoint, defaults
 from proj import ops
@@ -43,7 +47,8 @@ def f(x, name):
 
 print("RESULT", f(3, "double"))
 print("RESULT", f(4, "double"))
-""")
+""",
+    )
 
 
 @pytest.mark.parametrize("construct", sorted(DYNAMIC))
@@ -70,16 +75,20 @@ def test_without_depends_on_a_dynamic_helper_edit_is_missed_and_warned(project) 
     # Said when the analysis was made, not again by a run reusing the stored analysis;
     # graph() still shows it.
     assert "BlindSpotWarning" not in second.stderr, second.stderr
-    project.write("show.py", """
+    project.write(
+        "show.py",
+        """
 import warnings
 warnings.simplefilter("ignore")
 import checkpointing
 from proj.main import f
 print(checkpointing.graph(f))
-""")
+""",
+    )
     shown = project.run("show.py")
-    assert "! blind spot, line 9: getattr() with a computed attribute name" \
-        in shown.stdout, shown.stdout
+    assert "! blind spot, line 9: getattr() with a computed attribute name" in shown.stdout, (
+        shown.stdout
+    )
 
 
 def test_depends_on_a_module_covers_the_blind_spot(project) -> None:
@@ -95,7 +104,9 @@ def test_depends_on_a_module_covers_the_blind_spot(project) -> None:
 def test_depends_on_functions_and_values(project) -> None:
     project.write("proj/__init__.py", "")
     project.write("proj/ops.py", OPS + "\nTABLE = {'double': double}\nLIMIT = 3\n")
-    project.write("proj/main.py", """
+    project.write(
+        "proj/main.py",
+        """
 import sys
 from checkpointing import checkpoint
 from proj import ops
@@ -106,20 +117,25 @@ def f(x):
     return sys.modules["proj.ops"].TABLE["double"](x)
 
 print("RESULT", f(3))
-""")
+""",
+    )
     assert project.run("-m", "proj.main").ran == ["f"]
     assert project.run("-m", "proj.main").ran == []
-    project.write("proj/ops.py", OPS.replace("x * 2", "x * 5")
-                  + "\nTABLE = {'double': double}\nLIMIT = 3\n")
+    project.write(
+        "proj/ops.py", OPS.replace("x * 2", "x * 5") + "\nTABLE = {'double': double}\nLIMIT = 3\n"
+    )
     assert project.run("-m", "proj.main").results == ["15"]
-    project.write("proj/ops.py", OPS.replace("x * 2", "x * 5")
-                  + "\nTABLE = {'double': double}\nLIMIT = 4\n")
+    project.write(
+        "proj/ops.py", OPS.replace("x * 2", "x * 5") + "\nTABLE = {'double': double}\nLIMIT = 4\n"
+    )
     assert project.run("-m", "proj.main").ran == ["f"]
 
 
 def test_a_user_function_named_eval_is_followed_not_warned(project) -> None:
     project.write("proj/__init__.py", "")
-    project.write("proj/main.py", """
+    project.write(
+        "proj/main.py",
+        """
 from checkpointing import checkpoint
 
 def eval(x):
@@ -131,19 +147,25 @@ def f(x):
     return eval(x)
 
 print("RESULT", f(3))
-""")
+""",
+    )
     run = project.run("-m", "proj.main")
     assert "BlindSpotWarning" not in run.stderr and run.results == ["4"], run
-    project.write("proj/main.py", (project.root / "proj/main.py").read_text()
-                  .replace("x + 1", "x + 2"))
+    project.write(
+        "proj/main.py", (project.root / "proj/main.py").read_text().replace("x + 1", "x + 2")
+    )
     assert project.run("-m", "proj.main").ran == ["f"]
 
 
 def test_warnings_can_be_silenced(project) -> None:
     write(project, DYNAMIC["eval"][0])
     text = (project.root / "proj/main.py").read_text()
-    project.write("proj/main.py", text.replace(
-        "from proj import ops", "from proj import ops\n"
-        "defaults['analysis.warn_blind_spots'] = False"))
+    project.write(
+        "proj/main.py",
+        text.replace(
+            "from proj import ops",
+            "from proj import ops\ndefaults['analysis.warn_blind_spots'] = False",
+        ),
+    )
     run = project.run("-m", "proj.main")
     assert "BlindSpotWarning" not in run.stderr, run.stderr

@@ -26,8 +26,13 @@ from typing import Dict, List, Tuple
 import pytest
 
 import checkpointing
-from checkpointing import (CheckpointNotExist, DecoratorCheckpoint, FuncCallContext,
-                           FuncCallIdentifierBase, InMemoryLRUCache, PickleFileCache)
+from checkpointing import (
+    CheckpointNotExist,
+    DecoratorCheckpoint,
+    FuncCallContext,
+    FuncCallIdentifierBase,
+    InMemoryLRUCache,
+)
 
 # -- the public names of 1.0.1 ----------------------------------------------------------
 
@@ -35,58 +40,129 @@ from checkpointing import (CheckpointNotExist, DecoratorCheckpoint, FuncCallCont
 # objects of the package (its classes, functions, TypeVars, `defaults`, `logger`), as
 # listed by walking the installed 1.0.1 package (pkgutil.walk_packages + vars()).
 INVENTORY_1_0_1: Dict[str, List[str]] = {
-    "checkpointing": ["AutoFuncCallIdentifier", "CacheBase", "CheckpointNotExist", "ContextId",
-                      "DecoratorCheckpoint", "FuncCallIdentifierBase", "PickleFileCache",
-                      "ReturnValue", "checkpoint", "defaults"],
+    "checkpointing": [
+        "AutoFuncCallIdentifier",
+        "CacheBase",
+        "CheckpointNotExist",
+        "ContextId",
+        "DecoratorCheckpoint",
+        "FuncCallIdentifierBase",
+        "PickleFileCache",
+        "ReturnValue",
+        "checkpoint",
+        "defaults",
+    ],
     "checkpointing._typing": ["ContextId", "ReturnValue"],
     "checkpointing.cache": ["CacheBase", "InMemoryLRUCache", "PickleFileCache"],
-    "checkpointing.cache.base": ["CacheBase", "CacheSubclass", "CheckpointNotExist", "ContextId",
-                                 "ReturnValue", "SynchronizedCache"],
-    "checkpointing.cache.in_mem_lru": ["CacheBase", "CheckpointNotExist", "ContextId",
-                                       "InMemoryLRUCache", "ReturnValue"],
-    "checkpointing.cache.pickle_file": ["CacheBase", "CheckpointNotExist", "PickleFileCache",
-                                        "ReturnValue", "defaults"],
+    "checkpointing.cache.base": [
+        "CacheBase",
+        "CacheSubclass",
+        "CheckpointNotExist",
+        "ContextId",
+        "ReturnValue",
+        "SynchronizedCache",
+    ],
+    "checkpointing.cache.in_mem_lru": [
+        "CacheBase",
+        "CheckpointNotExist",
+        "ContextId",
+        "InMemoryLRUCache",
+        "ReturnValue",
+    ],
+    "checkpointing.cache.pickle_file": [
+        "CacheBase",
+        "CheckpointNotExist",
+        "PickleFileCache",
+        "ReturnValue",
+        "defaults",
+    ],
     "checkpointing.config": ["defaults"],
     "checkpointing.decorator": ["DecoratorCheckpoint", "checkpoint"],
-    "checkpointing.decorator.base": ["CacheBase", "CheckpointFailedError",
-                                     "CheckpointFailedWarning", "CheckpointNotExist",
-                                     "ContextId", "DecoratorCheckpoint",
-                                     "ExpensiveOverheadWarning", "FuncCallContext",
-                                     "FuncCallIdentifierBase", "ReturnValue", "Timer",
-                                     "defaults", "logger", "timed_run"],
-    "checkpointing.decorator.default": ["AutoFuncCallIdentifier", "DecoratorCheckpoint",
-                                        "PickleFileCache", "checkpoint"],
-    "checkpointing.exceptions": ["CheckpointFailedError", "CheckpointFailedWarning",
-                                 "CheckpointNotExist", "ExpensiveOverheadWarning",
-                                 "GlobalStatementError", "HashFailedError",
-                                 "HashFailedWarning", "NonlocalStatementError",
-                                 "RefactorFailedError"],
+    "checkpointing.decorator.base": [
+        "CacheBase",
+        "CheckpointFailedError",
+        "CheckpointFailedWarning",
+        "CheckpointNotExist",
+        "ContextId",
+        "DecoratorCheckpoint",
+        "ExpensiveOverheadWarning",
+        "FuncCallContext",
+        "FuncCallIdentifierBase",
+        "ReturnValue",
+        "Timer",
+        "defaults",
+        "logger",
+        "timed_run",
+    ],
+    "checkpointing.decorator.default": [
+        "AutoFuncCallIdentifier",
+        "DecoratorCheckpoint",
+        "PickleFileCache",
+        "checkpoint",
+    ],
+    "checkpointing.exceptions": [
+        "CheckpointFailedError",
+        "CheckpointFailedWarning",
+        "CheckpointNotExist",
+        "ExpensiveOverheadWarning",
+        "GlobalStatementError",
+        "HashFailedError",
+        "HashFailedWarning",
+        "NonlocalStatementError",
+        "RefactorFailedError",
+    ],
     "checkpointing.hash": ["HashStream", "defaults", "hash_anything", "hash_generic"],
-    "checkpointing.hash.generic": ["FunctionDefinitionUnifier", "HashFailedWarning",
-                                   "HashStream", "hash_generic", "hash_string",
-                                   "hash_with_dill", "hash_with_pickle", "hash_with_qualname",
-                                   "logger"],
+    "checkpointing.hash.generic": [
+        "FunctionDefinitionUnifier",
+        "HashFailedWarning",
+        "HashStream",
+        "hash_generic",
+        "hash_string",
+        "hash_with_dill",
+        "hash_with_pickle",
+        "hash_with_qualname",
+        "logger",
+    ],
     "checkpointing.hash.stream": ["HashStream", "defaults"],
-    "checkpointing.identifier": ["AutoFuncCallIdentifier", "FuncCallContext",
-                                 "FuncCallIdentifierBase"],
-    "checkpointing.identifier.func_call": ["AutoFuncCallIdentifier", "FuncCallContext",
-                                           "FuncCallIdentifierBase"],
-    "checkpointing.identifier.func_call.auto": ["AutoFuncCallIdentifier", "ContextId",
-                                                "FuncCallContext", "FuncCallIdentifierBase",
-                                                "FunctionDefinitionUnifier",
-                                                "GlobalStatementError",
-                                                "NonlocalStatementError", "defaults",
-                                                "hash_anything"],
-    "checkpointing.identifier.func_call.base": ["ContextId", "FuncCallContext",
-                                                "FuncCallIdentifierBase"],
+    "checkpointing.identifier": [
+        "AutoFuncCallIdentifier",
+        "FuncCallContext",
+        "FuncCallIdentifierBase",
+    ],
+    "checkpointing.identifier.func_call": [
+        "AutoFuncCallIdentifier",
+        "FuncCallContext",
+        "FuncCallIdentifierBase",
+    ],
+    "checkpointing.identifier.func_call.auto": [
+        "AutoFuncCallIdentifier",
+        "ContextId",
+        "FuncCallContext",
+        "FuncCallIdentifierBase",
+        "FunctionDefinitionUnifier",
+        "GlobalStatementError",
+        "NonlocalStatementError",
+        "defaults",
+        "hash_anything",
+    ],
+    "checkpointing.identifier.func_call.base": [
+        "ContextId",
+        "FuncCallContext",
+        "FuncCallIdentifierBase",
+    ],
     "checkpointing.identifier.func_call.context": ["FuncCallContext", "ReturnValue"],
     "checkpointing.logging": ["logger"],
     "checkpointing.refactor": [],
-    "checkpointing.refactor.funcdef": ["FunctionDefinitionUnifier", "RefactorFailedError",
-                                       "local_variable_names_generator",
-                                       "nonlocal_variable_names_generator"],
-    "checkpointing.refactor.util": ["local_variable_names_generator",
-                                    "nonlocal_variable_names_generator"],
+    "checkpointing.refactor.funcdef": [
+        "FunctionDefinitionUnifier",
+        "RefactorFailedError",
+        "local_variable_names_generator",
+        "nonlocal_variable_names_generator",
+    ],
+    "checkpointing.refactor.util": [
+        "local_variable_names_generator",
+        "nonlocal_variable_names_generator",
+    ],
     "checkpointing.util": [],
     "checkpointing.util.pickle": ["dump", "load"],
     "checkpointing.util.timing": ["ReturnValue", "Timer", "timed_run"],
@@ -95,22 +171,32 @@ INVENTORY_1_0_1: Dict[str, List[str]] = {
 # 1.0's internals that have no counterpart, and why (docs/migrating.md says the same).
 UNMAPPED_MODULES = {
     # 1.0's normalizer of one function's source; replaced by the dependency analysis.
-    "checkpointing.refactor", "checkpointing.refactor.funcdef", "checkpointing.refactor.util",
+    "checkpointing.refactor",
+    "checkpointing.refactor.funcdef",
+    "checkpointing.refactor.util",
     # hashing by pickle, then dill, then repr; values are digested by checkpointing.hashing.
-    "checkpointing.hash.generic", "checkpointing.hash.stream",
+    "checkpointing.hash.generic",
+    "checkpointing.hash.stream",
     # private helpers of 1.0 (a pickle wrapper, a stopwatch).
-    "checkpointing.util", "checkpointing.util.pickle", "checkpointing.util.timing",
+    "checkpointing.util",
+    "checkpointing.util.pickle",
+    "checkpointing.util.timing",
 }
 UNMAPPED_NAMES = {
-    ("checkpointing.hash", "HashStream"), ("checkpointing.hash", "hash_generic"),
-    ("checkpointing.decorator.base", "Timer"), ("checkpointing.decorator.base", "timed_run"),
+    ("checkpointing.hash", "HashStream"),
+    ("checkpointing.hash", "hash_generic"),
+    ("checkpointing.decorator.base", "Timer"),
+    ("checkpointing.decorator.base", "timed_run"),
     ("checkpointing.identifier.func_call.auto", "FunctionDefinitionUnifier"),
 }
 
 MAPPED: List[Tuple[str, str]] = [
-    (module, name) for module, names in INVENTORY_1_0_1.items()
-    if module not in UNMAPPED_MODULES for name in names
-    if (module, name) not in UNMAPPED_NAMES]
+    (module, name)
+    for module, names in INVENTORY_1_0_1.items()
+    if module not in UNMAPPED_MODULES
+    for name in names
+    if (module, name) not in UNMAPPED_NAMES
+]
 
 
 @pytest.mark.parametrize("module", [m for m in INVENTORY_1_0_1 if m not in UNMAPPED_MODULES])
@@ -139,8 +225,11 @@ def test_unmapped_1_0_modules_fail_with_an_import_error() -> None:
 
 
 def test_old_exception_names_are_this_package_s_exceptions() -> None:
-    from checkpointing.exceptions import (GlobalStatementError, NonlocalStatementError,
-                                          RefactorFailedError)
+    from checkpointing.exceptions import (
+        GlobalStatementError,
+        NonlocalStatementError,
+        RefactorFailedError,
+    )
 
     for cls in (GlobalStatementError, NonlocalStatementError, RefactorFailedError):
         assert issubclass(cls, checkpointing.CheckpointError) and issubclass(cls, RuntimeError)
@@ -149,14 +238,14 @@ def test_old_exception_names_are_this_package_s_exceptions() -> None:
 def test_hash_anything_digests_equal_values_equally() -> None:
     from checkpointing.hash import hash_anything
 
-    assert hash_anything(0, "hello", [1, {"a": "b"}]) == hash_anything(0, "hello",
-                                                                       [1, {"a": "b"}])
+    assert hash_anything(0, "hello", [1, {"a": "b"}]) == hash_anything(0, "hello", [1, {"a": "b"}])
     assert hash_anything(0, "hello") != hash_anything(0, "hellO")
     assert re.fullmatch(r"[0-9a-f]{32}", hash_anything(1))
     assert len(hash_anything(1, algorithm="sha256")) == 64
 
 
 # -- InMemoryLRUCache and FuncCallContext as 1.0 documents them ----------------------------
+
 
 def test_in_memory_lru_cache_drops_the_least_recently_used() -> None:
     cache = InMemoryLRUCache(maxsize=2)
@@ -235,6 +324,7 @@ def test_func_call_context_reads_nonlocal_variables_as_1_0_documents() -> None:
 
         def inner(x):
             return x * SCALE + offset
+
         return inner, inspect.currentframe()
 
     inner, frame = outer()
@@ -264,6 +354,7 @@ def test_a_tuple_key_with_in_memory_lru_cache_is_served() -> None:
 
 
 # -- 1.0's extension examples, as programs run twice -----------------------------------------
+
 
 def test_identifier_keyed_by_function_name_runs_unchanged(project) -> None:
     """1.0's docs: an identifier keying by ``context.name`` with a PickleFileCache reruns
@@ -300,7 +391,9 @@ def test_dict_backed_cache_runs_unchanged_and_gets_tracking(project) -> None:
     """1.0's docs: a CacheBase over a dict with the default identifier. Its keys are
     hexdigest strings, results live in memory, and helpers are now tracked."""
     project.write("helpers.py", "def weight():\n    return 2\n")
-    project.write("main.py", """
+    project.write(
+        "main.py",
+        """
         from checkpointing import (DecoratorCheckpoint, CacheBase, AutoFuncCallIdentifier,
                                    CheckpointNotExist)
         from helpers import weight
@@ -327,7 +420,8 @@ def test_dict_backed_cache_runs_unchanged_and_gets_tracking(project) -> None:
         print("RESULT", scaled(4))
         print("RESULT", scaled(4))
         print("RESULT", all(isinstance(k, str) and len(k) == 32 for k in store.entries))
-        """)
+        """,
+    )
     first = project.run()
     assert first.ran == ["scaled"] and first.results == ["8", "8", "True"], first
     second = project.run()  # in memory: nothing survives the process
@@ -365,7 +459,9 @@ def test_identifier_reading_a_nonlocal_variable_runs_unchanged(project) -> None:
 
 
 def test_a_tuple_key_with_the_file_cache_says_how_to_fix_it(project) -> None:
-    project.write("main.py", """
+    project.write(
+        "main.py",
+        """
         from checkpointing import DecoratorCheckpoint, FuncCallIdentifierBase, PickleFileCache
 
         class ByTuple(FuncCallIdentifierBase):
@@ -378,15 +474,19 @@ def test_a_tuple_key_with_the_file_cache_says_how_to_fix_it(project) -> None:
             return 2 * n
 
         print("RESULT", twice(4))
-        """)
+        """,
+    )
     run = project.run()
     assert run.ran == ["twice"] and run.results == ["8"], run  # the result is never lost
-    assert "PickleFileCache names files after keys and takes only a non-empty str" \
-        in run.stderr and "InMemoryLRUCache" in run.stderr, run.stderr
+    assert (
+        "PickleFileCache names files after keys and takes only a non-empty str" in run.stderr
+        and "InMemoryLRUCache" in run.stderr
+    ), run.stderr
     assert not (project.root / ".checkpointing" / "entries").exists()
 
 
 # -- a directory written by the real checkpointing 1.0.1 ---------------------------------------
+
 
 def _wheels_of_1_0_1(request: pytest.FixtureRequest) -> Path:
     """checkpointing 1.0.1 and dill as wheels, downloaded once into pytest's cache dir
@@ -395,18 +495,39 @@ def _wheels_of_1_0_1(request: pytest.FixtureRequest) -> Path:
     if cache is not None:
         folder = Path(str(cache.mkdir("checkpointing-1.0.1-wheels")))
     else:
-        folder = Path(__file__).resolve().parent.parent / "benchmarks" / ".work" / \
-            "checkpointing-1.0.1-wheels"
+        folder = (
+            Path(__file__).resolve().parent.parent
+            / "benchmarks"
+            / ".work"
+            / "checkpointing-1.0.1-wheels"
+        )
         folder.mkdir(parents=True, exist_ok=True)
     if not list(folder.glob("checkpointing-1.0.1-*.whl")) or not list(folder.glob("dill-*")):
         proc = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-             "--only-binary", ":all:", "--ignore-requires-python", "--python-version", "3.11",
-             "checkpointing==1.0.1", "-d", str(folder)],
-            capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--disable-pip-version-check",
+                "--only-binary",
+                ":all:",
+                "--ignore-requires-python",
+                "--python-version",
+                "3.11",
+                "checkpointing==1.0.1",
+                "-d",
+                str(folder),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if proc.returncode != 0:
-            pytest.fail("could not download checkpointing==1.0.1 and dill from PyPI into "
-                        f"{folder} (needed once, then cached):\n{proc.stderr[-3000:]}")
+            pytest.fail(
+                "could not download checkpointing==1.0.1 and dill from PyPI into "
+                f"{folder} (needed once, then cached):\n{proc.stderr[-3000:]}"
+            )
     return folder
 
 
@@ -417,32 +538,61 @@ def _python_for_1_0_1() -> str:
     if sys.version_info < (3, 13):
         return sys.executable
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    candidates = sorted((str(p / "bin" / "python") for p in pyenv.glob("3.1[0-2].*")),
-                        reverse=True)
+    candidates = sorted((str(p / "bin" / "python") for p in pyenv.glob("3.1[0-2].*")), reverse=True)
     candidates += [str(p / "bin" / "python") for p in pyenv.glob("3.9.*")]
     candidates += [shutil.which(f"python3.{minor}") for minor in (12, 11, 10, 9)]
     for candidate in candidates:
-        if candidate and os.path.exists(candidate) and subprocess.run(
+        if (
+            candidate
+            and os.path.exists(candidate)
+            and subprocess.run(
                 [candidate, "-c", "import sys; assert sys.version_info < (3, 13)"],
-                capture_output=True, timeout=60).returncode == 0:
+                capture_output=True,
+                timeout=60,
+            ).returncode
+            == 0
+        ):
             return candidate
-    pytest.skip("checkpointing 1.0.1 runs on Python <= 3.12 only, and none was found on "
-                "PATH or in pyenv to write the 1.0 cache folder this test upgrades")
+    pytest.skip(
+        "checkpointing 1.0.1 runs on Python <= 3.12 only, and none was found on "
+        "PATH or in pyenv to write the 1.0 cache folder this test upgrades"
+    )
 
 
 def _venv_with_1_0_1(request: pytest.FixtureRequest, where: Path) -> Path:
     wheels = _wheels_of_1_0_1(request)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_REQUIRE_VIRTUALENV")}
-    subprocess.run([_python_for_1_0_1(), "-m", "venv", str(where)], check=True, env=env,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [_python_for_1_0_1(), "-m", "venv", str(where)],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
     python = where / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     proc = subprocess.run(
-        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-index",
-         "--ignore-requires-python", "--find-links", str(wheels), "checkpointing==1.0.1"],
-        capture_output=True, text=True, env=env, timeout=300)
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-index",
+            "--ignore-requires-python",
+            "--find-links",
+            str(wheels),
+            "checkpointing==1.0.1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     if proc.returncode != 0:
-        pytest.fail(f"could not install checkpointing 1.0.1 from {wheels} into {where}:\n"
-                    f"{proc.stderr[-3000:]}")
+        pytest.fail(
+            f"could not install checkpointing 1.0.1 from {wheels} into {where}:\n"
+            f"{proc.stderr[-3000:]}"
+        )
     return python
 
 
@@ -458,19 +608,28 @@ PROGRAM_1_0 = """
     """
 
 
-def test_a_directory_used_by_1_0_1_upgrades_in_place(project, request, tmp_path_factory
-                                                     ) -> None:
+def test_a_directory_used_by_1_0_1_upgrades_in_place(project, request, tmp_path_factory) -> None:
     python_1_0 = _venv_with_1_0_1(request, tmp_path_factory.mktemp("venv") / "cp10")
     project.write("main.py", PROGRAM_1_0)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
     def run_1_0() -> subprocess.CompletedProcess:
-        return subprocess.run([str(python_1_0), "main.py"], cwd=project.root, env=env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [str(python_1_0), "main.py"],
+            cwd=project.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
-    version = subprocess.run([str(python_1_0), "-c", "import checkpointing, sys; "
-                              "print(checkpointing.__file__)"], capture_output=True,
-                             text=True, env=env, timeout=120)
+    version = subprocess.run(
+        [str(python_1_0), "-c", "import checkpointing, sys; print(checkpointing.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert str(python_1_0.parent.parent) in version.stdout, version  # 1.0 is what ran
     first, again = run_1_0(), run_1_0()
     assert first.returncode == 0 and "RAN area" in first.stdout, first.stderr
@@ -485,8 +644,13 @@ def test_a_directory_used_by_1_0_1_upgrades_in_place(project, request, tmp_path_
     assert (cache / old_files[0]).exists()  # left alone until clear
 
     def cli(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "checkpointing", *argv],
-                              cwd=project.root, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "checkpointing", *argv],
+            cwd=project.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     note = "1 files of checkpointing 1.0"
     listing = cli("ls")

@@ -40,13 +40,16 @@ def test_the_table_lists_every_section() -> None:
 
 
 def test_the_caveats_of_1_0_are_all_shown() -> None:
-    assert [c[0] for c in CAVEATS] == ["A helper's logic changes",
-                                       "A helper is renamed, logic unchanged",
-                                       "A method of an argument's class changes"]
+    assert [c[0] for c in CAVEATS] == [
+        "A helper's logic changes",
+        "A helper is renamed, logic unchanged",
+        "A method of an argument's class changes",
+    ]
 
 
-@pytest.mark.parametrize("title, before, after, rerun",
-                         [pytest.param(*e, id=e[0]) for e in EXAMPLES + CAVEATS])
+@pytest.mark.parametrize(
+    "title, before, after, rerun", [pytest.param(*e, id=e[0]) for e in EXAMPLES + CAVEATS]
+)
 def test_example(project, title, before, after, rerun) -> None:
     for name, text in before.items():
         project.write(name, text)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-BASE = '''
+BASE = """
 from checkpointing import checkpoint
 
 SCALE = 2
@@ -23,28 +23,52 @@ def f(a, b):
 
 
 print("RESULT", f(1, 2))
-'''
+"""
 
 # (id, edited program, should the second run re-run f?)
 CASES = [
-    ("comment", BASE.replace("    total = a + b\n",
-                             "    # add them up\n    total = a + b  # the sum\n"), False),
+    (
+        "comment",
+        BASE.replace("    total = a + b\n", "    # add them up\n    total = a + b  # the sum\n"),
+        False,
+    ),
     ("blank-lines", BASE.replace("    total = a + b\n", "\n\n    total = a + b\n\n"), False),
-    ("reformat", BASE.replace("    total = a + b\n", "    total = (a +\n             b)\n")
-        .replace("def f(a, b):", "def f(\n    a,\n    b,\n):"), False),
-    ("docstring", BASE.replace('    print("RAN f")',
-                               '    """Add and scale."""\n    print("RAN f")'), False),
-    ("annotations", BASE.replace("def f(a, b):", "def f(a: int, b: int) -> int:")
-        .replace("    total = a + b", "    total: int = a + b"), False),
-    ("rename-params", BASE.replace("def f(a, b):", "def f(x, y):")
-        .replace("total = a + b", "total = x + y"), False),
-    ("rename-params-reordering-alphabetically", BASE.replace("def f(a, b):", "def f(b, a):")
-        .replace("total = a + b", "total = b + a"), False),
+    (
+        "reformat",
+        BASE.replace("    total = a + b\n", "    total = (a +\n             b)\n").replace(
+            "def f(a, b):", "def f(\n    a,\n    b,\n):"
+        ),
+        False,
+    ),
+    (
+        "docstring",
+        BASE.replace('    print("RAN f")', '    """Add and scale."""\n    print("RAN f")'),
+        False,
+    ),
+    (
+        "annotations",
+        BASE.replace("def f(a, b):", "def f(a: int, b: int) -> int:").replace(
+            "    total = a + b", "    total: int = a + b"
+        ),
+        False,
+    ),
+    (
+        "rename-params",
+        BASE.replace("def f(a, b):", "def f(x, y):").replace("total = a + b", "total = x + y"),
+        False,
+    ),
+    (
+        "rename-params-reordering-alphabetically",
+        BASE.replace("def f(a, b):", "def f(b, a):").replace("total = a + b", "total = b + a"),
+        False,
+    ),
     ("rename-locals", BASE.replace("total", "acc"), False),
-    ("rename-function", BASE.replace("def f(", "def add_scaled(")
-        .replace("f(1, 2)", "add_scaled(1, 2)"), False),
-    ("default-changed-but-bound-value-same", BASE.replace("def f(a, b):", "def f(a, b=5):"),
-        False),
+    (
+        "rename-function",
+        BASE.replace("def f(", "def add_scaled(").replace("f(1, 2)", "add_scaled(1, 2)"),
+        False,
+    ),
+    ("default-changed-but-bound-value-same", BASE.replace("def f(a, b):", "def f(a, b=5):"), False),
     ("unread-global-changed", BASE.replace("OTHER = 1", "OTHER = 100"), False),
     ("keyword-call-same-binding", BASE.replace("f(1, 2))", "f(1, b=2))"), False),
     ("argument-value", BASE.replace("f(1, 2))", "f(1, 3))"), True),
@@ -66,10 +90,16 @@ def test_second_run_after_edit(project, edited: str, rerun: bool) -> None:
     assert second.ran == (["f"] if rerun else []), second
     # Whatever happened, the answer is the one the edited program computes.
     namespace: dict = {}
-    exec(compile(edited.replace("from checkpointing import checkpoint",
-                                "checkpoint = lambda f: f")
-                 .replace('print("RAN f")', "pass")
-                 .replace('print("RESULT", ', "RESULT = ("), "<edited>", "exec"), namespace)
+    exec(
+        compile(
+            edited.replace("from checkpointing import checkpoint", "checkpoint = lambda f: f")
+            .replace('print("RAN f")', "pass")
+            .replace('print("RESULT", ', "RESULT = ("),
+            "<edited>",
+            "exec",
+        ),
+        namespace,
+    )
     assert second.results == [str(namespace["RESULT"])], second
 
 

@@ -16,8 +16,9 @@ from typing import Any, Dict, List, NamedTuple
 
 import pytest
 
-STATIC_ONLY = ('from checkpointing import defaults as _defaults\n'
-               '_defaults["runtime.safety_net"] = False\n')
+STATIC_ONLY = (
+    'from checkpointing import defaults as _defaults\n_defaults["runtime.safety_net"] = False\n'
+)
 
 
 class Case(NamedTuple):
@@ -28,8 +29,7 @@ class Case(NamedTuple):
 
 
 def case(id: str, files: Dict[str, str], edits: Dict[str, Any], rerun: bool) -> Case:
-    return Case(id, {k: textwrap.dedent(v).lstrip("\n") for k, v in files.items()}, edits,
-                rerun)
+    return Case(id, {k: textwrap.dedent(v).lstrip("\n") for k, v in files.items()}, edits, rerun)
 
 
 # -- 1. Decorators are part of the helper they decorate ----------------------------------
@@ -89,52 +89,104 @@ print("RESULT", f(3))
 
 
 DECORATOR_CASES: List[Case] = [
-    case("decorator-wrapper-logic", {"proj/main.py": CALLS_HELPER,
-                                     "proj/helpers.py": helpers("@logged")},
-         {"proj/helpers.py": ("return result + 1", "return result + 2")}, True),
-    case("decorator-factory-argument", {"proj/main.py": CALLS_HELPER,
-                                        "proj/helpers.py": helpers("@repeat(3)")},
-         {"proj/helpers.py": ("@repeat(3)", "@repeat(2)")}, True),
-    case("decorator-factory-wrapper-logic", {"proj/main.py": CALLS_HELPER,
-                                             "proj/helpers.py": helpers("@repeat(3)")},
-         {"proj/helpers.py": ("sum(fn(*args)", "max(fn(*args)")}, True),
-    case("decorator-applied-by-call", {
-        "proj/main.py": CALLS_HELPER,
-        "proj/helpers.py": DECORATORS + "\ndef _helper(x):\n    return x * 2\n\n"
-                                        "helper = logged(_helper)\n"},
-         {"proj/helpers.py": ("return result + 1", "return result + 2")}, True),
-    case("decorator-under-checkpoint-logic", {"proj/main.py": root_decorated("@logged"),
-                                              "proj/decorators.py": DECORATORS},
-         {"proj/decorators.py": ("return result + 1", "return result + 2")}, True),
-    case("decorator-under-checkpoint-factory-argument", {
-        "proj/main.py": root_decorated("@repeat(3)"), "proj/decorators.py": DECORATORS},
-         {"proj/main.py": ("@repeat(3)", "@repeat(2)")}, True),
-    case("decorator-stdlib-around-helper-logic", {
-        "proj/main.py": CALLS_HELPER,
-        "proj/helpers.py": helpers("@functools.lru_cache(maxsize=None)")},
-         {"proj/helpers.py": ("x * 2", "x * 5")}, True),
-    case("checkpointed-helper-logic", {
-        "proj/main.py": CALLS_HELPER,
-        "proj/helpers.py": "from checkpointing import checkpoint\n\n@checkpoint\n"
-                           "def helper(x):\n    return x * 2\n\nhelper.scale = 1\n"},
-         {"proj/helpers.py": ("x * 2", "x * 5")}, True),
+    case(
+        "decorator-wrapper-logic",
+        {"proj/main.py": CALLS_HELPER, "proj/helpers.py": helpers("@logged")},
+        {"proj/helpers.py": ("return result + 1", "return result + 2")},
+        True,
+    ),
+    case(
+        "decorator-factory-argument",
+        {"proj/main.py": CALLS_HELPER, "proj/helpers.py": helpers("@repeat(3)")},
+        {"proj/helpers.py": ("@repeat(3)", "@repeat(2)")},
+        True,
+    ),
+    case(
+        "decorator-factory-wrapper-logic",
+        {"proj/main.py": CALLS_HELPER, "proj/helpers.py": helpers("@repeat(3)")},
+        {"proj/helpers.py": ("sum(fn(*args)", "max(fn(*args)")},
+        True,
+    ),
+    case(
+        "decorator-applied-by-call",
+        {
+            "proj/main.py": CALLS_HELPER,
+            "proj/helpers.py": DECORATORS + "\ndef _helper(x):\n    return x * 2\n\n"
+            "helper = logged(_helper)\n",
+        },
+        {"proj/helpers.py": ("return result + 1", "return result + 2")},
+        True,
+    ),
+    case(
+        "decorator-under-checkpoint-logic",
+        {"proj/main.py": root_decorated("@logged"), "proj/decorators.py": DECORATORS},
+        {"proj/decorators.py": ("return result + 1", "return result + 2")},
+        True,
+    ),
+    case(
+        "decorator-under-checkpoint-factory-argument",
+        {"proj/main.py": root_decorated("@repeat(3)"), "proj/decorators.py": DECORATORS},
+        {"proj/main.py": ("@repeat(3)", "@repeat(2)")},
+        True,
+    ),
+    case(
+        "decorator-stdlib-around-helper-logic",
+        {
+            "proj/main.py": CALLS_HELPER,
+            "proj/helpers.py": helpers("@functools.lru_cache(maxsize=None)"),
+        },
+        {"proj/helpers.py": ("x * 2", "x * 5")},
+        True,
+    ),
+    case(
+        "checkpointed-helper-logic",
+        {
+            "proj/main.py": CALLS_HELPER,
+            "proj/helpers.py": "from checkpointing import checkpoint\n\n@checkpoint\n"
+            "def helper(x):\n    return x * 2\n\nhelper.scale = 1\n",
+        },
+        {"proj/helpers.py": ("x * 2", "x * 5")},
+        True,
+    ),
     # Negative cases: what does not change the result does not re-run.
-    case("decorator-wrapper-cosmetic", {"proj/main.py": CALLS_HELPER,
-                                        "proj/helpers.py": helpers("@logged")},
-         {"proj/helpers.py": ("result = fn(*args)\n        return result + 1",
-                              "# the wrapped value\n        value = fn(*args)\n"
-                              "        return (value\n                + 1)")}, False),
-    case("decorator-under-checkpoint-cosmetic", {"proj/main.py": root_decorated("@logged"),
-                                                 "proj/decorators.py": DECORATORS},
-         {"proj/decorators.py": ("result = fn(*args)\n        return result + 1",
-                                 "out = fn(*args)  # renamed\n        return out + 1")},
-         False),
-    case("decorator-unused-edited", {"proj/main.py": CALLS_HELPER,
-                                     "proj/helpers.py": helpers("@logged")},
-         {"proj/helpers.py": ("def unused(fn):\n    return fn",
-                              "def unused(fn):\n    fn.seen = True\n    return fn")}, False),
-    case("decorator-above-checkpoint-edited", {
-        "proj/main.py": """
+    case(
+        "decorator-wrapper-cosmetic",
+        {"proj/main.py": CALLS_HELPER, "proj/helpers.py": helpers("@logged")},
+        {
+            "proj/helpers.py": (
+                "result = fn(*args)\n        return result + 1",
+                "# the wrapped value\n        value = fn(*args)\n"
+                "        return (value\n                + 1)",
+            )
+        },
+        False,
+    ),
+    case(
+        "decorator-under-checkpoint-cosmetic",
+        {"proj/main.py": root_decorated("@logged"), "proj/decorators.py": DECORATORS},
+        {
+            "proj/decorators.py": (
+                "result = fn(*args)\n        return result + 1",
+                "out = fn(*args)  # renamed\n        return out + 1",
+            )
+        },
+        False,
+    ),
+    case(
+        "decorator-unused-edited",
+        {"proj/main.py": CALLS_HELPER, "proj/helpers.py": helpers("@logged")},
+        {
+            "proj/helpers.py": (
+                "def unused(fn):\n    return fn",
+                "def unused(fn):\n    fn.seen = True\n    return fn",
+            )
+        },
+        False,
+    ),
+    case(
+        "decorator-above-checkpoint-edited",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.decorators import unused
 
@@ -145,9 +197,17 @@ DECORATOR_CASES: List[Case] = [
                 return x * 2
 
             print("RESULT", f(3))
-            """, "proj/decorators.py": DECORATORS},
-         {"proj/decorators.py": ("def unused(fn):\n    return fn",
-                                 "def unused(fn):\n    fn.seen = True\n    return fn")}, False),
+            """,
+            "proj/decorators.py": DECORATORS,
+        },
+        {
+            "proj/decorators.py": (
+                "def unused(fn):\n    return fn",
+                "def unused(fn):\n    fn.seen = True\n    return fn",
+            )
+        },
+        False,
+    ),
 ]
 
 
@@ -169,8 +229,10 @@ class Other:
 """
 
 ATTRIBUTE_CASES: List[Case] = [
-    case("class-attribute-set-at-module-level", {
-        "proj/main.py": """
+    case(
+        "class-attribute-set-at-module-level",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.model import Model
 
@@ -180,10 +242,16 @@ ATTRIBUTE_CASES: List[Case] = [
                 return x * Model.RATE
 
             print("RESULT", f(3))
-            """, "proj/model.py": MODEL + "\nModel.RATE = 4\n"},
-         {"proj/model.py": ("Model.RATE = 4", "Model.RATE = 5")}, True),
-    case("class-attribute-set-in-another-module-read-through-self", {
-        "proj/main.py": """
+            """,
+            "proj/model.py": MODEL + "\nModel.RATE = 4\n",
+        },
+        {"proj/model.py": ("Model.RATE = 4", "Model.RATE = 5")},
+        True,
+    ),
+    case(
+        "class-attribute-set-in-another-module-read-through-self",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             import proj.settings
             from proj.model import Model
@@ -194,16 +262,26 @@ ATTRIBUTE_CASES: List[Case] = [
                 return Model(x).scaled()
 
             print("RESULT", f(3))
-            """, "proj/model.py": MODEL,
-        "proj/settings.py": "from proj.model import Model\n\nModel.RATE = 4\n"},
-         {"proj/settings.py": ("Model.RATE = 4", "Model.RATE = 5")}, True),
-    case("function-attribute-read-by-the-helper", {
-        "proj/main.py": CALLS_HELPER,
-        "proj/helpers.py": "def helper(x):\n    return x * helper.scale\n\n"
-                           "helper.scale = 3\n"},
-         {"proj/helpers.py": ("helper.scale = 3", "helper.scale = 4")}, True),
-    case("function-attribute-set-in-another-module", {
-        "proj/main.py": """
+            """,
+            "proj/model.py": MODEL,
+            "proj/settings.py": "from proj.model import Model\n\nModel.RATE = 4\n",
+        },
+        {"proj/settings.py": ("Model.RATE = 4", "Model.RATE = 5")},
+        True,
+    ),
+    case(
+        "function-attribute-read-by-the-helper",
+        {
+            "proj/main.py": CALLS_HELPER,
+            "proj/helpers.py": "def helper(x):\n    return x * helper.scale\n\nhelper.scale = 3\n",
+        },
+        {"proj/helpers.py": ("helper.scale = 3", "helper.scale = 4")},
+        True,
+    ),
+    case(
+        "function-attribute-set-in-another-module",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             import proj.settings
             from proj.helpers import helper
@@ -214,11 +292,17 @@ ATTRIBUTE_CASES: List[Case] = [
                 return x * helper.scale
 
             print("RESULT", f(3))
-            """, "proj/helpers.py": "def helper(x):\n    return x\n",
-        "proj/settings.py": "from proj.helpers import helper\n\nhelper.scale = 3\n"},
-         {"proj/settings.py": ("helper.scale = 3", "helper.scale = 4")}, True),
-    case("class-attribute-added-on-a-subclass-in-another-module", {
-        "proj/main.py": """
+            """,
+            "proj/helpers.py": "def helper(x):\n    return x\n",
+            "proj/settings.py": "from proj.helpers import helper\n\nhelper.scale = 3\n",
+        },
+        {"proj/settings.py": ("helper.scale = 3", "helper.scale = 4")},
+        True,
+    ),
+    case(
+        "class-attribute-added-on-a-subclass-in-another-module",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             import proj.settings
             from proj.model import Model
@@ -234,12 +318,18 @@ ATTRIBUTE_CASES: List[Case] = [
                 return Sub(x).scaled()
 
             print("RESULT", f(3))
-            """, "proj/model.py": MODEL,
-        "proj/settings.py": "def configure(cls):\n    pass\n"},
-         {"proj/settings.py": ("    pass", "    cls.RATE = 10")}, True),
+            """,
+            "proj/model.py": MODEL,
+            "proj/settings.py": "def configure(cls):\n    pass\n",
+        },
+        {"proj/settings.py": ("    pass", "    cls.RATE = 10")},
+        True,
+    ),
     # Negative cases.
-    case("class-attribute-of-an-unreached-class", {
-        "proj/main.py": """
+    case(
+        "class-attribute-of-an-unreached-class",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             import proj.settings
             from proj.model import Model
@@ -250,12 +340,18 @@ ATTRIBUTE_CASES: List[Case] = [
                 return Model(x).scaled()
 
             print("RESULT", f(3))
-            """, "proj/model.py": MODEL,
-        "proj/settings.py": "from proj.model import Model, Other\n\nModel.RATE = 4\n"
-                            "Other.RATE = 7\n"},
-         {"proj/settings.py": ("Other.RATE = 7", "Other.RATE = 8")}, False),
-    case("class-attribute-assignment-reformatted", {
-        "proj/main.py": """
+            """,
+            "proj/model.py": MODEL,
+            "proj/settings.py": "from proj.model import Model, Other\n\nModel.RATE = 4\n"
+            "Other.RATE = 7\n",
+        },
+        {"proj/settings.py": ("Other.RATE = 7", "Other.RATE = 8")},
+        False,
+    ),
+    case(
+        "class-attribute-assignment-reformatted",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             import proj.settings
             from proj.model import Model
@@ -266,14 +362,18 @@ ATTRIBUTE_CASES: List[Case] = [
                 return Model(x).scaled()
 
             print("RESULT", f(3))
-            """, "proj/model.py": MODEL,
-        "proj/settings.py": "from proj.model import Model\n\nModel.RATE = 4\n"},
-         {"proj/settings.py": ("Model.RATE = 4", "# tuned\nModel.RATE = (\n    4\n)")},
-         False),
+            """,
+            "proj/model.py": MODEL,
+            "proj/settings.py": "from proj.model import Model\n\nModel.RATE = 4\n",
+        },
+        {"proj/settings.py": ("Model.RATE = 4", "# tuned\nModel.RATE = (\n    4\n)")},
+        False,
+    ),
 ]
 
 
 # -- 3. Registries filled at import time ----------------------------------------------
+
 
 def registry_main(expression: str, imports: str) -> str:
     return f"""
@@ -309,8 +409,9 @@ INIT_SUBCLASS = {
             def run(self, x):
                 return x / 2
         """,
-    "proj/main.py": registry_main('Plugin.registry["double"]().run(x)',
-                                  "import proj.plugins\nfrom proj.base import Plugin"),
+    "proj/main.py": registry_main(
+        'Plugin.registry["double"]().run(x)', "import proj.plugins\nfrom proj.base import Plugin"
+    ),
 }
 
 METACLASS = {
@@ -329,8 +430,9 @@ METACLASS = {
             def run(self, x):
                 return x * 3
         """,
-    "proj/main.py": registry_main('REGISTRY["Triple"]().run(x)',
-                                  "import proj.plugins\nfrom proj.base import REGISTRY"),
+    "proj/main.py": registry_main(
+        'REGISTRY["Triple"]().run(x)', "import proj.plugins\nfrom proj.base import REGISTRY"
+    ),
 }
 
 CLASS_DECORATOR = {
@@ -349,8 +451,9 @@ CLASS_DECORATOR = {
             def run(self, x):
                 return x * x
         """,
-    "proj/main.py": registry_main('HANDLERS["Square"]().run(x)',
-                                  "import proj.plugins\nfrom proj.base import HANDLERS"),
+    "proj/main.py": registry_main(
+        'HANDLERS["Square"]().run(x)', "import proj.plugins\nfrom proj.base import HANDLERS"
+    ),
 }
 
 SINGLEDISPATCH = {
@@ -374,8 +477,7 @@ SINGLEDISPATCH = {
 }
 
 DISPATCH_TABLE = {
-    "proj/base.py": textwrap.dedent(SINGLEDISPATCH["proj/base.py"])
-                    + "\nTABLE = {'p': process}\n",
+    "proj/base.py": textwrap.dedent(SINGLEDISPATCH["proj/base.py"]) + "\nTABLE = {'p': process}\n",
     "proj/ext.py": SINGLEDISPATCH["proj/ext.py"],
     "proj/main.py": registry_main('TABLE["p"](x)', "import proj.ext\nfrom proj.base import TABLE"),
 }
@@ -393,37 +495,93 @@ PARTIALS = {
         PIPELINE = [functools.partial(scale, k=2), (shift, 1)]
         """,
     "proj/main.py": registry_main(
-        "PIPELINE[1][0](PIPELINE[0](x), PIPELINE[1][1])", "from proj.ops import PIPELINE"),
+        "PIPELINE[1][0](PIPELINE[0](x), PIPELINE[1][1])", "from proj.ops import PIPELINE"
+    ),
 }
 
 REGISTRY_CASES: List[Case] = [
-    case("init-subclass-registry", INIT_SUBCLASS,
-         {"proj/plugins.py": ("return x * 2", "return x * 20")}, True),
-    case("metaclass-registry", METACLASS,
-         {"proj/plugins.py": ("return x * 3", "return x * 30")}, True),
-    case("class-decorator-registry", CLASS_DECORATOR,
-         {"proj/plugins.py": ("return x * x", "return x * x * x")}, True),
-    case("singledispatch-registered-in-another-module", SINGLEDISPATCH,
-         {"proj/ext.py": ("return x * 2", "return x * 20")}, True),
-    case("singledispatch-new-registration", SINGLEDISPATCH,
-         {"proj/ext.py": ("return x * 2", "return x * 2\n\n@process.register(bool)\n"
-                                          "def _(x):\n    return -1")}, True),
-    case("dispatcher-inside-a-global-dict", DISPATCH_TABLE,
-         {"proj/ext.py": ("return x * 2", "return x * 20")}, True),
-    case("functions-inside-partials-and-tuples", PARTIALS,
-         {"proj/ops.py": ("return x * k", "return x * k * 10")}, True),
-    case("functions-inside-tuples", PARTIALS,
-         {"proj/ops.py": ("return x + by", "return x - by")}, True),
+    case(
+        "init-subclass-registry",
+        INIT_SUBCLASS,
+        {"proj/plugins.py": ("return x * 2", "return x * 20")},
+        True,
+    ),
+    case(
+        "metaclass-registry",
+        METACLASS,
+        {"proj/plugins.py": ("return x * 3", "return x * 30")},
+        True,
+    ),
+    case(
+        "class-decorator-registry",
+        CLASS_DECORATOR,
+        {"proj/plugins.py": ("return x * x", "return x * x * x")},
+        True,
+    ),
+    case(
+        "singledispatch-registered-in-another-module",
+        SINGLEDISPATCH,
+        {"proj/ext.py": ("return x * 2", "return x * 20")},
+        True,
+    ),
+    case(
+        "singledispatch-new-registration",
+        SINGLEDISPATCH,
+        {
+            "proj/ext.py": (
+                "return x * 2",
+                "return x * 2\n\n@process.register(bool)\ndef _(x):\n    return -1",
+            )
+        },
+        True,
+    ),
+    case(
+        "dispatcher-inside-a-global-dict",
+        DISPATCH_TABLE,
+        {"proj/ext.py": ("return x * 2", "return x * 20")},
+        True,
+    ),
+    case(
+        "functions-inside-partials-and-tuples",
+        PARTIALS,
+        {"proj/ops.py": ("return x * k", "return x * k * 10")},
+        True,
+    ),
+    case(
+        "functions-inside-tuples",
+        PARTIALS,
+        {"proj/ops.py": ("return x + by", "return x - by")},
+        True,
+    ),
     # Negative cases.
-    case("registered-class-reformatted", INIT_SUBCLASS,
-         {"proj/plugins.py": ("def run(self, x):\n        return x * 2",
-                              "def run(self, value):\n        # doubled\n"
-                              "        return value * 2")}, False),
-    case("registered-function-renamed-local", SINGLEDISPATCH,
-         {"proj/ext.py": ("def _(x):\n    return x * 2",
-                          "def _(value):\n    '''Doubled.'''\n    return value * 2")}, False),
-    case("unread-registry-edited", SINGLEDISPATCH,
-         {"proj/base.py": ("OTHER = {}", "OTHER = {'a': 1}")}, False),
+    case(
+        "registered-class-reformatted",
+        INIT_SUBCLASS,
+        {
+            "proj/plugins.py": (
+                "def run(self, x):\n        return x * 2",
+                "def run(self, value):\n        # doubled\n        return value * 2",
+            )
+        },
+        False,
+    ),
+    case(
+        "registered-function-renamed-local",
+        SINGLEDISPATCH,
+        {
+            "proj/ext.py": (
+                "def _(x):\n    return x * 2",
+                "def _(value):\n    '''Doubled.'''\n    return value * 2",
+            )
+        },
+        False,
+    ),
+    case(
+        "unread-registry-edited",
+        SINGLEDISPATCH,
+        {"proj/base.py": ("OTHER = {}", "OTHER = {'a': 1}")},
+        False,
+    ),
 ]
 
 CASES = DECORATOR_CASES + ATTRIBUTE_CASES + REGISTRY_CASES

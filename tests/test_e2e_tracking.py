@@ -23,10 +23,12 @@ class Case(NamedTuple):
     script: bool = False  # also run as `python main.py`
 
 
-def case(id: str, files: Dict[str, str], edits: Dict[str, Any], rerun: bool,
-         script: bool = False) -> Case:
-    return Case(id, {k: textwrap.dedent(v).lstrip("\n") for k, v in files.items()}, edits,
-                rerun, script)
+def case(
+    id: str, files: Dict[str, str], edits: Dict[str, Any], rerun: bool, script: bool = False
+) -> Case:
+    return Case(
+        id, {k: textwrap.dedent(v).lstrip("\n") for k, v in files.items()}, edits, rerun, script
+    )
 
 
 MAIN_CALLS_HELPER = """
@@ -53,21 +55,43 @@ UNUSED = 1
 
 CASES: List[Case] = [
     # -- helpers reached through every kind of import --------------------------------
-    case("from-import-helper-logic", {"proj/main.py": MAIN_CALLS_HELPER, "proj/helpers.py": HELPERS},
-         {"proj/helpers.py": ("return x * 2", "return x * 3")}, True, script=True),
-    case("from-import-helper-cosmetic", {"proj/main.py": MAIN_CALLS_HELPER, "proj/helpers.py": HELPERS},
-         {"proj/helpers.py": ("def helper(x):\n    return x * 2",
-                              'def helper(value: int) -> int:\n    """Doubles."""\n'
-                              "    # twice\n    return (value\n            * 2)")},
-         False, script=True),
-    case("unreached-function-in-same-module", {"proj/main.py": MAIN_CALLS_HELPER,
-                                               "proj/helpers.py": HELPERS},
-         {"proj/helpers.py": ("return x - 1", "return x - 100")}, False, script=True),
-    case("unreached-global-in-same-module", {"proj/main.py": MAIN_CALLS_HELPER,
-                                             "proj/helpers.py": HELPERS},
-         {"proj/helpers.py": ("UNUSED = 1", "UNUSED = 2")}, False),
-    case("from-import-as", {
-        "proj/main.py": """
+    case(
+        "from-import-helper-logic",
+        {"proj/main.py": MAIN_CALLS_HELPER, "proj/helpers.py": HELPERS},
+        {"proj/helpers.py": ("return x * 2", "return x * 3")},
+        True,
+        script=True,
+    ),
+    case(
+        "from-import-helper-cosmetic",
+        {"proj/main.py": MAIN_CALLS_HELPER, "proj/helpers.py": HELPERS},
+        {
+            "proj/helpers.py": (
+                "def helper(x):\n    return x * 2",
+                'def helper(value: int) -> int:\n    """Doubles."""\n'
+                "    # twice\n    return (value\n            * 2)",
+            )
+        },
+        False,
+        script=True,
+    ),
+    case(
+        "unreached-function-in-same-module",
+        {"proj/main.py": MAIN_CALLS_HELPER, "proj/helpers.py": HELPERS},
+        {"proj/helpers.py": ("return x - 1", "return x - 100")},
+        False,
+        script=True,
+    ),
+    case(
+        "unreached-global-in-same-module",
+        {"proj/main.py": MAIN_CALLS_HELPER, "proj/helpers.py": HELPERS},
+        {"proj/helpers.py": ("UNUSED = 1", "UNUSED = 2")},
+        False,
+    ),
+    case(
+        "from-import-as",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.helpers import helper as h
 
@@ -77,10 +101,16 @@ CASES: List[Case] = [
                 return h(x)
 
             print("RESULT", f(3))
-            """, "proj/helpers.py": HELPERS},
-         {"proj/helpers.py": ("return x * 2", "return x * 3")}, True),
-    case("import-dotted-module", {
-        "proj/main.py": """
+            """,
+            "proj/helpers.py": HELPERS,
+        },
+        {"proj/helpers.py": ("return x * 2", "return x * 3")},
+        True,
+    ),
+    case(
+        "import-dotted-module",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             import proj.sub.tools
 
@@ -90,10 +120,18 @@ CASES: List[Case] = [
                 return proj.sub.tools.tool(x)
 
             print("RESULT", f(3))
-            """, "proj/sub/__init__.py": "", "proj/sub/tools.py": "def tool(x):\n    return x + 1\n"},
-         {"proj/sub/tools.py": ("x + 1", "x + 2")}, True, script=True),
-    case("import-module-as", {
-        "proj/main.py": """
+            """,
+            "proj/sub/__init__.py": "",
+            "proj/sub/tools.py": "def tool(x):\n    return x + 1\n",
+        },
+        {"proj/sub/tools.py": ("x + 1", "x + 2")},
+        True,
+        script=True,
+    ),
+    case(
+        "import-module-as",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             import proj.sub.tools as t
 
@@ -103,10 +141,17 @@ CASES: List[Case] = [
                 return t.tool(x)
 
             print("RESULT", f(3))
-            """, "proj/sub/__init__.py": "", "proj/sub/tools.py": "def tool(x):\n    return x + 1\n"},
-         {"proj/sub/tools.py": ("x + 1", "x + 2")}, True),
-    case("reexport-from-package-init", {
-        "proj/main.py": """
+            """,
+            "proj/sub/__init__.py": "",
+            "proj/sub/tools.py": "def tool(x):\n    return x + 1\n",
+        },
+        {"proj/sub/tools.py": ("x + 1", "x + 2")},
+        True,
+    ),
+    case(
+        "reexport-from-package-init",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.sub import tool
 
@@ -116,11 +161,17 @@ CASES: List[Case] = [
                 return tool(x)
 
             print("RESULT", f(3))
-            """, "proj/sub/__init__.py": "from .tools import tool\n",
-        "proj/sub/tools.py": "def tool(x):\n    return x + 1\n"},
-         {"proj/sub/tools.py": ("x + 1", "x + 2")}, True),
-    case("relative-import", {
-        "proj/main.py": """
+            """,
+            "proj/sub/__init__.py": "from .tools import tool\n",
+            "proj/sub/tools.py": "def tool(x):\n    return x + 1\n",
+        },
+        {"proj/sub/tools.py": ("x + 1", "x + 2")},
+        True,
+    ),
+    case(
+        "relative-import",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from .helpers import helper
 
@@ -130,10 +181,16 @@ CASES: List[Case] = [
                 return helper(x)
 
             print("RESULT", f(3))
-            """, "proj/helpers.py": HELPERS},
-         {"proj/helpers.py": ("return x * 2", "return x * 3")}, True),
-    case("import-inside-function", {
-        "proj/main.py": """
+            """,
+            "proj/helpers.py": HELPERS,
+        },
+        {"proj/helpers.py": ("return x * 2", "return x * 3")},
+        True,
+    ),
+    case(
+        "import-inside-function",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
 
             @checkpoint
@@ -143,10 +200,16 @@ CASES: List[Case] = [
                 return helper(x)
 
             print("RESULT", f(3))
-            """, "proj/helpers.py": HELPERS},
-         {"proj/helpers.py": ("return x * 2", "return x * 3")}, True),
-    case("value-imported-inside-function", {
-        "proj/main.py": """
+            """,
+            "proj/helpers.py": HELPERS,
+        },
+        {"proj/helpers.py": ("return x * 2", "return x * 3")},
+        True,
+    ),
+    case(
+        "value-imported-inside-function",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
 
             @checkpoint
@@ -156,10 +219,16 @@ CASES: List[Case] = [
                 return x * RATE
 
             print("RESULT", f(3))
-            """, "proj/settings.py": "RATE = 2\nOTHER = 1\n"},
-         {"proj/settings.py": ("RATE = 2", "RATE = 5")}, True),
-    case("value-imported-inside-function-other-global", {
-        "proj/main.py": """
+            """,
+            "proj/settings.py": "RATE = 2\nOTHER = 1\n",
+        },
+        {"proj/settings.py": ("RATE = 2", "RATE = 5")},
+        True,
+    ),
+    case(
+        "value-imported-inside-function-other-global",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
 
             @checkpoint
@@ -169,11 +238,17 @@ CASES: List[Case] = [
                 return x * RATE
 
             print("RESULT", f(3))
-            """, "proj/settings.py": "RATE = 2\nOTHER = 1\n"},
-         {"proj/settings.py": ("OTHER = 1", "OTHER = 7")}, False),
+            """,
+            "proj/settings.py": "RATE = 2\nOTHER = 1\n",
+        },
+        {"proj/settings.py": ("OTHER = 1", "OTHER = 7")},
+        False,
+    ),
     # -- depth and shape ----------------------------------------------------------------
-    case("four-modules-deep", {
-        "proj/main.py": """
+    case(
+        "four-modules-deep",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.a import a
 
@@ -184,13 +259,19 @@ CASES: List[Case] = [
 
             print("RESULT", f(3))
             """,
-        "proj/a.py": "from proj.b import b\n\ndef a(x):\n    return b(x) + 1\n",
-        "proj/b.py": "from proj import c\n\ndef b(x):\n    return c.c(x) + 1\n",
-        "proj/c.py": "import proj.d as d\n\ndef c(x):\n    return d.d(x) + 1\n",
-        "proj/d.py": "def d(x):\n    return x * 10\n"},
-         {"proj/d.py": ("x * 10", "x * 11")}, True, script=True),
-    case("mutual-recursion", {
-        "proj/main.py": """
+            "proj/a.py": "from proj.b import b\n\ndef a(x):\n    return b(x) + 1\n",
+            "proj/b.py": "from proj import c\n\ndef b(x):\n    return c.c(x) + 1\n",
+            "proj/c.py": "import proj.d as d\n\ndef c(x):\n    return d.d(x) + 1\n",
+            "proj/d.py": "def d(x):\n    return x * 10\n",
+        },
+        {"proj/d.py": ("x * 10", "x * 11")},
+        True,
+        script=True,
+    ),
+    case(
+        "mutual-recursion",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.parity import is_even
 
@@ -201,16 +282,21 @@ CASES: List[Case] = [
 
             print("RESULT", f(7))
             """,
-        "proj/parity.py": """
+            "proj/parity.py": """
             def is_even(n):
                 return True if n == 0 else is_odd(n - 1)
 
             def is_odd(n):
                 return False if n == 0 else is_even(n - 1)
-            """},
-         {"proj/parity.py": ("return False if n == 0", "return True if n == 0")}, True),
-    case("recursion-renamed-with-call-sites", {
-        "proj/main.py": """
+            """,
+        },
+        {"proj/parity.py": ("return False if n == 0", "return True if n == 0")},
+        True,
+    ),
+    case(
+        "recursion-renamed-with-call-sites",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.fib import fib
 
@@ -221,17 +307,31 @@ CASES: List[Case] = [
 
             print("RESULT", f(10))
             """,
-        "proj/fib.py": "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n"},
-         {"proj/fib.py": ("def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)",
-                          "def fibonacci(k):\n    return k if k < 2 else "
-                          "fibonacci(k - 1) + fibonacci(k - 2)\n\nfib = fibonacci")}, False),
-    case("helper-renamed-with-call-sites", {
-        "proj/main.py": MAIN_CALLS_HELPER, "proj/helpers.py": HELPERS},
-         {"proj/main.py": [("import helper", "import double"), ("helper(x)", "double(x)")],
-          "proj/helpers.py": ("def helper", "def double")},
-         False, script=True),
-    case("decorated-calls-decorated", {
-        "proj/main.py": """
+            "proj/fib.py": "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n",
+        },
+        {
+            "proj/fib.py": (
+                "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)",
+                "def fibonacci(k):\n    return k if k < 2 else "
+                "fibonacci(k - 1) + fibonacci(k - 2)\n\nfib = fibonacci",
+            )
+        },
+        False,
+    ),
+    case(
+        "helper-renamed-with-call-sites",
+        {"proj/main.py": MAIN_CALLS_HELPER, "proj/helpers.py": HELPERS},
+        {
+            "proj/main.py": [("import helper", "import double"), ("helper(x)", "double(x)")],
+            "proj/helpers.py": ("def helper", "def double"),
+        },
+        False,
+        script=True,
+    ),
+    case(
+        "decorated-calls-decorated",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.steps import step
 
@@ -242,18 +342,23 @@ CASES: List[Case] = [
 
             print("RESULT", f(3))
             """,
-        "proj/steps.py": """
+            "proj/steps.py": """
             from checkpointing import checkpoint
 
             @checkpoint
             def step(x):
                 print("RAN step")
                 return x * 2
-            """},
-         {"proj/steps.py": ("x * 2", "x * 4")}, True),
+            """,
+        },
+        {"proj/steps.py": ("x * 2", "x * 4")},
+        True,
+    ),
     # -- indirect references ---------------------------------------------------------------
-    case("through-lambda", {
-        "proj/main.py": """
+    case(
+        "through-lambda",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.helpers import helper
 
@@ -264,10 +369,16 @@ CASES: List[Case] = [
                 return g(x)
 
             print("RESULT", f(3))
-            """, "proj/helpers.py": HELPERS},
-         {"proj/helpers.py": ("return x * 2", "return x * 3")}, True),
-    case("through-comprehension", {
-        "proj/main.py": """
+            """,
+            "proj/helpers.py": HELPERS,
+        },
+        {"proj/helpers.py": ("return x * 2", "return x * 3")},
+        True,
+    ),
+    case(
+        "through-comprehension",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.helpers import helper
 
@@ -277,10 +388,16 @@ CASES: List[Case] = [
                 return [helper(i) for i in range(x)]
 
             print("RESULT", f(3))
-            """, "proj/helpers.py": HELPERS},
-         {"proj/helpers.py": ("return x * 2", "return x * 3")}, True),
-    case("through-default-argument-of-decorated-function", {
-        "proj/main.py": """
+            """,
+            "proj/helpers.py": HELPERS,
+        },
+        {"proj/helpers.py": ("return x * 2", "return x * 3")},
+        True,
+    ),
+    case(
+        "through-default-argument-of-decorated-function",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.helpers import helper
 
@@ -290,10 +407,16 @@ CASES: List[Case] = [
                 return fn(x)
 
             print("RESULT", f(3))
-            """, "proj/helpers.py": HELPERS},
-         {"proj/helpers.py": ("return x * 2", "return x * 3")}, True),
-    case("through-default-argument-of-helper", {
-        "proj/main.py": """
+            """,
+            "proj/helpers.py": HELPERS,
+        },
+        {"proj/helpers.py": ("return x * 2", "return x * 3")},
+        True,
+    ),
+    case(
+        "through-default-argument-of-helper",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.helpers import helper
 
@@ -306,10 +429,16 @@ CASES: List[Case] = [
                 return apply(x)
 
             print("RESULT", f(3))
-            """, "proj/helpers.py": HELPERS},
-         {"proj/helpers.py": ("return x * 2", "return x * 3")}, True),
-    case("default-value-of-helper", {
-        "proj/main.py": """
+            """,
+            "proj/helpers.py": HELPERS,
+        },
+        {"proj/helpers.py": ("return x * 2", "return x * 3")},
+        True,
+    ),
+    case(
+        "default-value-of-helper",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.helpers import scale
 
@@ -319,10 +448,16 @@ CASES: List[Case] = [
                 return scale(x)
 
             print("RESULT", f(3))
-            """, "proj/helpers.py": "def scale(x, k=2):\n    return x * k\n"},
-         {"proj/helpers.py": ("k=2", "k=5")}, True),
-    case("through-global-partial", {
-        "proj/main.py": """
+            """,
+            "proj/helpers.py": "def scale(x, k=2):\n    return x * k\n",
+        },
+        {"proj/helpers.py": ("k=2", "k=5")},
+        True,
+    ),
+    case(
+        "through-global-partial",
+        {
+            "proj/main.py": """
             import functools
             from checkpointing import checkpoint
             from proj.helpers import scale
@@ -335,10 +470,16 @@ CASES: List[Case] = [
                 return triple(x)
 
             print("RESULT", f(3))
-            """, "proj/helpers.py": "def scale(x, factor):\n    return x * factor\n"},
-         {"proj/helpers.py": ("x * factor", "x * factor + 1")}, True),
-    case("through-global-lambda", {
-        "proj/main.py": """
+            """,
+            "proj/helpers.py": "def scale(x, factor):\n    return x * factor\n",
+        },
+        {"proj/helpers.py": ("x * factor", "x * factor + 1")},
+        True,
+    ),
+    case(
+        "through-global-lambda",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.helpers import helper
 
@@ -350,10 +491,16 @@ CASES: List[Case] = [
                 return transform(x)
 
             print("RESULT", f(3))
-            """, "proj/helpers.py": HELPERS},
-         {"proj/helpers.py": ("return x * 2", "return x * 3")}, True),
-    case("through-nested-function", {
-        "proj/main.py": """
+            """,
+            "proj/helpers.py": HELPERS,
+        },
+        {"proj/helpers.py": ("return x * 2", "return x * 3")},
+        True,
+    ),
+    case(
+        "through-nested-function",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.helpers import helper
 
@@ -365,10 +512,16 @@ CASES: List[Case] = [
                 return inner(x)
 
             print("RESULT", f(3))
-            """, "proj/helpers.py": HELPERS},
-         {"proj/helpers.py": ("return x * 2", "return x * 3")}, True),
-    case("function-passed-as-argument", {
-        "proj/main.py": """
+            """,
+            "proj/helpers.py": HELPERS,
+        },
+        {"proj/helpers.py": ("return x * 2", "return x * 3")},
+        True,
+    ),
+    case(
+        "function-passed-as-argument",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.helpers import helper
 
@@ -378,10 +531,16 @@ CASES: List[Case] = [
                 return fn(x)
 
             print("RESULT", f(helper, 3))
-            """, "proj/helpers.py": HELPERS},
-         {"proj/helpers.py": ("return x * 2", "return x * 3")}, True),
-    case("decorator-around-helper", {
-        "proj/main.py": """
+            """,
+            "proj/helpers.py": HELPERS,
+        },
+        {"proj/helpers.py": ("return x * 2", "return x * 3")},
+        True,
+    ),
+    case(
+        "decorator-around-helper",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.helpers import helper
 
@@ -392,7 +551,7 @@ CASES: List[Case] = [
 
             print("RESULT", f(3))
             """,
-        "proj/helpers.py": """
+            "proj/helpers.py": """
             import functools
 
             def logged(fn):
@@ -404,11 +563,16 @@ CASES: List[Case] = [
             @logged
             def helper(x):
                 return x * 2
-            """},
-         {"proj/helpers.py": ("x * 2", "x * 3")}, True),
+            """,
+        },
+        {"proj/helpers.py": ("x * 2", "x * 3")},
+        True,
+    ),
     # -- classes --------------------------------------------------------------------------
-    case("class-instantiated-method-changed", {
-        "proj/main.py": """
+    case(
+        "class-instantiated-method-changed",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.model import Model
 
@@ -419,7 +583,7 @@ CASES: List[Case] = [
 
             print("RESULT", f(3))
             """,
-        "proj/model.py": """
+            "proj/model.py": """
             class Base:
                 def scale(self):
                     return 2
@@ -434,11 +598,16 @@ CASES: List[Case] = [
                 @property
                 def doubled(self):
                     return self.x * 2
-            """},
-         {"proj/model.py": ("return self.x * self.scale()", "return self.x + self.scale()")},
-         True, script=True),
-    case("inherited-base-class-method-changed", {
-        "proj/main.py": """
+            """,
+        },
+        {"proj/model.py": ("return self.x * self.scale()", "return self.x + self.scale()")},
+        True,
+        script=True,
+    ),
+    case(
+        "inherited-base-class-method-changed",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.model import Model
 
@@ -449,7 +618,7 @@ CASES: List[Case] = [
 
             print("RESULT", f(3))
             """,
-        "proj/model.py": """
+            "proj/model.py": """
             from proj.base import Base
 
             class Model(Base):
@@ -459,10 +628,15 @@ CASES: List[Case] = [
                 def predict(self):
                     return self.x * self.scale()
             """,
-        "proj/base.py": "class Base:\n    def scale(self):\n        return 2\n"},
-         {"proj/base.py": ("return 2", "return 5")}, True),
-    case("property-changed", {
-        "proj/main.py": """
+            "proj/base.py": "class Base:\n    def scale(self):\n        return 2\n",
+        },
+        {"proj/base.py": ("return 2", "return 5")},
+        True,
+    ),
+    case(
+        "property-changed",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.model import Model
 
@@ -473,7 +647,7 @@ CASES: List[Case] = [
 
             print("RESULT", f(3))
             """,
-        "proj/model.py": """
+            "proj/model.py": """
             class Model:
                 def __init__(self, x):
                     self.x = x
@@ -481,10 +655,15 @@ CASES: List[Case] = [
                 @property
                 def doubled(self):
                     return self.x * 2
-            """},
-         {"proj/model.py": ("self.x * 2", "self.x * 2 + 1")}, True),
-    case("class-attribute-changed", {
-        "proj/main.py": """
+            """,
+        },
+        {"proj/model.py": ("self.x * 2", "self.x * 2 + 1")},
+        True,
+    ),
+    case(
+        "class-attribute-changed",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.model import Model
 
@@ -495,10 +674,15 @@ CASES: List[Case] = [
 
             print("RESULT", f(3))
             """,
-        "proj/model.py": "class Model:\n    RATE = 2\n"},
-         {"proj/model.py": ("RATE = 2", "RATE = 3")}, True),
-    case("operator-overload-changed", {
-        "proj/main.py": """
+            "proj/model.py": "class Model:\n    RATE = 2\n",
+        },
+        {"proj/model.py": ("RATE = 2", "RATE = 3")},
+        True,
+    ),
+    case(
+        "operator-overload-changed",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.vec import Vec
 
@@ -509,17 +693,22 @@ CASES: List[Case] = [
 
             print("RESULT", f(3))
             """,
-        "proj/vec.py": """
+            "proj/vec.py": """
             class Vec:
                 def __init__(self, v):
                     self.v = v
 
                 def __add__(self, other):
                     return Vec(self.v + other.v)
-            """},
-         {"proj/vec.py": ("self.v + other.v", "self.v - other.v")}, True),
-    case("class-of-argument-changed", {
-        "proj/main.py": """
+            """,
+        },
+        {"proj/vec.py": ("self.v + other.v", "self.v - other.v")},
+        True,
+    ),
+    case(
+        "class-of-argument-changed",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.shapes import Square
 
@@ -530,7 +719,7 @@ CASES: List[Case] = [
 
             print("RESULT", f(Square(3)))
             """,
-        "proj/shapes.py": """
+            "proj/shapes.py": """
             from proj.base import Shape
 
             class Square(Shape):
@@ -540,10 +729,15 @@ CASES: List[Case] = [
                 def area(self):
                     return self.side ** 2 * self.unit()
             """,
-        "proj/base.py": "class Shape:\n    def unit(self):\n        return 1\n"},
-         {"proj/base.py": ("return 1", "return 10")}, True),
-    case("dataclass-argument-field-default-changed", {
-        "proj/main.py": """
+            "proj/base.py": "class Shape:\n    def unit(self):\n        return 1\n",
+        },
+        {"proj/base.py": ("return 1", "return 10")},
+        True,
+    ),
+    case(
+        "dataclass-argument-field-default-changed",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.config import Config
 
@@ -554,7 +748,7 @@ CASES: List[Case] = [
 
             print("RESULT", f(Config(3)))
             """,
-        "proj/config.py": """
+            "proj/config.py": """
             from dataclasses import dataclass
 
             @dataclass
@@ -564,10 +758,15 @@ CASES: List[Case] = [
 
                 def total(self):
                     return self.a + self.b
-            """},
-         {"proj/config.py": ("b: int = 1", "b: int = 2")}, True),
-    case("method-on-self-changed", {
-        "proj/main.py": """
+            """,
+        },
+        {"proj/config.py": ("b: int = 1", "b: int = 2")},
+        True,
+    ),
+    case(
+        "method-on-self-changed",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
 
             class Pipeline:
@@ -583,11 +782,16 @@ CASES: List[Case] = [
                     return self.prepare(x) * 2
 
             print("RESULT", Pipeline(1).run(3))
-            """},
-         {"proj/main.py": ("return x + self.k", "return x - self.k")}, True),
+            """
+        },
+        {"proj/main.py": ("return x + self.k", "return x - self.k")},
+        True,
+    ),
     # -- values -------------------------------------------------------------------------
-    case("global-read-as-module-attribute", {
-        "proj/main.py": """
+    case(
+        "global-read-as-module-attribute",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             import proj.settings as settings
 
@@ -597,10 +801,16 @@ CASES: List[Case] = [
                 return x * settings.K
 
             print("RESULT", f(3))
-            """, "proj/settings.py": "K = 2\nOTHER = 1\n"},
-         {"proj/settings.py": ("K = 2", "K = 3")}, True),
-    case("global-of-other-module-unread", {
-        "proj/main.py": """
+            """,
+            "proj/settings.py": "K = 2\nOTHER = 1\n",
+        },
+        {"proj/settings.py": ("K = 2", "K = 3")},
+        True,
+    ),
+    case(
+        "global-of-other-module-unread",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             import proj.settings as settings
 
@@ -610,10 +820,16 @@ CASES: List[Case] = [
                 return x * settings.K
 
             print("RESULT", f(3))
-            """, "proj/settings.py": "K = 2\nOTHER = 1\n"},
-         {"proj/settings.py": ("OTHER = 1", "OTHER = 5")}, False),
-    case("global-from-import", {
-        "proj/main.py": """
+            """,
+            "proj/settings.py": "K = 2\nOTHER = 1\n",
+        },
+        {"proj/settings.py": ("OTHER = 1", "OTHER = 5")},
+        False,
+    ),
+    case(
+        "global-from-import",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.settings import K
 
@@ -623,15 +839,27 @@ CASES: List[Case] = [
                 return x * K
 
             print("RESULT", f(3))
-            """, "proj/settings.py": "K = 2\n"},
-         {"proj/settings.py": ("K = 2", "K = 3")}, True, script=True),
-    case("global-read-by-deep-helper", {
-        "proj/main.py": MAIN_CALLS_HELPER,
-        "proj/helpers.py": "from proj.settings import scaled\n\ndef helper(x):\n    return scaled(x)\n",
-        "proj/settings.py": "FACTOR = 2\n\ndef scaled(x):\n    return x * FACTOR\n"},
-         {"proj/settings.py": ("FACTOR = 2", "FACTOR = 7")}, True),
-    case("numpy-global-array", {
-        "proj/main.py": """
+            """,
+            "proj/settings.py": "K = 2\n",
+        },
+        {"proj/settings.py": ("K = 2", "K = 3")},
+        True,
+        script=True,
+    ),
+    case(
+        "global-read-by-deep-helper",
+        {
+            "proj/main.py": MAIN_CALLS_HELPER,
+            "proj/helpers.py": "from proj.settings import scaled\n\ndef helper(x):\n    return scaled(x)\n",
+            "proj/settings.py": "FACTOR = 2\n\ndef scaled(x):\n    return x * FACTOR\n",
+        },
+        {"proj/settings.py": ("FACTOR = 2", "FACTOR = 7")},
+        True,
+    ),
+    case(
+        "numpy-global-array",
+        {
+            "proj/main.py": """
             import numpy as np
             from checkpointing import checkpoint
             from proj.data import WEIGHTS
@@ -642,10 +870,16 @@ CASES: List[Case] = [
                 return float(np.dot(WEIGHTS, [x, x, x]))
 
             print("RESULT", f(3))
-            """, "proj/data.py": "import numpy as np\n\nWEIGHTS = np.array([1.0, 2.0, 3.0])\n"},
-         {"proj/data.py": ("3.0]", "4.0]")}, True),
-    case("third-party-and-stdlib-calls", {
-        "proj/main.py": """
+            """,
+            "proj/data.py": "import numpy as np\n\nWEIGHTS = np.array([1.0, 2.0, 3.0])\n",
+        },
+        {"proj/data.py": ("3.0]", "4.0]")},
+        True,
+    ),
+    case(
+        "third-party-and-stdlib-calls",
+        {
+            "proj/main.py": """
             import math
             import numpy as np
             from checkpointing import checkpoint
@@ -657,10 +891,15 @@ CASES: List[Case] = [
 
             UNRELATED = 1
             print("RESULT", f(3))
-            """},
-         {"proj/main.py": ("UNRELATED = 1", "UNRELATED = 2")}, False),
-    case("closure-variable", {
-        "proj/main.py": """
+            """
+        },
+        {"proj/main.py": ("UNRELATED = 1", "UNRELATED = 2")},
+        False,
+    ),
+    case(
+        "closure-variable",
+        {
+            "proj/main.py": """
             from checkpointing import checkpoint
             from proj.settings import OFFSET
 
@@ -672,8 +911,12 @@ CASES: List[Case] = [
                 return f
 
             print("RESULT", make(OFFSET)(3))
-            """, "proj/settings.py": "OFFSET = 10\n"},
-         {"proj/settings.py": ("OFFSET = 10", "OFFSET = 20")}, True),
+            """,
+            "proj/settings.py": "OFFSET = 10\n",
+        },
+        {"proj/settings.py": ("OFFSET = 10", "OFFSET = 20")},
+        True,
+    ),
 ]
 
 
@@ -717,7 +960,9 @@ def test_run_as_script(project, c: Case) -> None:
 
 def test_mutable_global_mutated_between_calls_in_one_process(project) -> None:
     project.write("proj/__init__.py", "")
-    project.write("proj/main.py", """
+    project.write(
+        "proj/main.py",
+        """
         from checkpointing import checkpoint
         from proj import state
 
@@ -731,7 +976,8 @@ def test_mutable_global_mutated_between_calls_in_one_process(project) -> None:
         print("RESULT", f(1))
         state.ITEMS.pop()
         print("RESULT", f(1))
-        """)
+        """,
+    )
     project.write("proj/state.py", "ITEMS = [1, 2]\n")
     run = project.run("-m", "proj.main")
     assert run.ran == ["f", "f"] and run.results == ["4", "14", "4"], run
@@ -741,7 +987,9 @@ def test_editing_a_file_after_import_does_not_change_the_running_key(project) ->
     """The key describes the code running, not the file on disk now."""
     project.write("proj/__init__.py", "")
     project.write("proj/helpers.py", HELPERS)
-    project.write("proj/main.py", """
+    project.write(
+        "proj/main.py",
+        """
         import pathlib
         import sys
         from checkpointing import checkpoint
@@ -759,7 +1007,8 @@ def test_editing_a_file_after_import_does_not_change_the_running_key(project) ->
             path.write_text(original.replace("return x * 2", "return x * 1000"))
         print("RESULT", f(3))
         path.write_text(original)
-        """)
+        """,
+    )
     first = project.run("-m", "proj.main", "edit")
     assert first.ran == ["f"] and first.results == ["6"], first
     # The entry was stored under the code that ran (x * 2): the next run, whose code is
@@ -771,7 +1020,9 @@ def test_editing_a_file_after_import_does_not_change_the_running_key(project) ->
 def test_equal_but_different_global_values_change_the_key_in_one_process(project) -> None:
     """1 == 1.0 == True and 0.0 == -0.0, but each is another value to a function."""
     project.write("proj/__init__.py", "")
-    project.write("proj/main.py", """
+    project.write(
+        "proj/main.py",
+        """
         import math
         from checkpointing import checkpoint
         from proj import state
@@ -784,9 +1035,17 @@ def test_equal_but_different_global_values_change_the_key_in_one_process(project
         for value in (1, 1, 1.0, True, 0.0, -0.0, -0.0):
             state.V = value
             print("RESULT", f())
-        """)
+        """,
+    )
     project.write("proj/state.py", "V = 0\n")
     run = project.run("-m", "proj.main")
     assert run.ran == ["f"] * 5, run
-    assert run.results == ["('1', 1.0)", "('1', 1.0)", "('1.0', 1.0)", "('True', 1.0)",
-                           "('0.0', 1.0)", "('-0.0', -1.0)", "('-0.0', -1.0)"], run
+    assert run.results == [
+        "('1', 1.0)",
+        "('1', 1.0)",
+        "('1.0', 1.0)",
+        "('True', 1.0)",
+        "('0.0', 1.0)",
+        "('-0.0', -1.0)",
+        "('-0.0', -1.0)",
+    ], run

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import List
 
 import pytest
-
 from conftest import Project, Run
 
 PYPROJECT = """
@@ -58,28 +57,48 @@ def _venv(tmp_path: Path) -> Path:
     env = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
     python = env / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; "
-                              "print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     # An ``import`` line: addsitedir also runs the .pth files there (checkpointing's own
     # editable install).
-    Path(purelib, "outer.pth").write_text("".join(
-        f"import site; site.addsitedir({path!r})\n" for path in site.getsitepackages()))
+    Path(purelib, "outer.pth").write_text(
+        "".join(f"import site; site.addsitedir({path!r})\n" for path in site.getsitepackages())
+    )
     return python
 
 
 def _install_editable(python: Path, source: Path, *extra: str) -> None:
-    proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-build-isolation",
-                           "--no-deps", "--no-index", *extra, "-e", str(source)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-build-isolation",
+            "--no-deps",
+            "--no-index",
+            *extra,
+            "-e",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def _run(python: Path, cwd: Path, *argv: str) -> Run:
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTHONPATH", None)
-    proc = subprocess.run([str(python), *argv], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [str(python), *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     return Run(proc)
 
@@ -91,8 +110,7 @@ def test_editing_a_helper_of_an_editable_install_reruns(tmp_path: Path, mode: st
     package.write("src/mylib/__init__.py", "")
     package.write("src/mylib/helper.py", HELPER)
     python = _venv(tmp_path)
-    extra: List[str] = [] if mode == "default" else ["--config-settings",
-                                                     "editable_mode=strict"]
+    extra: List[str] = [] if mode == "default" else ["--config-settings", "editable_mode=strict"]
     _install_editable(python, package.root, *extra)
     app = Project(tmp_path / "app")
     app.write("main.py", MAIN)
@@ -106,8 +124,7 @@ def test_editing_a_helper_of_an_editable_install_reruns(tmp_path: Path, mode: st
     assert _run(python, app.root, "main.py").ran == []
 
 
-def test_a_folder_on_sys_path_is_project_and_installed_packages_are_not(
-        tmp_path: Path) -> None:
+def test_a_folder_on_sys_path_is_project_and_installed_packages_are_not(tmp_path: Path) -> None:
     """PYTHONPATH / .pth folders count; a ``pip install --target`` folder (a
     ``*.dist-info`` beside the packages) does not."""
     app = Project(tmp_path / "app")
@@ -116,7 +133,9 @@ def test_a_folder_on_sys_path_is_project_and_installed_packages_are_not(
     installed = Project(tmp_path / "target")
     installed.write("vendored.py", "def offset():\n    return 100\n")
     installed.write("vendored-1.0.dist-info/METADATA", "Name: vendored\nVersion: 1.0\n")
-    app.write("main.py", """
+    app.write(
+        "main.py",
+        """
 import sys
 from checkpointing import checkpoint
 from checkpointing.source import INDEX
@@ -130,7 +149,8 @@ def f(x):
 print("RESULT", f(3))
 print("PROJECT", INDEX.is_project_path(ownlib.__file__),
       INDEX.is_project_path(vendored.__file__))
-""")
+""",
+    )
     env = {"PYTHONPATH": os.pathsep.join([str(lib.root), str(installed.root)])}
     first = app.run("main.py", env=env)
     assert first.ran == ["f"] and first.results == ["106"], first
@@ -147,7 +167,9 @@ def test_project_roots_narrow_the_boundary(tmp_path: Path) -> None:
     app = Project(tmp_path / "app")
     lib = Project(tmp_path / "libs")
     lib.write("ownlib.py", HELPER)
-    app.write("main.py", textwrap.dedent("""
+    app.write(
+        "main.py",
+        textwrap.dedent("""
         from checkpointing import checkpoint, defaults
         defaults["analysis.project_roots"] = ["."]
         import ownlib
@@ -158,7 +180,8 @@ def test_project_roots_narrow_the_boundary(tmp_path: Path) -> None:
             return ownlib.scale(x)
 
         print("RESULT", f(3))
-        """))
+        """),
+    )
     env = {"PYTHONPATH": str(lib.root)}
     assert app.run("main.py", env=env).ran == ["f"]
     lib.write("ownlib.py", HELPER.replace("x * 2", "x * 3"))

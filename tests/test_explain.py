@@ -32,16 +32,19 @@ def setup(project, lr: str = "0.1") -> None:
 
 
 def lines(run, prefix: str) -> list:
-    return [line[len(prefix) + 1:] for line in run.stdout.splitlines()
-            if line.startswith(prefix + " ")]
+    return [
+        line[len(prefix) + 1 :] for line in run.stdout.splitlines() if line.startswith(prefix + " ")
+    ]
 
 
 def test_first_call_then_hit(project) -> None:
     setup(project)
     first = project.run("-m", "proj.main")
     assert lines(first, "EXPLAIN")[0] == "proj.main:train runs: first call"
-    assert re.fullmatch(r"proj\.main:train: answered from the cache \(entry [0-9a-f]{32}\)",
-                        lines(first, "EXPLAIN")[1])
+    assert re.fullmatch(
+        r"proj\.main:train: answered from the cache \(entry [0-9a-f]{32}\)",
+        lines(first, "EXPLAIN")[1],
+    )
     assert lines(first, "LOG") == []  # a first call is not news
     second = project.run("-m", "proj.main")
     assert second.ran == [] and lines(second, "LOG") == []
@@ -53,8 +56,10 @@ def test_edited_helper_is_named_with_file_and_line(project) -> None:
     project.write("proj/features.py", "# features\n\n" + FEATURES.replace("x * 2", "x * 3"))
     run = project.run("-m", "proj.main")
     assert run.ran == ["train"]
-    expected = re.compile(r"proj\.main:train re-runs: proj\.features:scale changed "
-                          r"\(proj[/\\]features\.py:3\)")
+    expected = re.compile(
+        r"proj\.main:train re-runs: proj\.features:scale changed "
+        r"\(proj[/\\]features\.py:3\)"
+    )
     assert expected.fullmatch(lines(run, "EXPLAIN")[0]), run.stdout
     assert [line for line in lines(run, "LOG") if expected.fullmatch(line)], run.stdout
 
@@ -169,16 +174,20 @@ def test_changed_method_of_an_argument_class_is_named(project) -> None:
     project.write("proj/vec.py", VEC.replace("square(self.y))", "square(self.y)) * 2"))
     run = project.run("-m", "proj.length")
     assert run.ran == ["length"] and run.results == ["10.0"]
-    expected = re.compile(r"proj\.length:length re-runs: proj\.vec:Vec\.norm changed "
-                          r"\(proj[/\\]vec\.py:10\)")
+    expected = re.compile(
+        r"proj\.length:length re-runs: proj\.vec:Vec\.norm changed "
+        r"\(proj[/\\]vec\.py:10\)"
+    )
     assert expected.fullmatch(lines(run, "EXPLAIN")[0]), run.stdout
     assert [line for line in lines(run, "LOG") if expected.fullmatch(line)], run.stdout
     # A helper of the method, in another module.
     project.write("proj/util.py", UTIL.replace("v * v", "v ** 2"))
     run = project.run("-m", "proj.length")
     assert run.ran == ["length"] and run.results == ["10.0"]
-    expected = re.compile(r"proj\.length:length re-runs: proj\.util:square changed "
-                          r"\(proj[/\\]util\.py:1\)")
+    expected = re.compile(
+        r"proj\.length:length re-runs: proj\.util:square changed "
+        r"\(proj[/\\]util\.py:1\)"
+    )
     assert expected.fullmatch(lines(run, "EXPLAIN")[0]), run.stdout
 
 
@@ -198,8 +207,10 @@ def test_changed_method_and_new_value_say_both(project) -> None:
     project.write("proj/length.py", LENGTH.replace("Y_COORD", "5"))
     run = project.run("-m", "proj.length")
     assert run.ran == ["length"]
-    assert lines(run, "EXPLAIN")[0] == ("proj.length:length re-runs: proj.vec:Vec.scaled "
-                                        "changed (proj/vec.py:13); new argument values (v)")
+    assert lines(run, "EXPLAIN")[0] == (
+        "proj.length:length re-runs: proj.vec:Vec.scaled "
+        "changed (proj/vec.py:13); new argument values (v)"
+    )
 
 
 GRAPH = """

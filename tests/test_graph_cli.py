@@ -105,8 +105,9 @@ def draw(proj, fmt: str) -> str:
     return run.stdout
 
 
-@pytest.mark.parametrize("fmt, name", [("text", "graph.txt"), ("dot", "graph.dot"),
-                                       ("mermaid", "graph.mmd")])
+@pytest.mark.parametrize(
+    "fmt, name", [("text", "graph.txt"), ("dot", "graph.dot"), ("mermaid", "graph.mmd")]
+)
 def test_golden_drawings(proj, fmt, name) -> None:
     golden(name, draw(proj, fmt))
 
@@ -117,8 +118,11 @@ def test_changed_nodes_are_marked_after_an_edit(proj) -> None:
     proj.write("proj/features.py", text)
     proj.write("proj/settings.py", "RATE = 3\n")
     tree = draw(proj, "text")
-    marked = {line.lstrip("│├└─ ").split()[1] for line in tree.splitlines()
-              if "* changed" in line and not line.startswith("*")}
+    marked = {
+        line.lstrip("│├└─ ").split()[1]
+        for line in tree.splitlines()
+        if "* changed" in line and not line.startswith("*")
+    }
     assert marked == {"proj.features:scale", "proj.settings:RATE"}, tree
     assert tree.rstrip().endswith("* changed since the most recent stored entry: 2")
     assert "#f9ab00" in draw(proj, "dot")
@@ -161,8 +165,12 @@ def test_svg_and_png(proj) -> None:
         if os.environ.get("CHECKPOINTING_REQUIRE_GRAPHVIZ") == "1":
             pytest.fail("Graphviz's dot is not installed; .ci/run should have installed it")
         pytest.skip("Graphviz is not installed (.ci/run installs it)")
-    script = proj.write("save.py", DRAW.replace(
-        'out = {"text"', 'g.save(sys.argv[2]); print(g._repr_svg_()[:5]); out = {"text"'))
+    script = proj.write(
+        "save.py",
+        DRAW.replace(
+            'out = {"text"', 'g.save(sys.argv[2]); print(g._repr_svg_()[:5]); out = {"text"'
+        ),
+    )
     assert script
     run = proj.run("save.py", "text", "out.svg")
     root = ET.parse(proj.root / "out.svg").getroot()
@@ -175,21 +183,38 @@ def test_svg_and_png(proj) -> None:
 
 
 def test_saving_without_graphviz_names_what_to_install(proj) -> None:
-    run = proj.run("-c", "import os; os.environ['PATH'] = ''\n" + DRAW.replace(
-        'out = {"text"', 'g.save("x.svg"); out = {"text"'), "text", expect_ok=False)
+    run = proj.run(
+        "-c",
+        "import os; os.environ['PATH'] = ''\n"
+        + DRAW.replace('out = {"text"', 'g.save("x.svg"); out = {"text"'),
+        "text",
+        expect_ok=False,
+    )
     assert "needs Graphviz" in run.stderr and "apt-get install graphviz" in run.stderr
-    run = proj.run("-c", DRAW.replace('out = {"text"', 'g.save("x.pdf"); out = {"text"'), "text",
-                   expect_ok=False)
+    run = proj.run(
+        "-c",
+        DRAW.replace('out = {"text"', 'g.save("x.pdf"); out = {"text"'),
+        "text",
+        expect_ok=False,
+    )
     assert "cannot save a graph as '.pdf'" in run.stderr
 
 
 # -- the command line ------------------------------------------------------------------
 
+
 def cli(proj, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.pop("PYTHONHASHSEED", None)
-    return subprocess.run([sys.executable, "-m", "checkpointing", *args], cwd=proj.root,
-                          env=env, input=stdin, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "checkpointing", *args],
+        cwd=proj.root,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_ls_show_and_json(proj) -> None:
@@ -209,13 +234,19 @@ def test_ls_show_and_json(proj) -> None:
 def test_graph_command_formats(proj) -> None:
     text = cli(proj, "graph", "proj.main:train")
     assert text.returncode == 0 and text.stdout == (GOLDEN / "graph.txt").read_text()
-    assert cli(proj, "graph", "proj.main:train", "--format", "dot").stdout == \
-        (GOLDEN / "graph.dot").read_text()
-    assert cli(proj, "graph", "proj.main:train", "--format", "mermaid").stdout == \
-        (GOLDEN / "graph.mmd").read_text()
+    assert (
+        cli(proj, "graph", "proj.main:train", "--format", "dot").stdout
+        == (GOLDEN / "graph.dot").read_text()
+    )
+    assert (
+        cli(proj, "graph", "proj.main:train", "--format", "mermaid").stdout
+        == (GOLDEN / "graph.mmd").read_text()
+    )
     written = cli(proj, "graph", "proj.main:train", "-o", "g.mmd")
-    assert written.returncode == 0 and (proj.root / "g.mmd").read_text() == \
-        (GOLDEN / "graph.mmd").read_text()
+    assert (
+        written.returncode == 0
+        and (proj.root / "g.mmd").read_text() == (GOLDEN / "graph.mmd").read_text()
+    )
     data = json.loads(cli(proj, "graph", "proj.main:train", "--json").stdout)
     assert {n["id"] for n in data["nodes"]} >= {"proj.main:train", "proj.model:Model"}
     bad = cli(proj, "graph", "proj.main")
@@ -228,17 +259,18 @@ def test_why_command(proj) -> None:
     first = cli(proj, "why", "proj.main:train", "[[1.5, 2.5]]")
     assert first.stdout.strip().replace("\\", "/") == (
         "proj.main:train runs: first call\n  not tracked (blind spots): proj/features.py:11 "
-        "getattr() with a computed attribute name")
+        "getattr() with a computed attribute name"
+    )
     proj.run("-m", "proj.main")
     hit = cli(proj, "why", "proj.main:train", '{"args": [[1.5, 2.5]]}')
     assert "answered from the cache" in hit.stdout
     proj.write("proj/settings.py", "RATE = 5\n")
     changed = json.loads(cli(proj, "why", "proj.main:train", "[[1.5, 2.5]]", "--json").stdout)
     assert changed["summary"] == "proj.main:train re-runs: global proj.settings:RATE changed"
-    assert changed["changes"] == [{"kind": "global", "name": "proj.settings:RATE",
-                                   "where": None}]
-    assert changed["blind_spots"] == ["proj/features.py:11 getattr() with a computed "
-                                      "attribute name"]
+    assert changed["changes"] == [{"kind": "global", "name": "proj.settings:RATE", "where": None}]
+    assert changed["blind_spots"] == [
+        "proj/features.py:11 getattr() with a computed attribute name"
+    ]
     bad = cli(proj, "why", "proj.main:train", "[1,")
     assert bad.returncode == 2 and "must be JSON" in bad.stderr
 
@@ -261,8 +293,7 @@ def test_prune(proj) -> None:
     dry = cli(proj, "prune", "--keep-latest", "1", "--dry-run")
     assert dry.returncode == 0 and "would delete 2 entries" in dry.stdout
     assert "3 entries" in cli(proj, "ls").stdout
-    assert cli(proj, "prune", "--older-than", "1d", "--yes").stdout.strip() == \
-        "nothing to prune"
+    assert cli(proj, "prune", "--older-than", "1d", "--yes").stdout.strip() == "nothing to prune"
     assert "deleted 2 entries" in cli(proj, "prune", "--max-size", "2KB", "--yes").stdout
     assert cli(proj, "prune").returncode == 2
     assert cli(proj, "prune", "--max-size", "lots").returncode == 2
@@ -280,8 +311,11 @@ def test_verify_finds_and_removes_corrupt_entries(proj) -> None:
 
 
 def test_dir_option_and_help_examples(proj) -> None:
-    proj.write("other.py", "from checkpointing import checkpoint\n\n"
-               "@checkpoint(directory='elsewhere')\ndef f():\n    return 1\n\nf()\n")
+    proj.write(
+        "other.py",
+        "from checkpointing import checkpoint\n\n"
+        "@checkpoint(directory='elsewhere')\ndef f():\n    return 1\n\nf()\n",
+    )
     proj.run("other.py")
     assert "1 entries" in cli(proj, "ls", "--dir", "elsewhere").stdout
     for command in ("ls", "show", "graph", "why", "clear", "prune", "verify"):

@@ -19,32 +19,62 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checkpointing import HashFailedError, hashing
-from checkpointing.hashing import UnhashableValue, digest_value, hexdigest_value
+from checkpointing.hashing import UnhashableValue, digest_value
 
 
 def same(a, b) -> bool:
     return digest_value(a) == digest_value(b)
 
 
-@pytest.mark.parametrize("a, b", [
-    (1, 1.0), (1, True), (0, False), (0.0, -0.0), (1, "1"), ("1", b"1"), (b"1", bytearray(b"1")),
-    ((1, 2), [1, 2]), ((), []), ({}, []), (set(), frozenset()), ({1: 2}, {2: 1}),
-    (("ab", "c"), ("a", "bc")), ([[1], 2], [1, [2]]), (None, 0), (None, ""),
-    ({"a": 1, "b": 2}, {"b": 2, "a": 1}), (2 ** 70, 2 ** 70 + 1), (-1, 2 ** 64 - 1),
-    (float("inf"), float("-inf")), (1 + 2j, 2 + 1j), (range(3), (0, 1, 2)),
-    (Decimal("1.0"), Decimal("1.00")), (Fraction(1, 2), 0.5), (Path("a"), "a"),
-    (datetime.date(2020, 1, 2), datetime.datetime(2020, 1, 2)),
-    (datetime.timedelta(seconds=1), datetime.timedelta(microseconds=1)),
-])
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        (1, 1.0),
+        (1, True),
+        (0, False),
+        (0.0, -0.0),
+        (1, "1"),
+        ("1", b"1"),
+        (b"1", bytearray(b"1")),
+        ((1, 2), [1, 2]),
+        ((), []),
+        ({}, []),
+        (set(), frozenset()),
+        ({1: 2}, {2: 1}),
+        (("ab", "c"), ("a", "bc")),
+        ([[1], 2], [1, [2]]),
+        (None, 0),
+        (None, ""),
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1}),
+        (2**70, 2**70 + 1),
+        (-1, 2**64 - 1),
+        (float("inf"), float("-inf")),
+        (1 + 2j, 2 + 1j),
+        (range(3), (0, 1, 2)),
+        (Decimal("1.0"), Decimal("1.00")),
+        (Fraction(1, 2), 0.5),
+        (Path("a"), "a"),
+        (datetime.date(2020, 1, 2), datetime.datetime(2020, 1, 2)),
+        (datetime.timedelta(seconds=1), datetime.timedelta(microseconds=1)),
+    ],
+)
 def test_different_values_have_different_digests(a, b) -> None:
     assert not same(a, b)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: {"b", "a", "c"}, lambda: frozenset({"x", "y"}), lambda: {1: [1, 2], 2: {"a"}},
-    lambda: [1, 2.5, "s", b"b", None, True], lambda: {("a", 1), ("b", 2)},
-    lambda: float("nan"), lambda: 2 ** 100, lambda: datetime.datetime(2020, 1, 2, 3, 4),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: {"b", "a", "c"},
+        lambda: frozenset({"x", "y"}),
+        lambda: {1: [1, 2], 2: {"a"}},
+        lambda: [1, 2.5, "s", b"b", None, True],
+        lambda: {("a", 1), ("b", 2)},
+        lambda: float("nan"),
+        lambda: 2**100,
+        lambda: datetime.datetime(2020, 1, 2, 3, 4),
+    ],
+)
 def test_equal_values_built_separately_have_equal_digests(make) -> None:
     assert same(make(), make())
 
@@ -70,8 +100,9 @@ def test_digests_are_identical_across_processes_with_different_string_hashing() 
     outputs = set()
     for seed in ("0", "1", "12345"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        proc = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
-                              text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True
+        )
         outputs.add(proc.stdout)
     assert len(outputs) == 1
     digest, imported = outputs.pop().splitlines()
@@ -158,8 +189,7 @@ def test_class_digester_puts_class_code_into_instance_digests() -> None:
 
     obj = Versioned()
     before = digest_value(obj)
-    hashing.register_class_digester(
-        lambda cls: cls.version if cls is Versioned else None)
+    hashing.register_class_digester(lambda cls: cls.version if cls is Versioned else None)
     assert digest_value(obj) != before
     Versioned.version = b"2"
     assert digest_value(obj) != before
@@ -188,9 +218,14 @@ def test_pandas_objects_hash_by_content_names_and_dtypes() -> None:
     import pandas as pd
 
     def frame():
-        return pd.DataFrame({"a": [1, 2], "b": ["x", "y"],
-                             "t": pd.to_datetime(["2020-01-01", "2021-01-01"]),
-                             "c": pd.Categorical(["u", "v"])})
+        return pd.DataFrame(
+            {
+                "a": [1, 2],
+                "b": ["x", "y"],
+                "t": pd.to_datetime(["2020-01-01", "2021-01-01"]),
+                "c": pd.Categorical(["u", "v"]),
+            }
+        )
 
     assert same(frame(), frame())
     assert not same(frame(), frame().rename(columns={"a": "A"}))
@@ -204,9 +239,13 @@ def test_pandas_objects_hash_by_content_names_and_dtypes() -> None:
 
 json_like = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children) | st.dictionaries(st.text(), children)
-    | st.frozensets(st.integers() | st.text()),
-    max_leaves=25)
+    lambda children: (
+        st.lists(children)
+        | st.dictionaries(st.text(), children)
+        | st.frozensets(st.integers() | st.text())
+    ),
+    max_leaves=25,
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -232,8 +271,12 @@ def test_subclasses_of_dict_and_list_are_digested_by_their_contents() -> None:
     class Items(list):
         pass
 
-    for make in (lambda d: collections.defaultdict(list, d), collections.OrderedDict,
-                 collections.Counter, Config):
+    for make in (
+        lambda d: collections.defaultdict(list, d),
+        collections.OrderedDict,
+        collections.Counter,
+        Config,
+    ):
         assert digest_value(make({"a": 1})) != digest_value(make({"a": 2}))
         assert digest_value(make({"a": 1})) != digest_value(make({"a": 1, "b": 1}))
         assert digest_value(make({"a": 1})) == digest_value(make({"a": 1}))

@@ -23,9 +23,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checkpointing import HashFailedError, hashing
-from checkpointing.hashing import (DIGEST_SIZE, Hasher, UnhashableValue, digest_value,
-                                   hexdigest_value, register_class_digester,
-                                   register_digester)
+from checkpointing.hashing import (
+    DIGEST_SIZE,
+    Hasher,
+    UnhashableValue,
+    digest_value,
+    hexdigest_value,
+    register_class_digester,
+    register_digester,
+)
 
 
 @pytest.fixture
@@ -42,13 +48,19 @@ def clean_registry() -> Iterator[None]:
 
 def run_python(code: str, **env: str) -> str:
     """Run ``code`` in a fresh interpreter and return its stdout."""
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, env={**os.environ, **env}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
 # -- Basics -----------------------------------------------------------------------------
+
 
 def test_digest_shape() -> None:
     d = digest_value((1, 2))
@@ -59,14 +71,17 @@ def test_digest_shape() -> None:
     assert h.digest() == d and h.hexdigest() == d.hex()
 
 
-@pytest.mark.parametrize("values", [
-    [1, 1.0, True, "1", b"1", bytearray(b"1"), (1,), [1], {1}, frozenset({1}), 1 + 0j],
-    [0, 0.0, -0.0, False, None, "", b"", (), [], {}, set(), frozenset(), range(0)],
-    [2 ** 63 - 1, 2 ** 63, -2 ** 63, -2 ** 63 - 1, 2 ** 64, -1, 2 ** 200, -2 ** 200],
-    [float("inf"), float("-inf"), float("nan"), 1e-300, 5e-324],
-    [..., NotImplemented, None, slice(None), slice(1, 2), range(1, 2)],
-    [int, float, str, bool, type(None), object],
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1, 1.0, True, "1", b"1", bytearray(b"1"), (1,), [1], {1}, frozenset({1}), 1 + 0j],
+        [0, 0.0, -0.0, False, None, "", b"", (), [], {}, set(), frozenset(), range(0)],
+        [2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64, -1, 2**200, -(2**200)],
+        [float("inf"), float("-inf"), float("nan"), 1e-300, 5e-324],
+        [..., NotImplemented, None, slice(None), slice(1, 2), range(1, 2)],
+        [int, float, str, bool, type(None), object],
+    ],
+)
 def test_distinct_values_have_distinct_digests(values: list) -> None:
     digests = [digest_value(v) for v in values]
     assert len(set(digests)) == len(values)
@@ -139,8 +154,11 @@ def test_set_digests_are_the_same_across_processes() -> None:
 
 def test_nested_containers() -> None:
     def make() -> Any:
-        return {"a": [1, (2, 3.5), {"x": None}], "b": {frozenset({1, 2}), "s"},
-                "c": ({"deep": [[[["end"]]]]},)}
+        return {
+            "a": [1, (2, 3.5), {"x": None}],
+            "b": {frozenset({1, 2}), "s"},
+            "c": ({"deep": [[[["end"]]]]},),
+        }
 
     assert digest_value(make()) == digest_value(make())
     changed = make()
@@ -192,6 +210,7 @@ def test_very_deep_nesting_raises_unhashable_not_recursion_error() -> None:
 
 # -- Other standard values --------------------------------------------------------------
 
+
 class Color(enum.Enum):
     RED = 1
     GREEN = 2
@@ -203,13 +222,20 @@ class Other(enum.Enum):
 
 def test_standard_library_values() -> None:
     pairs = [
-        (Color.RED, Color.GREEN), (Color.RED, Other.RED), (Color.RED, 1),
+        (Color.RED, Color.GREEN),
+        (Color.RED, Other.RED),
+        (Color.RED, 1),
         (datetime.date(2020, 1, 2), datetime.datetime(2020, 1, 2)),
-        (datetime.datetime(2020, 1, 2), datetime.datetime(2020, 1, 2, tzinfo=datetime.timezone.utc)),
+        (
+            datetime.datetime(2020, 1, 2),
+            datetime.datetime(2020, 1, 2, tzinfo=datetime.timezone.utc),
+        ),
         (datetime.time(1), datetime.time(1, 0, 0, 1)),
         (datetime.timedelta(seconds=1), datetime.timedelta(microseconds=1)),
-        (decimal.Decimal("1.0"), decimal.Decimal("1.00")), (fractions.Fraction(1, 2), 0.5),
-        (uuid.UUID(int=1), uuid.UUID(int=2)), (pathlib.PurePosixPath("a"), "a"),
+        (decimal.Decimal("1.0"), decimal.Decimal("1.00")),
+        (fractions.Fraction(1, 2), 0.5),
+        (uuid.UUID(int=1), uuid.UUID(int=2)),
+        (pathlib.PurePosixPath("a"), "a"),
         (pathlib.PurePosixPath("a"), pathlib.PureWindowsPath("a")),
         (functools.partial(max, 1), functools.partial(max, 2)),
         (functools.partial(max, key=len), functools.partial(min, key=len)),
@@ -226,8 +252,7 @@ def test_builtin_subclasses_are_not_their_base() -> None:
     assert digest_value(Point(1, 2)) != digest_value((1, 2))
     assert digest_value(Point(1, 2)) == digest_value(Point(1, 2))
     assert digest_value(collections.OrderedDict(a=1)) != digest_value({"a": 1})
-    assert (digest_value(collections.defaultdict(list))
-            != digest_value(collections.defaultdict(int)))
+    assert digest_value(collections.defaultdict(list)) != digest_value(collections.defaultdict(int))
 
 
 class Plain:
@@ -270,6 +295,7 @@ def test_objects_are_hashed_by_class_and_state() -> None:
 
 # -- Failures ---------------------------------------------------------------------------
 
+
 def test_open_file_inside_a_list_names_its_path(tmp_path: pathlib.Path) -> None:
     with open(tmp_path / "f.txt", "w") as f:
         with pytest.raises(UnhashableValue) as info:
@@ -304,6 +330,7 @@ def test_unhashable_value_survives_pickling() -> None:
 
 
 # -- Registration -----------------------------------------------------------------------
+
 
 class Connection:
     def __init__(self, url: str) -> None:
@@ -371,11 +398,18 @@ def test_register_class_digester(clean_registry: None) -> None:
 
 # -- numpy and pandas -------------------------------------------------------------------
 
+
 def test_numpy_arrays() -> None:
     np = pytest.importorskip("numpy")
     a = np.arange(12, dtype=np.int32)
-    same_bytes = [a, a.view(np.uint32), a.view(np.float32), a.reshape(3, 4), a.reshape(4, 3),
-                  a.view(np.int16)]
+    same_bytes = [
+        a,
+        a.view(np.uint32),
+        a.view(np.float32),
+        a.reshape(3, 4),
+        a.reshape(4, 3),
+        a.view(np.int16),
+    ]
     assert len({digest_value(x) for x in same_bytes}) == len(same_bytes)
     assert digest_value(a) == digest_value(a.copy())
     m = a.reshape(3, 4)
@@ -415,16 +449,19 @@ def test_pandas_extension_types_do_not_crash() -> None:
     pd = pytest.importorskip("pandas")
 
     def make() -> Any:
-        return pd.DataFrame({
-            "cat": pd.Categorical(["u", "v", "u"]),
-            "tz": pd.date_range("2020-01-01", periods=3, tz="Europe/Paris"),
-            "naive": pd.date_range("2020-01-01", periods=3),
-            "nullable": pd.array([1, None, 3], dtype="Int64"),
-            "string": pd.array(["a", None, "c"], dtype="string"),
-            "ts": [pd.Timestamp("2020"), pd.NaT, pd.Timestamp("2021", tz="UTC")],
-            "td": pd.to_timedelta([1, 2, 3], unit="s"),
-            "period": pd.period_range("2020-01", periods=3, freq="M"),
-        }, index=pd.MultiIndex.from_tuples([(1, "a"), (1, "b"), (2, "a")]))
+        return pd.DataFrame(
+            {
+                "cat": pd.Categorical(["u", "v", "u"]),
+                "tz": pd.date_range("2020-01-01", periods=3, tz="Europe/Paris"),
+                "naive": pd.date_range("2020-01-01", periods=3),
+                "nullable": pd.array([1, None, 3], dtype="Int64"),
+                "string": pd.array(["a", None, "c"], dtype="string"),
+                "ts": [pd.Timestamp("2020"), pd.NaT, pd.Timestamp("2021", tz="UTC")],
+                "td": pd.to_timedelta([1, 2, 3], unit="s"),
+                "period": pd.period_range("2020-01", periods=3, freq="M"),
+            },
+            index=pd.MultiIndex.from_tuples([(1, "a"), (1, "b"), (2, "a")]),
+        )
 
     assert digest_value(make()) == digest_value(make())
     other = make()
@@ -448,12 +485,41 @@ def test_numpy_is_not_imported_to_hash() -> None:
 # -- Stability --------------------------------------------------------------------------
 
 PINNED_VALUES = [
-    None, True, False, 0, 1, -1, 2 ** 64, -(2 ** 100), 1.0, -0.0, float("nan"), 1.5 - 2j,
-    "", "1", "héllo \u2603", b"1", bytearray(b"1"), (), (1, 2), [1, "a"], {"a": 1, "b": [None]},
-    {"x", "y", "z"}, frozenset({1, 2}), range(1, 10, 2), slice(1, None), ..., int,
-    http.HTTPStatus.OK, datetime.datetime(2020, 1, 2, 3, 4, 5, 6), datetime.date(2020, 1, 2),
-    datetime.timedelta(days=1, seconds=2), decimal.Decimal("1.50"), fractions.Fraction(1, 3),
-    uuid.UUID(int=42), pathlib.PurePosixPath("/a/b"),
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    2**64,
+    -(2**100),
+    1.0,
+    -0.0,
+    float("nan"),
+    1.5 - 2j,
+    "",
+    "1",
+    "héllo \u2603",
+    b"1",
+    bytearray(b"1"),
+    (),
+    (1, 2),
+    [1, "a"],
+    {"a": 1, "b": [None]},
+    {"x", "y", "z"},
+    frozenset({1, 2}),
+    range(1, 10, 2),
+    slice(1, None),
+    ...,
+    int,
+    http.HTTPStatus.OK,
+    datetime.datetime(2020, 1, 2, 3, 4, 5, 6),
+    datetime.date(2020, 1, 2),
+    datetime.timedelta(days=1, seconds=2),
+    decimal.Decimal("1.50"),
+    fractions.Fraction(1, 3),
+    uuid.UUID(int=42),
+    pathlib.PurePosixPath("/a/b"),
 ]
 
 # Digests pinned once. If this test fails, the encoding changed: keys written by earlier
@@ -522,14 +588,17 @@ def test_pinned_digests_in_another_process() -> None:
 
 # -- Properties -------------------------------------------------------------------------
 
-scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
-           | st.text() | st.binary())
+scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text() | st.binary()
+)
 values = st.recursive(
     scalars,
-    lambda children: (st.lists(children, max_size=4)
-                      | st.dictionaries(st.text(max_size=5), children, max_size=4)
-                      | st.tuples(children, children)
-                      | st.frozensets(st.integers() | st.text(max_size=5), max_size=4)),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=5), children, max_size=4)
+        | st.tuples(children, children)
+        | st.frozensets(st.integers() | st.text(max_size=5), max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -545,8 +614,10 @@ def test_equal_values_built_independently_have_equal_digests(value: Any) -> None
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(max_size=3), min_size=2, max_size=2),
-       st.lists(st.text(max_size=3), min_size=2, max_size=2))
+@given(
+    st.lists(st.text(max_size=3), min_size=2, max_size=2),
+    st.lists(st.text(max_size=3), min_size=2, max_size=2),
+)
 def test_feeding_sequences_is_unambiguous(a: list, b: list) -> None:
     ha, hb = Hasher(), Hasher()
     for s in a:

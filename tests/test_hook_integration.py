@@ -8,7 +8,9 @@ HELPERS = "def helper(x):\n    return x * 2\n"
 def test_modules_imported_before_checkpointing_are_recorded_at_its_import(project) -> None:
     project.write("proj/__init__.py", "")
     project.write("proj/helpers.py", HELPERS)
-    project.write("proj/main.py", """
+    project.write(
+        "proj/main.py",
+        """
         import pathlib
         import sys
         from proj.helpers import helper       # imported before checkpointing
@@ -26,7 +28,8 @@ def test_modules_imported_before_checkpointing_are_recorded_at_its_import(projec
 
         print("RESULT", f(3))
         path.write_text(original)
-        """)
+        """,
+    )
     first = project.run("-m", "proj.main", "edit")
     assert first.ran == ["f"] and first.results == ["6"], first
     second = project.run("-m", "proj.main")
@@ -44,7 +47,9 @@ def test_a_syntax_error_points_at_the_users_file_and_line(project) -> None:
 
 def test_coexists_with_pytest_assertion_rewriting(project) -> None:
     project.write("helpers.py", HELPERS)
-    project.write("test_user.py", """
+    project.write(
+        "test_user.py",
+        """
         from checkpointing import checkpoint
         from helpers import helper
 
@@ -62,7 +67,8 @@ def test_coexists_with_pytest_assertion_rewriting(project) -> None:
                 assert values == [1, 3]
             except AssertionError as exc:
                 assert "[1, 2] == [1, 3]" in str(exc)
-        """)
+        """,
+    )
     args = ("-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "test_user.py")
     first = project.run(*args)
     assert first.ran == ["f"] and "2 passed" in first.stdout, first.stdout

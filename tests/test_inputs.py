@@ -14,8 +14,14 @@ import sys
 
 import pytest
 
-from checkpointing import (AutoFuncCallIdentifier, CacheBase, CheckpointNotExist,
-                           ConfigurationError, DecoratorCheckpoint, checkpoint)
+from checkpointing import (
+    AutoFuncCallIdentifier,
+    CacheBase,
+    CheckpointNotExist,
+    ConfigurationError,
+    DecoratorCheckpoint,
+    checkpoint,
+)
 
 
 def fresh(project, env=None):
@@ -49,7 +55,9 @@ LISTERS = {
 
 @pytest.mark.parametrize("lister", list(LISTERS))
 def test_a_file_added_to_or_removed_from_a_listed_folder_re_runs(project, lister) -> None:
-    project.write("main.py", f"""
+    project.write(
+        "main.py",
+        f"""
         import glob, os
         from pathlib import Path
         from checkpointing import checkpoint
@@ -60,7 +68,8 @@ def test_a_file_added_to_or_removed_from_a_listed_folder_re_runs(project, lister
             return sorted({LISTERS[lister]})
 
         print("RESULT", f())
-        """)
+        """,
+    )
     project.write("data/a.txt", "1")
     assert project.run().results == ["['a.txt']"]
     check(project, rerun=False)
@@ -71,7 +80,9 @@ def test_a_file_added_to_or_removed_from_a_listed_folder_re_runs(project, lister
 
 
 def test_the_import_system_listing_folders_during_a_miss_is_not_an_input(project) -> None:
-    project.write("main.py", """
+    project.write(
+        "main.py",
+        """
         from checkpointing import checkpoint
 
         @checkpoint
@@ -81,7 +92,8 @@ def test_the_import_system_listing_folders_during_a_miss_is_not_an_input(project
             return helper_mod.VALUE
 
         print("RESULT", f())
-        """)
+        """,
+    )
     project.write("helper_mod.py", "VALUE = 3\n")
     project.run()
     project.write("unrelated.txt", "a new file beside main.py")
@@ -89,9 +101,11 @@ def test_the_import_system_listing_folders_during_a_miss_is_not_an_input(project
 
 
 def test_the_project_folder_as_an_argument_ignores_the_cache_it_holds(project) -> None:
-    """"." is listed and walked (a folder argument): the entries the cache writes
+    """ "." is listed and walked (a folder argument): the entries the cache writes
     there, and __pycache__, are not inputs."""
-    project.write("main.py", """
+    project.write(
+        "main.py",
+        """
         import os
         from checkpointing import checkpoint
 
@@ -101,7 +115,8 @@ def test_the_project_folder_as_an_argument_ignores_the_cache_it_holds(project) -
             return sorted(n for n in os.listdir(folder) if n.endswith(".txt"))
 
         print("RESULT", f("."))
-        """)
+        """,
+    )
     project.run()
     check(project, rerun=False)
     (project.root / "__pycache__").mkdir()
@@ -115,7 +130,9 @@ def test_the_project_folder_as_an_argument_ignores_the_cache_it_holds(project) -
 def test_relative_paths_read_from_another_folder_re_run(project) -> None:
     """The key holds "data.txt", the check its absolute path: run from another folder,
     the same relative path names another file."""
-    project.write("main.py", """
+    project.write(
+        "main.py",
+        """
         import os
         from checkpointing import checkpoint
 
@@ -127,7 +144,8 @@ def test_relative_paths_read_from_another_folder_re_run(project) -> None:
 
         os.chdir(os.environ.get("CKPT_TEST_CWD", "."))  # the cache stays where it was
         print("RESULT", f("data.txt"))
-        """)
+        """,
+    )
     project.write("data.txt", "top")
     project.write("sub/data.txt", "sub")
     assert project.run().results == ["top"]
@@ -136,9 +154,10 @@ def test_relative_paths_read_from_another_folder_re_run(project) -> None:
     assert run.ran == ["f"] and run.results == ["sub"], run
 
 
-def test_a_string_argument_that_names_no_file_does_not_tie_the_entry_to_the_folder(
-        project) -> None:
-    project.write("main.py", """
+def test_a_string_argument_that_names_no_file_does_not_tie_the_entry_to_the_folder(project) -> None:
+    project.write(
+        "main.py",
+        """
         import os
         from checkpointing import checkpoint
 
@@ -149,7 +168,8 @@ def test_a_string_argument_that_names_no_file_does_not_tie_the_entry_to_the_fold
 
         os.chdir(os.environ.get("CKPT_TEST_CWD", "."))
         print("RESULT", f("hello"))
-        """)
+        """,
+    )
     (project.root / "sub").mkdir()
     project.run()
     run = project.run(env={"CKPT_TEST_CWD": "sub"})
@@ -158,10 +178,13 @@ def test_a_string_argument_that_names_no_file_does_not_tie_the_entry_to_the_fold
 
 # -- files opened by C code --------------------------------------------------------------
 
+
 def test_a_rewritten_parquet_file_named_by_an_argument_re_runs(project) -> None:
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
-    project.write("main.py", """
+    project.write(
+        "main.py",
+        """
         import pandas as pd
         from checkpointing import checkpoint
 
@@ -171,7 +194,8 @@ def test_a_rewritten_parquet_file_named_by_an_argument_re_runs(project) -> None:
             return int(pd.read_parquet(path)["x"].sum())
 
         print("RESULT", f("data/t.parquet"))
-        """)
+        """,
+    )
     (project.root / "data").mkdir()
     pd.DataFrame({"x": [1, 2]}).to_parquet(project.root / "data" / "t.parquet")
     assert project.run().results == ["3"]
@@ -185,7 +209,9 @@ def test_a_rewritten_parquet_file_of_a_globbed_folder_re_runs(project) -> None:
     sees the rewrite."""
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
-    project.write("main.py", """
+    project.write(
+        "main.py",
+        """
         import glob
         import pyarrow.parquet as pq
         from checkpointing import checkpoint
@@ -197,7 +223,8 @@ def test_a_rewritten_parquet_file_of_a_globbed_folder_re_runs(project) -> None:
                        for p in sorted(glob.glob("data/*.parquet")))
 
         print("RESULT", f())
-        """)
+        """,
+    )
     (project.root / "data").mkdir()
     pd.DataFrame({"x": [1]}).to_parquet(project.root / "data" / "a.parquet")
     pd.DataFrame({"x": [2]}).to_parquet(project.root / "data" / "b.parquet")
@@ -210,7 +237,9 @@ def test_a_rewritten_parquet_file_of_a_globbed_folder_re_runs(project) -> None:
 def test_a_parquet_dataset_folder_named_by_an_argument_re_runs(project) -> None:
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
-    project.write("main.py", """
+    project.write(
+        "main.py",
+        """
         import pandas as pd
         from checkpointing import checkpoint
 
@@ -220,7 +249,8 @@ def test_a_parquet_dataset_folder_named_by_an_argument_re_runs(project) -> None:
             return int(pd.read_parquet(folder)["x"].sum())
 
         print("RESULT", f("data/ds"))
-        """)
+        """,
+    )
     part = project.root / "data" / "ds" / "part=1"
     part.mkdir(parents=True)
     pd.DataFrame({"x": [1, 2]}).to_parquet(part / "0.parquet")
@@ -234,7 +264,9 @@ def test_a_parquet_dataset_folder_named_by_an_argument_re_runs(project) -> None:
 
 def test_a_changed_hdf5_file_re_runs(project) -> None:
     h5py = pytest.importorskip("h5py")
-    project.write("main.py", """
+    project.write(
+        "main.py",
+        """
         import h5py
         from checkpointing import checkpoint
 
@@ -245,7 +277,8 @@ def test_a_changed_hdf5_file_re_runs(project) -> None:
                 return int(handle["x"][()].sum())
 
         print("RESULT", f("data.h5"))
-        """)
+        """,
+    )
 
     def write(values):
         with h5py.File(project.root / "data.h5", "w") as handle:
@@ -258,10 +291,15 @@ def test_a_changed_hdf5_file_re_runs(project) -> None:
     assert check(project, rerun=True) == ["7"]
 
 
-@pytest.mark.skipif(sys.version_info < (3, 10), reason="sqlite3.connect has no audit event "
-                    "before Python 3.10 (documented; inputs= covers it: next test)")
+@pytest.mark.skipif(
+    sys.version_info < (3, 10),
+    reason="sqlite3.connect has no audit event "
+    "before Python 3.10 (documented; inputs= covers it: next test)",
+)
 def test_a_changed_sqlite_database_re_runs(project) -> None:
-    project.write("main.py", """
+    project.write(
+        "main.py",
+        """
         import sqlite3
         from checkpointing import checkpoint
 
@@ -272,7 +310,8 @@ def test_a_changed_sqlite_database_re_runs(project) -> None:
                 return db.execute("select sum(x) from t").fetchone()[0]
 
         print("RESULT", f())
-        """)
+        """,
+    )
     db = sqlite3.connect(project.root / "db.sqlite")
     db.execute("create table t (x integer)")
     db.execute("insert into t values (1), (2)")
@@ -286,7 +325,9 @@ def test_a_changed_sqlite_database_re_runs(project) -> None:
 
 
 def test_a_sqlite_database_declared_in_inputs_re_runs_on_every_python(project) -> None:
-    project.write("main.py", """
+    project.write(
+        "main.py",
+        """
         import sqlite3
         from checkpointing import checkpoint
 
@@ -300,7 +341,8 @@ def test_a_sqlite_database_declared_in_inputs_re_runs_on_every_python(project) -
                 db.close()
 
         print("RESULT", f())
-        """)
+        """,
+    )
     db = sqlite3.connect(project.root / "db.sqlite")
     db.execute("create table t (x integer)")
     db.commit()
@@ -314,12 +356,20 @@ def test_a_sqlite_database_declared_in_inputs_re_runs_on_every_python(project) -
 
 # -- environment variables ---------------------------------------------------------------
 
-@pytest.mark.parametrize("read", ["os.environ['CKPT_SCALE']",
-                                  "os.environ.get('CKPT_SCALE', '1')",
-                                  "os.getenv('CKPT_SCALE', '1')",
-                                  "('2' if 'CKPT_SCALE' in os.environ else '1')"])
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        "os.environ['CKPT_SCALE']",
+        "os.environ.get('CKPT_SCALE', '1')",
+        "os.getenv('CKPT_SCALE', '1')",
+        "('2' if 'CKPT_SCALE' in os.environ else '1')",
+    ],
+)
 def test_a_changed_or_unset_environment_variable_re_runs(project, read) -> None:
-    project.write("main.py", f"""
+    project.write(
+        "main.py",
+        f"""
         import os
         from checkpointing import checkpoint
 
@@ -332,7 +382,8 @@ def test_a_changed_or_unset_environment_variable_re_runs(project, read) -> None:
                 return -x
 
         print("RESULT", f(5))
-        """)
+        """,
+    )
     assert project.run(env={"CKPT_SCALE": "2"}).results == ["10"]
     check(project, rerun=False, env={"CKPT_SCALE": "2"})
     if "in os.environ" not in read:  # `in` sees presence, not the value
@@ -347,7 +398,9 @@ def test_a_changed_or_unset_environment_variable_re_runs(project, read) -> None:
 def test_environment_variables_read_outside_the_project_are_not_inputs(project) -> None:
     """The standard library reads TMPDIR for tempfile on its own behalf; only reads by
     the project's code count."""
-    project.write("main.py", """
+    project.write(
+        "main.py",
+        """
         import os, tempfile
         from checkpointing import checkpoint
 
@@ -358,14 +411,17 @@ def test_environment_variables_read_outside_the_project_are_not_inputs(project) 
             return os.environ.get("CKPT_MODE", "default")
 
         print("RESULT", f())
-        """)
+        """,
+    )
     project.run(env={"TMPDIR": str(project.root)})
     check(project, rerun=False, env={"TMPDIR": "/"})
     assert check(project, rerun=True, env={"CKPT_MODE": "fast"}) == ["fast"]
 
 
 def test_a_variable_the_function_sets_itself_is_not_an_input(project) -> None:
-    project.write("main.py", """
+    project.write(
+        "main.py",
+        """
         import os
         from checkpointing import checkpoint
 
@@ -376,7 +432,8 @@ def test_a_variable_the_function_sets_itself_is_not_an_input(project) -> None:
             return os.environ["CKPT_INNER"]
 
         print("RESULT", f())
-        """)
+        """,
+    )
     project.run()
     check(project, rerun=False)
 
@@ -421,7 +478,9 @@ def test_declared_inputs_globs_are_evaluated_before_each_hit(project) -> None:
 
 
 def test_a_declared_input_that_does_not_exist_yet_re_runs_when_it_appears(project) -> None:
-    project.write("main.py", """
+    project.write(
+        "main.py",
+        """
         import os
         from checkpointing import checkpoint
 
@@ -431,7 +490,8 @@ def test_a_declared_input_that_does_not_exist_yet_re_runs_when_it_appears(projec
             return os.path.exists("settings.ini")
 
         print("RESULT", f())
-        """)
+        """,
+    )
     assert project.run().results == ["False"]
     check(project, rerun=False)
     (project.root / "settings.ini").write_text("[x]\n")
@@ -457,20 +517,30 @@ def test_adding_inputs_to_a_decorator_does_not_serve_an_entry_stored_without(pro
     assert project.run().ran == []
 
 
-@pytest.mark.parametrize("bad, says", [
-    (5, "pass a list of paths or glob patterns"),
-    (b"data/*.csv", "pass a list of paths or glob patterns"),
-    ([1], "holds 1, which is not a path"),
-    ([""], "holds '', which is not a path"),
-    ({"a": 1}, "pass a list of paths"),
-])
+@pytest.mark.parametrize(
+    "bad, says",
+    [
+        (5, "pass a list of paths or glob patterns"),
+        (b"data/*.csv", "pass a list of paths or glob patterns"),
+        ([1], "holds 1, which is not a path"),
+        ([""], "holds '', which is not a path"),
+        ({"a": 1}, "pass a list of paths"),
+    ],
+)
 def test_invalid_inputs_fail_at_decoration_naming_the_fix(bad, says) -> None:
     with pytest.raises(ConfigurationError, match=says):
         checkpoint(inputs=bad)
 
 
-@pytest.mark.parametrize("key, bad", [("cache.variants", 0), ("cache.variants", True),
-                                      ("cache.variants", "4"), ("runtime.track_env", 1)])
+@pytest.mark.parametrize(
+    "key, bad",
+    [
+        ("cache.variants", 0),
+        ("cache.variants", True),
+        ("cache.variants", "4"),
+        ("runtime.track_env", 1),
+    ],
+)
 def test_new_defaults_are_validated(key, bad) -> None:
     from checkpointing import defaults
 

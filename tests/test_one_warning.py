@@ -44,8 +44,10 @@ def test_several_blind_spots_make_one_warning_naming_each_cause(project) -> None
     assert first.ran == ["f"] * 3 and count(first) == 1, first.stderr
     text = first.stderr.replace("\\", "/")
     assert "proj/main.py:8 globals() reads module globals by run-time name" in text, text
-    assert "proj/helpers.py:2 eval() runs code the analyzer cannot see (in " \
-           "proj.helpers:helper)" in text, text
+    assert (
+        "proj/helpers.py:2 eval() runs code the analyzer cannot see (in "
+        "proj.helpers:helper)" in text
+    ), text
     # Later processes reuse the stored analysis: nothing new to say.
     second = project.run("-m", "proj.main")
     assert second.ran == [] and count(second) == 0, second.stderr
@@ -106,20 +108,29 @@ def _markdown_like(project) -> None:
     project.write("proj/main.py", MARKDOWN_LIKE)
 
 
-@pytest.mark.skipif(sys.version_info < (3, 12), reason="the safety net's findings need "
-                    "sys.monitoring (3.12+); .ci/run runs this on Python 3.13")
+@pytest.mark.skipif(
+    sys.version_info < (3, 12),
+    reason="the safety net's findings need "
+    "sys.monitoring (3.12+); .ci/run runs this on Python 3.13",
+)
 def test_plugins_found_at_run_time_join_the_one_warning(project) -> None:
     _markdown_like(project)
     first = project.run("-m", "proj.main")
     assert first.ran == ["render"] * 3 and count(first) == 1, first.stderr
     text = first.stderr.replace("\\", "/")
-    assert "proj/core.py:4 importlib.import_module() imports a module chosen at run " \
-           "time (in proj.core:load)" in text, text
+    assert (
+        "proj/core.py:4 importlib.import_module() imports a module chosen at run "
+        "time (in proj.core:load)" in text
+    ), text
     assert "checkpoint(depends_on=[proj.ext.swap, proj.ext.upper])" in text, text
     # Module bodies, classes, functions and methods that ran: all listed, once.
     assert "ran 10 definitions that the static analysis did not see" in text, text
-    for name in ("proj.ext.upper:make", "proj.ext.upper:UpperProcessor.run",
-                 "proj.ext.swap:SwapProcessor.run", "proj.ext.swap:SwapPattern"):
+    for name in (
+        "proj.ext.upper:make",
+        "proj.ext.upper:UpperProcessor.run",
+        "proj.ext.swap:SwapProcessor.run",
+        "proj.ext.swap:SwapPattern",
+    ):
         assert name in text, text
     # The entries depend on what ran: editing a plugin re-runs the calls that used it.
     project.write("proj/ext/upper.py", EXTENSION.format(name="Upper", method="lower"))
@@ -128,8 +139,10 @@ def test_plugins_found_at_run_time_join_the_one_warning(project) -> None:
     # The stored analysis is reused (no static warning again); the misses' safety net
     # says once what it found, naming the root cause the analysis recorded.
     assert count(second) == 1, second.stderr
-    assert "(the root cause: proj/core.py:4 importlib.import_module() imports a module " \
-           "chosen at run time)" in second.stderr.replace("\\", "/"), second.stderr
+    assert (
+        "(the root cause: proj/core.py:4 importlib.import_module() imports a module "
+        "chosen at run time)" in second.stderr.replace("\\", "/")
+    ), second.stderr
     third = project.run("-m", "proj.main")
     assert third.ran == [] and count(third) == 0, third.stderr
 
@@ -137,8 +150,10 @@ def test_plugins_found_at_run_time_join_the_one_warning(project) -> None:
 def test_without_the_safety_net_the_one_static_warning_names_the_fix(project) -> None:
     _markdown_like(project)
     text = (project.root / "proj/main.py").read_text()
-    project.write("proj/main.py", "from checkpointing import defaults\n"
-                  "defaults['runtime.safety_net'] = False\n" + text)
+    project.write(
+        "proj/main.py",
+        "from checkpointing import defaults\ndefaults['runtime.safety_net'] = False\n" + text,
+    )
     first = project.run("-m", "proj.main")
     assert count(first) == 1, first.stderr
     assert "checkpoint(depends_on=[proj.ext.swap, proj.ext.upper])" in first.stderr
@@ -151,17 +166,19 @@ def test_why_and_graph_show_blind_spots_of_a_stored_analysis(project) -> None:
     project.write("proj/main.py", MAIN)
     project.write("run.py", "import proj.main\n")
     assert count(project.run("run.py")) == 1
-    project.write("show.py", """
+    project.write(
+        "show.py",
+        """
 import warnings
 warnings.simplefilter("error")  # no warning may be issued here
 import checkpointing
 from proj.main import f
 print(checkpointing.explain(f, 0, "abs"))
 print(checkpointing.graph(f))
-""")
+""",
+    )
     shown = project.run("show.py")
     text = shown.stdout.replace("\\", "/")
-    assert "not tracked (blind spots): proj/main.py:8 globals() reads module globals" \
-        in text, text
+    assert "not tracked (blind spots): proj/main.py:8 globals() reads module globals" in text, text
     assert "proj/helpers.py:2 eval() runs code" in text, text
     assert "! blind spot, line 2: eval() runs code" in text, text

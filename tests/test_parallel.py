@@ -190,13 +190,17 @@ def _expected(functions: Sequence[str], factor: int, offset: int, shift: int) ->
     for name in functions:
         add = shift if name == "f_mod" else offset
         value = {x: x * factor + add for x in (1, 2, 3)}
-        out += [f"{name} [{value[1]}, {value[2]}]", f"{name} [{value[1]}, {value[2]}, {value[3]}]",
-                f"{name} [{value[3]}]"]
+        out += [
+            f"{name} [{value[1]}, {value[2]}]",
+            f"{name} [{value[1]}, {value[2]}, {value[3]}]",
+            f"{name} [{value[3]}]",
+        ]
     return out
 
 
-def _check(run, functions: Sequence[str], computed: bool, factor: int, offset: int,
-           shift: int) -> None:
+def _check(
+    run, functions: Sequence[str], computed: bool, factor: int, offset: int, shift: int
+) -> None:
     """What ran where, the values, and no blind-spot warning (from parent or worker)."""
     assert "BlindSpotWarning" not in run.stderr, run.stderr
     assert run.results == _expected(functions, factor, offset, shift), run
@@ -212,8 +216,9 @@ def _check(run, functions: Sequence[str], computed: bool, factor: int, offset: i
         where[key] = "parent" if pid in parents else "worker"
     # Each call ran once: 1 and 2 in a worker (then hits in the parent), 3 in the
     # parent (then a hit in a worker).
-    assert where == {f"{name} {x}": "parent" if x == 3 else "worker"
-                     for name in functions for x in (1, 2, 3)}, run
+    assert where == {
+        f"{name} {x}": "parent" if x == 3 else "worker" for name in functions for x in (1, 2, 3)
+    }, run
 
 
 def _two_runs_and_edits(project, argv, functions: Sequence[str], offset_in_argv=False) -> None:
@@ -239,7 +244,9 @@ def test_script_and_module_functions_in_workers(project, engine) -> None:
 
 def test_notebook_cell_function_in_joblib_workers(project) -> None:
     pytest.importorskip("IPython")
-    _two_runs_and_edits(project, ["notebook.py", "joblib"], ["f_cell", "f_box"], offset_in_argv=True)
+    _two_runs_and_edits(
+        project, ["notebook.py", "joblib"], ["f_cell", "f_box"], offset_in_argv=True
+    )
 
 
 @pytest.fixture
@@ -290,8 +297,10 @@ print("RESULT", f(1), f(4), flush=True)
 """
 
 
-@pytest.mark.parametrize("dump", ["by-value.cloudpickle", "by-value.dill",
-                                  "by-reference.pickle", "by-reference.cloudpickle"])
+@pytest.mark.parametrize(
+    "dump",
+    ["by-value.cloudpickle", "by-value.dill", "by-reference.pickle", "by-reference.cloudpickle"],
+)
 def test_pickled_wrapper_keys_like_the_parent(project, dump) -> None:
     """A wrapper loaded in another program (whose __main__ is not the parent's) gives
     the parent's values and keys: the parent's entry is a hit there, and the entry it

@@ -41,14 +41,18 @@ def setup(project, body: str, settings: str = "PLUGIN = 'proj.plugins.fast'\n") 
     project.write("proj/plugins/fast.py", FAST)
     project.write("proj/plugins/slow.py", SLOW)
     project.write("proj/settings.py", settings)
-    project.write("proj/main.py", HEADER + f"""
+    project.write(
+        "proj/main.py",
+        HEADER
+        + f"""
 @checkpoint
 def f(x):
     print("RAN f")
 {body}
 
 print("RESULT", f(5))
-""")
+""",
+    )
 
 
 def check(project, expect_ran: bool, result: str) -> None:
@@ -58,11 +62,14 @@ def check(project, expect_ran: bool, result: str) -> None:
     assert "BlindSpotWarning" not in run.stderr, run.stderr
 
 
-@pytest.mark.parametrize("call", [
-    "importlib.import_module('proj.plugins.fast')",
-    "importlib.import_module('proj.plugins.' + 'fast')",
-    "importlib.import_module('.plugins.fast', 'proj')",
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        "importlib.import_module('proj.plugins.fast')",
+        "importlib.import_module('proj.plugins.' + 'fast')",
+        "importlib.import_module('.plugins.fast', 'proj')",
+    ],
+)
 def test_a_constant_module_name_is_followed(project, call: str) -> None:
     setup(project, f"    return {call}.run(x)")
     check(project, True, "10")
@@ -88,10 +95,14 @@ def test_a_module_named_by_a_project_global_is_followed(project) -> None:
 
 
 def test_a_list_of_plugin_names_iterated_is_followed(project) -> None:
-    setup(project, """    total = 0
+    setup(
+        project,
+        """    total = 0
     for name in settings.PLUGINS:
         total += importlib.import_module(name).run(x)
-    return total""", settings="PLUGINS = ['proj.plugins.fast']\n")
+    return total""",
+        settings="PLUGINS = ['proj.plugins.fast']\n",
+    )
     check(project, True, "10")
     project.write("proj/settings.py", "PLUGINS = ['proj.plugins.fast', 'proj.plugins.slow']\n")
     check(project, True, "26")
@@ -101,13 +112,20 @@ def test_a_list_of_plugin_names_iterated_is_followed(project) -> None:
 
 
 def test_a_global_list_of_names_changed_in_place_at_run_time(project) -> None:
-    setup(project, """    return sum(importlib.import_module(n).run(x) for n in settings.PLUGINS)""",
-          settings="PLUGINS = ['proj.plugins.fast']\n")
+    setup(
+        project,
+        """    return sum(importlib.import_module(n).run(x) for n in settings.PLUGINS)""",
+        settings="PLUGINS = ['proj.plugins.fast']\n",
+    )
     text = (project.root / "proj/main.py").read_text()
-    project.write("proj/main.py", text + """
+    project.write(
+        "proj/main.py",
+        text
+        + """
 settings.PLUGINS.append('proj.plugins.slow')
 print("RESULT", f(5))
-""")
+""",
+    )
     first = project.run("-m", "proj.main")
     assert first.ran == ["f", "f"] and first.results == ["10", "26"], first
     project.write("proj/plugins/slow.py", SLOW.replace("x * 3", "x * 5"))
@@ -115,13 +133,16 @@ print("RESULT", f(5))
     assert second.ran == ["f"] and second.results == ["10", "36"], second
 
 
-@pytest.mark.parametrize("call", ["getattr(fast, 'run')(x)", "getattr(fast, NAME)(x)",
-                                  "getattr(fast, x_name)(x)"])
+@pytest.mark.parametrize(
+    "call", ["getattr(fast, 'run')(x)", "getattr(fast, NAME)(x)", "getattr(fast, x_name)(x)"]
+)
 def test_getattr_on_a_project_module_is_followed(project, call: str) -> None:
     project.write("proj/__init__.py", "")
     project.write("proj/plugins/__init__.py", "")
     project.write("proj/plugins/fast.py", FAST + "\ndef other(x):\n    return 0\n")
-    project.write("proj/main.py", f"""
+    project.write(
+        "proj/main.py",
+        f"""
 from checkpointing import checkpoint, defaults
 from proj.plugins import fast
 defaults["runtime.safety_net"] = False
@@ -133,16 +154,20 @@ def f(x, x_name="run"):
     return {call}
 
 print("RESULT", f(5))
-""")
+""",
+    )
     check(project, True, "10")
-    project.write("proj/plugins/fast.py", FAST.replace("x * 2", "x * 4")
-                  + "\ndef other(x):\n    return 0\n")
+    project.write(
+        "proj/plugins/fast.py", FAST.replace("x * 2", "x * 4") + "\ndef other(x):\n    return 0\n"
+    )
     check(project, True, "20")
     check(project, False, "20")
 
 
 def test_getattr_on_a_standard_library_module_does_not_warn(project) -> None:
-    project.write("main.py", """
+    project.write(
+        "main.py",
+        """
 import operator
 from checkpointing import checkpoint, defaults
 defaults["runtime.safety_net"] = False
@@ -153,7 +178,8 @@ def f(x, op):
     return getattr(operator, op)(x, 2)
 
 print("RESULT", f(5, "mul"))
-""")
+""",
+    )
     run = project.run("main.py")
     assert run.ran == ["f"] and run.results == ["10"] and run.stderr == "", run
 
@@ -161,13 +187,17 @@ print("RESULT", f(5, "mul"))
 def test_an_unknowable_plugin_name_warns_once_naming_the_fix(project) -> None:
     setup(project, "    return importlib.import_module('proj.plugins.' + x_name).run(x)")
     text = (project.root / "proj/main.py").read_text()
-    project.write("proj/main.py", text.replace("def f(x):", "def f(x, x_name='fast'):")
-                  + 'print("RESULT", f(6))\n')
+    project.write(
+        "proj/main.py",
+        text.replace("def f(x):", "def f(x, x_name='fast'):") + 'print("RESULT", f(6))\n',
+    )
     run = project.run("-m", "proj.main")
     warnings = [line for line in run.stderr.splitlines() if "BlindSpotWarning" in line]
     assert len(warnings) == 1, run.stderr
-    assert "proj/main.py:9 importlib.import_module() imports a module chosen at run time" \
-        in warnings[0].replace("\\", "/"), warnings[0]
+    assert (
+        "proj/main.py:9 importlib.import_module() imports a module chosen at run time"
+        in warnings[0].replace("\\", "/")
+    ), warnings[0]
     assert "checkpoint(depends_on=[proj.plugins.fast, proj.plugins.slow])" in warnings[0]
     # A later run reusing the stored analysis does not say it again.
     assert "BlindSpotWarning" not in project.run("-m", "proj.main").stderr
@@ -187,10 +217,10 @@ def render(name, text):
 print("RESULT", render("upper", "abc"))
 """
 
-PLUGIN_UPPER = '''
+PLUGIN_UPPER = """
 def render(text):
     return text.upper() + "!"
-'''
+"""
 
 
 def test_a_plugin_chosen_by_an_argument_is_watched_without_opting_in(project) -> None:

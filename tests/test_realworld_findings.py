@@ -81,8 +81,7 @@ def test_cached_property_read_by_the_call_does_not_rerun(project) -> None:
     assert first.ran == ["max_degree"] and first.results == ["2", "2"]
     second = project.run()
     assert second.ran == [] and second.results == ["2", "2"]
-    project.write("main.py", CACHED_PROPERTY_PROGRAM.replace("EDGES",
-                                                             "[(1, 2), (2, 3), (2, 4)]"))
+    project.write("main.py", CACHED_PROPERTY_PROGRAM.replace("EDGES", "[(1, 2), (2, 3), (2, 4)]"))
     third = project.run()
     assert third.ran == ["max_degree"] and third.results == ["3", "3"]
 
@@ -109,7 +108,9 @@ def helper(x):
 """
 
 # The class that runs is first; a second definition below it never executes.
-CLASS_THEN_UNEXECUTED = HELPER + """
+CLASS_THEN_UNEXECUTED = (
+    HELPER
+    + """
 class Model:
     def value(self, x):
         return helper(x)
@@ -119,9 +120,12 @@ if os.environ.get("MODEL_ALTERNATIVE"):
         def value(self, x):
             return -x
 """
+)
 
 # The class that runs is under the `if`; the one under `else` (last in the file) does not.
-IF_ELSE = HELPER + """
+IF_ELSE = (
+    HELPER
+    + """
 if not os.environ.get("MODEL_ALTERNATIVE"):
     class Model:
         @staticmethod
@@ -133,6 +137,7 @@ else:
         def value(x):
             return -x
 """
+)
 
 
 @pytest.mark.parametrize("model", [CLASS_THEN_UNEXECUTED, IF_ELSE], ids=["after", "if-else"])
@@ -147,8 +152,10 @@ def test_class_defined_twice_is_analysed_as_it_ran(project, model: str) -> None:
     second = project.run()
     assert second.ran == ["f"] and second.results == ["6"]
     # Editing the definition that never runs changes nothing.
-    project.write("model.py", model.replace("return x * 2", "return x * 3")
-                  .replace("return -x", "return -2 * x"))
+    project.write(
+        "model.py",
+        model.replace("return x * 2", "return x * 3").replace("return -x", "return -2 * x"),
+    )
     assert project.run().ran == []
 
 
@@ -223,12 +230,17 @@ def test_analysis_not_stored_is_logged_and_reported_by_verify(project) -> None:
     assert "the analysis of __main__:f is not stored" in first.stderr
     assert "source of __main__:made is not available" in first.stderr
     report = _verify(project)
-    assert "analysis not stored: __main__:f: the source of __main__:made is not available" \
-        in report, report
+    assert (
+        "analysis not stored: __main__:f: the source of __main__:made is not available" in report
+    ), report
     # Once the cause is gone, the analysis is stored and verify says nothing more.
-    project.write("main.py", EXEC_HELPER.replace(
-        'exec(compile("def made(x):\\n    return x + 1", __file__, "exec"))',
-        "def made(x):\n    return x + 1"))
+    project.write(
+        "main.py",
+        EXEC_HELPER.replace(
+            'exec(compile("def made(x):\\n    return x + 1", __file__, "exec"))',
+            "def made(x):\n    return x + 1",
+        ),
+    )
     second = project.run()
     assert second.results == ["3"] and "is not stored" not in second.stderr
     assert "analysis not stored" not in _verify(project)
@@ -267,8 +279,11 @@ def test_code_found_at_run_time_ignores_comments_and_docstrings(project) -> None
     first = project.run()
     assert first.ran == ["render"] and first.results == ["ABC!"]
     assert project.run().ran == []
-    cosmetic = (PLUGIN.replace("# shout", "# louder").replace("Render the text.", "Render.")
-                .replace('"""A plugin, loaded by name."""', '"""A plugin."""'))
+    cosmetic = (
+        PLUGIN.replace("# shout", "# louder")
+        .replace("Render the text.", "Render.")
+        .replace('"""A plugin, loaded by name."""', '"""A plugin."""')
+    )
     project.write("plugins/upper.py", cosmetic)
     second = project.run()
     assert second.ran == [] and second.results == ["ABC!"]

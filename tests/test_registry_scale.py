@@ -21,10 +21,13 @@ def registry_source(n: int, bump: int = -1) -> str:
     lines = ["REGISTRY = {}", "SCALE = [1]", ""]
     for i in range(n):
         term = i + 1 + (1000 if i == bump else 0)
-        lines += [f"def f{i}(x, depth=0):",
-                  f"    if depth >= len(REGISTRY) - 1:",
-                  f"        return x + {term} * SCALE[0]",
-                  f"    return REGISTRY['f{(i + 1) % n}'](x, depth + 1) + {term}", ""]
+        lines += [
+            f"def f{i}(x, depth=0):",
+            "    if depth >= len(REGISTRY) - 1:",
+            f"        return x + {term} * SCALE[0]",
+            f"    return REGISTRY['f{(i + 1) % n}'](x, depth + 1) + {term}",
+            "",
+        ]
     lines += [f"REGISTRY['f{i}'] = f{i}" for i in range(n)]
     return "\n".join(lines) + "\n"
 

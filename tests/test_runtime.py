@@ -44,15 +44,18 @@ def test_an_edited_input_file_re_runs_and_is_named(project) -> None:
 
 
 def test_the_why_line_names_the_file(project) -> None:
-    main = "import logging, sys\nlogging.basicConfig(level=logging.INFO, stream=sys.stdout, " \
-           "format='LOG %(message)s')\n" + READER
+    main = (
+        "import logging, sys\nlogging.basicConfig(level=logging.INFO, stream=sys.stdout, "
+        "format='LOG %(message)s')\n" + READER
+    )
     setup_reader(project, main)
     project.run("-m", "proj.main")
     project.write("data/input.txt", "world\n")
     run = project.run("-m", "proj.main")
     logs = [line for line in run.stdout.splitlines() if line.startswith("LOG")]
-    assert logs == [f"LOG proj.main:f re-runs: input file {os.path.join('data', 'input.txt')}"
-                    f" changed"], run.stdout
+    assert logs == [
+        f"LOG proj.main:f re-runs: input file {os.path.join('data', 'input.txt')} changed"
+    ], run.stdout
 
 
 def test_same_content_written_again_is_still_a_hit(project) -> None:
@@ -65,9 +68,10 @@ def test_same_content_written_again_is_still_a_hit(project) -> None:
 
 
 def test_a_deleted_input_file_re_runs(project) -> None:
-    main = READER.replace('return load(path).upper()',
-                          'import os\n    return load(path).upper() if os.path.exists(path) '
-                          'else "GONE"')
+    main = READER.replace(
+        "return load(path).upper()",
+        'import os\n    return load(path).upper() if os.path.exists(path) else "GONE"',
+    )
     setup_reader(project, main)
     project.run("-m", "proj.main")
     (project.root / "data" / "input.txt").unlink()
@@ -77,7 +81,9 @@ def test_a_deleted_input_file_re_runs(project) -> None:
 
 def test_files_read_by_numpy_and_pandas_loaders(project) -> None:
     project.write("proj/__init__.py", "")
-    project.write("proj/main.py", """
+    project.write(
+        "proj/main.py",
+        """
         import numpy as np
         import pandas as pd
         from checkpointing import checkpoint
@@ -88,7 +94,8 @@ def test_files_read_by_numpy_and_pandas_loaders(project) -> None:
             return float(pd.read_csv("data/t.csv")["x"].sum() + np.load("data/a.npy").sum())
 
         print("RESULT", f())
-        """)
+        """,
+    )
     import numpy as np
 
     project.write("data/t.csv", "x\n1\n2\n")
@@ -104,7 +111,9 @@ def test_files_read_by_numpy_and_pandas_loaders(project) -> None:
 
 def test_nested_functions_each_depend_on_their_files(project) -> None:
     project.write("proj/__init__.py", "")
-    project.write("proj/main.py", """
+    project.write(
+        "proj/main.py",
+        """
         from checkpointing import checkpoint
 
         @checkpoint
@@ -120,7 +129,8 @@ def test_nested_functions_each_depend_on_their_files(project) -> None:
                 return handle.read().strip() + inner()
 
         print("RESULT", outer())
-        """)
+        """,
+    )
     project.write("data/inner.txt", "a\n")
     project.write("data/outer.txt", "b\n")
     assert project.run("-m", "proj.main").ran == ["outer", "inner"]
@@ -140,8 +150,10 @@ def test_track_files_can_be_turned_off(project) -> None:
     project.write("data/input.txt", "world\n")
     run = project.run("-m", "proj.main")
     assert run.ran == [] and run.results == ["HELLO"]  # as asked: not tracked
-    setup_reader(project, "from checkpointing import defaults\n"
-                          "defaults['runtime.track_files'] = False\n" + READER)
+    setup_reader(
+        project,
+        "from checkpointing import defaults\ndefaults['runtime.track_files'] = False\n" + READER,
+    )
     project.run("-m", "proj.main")
     project.write("data/input.txt", "again\n")
     assert project.run("-m", "proj.main").ran == []
@@ -170,15 +182,23 @@ def test_writing_files_warns_once_unless_allowed(project) -> None:
     assert len(warnings) == 1, run.stderr
     assert os.path.join("out", "report.txt") in warnings[0]
     assert "allow_side_effects=True" in warnings[0] and "Return the data" in warnings[0]
-    project.write("proj/main.py", main.replace("@checkpoint", "@checkpoint(allow_side_effects=True)"))
-    project.write("proj/main.py", main.replace("@checkpoint", "@checkpoint(allow_side_effects=True)")
-                  .replace("f(1)", "f(3)").replace("f(2)", "f(4)"))
+    project.write(
+        "proj/main.py", main.replace("@checkpoint", "@checkpoint(allow_side_effects=True)")
+    )
+    project.write(
+        "proj/main.py",
+        main.replace("@checkpoint", "@checkpoint(allow_side_effects=True)")
+        .replace("f(1)", "f(3)")
+        .replace("f(2)", "f(4)"),
+    )
     assert "SideEffectWarning" not in project.run("-m", "proj.main").stderr
 
 
 def test_a_file_the_function_writes_and_reads_back_is_not_an_input(project) -> None:
     project.write("proj/__init__.py", "")
-    project.write("proj/main.py", """
+    project.write(
+        "proj/main.py",
+        """
         from checkpointing import checkpoint
 
         @checkpoint(allow_side_effects=True)
@@ -190,7 +210,8 @@ def test_a_file_the_function_writes_and_reads_back_is_not_an_input(project) -> N
                 return handle.read()
 
         print("RESULT", f())
-        """)
+        """,
+    )
     project.run("-m", "proj.main")
     assert project.run("-m", "proj.main").ran == []
 
@@ -198,10 +219,13 @@ def test_a_file_the_function_writes_and_reads_back_is_not_an_input(project) -> N
 needs_monitoring = pytest.mark.skipif(
     sys.version_info < (3, 12),
     reason="the run-time safety net uses sys.monitoring (Python 3.12+); .ci/run runs "
-           "these tests on Python 3.13")
+    "these tests on Python 3.13",
+)
 
 DYNAMIC_CASES = {
-    "getattr": ("proj/ops.py", """
+    "getattr": (
+        "proj/ops.py",
+        """
         from checkpointing import checkpoint
         from proj import ops
 
@@ -213,8 +237,11 @@ DYNAMIC_CASES = {
             return getattr([ops][0], name)(x)
 
         print("RESULT", f(3, "double"))
-        """),
-    "dispatch-dict": ("proj/ops.py", """
+        """,
+    ),
+    "dispatch-dict": (
+        "proj/ops.py",
+        """
         from checkpointing import checkpoint
         from proj import ops
 
@@ -228,8 +255,11 @@ DYNAMIC_CASES = {
             return TABLE[name](x)
 
         print("RESULT", f(3, "double"))
-        """),
-    "plugin-registry": ("proj/ops.py", """
+        """,
+    ),
+    "plugin-registry": (
+        "proj/ops.py",
+        """
         from checkpointing import checkpoint
         from proj import plugins
 
@@ -239,7 +269,8 @@ DYNAMIC_CASES = {
             return plugins.run(name, x)
 
         print("RESULT", f(3, "double"))
-        """),
+        """,
+    ),
 }
 OPS = "def double(x):\n    return x * 2\n\n\ndef square(x):\n    return x * x\n"
 PLUGINS = """
@@ -256,23 +287,33 @@ def run(name, x):
     return REGISTRY[name](x)
 """
 OPS_REGISTERED = "from proj.plugins import register\n\n\n@register\n" + OPS.replace(
-    "\n\n\ndef square", "\n\n\n@register\ndef square")
+    "\n\n\ndef square", "\n\n\n@register\ndef square"
+)
 
 
 PROFILE_ON = "from checkpointing import defaults\ndefaults['runtime.profile_safety_net'] = True\n"
 
 
-@pytest.mark.parametrize("mode", [
-    pytest.param("monitoring", marks=needs_monitoring),
-    pytest.param("profile", marks=pytest.mark.skipif(
-        sys.version_info >= (3, 12), reason="3.12+ uses sys.monitoring (tested above); "
-                                            ".ci/run runs this on Python 3.9"))])
+@pytest.mark.parametrize(
+    "mode",
+    [
+        pytest.param("monitoring", marks=needs_monitoring),
+        pytest.param(
+            "profile",
+            marks=pytest.mark.skipif(
+                sys.version_info >= (3, 12),
+                reason="3.12+ uses sys.monitoring (tested above); .ci/run runs this on Python 3.9",
+            ),
+        ),
+    ],
+)
 @pytest.mark.parametrize("case", sorted(DYNAMIC_CASES))
 def test_the_safety_net_catches_code_reached_at_run_time(project, case, mode) -> None:
     edited, main = DYNAMIC_CASES[case]
     project.write("proj/__init__.py", "")
-    project.write("proj/main.py", (PROFILE_ON if mode == "profile" else "")
-                  + textwrap.dedent(main).lstrip())
+    project.write(
+        "proj/main.py", (PROFILE_ON if mode == "profile" else "") + textwrap.dedent(main).lstrip()
+    )
     project.write("proj/plugins.py", PLUGINS)
     ops = OPS_REGISTERED if case == "plugin-registry" else OPS
     project.write("proj/ops.py", ops)
@@ -292,8 +333,9 @@ def test_the_safety_net_catches_code_reached_at_run_time(project, case, mode) ->
 def test_track_versions_folds_versions_and_names_the_change(project) -> None:
     project.write("proj/__init__.py", "")
     project.write("fakelib/__init__.py", "def twice(x):\n    return 2 * x\n")
-    project.write("fakelib-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: fakelib\n"
-                  "Version: 1.0\n")
+    project.write(
+        "fakelib-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: fakelib\nVersion: 1.0\n"
+    )
     project.write("fakelib-1.0.dist-info/top_level.txt", "fakelib\n")
     main = """
         import logging, sys
@@ -313,8 +355,9 @@ def test_track_versions_folds_versions_and_names_the_change(project) -> None:
     assert project.run("-m", "proj.main").ran == ["f"]
     assert project.run("-m", "proj.main").ran == []
     os.rename(project.root / "fakelib-1.0.dist-info", project.root / "fakelib-1.1.dist-info")
-    project.write("fakelib-1.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: fakelib\n"
-                  "Version: 1.1\n")
+    project.write(
+        "fakelib-1.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: fakelib\nVersion: 1.1\n"
+    )
     run = project.run("-m", "proj.main")
     assert run.ran == ["f"], run
     assert "LOG proj.main:f re-runs: fakelib 1.0 -> 1.1" in run.stdout, run.stdout

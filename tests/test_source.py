@@ -17,8 +17,14 @@ from typing import Iterator, List
 
 import pytest
 
-from checkpointing.source import (INDEX, ImportHookHandle, ModuleRecord, SourceIndex,
-                                  install_import_hook, should_record)
+from checkpointing.source import (
+    INDEX,
+    ImportHookHandle,
+    ModuleRecord,
+    SourceIndex,
+    install_import_hook,
+    should_record,
+)
 from checkpointing.source.hook import RecordingFinder, RecordingLoader
 
 
@@ -81,6 +87,7 @@ def outside(tmp_path: Path, hook: ImportHookHandle) -> Iterator[Tree]:
 
 
 # -- recording through the hook ------------------------------------------------------
+
 
 def test_import_records_exact_source(proj: Tree) -> None:
     name = proj.name("mod")
@@ -223,6 +230,7 @@ def test_imports_from_threads(proj: Tree) -> None:
 
 # -- late reads ----------------------------------------------------------------------
 
+
 def test_by_filename_disk_fallback(tmp_path: Path) -> None:
     path = _write(tmp_path / "late_read.py", "def g():\n    return 5\n")
     index = SourceIndex()
@@ -276,6 +284,7 @@ def test_record_replaces_and_counts_generations(tmp_path: Path) -> None:
 
 # -- what is project -------------------------------------------------------------------
 
+
 def test_is_project_path(tmp_path: Path) -> None:
     import xxhash
 
@@ -320,11 +329,13 @@ def test_configured_roots_take_over(tmp_path: Path) -> None:
 
 # -- whole programs --------------------------------------------------------------------
 
+
 def _run(cwd: Path, *args: str) -> str:
     env = dict(os.environ)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -352,10 +363,14 @@ def test_python_dash_m_in_subprocess(tmp_path: Path) -> None:
 def test_main_script_recorded_at_install(tmp_path: Path) -> None:
     _write(tmp_path / "pkg" / "__init__.py", "")
     _write(tmp_path / "pkg" / "other.py", "def helper():\n    return 1\n")
-    _write(tmp_path / "main.py", _MAIN + textwrap.dedent("""
+    _write(
+        tmp_path / "main.py",
+        _MAIN
+        + textwrap.dedent("""
         import checkpointing.source.index as ix
         print("EARLY", ix.INDEX._by_module["__main__"] is m)
-    """))
+    """),
+    )
     out = _run(tmp_path, "main.py")
     assert "OTHER True" in out and "MAIN True False" in out and "EARLY True" in out, out
 
@@ -364,7 +379,9 @@ def test_runpy_with_hook_installed_first(tmp_path: Path) -> None:
     _write(tmp_path / "pkg" / "__init__.py", "")
     _write(tmp_path / "pkg" / "other.py", "")
     _write(tmp_path / "pkg" / "main.py", _MAIN)
-    code = ("import runpy, checkpointing.source as s; s.install_import_hook(); "
-            "runpy.run_module('pkg.main', run_name='__main__', alter_sys=True)")
+    code = (
+        "import runpy, checkpointing.source as s; s.install_import_hook(); "
+        "runpy.run_module('pkg.main', run_name='__main__', alter_sys=True)"
+    )
     out = _run(tmp_path, "-c", code)
     assert "OTHER True" in out and "MAIN True True" in out, out

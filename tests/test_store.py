@@ -22,8 +22,14 @@ import xxhash
 from checkpointing import store
 from checkpointing.config import defaults
 from checkpointing.errors import CheckpointNotExist, ConfigurationError, CorruptEntryWarning
-from checkpointing.store import (CACHEDIR_TAG, FORMAT_VERSION, CacheBase, EntryInfo,
-                                 PickleFileCache, SynchronizedCache)
+from checkpointing.store import (
+    CACHEDIR_TAG,
+    FORMAT_VERSION,
+    CacheBase,
+    EntryInfo,
+    PickleFileCache,
+    SynchronizedCache,
+)
 
 
 @pytest.fixture
@@ -41,7 +47,7 @@ def payload_offsets(data: bytes) -> list:
     magic, version, header_length, _, _ = struct.unpack_from("<4sBIQ32s", data)
     pickle_size, count, _, _ = struct.unpack_from("<QII16s", data, 49)
     buffers = list(struct.unpack_from(f"<{count}Q", data, 81))
-    header = json.loads(data[81 + 8 * count:49 + header_length])
+    header = json.loads(data[81 + 8 * count : 49 + header_length])
     assert header["pickle_size"] == pickle_size and header["buffers"] == buffers
     position, segments = 49 + header_length, []
     for length in [pickle_size, *buffers]:
@@ -61,10 +67,31 @@ class Point:
         return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
 
 
-VALUES = [0, 1, -(10 ** 40), 3.5, float("inf"), "text", "é\u2603", b"\x00bytes", None,
-          True, (1, "a"), [1, [2, [3]]], {"a": 1, 2: "b"}, {1, 2}, frozenset({3}),
-          OrderedDict(a=1), Decimal("1.10"), Fraction(1, 3), complex(1, 2), Point(1, 2),
-          b"x" * 200_000, list(range(50_000)), bytearray(b"ba")]
+VALUES = [
+    0,
+    1,
+    -(10**40),
+    3.5,
+    float("inf"),
+    "text",
+    "é\u2603",
+    b"\x00bytes",
+    None,
+    True,
+    (1, "a"),
+    [1, [2, [3]]],
+    {"a": 1, 2: "b"},
+    {1, 2},
+    frozenset({3}),
+    OrderedDict(a=1),
+    Decimal("1.10"),
+    Fraction(1, 3),
+    complex(1, 2),
+    Point(1, 2),
+    b"x" * 200_000,
+    list(range(50_000)),
+    bytearray(b"ba"),
+]
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
@@ -78,8 +105,10 @@ def test_roundtrip_of_various_objects(cache, protocol) -> None:
 
 
 def test_nan_and_nested_arrays(cache) -> None:
-    value = {"nan": float("nan"), "arrays": [np.arange(5), np.ones((3, 4), order="F"),
-                                             np.zeros(0), np.array(["a", "bc"])]}
+    value = {
+        "nan": float("nan"),
+        "arrays": [np.arange(5), np.ones((3, 4), order="F"), np.zeros(0), np.array(["a", "bc"])],
+    }
     cache.save("k", value)
     back = cache.retrieve("k")
     assert back["nan"] != back["nan"]
@@ -98,7 +127,7 @@ def test_50mb_array_goes_out_of_band_aligned_and_comes_back_writable(cache) -> N
     data = open(cache.path_of("big"), "rb").read()
     (_, _), (start, length), (start2, length2) = payload_offsets(data)
     assert start % 64 == 0 and start2 % 64 == 0
-    assert data[start:start + length] == array.tobytes()
+    assert data[start : start + length] == array.tobytes()
     back = cache.retrieve("big")
     assert np.array_equal(back["x"], array) and np.array_equal(back["small"], small)
     assert back["n"] == 3
@@ -132,8 +161,14 @@ def test_protocol_4_has_no_out_of_band_buffers(tmp_path) -> None:
 
 
 def test_metadata_roundtrip(cache) -> None:
-    metadata = {"function": "pkg.mod:f", "created": time.time(), "run_time": 1.25,
-                "nested": {"a": [1, 2]}, "odd": Point(1, 2), "size": "overridden"}
+    metadata = {
+        "function": "pkg.mod:f",
+        "created": time.time(),
+        "run_time": 1.25,
+        "nested": {"a": [1, 2]},
+        "odd": Point(1, 2),
+        "size": "overridden",
+    }
     cache.save_entry("k", [1, 2], metadata)
     meta = cache.read_metadata("k")
     for key in ("function", "created", "run_time", "nested"):
@@ -236,16 +271,34 @@ def assert_warned_miss(cache: PickleFileCache, context_id: str, match: str = "")
     assert "recomputed" in messages[0] and match in messages[0], messages
 
 
-@pytest.mark.parametrize("value", [{"value": list(range(100))},
-                                   {"array": np.arange(30_000), "tail": "t" * 100}],
-                         ids=["small", "larger-than-first-read"])
+@pytest.mark.parametrize(
+    "value",
+    [{"value": list(range(100))}, {"array": np.arange(30_000), "tail": "t" * 100}],
+    ids=["small", "larger-than-first-read"],
+)
 def test_truncated_anywhere_is_a_warned_miss(cache, value) -> None:
     cache.save("k", value)
     path = cache.path_of("k")
     good = open(path, "rb").read()
     segments = payload_offsets(good)
-    cuts = {0, 1, 3, 4, 5, 9, 16, 17, 18, 30, segments[0][0] - 1, segments[0][0],
-            segments[0][0] + 5, len(good) // 2, len(good) - 64, len(good) - 1}
+    cuts = {
+        0,
+        1,
+        3,
+        4,
+        5,
+        9,
+        16,
+        17,
+        18,
+        30,
+        segments[0][0] - 1,
+        segments[0][0],
+        segments[0][0] + 5,
+        len(good) // 2,
+        len(good) - 64,
+        len(good) - 1,
+    }
     for cut in sorted(c for c in cuts if 0 <= c < len(good)):
         with open(path, "wb") as handle:
             handle.write(good[:cut])
@@ -279,10 +332,15 @@ def test_foreign_empty_future_and_padded_files(cache) -> None:
     future[4] = FORMAT_VERSION + 1
     garbled_header = bytearray(good)
     garbled_header[50] = 0xFF
-    cases = [(b"hello", "truncated"), (b"hello, I am not a checkpoint at all, nor anything like one", "magic"),
-             (b"", "empty"), (bytes(future), f"format {FORMAT_VERSION + 1}"),
-             (good + b"\x00", "after the end"), (bytes(garbled_header), "header"),
-             (pickle.dumps(1), "")]
+    cases = [
+        (b"hello", "truncated"),
+        (b"hello, I am not a checkpoint at all, nor anything like one", "magic"),
+        (b"", "empty"),
+        (bytes(future), f"format {FORMAT_VERSION + 1}"),
+        (good + b"\x00", "after the end"),
+        (bytes(garbled_header), "header"),
+        (pickle.dumps(1), ""),
+    ]
     for data, reason in cases:
         write_variant(cache, "k", data)
         assert_warned_miss(cache, "k", reason)
@@ -297,14 +355,20 @@ def test_header_lying_about_sizes_is_a_miss(cache) -> None:
     good = open(cache.path_of("k"), "rb").read()
     header_length = struct.unpack_from("<I", good, 5)[0]
     pickle_size, count, flags, key = struct.unpack_from("<QII16s", good, 49)
-    metadata = good[81 + 8 * count:49 + header_length]
-    rest = good[49 + header_length:]
-    for lengths in ([10 ** 15], [2 ** 64 - 1], [], [1, 2]):
-        body = struct.pack("<QII16s", pickle_size, len(lengths), flags, key) \
-            + b"".join(struct.pack("<Q", n) for n in lengths) + metadata
+    metadata = good[81 + 8 * count : 49 + header_length]
+    rest = good[49 + header_length :]
+    for lengths in ([10**15], [2**64 - 1], [], [1, 2]):
+        body = (
+            struct.pack("<QII16s", pickle_size, len(lengths), flags, key)
+            + b"".join(struct.pack("<Q", n) for n in lengths)
+            + metadata
+        )
         checksum = xxhash.xxh3_64_intdigest(body + rest)
-        data = struct.pack("<4sBIQ32s", b"CKPT", FORMAT_VERSION, len(body), checksum,
-                           bytes(32)) + body + rest
+        data = (
+            struct.pack("<4sBIQ32s", b"CKPT", FORMAT_VERSION, len(body), checksum, bytes(32))
+            + body
+            + rest
+        )
         write_variant(cache, "k", data)
         assert_warned_miss(cache, "k")
 
@@ -330,8 +394,11 @@ def test_an_entry_whose_class_is_gone_is_a_warned_miss(cache) -> None:
 
 
 # -- failures while saving ----------------------------------------------------------------
-@pytest.mark.parametrize("value", [lambda: 1, threading.Lock(), (1, threading.Lock())],
-                         ids=["lambda", "lock", "nested-lock"])
+@pytest.mark.parametrize(
+    "value",
+    [lambda: 1, threading.Lock(), (1, threading.Lock())],
+    ids=["lambda", "lock", "nested-lock"],
+)
 def test_unpicklable_result_raises_and_leaves_no_file(cache, value) -> None:
     with pytest.raises((TypeError, pickle.PicklingError, AttributeError)):
         cache.save("k", value)
@@ -344,8 +411,7 @@ def test_unpicklable_result_raises_and_leaves_no_file(cache, value) -> None:
 
 
 @pytest.mark.parametrize("target", ["fsync", "replace", "write"])
-def test_failing_write_keeps_old_entry_and_leaves_no_temp_file(cache, monkeypatch,
-                                                               target) -> None:
+def test_failing_write_keeps_old_entry_and_leaves_no_temp_file(cache, monkeypatch, target) -> None:
     cache.save("k", "old")
 
     def fail(*args, **kwargs):
@@ -388,6 +454,7 @@ def test_read_only_directory_fails_cleanly(cache, monkeypatch) -> None:
 def test_entries_directory_removed_after_first_save(cache) -> None:
     cache.save("k", 1)
     import shutil
+
     shutil.rmtree(cache.directory)
     cache.save("k", 2)
     assert cache.retrieve("k") == 2
@@ -447,8 +514,21 @@ def test_defaults_are_read_at_construction(tmp_path, monkeypatch) -> None:
 def test_safe_ids_are_file_names_and_others_are_mapped(cache) -> None:
     for context_id in ("abc", "0f3e" * 16, "a.b_c-d", "-x", "x" * 200):
         assert os.path.basename(cache.path_of(context_id)) == context_id + ".ckpt"
-    odd = ["f(1, 2)", "../../etc/passwd", ".hidden", "a/b\\c", "é" * 300, "x" * 201,
-           "Key", "key ", "con", "NUL.txt", "\udcff", ".", ".."]
+    odd = [
+        "f(1, 2)",
+        "../../etc/passwd",
+        ".hidden",
+        "a/b\\c",
+        "é" * 300,
+        "x" * 201,
+        "Key",
+        "key ",
+        "con",
+        "NUL.txt",
+        "\udcff",
+        ".",
+        "..",
+    ]
     paths = set()
     for context_id in odd:
         path = cache.path_of(context_id)
@@ -527,6 +607,7 @@ def test_concurrent_writers_never_produce_a_torn_entry(cache) -> None:
     for t in threads:
         t.start()
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for _ in range(40):

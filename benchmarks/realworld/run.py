@@ -38,7 +38,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -57,9 +57,16 @@ def interpreter(python: Optional[str]) -> str:
     if python is None:
         return sys.executable
     python = os.path.abspath(python)  # not resolved: a venv's python is a symlink
-    probe = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2]);"
-                            "import checkpointing; print(checkpointing.__file__)"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        [
+            python,
+            "-c",
+            "import sys; print('%d.%d' % sys.version_info[:2]);"
+            "import checkpointing; print(checkpointing.__file__)",
+        ],
+        capture_output=True,
+        text=True,
+    )
     lines = probe.stdout.split()
     if probe.returncode == 0 and Path(lines[1]).resolve().is_relative_to(ROOT / "src"):
         return python
@@ -77,24 +84,40 @@ def fetch(project: Dict[str, Any], python: str = sys.executable) -> Path:
     archive = WORK / "sdists" / project["archive"]
     if not archive.exists():
         archive.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([python, "-m", "pip", "download", "-q", "--no-deps",
-                        "--no-binary", ":all:", "-d", str(archive.parent),
-                        project["requirement"]], check=True)
+        subprocess.run(
+            [
+                python,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+                str(archive.parent),
+                project["requirement"],
+            ],
+            check=True,
+        )
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     if digest != project["sha256"]:
-        raise SystemExit(f"{archive}: sha256 {digest} is not the pinned "
-                         f"{project['sha256']}; delete the file to download it again")
+        raise SystemExit(
+            f"{archive}: sha256 {digest} is not the pinned "
+            f"{project['sha256']}; delete the file to download it again"
+        )
     return archive
 
 
 def unpack(project: Dict[str, Any], archive: Path, dest: Path) -> None:
     """The library's package folder, the driver and the harness, in ``dest``."""
-    prefix = archive.name[:-len(".tar.gz")] + "/"
+    prefix = archive.name[: -len(".tar.gz")] + "/"
     with tarfile.open(archive) as tar:
-        members = [m for m in tar.getmembers()
-                   if m.name.startswith(prefix + project["package"] + "/")]
+        members = [
+            m for m in tar.getmembers() if m.name.startswith(prefix + project["package"] + "/")
+        ]
         for m in members:
-            m.name = m.name[len(prefix):]
+            m.name = m.name[len(prefix) :]
         tar.extractall(dest, members=members)
     shutil.copy(HERE / "drivers" / project["driver"], dest / "driver.py")
     shutil.copy(HERE / "rw_harness.py", dest / "rw_harness.py")
@@ -110,17 +133,22 @@ class Runner:
         env = dict(os.environ, RW_MODE=mode, PYTHONDONTWRITEBYTECODE="1")
         env.pop("PYTHONHASHSEED", None)
         try:
-            proc = subprocess.run([self.python, "driver.py"], cwd=self.folder, env=env,
-                                  capture_output=True, text=True, timeout=self.timeout)
+            proc = subprocess.run(
+                [self.python, "driver.py"],
+                cwd=self.folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+            )
         except subprocess.TimeoutExpired:
             self.timeouts.append(f"{label} ({mode})")
             return None
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RW-RESULT ")),
-                    None)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RW-RESULT ")), None)
         if proc.returncode != 0 or line is None:
             self.crashes.append(f"{label} ({mode}): {proc.stderr.strip()[-400:]}")
             return None
-        out = json.loads(line[len("RW-RESULT "):])
+        out = json.loads(line[len("RW-RESULT ") :])
         for name, call in out["calls"].items():
             if call.get("error1"):
                 self.crashes.append(f"{label} ({mode}) {name}: {call['error1']}")
@@ -133,8 +161,10 @@ def apply(folder: Path, edit: Dict[str, str], reverse: bool = False) -> int:
     text = path.read_text(encoding="utf-8")
     old, new = (edit["new"], edit["old"]) if reverse else (edit["old"], edit["new"])
     if text.count(old) != 1:
-        raise SystemExit(f"edit {edit['note']!r}: {edit['file']} contains the old text "
-                         f"{text.count(old)} times, not once")
+        raise SystemExit(
+            f"edit {edit['note']!r}: {edit['file']} contains the old text "
+            f"{text.count(old)} times, not once"
+        )
     start = text.index(old)
     prefix = os.path.commonprefix([old, new])
     line = text.count("\n", 0, start + len(prefix)) + 1
@@ -150,17 +180,26 @@ def check_project(name: str, python: str, timeout: float) -> Dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix=f"rw-{name}-"))
     try:
         unpack(project, archive, folder)
-        modules = sum(1 for p in (folder / project["package"]).rglob("*.py")
-                      if "tests" not in p.parts)
+        modules = sum(
+            1 for p in (folder / project["package"]).rglob("*.py") if "tests" not in p.parts
+        )
         return _check(name, project, Runner(python, folder, timeout), folder, modules)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _check(name: str, project: Dict[str, Any], runner: Runner, folder: Path,
-           modules: int) -> Dict[str, Any]:
-    report: Dict[str, Any] = {"project": name, "modules": modules, "stale": [],
-                              "missed": [], "needless": [], "invalid": [], "notes": []}
+def _check(
+    name: str, project: Dict[str, Any], runner: Runner, folder: Path, modules: int
+) -> Dict[str, Any]:
+    report: Dict[str, Any] = {
+        "project": name,
+        "modules": modules,
+        "stale": [],
+        "missed": [],
+        "needless": [],
+        "invalid": [],
+        "notes": [],
+    }
     traced = runner.run("trace", "baseline")
     cold = runner.run("cached", "first run")
     warms = [runner.run("cached", "new process") for _ in range(HIT_PROCESSES)]
@@ -171,8 +210,7 @@ def _check(name: str, project: Dict[str, Any], runner: Runner, folder: Path,
     executed = {n: {tuple(x) for x in c.get("lines", [])} for n, c in traced["calls"].items()}
     baseline = {n: c["value1"] for n, c in traced["calls"].items()}
     report["first_ms"] = [c["ms1"] for c in cold["calls"].values()]
-    report["hit_ms"] = [min(w["calls"][n]["ms1"] for w in warms)
-                        for n in warm["calls"]]
+    report["hit_ms"] = [min(w["calls"][n]["ms1"] for w in warms) for n in warm["calls"]]
     report["warnings"] = cold["warnings"] + warm["warnings"]
     for label, out in [("first run", cold)] + [("new process", w) for w in warms]:
         _compare(report, label, out, baseline, None, set(), "cosmetic")
@@ -207,16 +245,24 @@ def _check(name: str, project: Dict[str, Any], runner: Runner, folder: Path,
     return report
 
 
-def _compare(report: Dict[str, Any], label: str, out: Dict[str, Any],
-             expected: Dict[str, str], edit: Optional[Dict[str, str]], reached: set,
-             kind: str) -> None:
+def _compare(
+    report: Dict[str, Any],
+    label: str,
+    out: Dict[str, Any],
+    expected: Dict[str, str],
+    edit: Optional[Dict[str, str]],
+    reached: set,
+    kind: str,
+) -> None:
     for n, c in out["calls"].items():
         if c.get("error1"):
             continue
         wrong = [str(a) for a in (1, 2) if c[f"value{a}"] != expected.get(n)]
         if wrong:
-            report["stale"].append(f"{label}: {n} (call {' and '.join(wrong)} in the process) "
-                                   "returned a value different from the undecorated run's")
+            report["stale"].append(
+                f"{label}: {n} (call {' and '.join(wrong)} in the process) "
+                "returned a value different from the undecorated run's"
+            )
         if c["ran2"]:
             report["needless"].append(f"{label}: {n} re-ran in the same process")
         if kind in ("cosmetic", "unreached") and edit is not None and c["ran1"]:
@@ -232,24 +278,36 @@ def _ms(values: List[float]) -> str:
 
 
 def table(reports: List[Dict[str, Any]]) -> str:
-    rows = ["| project | modules | edits | stale | missed | needless | crashes | timeouts "
-            "| first call, ms | new-process hit, ms | warnings |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |"]
+    rows = [
+        "| project | modules | edits | stale | missed | needless | crashes | timeouts "
+        "| first call, ms | new-process hit, ms | warnings |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |",
+    ]
     for r in reports:
-        rows.append(f"| {r['project']} | {r['modules']} | {len(PROJECTS[r['project']]['edits'])} "
-                    f"| {len(set(r['stale']))} | {len(set(r['missed']))} "
-                    f"| {len(set(r['needless']))} "
-                    f"| {len(set(r['crashes']))} | {len(set(r['timeouts']))} "
-                    f"| {_ms(r.get('first_ms', []))} | {_ms(r.get('hit_ms', []))} "
-                    f"| {len(set(r.get('warnings', [])))} |")
+        rows.append(
+            f"| {r['project']} | {r['modules']} | {len(PROJECTS[r['project']]['edits'])} "
+            f"| {len(set(r['stale']))} | {len(set(r['missed']))} "
+            f"| {len(set(r['needless']))} "
+            f"| {len(set(r['crashes']))} | {len(set(r['timeouts']))} "
+            f"| {_ms(r.get('first_ms', []))} | {_ms(r.get('hit_ms', []))} "
+            f"| {len(set(r.get('warnings', [])))} |"
+        )
     return "\n".join(rows)
 
 
 def details(reports: List[Dict[str, Any]]) -> str:
     out = []
     for r in reports:
-        for key in ("invalid", "stale", "missed", "needless", "crashes", "timeouts",
-                    "warnings", "notes"):
+        for key in (
+            "invalid",
+            "stale",
+            "missed",
+            "needless",
+            "crashes",
+            "timeouts",
+            "warnings",
+            "notes",
+        ):
             items = sorted(set(r.get(key, [])))
             if items:
                 out.append(f"- {r['project']}, {key}:")
@@ -267,28 +325,36 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     args = parser.parse_args()
     python = interpreter(args.python)
-    version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [python, "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     reports = []
     started = time.time()
     for name in args.only or list(PROJECTS):
         print(f"{name} ...", flush=True)
         reports.append(check_project(name, python, args.timeout))
-    section = (f"## Python {version}\n\n`python benchmarks/realworld/run.py"
-               f"{' --python ' + args.python if args.python else ''}` on "
-               f"{platform.platform()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-               f" ({time.time() - started:.0f} s). First call: each call's time in the first "
-               f"process (cold cache); new-process hit: each call's time as the first call "
-               f"of a new process, best of {HIT_PROCESSES} processes; both given as "
-               f"median (max) over the driver's calls.\n\n{table(reports)}\n\n{details(reports)}\n")
+    section = (
+        f"## Python {version}\n\n`python benchmarks/realworld/run.py"
+        f"{' --python ' + args.python if args.python else ''}` on "
+        f"{platform.platform()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f" ({time.time() - started:.0f} s). First call: each call's time in the first "
+        f"process (cold cache); new-process hit: each call's time as the first call "
+        f"of a new process, best of {HIT_PROCESSES} processes; both given as "
+        f"median (max) over the driver's calls.\n\n{table(reports)}\n\n{details(reports)}\n"
+    )
     print(section)
     if not args.no_write and not args.only:
         _write(version, section)
 
 
 def _write(version: str, section: str) -> None:
-    head = ("# Real-world suite: results\n\nWritten by `benchmarks/realworld/run.py`; "
-            "one section per interpreter (the latest run of each).\n\n")
+    head = (
+        "# Real-world suite: results\n\nWritten by `benchmarks/realworld/run.py`; "
+        "one section per interpreter (the latest run of each).\n\n"
+    )
     sections: Dict[str, str] = {}
     if RESULTS.exists():
         for part in RESULTS.read_text().split("\n## Python ")[1:]:

@@ -24,6 +24,7 @@ def cache(func):
     if MODE != "cached":
         return func
     from checkpointing import checkpoint
+
     return checkpoint(func)
 
 
@@ -48,6 +49,7 @@ def _tracer(lines):
             lines.add((filename, frame.f_lineno))
             return local
         return None
+
     return global_
 
 

@@ -9,28 +9,57 @@ Importing the package installs an import hook that records the source of your
 project's modules as they load, so that keys describe the code that is running.
 """
 
+from ._typing import ContextId, ReturnValue
 from .config import defaults
-from .errors import (BlindSpotWarning, CheckpointError, CheckpointFailedError,
-                     CheckpointFailedWarning, CheckpointNotExist, CheckpointWarning,
-                     ConfigurationError, CorruptEntryWarning, ExpensiveOverheadWarning,
-                     HashFailedError, HashFailedWarning, UntrustedEntryWarning)
+from .decorator import DecoratorCheckpoint, checkpoint
+from .errors import (
+    BlindSpotWarning,
+    CheckpointError,
+    CheckpointFailedError,
+    CheckpointFailedWarning,
+    CheckpointNotExist,
+    CheckpointWarning,
+    ConfigurationError,
+    CorruptEntryWarning,
+    ExpensiveOverheadWarning,
+    HashFailedError,
+    HashFailedWarning,
+    UntrustedEntryWarning,
+)
+from .explain import Explanation, explain
+from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase
+from .render import DependencyGraph, graph
 from .source import install_import_hook as _install_import_hook
 from .store import CacheBase, InMemoryLRUCache, PickleFileCache
-from ._typing import ContextId, ReturnValue
-from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase
-from .decorator import DecoratorCheckpoint, checkpoint
-from .explain import Explanation, explain
-from .render import DependencyGraph, graph
 
 __version__ = "2.0.0.dev0"
 
 __all__ = [
-    "AutoFuncCallIdentifier", "BlindSpotWarning", "CacheBase", "CheckpointError",
-    "CheckpointFailedError", "CheckpointFailedWarning", "CheckpointNotExist",
-    "CheckpointWarning", "ConfigurationError", "CorruptEntryWarning", "DecoratorCheckpoint",
-    "DependencyGraph", "ExpensiveOverheadWarning", "Explanation", "explain", "graph", "FuncCallContext", "FuncCallIdentifierBase",
-    "HashFailedError", "HashFailedWarning", "InMemoryLRUCache", "PickleFileCache", "UntrustedEntryWarning",
-    "checkpoint", "defaults",
+    "AutoFuncCallIdentifier",
+    "BlindSpotWarning",
+    "CacheBase",
+    "CheckpointError",
+    "CheckpointFailedError",
+    "CheckpointFailedWarning",
+    "CheckpointNotExist",
+    "CheckpointWarning",
+    "ConfigurationError",
+    "CorruptEntryWarning",
+    "DecoratorCheckpoint",
+    "DependencyGraph",
+    "ExpensiveOverheadWarning",
+    "Explanation",
+    "explain",
+    "graph",
+    "FuncCallContext",
+    "FuncCallIdentifierBase",
+    "HashFailedError",
+    "HashFailedWarning",
+    "InMemoryLRUCache",
+    "PickleFileCache",
+    "UntrustedEntryWarning",
+    "checkpoint",
+    "defaults",
 ]
 
 # The public classes are documented and pickled under the package name.

@@ -15,7 +15,7 @@ import re
 import stat
 import sys
 import time
-from typing import NoReturn, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NoReturn, Optional, Sequence, Tuple
 
 from .config import defaults
 from .errors import ConfigurationError
@@ -39,6 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 # -- helpers -------------------------------------------------------------------------
 
+
 def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1024 or unit == "TB":
@@ -57,8 +58,7 @@ def _parse_size(text: str) -> int:
     number, unit = float(match.group(1)), match.group(2).lower().rstrip("ib")
     size = number * 1024 ** "bkmgt".index(unit or "b")
     if size > _MAX_SIZE:
-        raise UsageError(f"--max-size {_shown(text)} is larger than 1 EB; write e.g. 500MB "
-                         f"or 5GB")
+        raise UsageError(f"--max-size {_shown(text)} is larger than 1 EB; write e.g. 500MB or 5GB")
     return int(size)
 
 
@@ -68,8 +68,7 @@ _MAX_AGE = 1000 * 365 * 86400.0
 def _parse_age(text: str) -> float:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text, re.I)
     if not match:
-        raise UsageError(f"--older-than {_shown(text)} is not an age; write e.g. 12h, 30d "
-                         f"or 2w")
+        raise UsageError(f"--older-than {_shown(text)} is not an age; write e.g. 12h, 30d or 2w")
     seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     return min(float(match.group(1)) * seconds[match.group(2).lower()], _MAX_AGE)
 
@@ -172,21 +171,20 @@ def _confirm(args: argparse.Namespace, victims: Sequence[EntryInfo], verb: str) 
     if not victims:
         return False
     for entry in victims:
-        print(f"  {verb} {_shown(entry.context_id)}  {_shown_function(entry)}  "
-              f"{_size(entry.size)}")
+        print(f"  {verb} {_shown(entry.context_id)}  {_shown_function(entry)}  {_size(entry.size)}")
     if args.yes:
         return True
     if not sys.stdin.isatty():
-        print(f"not deleting: pass --yes to {verb} {len(victims)} entries without asking",
-              file=sys.stderr)
+        print(
+            f"not deleting: pass --yes to {verb} {len(victims)} entries without asking",
+            file=sys.stderr,
+        )
         return False
-    answer = input(f"{verb} {len(victims)} entries ({_size(sum(e.size for e in victims))})? "
-                   f"[y/N] ")
+    answer = input(f"{verb} {len(victims)} entries ({_size(sum(e.size for e in victims))})? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
 
 
-def _delete(args: argparse.Namespace, cache: PickleFileCache,
-            victims: Sequence[EntryInfo]) -> int:
+def _delete(args: argparse.Namespace, cache: PickleFileCache, victims: Sequence[EntryInfo]) -> int:
     """List ``victims``, ask (unless --yes), delete them; the exit code."""
     if not _confirm(args, victims, "delete"):
         return PROBLEMS
@@ -200,23 +198,28 @@ def _load_function(spec: str) -> Callable[..., Any]:
     """``pkg.mod:func`` or ``pkg.mod:Class.method`` (imported from the current directory)."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
-        raise UsageError(f"{_shown(spec)} is not MODULE:FUNCTION; write e.g. "
-                         f"pipeline.train:fit")
+        raise UsageError(f"{_shown(spec)} is not MODULE:FUNCTION; write e.g. pipeline.train:fit")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise UsageError(f"cannot import {module_name!r}: {_shown(exc)}; run the "
-                         f"command from your project's directory") from None
+        raise UsageError(
+            f"cannot import {module_name!r}: {_shown(exc)}; run the "
+            f"command from your project's directory"
+        ) from None
     except SyntaxError as exc:
-        raise UsageError(f"cannot import {module_name!r}: {_shown(exc.filename)}:"
-                         f"{exc.lineno}: syntax error: {_shown(exc.msg)}") from None
+        raise UsageError(
+            f"cannot import {module_name!r}: {_shown(exc.filename)}:"
+            f"{exc.lineno}: syntax error: {_shown(exc.msg)}"
+        ) from None
     except BaseException as exc:  # the module's own code raised (or exited) at import
         if isinstance(exc, KeyboardInterrupt):
             raise
-        raise UsageError(f"cannot import {module_name!r}: importing it raised "
-                         f"{type(exc).__name__}: {_shown(exc)}") from None
+        raise UsageError(
+            f"cannot import {module_name!r}: importing it raised "
+            f"{type(exc).__name__}: {_shown(exc)}"
+        ) from None
     for part in attribute.split("."):
         try:
             obj = getattr(obj, part)
@@ -236,14 +239,20 @@ def _emit(args: argparse.Namespace, data: Any, text: Callable[[], str]) -> None:
 
 # -- commands ------------------------------------------------------------------------
 
+
 def cmd_ls(args: argparse.Namespace, cache: PickleFileCache) -> int:
     groups: Dict[str, List[EntryInfo]] = {}
     for entry in _entries(cache):
         groups.setdefault(_function_of(entry), []).append(entry)
-    rows = [{"function": _shown(name), "entries": len(entries),
-             "size": sum(e.size for e in entries),
-             "last_used": max(_last_used(e) for e in entries)}
-            for name, entries in sorted(groups.items())]
+    rows = [
+        {
+            "function": _shown(name),
+            "entries": len(entries),
+            "size": sum(e.size for e in entries),
+            "last_used": max(_last_used(e) for e in entries),
+        }
+        for name, entries in sorted(groups.items())
+    ]
 
     def text() -> str:
         if not rows:
@@ -251,11 +260,15 @@ def cmd_ls(args: argparse.Namespace, cache: PickleFileCache) -> int:
         width = max(len(r["function"]) for r in rows)
         lines = [f"{'function':<{width}}  entries      size  last used"]
         for r in rows:
-            lines.append(f"{r['function']:<{width}}  {r['entries']:>7}  {_size(r['size']):>8}"
-                         f"  {_when(r['last_used'])}")
+            lines.append(
+                f"{r['function']:<{width}}  {r['entries']:>7}  {_size(r['size']):>8}"
+                f"  {_when(r['last_used'])}"
+            )
         total = sum(r["size"] for r in rows)
-        lines.append(f"{len(rows)} functions, {sum(r['entries'] for r in rows)} entries, "
-                     f"{_size(total)} in {cache.directory}")
+        lines.append(
+            f"{len(rows)} functions, {sum(r['entries'] for r in rows)} entries, "
+            f"{_size(total)} in {cache.directory}"
+        )
         return "\n".join(lines)
 
     _emit(args, rows, text)
@@ -267,11 +280,19 @@ def cmd_ls(args: argparse.Namespace, cache: PickleFileCache) -> int:
 
 def cmd_show(args: argparse.Namespace, cache: PickleFileCache) -> int:
     entries = [e for e in _entries(cache) if _matches(_function_of(e), args.function)]
-    data = [{"key": _shown(e.context_id), "function": _shown_function(e), "size": e.size,
-             "created": e.metadata.get("created"), "run_seconds": e.metadata.get("run_seconds"),
-             "last_used": _last_used(e), "path": e.path,
-             "arguments": (e.metadata.get("fingerprint") or {}).get("arguments")}
-            for e in sorted(entries, key=lambda e: e.metadata.get("created") or 0)]
+    data = [
+        {
+            "key": _shown(e.context_id),
+            "function": _shown_function(e),
+            "size": e.size,
+            "created": e.metadata.get("created"),
+            "run_seconds": e.metadata.get("run_seconds"),
+            "last_used": _last_used(e),
+            "path": e.path,
+            "arguments": (e.metadata.get("fingerprint") or {}).get("arguments"),
+        }
+        for e in sorted(entries, key=lambda e: e.metadata.get("created") or 0)
+    ]
 
     def text() -> str:
         if not data:
@@ -279,10 +300,11 @@ def cmd_show(args: argparse.Namespace, cache: PickleFileCache) -> int:
         lines = [f"{len(data)} entries of {data[0]['function']}:"]
         for d in data:
             run = d["run_seconds"]
-            lines.append(f"  {d['key']}  created {_when(d['created'])}  "
-                         f"ran {run:.2f}s  {_size(d['size'])}" if isinstance(run, (int, float))
-                         else f"  {d['key']}  created {_when(d['created'])}  "
-                              f"{_size(d['size'])}")
+            lines.append(
+                f"  {d['key']}  created {_when(d['created'])}  ran {run:.2f}s  {_size(d['size'])}"
+                if isinstance(run, (int, float))
+                else f"  {d['key']}  created {_when(d['created'])}  {_size(d['size'])}"
+            )
         return "\n".join(lines)
 
     _emit(args, data, text)
@@ -308,8 +330,7 @@ def cmd_graph(args: argparse.Namespace, cache: PickleFileCache) -> int:
 
         print(json.dumps(nx.node_link_data(g.nx), indent=2, default=str))
         return OK
-    renderers = {"text": lambda: str(g), "dot": g.to_dot, "mermaid": g.to_mermaid,
-                 "svg": g.to_svg}
+    renderers = {"text": lambda: str(g), "dot": g.to_dot, "mermaid": g.to_mermaid, "svg": g.to_svg}
     try:
         print(renderers[fmt]().rstrip("\n"))
     except RuntimeError as exc:
@@ -336,8 +357,10 @@ def _parse_call(text: Optional[str]) -> Tuple[List[Any], Dict[str, Any]]:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise UsageError(f"ARGS must be JSON ({exc}); e.g. '[1, 2]', '{{\"lr\": 0.1}}' or "
-                         f"'{{\"args\": [1], \"kwargs\": {{\"lr\": 0.1}}}}'") from None
+        raise UsageError(
+            f"ARGS must be JSON ({exc}); e.g. '[1, 2]', '{{\"lr\": 0.1}}' or "
+            f'\'{{"args": [1], "kwargs": {{"lr": 0.1}}}}\''
+        ) from None
     if isinstance(value, list):
         return value, {}
     if isinstance(value, dict) and set(value) <= {"args", "kwargs"} and value:
@@ -349,13 +372,16 @@ def _parse_call(text: Optional[str]) -> Tuple[List[Any], Dict[str, Any]]:
 
 def cmd_clear(args: argparse.Namespace, cache: PickleFileCache) -> int:
     entries = _entries(cache)
-    victims = [e for e in entries if args.function is None
-               or _matches(_function_of(e), args.function)]
+    victims = [
+        e for e in entries if args.function is None or _matches(_function_of(e), args.function)
+    ]
     legacy = cache.legacy_files() if args.function is None else []
     if not victims and not legacy:
         removed = cache.remove_stale_temporaries()
-        print("nothing to delete" + (f" (removed {removed} leftover temporary files)"
-                                     if removed else ""))
+        print(
+            "nothing to delete"
+            + (f" (removed {removed} leftover temporary files)" if removed else "")
+        )
         return OK
     code = _delete(args, cache, victims) if victims else OK
     if legacy:
@@ -365,9 +391,11 @@ def cmd_clear(args: argparse.Namespace, cache: PickleFileCache) -> int:
 
 def _legacy_note(cache: PickleFileCache, legacy: Sequence[str]) -> str:
     """The line that ls and verify print about the files of checkpointing 1.0."""
-    return (f"{len(legacy)} files of checkpointing 1.0 ({_size(_total_size(legacy))}) are in "
-            f"{_shown(cache.directory)}; this version does not use them: "
-            f"'checkpointing clear' removes them")
+    return (
+        f"{len(legacy)} files of checkpointing 1.0 ({_size(_total_size(legacy))}) are in "
+        f"{_shown(cache.directory)}; this version does not use them: "
+        f"'checkpointing clear' removes them"
+    )
 
 
 def _total_size(paths: Sequence[str]) -> int:
@@ -380,8 +408,7 @@ def _total_size(paths: Sequence[str]) -> int:
     return total
 
 
-def _delete_legacy(args: argparse.Namespace, cache: PickleFileCache,
-                   legacy: Sequence[str]) -> int:
+def _delete_legacy(args: argparse.Namespace, cache: PickleFileCache, legacy: Sequence[str]) -> int:
     """Ask (unless --yes), then remove the result files of checkpointing 1.0."""
     what = f"{len(legacy)} files of checkpointing 1.0 ({_size(_total_size(legacy))})"
     if not args.yes:
@@ -422,13 +449,14 @@ def cmd_prune(args: argparse.Namespace, cache: PickleFileCache) -> int:
     victims = list(doomed.values())
     if not victims:
         removed = 0 if args.dry_run else cache.remove_stale_temporaries()
-        print("nothing to prune" + (f" (removed {removed} leftover temporary files)"
-                                    if removed else ""))
+        print(
+            "nothing to prune"
+            + (f" (removed {removed} leftover temporary files)" if removed else "")
+        )
         return OK
     if args.dry_run:
         for e in victims:
-            print(f"  would delete {_shown(e.context_id)}  {_shown_function(e)}  "
-                  f"{_size(e.size)}")
+            print(f"  would delete {_shown(e.context_id)}  {_shown_function(e)}  {_size(e.size)}")
         print(f"would delete {len(victims)} entries ({_size(sum(e.size for e in victims))})")
         return OK
     return _delete(args, cache, victims)
@@ -449,17 +477,24 @@ def _check_temporaries(cache: PickleFileCache) -> List[Dict[str, str]]:
         except OSError:
             continue
         if not stat.S_ISREG(status.st_mode):
-            out.append(_problem(path, "temporary", "not a regular file (left alone; "
-                                                   "remove it by hand)"))
+            out.append(
+                _problem(path, "temporary", "not a regular file (left alone; remove it by hand)")
+            )
         elif not _locked(path):
-            out.append(_problem(path, "temporary", f"left by a writer that did not finish "
-                                f"({_size(status.st_size)}, {now - status.st_mtime:.0f}s "
-                                f"old)"))
+            out.append(
+                _problem(
+                    path,
+                    "temporary",
+                    f"left by a writer that did not finish "
+                    f"({_size(status.st_size)}, {now - status.st_mtime:.0f}s "
+                    f"old)",
+                )
+            )
     return out
 
 
 def _check_markers(cache: PickleFileCache) -> List[Dict[str, str]]:
-    from .store import CACHEDIR_TAG, _read_regular, _Corrupt
+    from .store import CACHEDIR_TAG, _Corrupt, _read_regular
 
     out = []
     for name, text in (("CACHEDIR.TAG", CACHEDIR_TAG), (".gitignore", "*\n")):
@@ -472,8 +507,7 @@ def _check_markers(cache: PickleFileCache) -> List[Dict[str, str]]:
             out.append(_problem(path, "marker", str(exc)))
             continue
         if data != text.encode():
-            out.append(_problem(path, "marker", "its content is not the one checkpointing "
-                                                "writes"))
+            out.append(_problem(path, "marker", "its content is not the one checkpointing writes"))
     return out
 
 
@@ -499,8 +533,10 @@ def _check_json_files(cache: PickleFileCache) -> List[Dict[str, str]]:
                     continue
                 data = read_history_file(path)
                 function = data.get("function") if isinstance(data, dict) else None
-                if not isinstance(function, str) or os.path.basename(
-                        cache._history_path(function)) != name:
+                if (
+                    not isinstance(function, str)
+                    or os.path.basename(cache._history_path(function)) != name
+                ):
                     out.append(_problem(path, kind, "misplaced or not a history file"))
             except (OSError, ValueError, _Corrupt) as exc:
                 out.append(_problem(path, kind, str(exc)))
@@ -534,9 +570,12 @@ def _deep_check(cache: PickleFileCache, paths: List[str]) -> List[Dict[str, str]
     out = []
     remaining = list(paths)
     while remaining:
-        child = subprocess.run([sys.executable, "-c", _DEEP_CHILD, cache.directory],
-                               input=json.dumps(remaining).encode(),
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        child = subprocess.run(
+            [sys.executable, "-c", _DEEP_CHILD, cache.directory],
+            input=json.dumps(remaining).encode(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         done, started = set(), None
         for line in child.stdout.decode("utf-8", "replace").splitlines():
             try:
@@ -552,9 +591,12 @@ def _deep_check(cache: PickleFileCache, paths: List[str]) -> List[Dict[str, str]
                     out.append(_problem(record[1], "entry", f"cannot be loaded: {record[2]}"))
         if started is None:
             break  # every entry was tried
-        out.append(_problem(started, "entry", f"loading it ended the process (exit code "
-                                              f"{child.returncode})"))
-        remaining = remaining[remaining.index(started) + 1:]
+        out.append(
+            _problem(
+                started, "entry", f"loading it ended the process (exit code {child.returncode})"
+            )
+        )
+        remaining = remaining[remaining.index(started) + 1 :]
     return out
 
 
@@ -592,92 +634,158 @@ def cmd_verify(args: argparse.Namespace, cache: PickleFileCache) -> int:
     legacy = cache.legacy_files()
 
     def text() -> str:
-        lines = [f"  {p['kind']}: {_shown(p['path'])}: {_shown(p['reason'])}"
-                 for p in problems]
+        lines = [f"  {p['kind']}: {_shown(p['path'])}: {_shown(p['reason'])}" for p in problems]
         others = len(problems) - corrupt
-        lines.append(f"{len(files)} entries checked{' (unpickled)' if args.deep else ''}, "
-                     f"{corrupt} corrupt"
-                     + (f", {others} other problems" if others else "")
-                     + (f", {removed} removed" if args.remove else
-                        ("; run with --remove to delete them" if problems else "")))
-        lines += [f"  analysis not stored: {_shown(n['function'])}: {_shown(n['reason'])}"
-                  for n in not_stored]
+        lines.append(
+            f"{len(files)} entries checked{' (unpickled)' if args.deep else ''}, "
+            f"{corrupt} corrupt"
+            + (f", {others} other problems" if others else "")
+            + (
+                f", {removed} removed"
+                if args.remove
+                else ("; run with --remove to delete them" if problems else "")
+            )
+        )
+        lines += [
+            f"  analysis not stored: {_shown(n['function'])}: {_shown(n['reason'])}"
+            for n in not_stored
+        ]
         if not_stored:
-            lines.append(f"{len(not_stored)} functions are analysed again by each new process "
-                         "(their first call costs an analysis)")
+            lines.append(
+                f"{len(not_stored)} functions are analysed again by each new process "
+                "(their first call costs an analysis)"
+            )
         if legacy:
             lines.append(_legacy_note(cache, legacy))
         return "\n".join(lines)
 
-    _emit(args, {"checked": len(files), "corrupt": problems[:corrupt],
-                 "other": problems[corrupt:], "removed": removed,
-                 "analysis_not_stored": not_stored, "legacy_1_0_files": len(legacy)}, text)
+    _emit(
+        args,
+        {
+            "checked": len(files),
+            "corrupt": problems[:corrupt],
+            "other": problems[corrupt:],
+            "removed": removed,
+            "analysis_not_stored": not_stored,
+            "legacy_1_0_files": len(legacy),
+        },
+        text,
+    )
     return PROBLEMS if problems and (not args.remove or removed < len(problems)) else OK
 
 
 # -- the parser ------------------------------------------------------------------------
 
+
 def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
-    common.add_argument("--dir", default=None,
-                        help="the cache directory (default: defaults['cache.filesystem."
-                             "directory'], ./.checkpointing)")
+    common.add_argument(
+        "--dir",
+        default=None,
+        help="the cache directory (default: defaults['cache.filesystem."
+        "directory'], ./.checkpointing)",
+    )
     common.add_argument("--json", action="store_true", help="machine-readable output")
     parser = _Parser(
-        prog="checkpointing", parents=[common],
+        prog="checkpointing",
+        parents=[common],
         description="Inspect and maintain a checkpointing cache directory.",
-        epilog="Example: checkpointing ls --dir .checkpointing")
+        epilog="Example: checkpointing ls --dir .checkpointing",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     def command(name: str, helptext: str, example: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], help=helptext, description=helptext,
-                              epilog=f"Example: {example}",
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        return sub.add_parser(
+            name,
+            parents=[common],
+            help=helptext,
+            description=helptext,
+            epilog=f"Example: {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
-    command("ls", "list the functions with entries: count, total size, last used",
-            "checkpointing ls")
-    p = command("show", "list the entries of one function with their metadata",
-                "checkpointing show pipeline.train:fit_line")
+    command(
+        "ls", "list the functions with entries: count, total size, last used", "checkpointing ls"
+    )
+    p = command(
+        "show",
+        "list the entries of one function with their metadata",
+        "checkpointing show pipeline.train:fit_line",
+    )
     p.add_argument("function", help="pkg.mod:func (or just func)")
-    p = command("graph", "draw what a function's key depends on",
-                "checkpointing graph pipeline.train:fit_line --format mermaid")
+    p = command(
+        "graph",
+        "draw what a function's key depends on",
+        "checkpointing graph pipeline.train:fit_line --format mermaid",
+    )
     p.add_argument("function", help="MODULE:FUNC, imported from the current directory")
     p.add_argument("--format", choices=["text", "dot", "mermaid", "svg"], default="text")
-    p.add_argument("-o", "--output", help="write to a file; the suffix picks the format "
-                                          "(.txt .dot .mmd .svg .png)")
-    p = command("why", "say whether a call would be answered from the cache, and why not",
-                "checkpointing why pipeline.train:fit_line '{\"seed\": 42}'")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="write to a file; the suffix picks the format (.txt .dot .mmd .svg .png)",
+    )
+    p = command(
+        "why",
+        "say whether a call would be answered from the cache, and why not",
+        "checkpointing why pipeline.train:fit_line '{\"seed\": 42}'",
+    )
     p.add_argument("function", help="MODULE:FUNC, imported from the current directory")
-    p.add_argument("arguments", nargs="?", help="the call's arguments as JSON: a list "
-                   "(positional), an object (keywords) or {\"args\": [...], \"kwargs\": {...}}")
-    p = command("clear", "delete all entries, or those of one function",
-                "checkpointing clear pipeline.train:fit_line --yes")
+    p.add_argument(
+        "arguments",
+        nargs="?",
+        help="the call's arguments as JSON: a list "
+        '(positional), an object (keywords) or {"args": [...], "kwargs": {...}}',
+    )
+    p = command(
+        "clear",
+        "delete all entries, or those of one function",
+        "checkpointing clear pipeline.train:fit_line --yes",
+    )
     p.add_argument("function", nargs="?", help="pkg.mod:func (or just func); all if omitted")
     p.add_argument("--yes", action="store_true", help="do not ask")
-    p = command("prune", "delete old or excess entries",
-                "checkpointing prune --older-than 30d --max-size 5GB --keep-latest 3 --dry-run")
+    p = command(
+        "prune",
+        "delete old or excess entries",
+        "checkpointing prune --older-than 30d --max-size 5GB --keep-latest 3 --dry-run",
+    )
     p.add_argument("--older-than", help="unused for this long: 12h, 30d, 2w")
-    p.add_argument("--max-size", help="keep the most recently used entries within this "
-                                      "total size: 500MB, 5GB")
-    p.add_argument("--keep-latest", type=_non_negative,
-                   help="keep this many entries per function (0 or more)")
+    p.add_argument(
+        "--max-size", help="keep the most recently used entries within this total size: 500MB, 5GB"
+    )
+    p.add_argument(
+        "--keep-latest", type=_non_negative, help="keep this many entries per function (0 or more)"
+    )
     p.add_argument("--dry-run", action="store_true", help="list, delete nothing")
     p.add_argument("--yes", action="store_true", help="do not ask")
-    p = command("verify", "read every entry and report corrupt, misplaced or untrusted "
-                          "ones, leftover temporary files and damaged plans or histories",
-                "checkpointing verify --remove")
-    p.add_argument("--remove", action="store_true",
-                   help="delete the corrupt entries and leftover files")
-    p.add_argument("--deep", action="store_true",
-                   help="also unpickle each entry (in a child process, with the same "
-                        "safety rules) and report those that cannot be loaded")
+    p = command(
+        "verify",
+        "read every entry and report corrupt, misplaced or untrusted "
+        "ones, leftover temporary files and damaged plans or histories",
+        "checkpointing verify --remove",
+    )
+    p.add_argument(
+        "--remove", action="store_true", help="delete the corrupt entries and leftover files"
+    )
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="also unpickle each entry (in a child process, with the same "
+        "safety rules) and report those that cannot be loaded",
+    )
     return parser
 
 
 COMMANDS: Dict[str, Callable[[argparse.Namespace, PickleFileCache], int]] = {
-    "ls": cmd_ls, "show": cmd_show, "graph": cmd_graph, "why": cmd_why,
-    "clear": cmd_clear, "prune": cmd_prune, "verify": cmd_verify}
+    "ls": cmd_ls,
+    "show": cmd_show,
+    "graph": cmd_graph,
+    "why": cmd_why,
+    "clear": cmd_clear,
+    "prune": cmd_prune,
+    "verify": cmd_verify,
+}
 
 
 def main(argv: Optional[Iterable[str]] = None) -> int:
@@ -702,9 +810,12 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
     except Exception as exc:
         if os.environ.get("CHECKPOINTING_DEBUG"):
             raise
-        print(f"checkpointing {args.command}: internal error ({type(exc).__name__}: "
-              f"{_shown(exc)}); please report it (CHECKPOINTING_DEBUG=1 shows the "
-              f"traceback)", file=sys.stderr)
+        print(
+            f"checkpointing {args.command}: internal error ({type(exc).__name__}: "
+            f"{_shown(exc)}); please report it (CHECKPOINTING_DEBUG=1 shows the "
+            f"traceback)",
+            file=sys.stderr,
+        )
         return USAGE
 
 
@@ -721,11 +832,15 @@ def _open_cache(directory: Any) -> PickleFileCache:
     cache = PickleFileCache(directory)
     path = cache.directory
     if os.path.lexists(path) and not os.path.isdir(path):
-        raise UsageError(f"--dir {_shown(path)} is a file, not a cache folder; give the "
-                         f"folder that holds entries/ (e.g. .checkpointing)")
+        raise UsageError(
+            f"--dir {_shown(path)} is a file, not a cache folder; give the "
+            f"folder that holds entries/ (e.g. .checkpointing)"
+        )
     if os.path.isdir(path) and not os.access(path, os.R_OK | os.X_OK):
-        raise UsageError(f"cannot read the cache folder {_shown(path)}: permission "
-                         f"denied; run as its owner or give another --dir")
+        raise UsageError(
+            f"cannot read the cache folder {_shown(path)}: permission "
+            f"denied; run as its owner or give another --dir"
+        )
     return cache
 
 

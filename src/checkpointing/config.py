@@ -14,9 +14,18 @@ from typing import Any, Callable, Dict, Iterable, Optional
 
 from .errors import ConfigurationError
 
-__all__ = ["ON_ERROR_CHOICES", "defaults", "folder_mode", "validate_directory",
-           "validate_inputs", "validate_on_error", "validate_permissions",
-           "validate_pickle_protocol", "validate_secret", "validate_variants"]
+__all__ = [
+    "ON_ERROR_CHOICES",
+    "defaults",
+    "folder_mode",
+    "validate_directory",
+    "validate_inputs",
+    "validate_on_error",
+    "validate_permissions",
+    "validate_pickle_protocol",
+    "validate_secret",
+    "validate_variants",
+]
 
 ON_ERROR_CHOICES = ("warn", "raise", "ignore")
 
@@ -30,29 +39,41 @@ _LEGACY_KEYS = {
 def validate_on_error(value: Any) -> str:
     """Return ``value`` if it is an accepted ``on_error`` policy, else raise."""
     if value not in ON_ERROR_CHOICES:
-        msg = (f"on_error={value!r} is not accepted; use one of "
-               f"{', '.join(repr(c) for c in ON_ERROR_CHOICES)}")
+        msg = (
+            f"on_error={value!r} is not accepted; use one of "
+            f"{', '.join(repr(c) for c in ON_ERROR_CHOICES)}"
+        )
         raise ConfigurationError(msg)
     return value
 
 
 def validate_pickle_protocol(value: Any) -> int:
     """Return ``value`` if this interpreter's pickle supports it, else raise."""
-    if isinstance(value, bool) or not isinstance(value, int) \
-            or not 0 <= value <= pickle.HIGHEST_PROTOCOL:
-        msg = (f"cache_pickle_protocol={value!r} is not accepted; use an int from 0 to "
-               f"{pickle.HIGHEST_PROTOCOL} (5 is recommended: it stores large arrays "
-               f"without copies)")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= value <= pickle.HIGHEST_PROTOCOL
+    ):
+        msg = (
+            f"cache_pickle_protocol={value!r} is not accepted; use an int from 0 to "
+            f"{pickle.HIGHEST_PROTOCOL} (5 is recommended: it stores large arrays "
+            f"without copies)"
+        )
         raise ConfigurationError(msg)
     return value
 
 
 def validate_directory(value: Any) -> "os.PathLike[str] | str":
     """Return ``value`` if it can name a directory, else raise."""
-    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)) \
-            or not os.fspath(value):
-        msg = (f"directory={value!r} is not a path; pass a str or pathlib.Path naming the "
-               f"cache directory, e.g. directory='.checkpointing'")
+    if (
+        isinstance(value, bytes)
+        or not isinstance(value, (str, os.PathLike))
+        or not os.fspath(value)
+    ):
+        msg = (
+            f"directory={value!r} is not a path; pass a str or pathlib.Path naming the "
+            f"cache directory, e.g. directory='.checkpointing'"
+        )
         raise ConfigurationError(msg)
     return value
 
@@ -60,9 +81,11 @@ def validate_directory(value: Any) -> "os.PathLike[str] | str":
 def validate_variants(value: Any) -> int:
     """Return ``value`` if it is an accepted number of entries kept per key, else raise."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
-        msg = (f"cache.variants={value!r} is not accepted; use an int from 1 to 64: how "
-               f"many entries of one key, differing in their run-time inputs, are kept "
-               f"(1 keeps only the latest)")
+        msg = (
+            f"cache.variants={value!r} is not accepted; use an int from 1 to 64: how "
+            f"many entries of one key, differing in their run-time inputs, are kept "
+            f"(1 keeps only the latest)"
+        )
         raise ConfigurationError(msg)
     return value
 
@@ -72,16 +95,20 @@ def validate_inputs(value: Any) -> tuple:
     if isinstance(value, (str, os.PathLike)):
         value = [value]
     if isinstance(value, (bytes, dict)) or not isinstance(value, (list, tuple)):
-        msg = (f"inputs={value!r} is not accepted; pass a list of paths or glob patterns, "
-               f"e.g. inputs=['data/*.parquet', 'db.sqlite']")
+        msg = (
+            f"inputs={value!r} is not accepted; pass a list of paths or glob patterns, "
+            f"e.g. inputs=['data/*.parquet', 'db.sqlite']"
+        )
         raise ConfigurationError(msg)
     patterns = []
     for item in value:
         if isinstance(item, os.PathLike):
             item = os.fspath(item)
         if not isinstance(item, str) or not item or "\0" in item:
-            msg = (f"inputs= holds {item!r}, which is not a path or glob pattern; use "
-                   f"non-empty str or pathlib.Path items, e.g. inputs=['data/*.csv']")
+            msg = (
+                f"inputs= holds {item!r}, which is not a path or glob pattern; use "
+                f"non-empty str or pathlib.Path items, e.g. inputs=['data/*.csv']"
+            )
             raise ConfigurationError(msg)
         patterns.append(item)
     return tuple(patterns)
@@ -93,8 +120,10 @@ def _validate_roots(value: Any) -> Optional[tuple]:
     if isinstance(value, (str, os.PathLike)):
         value = [value]
     if not isinstance(value, (list, tuple)):
-        msg = (f"analysis.project_roots={value!r} is not accepted; use None, a path, or a "
-               f"list of paths, e.g. ['src', 'scripts']")
+        msg = (
+            f"analysis.project_roots={value!r} is not accepted; use None, a path, or a "
+            f"list of paths, e.g. ['src', 'scripts']"
+        )
         raise ConfigurationError(msg)
     return tuple(validate_directory(v) for v in value)
 
@@ -107,11 +136,14 @@ _PERMISSIONS = (0o600, 0o640, 0o660, 0o644, 0o664)
 def validate_permissions(value: Any) -> int:
     """Return ``value`` if it is an accepted file mode of a cache, else raise."""
     if isinstance(value, bool) or not isinstance(value, int) or value not in _PERMISSIONS:
-        shown = oct(value) if isinstance(value, int) and not isinstance(value, bool) \
-            else repr(value)
-        msg = (f"cache.permissions={shown} is not accepted; use one of "
-               f"{', '.join(oct(m) for m in _PERMISSIONS)} (0o600: only you; 0o660: your "
-               f"group too, which also needs a secret, see docs/security.md)")
+        shown = (
+            oct(value) if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+        )
+        msg = (
+            f"cache.permissions={shown} is not accepted; use one of "
+            f"{', '.join(oct(m) for m in _PERMISSIONS)} (0o600: only you; 0o660: your "
+            f"group too, which also needs a secret, see docs/security.md)"
+        )
         raise ConfigurationError(msg)
     return value
 
@@ -129,9 +161,11 @@ def validate_secret(value: Any) -> Optional[bytes]:
         return value.encode("utf-8", "surrogatepass")
     if isinstance(value, (bytes, bytearray)) and value:
         return bytes(value)
-    msg = (f"cache.secret must be a non-empty str or bytes (or None), not "
-           f"{type(value).__name__}; e.g. defaults['cache.secret'] = "
-           f"os.environ['TEAM_CACHE_SECRET']")
+    msg = (
+        f"cache.secret must be a non-empty str or bytes (or None), not "
+        f"{type(value).__name__}; e.g. defaults['cache.secret'] = "
+        f"os.environ['TEAM_CACHE_SECRET']"
+    )
     raise ConfigurationError(msg)
 
 
@@ -145,6 +179,7 @@ def _validate_bool(name: str) -> Callable[[Any], bool]:
         if not isinstance(value, bool):
             raise ConfigurationError(f"{name}={value!r} is not accepted; use True or False")
         return value
+
     return check
 
 
@@ -202,15 +237,17 @@ class Defaults(Dict[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         if key in _LEGACY_KEYS:
-            warnings.warn(f"defaults[{key!r}] has no effect since checkpointing 2.0: "
-                          f"{_LEGACY_KEYS[key]}", DeprecationWarning, stacklevel=2)
+            warnings.warn(
+                f"defaults[{key!r}] has no effect since checkpointing 2.0: {_LEGACY_KEYS[key]}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             super().__setitem__(key, value)
             return
         try:
             validator = _VALIDATORS[key]
         except KeyError:
-            msg = (f"defaults has no key {key!r}; known keys are "
-                   f"{', '.join(sorted(_VALIDATORS))}")
+            msg = f"defaults has no key {key!r}; known keys are {', '.join(sorted(_VALIDATORS))}"
             raise ConfigurationError(msg) from None
         super().__setitem__(key, validator(value))
 

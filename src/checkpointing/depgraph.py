@@ -27,12 +27,36 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import hashing
 from .analysis.canon import BlindSpot, Canonical, Ref, canonical_class, canonical_function
-from .analysis.resolve import (CLASS, CLOSURE, EXTERNAL, FUNCTION, GLOBAL, MODULE, UNBOUND,
-                               Target, is_pickled_copy, is_project_object, qualname_of,
-                               resolve_ref, unwrap, unwrap_chain, value_attributes,
-                               wrapper_attributes)
-from .keyplan import (ANALYSIS_FORMAT, KeyPlan, NamesSnapshot, Slot, announce, cell_value,
-                      describe, is_acknowledged, plan_for, probe_digest)
+from .analysis.resolve import (
+    CLASS,
+    CLOSURE,
+    EXTERNAL,
+    FUNCTION,
+    GLOBAL,
+    MODULE,
+    UNBOUND,
+    Target,
+    is_pickled_copy,
+    is_project_object,
+    qualname_of,
+    resolve_ref,
+    unwrap,
+    unwrap_chain,
+    value_attributes,
+    wrapper_attributes,
+)
+from .keyplan import (
+    ANALYSIS_FORMAT,
+    KeyPlan,
+    NamesSnapshot,
+    Slot,
+    announce,
+    cell_value,
+    describe,
+    is_acknowledged,
+    plan_for,
+    probe_digest,
+)
 from .source import INDEX, display_path
 
 __all__ = ["Node", "build_plan", "dependency_graph", "source_of"]
@@ -63,6 +87,7 @@ class Node:
 
 
 # -- Finding definitions in the source as loaded ----------------------------------
+
 
 def _record_for_code(code: types.CodeType) -> Any:
     return INDEX.by_filename(code.co_filename)
@@ -146,8 +171,12 @@ def _class_node(cls: type) -> Tuple[Any, Optional[ast.ClassDef]]:
     candidates: List[Any] = []
     parts = [p for p in cls.__qualname__.split(".") if p != "<locals>"]
     for part in parts:
-        candidates = [n for scope in scopes for n in _statements(scope)
-                      if isinstance(n, (*_FN, ast.ClassDef)) and n.name == part]
+        candidates = [
+            n
+            for scope in scopes
+            for n in _statements(scope)
+            if isinstance(n, (*_FN, ast.ClassDef)) and n.name == part
+        ]
         scopes = [n.body for n in candidates]
     candidates = [n for n in candidates if isinstance(n, ast.ClassDef)]
     if len(candidates) > 1:
@@ -168,12 +197,16 @@ def _method_lines(cls: type, filename: str) -> set:
     for member in vars(cls).values():
         if isinstance(member, (staticmethod, classmethod)):
             member = member.__func__
-        funcs = ([member.fget, member.fset, member.fdel] if isinstance(member, property)
-                 else [member])
+        funcs = (
+            [member.fget, member.fset, member.fdel] if isinstance(member, property) else [member]
+        )
         for func in funcs:
             code = getattr(func, "__code__", None)
-            if (isinstance(code, types.CodeType) and code.co_filename == filename
-                    and getattr(func, "__qualname__", "").startswith(prefix)):
+            if (
+                isinstance(code, types.CodeType)
+                and code.co_filename == filename
+                and getattr(func, "__qualname__", "").startswith(prefix)
+            ):
                 lines.add(code.co_firstlineno)
     return lines
 
@@ -192,9 +225,12 @@ def _statements(body: List[ast.stmt]) -> List[ast.stmt]:
         for name in ("body", "orelse", "finalbody", "handlers"):
             inner = getattr(stmt, name, None)
             if isinstance(inner, list):
-                out.extend(_statements([s for s in inner if isinstance(s, ast.stmt)]
-                                       + [s for h in inner if isinstance(h, ast.excepthandler)
-                                          for s in h.body]))
+                out.extend(
+                    _statements(
+                        [s for s in inner if isinstance(s, ast.stmt)]
+                        + [s for h in inner if isinstance(h, ast.excepthandler) for s in h.body]
+                    )
+                )
     return out
 
 
@@ -208,7 +244,7 @@ def _fresh_copy(record: Any, node: ast.AST) -> Any:
     if not isinstance(node, (*_FN, ast.ClassDef)):
         return None
     first = _first_line(node)
-    text = "".join(record.lines[first - 1:node.end_lineno])  # type: ignore[attr-defined]
+    text = "".join(record.lines[first - 1 : node.end_lineno])  # type: ignore[attr-defined]
     indented = text[:1] in (" ", "\t")
     try:
         tree = ast.parse("if 1:\n" + text if indented else text)
@@ -233,7 +269,7 @@ def source_of(obj: Any) -> str:
         return ""
     lines = record.source.splitlines(keepends=True)
     node = nodes[0]
-    return "".join(lines[_first_line(node) - 1:node.end_lineno])  # type: ignore[attr-defined]
+    return "".join(lines[_first_line(node) - 1 : node.end_lineno])  # type: ignore[attr-defined]
 
 
 def _decorators_below_cache(func: Any, node: ast.AST) -> Optional[int]:
@@ -271,6 +307,7 @@ def _decorators_below_cache(func: Any, node: ast.AST) -> Optional[int]:
 
 # -- Bytecode fallback ------------------------------------------------------------
 
+
 def _code_digest(code: types.CodeType, hasher: hashing.Hasher) -> None:
     """Digest of a code object without line numbers or file names."""
     hasher.feed_bytes(code.co_code)
@@ -290,6 +327,8 @@ def _freevar(func: Any, cell: Any) -> Optional[str]:
         if candidate is cell:
             return name
     return None
+
+
 _PROCESS_NONCE = os.urandom(16)
 
 
@@ -309,6 +348,7 @@ def bytecode_digest(obj: Any) -> str:
 
 
 # -- Building ---------------------------------------------------------------------
+
 
 def build_plan(func: Any, warn: bool = True) -> KeyPlan:
     """Analyse ``func`` (a function or class) and everything it reaches (``warn``:
@@ -349,26 +389,54 @@ class _Builder:
         for record in self.records:
             hasher.feed(tuple(record))
         static = hasher.digest()
-        summary = [{"qualname": n.qualname, "kind": n.kind, "file": n.filename,
-                    "line": n.lineno, "end": n.end_lineno, "digest": n.digest.hex()}
-                   for n in self.nodes]
-        externals = sorted({name.partition(":")[0].split(".")[0]
-                            for n in self.nodes for name in n.externals})
+        summary = [
+            {
+                "qualname": n.qualname,
+                "kind": n.kind,
+                "file": n.filename,
+                "line": n.lineno,
+                "end": n.end_lineno,
+                "digest": n.digest.hex(),
+            }
+            for n in self.nodes
+        ]
+        externals = sorted(
+            {name.partition(":")[0].split(".")[0] for n in self.nodes for name in n.externals}
+        )
         spec = None
-        self.not_stored.extend(f"the value {s.qualname} cannot be found again in another "
-                               "process" for s in self.slots if s.spec is None)
+        self.not_stored.extend(
+            f"the value {s.qualname} cannot be found again in another process"
+            for s in self.slots
+            if s.spec is None
+        )
         if self.persistable and not self.not_stored:
-            spec = {"format": ANALYSIS_FORMAT, "root": describe(self.root),
-                    "static_digest": static.hex(), "files": self.files,
-                    "guards": self.guard_specs,
-                    "slots": [[s.qualname, s.spec] for s in self.slots], "nodes": summary,
-                    "externals": externals,
-                    "warnings": self.warnings, "attributes": self.attribute_sets,
-                    "blind_spots": [[filename, lineno, what, where]
-                                    for where, filename, lineno, what, _ in self.blind]}
-        plan = KeyPlan(self.root, self.nodes, self.slots, self.guards, static,
-                       files=self.files, summary=summary, spec=spec,
-                       external_modules=externals)
+            spec = {
+                "format": ANALYSIS_FORMAT,
+                "root": describe(self.root),
+                "static_digest": static.hex(),
+                "files": self.files,
+                "guards": self.guard_specs,
+                "slots": [[s.qualname, s.spec] for s in self.slots],
+                "nodes": summary,
+                "externals": externals,
+                "warnings": self.warnings,
+                "attributes": self.attribute_sets,
+                "blind_spots": [
+                    [filename, lineno, what, where]
+                    for where, filename, lineno, what, _ in self.blind
+                ],
+            }
+        plan = KeyPlan(
+            self.root,
+            self.nodes,
+            self.slots,
+            self.guards,
+            static,
+            files=self.files,
+            summary=summary,
+            spec=spec,
+            external_modules=externals,
+        )
         plan.not_stored = "; ".join(dict.fromkeys(self.not_stored)) or None
         return plan
 
@@ -387,11 +455,11 @@ class _Builder:
         self._end = None
         canonical, filename, lineno = self._canonical(obj, is_root)
         node.filename, node.lineno, node.end_lineno = filename, lineno, self._end
-        if canonical is None and is_class and issubclass(obj, tuple) \
-                and hasattr(obj, "_fields"):
+        if canonical is None and is_class and issubclass(obj, tuple) and hasattr(obj, "_fields"):
             # A namedtuple: generated code, fully described by its fields and defaults.
             node.digest = hashing.digest_value(
-                ("namedtuple", obj.__name__, obj._fields, getattr(obj, "_field_defaults", {})))
+                ("namedtuple", obj.__name__, obj._fields, getattr(obj, "_field_defaults", {}))
+            )
             record_entry.extend([node.kind, node.digest])
             return index
         if canonical is None:
@@ -416,15 +484,26 @@ class _Builder:
                 hasher.feed_bytes(_PROCESS_NONCE)
                 node.digest = hasher.digest()
                 record_entry.extend([node.kind, node.digest])
-                self._warn(obj, filename, lineno, (
-                    "it was copied into this worker process without its source (a "
-                    "definition of __main__ or a notebook cell), so results computed here "
-                    "are not shared with other processes; define it in a module of your "
-                    "project, or pass the function that uses it from __main__ too"))
+                self._warn(
+                    obj,
+                    filename,
+                    lineno,
+                    (
+                        "it was copied into this worker process without its source (a "
+                        "definition of __main__ or a notebook cell), so results computed here "
+                        "are not shared with other processes; define it in a module of your "
+                        "project, or pass the function that uses it from __main__ too"
+                    ),
+                )
                 return index
             record_entry.extend([node.kind, node.digest])
-            self._warn(obj, filename, lineno, "its source is not available (analysed from "
-                                              "bytecode: helpers it calls are not followed)")
+            self._warn(
+                obj,
+                filename,
+                lineno,
+                "its source is not available (analysed from "
+                "bytecode: helpers it calls are not followed)",
+            )
             return index
 
         node.canonical = canonical
@@ -436,8 +515,9 @@ class _Builder:
             try:
                 target = resolve_ref(ref, obj)
             except Exception as exc:  # an import inside the function that fails now
-                target = Target(EXTERNAL, f"<unresolved {'.'.join(ref.chain)}: "
-                                          f"{type(exc).__name__}>")
+                target = Target(
+                    EXTERNAL, f"<unresolved {'.'.join(ref.chain)}: {type(exc).__name__}>"
+                )
             resolved.append((ref, target))
         self._blind_spots(obj, canonical.blind_spots, resolved, filename)
         for ref, target in resolved:
@@ -449,9 +529,14 @@ class _Builder:
         if not is_root and not is_class:
             # Default values were evaluated when the helper was defined: read them as values.
             if obj.__defaults__ or obj.__kwdefaults__:
-                slot = self._slot(("defaults", id(obj)),
-                                  Slot(f"{node.qualname}.__defaults__", defaults_of=obj,
-                                       spec=["defaults", describe(obj)]))
+                slot = self._slot(
+                    ("defaults", id(obj)),
+                    Slot(
+                        f"{node.qualname}.__defaults__",
+                        defaults_of=obj,
+                        spec=["defaults", describe(obj)],
+                    ),
+                )
                 node.slots.append(slot)
                 record_entry.append(("defaults", slot))
         node.digest = own.digest()
@@ -468,16 +553,29 @@ class _Builder:
         if kind in (GLOBAL, CLOSURE):
             if target.cell is not None:
                 owner, freevar = self._cell_owner(target.cell, node.obj)
-                slot = self._slot(("cell", id(target.cell)), Slot(
-                    target.qualname, cell=target.cell,
-                    spec=None if freevar is None else
-                    ["cell", freevar] if owner is None else ["cell", freevar, owner]))
+                slot = self._slot(
+                    ("cell", id(target.cell)),
+                    Slot(
+                        target.qualname,
+                        cell=target.cell,
+                        spec=None
+                        if freevar is None
+                        else ["cell", freevar]
+                        if owner is None
+                        else ["cell", freevar, owner],
+                    ),
+                )
             else:
                 module = self._module_name(target.namespace)
-                slot = self._slot(("global", id(target.namespace), target.name), Slot(
-                    _origin_name(module, target.name) or target.qualname, target.namespace,
-                    target.name,
-                    spec=None if module is None else ["global", module, target.name]))
+                slot = self._slot(
+                    ("global", id(target.namespace), target.name),
+                    Slot(
+                        _origin_name(module, target.name) or target.qualname,
+                        target.namespace,
+                        target.name,
+                        spec=None if module is None else ["global", module, target.name],
+                    ),
+                )
             node.slots.append(slot)
             own.feed(("value", target.qualname))
             return ("value", slot, target.rest)
@@ -516,7 +614,7 @@ class _Builder:
                 entries.append(self._attribute_slot(node, layer, hops, name, own))
         _, sources = _function_node(chain[-1]) if len(chain) > 1 else (None, [])
         shown = len(getattr(sources[0], "decorator_list", ())) if sources else 0
-        for layer in chain[:max(0, len(chain) - 1 - shown)]:
+        for layer in chain[: max(0, len(chain) - 1 - shown)]:
             if isinstance(layer, types.FunctionType) and is_project_object(layer):
                 child = self._visit(layer)
                 node.edges.append(child)
@@ -544,17 +642,24 @@ class _Builder:
             entries.append(self._attribute_slot(node, cls, -1, name, own))
         return entries
 
-    def _attribute_slot(self, node: Node, owner: Any, hops: int, name: str,
-                        own: hashing.Hasher) -> Any:
+    def _attribute_slot(
+        self, node: Node, owner: Any, hops: int, name: str, own: hashing.Hasher
+    ) -> Any:
         """Read ``owner.name`` at every call (from the owner's own namespace)."""
         namespace = vars(owner) if isinstance(owner, type) else getattr(owner, "__dict__", None)
         if namespace is None:
             return None
         identity = describe(owner)
-        slot = self._slot(("attribute", id(owner), name), Slot(
-            f"{qualname_of(owner)}.{name}", namespace, name,
-            spec=None if identity is None else ["attribute", identity, hops, name],
-            owner=owner))
+        slot = self._slot(
+            ("attribute", id(owner), name),
+            Slot(
+                f"{qualname_of(owner)}.{name}",
+                namespace,
+                name,
+                spec=None if identity is None else ["attribute", identity, hops, name],
+                owner=owner,
+            ),
+        )
         node.slots.append(slot)
         own.feed(("attribute", hops, name))
         return ("attribute", slot, hops, name)
@@ -576,8 +681,7 @@ class _Builder:
             key = (id(target.namespace), target.name)
             guard = (target.namespace, target.name, target.namespace.get(target.name, UNBOUND))
             module = self._module_name(target.namespace)
-            spec = None if module is None else ["global", module, target.name,
-                                                describe(guard[2])]
+            spec = None if module is None else ["global", module, target.name, describe(guard[2])]
         else:
             return
         if key not in self.guard_keys:
@@ -586,11 +690,15 @@ class _Builder:
             if spec is None or spec[3] is None:
                 self.persistable = False
                 self.not_stored.append(
-                    f"{target.qualname} is a name another process cannot check (" + (
+                    f"{target.qualname} is a name another process cannot check ("
+                    + (
                         "not a module global or a closure variable of the function"
-                        if spec is None else
-                        f"it is bound to a {type(guard[2]).__name__}, not a function, "
-                        "class or module") + ")")
+                        if spec is None
+                        else f"it is bound to a {type(guard[2]).__name__}, not a function, "
+                        "class or module"
+                    )
+                    + ")"
+                )
             self.guard_specs.append(spec)
 
     def _cell_owner(self, cell: Any, user: Any) -> Tuple[Optional[List[Any]], Optional[str]]:
@@ -627,8 +735,11 @@ class _Builder:
                     if not isinstance(func, types.FunctionType):
                         continue
                     self._add_code_guard(func)
-                    if node.from_source and not _written_in(func.__code__, node) \
-                            and is_project_object(func):
+                    if (
+                        node.from_source
+                        and not _written_in(func.__code__, node)
+                        and is_project_object(func)
+                    ):
                         child = self._visit(func)
                         node.edges.append(child)
                         self.records[node.index].append(("method", name, child))
@@ -656,8 +767,7 @@ class _Builder:
         code = getattr(obj, "__code__", None)
         record = _record_for_class(obj) if isinstance(obj, type) else _record_for_code(code)
         cached = _CANONICAL.get(key)
-        if cached is not None and cached[0] is obj and cached[1] is record \
-                and cached[2] is code:
+        if cached is not None and cached[0] is obj and cached[1] is record and cached[2] is code:
             _, _, _, result, end, files = cached
         else:
             saved, self.files = self.files, {}
@@ -686,8 +796,15 @@ class _Builder:
             self.files[record.filename] = record.digest.hex()
             self._end = node.end_lineno
             fresh = _fresh_copy(record, node)
-            return (canonical_class(fresh, owned=True) if fresh is not None
-                    else canonical_class(node)), record.filename, node.lineno
+            return (
+                (
+                    canonical_class(fresh, owned=True)
+                    if fresh is not None
+                    else canonical_class(node)
+                ),
+                record.filename,
+                node.lineno,
+            )
         record, nodes = _function_node(obj)
         code = obj.__code__
         if not nodes:
@@ -698,22 +815,26 @@ class _Builder:
         for n in nodes:
             fresh = _fresh_copy(record, n)
             keep = _decorators_below_cache(obj, n) if is_root else None
-            parts.append(canonical_function(fresh, include_defaults=not is_root,
-                                            decorators=keep, owned=True)
-                         if fresh is not None
-                         else canonical_function(n, include_defaults=not is_root,
-                                                 decorators=keep))
+            parts.append(
+                canonical_function(fresh, include_defaults=not is_root, decorators=keep, owned=True)
+                if fresh is not None
+                else canonical_function(n, include_defaults=not is_root, decorators=keep)
+            )
         if len(parts) == 1:
             return parts[0], record.filename, code.co_firstlineno
         # Several lambdas on one line: fold them all (a change in any re-runs).
         data = b"\n".join(p.data for p in parts)
-        merged = Canonical(data, tuple(r for p in parts for r in p.refs),
-                           tuple(b for p in parts for b in p.blind_spots),
-                           "\n".join(p.text for p in parts))
+        merged = Canonical(
+            data,
+            tuple(r for p in parts for r in p.refs),
+            tuple(b for p in parts for b in p.blind_spots),
+            "\n".join(p.text for p in parts),
+        )
         return merged, record.filename, code.co_firstlineno
 
-    def _blind_spots(self, obj: Any, spots: Sequence[BlindSpot], resolved: List[Any],
-                     filename: Optional[str]) -> None:
+    def _blind_spots(
+        self, obj: Any, spots: Sequence[BlindSpot], resolved: List[Any], filename: Optional[str]
+    ) -> None:
         if not spots:
             return
         # Warn only where the name really is the builtin (or importlib's function):
@@ -722,8 +843,11 @@ class _Builder:
         targets = {ref.chain: target for ref, target in resolved}
         for spot in spots:
             importing = spot.callee.endswith("import_module") or spot.callee == "__import__"
-            expected = ("importlib:import_module" if spot.callee.endswith("import_module")
-                        else f"builtins:{spot.callee}")
+            expected = (
+                "importlib:import_module"
+                if spot.callee.endswith("import_module")
+                else f"builtins:{spot.callee}"
+            )
             if denotes.get(spot.callee) != expected:
                 continue
             fix = None
@@ -737,8 +861,9 @@ class _Builder:
                 self._warn(obj, filename, spot.lineno, what, fix)
 
     # -- plugins: modules and attributes named by strings -----------------------------
-    def _follow_import(self, obj: Any, spot: BlindSpot,
-                       targets: Dict[Tuple[str, ...], Target]) -> Tuple[str, Optional[str]]:
+    def _follow_import(
+        self, obj: Any, spot: BlindSpot, targets: Dict[Tuple[str, ...], Target]
+    ) -> Tuple[str, Optional[str]]:
         """Follow ``import_module(name)`` where ``name`` is a constant or a project
         global (a string, or a list/tuple/set/dict of them); else say what to name.
         Returns (what is blind, the fix) with an empty ``what`` when resolved."""
@@ -767,15 +892,14 @@ class _Builder:
         candidates = _candidate_modules(kind, value, home, targets)
         if candidates:
             shown = ", ".join(candidates[:10]) + (", ..." if len(candidates) > 10 else "")
-            fix = (f"checkpoint(depends_on=[{shown}]) (the modules it can import, as "
-                   f"module objects)")
+            fix = f"checkpoint(depends_on=[{shown}]) (the modules it can import, as module objects)"
         else:
-            fix = ("checkpoint(depends_on=[...]) listing the modules it imports (as "
-                   "module objects)")
+            fix = "checkpoint(depends_on=[...]) listing the modules it imports (as module objects)"
         return spot.what, fix
 
-    def _follow_getattr(self, obj: Any, spot: BlindSpot,
-                        targets: Dict[Tuple[str, ...], Target]) -> str:
+    def _follow_getattr(
+        self, obj: Any, spot: BlindSpot, targets: Dict[Tuple[str, ...], Target]
+    ) -> str:
         """``getattr(module, name)``: the attribute (a constant name) or every
         definition of the module (a computed one). Other objects: a project class is
         followed already, a global's value is in the key, external code is not
@@ -823,8 +947,9 @@ class _Builder:
         for name in sorted(vars(module)):
             self._follow_attribute(obj, module, name, defined_here=True)
 
-    def _follow_attribute(self, obj: Any, module: types.ModuleType, name: str,
-                          defined_here: bool = False) -> None:
+    def _follow_attribute(
+        self, obj: Any, module: types.ModuleType, name: str, defined_here: bool = False
+    ) -> None:
         namespace = vars(module)
         value = namespace.get(name, UNBOUND)
         node = self.nodes[self.by_id[id(obj)]]
@@ -835,9 +960,17 @@ class _Builder:
                 return  # imported there: reached through its own module if at all
             if not is_project_object(original):
                 return
-            self._guard(Target(CLASS if isinstance(original, type) else FUNCTION,
-                               qualname_of(original), original, (), namespace, name),
-                        obj)
+            self._guard(
+                Target(
+                    CLASS if isinstance(original, type) else FUNCTION,
+                    qualname_of(original),
+                    original,
+                    (),
+                    namespace,
+                    name,
+                ),
+                obj,
+            )
             child = self._visit(original)
             node.edges.append(child)
             record_entry.append(("plugin", module.__name__, name, child))
@@ -846,18 +979,26 @@ class _Builder:
             return
         if isinstance(value, types.ModuleType):
             return
-        slot = self._slot(("global", id(namespace), name), Slot(
-            f"{module.__name__}:{name}", namespace, name,
-            spec=["global", module.__name__, name]))
+        slot = self._slot(
+            ("global", id(namespace), name),
+            Slot(
+                f"{module.__name__}:{name}", namespace, name, spec=["global", module.__name__, name]
+            ),
+        )
         node.slots.append(slot)
         record_entry.append(("plugin-value", module.__name__, name, slot))
 
-    def _warn(self, obj: Any, filename: Optional[str], lineno: Optional[int],
-              what: str, fix: Optional[str] = None) -> None:
+    def _warn(
+        self,
+        obj: Any,
+        filename: Optional[str],
+        lineno: Optional[int],
+        what: str,
+        fix: Optional[str] = None,
+    ) -> None:
         index = self.by_id.get(id(obj))
         if index is not None:
             self.nodes[index].blind_spots.append((lineno, what))
-        root = qualname_of(self.root)
         where = qualname_of(obj)
         if is_acknowledged(self.root):
             return  # depends_on covers it: recorded for graph(), not warned
@@ -878,14 +1019,14 @@ class _Builder:
             if fix and fix not in fixes:
                 fixes.append(fix)
         if not fixes:
-            fixes.append("checkpoint(depends_on=[...]) (functions, classes, modules or "
-                         "values)")
+            fixes.append("checkpoint(depends_on=[...]) (functions, classes, modules or values)")
         message = (
             f"checkpointing cannot see everything {root} depends on: "
             f"{'; '.join(causes)}. A change to what it reaches this way will not re-run "
             f"{root}. Name what it uses with {' or '.join(fixes)}, leave arguments out "
             f"of the key with checkpoint(ignore=[...]), or silence this with "
-            f"defaults['analysis.warn_blind_spots'] = False")
+            f"defaults['analysis.warn_blind_spots'] = False"
+        )
         _, filename, lineno, _, _ = self.blind[0]
         self.warnings.append([[root], message, filename, lineno])
         if not self.quiet:
@@ -895,13 +1036,17 @@ class _Builder:
 # -- Plugins named by strings -----------------------------------------------------
 
 # Module globals of a plugin that are read at each call (the rest: definitions, modules).
-_PLAIN_VALUES = frozenset({int, float, complex, str, bytes, bool, type(None), tuple, list,
-                           dict, set, frozenset})
+_PLAIN_VALUES = frozenset(
+    {int, float, complex, str, bytes, bool, type(None), tuple, list, dict, set, frozenset}
+)
 
 
 def _home_module(obj: Any) -> str:
-    name = obj.__module__ if isinstance(obj, type) else \
-        obj.__globals__.get("__name__") or getattr(obj, "__module__", "") or ""
+    name = (
+        obj.__module__
+        if isinstance(obj, type)
+        else obj.__globals__.get("__name__") or getattr(obj, "__module__", "") or ""
+    )
     if name == "__main__":  # run with ``python -m pkg.main``: relative to ``pkg``
         spec = getattr(sys.modules.get("__main__"), "__spec__", None)
         name = getattr(spec, "name", None) or name
@@ -930,8 +1075,9 @@ def _absolute(name: str, home: str) -> Optional[str]:
     import importlib.util
 
     module = sys.modules.get(home)
-    package = home if module is not None and hasattr(module, "__path__") \
-        else home.rpartition(".")[0]
+    package = (
+        home if module is not None and hasattr(module, "__path__") else home.rpartition(".")[0]
+    )
     try:
         return importlib.util.resolve_name(name, package)
     except (ImportError, ValueError):
@@ -963,8 +1109,9 @@ def _plugin_module(name: str, home: str) -> Optional[types.ModuleType]:
     return module if is_project_object(module) else None
 
 
-def _candidate_modules(kind: str, value: Any, home: str,
-                       targets: Dict[Tuple[str, ...], Target]) -> List[str]:
+def _candidate_modules(
+    kind: str, value: Any, home: str, targets: Dict[Tuple[str, ...], Target]
+) -> List[str]:
     """Project modules an import by a computed name could mean, where knowable: those
     under a constant prefix (``"pkg.plugins." + name``), or named by the values of
     the globals the definition reads."""
@@ -998,8 +1145,11 @@ def _written_in(code: types.CodeType, node: Node) -> bool:
     if node.filename is None or node.lineno is None or node.end_lineno is None:
         return True
     record = INDEX.by_filename(code.co_filename)
-    return record is not None and record.filename == node.filename \
+    return (
+        record is not None
+        and record.filename == node.filename
         and node.lineno <= code.co_firstlineno <= node.end_lineno
+    )
 
 
 # (id(definition), is_root) -> (definition, its source record, its code, canonical
@@ -1051,8 +1201,14 @@ def dependency_graph(func: Any) -> Any:
         plan = build_plan(unwrap(func), warn=False)
     graph = nx.DiGraph()
     for node in plan.nodes:
-        graph.add_node(node.qualname, kind=node.kind, file=node.filename, line=node.lineno,
-                       digest=node.digest.hex(), from_source=node.from_source)
+        graph.add_node(
+            node.qualname,
+            kind=node.kind,
+            file=node.filename,
+            line=node.lineno,
+            digest=node.digest.hex(),
+            from_source=node.from_source,
+        )
     for node in plan.nodes:
         for child in node.edges:
             graph.add_edge(node.qualname, plan.nodes[child].qualname)
@@ -1065,7 +1221,6 @@ def dependency_graph(func: Any) -> Any:
             graph.add_node(name, kind=EXTERNAL)
             graph.add_edge(node.qualname, name)
     return graph
-
 
 
 def member_digests(cls: type) -> Dict[str, List[Any]]:
@@ -1081,8 +1236,12 @@ def member_digests(cls: type) -> Dict[str, List[Any]]:
         if not isinstance(stmt, _FN):
             continue
         fresh = _fresh_copy(record, stmt)
-        canonical = canonical_function(fresh if fresh is not None else stmt,
-                                       include_defaults=True, owned=fresh is not None)
-        out[f"{owner}.{stmt.name}"] = [hashing.Hasher().feed_bytes(canonical.data).hexdigest(),
-                                       record.filename, _first_line(stmt)]
+        canonical = canonical_function(
+            fresh if fresh is not None else stmt, include_defaults=True, owned=fresh is not None
+        )
+        out[f"{owner}.{stmt.name}"] = [
+            hashing.Hasher().feed_bytes(canonical.data).hexdigest(),
+            record.filename,
+            _first_line(stmt),
+        ]
     return out

@@ -11,13 +11,14 @@ still catches a value that cannot be hashed::
      └── ConfigurationError(CheckpointError, ValueError)     a bad option, at decoration time
 
     CheckpointWarning(UserWarning)
-     ├── CheckpointFailedWarning(CheckpointWarning, RuntimeWarning) caching failed, on_error="warn"
-     ├── HashFailedWarning(CheckpointWarning)                 ... because a value has no digest
-     ├── CorruptEntryWarning(CheckpointWarning)               an unreadable entry was treated as a miss
-     ├── UntrustedEntryWarning(CheckpointWarning)             an entry others could have written was not loaded
-     ├── BlindSpotWarning(CheckpointWarning)                  the analyzer cannot see what code reaches
-     ├── SideEffectWarning(CheckpointWarning)                 files written that a hit will not rewrite
-     └── ExpensiveOverheadWarning(CheckpointWarning)          caching costs more than the call
+     ├── CheckpointFailedWarning(CheckpointWarning, RuntimeWarning)
+     │                                      caching failed, on_error="warn"
+     ├── HashFailedWarning(CheckpointWarning)       ... because a value has no digest
+     ├── CorruptEntryWarning(CheckpointWarning)     an unreadable entry was treated as a miss
+     ├── UntrustedEntryWarning(CheckpointWarning)   an entry others could write was not loaded
+     ├── BlindSpotWarning(CheckpointWarning)        the analyzer cannot see what code reaches
+     ├── SideEffectWarning(CheckpointWarning)       files written that a hit will not rewrite
+     └── ExpensiveOverheadWarning(CheckpointWarning) caching costs more than the call
 
 The names ``CheckpointNotExist``, ``CheckpointFailedError``, ``HashFailedError``,
 ``CheckpointFailedWarning``, ``HashFailedWarning`` and ``ExpensiveOverheadWarning``

@@ -59,16 +59,19 @@ def diff(now: Dict[str, Any], before: Dict[str, Any]) -> List[Change]:
             changes.append(Change("reached", name, _where(node)))
         elif node[0] != nodes_before[name][0]:
             changes.append(Change("code", name, _where(node)))
-    changes.extend(Change("unreached", name) for name in nodes_before
-                   if name not in nodes_now)
+    changes.extend(Change("unreached", name) for name in nodes_before if name not in nodes_now)
     globals_now, globals_before = now.get("globals", {}), before.get("globals", {})
-    changes.extend(Change("global", name) for name in globals_now
-                   if globals_before.get(name) != globals_now[name])
+    changes.extend(
+        Change("global", name)
+        for name in globals_now
+        if globals_before.get(name) != globals_now[name]
+    )
     versions_now, versions_before = now.get("versions", {}), before.get("versions", {})
-    changes.extend(Change("version", f"{name} {versions_before.get(name, 'none')} -> "
-                                     f"{version}")
-                   for name, version in versions_now.items()
-                   if versions_before and versions_before.get(name) != version)
+    changes.extend(
+        Change("version", f"{name} {versions_before.get(name, 'none')} -> {version}")
+        for name, version in versions_now.items()
+        if versions_before and versions_before.get(name) != version
+    )
     args_now, args_before = now.get("arguments", {}), before.get("arguments", {})
     changed_args = [name for name in args_now if args_before.get(name) != args_now[name]]
     code_now, code_before = now.get("argument_code"), before.get("argument_code")
@@ -76,28 +79,39 @@ def diff(now: Dict[str, Any], before: Dict[str, Any]) -> List[Change]:
         # An argument's digest covers the code of its class: name what changed there,
         # and call the values new only where they differ with classes taken by name.
         named = {c.name for c in changes}
-        changed_code = [name for name, node in code_now.items()
-                        if name in code_before and node[0] != code_before[name][0]
-                        and name not in named]
-        found = [Change("code", name, _where(code_now[name])) for name in changed_code
-                 # A class whose method changed changed too: the method says more.
-                 if not any(other.startswith(name + ".") for other in changed_code)]
-        found += [Change("reached", name, _where(node)) for name, node in code_now.items()
-                  if name not in code_before and name not in named]
-        found += [Change("unreached", name) for name in code_before
-                  if name not in code_now and name not in named]
+        changed_code = [
+            name
+            for name, node in code_now.items()
+            if name in code_before and node[0] != code_before[name][0] and name not in named
+        ]
+        found = [
+            Change("code", name, _where(code_now[name]))
+            for name in changed_code
+            # A class whose method changed changed too: the method says more.
+            if not any(other.startswith(name + ".") for other in changed_code)
+        ]
+        found += [
+            Change("reached", name, _where(node))
+            for name, node in code_now.items()
+            if name not in code_before and name not in named
+        ]
+        found += [
+            Change("unreached", name)
+            for name in code_before
+            if name not in code_now and name not in named
+        ]
         changes.extend(found)
         values_now, values_before = now.get("argument_values"), before.get("argument_values")
         if found and values_now is not None and values_before is not None:
-            changed_args = [name for name in changed_args
-                            if values_before.get(name) != values_now.get(name)]
+            changed_args = [
+                name for name in changed_args if values_before.get(name) != values_now.get(name)
+            ]
     if changed_args:
         changes.append(Change("argument", ", ".join(changed_args)))
     return changes
 
 
-def nearest(now: Dict[str, Any], history: List[Dict[str, Any]]
-            ) -> Optional[Dict[str, Any]]:
+def nearest(now: Dict[str, Any], history: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     """The earlier entry with the fewest differences (the most recent among equals)."""
     best, best_count = None, None
     for entry in reversed(history):
@@ -120,8 +134,15 @@ class Explanation:
         nearest_key: the key of the nearest earlier entry (None on a first call).
     """
 
-    def __init__(self, function: str, key: str, hit: bool, changes: List[Change],
-                 nearest_key: Optional[str], has_history: bool) -> None:
+    def __init__(
+        self,
+        function: str,
+        key: str,
+        hit: bool,
+        changes: List[Change],
+        nearest_key: Optional[str],
+        has_history: bool,
+    ) -> None:
         self.function = function
         self.key = key
         self.hit = hit
@@ -139,10 +160,16 @@ class Explanation:
 
     def to_dict(self) -> Dict[str, Any]:
         """The explanation as plain data (for ``--json``)."""
-        return {"function": self.function, "key": self.key, "hit": self.hit,
-                "first_call": self.first_call, "nearest_key": self.nearest_key,
-                "changes": [c._asdict() for c in self.changes], "summary": self._answer(),
-                "blind_spots": list(self.blind_spots)}
+        return {
+            "function": self.function,
+            "key": self.key,
+            "hit": self.hit,
+            "first_call": self.first_call,
+            "nearest_key": self.nearest_key,
+            "changes": [c._asdict() for c in self.changes],
+            "summary": self._answer(),
+            "blind_spots": list(self.blind_spots),
+        }
 
     def __str__(self) -> str:
         text = self._answer()
@@ -156,25 +183,31 @@ class Explanation:
         if self.first_call:
             return f"{self.function} runs: first call"
         if not self.changes:
-            return (f"{self.function} re-runs: no entry for this key, though nothing "
-                    f"tracked differs from entry {self.nearest_key} (it was deleted, or "
-                    f"stored by another Python or checkpointing version)")
+            return (
+                f"{self.function} re-runs: no entry for this key, though nothing "
+                f"tracked differs from entry {self.nearest_key} (it was deleted, or "
+                f"stored by another Python or checkpointing version)"
+            )
         return f"{self.function} re-runs: " + "; ".join(str(c) for c in self.changes)
 
     def __repr__(self) -> str:
         return f"<Explanation {self}>"
 
 
-def explanation_for(function: str, key: str, hit: bool, fingerprint: Optional[Dict[str, Any]],
-                    history: List[Dict[str, Any]]) -> Explanation:
+def explanation_for(
+    function: str,
+    key: str,
+    hit: bool,
+    fingerprint: Optional[Dict[str, Any]],
+    history: List[Dict[str, Any]],
+) -> Explanation:
     """Build the explanation of a call from its fingerprint and the function's history."""
     if hit or fingerprint is None:
         return Explanation(function, key, hit, [], None, bool(history))
     entry = nearest(fingerprint, history)
     if entry is None:
         return Explanation(function, key, False, [], None, bool(history))
-    return Explanation(function, key, False, diff(fingerprint, entry), entry.get("key"),
-                       True)
+    return Explanation(function, key, False, diff(fingerprint, entry), entry.get("key"), True)
 
 
 def explain(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Explanation:
@@ -189,6 +222,8 @@ def explain(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Explanation:
     decorator = getattr(func, "checkpoint", None)
     original = getattr(func, "__wrapped__", None)
     if decorator is None or original is None:
-        raise TypeError(f"explain() takes a function decorated with @checkpoint, not "
-                        f"{func!r}; decorate it first")
+        raise TypeError(
+            f"explain() takes a function decorated with @checkpoint, not "
+            f"{func!r}; decorate it first"
+        )
     return decorator.explain(original, args, kwargs)

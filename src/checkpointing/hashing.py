@@ -18,11 +18,18 @@ import sys
 import threading
 import types
 from collections import defaultdict
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
 import xxhash
 
 from .errors import HashFailedError
+
+if TYPE_CHECKING:  # annotations only: these modules load when a value of theirs is seen
+    import datetime
+    import decimal
+    import fractions
+    import pathlib
+    import uuid
 
 __all__ = [
     "DIGEST_SIZE",
@@ -62,9 +69,11 @@ class UnhashableValue(HashFailedError):
     def _message(self) -> str:
         where = f"at {self.path}" if self.path else "(the value itself)"
         why = f": {self.reason}" if self.reason else ""
-        return (f"cannot hash a value of type {self.type_name} {where}{why}. Register a "
-                f"digester with checkpointing.hashing.register_digester({self.type_name}, fn), "
-                f"or leave the argument out of the key (checkpoint(ignore=[...]))")
+        return (
+            f"cannot hash a value of type {self.type_name} {where}{why}. Register a "
+            f"digester with checkpointing.hashing.register_digester({self.type_name}, fn), "
+            f"or leave the argument out of the key (checkpoint(ignore=[...]))"
+        )
 
     def _prepend(self, part: str) -> None:
         self.path = part + self.path
@@ -86,10 +95,10 @@ def _unhashable(obj: Any, reason: str = "") -> UnhashableValue:
 
 # -- Low-level framing ----------------------------------------------------------------
 
-_TL = struct.Struct("<cQ").pack      # tag + unsigned length/count
-_TQ = struct.Struct("<cq").pack      # tag + signed 64-bit integer
-_TD = struct.Struct("<cd").pack      # tag + float
-_TDD = struct.Struct("<cdd").pack    # tag + complex
+_TL = struct.Struct("<cQ").pack  # tag + unsigned length/count
+_TQ = struct.Struct("<cq").pack  # tag + signed 64-bit integer
+_TD = struct.Struct("<cd").pack  # tag + float
+_TDD = struct.Struct("<cdd").pack  # tag + complex
 _q = struct.Struct("<q").pack
 _NAN = float("nan")
 _StructError = struct.error
@@ -112,13 +121,12 @@ def _put_str(buf: bytearray, tag: bytes, s: str) -> None:
 # -- Registries -------------------------------------------------------------------------
 
 _LOCK = threading.Lock()
-_USER_TYPES: Dict[type, Digester] = {}              # registered types, later wins
+_USER_TYPES: Dict[type, Digester] = {}  # registered types, later wins
 _PREDICATES: List[Tuple[Callable[[Any], bool], Digester]] = []
 _CLASS_DIGESTERS: List[ClassDigester] = []
 
 
-def register_digester(type_or_predicate: Union[type, Callable[[Any], bool]],
-                      fn: Digester) -> None:
+def register_digester(type_or_predicate: Union[type, Callable[[Any], bool]], fn: Digester) -> None:
     """Give values a digest computed by ``fn(value) -> bytes``.
 
     ``type_or_predicate`` is a type (matching instances of it and its subclasses; the
@@ -132,8 +140,10 @@ def register_digester(type_or_predicate: Union[type, Callable[[Any], bool]],
         elif callable(type_or_predicate):
             _PREDICATES.append((type_or_predicate, fn))
         else:
-            raise TypeError("register_digester expects a type or a predicate, "
-                            f"not {type(type_or_predicate).__name__}")
+            raise TypeError(
+                "register_digester expects a type or a predicate, "
+                f"not {type(type_or_predicate).__name__}"
+            )
         _reset_dispatch()
 
 
@@ -149,6 +159,7 @@ def register_class_digester(fn: ClassDigester) -> None:
 
 
 # -- The hasher ---------------------------------------------------------------------------
+
 
 class Hasher:
     """Incremental xxh3-128 digest of a sequence of values.
@@ -174,9 +185,12 @@ class Hasher:
                 enc = _resolve(type(obj))
             enc(self, obj)
         except RecursionError:
-            raise UnhashableValue(_type_name(type(obj)), "",
-                                  "it is nested too deeply (or refers to itself "
-                                  "through objects rebuilt on every access)") from None
+            raise UnhashableValue(
+                _type_name(type(obj)),
+                "",
+                "it is nested too deeply (or refers to itself "
+                "through objects rebuilt on every access)",
+            ) from None
         if len(self._buf) > _FLUSH_AT:
             self._flush()
         return self
@@ -266,6 +280,7 @@ def _feed_at(h: Hasher, obj: Any, part: str) -> None:
 
 # -- Scalars ----------------------------------------------------------------------------
 
+
 def _enc_none(h: Hasher, obj: Any) -> None:
     h._buf += b"N"
 
@@ -333,6 +348,7 @@ def _enc_notimplemented(h: Hasher, obj: Any) -> None:
 
 
 # -- Containers -------------------------------------------------------------------------
+
 
 def _items(h: Hasher, obj: Any, buf: bytearray) -> None:
     """Encode the items of a sequence, with a fast path for ints and strings."""
@@ -494,6 +510,7 @@ def _enc_slice(h: Hasher, obj: slice) -> None:
 
 # -- Classes, enums, objects ----------------------------------------------------------
 
+
 def _class_ident(h: Hasher, cls: type) -> None:
     """Identify a class: by the class digester if it answers, else by its name."""
     buf = h._buf
@@ -503,8 +520,9 @@ def _class_ident(h: Hasher, cls: type) -> None:
         except HashFailedError:
             raise
         except Exception as exc:
-            raise UnhashableValue(_type_name(cls), "",
-                                  f"the class digester failed ({exc!r})") from exc
+            raise UnhashableValue(
+                _type_name(cls), "", f"the class digester failed ({exc!r})"
+            ) from exc
         if d is not None:
             buf += _TL(b"Y", len(d))
             buf += d
@@ -561,8 +579,12 @@ def _derived_names(cls: type) -> frozenset:
     """
     names = _derived_cache.get(cls)
     if names is None:
-        found = {name for c in cls.__mro__ for name, member in vars(c).items()
-                 if isinstance(member, functools.cached_property)}
+        found = {
+            name
+            for c in cls.__mro__
+            for name, member in vars(c).items()
+            if isinstance(member, functools.cached_property)
+        }
         names = _derived_cache[cls] = frozenset(found)
     return names
 
@@ -674,10 +696,15 @@ def _enc_reduce(h: Hasher, obj: Any) -> None:
         _feed_at(h, args, ".__reduce_ex__(4)[1]")
         if type(state) is dict:
             _attr_state(h, _without_derived(state, type(obj)))
-        elif (type(state) is tuple and len(state) == 2
-              and (state[0] is None or type(state[0]) is dict) and type(state[1]) is dict):
-            _attr_state(h, {**_without_derived(state[0] or {}, type(obj)),
-                            **state[1]})  # (__dict__, slots)
+        elif (
+            type(state) is tuple
+            and len(state) == 2
+            and (state[0] is None or type(state[0]) is dict)
+            and type(state[1]) is dict
+        ):
+            _attr_state(
+                h, {**_without_derived(state[0] or {}, type(obj)), **state[1]}
+            )  # (__dict__, slots)
         else:
             _feed_at(h, state, ".__reduce_ex__(4)[2]")
         _feed_at(h, None if listitems is None else list(listitems), "")
@@ -723,15 +750,26 @@ def _enc_defaultdict(h: Hasher, obj: defaultdict) -> None:
 
 # -- Functions, code, modules ------------------------------------------------------------
 
+
 def _enc_code(h: Hasher, code: types.CodeType) -> None:
     buf = h._buf
     buf += b"K"
     co_code = code.co_code
     buf += _TL(b"b", len(co_code))
     buf += co_code
-    _feed(h, (code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount,
-              code.co_flags, code.co_names, code.co_varnames, code.co_freevars,
-              code.co_cellvars))
+    _feed(
+        h,
+        (
+            code.co_argcount,
+            code.co_posonlyargcount,
+            code.co_kwonlyargcount,
+            code.co_flags,
+            code.co_names,
+            code.co_varnames,
+            code.co_freevars,
+            code.co_cellvars,
+        ),
+    )
     buf += _TL(b"t", len(code.co_consts))
     for const in code.co_consts:
         _feed(h, const)
@@ -827,6 +865,7 @@ def _enc_cell(h: Hasher, obj: Any) -> None:
 
 # -- Standard library values --------------------------------------------------------------
 
+
 def _enc_tzinfo(h: Hasher, tz: datetime.tzinfo) -> None:
     h._buf += b"z"
     _class_ident(h, type(tz))
@@ -874,6 +913,7 @@ def _enc_purepath(h: Hasher, obj: pathlib.PurePath) -> None:
 
 
 # -- numpy and pandas (only when already imported) ---------------------------------------
+
 
 def _dtype_key(dt: Any) -> str:
     if dt.fields is None and dt.subdtype is None:
@@ -1119,14 +1159,24 @@ _KNOWN: Dict[type, Encoder] = {
 # imported, so they are looked up only then (importing them all would slow down
 # ``import checkpointing`` by tens of milliseconds).
 _KNOWN_BY_MODULE: Dict[str, Tuple[Tuple[str, Encoder], ...]] = {
-    "datetime": (("datetime", _enc_datetime), ("time", _enc_datetime), ("date", _enc_date),
-                 ("timedelta", _enc_timedelta), ("tzinfo", _enc_tzinfo)),
+    "datetime": (
+        ("datetime", _enc_datetime),
+        ("time", _enc_datetime),
+        ("date", _enc_date),
+        ("timedelta", _enc_timedelta),
+        ("tzinfo", _enc_tzinfo),
+    ),
     "decimal": (("Decimal", _enc_decimal),),
     "fractions": (("Fraction", _enc_fraction),),
     "uuid": (("UUID", _enc_uuid),),
-    "pathlib": (("PurePath", _enc_purepath), ("PurePosixPath", _enc_purepath),
-                ("PureWindowsPath", _enc_purepath), ("Path", _enc_purepath),
-                ("PosixPath", _enc_purepath), ("WindowsPath", _enc_purepath)),
+    "pathlib": (
+        ("PurePath", _enc_purepath),
+        ("PurePosixPath", _enc_purepath),
+        ("PureWindowsPath", _enc_purepath),
+        ("Path", _enc_purepath),
+        ("PosixPath", _enc_purepath),
+        ("WindowsPath", _enc_purepath),
+    ),
 }
 
 
@@ -1145,20 +1195,44 @@ def _known_encoder(t: type) -> Optional[Encoder]:
     return None
 
 
-_BUILTIN_BASES = (bool, int, float, complex, str, bytes, bytearray, tuple, list, dict,
-                  set, frozenset)
+_BUILTIN_BASES = (
+    bool,
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    bytearray,
+    tuple,
+    list,
+    dict,
+    set,
+    frozenset,
+)
 
 _NEVER_REASON = "it is a live resource (file, lock, thread, generator...) with no value"
 
 
 def _never_types() -> Tuple[type, ...]:
-    never: List[type] = [io.IOBase, types.GeneratorType, types.CoroutineType,
-                         types.AsyncGeneratorType, types.FrameType, types.TracebackType,
-                         threading.Thread, type(threading.Lock()), type(threading.RLock()),
-                         threading.Condition, threading.Event, threading.Semaphore,
-                         threading.Barrier,
-                         type(iter(())), type(iter([]))]
+    never: List[type] = [
+        io.IOBase,
+        types.GeneratorType,
+        types.CoroutineType,
+        types.AsyncGeneratorType,
+        types.FrameType,
+        types.TracebackType,
+        threading.Thread,
+        type(threading.Lock()),
+        type(threading.RLock()),
+        threading.Condition,
+        threading.Event,
+        threading.Semaphore,
+        threading.Barrier,
+        type(iter(())),
+        type(iter([])),
+    ]
     import weakref
+
     never.append(weakref.ref)
     socket = sys.modules.get("socket")
     if socket is not None:
@@ -1179,8 +1253,9 @@ def _user_encoder(fn: Digester) -> Encoder:
         except Exception as exc:
             raise _unhashable(obj, f"its registered digester failed ({exc!r})") from exc
         if not isinstance(d, (bytes, bytearray, memoryview)):
-            raise _unhashable(obj, f"its registered digester returned "
-                                   f"{type(d).__name__}, not bytes")
+            raise _unhashable(
+                obj, f"its registered digester returned {type(d).__name__}, not bytes"
+            )
         buf = h._buf
         _put_str(buf, b"U", _type_name(type(obj)))
         buf += _TL(b"b", len(d))
@@ -1205,9 +1280,12 @@ def _with_predicates(fallback: Encoder) -> Encoder:
 def _has_default_reduce(t: type) -> bool:
     getstate = getattr(t, "__getstate__", None)
     default_getstate = getattr(object, "__getstate__", None)
-    return (t.__reduce_ex__ is object.__reduce_ex__ and t.__reduce__ is object.__reduce__
-            and (getstate is None or getstate is default_getstate)
-            and all(c.__flags__ & (1 << 9) for c in t.__mro__[:-1]))  # heap types
+    return (
+        t.__reduce_ex__ is object.__reduce_ex__
+        and t.__reduce__ is object.__reduce__
+        and (getstate is None or getstate is default_getstate)
+        and all(c.__flags__ & (1 << 9) for c in t.__mro__[:-1])
+    )  # heap types
 
 
 def _resolve_uncached(t: type) -> Encoder:

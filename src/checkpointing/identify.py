@@ -25,14 +25,19 @@ import threading
 import warnings
 from abc import ABC, abstractmethod
 from types import FrameType
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence,
-                    Tuple)
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import hashing
 from .errors import ConfigurationError, HashFailedError
 
-__all__ = ["AutoFuncCallIdentifier", "ArgumentBinder", "FuncCallContext",
-           "FuncCallIdentifierBase", "KEY_FORMAT", "qualified_name"]
+__all__ = [
+    "AutoFuncCallIdentifier",
+    "ArgumentBinder",
+    "FuncCallContext",
+    "FuncCallIdentifierBase",
+    "KEY_FORMAT",
+    "qualified_name",
+]
 
 # Bump when the composition of keys changes, so old entries stop matching.
 KEY_FORMAT = 1
@@ -75,14 +80,20 @@ class FuncCallContext:
 
     __slots__ = ("func", "args", "kwargs", "_arguments", "_locals")
 
-    def __init__(self, func: Callable[..., Any], args: Tuple[Any, ...],
-                 kwargs: Mapping[str, Any], def_frame: Optional[FrameType] = None) -> None:
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        args: Tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        def_frame: Optional[FrameType] = None,
+    ) -> None:
         self.func = func
         self.args = args
         self.kwargs = kwargs
         self._arguments: Optional[Dict[str, Any]] = None
         self._locals: Optional[Dict[str, Any]] = (
-            None if def_frame is None else dict(def_frame.f_locals))
+            None if def_frame is None else dict(def_frame.f_locals)
+        )
 
     def get_nonlocal_variable(self, varname: str) -> Any:
         """The value of ``varname`` as the function sees it from outside its body, or
@@ -178,15 +189,19 @@ class ArgumentBinder:
         ignore = tuple(ignore)
         unknown = [name for name in ignore if name not in self._names]
         if unknown:
-            msg = (f"ignore={list(ignore)!r} names {unknown!r}, which "
-                   f"{'is not a parameter' if len(unknown) == 1 else 'are not parameters'} of "
-                   f"{qualified_name(func)}{self._signature}; list parameter names only")
+            msg = (
+                f"ignore={list(ignore)!r} names {unknown!r}, which "
+                f"{'is not a parameter' if len(unknown) == 1 else 'are not parameters'} of "
+                f"{qualified_name(func)}{self._signature}; list parameter names only"
+            )
             raise ConfigurationError(msg)
-        self._keep = None if not ignore else tuple(
-            i for i, name in enumerate(self._names) if name not in ignore)
+        self._keep = (
+            None
+            if not ignore
+            else tuple(i for i, name in enumerate(self._names) if name not in ignore)
+        )
         self._nparams = len(params)
-        self._simple = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                           for p in params)
+        self._simple = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
         tail = []
         for p in reversed(params):
             if p.default is p.empty:
@@ -201,7 +216,7 @@ class ArgumentBinder:
             if missing == 0:
                 values = args
             elif 0 < missing <= len(self._defaults_tail):
-                values = args + self._defaults_tail[len(self._defaults_tail) - missing:]
+                values = args + self._defaults_tail[len(self._defaults_tail) - missing :]
             else:
                 values = self._slow(args, kwargs)
         else:
@@ -238,19 +253,29 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
             1.0 and ignored (keys always use xxh3-128).
     """
 
-    def __init__(self, algorithm: Optional[str] = None, pickle_protocol: Optional[int] = None,
-                 *, ignore: Sequence[str] = (), depends_on: Sequence[Any] = (),
-                 track_versions: Optional[bool] = None) -> None:
+    def __init__(
+        self,
+        algorithm: Optional[str] = None,
+        pickle_protocol: Optional[int] = None,
+        *,
+        ignore: Sequence[str] = (),
+        depends_on: Sequence[Any] = (),
+        track_versions: Optional[bool] = None,
+    ) -> None:
         if algorithm is not None or pickle_protocol is not None:
-            warnings.warn("AutoFuncCallIdentifier(algorithm=..., pickle_protocol=...) have no "
-                          "effect since checkpointing 2.0: keys use xxh3-128",
-                          DeprecationWarning, stacklevel=2)
+            warnings.warn(
+                "AutoFuncCallIdentifier(algorithm=..., pickle_protocol=...) have no "
+                "effect since checkpointing 2.0: keys use xxh3-128",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         if isinstance(ignore, str):
             ignore = [ignore]
         if not isinstance(depends_on, (list, tuple)):
             raise ConfigurationError(
                 f"depends_on={depends_on!r} is not a list; pass a list of objects, "
-                f"e.g. depends_on=[helper, CONFIG]")
+                f"e.g. depends_on=[helper, CONFIG]"
+            )
         self.ignore = tuple(ignore)
         self.depends_on = tuple(depends_on)
         if track_versions is None:
@@ -283,16 +308,20 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         _current = current
         self.binder_for(func)
 
-    def fingerprint(self, func: Callable[..., Any], args: Tuple[Any, ...],
-                    kwargs: Mapping[str, Any]) -> Dict[str, Any]:
+    def fingerprint(
+        self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Dict[str, Any]:
         """What the key of this call is made of, part by part: the digest of each
         reached definition, global and argument. Stored with each entry, so that a
         later miss can say which part changed."""
         binder = self.binder_for(func)
         plan, _ = _current(func, self.analysis_directory)
         values = binder.bind(args, kwargs)
-        out = {"nodes": plan.node_digests(), "globals": plan.slot_digests(),
-               "arguments": _fingerprint_arguments(binder, values)}
+        out = {
+            "nodes": plan.node_digests(),
+            "globals": plan.slot_digests(),
+            "arguments": _fingerprint_arguments(binder, values),
+        }
         # The code of the arguments' classes is in the key through the argument digests;
         # kept apart too, so that a miss names the method that changed.
         _register_by_name()
@@ -307,8 +336,9 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         """Key of the call described by ``context`` (32 hex characters)."""
         return self.key(context.func, context.args, context.kwargs)
 
-    def key(self, func: Callable[..., Any], args: Tuple[Any, ...],
-            kwargs: Mapping[str, Any]) -> str:
+    def key(
+        self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> str:
         """Key of ``func(*args, **kwargs)`` without building a context (the hot path)."""
         values = self.binder_for(func).bind(args, kwargs)
         plan, values_digest = _current(func, self.analysis_directory)
@@ -413,8 +443,9 @@ def _fingerprint_arguments(binder: ArgumentBinder, values: Tuple[Any, ...]) -> D
     return out
 
 
-def _name_argument(exc: HashFailedError, func: Callable[..., Any], binder: ArgumentBinder,
-                   values: Tuple[Any, ...]) -> HashFailedError:
+def _name_argument(
+    exc: HashFailedError, func: Callable[..., Any], binder: ArgumentBinder, values: Tuple[Any, ...]
+) -> HashFailedError:
     """Rephrase a hashing failure so that it names the argument at fault."""
     culprit = None
     for name, value in zip(binder.names, values):
@@ -426,7 +457,9 @@ def _name_argument(exc: HashFailedError, func: Callable[..., Any], binder: Argum
     if culprit is None:
         return exc
     name, typ = culprit
-    msg = (f"cannot hash argument {name!r} of {qualified_name(func)} "
-           f"({typ.__module__}.{typ.__qualname__}): {exc}; pass "
-           f"checkpoint(ignore=[{name!r}]) to leave it out of the key")
+    msg = (
+        f"cannot hash argument {name!r} of {qualified_name(func)} "
+        f"({typ.__module__}.{typ.__qualname__}): {exc}; pass "
+        f"checkpoint(ignore=[{name!r}]) to leave it out of the key"
+    )
     return HashFailedError(msg)

@@ -45,9 +45,16 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import xxhash
 
 from . import hashing
-from .analysis.resolve import (UNBOUND, is_pickled_copy, is_project_object, qualname_of, unwrap,
-                               unwrap_chain,
-                               value_attributes, wrapper_attributes)
+from .analysis.resolve import (
+    UNBOUND,
+    is_pickled_copy,
+    is_project_object,
+    qualname_of,
+    unwrap,
+    unwrap_chain,
+    value_attributes,
+    wrapper_attributes,
+)
 from .config import defaults
 from .errors import PENDING_WARNINGS, BlindSpotWarning
 from .source import INDEX, display_path
@@ -65,12 +72,27 @@ class Slot:
     """A value read at every call: a module global, a closure cell, or the default
     values of a reached helper."""
 
-    __slots__ = ("qualname", "namespace", "name", "cell", "defaults_of", "spec", "_defaults",
-                 "owner")
+    __slots__ = (
+        "qualname",
+        "namespace",
+        "name",
+        "cell",
+        "defaults_of",
+        "spec",
+        "_defaults",
+        "owner",
+    )
 
-    def __init__(self, qualname: str, namespace: Optional[Dict[str, Any]] = None,
-                 name: Optional[str] = None, cell: Any = None, defaults_of: Any = None,
-                 spec: Any = None, owner: Any = None) -> None:
+    def __init__(
+        self,
+        qualname: str,
+        namespace: Optional[Dict[str, Any]] = None,
+        name: Optional[str] = None,
+        cell: Any = None,
+        defaults_of: Any = None,
+        spec: Any = None,
+        owner: Any = None,
+    ) -> None:
         self.qualname = qualname
         # ``owner``: the class or function whose attribute this is (its ``__dict__`` is
         # ``namespace``: a class's is a new proxy object at each ``vars(cls)``).
@@ -120,18 +142,45 @@ class KeyPlan:
     disk; ``summary`` then lists them as plain data.
     """
 
-    __slots__ = ("root", "nodes", "slots", "static_digest", "files", "summary", "spec",
-                 "not_stored",
-                 "from_disk", "external_modules", "_versions", "_guards", "_generation", "_slot_readers", "_last",
-                 "_n_guards", "_expected", "_getters", "_code_owners", "_code_expected",
-                 "_records_generation", "_keys")
+    __slots__ = (
+        "root",
+        "nodes",
+        "slots",
+        "static_digest",
+        "files",
+        "summary",
+        "spec",
+        "not_stored",
+        "from_disk",
+        "external_modules",
+        "_versions",
+        "_guards",
+        "_generation",
+        "_slot_readers",
+        "_last",
+        "_n_guards",
+        "_expected",
+        "_getters",
+        "_code_owners",
+        "_code_expected",
+        "_records_generation",
+        "_keys",
+    )
 
-    def __init__(self, root: Any, nodes: List[Any], slots: List[Slot],
-                 guards: Sequence[Tuple[Any, Any, Any]], static_digest: bytes, *,
-                 files: Optional[Dict[str, str]] = None,
-                 summary: Optional[List[Dict[str, Any]]] = None,
-                 spec: Optional[Dict[str, Any]] = None, from_disk: bool = False,
-                 external_modules: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        root: Any,
+        nodes: List[Any],
+        slots: List[Slot],
+        guards: Sequence[Tuple[Any, Any, Any]],
+        static_digest: bytes,
+        *,
+        files: Optional[Dict[str, str]] = None,
+        summary: Optional[List[Dict[str, Any]]] = None,
+        spec: Optional[Dict[str, Any]] = None,
+        from_disk: bool = False,
+        external_modules: Sequence[str] = (),
+    ) -> None:
         self.root = root
         self.nodes = nodes
         self.slots = slots
@@ -156,13 +205,19 @@ class KeyPlan:
         self._slot_readers = tuple(s.reader() for s in slots)
         self._n_guards = len(guards)
         self._expected = [expected for _, _, expected in guards]
-        self._getters = tuple(_guard_getter(namespace, name)
-                              for namespace, name, _ in guards) + self._slot_readers
+        self._getters = (
+            tuple(_guard_getter(namespace, name) for namespace, name, _ in guards)
+            + self._slot_readers
+        )
         # Where each getter reads, so that walks read a place shared by plans once.
-        self._keys = tuple(("guard", id(namespace) if namespace is not None else None,
-                            id(name) if namespace is None else name)
-                           for namespace, name, _ in guards) + tuple(
-            s.key for s in slots)
+        self._keys = tuple(
+            (
+                "guard",
+                id(namespace) if namespace is not None else None,
+                id(name) if namespace is None else name,
+            )
+            for namespace, name, _ in guards
+        ) + tuple(s.key for s in slots)
         # Objects read at the last call, their digest, and the witness that their
         # contents are unchanged (None: all are immutable).
         self._last: Optional[Tuple[List[Any], bytes, Optional[_Witness]]] = None
@@ -186,9 +241,11 @@ class KeyPlan:
         now = [get() for get in self._getters]
         last = self._last
         # Identity, not ``==``: 1 == 1.0 and 0.0 == -0.0, but their digests differ.
-        if last is not None and (all(map(operator.is_, now, last[0]))
-                                 or _same_objects(now, last[0])) \
-                and (last[2] is None or last[2].holds()):
+        if (
+            last is not None
+            and (all(map(operator.is_, now, last[0])) or _same_objects(now, last[0]))
+            and (last[2] is None or last[2].holds())
+        ):
             return last[1]
         n = self._n_guards
         if now[:n] != self._expected:
@@ -221,7 +278,7 @@ class KeyPlan:
         if self._generation != INDEX.generation and not self._revalidate():
             return None
         now = [get() for get in self._getters]
-        if now[:self._n_guards] != self._expected:
+        if now[: self._n_guards] != self._expected:
             return None
         return now
 
@@ -275,8 +332,7 @@ class KeyPlan:
                 hashing.digest_value(value)
             except hashing.UnhashableValue as exc:
                 _warn_unhashable(self.slots[index].qualname, self.root, exc)
-                values[index] = ("unhashable", type(value).__module__,
-                                 type(value).__qualname__)
+                values[index] = ("unhashable", type(value).__module__, type(value).__qualname__)
         return b"unhashable:" + hashing.digest_value(values)
 
 
@@ -308,8 +364,10 @@ def _names_data(value: Any) -> Any:
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
-        return [[k, v] if isinstance(k, str) and isinstance(v, str) else repr((k, v))
-                for k, v in value.items()]
+        return [
+            [k, v] if isinstance(k, str) and isinstance(v, str) else repr((k, v))
+            for k, v in value.items()
+        ]
     if isinstance(value, (list, tuple)):
         return [v if isinstance(v, str) else repr(v) for v in value]
     if isinstance(value, (set, frozenset)):
@@ -322,17 +380,23 @@ def _same_objects(now: Sequence[Any], before: Sequence[Any]) -> bool:
     (the defaults of a helper) count as the same if their items are, and snapshots
     of plugin names (a fresh one at each read) if they hold the same names."""
     return len(now) == len(before) and all(
-        a is b or (type(a) is tuple and type(b) is tuple and _same_objects(a, b))
+        a is b
+        or (type(a) is tuple and type(b) is tuple and _same_objects(a, b))
         or (type(a) is NamesSnapshot and a == b)
-        for a, b in zip(now, before))
+        for a, b in zip(now, before)
+    )
 
 
 def _warn_unhashable(qualname: str, root: Any, exc: Exception) -> None:
     """Once per value: its changes are not tracked (it is keyed by its type)."""
-    warn_once(("slot", qualname), (
-        f"the value of {qualname}, read by {qualname_of(root)}, cannot be hashed "
-        f"({exc}); changes to it will not re-run the function. Pass it as an argument "
-        f"or list what matters in checkpoint(depends_on=[...])"))
+    warn_once(
+        ("slot", qualname),
+        (
+            f"the value of {qualname}, read by {qualname_of(root)}, cannot be hashed "
+            f"({exc}); changes to it will not re-run the function. Pass it as an argument "
+            f"or list what matters in checkpoint(depends_on=[...])"
+        ),
+    )
 
 
 def cell_value(cell: Any) -> Any:
@@ -353,8 +417,7 @@ def _guard_getter(namespace: Any, name: Any) -> Callable[[], Any]:
 
 
 # Values whose digest cannot change while the same object is bound.
-_IMMUTABLE = frozenset({int, float, str, bytes, bool, type(None), complex,
-                        type(UNBOUND)})
+_IMMUTABLE = frozenset({int, float, str, bytes, bool, type(None), complex, type(UNBOUND)})
 
 _PLANS: Dict[Any, KeyPlan] = {}
 _LOCK = threading.RLock()
@@ -377,14 +440,14 @@ def is_acknowledged(func: Any) -> bool:
 PENDING = PENDING_WARNINGS  # see errors.py
 
 
-def announce(root: str, message: str, filename: Optional[str],
-             lineno: Optional[int]) -> None:
+def announce(root: str, message: str, filename: Optional[str], lineno: Optional[int]) -> None:
     """The one static warning of a function's analysis: now, or (where the run-time
     safety net may watch the call that follows) at the end of that call."""
     if ("blind-spots", root) in _WARNED:
         return
     safety_net = defaults["runtime.safety_net"] and (
-        getattr(sys, "monitoring", None) is not None or defaults["runtime.profile_safety_net"])
+        getattr(sys, "monitoring", None) is not None or defaults["runtime.profile_safety_net"]
+    )
     if safety_net:
         PENDING[root] = (message, filename, lineno)
     else:
@@ -397,10 +460,15 @@ def blind_spots_of(plan: Optional[KeyPlan]) -> List[str]:
         return []
 
     if plan.nodes:
-        return [f"{display_path(n.filename or '?')}:{line} {what}"
-                for n in plan.nodes for line, what in n.blind_spots]
-    return [f"{display_path(item[0] or '?')}:{item[1]} {item[2]}"
-            for item in (plan.spec or {}).get("blind_spots", ())]
+        return [
+            f"{display_path(n.filename or '?')}:{line} {what}"
+            for n in plan.nodes
+            for line, what in n.blind_spots
+        ]
+    return [
+        f"{display_path(item[0] or '?')}:{item[1]} {item[2]}"
+        for item in (plan.spec or {}).get("blind_spots", ())
+    ]
 
 
 def flush_warnings(root: Optional[str] = None, found: str = "") -> None:
@@ -416,11 +484,11 @@ def flush_warnings(root: Optional[str] = None, found: str = "") -> None:
             warn_once(("blind-spots", name), *held)
 
 
-def warn_once(key: Any, message: str, filename: Optional[str] = None,
-              lineno: Optional[int] = None) -> None:
+def warn_once(
+    key: Any, message: str, filename: Optional[str] = None, lineno: Optional[int] = None
+) -> None:
     """Issue a :class:`BlindSpotWarning` once per ``key`` (unless warnings are off)."""
-    if key in _WARNED or not defaults["analysis.warn_blind_spots"] \
-            or getattr(_QUIET, "on", False):
+    if key in _WARNED or not defaults["analysis.warn_blind_spots"] or getattr(_QUIET, "on", False):
         return
     _WARNED.add(key)
     if filename:
@@ -487,7 +555,7 @@ def plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
 def _refresh_swapped_code(plan: KeyPlan) -> None:
     """A function of ``plan`` runs other code now (``%autoreload``, a patch): make sure
     the source of that code's file is what is on disk, as the new code came from it."""
-    for owner, name, expected in plan._guards:
+    for owner, _name, expected in plan._guards:
         if isinstance(owner, types.FunctionType):
             code = owner.__code__
             if code != expected:
@@ -563,9 +631,12 @@ def export_definitions(func: Any) -> List[Dict[str, Any]]:
     for value in list(namespace.values()):
         try:
             original = unwrap(value)
-            if original is func or not isinstance(original, (types.FunctionType, type)) \
-                    or getattr(original, "__module__", None) != "__main__" \
-                    or not is_project_object(original):
+            if (
+                original is func
+                or not isinstance(original, (types.FunctionType, type))
+                or getattr(original, "__module__", None) != "__main__"
+                or not is_project_object(original)
+            ):
                 continue
         except Exception:  # a strange object in a notebook's namespace: not ours
             continue
@@ -582,12 +653,17 @@ def export_definitions(func: Any) -> List[Dict[str, Any]]:
                 if plan is None or not plan.valid():
                     plan = build_plan(original)
                 if plan.spec is not None:
-                    data = dict(plan.spec, main_modules=_main_modules(),
-                                bytecode=bytecode_digest(original))
+                    data = dict(
+                        plan.spec, main_modules=_main_modules(), bytecode=bytecode_digest(original)
+                    )
                 _EXPORTED[id(original)] = (original, plan, data)
             except Exception as exc:  # not shipped: the worker will not share its keys
-                logger.debug("not shipping the analysis of %s: %s: %s",
-                             qualname_of(original), type(exc).__name__, exc)
+                logger.debug(
+                    "not shipping the analysis of %s: %s: %s",
+                    qualname_of(original),
+                    type(exc).__name__,
+                    exc,
+                )
             finally:
                 _QUIET.on = False
         if data is not None:
@@ -614,8 +690,7 @@ def _shipped_version(obj: Any) -> Optional[Dict[str, Any]]:
     from .depgraph import bytecode_digest
 
     digest = bytecode_digest(obj)
-    return next((data for data in reversed(versions) if data.get("bytecode") == digest),
-                None)
+    return next((data for data in reversed(versions) if data.get("bytecode") == digest), None)
 
 
 def _adopt_by_name(obj: Any) -> Optional[KeyPlan]:
@@ -651,8 +726,11 @@ class _ParentLocator(_Locator):
     def __init__(self, data: Dict[str, Any], root_globals: Dict[str, Any]) -> None:
         self.data = data
         self.main_modules = set(data.get("main_modules", ()))
-        self.skip_files = {node["file"] for node in data["nodes"]
-                           if node["qualname"].partition(":")[0] in self.main_modules}
+        self.skip_files = {
+            node["file"]
+            for node in data["nodes"]
+            if node["qualname"].partition(":")[0] in self.main_modules
+        }
         self.root_globals = root_globals
         # cloudpickle rebuilds one globals dict for the functions of a module pickled
         # together; dill (recurse=True) one per function, holding the names it uses.
@@ -671,13 +749,13 @@ class _ParentLocator(_Locator):
         if module in self.main_modules:
             # Known here by another module name, and cloudpickle renames the file of
             # code it copies to "<dynamic-code>": the kind, name and line must match.
-            if [now[0], now[1].partition(":")[2], *now[3:]] != [expected[0], name,
-                                                                  *expected[3:]]:
+            if [now[0], now[1].partition(":")[2], *now[3:]] != [expected[0], name, *expected[3:]]:
                 return False
         elif now != expected:
             return False
-        if module not in self.main_modules and (len(expected) < 3
-                                                or expected[2] not in self.data["files"]):
+        if module not in self.main_modules and (
+            len(expected) < 3 or expected[2] not in self.data["files"]
+        ):
             return True  # external code: identified by its name
         original = unwrap(obj)
         home = getattr(original, "__globals__", None)
@@ -707,18 +785,23 @@ def _adopt(func: Any, data: Dict[str, Any]) -> Optional[KeyPlan]:
     """
     root_globals = getattr(func, "__globals__", None)
     if isinstance(func, type):  # the globals its methods read
-        root_globals = next((m.__globals__ for m in list(vars(func).values())
-                             if isinstance(m, types.FunctionType)), None)
+        root_globals = next(
+            (m.__globals__ for m in list(vars(func).values()) if isinstance(m, types.FunctionType)),
+            None,
+        )
     if root_globals is None:
         return None
     plan = _rebuild(func, data, _ParentLocator(data, root_globals))
     if plan is None:
-        logger.debug("shipped plan of %s not used: the code here is not what the parent "
-                     "analysed", qualname_of(func))
+        logger.debug(
+            "shipped plan of %s not used: the code here is not what the parent analysed",
+            qualname_of(func),
+        )
     return plan
 
 
 # -- On disk ------------------------------------------------------------------------
+
 
 def describe(obj: Any) -> Optional[List[Any]]:
     """How to recognise a definition in another process (None: not a definition)."""
@@ -738,9 +821,17 @@ def _plan_path(func: Any, directory: str) -> Optional[str]:
     if identity is None:
         return None
     roots = defaults["analysis.project_roots"]
-    key = xxhash.xxh3_128_hexdigest(json.dumps(
-        [ANALYSIS_FORMAT, hashing.FORMAT_VERSION, _RUNTIME, identity,
-         [os.fspath(r) for r in roots] if roots else None]).encode())
+    key = xxhash.xxh3_128_hexdigest(
+        json.dumps(
+            [
+                ANALYSIS_FORMAT,
+                hashing.FORMAT_VERSION,
+                _RUNTIME,
+                identity,
+                [os.fspath(r) for r in roots] if roots else None,
+            ]
+        ).encode()
+    )
     return os.path.join(directory, key + ".json")
 
 
@@ -779,10 +870,7 @@ def read_plan_file(path: str) -> Dict[str, Any]:
     return data
 
 
-
-
-def _rebuild(func: Any, data: Dict[str, Any],
-             locate: _Locator = _HERE) -> Optional[KeyPlan]:
+def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optional[KeyPlan]:
     if data.get("format") != ANALYSIS_FORMAT or not locate.same(func, data.get("root")):
         return None
     for filename, digest in data["files"].items():
@@ -867,9 +955,18 @@ def _rebuild(func: Any, data: Dict[str, Any],
             return None
     # What the analysis could not see was said when it was made; ``graph`` and ``why``
     # show it again (issue 9: not once more in every process that reuses the analysis).
-    return KeyPlan(unwrap(func), [], slots, guards, bytes.fromhex(data["static_digest"]),
-                   files=data["files"], summary=data["nodes"], spec=data, from_disk=True,
-                   external_modules=data.get("externals", ()))
+    return KeyPlan(
+        unwrap(func),
+        [],
+        slots,
+        guards,
+        bytes.fromhex(data["static_digest"]),
+        files=data["files"],
+        summary=data["nodes"],
+        spec=data,
+        from_disk=True,
+        external_modules=data.get("externals", ()),
+    )
 
 
 class _Functions:
@@ -900,8 +997,13 @@ class _Functions:
         return self.by.get(_described(expected))
 
 
-def _find_function(root: Any, found: Dict[Any, Any], expected: Any,
-                   locate: _Locator = _HERE, functions: Optional[_Functions] = None) -> Any:
+def _find_function(
+    root: Any,
+    found: Dict[Any, Any],
+    expected: Any,
+    locate: _Locator = _HERE,
+    functions: Optional[_Functions] = None,
+) -> Any:
     """The function described by ``expected`` now: the root, one found through a
     guard, a method of a class found so, or reached by its qualified name. A function
     whose code was swapped describes differently (another first line): None."""
@@ -933,8 +1035,9 @@ def _function_by_name(expected: Any, locate: _Locator) -> Any:
     return obj if isinstance(obj, types.FunctionType) and locate.same(obj, expected) else None
 
 
-def _attribute_owner(func: Any, found: Dict[Any, Any], identity: Any, hops: int,
-                     locate: _Locator = _HERE) -> Any:
+def _attribute_owner(
+    func: Any, found: Dict[Any, Any], identity: Any, hops: int, locate: _Locator = _HERE
+) -> Any:
     """The object whose attributes an ``attribute`` slot reads: among the guarded
     definitions (by description) or the root, the one ``describe`` names, ``hops``
     steps down its ``__wrapped__`` chain (-1: the original)."""
@@ -1020,8 +1123,9 @@ def _note_not_stored(plan: KeyPlan, path: str) -> None:
     analyse it again before its first call (a DEBUG log, and a note on disk)."""
     reason = plan.not_stored or "unknown"
     name = qualname_of(plan.root)
-    logger.debug("the analysis of %s is not stored, so each new process analyses it "
-                 "again: %s", name, reason)
+    logger.debug(
+        "the analysis of %s is not stored, so each new process analyses it again: %s", name, reason
+    )
     note = _note_path(plan.root, path)
     try:
         from .store import write_private_file
@@ -1036,8 +1140,16 @@ def _save(plan: KeyPlan, path: str) -> None:
 
     body = json.dumps(plan.spec, separators=(",", ":")).encode()
     try:
-        write_private_file(path, [xxhash.xxh3_128_hexdigest(body).encode(), b" ",
-                                  os.path.basename(path).encode(), b"\n", body])
+        write_private_file(
+            path,
+            [
+                xxhash.xxh3_128_hexdigest(body).encode(),
+                b" ",
+                os.path.basename(path).encode(),
+                b"\n",
+                body,
+            ],
+        )
     except OSError as exc:  # the analysis is only an optimisation
         logger.debug("could not store the analysis of %s: %s", qualname_of(plan.root), exc)
         return
@@ -1078,8 +1190,17 @@ _DIGEST = xxhash.xxh3_128_digest
 
 
 class _Node:
-    __slots__ = ("obj", "is_definition", "label", "succ", "digest", "reader", "plan", "read",
-                 "cyclic")
+    __slots__ = (
+        "obj",
+        "is_definition",
+        "label",
+        "succ",
+        "digest",
+        "reader",
+        "plan",
+        "read",
+        "cyclic",
+    )
 
     def __init__(self, obj: Any, is_definition: bool, reader: Any = None) -> None:
         self.obj = obj
@@ -1098,8 +1219,7 @@ class _Node:
 class _Walk:
     """Digests of the definitions and values reached within one key computation."""
 
-    __slots__ = ("nodes", "definitions", "values", "collecting", "reused", "_witness",
-                 "shared")
+    __slots__ = ("nodes", "definitions", "values", "collecting", "reused", "_witness", "shared")
 
     def __init__(self, shared: bool = True) -> None:
         # False: digests made under other rules (classes by name, for explanations):
@@ -1107,7 +1227,7 @@ class _Walk:
         self.shared = shared
         self.nodes: List[_Node] = []
         self.definitions: Dict[int, int] = {}  # id(definition) -> node
-        self.values: Dict[Any, int] = {}       # where a value is read (Slot.key) -> node
+        self.values: Dict[Any, int] = {}  # where a value is read (Slot.key) -> node
         # While a label is hashed: the definitions met, in order (else None).
         self.collecting: Optional[List[Any]] = None
         # Digests of earlier walks found still valid here: id(entry) -> entry or None.
@@ -1161,12 +1281,17 @@ class _Walk:
                 if not _snapshot(node.obj, containers, seen):
                     break
         else:
-            witness = _Witness([get for get, _ in reads.values()],
-                               [obj for _, obj in reads.values()], containers,
-                               [e for e in self.reused.values() if e is not None])
-            digests = {id(node.obj): (node.obj, node.digest) for node in self.nodes
-                       if node.plan is not None and node.digest is not None
-                       and not node.cyclic}
+            witness = _Witness(
+                [get for get, _ in reads.values()],
+                [obj for _, obj in reads.values()],
+                containers,
+                [e for e in self.reused.values() if e is not None],
+            )
+            digests = {
+                id(node.obj): (node.obj, node.digest)
+                for node in self.nodes
+                if node.plan is not None and node.digest is not None and not node.cyclic
+            }
             if digests and self.shared:
                 entry = _Reusable(witness, digests)
                 for key in digests:
@@ -1197,12 +1322,18 @@ class _Walk:
             if node.is_definition:
                 plan, read = _plan_and_read(node.obj)
                 node.plan, node.read = plan, read
-                values = read[plan._n_guards:]
-                node.label = hashing.Hasher().feed_bytes(b"definition").feed_bytes(
-                    plan.static_digest).feed(len(values)).digest()
-                keys = plan._keys[plan._n_guards:]
-                node.succ = [self._value(value, (plan, i), keys[i])
-                             for i, value in enumerate(values)]
+                values = read[plan._n_guards :]
+                node.label = (
+                    hashing.Hasher()
+                    .feed_bytes(b"definition")
+                    .feed_bytes(plan.static_digest)
+                    .feed(len(values))
+                    .digest()
+                )
+                keys = plan._keys[plan._n_guards :]
+                node.succ = [
+                    self._value(value, (plan, i), keys[i]) for i, value in enumerate(values)
+                ]
             else:
                 node.label, found = self._label(node)
                 node.succ = [self._definition(obj) for obj in found]
@@ -1219,8 +1350,9 @@ class _Walk:
             plan, index = node.reader
             _warn_unhashable(plan.slots[index].qualname, plan.root, exc)
             value = node.obj
-            return hashing.digest_value(("unhashable", type(value).__module__,
-                                         type(value).__qualname__)), []
+            return hashing.digest_value(
+                ("unhashable", type(value).__module__, type(value).__qualname__)
+            ), []
         finally:
             self.collecting = None
 
@@ -1271,8 +1403,9 @@ class _Walk:
         nodes = self.nodes
         if len(component) == 1 and component[0] not in nodes[component[0]].succ:
             node = nodes[component[0]]
-            node.digest = _DIGEST(b"".join(
-                [b"node", node.label] + [nodes[w].digest for w in node.succ]))  # type: ignore
+            node.digest = _DIGEST(
+                b"".join([b"node", node.label] + [nodes[w].digest for w in node.succ])
+            )  # type: ignore
             return
         members = set(component)
         colour = {}
@@ -1284,9 +1417,12 @@ class _Walk:
             colour[v] = _DIGEST(b"".join(parts))
         classes = len(set(colour.values()))
         while True:
-            colour = {v: _DIGEST(b"".join([colour[v]] + [colour[w] for w in nodes[v].succ
-                                                          if w in members]))
-                      for v in component}
+            colour = {
+                v: _DIGEST(
+                    b"".join([colour[v]] + [colour[w] for w in nodes[v].succ if w in members])
+                )
+                for v in component
+            }
             count = len(set(colour.values()))
             if count == classes:
                 break
@@ -1357,8 +1493,9 @@ class _Witness:
 
     __slots__ = ("generation", "getters", "expected", "containers", "parts")
 
-    def __init__(self, getters: List[Any], expected: List[Any], containers: List[Any],
-                 parts: List[Any]) -> None:
+    def __init__(
+        self, getters: List[Any], expected: List[Any], containers: List[Any], parts: List[Any]
+    ) -> None:
         self.generation = _generation()
         self.getters = tuple(getters)
         self.expected = expected
@@ -1370,16 +1507,20 @@ class _Witness:
             return False
         if self.getters:
             now = [get() for get in self.getters]
-            if not (all(map(operator.is_, now, self.expected))
-                    or _same_objects(now, self.expected)):
+            if not (
+                all(map(operator.is_, now, self.expected)) or _same_objects(now, self.expected)
+            ):
                 return False
         is_ = operator.is_
         for entry in self.containers:
             kind, obj = entry[0], entry[1]
             if kind == 0:  # dict: same keys and values, same order
                 keys, values = entry[2], entry[3]
-                if len(obj) != len(keys) or not all(map(is_, obj, keys)) \
-                        or not all(map(is_, obj.values(), values)):
+                if (
+                    len(obj) != len(keys)
+                    or not all(map(is_, obj, keys))
+                    or not all(map(is_, obj.values(), values))
+                ):
                     return False
             elif kind == 1:  # list
                 items = entry[2]
@@ -1396,15 +1537,21 @@ class _Witness:
                     digest, found = _probe(obj)
                 except hashing.UnhashableValue:
                     return False
-                if digest != entry[2] or len(found) != len(entry[3]) \
-                        or not all(map(is_, found, entry[3])):
+                if (
+                    digest != entry[2]
+                    or len(found) != len(entry[3])
+                    or not all(map(is_, found, entry[3]))
+                ):
                     return False
             else:  # an instance hashed by its class and attributes
                 cls, attributes, names, values = entry[2], entry[3], entry[4], entry[5]
-                if type(obj) is not cls or obj.__dict__ is not attributes \
-                        or len(attributes) != len(names) \
-                        or not all(map(is_, attributes, names)) \
-                        or not all(map(is_, attributes.values(), values)):
+                if (
+                    type(obj) is not cls
+                    or obj.__dict__ is not attributes
+                    or len(attributes) != len(names)
+                    or not all(map(is_, attributes, names))
+                    or not all(map(is_, attributes.values(), values))
+                ):
                     return False
         return all(part.witness.holds() for part in self.parts)
 
@@ -1412,8 +1559,12 @@ class _Witness:
 def _generation() -> Tuple[int, int, int, int]:
     """Changes when a module is reloaded or a digester is registered (either may
     change digests without changing any object read)."""
-    return (INDEX.generation, len(hashing._USER_TYPES), len(hashing._PREDICATES),
-            len(hashing._CLASS_DIGESTERS))
+    return (
+        INDEX.generation,
+        len(hashing._USER_TYPES),
+        len(hashing._PREDICATES),
+        len(hashing._CLASS_DIGESTERS),
+    )
 
 
 class _Reusable:
@@ -1458,8 +1609,11 @@ def _same_shape(now: Any, before: Any) -> bool:
     if t is tuple or t is list:
         return len(now) == len(before) and all(map(_same_shape, now, before))
     if t is dict:
-        return len(now) == len(before) and all(map(operator.is_, now, before)) \
+        return (
+            len(now) == len(before)
+            and all(map(operator.is_, now, before))
             and all(map(_same_shape, now.values(), before.values()))
+        )
     if t is set or t is frozenset:
         return now == before and _strings_only(now)
     return False
@@ -1467,15 +1621,29 @@ def _same_shape(now: Any, before: Any) -> bool:
 
 def _strings_only(items: Any) -> bool:
     """Only str (or only bytes): equal items have equal digests (unlike 1 and 1.0)."""
-    return all(type(item) is str for item in items) \
-        or all(type(item) is bytes for item in items)
+    return all(type(item) is str for item in items) or all(type(item) is bytes for item in items)
 
 
 # Encoders of values that cannot change in place (paths, dates, decimals, ranges...).
-_IMMUTABLE_ENCODERS = frozenset(filter(None, (
-    getattr(hashing, name, None) for name in (
-        "_enc_purepath", "_enc_datetime", "_enc_date", "_enc_timedelta", "_enc_decimal",
-        "_enc_fraction", "_enc_uuid", "_enc_range", "_enc_tzinfo"))))
+_IMMUTABLE_ENCODERS = frozenset(
+    filter(
+        None,
+        (
+            getattr(hashing, name, None)
+            for name in (
+                "_enc_purepath",
+                "_enc_datetime",
+                "_enc_date",
+                "_enc_timedelta",
+                "_enc_decimal",
+                "_enc_fraction",
+                "_enc_uuid",
+                "_enc_range",
+                "_enc_tzinfo",
+            )
+        ),
+    )
+)
 
 
 _SIGNATURE = inspect.Signature
@@ -1491,9 +1659,10 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
     """
     if type(value) in _SCALARS:
         return True
-    if hashing._USER_TYPES.get(types.FunctionType) is not _function_digester \
-            or any(d is not _definition_digest and d not in _OWN_CLASS_DIGESTERS
-                   for d in hashing._CLASS_DIGESTERS):
+    if hashing._USER_TYPES.get(types.FunctionType) is not _function_digester or any(
+        d is not _definition_digest and d not in _OWN_CLASS_DIGESTERS
+        for d in hashing._CLASS_DIGESTERS
+    ):
         return False  # someone else decides how functions or classes digest
     builtins = hashing._BUILTINS
     stack = [value]
@@ -1541,10 +1710,14 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             if t is set:
                 containers.append((4, value, frozenset(value)))
             continue
-        elif (encoder is hashing._enc_plain_object
-              or (encoder is hashing._enc_reduce and is_project_object(t)
-                  and type(getattr(value, "__dict__", None)) is dict)) \
-                and not hashing._slot_names(t):
+        elif (
+            encoder is hashing._enc_plain_object
+            or (
+                encoder is hashing._enc_reduce
+                and is_project_object(t)
+                and type(getattr(value, "__dict__", None)) is dict
+            )
+        ) and not hashing._slot_names(t):
             # A project class's own pickling is its code (digested with the class and
             # checked by the walk) applied to its attributes: networkx's
             # ``_dispatchable`` instances are checked by their attributes.
@@ -1562,8 +1735,7 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             # Hashed by what it pickles as: checked by reducing it again (networkx's
             # ``_dispatchable`` reduces to its name).
             reduced = _reduce(value)
-            if type(reduced) is not tuple or any(isinstance(part, Iterator)
-                                                 for part in reduced):
+            if type(reduced) is not tuple or any(isinstance(part, Iterator) for part in reduced):
                 return False  # iterators of items: not to be consumed twice
             containers.append((3, value, t, reduced))
             values = reduced

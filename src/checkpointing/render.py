@@ -19,7 +19,13 @@ from .source import display_path
 __all__ = ["DependencyGraph", "graph"]
 
 FUNCTION, METHOD, CLASS, GLOBAL, CLOSURE, EXTERNAL = (
-    "function", "method", "class", "global", "closure", "external")
+    "function",
+    "method",
+    "class",
+    "global",
+    "closure",
+    "external",
+)
 
 _DOT_STYLE: Dict[str, Dict[str, str]] = {
     FUNCTION: {"shape": "box", "style": "rounded,filled", "fillcolor": "#e8f0fe"},
@@ -30,9 +36,11 @@ _DOT_STYLE: Dict[str, Dict[str, str]] = {
     EXTERNAL: {"shape": "plaintext", "fontcolor": "#5f6368"},
 }
 _CHANGED_FILL = "#f9ab00"
-_INSTALL_GRAPHVIZ = ("install Graphviz (apt-get install graphviz, brew install graphviz or "
-                     "conda install graphviz) so that its `dot` program is on PATH, or save "
-                     "as .dot or .mmd")
+_INSTALL_GRAPHVIZ = (
+    "install Graphviz (apt-get install graphviz, brew install graphviz or "
+    "conda install graphviz) so that its `dot` program is on PATH, or save "
+    "as .dot or .mmd"
+)
 
 
 class DependencyGraph:
@@ -67,8 +75,12 @@ class DependencyGraph:
             children = sorted(self.nx.successors(name), key=self._order)
             for i, child in enumerate(children):
                 last = i == len(children) - 1
-                walk(child, prefix + child_prefix, "└── " if last else "├── ",
-                     "    " if last else "│   ")
+                walk(
+                    child,
+                    prefix + child_prefix,
+                    "└── " if last else "├── ",
+                    "    " if last else "│   ",
+                )
 
         walk(self.root, "", "", "")
         changed = [n for n, d in self.nx.nodes(data=True) if d.get("changed")]
@@ -98,23 +110,31 @@ class DependencyGraph:
         return text
 
     def __repr__(self) -> str:
-        return (f"<DependencyGraph of {self.root}: {self.nx.number_of_nodes()} nodes, "
-                f"{self.nx.number_of_edges()} edges>")
+        return (
+            f"<DependencyGraph of {self.root}: {self.nx.number_of_nodes()} nodes, "
+            f"{self.nx.number_of_edges()} edges>"
+        )
 
     # -- DOT and Mermaid --------------------------------------------------------------------
     def to_dot(self) -> str:
         """The graph in Graphviz's DOT language."""
         ids = {name: f"n{i}" for i, name in enumerate(self._names())}
-        out = ["digraph checkpointing {", "  rankdir=LR;",
-               '  node [fontname="Helvetica", fontsize=11];',
-               '  edge [color="#5f6368"];']
+        out = [
+            "digraph checkpointing {",
+            "  rankdir=LR;",
+            '  node [fontname="Helvetica", fontsize=11];',
+            '  edge [color="#5f6368"];',
+        ]
         for name in self._names():
             data = self.nx.nodes[name]
-            attributes = {"label": "\n".join(self._lines(name)),
-                          **_DOT_STYLE.get(data.get("kind"), {})}
+            attributes = {
+                "label": "\n".join(self._lines(name)),
+                **_DOT_STYLE.get(data.get("kind"), {}),
+            }
             if data.get("changed"):
-                attributes["style"] = "filled" if "rounded" not in attributes.get(
-                    "style", "") else "rounded,filled"
+                attributes["style"] = (
+                    "filled" if "rounded" not in attributes.get("style", "") else "rounded,filled"
+                )
                 attributes["fillcolor"] = _CHANGED_FILL
             if data.get("blind_spots"):
                 attributes.update(color="#d93025", penwidth="2")
@@ -139,9 +159,11 @@ class DependencyGraph:
         out.append("    classDef external fill:#ffffff,stroke:#bdc1c6,color:#5f6368")
         out.append(f"    classDef changed fill:{_CHANGED_FILL},stroke:#b06000")
         out.append("    classDef blind stroke:#d93025,stroke-width:2px")
-        for cls, test in (("external", lambda d: d.get("kind") == EXTERNAL),
-                          ("changed", lambda d: d.get("changed")),
-                          ("blind", lambda d: d.get("blind_spots"))):
+        for cls, test in (
+            ("external", lambda d: d.get("kind") == EXTERNAL),
+            ("changed", lambda d: d.get("changed")),
+            ("blind", lambda d: d.get("blind_spots")),
+        ):
             members = [ids[n] for n in self._names() if test(self.nx.nodes[n])]
             if members:
                 out.append(f"    class {','.join(members)} {cls}")
@@ -188,13 +210,19 @@ class DependencyGraph:
         path = os.fspath(path)
         suffix = os.path.splitext(path)[1].lower()
         writers: Dict[str, Callable[[], Any]] = {
-            ".dot": self.to_dot, ".gv": self.to_dot, ".mmd": self.to_mermaid,
+            ".dot": self.to_dot,
+            ".gv": self.to_dot,
+            ".mmd": self.to_mermaid,
             ".txt": lambda: str(self) + "\n",
-            ".svg": lambda: self._graphviz("svg"), ".png": lambda: self._graphviz("png")}
+            ".svg": lambda: self._graphviz("svg"),
+            ".png": lambda: self._graphviz("png"),
+        }
         writer = writers.get(suffix)
         if writer is None:
-            raise ValueError(f"cannot save a graph as {suffix or 'a file without suffix'!r}; "
-                             f"use one of {', '.join(sorted(writers))}")
+            raise ValueError(
+                f"cannot save a graph as {suffix or 'a file without suffix'!r}; "
+                f"use one of {', '.join(sorted(writers))}"
+            )
         data = writer()
         mode = "wb" if isinstance(data, bytes) else "w"
         with open(path, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as handle:
@@ -208,10 +236,12 @@ class DependencyGraph:
     def _graphviz(self, fmt: str) -> bytes:
         dot = shutil.which("dot")
         if dot is None:
-            raise RuntimeError(f"drawing a graph as {fmt.upper()} needs Graphviz: "
-                               f"{_INSTALL_GRAPHVIZ}")
-        proc = subprocess.run([dot, f"-T{fmt}"], input=self.to_dot().encode(),
-                              capture_output=True, check=False)
+            raise RuntimeError(
+                f"drawing a graph as {fmt.upper()} needs Graphviz: {_INSTALL_GRAPHVIZ}"
+            )
+        proc = subprocess.run(
+            [dot, f"-T{fmt}"], input=self.to_dot().encode(), capture_output=True, check=False
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"Graphviz failed: {proc.stderr.decode(errors='replace')}")
         return proc.stdout
@@ -230,8 +260,9 @@ def _dot_escape(text: str) -> str:
 
 
 def _mermaid_escape(text: str) -> str:
-    return (text.replace("&", "&amp;").replace('"', "#quot;").replace("<", "&lt;")
-            .replace(">", "&gt;"))
+    return (
+        text.replace("&", "&amp;").replace('"', "#quot;").replace("<", "&lt;").replace(">", "&gt;")
+    )
 
 
 def _value_text(value: Any) -> str:
@@ -269,16 +300,21 @@ def graph(func: Callable[..., Any], *args: Any, **kwargs: Any) -> DependencyGrap
 
     decorator = getattr(func, "checkpoint", None)
     original = unwrap(func)
-    if not callable(original) or not hasattr(original, "__code__") \
-            and not isinstance(original, type):
+    if (
+        not callable(original)
+        or not hasattr(original, "__code__")
+        and not isinstance(original, type)
+    ):
         raise TypeError(f"graph() takes a function or a class, not {type(func).__name__}")
     arguments: Dict[str, Any] = {}
     if args or kwargs:
         try:
             arguments = dict(inspect.signature(original).bind(*args, **kwargs).arguments)
         except TypeError as exc:
-            raise TypeError(f"graph({qualname_of(original)}, ...): the arguments do not fit "
-                            f"its signature ({exc}); pass them as in a call") from None
+            raise TypeError(
+                f"graph({qualname_of(original)}, ...): the arguments do not fit "
+                f"its signature ({exc}); pass them as in a call"
+            ) from None
     plan = build_plan(original, warn=False)  # shows the blind spots itself
     previous = _latest_fingerprint(decorator, original) or {}
     g = nx.DiGraph()
@@ -295,15 +331,27 @@ def graph(func: Callable[..., Any], *args: Any, **kwargs: Any) -> DependencyGrap
             for method, (digest, filename, line) in member_digests(cls).items():
                 if method not in g:
                     before = before_code.get(method)
-                    g.add_node(method, kind=METHOD, qualname=method, file=filename,
-                               line=line, digest=digest,
-                               changed=bool(before) and before[0] != digest, blind_spots=[])
+                    g.add_node(
+                        method,
+                        kind=METHOD,
+                        qualname=method,
+                        file=filename,
+                        line=line,
+                        digest=digest,
+                        changed=bool(before) and before[0] != digest,
+                        blind_spots=[],
+                    )
                 g.add_edge(node, method)
     return DependencyGraph(root, g)
 
 
-def _add_plan(g: Any, plan: Any, before_nodes: Dict[str, Any], before_globals: Dict[str, Any],
-              mark_globals: bool) -> None:
+def _add_plan(
+    g: Any,
+    plan: Any,
+    before_nodes: Dict[str, Any],
+    before_globals: Dict[str, Any],
+    mark_globals: bool,
+) -> None:
     """Add the definitions, values and external names of ``plan`` to ``g``, marking
     what differs from the digests of the most recent entry."""
     for node in plan.nodes:
@@ -313,10 +361,16 @@ def _add_plan(g: Any, plan: Any, before_nodes: Dict[str, Any], before_globals: D
         if kind == FUNCTION and _is_method(node.qualname):
             kind = METHOD
         before = before_nodes.get(node.qualname)
-        g.add_node(node.qualname, kind=kind, qualname=node.qualname, file=node.filename,
-                   line=node.lineno, digest=node.digest.hex(),
-                   changed=bool(before) and before[0] != node.digest.hex(),
-                   blind_spots=list(node.blind_spots))
+        g.add_node(
+            node.qualname,
+            kind=kind,
+            qualname=node.qualname,
+            file=node.filename,
+            line=node.lineno,
+            digest=node.digest.hex(),
+            changed=bool(before) and before[0] != node.digest.hex(),
+            blind_spots=list(node.blind_spots),
+        )
     values = plan.read_values()
     now_globals = plan.slot_digests() if mark_globals else {}
     for slot, value in zip(plan.slots, values):
@@ -324,12 +378,18 @@ def _add_plan(g: Any, plan: Any, before_nodes: Dict[str, Any], before_globals: D
             continue
         kind = CLOSURE if slot.cell is not None else GLOBAL
         module_file = _module_file(slot.qualname)
-        g.add_node(slot.qualname, kind=kind, qualname=slot.qualname, file=module_file,
-                   line=None, digest=now_globals.get(slot.qualname),
-                   value=_value_text(value),
-                   changed=slot.qualname in before_globals
-                   and before_globals[slot.qualname] != now_globals.get(slot.qualname),
-                   blind_spots=[])
+        g.add_node(
+            slot.qualname,
+            kind=kind,
+            qualname=slot.qualname,
+            file=module_file,
+            line=None,
+            digest=now_globals.get(slot.qualname),
+            value=_value_text(value),
+            changed=slot.qualname in before_globals
+            and before_globals[slot.qualname] != now_globals.get(slot.qualname),
+            blind_spots=[],
+        )
     for node in plan.nodes:
         for child in node.edges:
             g.add_edge(node.qualname, plan.nodes[child].qualname)
@@ -337,8 +397,16 @@ def _add_plan(g: Any, plan: Any, before_nodes: Dict[str, Any], before_globals: D
             g.add_edge(node.qualname, plan.slots[index].qualname)
         for name in node.externals:
             if name not in g:
-                g.add_node(name, kind=EXTERNAL, qualname=name, file=None, line=None,
-                           digest=None, changed=False, blind_spots=[])
+                g.add_node(
+                    name,
+                    kind=EXTERNAL,
+                    qualname=name,
+                    file=None,
+                    line=None,
+                    digest=None,
+                    changed=False,
+                    blind_spots=[],
+                )
             g.add_edge(node.qualname, name)
 
 

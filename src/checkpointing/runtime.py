@@ -57,8 +57,7 @@ import xxhash
 
 from .source import INDEX
 
-__all__ = ["Recorder", "active", "declared_checks", "merge", "propagate", "start", "stop",
-           "verify"]
+__all__ = ["Recorder", "active", "declared_checks", "merge", "propagate", "start", "stop", "verify"]
 
 _LOCAL = threading.local()
 _HOOK_INSTALLED = False
@@ -72,8 +71,14 @@ MAX_FOLDER_FILES = 10_000
 class Recorder:
     """What one miss of one function did; see the module docs."""
 
-    def __init__(self, name: str, ignore_dirs: Tuple[str, ...], track_files: bool,
-                 known: Optional[List[Tuple[str, int, int]]], track_env: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        ignore_dirs: Tuple[str, ...],
+        track_files: bool,
+        known: Optional[List[Tuple[str, int, int]]],
+        track_env: bool = False,
+    ) -> None:
         self.name = name
         self.ignore_dirs = ignore_dirs
         self.track_files = track_files
@@ -116,8 +121,11 @@ class Recorder:
         inputs.extend(_absent_state(path + "-wal") for path in self.sqlite)
         inputs = [state for state in inputs if state is not None]
         cache = (self.ignore_dirs[0].rstrip(os.sep),)
-        listings = [state for state in (_listing_state(p, cache) for p in self.listings)
-                    if state is not None]
+        listings = [
+            state
+            for state in (_listing_state(p, cache) for p in self.listings)
+            if state is not None
+        ]
         trees: List[List[Any]] = []
         for path, cwd in self.arguments.items():
             if _add_path_state(path, inputs, trees, self.name, cache) and cwd is not None:
@@ -125,10 +133,16 @@ class Recorder:
         env = [[name, digest] for name, digest in self.env.items()]
         if self.cwd is not None:
             out["cwd"] = [[self.cwd]]
-        code = [state for state in (_code_state(c) for c in self._extra_code())
-                if state is not None]
-        for name, items in (("inputs", inputs), ("listings", listings), ("trees", trees),
-                            ("env", env), ("code", code)):
+        code = [
+            state for state in (_code_state(c) for c in self._extra_code()) if state is not None
+        ]
+        for name, items in (
+            ("inputs", inputs),
+            ("listings", listings),
+            ("trees", trees),
+            ("env", env),
+            ("code", code),
+        ):
             if items:
                 out[name] = items
         for nested in self.inherited:
@@ -141,8 +155,7 @@ class Recorder:
         extra = []
         for code in self.executed:
             filename, line = code.co_filename, code.co_firstlineno
-            if not any(f == filename and first <= line <= last
-                       for f, first, last in self.known):
+            if not any(f == filename and first <= line <= last for f, first, last in self.known):
                 extra.append(code)
         return extra
 
@@ -223,14 +236,19 @@ def _path_candidates(values: Iterable[Any]) -> List[str]:
                     item = os.fspath(item)
                 except TypeError:
                     continue
-            if isinstance(item, str) and 0 < len(item) < 4096 and "\0" not in item \
-                    and "\n" not in item:
+            if (
+                isinstance(item, str)
+                and 0 < len(item) < 4096
+                and "\0" not in item
+                and "\n" not in item
+            ):
                 out.append(item)
     return out
 
 
-def _add_path_state(path: str, inputs: List[List[Any]], trees: List[List[Any]],
-                    name: str, cache: Tuple[str, ...]) -> bool:
+def _add_path_state(
+    path: str, inputs: List[List[Any]], trees: List[List[Any]], name: str, cache: Tuple[str, ...]
+) -> bool:
     """Add the state of ``path`` (an argument or a declared match) as a file or a
     tree; False if it names neither."""
     try:
@@ -250,8 +268,7 @@ def _add_path_state(path: str, inputs: List[List[Any]], trees: List[List[Any]],
 
 
 def _names_digest(names: List[str]) -> str:
-    return xxhash.xxh3_128_hexdigest("\0".join(sorted(names)).encode("utf-8",
-                                                                     "surrogateescape"))
+    return xxhash.xxh3_128_hexdigest("\0".join(sorted(names)).encode("utf-8", "surrogateescape"))
 
 
 def _entries_digest(folder: str, names: List[str]) -> str:
@@ -265,19 +282,24 @@ def _entries_digest(folder: str, names: List[str]) -> str:
             hasher.update(f"{name}\0?\0".encode("utf-8", "surrogateescape"))
             continue
         if _stat.S_ISREG(st.st_mode):
-            hasher.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode(
-                "utf-8", "surrogateescape"))
+            hasher.update(
+                f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf-8", "surrogateescape")
+            )
         else:
-            hasher.update(f"{name}\0{_stat.S_IFMT(st.st_mode)}\0".encode(
-                "utf-8", "surrogateescape"))
+            hasher.update(
+                f"{name}\0{_stat.S_IFMT(st.st_mode)}\0".encode("utf-8", "surrogateescape")
+            )
     return hasher.hexdigest()
 
 
 def _visible(folder: str, names: List[str], excluded: List[str]) -> List[str]:
     """The names of a listing that count: not ``__pycache__`` (Python writes it while
     importing), not the cache directory (we write it while saving)."""
-    return [n for n in names if n != "__pycache__"
-            and (not excluded or os.path.join(folder, n) not in excluded)]
+    return [
+        n
+        for n in names
+        if n != "__pycache__" and (not excluded or os.path.join(folder, n) not in excluded)
+    ]
 
 
 def _listing_state(folder: str, cache: Tuple[str, ...]) -> Optional[List[Any]]:
@@ -336,8 +358,10 @@ def _tree_state(root: str, name: str, excluded: List[str]) -> Optional[List[Any]
                 f"{name} was given the folder {display_path(root)}, which holds more than "
                 f"{MAX_FOLDER_FILES} files: too many to check before each hit, so changes "
                 f"inside it do not re-run {name}. Pass the files it reads, or declare "
-                f"them with checkpoint(inputs=['folder/*.parquet'])", BlindSpotWarning,
-                stacklevel=2)
+                f"them with checkpoint(inputs=['folder/*.parquet'])",
+                BlindSpotWarning,
+                stacklevel=2,
+            )
         return None
     return [root, digest, excluded]
 
@@ -354,8 +378,7 @@ def declared_checks(patterns: Sequence[str], name: str, cache_dir: str) -> Dict[
             matches = _matches(pattern)
             declared.append([pattern, _names_digest(matches)])
             for path in matches:
-                _add_path_state(path, inputs, trees, name,
-                                (os.path.abspath(cache_dir),))
+                _add_path_state(path, inputs, trees, name, (os.path.abspath(cache_dir),))
         out: Dict[str, Any] = {"declared": declared}
         if inputs:
             out["inputs"] = inputs
@@ -395,8 +418,9 @@ def _segment_digest(filename: str, first: int, last: int) -> Optional[str]:
     record = INDEX.by_filename(filename)
     if record is None:
         return None
-    return xxhash.xxh3_128_hexdigest("".join(record.lines[first - 1:last]).encode(
-        "utf-8", "surrogatepass"))
+    return xxhash.xxh3_128_hexdigest(
+        "".join(record.lines[first - 1 : last]).encode("utf-8", "surrogatepass")
+    )
 
 
 _CODE_TYPES = ("FunctionDef", "AsyncFunctionDef", "ClassDef", "Module")
@@ -423,8 +447,11 @@ def _normalized_digest(filename: str, first: int, last: int) -> Optional[str]:
     spans = _STATEMENTS.get(key[3])
     if spans is None:
         try:
-            spans = sorted((node.lineno, node.end_lineno or node.lineno)
-                           for node in ast.walk(record.tree) if isinstance(node, ast.stmt))
+            spans = sorted(
+                (node.lineno, node.end_lineno or node.lineno)
+                for node in ast.walk(record.tree)
+                if isinstance(node, ast.stmt)
+            )
         except SyntaxError:
             spans = []
         _STATEMENTS[key[3]] = spans
@@ -432,7 +459,7 @@ def _normalized_digest(filename: str, first: int, last: int) -> Optional[str]:
     start = bisect.bisect_left(spans, (first, 0))
     stop = bisect.bisect_right(spans, (last, sys.maxsize))
     last = max([last] + [end for _, end in spans[start:stop]])
-    text = "".join(record.lines[first - 1:last])
+    text = "".join(record.lines[first - 1 : last])
     try:
         tree = ast.parse("if 1:\n" + text if text[:1] in (" ", "\t") else text)
     except SyntaxError:
@@ -440,9 +467,13 @@ def _normalized_digest(filename: str, first: int, last: int) -> Optional[str]:
     else:
         for node in ast.walk(tree):
             body = getattr(node, "body", None)
-            if (type(node).__name__ in _CODE_TYPES and body and isinstance(body[0], ast.Expr)
-                    and isinstance(body[0].value, ast.Constant)
-                    and isinstance(body[0].value.value, str)):
+            if (
+                type(node).__name__ in _CODE_TYPES
+                and body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 body[0] = ast.Pass()  # the docstring
         digest = xxhash.xxh3_128_hexdigest(ast.dump(tree).encode("utf-8", "surrogatepass"))
     _NORMALIZED[key] = digest
@@ -459,12 +490,21 @@ def _code_state(code: Any) -> Optional[List[Any]]:
         if getattr(mod, "__file__", None) == code.co_filename:
             module = name
             break
-    qualname = f"{module or '?'}:{code.co_qualname if hasattr(code, 'co_qualname') else code.co_name}"
-    return [qualname, code.co_filename, first, last, digest,
-            _normalized_digest(code.co_filename, first, last)]
+    qualname = (
+        f"{module or '?'}:{code.co_qualname if hasattr(code, 'co_qualname') else code.co_name}"
+    )
+    return [
+        qualname,
+        code.co_filename,
+        first,
+        last,
+        digest,
+        _normalized_digest(code.co_filename, first, last),
+    ]
 
 
 # -- the hooks --------------------------------------------------------------------------
+
 
 def active() -> List[Recorder]:
     """The recorders of the misses running in this thread, outermost first."""
@@ -511,8 +551,11 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
         return
     if event == "open":
         path, mode, flags = args
-        writing = ("w" in mode or "a" in mode or "x" in mode or "+" in mode) \
-            if isinstance(mode, str) else bool(flags & _WRITE_FLAGS)
+        writing = (
+            ("w" in mode or "a" in mode or "x" in mode or "+" in mode)
+            if isinstance(mode, str)
+            else bool(flags & _WRITE_FLAGS)
+        )
     elif event == "os.mkdir":
         path, writing = args[0], True
     elif event in _LISTING_EVENTS:
@@ -600,8 +643,11 @@ _ENV_CLASS = type(os.environ)
 
 
 def _plumbing_files() -> Set[str]:
-    return {os.getenv.__code__.co_filename,
-            _collections_abc.Mapping.get.__code__.co_filename, __file__}
+    return {
+        os.getenv.__code__.co_filename,
+        _collections_abc.Mapping.get.__code__.co_filename,
+        __file__,
+    }
 
 
 _PLUMBING: Set[str] = set()
@@ -610,8 +656,9 @@ _ENV_CALLERS: Dict[str, bool] = {}  # file of the reading code -> is it the proj
 
 def _note_env(key: Any, value: Optional[str]) -> None:
     stack = getattr(_LOCAL, "stack", None)
-    if not stack or getattr(_LOCAL, "busy", 0) or not isinstance(key, str) \
-            or key in stack[-1].env:  # read before: the first value is what counts
+    if (
+        not stack or getattr(_LOCAL, "busy", 0) or not isinstance(key, str) or key in stack[-1].env
+    ):  # read before: the first value is what counts
         return
     frame = sys._getframe(2)
     while frame is not None and frame.f_code.co_filename in _PLUMBING:
@@ -626,8 +673,11 @@ def _note_env(key: Any, value: Optional[str]) -> None:
         _ENV_CALLERS[filename] = ours
     if not ours:
         return
-    digest = None if value is None else xxhash.xxh3_128_hexdigest(
-        value.encode("utf-8", "surrogateescape"))
+    digest = (
+        None
+        if value is None
+        else xxhash.xxh3_128_hexdigest(value.encode("utf-8", "surrogateescape"))
+    )
     for recorder in stack:
         if recorder.track_env and key not in recorder.env and key not in recorder.env_set:
             recorder.env[key] = digest
@@ -702,8 +752,11 @@ def _monitoring() -> Any:
 
 def _on_start(code: Any, offset: int) -> Any:
     stack = getattr(_LOCAL, "stack", None)
-    if stack and not code.co_filename.startswith("<frozen") \
-            and INDEX.is_project_path(code.co_filename):
+    if (
+        stack
+        and not code.co_filename.startswith("<frozen")
+        and INDEX.is_project_path(code.co_filename)
+    ):
         for recorder in stack:
             if recorder.known is not None:
                 recorder.executed[code] = None
@@ -775,9 +828,14 @@ def _stop_monitoring() -> None:
         monitoring.set_events(_TOOL, 0)
 
 
-def start(name: str, cache_dir: str, track_files: bool,
-          known: Optional[List[Tuple[str, int, int]]], track_env: bool = False,
-          blind: bool = False) -> Recorder:
+def start(
+    name: str,
+    cache_dir: str,
+    track_files: bool,
+    known: Optional[List[Tuple[str, int, int]]],
+    track_env: bool = False,
+    blind: bool = False,
+) -> Recorder:
     """Begin recording a miss of ``name`` (``known``: the static graph's definitions,
     or None not to watch which code runs; ``track_env``: note the environment variables
     the project's code reads; ``blind``: the analysis of ``name`` has blind spots, so
@@ -831,8 +889,10 @@ def _verify(checks: Dict[str, Any]) -> Optional[str]:
 
     for (folder,) in checks.get("cwd", ()):
         if os.getcwd() != folder:
-            return (f"it read paths relative to the current folder, which was "
-                    f"{display_path(folder)} and is now {display_path(os.getcwd())}")
+            return (
+                f"it read paths relative to the current folder, which was "
+                f"{display_path(folder)} and is now {display_path(os.getcwd())}"
+            )
     for name, digest in checks.get("env", ()):
         value = os.environ.get(name)
         if value is None:
@@ -873,10 +933,12 @@ def _verify(checks: Dict[str, Any]) -> Optional[str]:
     for qualname, filename, first, last, digest, *normalized in checks.get("code", ()):
         if _segment_digest(filename, first, last) == digest:
             continue
-        if not (normalized and normalized[0] is not None
-                and _normalized_digest(filename, first, last) == normalized[0]):
-            return (f"{qualname} changed ({display_path(filename)}:{first}; found at run "
-                    f"time)")
+        if not (
+            normalized
+            and normalized[0] is not None
+            and _normalized_digest(filename, first, last) == normalized[0]
+        ):
+            return f"{qualname} changed ({display_path(filename)}:{first}; found at run time)"
     return None
 
 

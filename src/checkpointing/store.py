@@ -99,7 +99,19 @@ import time
 import warnings
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from typing import NamedTuple, Any, Callable, Dict, Generic, Iterator, List, Optional, Tuple, TypeVar, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 import xxhash
 
@@ -109,13 +121,31 @@ except ImportError:  # Windows: no advisory locks; stale temporaries are judged 
     fcntl = None  # type: ignore[assignment]
 
 from ._typing import ContextId, ReturnValue
-from .config import (defaults, folder_mode, validate_directory, validate_permissions,
-                     validate_pickle_protocol, validate_secret)
-from .errors import (CheckpointFailedWarning, CheckpointNotExist, ConfigurationError,
-                     CorruptEntryWarning, UntrustedEntryWarning)
+from .config import (
+    defaults,
+    folder_mode,
+    validate_directory,
+    validate_permissions,
+    validate_pickle_protocol,
+    validate_secret,
+)
+from .errors import (
+    CheckpointFailedWarning,
+    CheckpointNotExist,
+    ConfigurationError,
+    CorruptEntryWarning,
+    UntrustedEntryWarning,
+)
 
-__all__ = ["CACHEDIR_TAG", "CacheBase", "EntryInfo", "FORMAT_VERSION", "InMemoryLRUCache",
-           "PickleFileCache", "SynchronizedCache"]
+__all__ = [
+    "CACHEDIR_TAG",
+    "CacheBase",
+    "EntryInfo",
+    "FORMAT_VERSION",
+    "InMemoryLRUCache",
+    "PickleFileCache",
+    "SynchronizedCache",
+]
 
 T = TypeVar("T")
 
@@ -141,21 +171,32 @@ _TEMP_PREFIX = ".tmp-"
 _LEGACY_NAME = re.compile(r"[0-9a-f]{32}\.pickle")  # 1.0: <md5 hexdigest>.pickle at the root
 _SAFE_ID = re.compile(r"[a-z0-9_-][a-z0-9._-]{0,199}")
 _WINDOWS_RESERVED = frozenset(
-    ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)]
-    + [f"lpt{i}" for i in range(10)])
+    ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)] + [f"lpt{i}" for i in range(10)]
+)
 STALE_TEMP_SECONDS = 60
 """A temporary file older than this, that no live writer holds locked, is a leftover."""
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0) \
-    | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) \
+_READ_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_BINARY", 0)
     | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+)
+_DIR_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_DIRECTORY", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 _OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _POSIX_OWNERS = hasattr(os, "geteuid")
 _INTERNAL_KEYS = ("context_id", "pickle_protocol", "size", "pickle_size", "buffers")
 
-CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
-                "# This file is a cache directory tag created by checkpointing.\n"
-                "# For information about cache directory tags see https://bford.info/cachedir/\n")
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by checkpointing.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
 
 
 class CacheBase(ABC, Generic[ContextId, ReturnValue]):
@@ -196,8 +237,9 @@ class CacheBase(ABC, Generic[ContextId, ReturnValue]):
     def retrieve(self, context_id: ContextId) -> ReturnValue:
         """Return the result stored under ``context_id``; raise CheckpointNotExist if none."""
 
-    def save_entry(self, context_id: ContextId, result: ReturnValue,
-                   metadata: Dict[str, Any]) -> None:
+    def save_entry(
+        self, context_id: ContextId, result: ReturnValue, metadata: Dict[str, Any]
+    ) -> None:
         """Store ``result`` with ``metadata``; by default the metadata is dropped."""
         self.save(context_id, result)
 
@@ -248,8 +290,9 @@ class SynchronizedCache(CacheBase[ContextId, ReturnValue]):
         with self.lock:
             return self.cache.retrieve(context_id)
 
-    def save_entry(self, context_id: ContextId, result: ReturnValue,
-                   metadata: Dict[str, Any]) -> None:
+    def save_entry(
+        self, context_id: ContextId, result: ReturnValue, metadata: Dict[str, Any]
+    ) -> None:
         """Save with metadata under the lock."""
         with self.lock:
             self.cache.save_entry(context_id, result, metadata)
@@ -286,10 +329,13 @@ class InMemoryLRUCache(CacheBase[ContextId, ReturnValue]):
     """
 
     def __init__(self, maxsize: Optional[int] = None) -> None:
-        if maxsize is not None and (isinstance(maxsize, bool) or not isinstance(maxsize, int)
-                                    or maxsize < 0):
-            raise ConfigurationError(f"InMemoryLRUCache(maxsize={maxsize!r}): maxsize must "
-                                     f"be an int >= 0, or None for no limit")
+        if maxsize is not None and (
+            isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0
+        ):
+            raise ConfigurationError(
+                f"InMemoryLRUCache(maxsize={maxsize!r}): maxsize must "
+                f"be an int >= 0, or None for no limit"
+            )
         self.maxsize = maxsize
         self._entries: "OrderedDict[ContextId, ReturnValue]" = OrderedDict()
         self._lock = threading.Lock()
@@ -369,10 +415,14 @@ class PickleFileCache(CacheBase[str, Any]):
     case-insensitive file systems).
     """
 
-    def __init__(self, directory: Union[str, "os.PathLike[str]", None] = None,
-                 pickle_protocol: Optional[int] = None, *,
-                 secret: Union[str, bytes, None] = None,
-                 permissions: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        directory: Union[str, "os.PathLike[str]", None] = None,
+        pickle_protocol: Optional[int] = None,
+        *,
+        secret: Union[str, bytes, None] = None,
+        permissions: Optional[int] = None,
+    ) -> None:
         if directory is None:
             directory = defaults["cache.filesystem.directory"]
         if pickle_protocol is None:
@@ -516,13 +566,17 @@ class PickleFileCache(CacheBase[str, Any]):
                 data, checks, flags, signature = small
                 buffers: Any = ()
                 if secret is not None:  # one-shot HMAC: the C fast path
-                    _check_signature(flags, signature, _hmac().digest(
-                        secret, memoryview(first)[_PREFIX.size:], "sha256"))
+                    _check_signature(
+                        flags,
+                        signature,
+                        _hmac().digest(secret, memoryview(first)[_PREFIX.size :], "sha256"),
+                    )
                 return data, buffers, checks
             mac = _new_mac(secret) if secret is not None else None
             with open(fd, "rb", buffering=0, closefd=False) as handle:
-                header, data, buffers = _read_entry(handle, payload=True, first=first,
-                                                    key_digest=key_digest, mac=mac)
+                header, data, buffers = _read_entry(
+                    handle, payload=True, first=first, key_digest=key_digest, mac=mac
+                )
             if mac is not None:
                 _check_signature(header["flags"], header["signature"], mac.digest())
             return data, buffers, header.get("checks")
@@ -545,8 +599,9 @@ class PickleFileCache(CacheBase[str, Any]):
             return "the file is writable by other users"
         if not self._trusted_folder:
             # The root may be a link the user made (~/.cache -> /data); entries/ not.
-            problem = _folder_problem(self.directory, uid, follow=True) \
-                or _folder_problem(self.entries_directory, uid)
+            problem = _folder_problem(self.directory, uid, follow=True) or _folder_problem(
+                self.entries_directory, uid
+            )
             if problem is not None:
                 return problem
             # Only the owner (us) can change a folder's mode or owner, so this holds.
@@ -569,9 +624,12 @@ class PickleFileCache(CacheBase[str, Any]):
         return header
 
     def _warn_corrupt(self, path: str, reason: str) -> None:
-        warnings.warn(f"checkpointing entry {path} is unreadable ({reason}); it is treated "
-                      f"as a miss: the result will be recomputed and the entry replaced",
-                      CorruptEntryWarning, stacklevel=4)
+        warnings.warn(
+            f"checkpointing entry {path} is unreadable ({reason}); it is treated "
+            f"as a miss: the result will be recomputed and the entry replaced",
+            CorruptEntryWarning,
+            stacklevel=4,
+        )
 
     # -- variants: earlier entries of a key whose run-time checks differ ------------------
     # A key covers code and arguments; what a run read (files, folders, environment) is
@@ -581,8 +639,9 @@ class PickleFileCache(CacheBase[str, Any]):
     def _variants_directory(self, context_id: str) -> str:
         return os.path.join(self.directory, "variants", _file_stem(context_id))
 
-    def _set_aside(self, context_id: str, path: str, new_checks: Any,
-                   promoting: bool = False) -> None:
+    def _set_aside(
+        self, context_id: str, path: str, new_checks: Any, promoting: bool = False
+    ) -> None:
         """Before ``path`` is replaced by an entry with ``new_checks``, move the entry
         there now into the variants of the key if its checks differ (never failing the
         save: a variant lost is a re-run later, nothing worse). ``promoting``: the new
@@ -602,8 +661,7 @@ class PickleFileCache(CacheBase[str, Any]):
                     os.remove(os.path.join(folder, _checks_digest(new_checks) + _SUFFIX))
                 except FileNotFoundError:
                     pass
-            if not old_checks or header.get("context_id") != context_id \
-                    or old_checks == new_checks:
+            if not old_checks or header.get("context_id") != context_id or old_checks == new_checks:
                 return
             _make_private_folder(os.path.dirname(folder), self.folder_mode)
             _make_private_folder(folder, self.folder_mode)
@@ -613,12 +671,15 @@ class PickleFileCache(CacheBase[str, Any]):
             names = [n for n in os.listdir(folder) if n.endswith(_SUFFIX)]
             if len(names) > limit - 1 and not promoting:  # a promotion swaps one for one
                 aged = sorted(names, key=lambda n: os.path.getmtime(os.path.join(folder, n)))
-                for name in aged[:len(names) - (limit - 1)]:
+                for name in aged[: len(names) - (limit - 1)]:
                     os.remove(os.path.join(folder, name))
         except OSError as exc:
-            warnings.warn(f"could not keep the previous entry of {context_id} aside "
-                          f"({type(exc).__name__}: {exc}); it is replaced",
-                          CheckpointFailedWarning, stacklevel=4)
+            warnings.warn(
+                f"could not keep the previous entry of {context_id} aside "
+                f"({type(exc).__name__}: {exc}); it is replaced",
+                CheckpointFailedWarning,
+                stacklevel=4,
+            )
 
     def variants(self, context_id: str) -> List[Tuple[str, Any]]:
         """(path, checks) of the earlier entries kept for ``context_id``, newest first.
@@ -660,12 +721,19 @@ class PickleFileCache(CacheBase[str, Any]):
         if (path, reason) in self._warned:
             return
         self._warned.add((path, reason))
-        fix = ("set the same secret where the entry was written" if self._secret else
-               "keep the cache in a folder only you can write, or set a secret "
-               "(CHECKPOINTING_SECRET) to share signed entries")
-        warnings.warn(f"checkpointing entry {path} is not trusted ({reason}); it was not "
-                      f"loaded (loading a pickle can run code) and is treated as a miss; "
-                      f"{fix}", UntrustedEntryWarning, stacklevel=4)
+        fix = (
+            "set the same secret where the entry was written"
+            if self._secret
+            else "keep the cache in a folder only you can write, or set a secret "
+            "(CHECKPOINTING_SECRET) to share signed entries"
+        )
+        warnings.warn(
+            f"checkpointing entry {path} is not trusted ({reason}); it was not "
+            f"loaded (loading a pickle can run code) and is treated as a miss; "
+            f"{fix}",
+            UntrustedEntryWarning,
+            stacklevel=4,
+        )
 
     # -- history of each function (for "why did it re-run") ------------------------------
     def _history_path(self, function: str) -> str:
@@ -676,12 +744,19 @@ class PickleFileCache(CacheBase[str, Any]):
         path = self._history_path(function)
         entries = [e for e in self.history(function) if e.get("key") != entry.get("key")]
         entries.append(entry)
-        data = json.dumps({"function": function, "entries": entries[-HISTORY_LENGTH:]},
-                          separators=(",", ":"), default=str).encode()
+        data = json.dumps(
+            {"function": function, "entries": entries[-HISTORY_LENGTH:]},
+            separators=(",", ":"),
+            default=str,
+        ).encode()
         self._prepare()
         _make_private_folder(os.path.dirname(path), self.folder_mode)
-        _atomic_write(os.path.dirname(path), path,
-                      [xxhash.xxh3_64_hexdigest(data).encode(), b"\n", data], self.file_mode)
+        _atomic_write(
+            os.path.dirname(path),
+            path,
+            [xxhash.xxh3_64_hexdigest(data).encode(), b"\n", data],
+            self.file_mode,
+        )
 
     def history(self, function: str) -> List[Dict[str, Any]]:
         try:
@@ -703,7 +778,7 @@ class PickleFileCache(CacheBase[str, Any]):
                 continue
             context_id = header.get("context_id")
             if not isinstance(context_id, str):
-                context_id = os.path.basename(path)[:-len(_SUFFIX)]
+                context_id = os.path.basename(path)[: -len(_SUFFIX)]
             yield EntryInfo(context_id, path, size, header)
 
     def entry_files(self) -> List[str]:
@@ -712,8 +787,11 @@ class PickleFileCache(CacheBase[str, Any]):
             names = sorted(os.listdir(self.entries_directory))
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return [os.path.join(self.entries_directory, name) for name in names
-                if name.endswith(_SUFFIX) and not name.startswith(".")]
+        return [
+            os.path.join(self.entries_directory, name)
+            for name in names
+            if name.endswith(_SUFFIX) and not name.startswith(".")
+        ]
 
     def check_file(self, path: str) -> Optional[str]:
         """None if the entry file at ``path`` is intact (a regular file; magic, version,
@@ -727,11 +805,16 @@ class PickleFileCache(CacheBase[str, Any]):
         except OSError as exc:
             return f"{type(exc).__name__}: {exc}"
         context_id = header.get("context_id")
-        if not isinstance(context_id, str) or not context_id \
-                or self.path_of(context_id) != path \
-                or header.get("key_digest") != _key_digest(context_id).hex():
-            return (f"misplaced: it holds the entry of key {context_id!r}, which belongs "
-                    f"in another file")
+        if (
+            not isinstance(context_id, str)
+            or not context_id
+            or self.path_of(context_id) != path
+            or header.get("key_digest") != _key_digest(context_id).hex()
+        ):
+            return (
+                f"misplaced: it holds the entry of key {context_id!r}, which belongs "
+                f"in another file"
+            )
         return None
 
     def load_file(self, path: str) -> Any:
@@ -764,8 +847,11 @@ class PickleFileCache(CacheBase[str, Any]):
             folder, name = os.path.split(path)
             try:
                 status = os.lstat(path)
-                if not stat.S_ISREG(status.st_mode) or now - status.st_mtime < max_age \
-                        or _locked(path):
+                if (
+                    not stat.S_ISREG(status.st_mode)
+                    or now - status.st_mtime < max_age
+                    or _locked(path)
+                ):
                     continue
                 _unlink_in(folder, name)
                 removed += 1
@@ -865,7 +951,7 @@ def _remove_tree(folder: str) -> None:
             return
     except OSError:
         return
-    for root, dirs, files in os.walk(folder, topdown=False):
+    for root, _dirs, files in os.walk(folder, topdown=False):
         for name in files:
             if name.endswith(_SUFFIX):
                 try:
@@ -876,6 +962,8 @@ def _remove_tree(folder: str) -> None:
             os.rmdir(root)
         except OSError:
             pass
+
+
 class _Untrusted(Exception):
     """An entry file may have been written by someone else; the message says why."""
 
@@ -905,8 +993,9 @@ def _check_signature(flags: int, signature: bytes, digest: bytes) -> None:
     if not flags & _SIGNED:
         raise _Untrusted("the entry is not signed, and a secret is set")
     if not _hmac().compare_digest(digest, signature):
-        raise _Untrusted("its signature does not match: tampered with, or signed with "
-                         "another secret")
+        raise _Untrusted(
+            "its signature does not match: tampered with, or signed with another secret"
+        )
 
 
 def _open_regular(path: str) -> int:
@@ -917,8 +1006,7 @@ def _open_regular(path: str) -> int:
         return os.open(path, _READ_FLAGS)
     except OSError as exc:
         if exc.errno == errno.ELOOP or (exc.errno == errno.ENXIO):
-            raise _Corrupt("not a regular file (a symbolic link or a special file)") \
-                from None
+            raise _Corrupt("not a regular file (a symbolic link or a special file)") from None
         raise
 
 
@@ -1026,10 +1114,17 @@ def _make_private_folder(folder: str, mode: int, root: bool = False) -> None:
         return
     status = os.lstat(folder)
     if stat.S_ISLNK(status.st_mode) and not root:
-        raise OSError(errno.ELOOP, f"{folder} is a symbolic link; checkpointing does not "
-                                   f"follow links out of the cache root: remove it")
-    if _POSIX_OWNERS and stat.S_ISDIR(status.st_mode) and status.st_uid == os.geteuid() \
-            and status.st_mode & _OTHERS_WRITE & ~mode:
+        raise OSError(
+            errno.ELOOP,
+            f"{folder} is a symbolic link; checkpointing does not "
+            f"follow links out of the cache root: remove it",
+        )
+    if (
+        _POSIX_OWNERS
+        and stat.S_ISDIR(status.st_mode)
+        and status.st_uid == os.geteuid()
+        and status.st_mode & _OTHERS_WRITE & ~mode
+    ):
         os.chmod(folder, mode)
 
 
@@ -1040,8 +1135,11 @@ def _unlink_in(folder: str, name: str) -> None:
             fd = os.open(folder, _DIR_FLAGS)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise OSError(errno.ELOOP, f"{folder} is a symbolic link or not a folder; "
-                                           f"checkpointing does not follow it") from None
+                raise OSError(
+                    errno.ELOOP,
+                    f"{folder} is a symbolic link or not a folder; "
+                    f"checkpointing does not follow it",
+                ) from None
             raise
         try:
             os.unlink(name, dir_fd=fd)
@@ -1049,8 +1147,7 @@ def _unlink_in(folder: str, name: str) -> None:
             os.close(fd)
         return
     if os.path.islink(folder):
-        raise OSError(errno.ELOOP, f"{folder} is a symbolic link; checkpointing does not "
-                                   f"follow it")
+        raise OSError(errno.ELOOP, f"{folder} is a symbolic link; checkpointing does not follow it")
     os.remove(os.path.join(folder, name))
 
 
@@ -1075,10 +1172,14 @@ def _locked(path: str) -> bool:
 def _file_stem(context_id: str) -> str:
     """The file name (without suffix) of a key; see :class:`PickleFileCache`."""
     if not isinstance(context_id, str) or not context_id:
-        raise ValueError(f"context id {context_id!r} is not a non-empty str; an "
-                         f"identifier's identify() must return a non-empty str")
-    if _SAFE_ID.fullmatch(context_id) is not None \
-            and context_id.split(".", 1)[0] not in _WINDOWS_RESERVED:
+        raise ValueError(
+            f"context id {context_id!r} is not a non-empty str; an "
+            f"identifier's identify() must return a non-empty str"
+        )
+    if (
+        _SAFE_ID.fullmatch(context_id) is not None
+        and context_id.split(".", 1)[0] not in _WINDOWS_RESERVED
+    ):
         return context_id
     readable = re.sub(r"[^A-Za-z0-9._-]", "_", context_id)[:80].lstrip(".") or "id"
     digest = xxhash.xxh3_64_hexdigest(context_id.encode("utf-8", "surrogatepass"))
@@ -1090,8 +1191,13 @@ def _aligned(position: int) -> int:
     return position + (-position) % _ALIGN
 
 
-def _serialize(context_id: str, result: Any, metadata: Dict[str, Any],
-               protocol: int, secret: Optional[bytes] = None) -> List[Any]:
+def _serialize(
+    context_id: str,
+    result: Any,
+    metadata: Dict[str, Any],
+    protocol: int,
+    secret: Optional[bytes] = None,
+) -> List[Any]:
     """The chunks of an entry file, in order; pickling errors propagate as they are."""
     raws: List[memoryview] = []
     if protocol >= 5:
@@ -1101,13 +1207,21 @@ def _serialize(context_id: str, result: Any, metadata: Dict[str, Any],
     else:
         data = pickle.dumps(result, protocol=protocol)
     header = dict(metadata)
-    header.update({"context_id": context_id, "pickle_protocol": protocol,
-                   "size": len(data) + sum(raw.nbytes for raw in raws),
-                   "pickle_size": len(data), "buffers": [raw.nbytes for raw in raws]})
+    header.update(
+        {
+            "context_id": context_id,
+            "pickle_protocol": protocol,
+            "size": len(data) + sum(raw.nbytes for raw in raws),
+            "pickle_size": len(data),
+            "buffers": [raw.nbytes for raw in raws],
+        }
+    )
     flags = (_HAS_CHECKS if metadata.get("checks") else 0) | (_SIGNED if secret else 0)
-    header_bytes = _LAYOUT.pack(len(data), len(raws), flags, _key_digest(context_id)) \
-        + b"".join(_LENGTH.pack(raw.nbytes) for raw in raws) \
+    header_bytes = (
+        _LAYOUT.pack(len(data), len(raws), flags, _key_digest(context_id))
+        + b"".join(_LENGTH.pack(raw.nbytes) for raw in raws)
         + json.dumps(header, default=str, separators=(",", ":")).encode()
+    )
     chunks: List[Any] = [header_bytes]
     position = _PREFIX.size + len(header_bytes)
     for payload in [data, *raws]:
@@ -1125,21 +1239,22 @@ def _serialize(context_id: str, result: Any, metadata: Dict[str, Any],
     checksum = xxhash.xxh3_64(signature)  # so that no byte after the checksum goes unchecked
     for chunk in chunks:
         checksum.update(chunk)
-    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes), checksum.intdigest(),
-                          signature)
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes), checksum.intdigest(), signature)
     return [prefix, *chunks]
 
 
-def _read_small(first: bytes, key_digest: Optional[bytes]
-                ) -> Optional[Tuple[memoryview, Any, int, bytes]]:
+def _read_small(
+    first: bytes, key_digest: Optional[bytes]
+) -> Optional[Tuple[memoryview, Any, int, bytes]]:
     """(pickle, checks, flags, signature) of an intact entry of the key with
     ``key_digest``, without out-of-band buffers, that ``first`` (the first read of its
     file) holds whole; None to take the general path, which also reports what is wrong
     with a broken or misplaced file."""
     if len(first) >= _FIRST_READ or len(first) < _SMALL_MIN:
         return None
-    magic, version, header_length, checksum, signature, pickle_size, count, flags, \
-        digest = _SMALL.unpack_from(first)
+    magic, version, header_length, checksum, signature, pickle_size, count, flags, digest = (
+        _SMALL.unpack_from(first)
+    )
     if magic != MAGIC or version != FORMAT_VERSION or count or digest != key_digest:
         return None
     header_end = _PREFIX.size + header_length
@@ -1158,9 +1273,13 @@ def _read_small(first: bytes, key_digest: Optional[bytes]
     return view[start:], checks, flags, signature
 
 
-def _read_entry(handle: Any, payload: bool, first: Optional[bytes] = None,
-                key_digest: Optional[bytes] = None, mac: Any = None
-                ) -> Tuple[Dict[str, Any], Any, List[bytearray]]:
+def _read_entry(
+    handle: Any,
+    payload: bool,
+    first: Optional[bytes] = None,
+    key_digest: Optional[bytes] = None,
+    mac: Any = None,
+) -> Tuple[Dict[str, Any], Any, List[bytearray]]:
     """Read an entry from an unbuffered binary file: (header, pickle, buffers).
 
     With ``payload`` False only the header is read and checked. With ``key_digest``,
@@ -1177,8 +1296,9 @@ def _read_entry(handle: Any, payload: bool, first: Optional[bytes] = None,
     if magic != MAGIC:
         raise _Corrupt("not a checkpointing entry (wrong magic number)")
     if version != FORMAT_VERSION:
-        raise _Corrupt(f"entry format {version}, this version of checkpointing reads "
-                       f"format {FORMAT_VERSION}")
+        raise _Corrupt(
+            f"entry format {version}, this version of checkpointing reads format {FORMAT_VERSION}"
+        )
     header_end = _PREFIX.size + header_length
     if header_end > len(first):
         if len(first) < _FIRST_READ or header_length > _MAX_HEADER:
@@ -1189,18 +1309,23 @@ def _read_entry(handle: Any, payload: bool, first: Optional[bytes] = None,
         raise _Corrupt("unreadable header: too short")
     pickle_size, count, flags, digest = _LAYOUT.unpack_from(first, _PREFIX.size)
     if key_digest is not None and digest != key_digest:
-        raise _Corrupt("misplaced: the file holds the entry of another key (copied or "
-                       "moved from another key's file)")
+        raise _Corrupt(
+            "misplaced: the file holds the entry of another key (copied or "
+            "moved from another key's file)"
+        )
     json_start = layout_end + count * _LENGTH.size
     if json_start > header_end:
         raise _Corrupt("unreadable header: sizes missing")
-    buffers = [_LENGTH.unpack_from(first, layout_end + i * _LENGTH.size)[0]
-               for i in range(count)]
+    buffers = [_LENGTH.unpack_from(first, layout_end + i * _LENGTH.size)[0] for i in range(count)]
     if payload:
         # The hit path: the JSON metadata is covered by the checksum, not parsed,
         # unless it holds checks to make before serving the entry.
-        header: Dict[str, Any] = {"pickle_size": pickle_size, "buffers": buffers,
-                                  "flags": flags, "signature": signature}
+        header: Dict[str, Any] = {
+            "pickle_size": pickle_size,
+            "buffers": buffers,
+            "flags": flags,
+            "signature": signature,
+        }
         if flags & _HAS_CHECKS:
             try:
                 header["checks"] = json.loads(first[json_start:header_end].decode())["checks"]
@@ -1211,8 +1336,11 @@ def _read_entry(handle: Any, payload: bool, first: Optional[bytes] = None,
             header = json.loads(first[json_start:header_end].decode("utf-8"))
         except ValueError as exc:  # includes UnicodeDecodeError
             raise _Corrupt(f"unreadable header: {exc}") from None
-        if not isinstance(header, dict) or header.get("pickle_size") != pickle_size \
-                or header.get("buffers") != buffers:
+        if (
+            not isinstance(header, dict)
+            or header.get("pickle_size") != pickle_size
+            or header.get("buffers") != buffers
+        ):
             raise _Corrupt("unreadable header: its binary and JSON parts disagree")
         header["key_digest"] = digest.hex()
         header["signed"] = bool(flags & _SIGNED)
@@ -1231,18 +1359,19 @@ def _read_entry(handle: Any, payload: bool, first: Optional[bytes] = None,
     if end <= len(first):  # the common case: the first read got all of it
         if end < len(first) or (len(first) >= _FIRST_READ and handle.read(1)):
             raise _Corrupt("unexpected bytes after the end of the entry")
-        update(view[_PREFIX.size:end])
+        update(view[_PREFIX.size : end])
         if digest_.intdigest() != checksum:
             raise _Corrupt("checksum mismatch (corrupted)")
         (start, length), *rest = segments
-        return header, view[start:start + length], \
-            [bytearray(view[s:s + n]) for s, n in rest]
+        return header, view[start : start + length], [bytearray(view[s : s + n]) for s, n in rest]
 
     size = os.fstat(handle.fileno()).st_size
     if size != end:
-        raise _Corrupt(f"the file has {size} bytes, its header describes {end}"
-                       f"{' (truncated)' if size < end else ''}")
-    update(view[_PREFIX.size:header_end])
+        raise _Corrupt(
+            f"the file has {size} bytes, its header describes {end}"
+            f"{' (truncated)' if size < end else ''}"
+        )
+    update(view[_PREFIX.size : header_end])
     position = header_end
     parts: List[bytearray] = []
     for start, length in segments:
@@ -1264,6 +1393,7 @@ def _both(first: Any, second: Any) -> Callable[[Any], None]:
     def update(data: Any) -> None:
         first.update(data)
         second.update(data)
+
     return update
 
 
@@ -1277,7 +1407,7 @@ def _fill(handle: Any, first: memoryview, position: int, target: memoryview) -> 
     done = 0
     if position < len(first):
         done = min(len(first) - position, len(target))
-        target[:done] = first[position:position + done]
+        target[:done] = first[position : position + done]
     while done < len(target):
         got = handle.readinto(target[done:])
         if not got:
@@ -1294,8 +1424,9 @@ def _read_exactly(handle: Any, count: int) -> bytes:
 # How many recent entries of each function are remembered to explain a miss.
 HISTORY_LENGTH = 20
 
-_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) \
-    | getattr(os, "O_CLOEXEC", 0)
+_TEMP_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 def _create_temporary(directory: str, mode: int = 0o600) -> Tuple[int, str]:

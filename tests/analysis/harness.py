@@ -41,6 +41,7 @@ __all__ = ["blind", "canon", "deps", "differ", "free", "graph", "load", "same"]
 
 # -- the canonicaliser ------------------------------------------------------------------
 
+
 def _definition(source: str) -> ast.AST:
     tree = ast.parse(textwrap.dedent(source))
     for stmt in tree.body:
@@ -51,8 +52,7 @@ def _definition(source: str) -> ast.AST:
     raise ValueError(f"no def, class or lambda at the top level of:\n{source}")
 
 
-def canon(source: str, *, defaults: bool = True, decorators: Optional[int] = None
-          ) -> Canonical:
+def canon(source: str, *, defaults: bool = True, decorators: Optional[int] = None) -> Canonical:
     """The canonical form of the snippet's first definition.
 
     ``defaults=False`` is how the checkpointed function itself is canonicalised (its
@@ -61,8 +61,12 @@ def canon(source: str, *, defaults: bool = True, decorators: Optional[int] = Non
     node = _definition(source)
     if isinstance(node, ast.ClassDef):
         return canonical_class(node, owned=True)
-    return canonical_function(node, include_defaults=defaults,  # type: ignore[arg-type]
-                              decorators=decorators, owned=True)
+    return canonical_function(
+        node,
+        include_defaults=defaults,  # type: ignore[arg-type]
+        decorators=decorators,
+        owned=True,
+    )
 
 
 def _identity(c: Canonical) -> Tuple[bytes, Tuple[Any, ...]]:
@@ -70,8 +74,9 @@ def _identity(c: Canonical) -> Tuple[bytes, Tuple[Any, ...]]:
     # chain as spelled (the resolver reads it), or for a name bound by an import inside
     # the definition its origin and the attributes after it (the local alias is not
     # read). Line numbers are where a ref was seen, not what it is.
-    return c.data, tuple((r.chain[1:], r.origin) if r.origin is not None else (r.chain,)
-                         for r in c.refs)
+    return c.data, tuple(
+        (r.chain[1:], r.origin) if r.origin is not None else (r.chain,) for r in c.refs
+    )
 
 
 class Verdict:
@@ -86,6 +91,7 @@ class Verdict:
     def __repr__(self) -> str:
         def show(c: Canonical) -> str:
             return f"{c.text!r} refs={[('.'.join(r.chain), r.scope) for r in c.refs]}"
+
         return f"<{self.holds}: {show(self.a)} vs {show(self.b)}>"
 
 
@@ -176,14 +182,14 @@ def _describe(kind: str, qualname: str, rest: Tuple[str, ...]) -> str:
     return f"{kind} {qualname}" + ("/" + "/".join(rest) if rest else "")
 
 
-def deps(files: Union[str, Mapping[str, str]], of: str = "f", main: str = "m"
-         ) -> Dict[str, str]:
+def deps(files: Union[str, Mapping[str, str]], of: str = "f", main: str = "m") -> Dict[str, str]:
     """What each ref of ``of`` (an expression in module ``m``: ``"f"``, ``"make()"``,
     ``"C"``) resolves to: ``{chain: "kind qualname[/rest]"}``."""
     with load(files, main) as module:
         obj = _target(module, of)
         canonical = (canonical_class if isinstance(obj, type) else canonical_function)(
-            _node_of(obj))
+            _node_of(obj)
+        )
         out = {}
         for ref in canonical.refs:
             target = resolve_ref(ref, obj)
@@ -199,8 +205,7 @@ def _node_of(obj: Any) -> Any:
     return _function_node(obj)[1][0]
 
 
-def graph(files: Union[str, Mapping[str, str]], of: str = "f", main: str = "m"
-          ) -> Dict[str, Any]:
+def graph(files: Union[str, Mapping[str, str]], of: str = "f", main: str = "m") -> Dict[str, Any]:
     """The key plan of ``of``: ``{"nodes": [qualname...] (depth-first from the root),
     "edges": {(from, to)...}, "slots": {slot qualname...}, "externals": {name...}}``."""
     with load(files, main) as module:
@@ -218,4 +223,3 @@ def digest(files: Union[str, Mapping[str, str]], of: str = "f", main: str = "m")
     """The static digest of ``of``'s key plan (everything its code reaches)."""
     with load(files, main) as module:
         return build_plan(_target(module, of)).static_digest
-

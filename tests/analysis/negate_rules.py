@@ -22,8 +22,9 @@ sys.path.insert(0, HERE)
 from checkpointing.analysis import canon as C  # noqa: E402
 from checkpointing.analysis import resolve as R  # noqa: E402
 
-FILES = [os.path.join(HERE, name) for name in ("test_canon.py", "test_resolve.py",
-                                               "test_depgraph.py")]
+FILES = [
+    os.path.join(HERE, name) for name in ("test_canon.py", "test_resolve.py", "test_depgraph.py")
+]
 
 
 def _module(tree: ast.Module, path: str) -> Dict[str, Any]:
@@ -42,16 +43,20 @@ def negate_each() -> List[str]:
     for path in FILES:
         tree = ast.parse(open(path, encoding="utf-8").read())
         for fn in tree.body:
-            if not isinstance(fn, ast.FunctionDef) or not fn.name.startswith("test_") \
-                    or _is_xfail(fn):
+            if (
+                not isinstance(fn, ast.FunctionDef)
+                or not fn.name.startswith("test_")
+                or _is_xfail(fn)
+            ):
                 continue
             for i, stmt in enumerate(fn.body):
                 if not isinstance(stmt, ast.Assert):
                     continue
                 total += 1
                 mutated = copy.deepcopy(tree)
-                target = next(n for n in mutated.body
-                              if isinstance(n, ast.FunctionDef) and n.name == fn.name)
+                target = next(
+                    n for n in mutated.body if isinstance(n, ast.FunctionDef) and n.name == fn.name
+                )
                 target.decorator_list = []  # a version skip must not hide the rule
                 target.body[i].test = ast.UnaryOp(ast.Not(), target.body[i].test)
                 ast.fix_missing_locations(mutated)
@@ -90,13 +95,18 @@ def _leaky_binding_scope(self: Any, name: str, scope: Optional[Any]) -> Optional
 
 
 BREAKS: Dict[str, Any] = {
-    "docstrings kept": (C._Canonicaliser, "_body",
-                        lambda self, body: [self.visit(s) for s in body] or [ast.Pass()]),
+    "docstrings kept": (
+        C._Canonicaliser,
+        "_body",
+        lambda self, body: [self.visit(s) for s in body] or [ast.Pass()],
+    ),
     "locals not renamed": (C._Canonicaliser, "_local_name", lambda self, scope, name: name),
-    "class bodies visible to methods": (C._Canonicaliser, "_binding_scope",
-                                        _leaky_binding_scope),
-    "everything external": (R, "classify", lambda value, qualname, rest=(), *a, **k:
-                            R.Target(R.EXTERNAL, qualname, value, rest)),
+    "class bodies visible to methods": (C._Canonicaliser, "_binding_scope", _leaky_binding_scope),
+    "everything external": (
+        R,
+        "classify",
+        lambda value, qualname, rest=(), *a, **k: R.Target(R.EXTERNAL, qualname, value, rest),
+    ),
 }
 
 

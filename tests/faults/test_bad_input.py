@@ -25,8 +25,9 @@ from .conftest import figure
 
 
 def cli(cwd: Path, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "checkpointing", *argv], cwd=cwd,
-                          capture_output=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "checkpointing", *argv], cwd=cwd, capture_output=True, timeout=120
+    )
 
 
 def one_line_usage_error(done: subprocess.CompletedProcess) -> bool:
@@ -37,11 +38,8 @@ def one_line_usage_error(done: subprocess.CompletedProcess) -> bool:
 @pytest.fixture
 def proj(tmp_path: Path) -> Path:
     (tmp_path / "main.py").write_text(
-        "from checkpointing import checkpoint\n"
-        "@checkpoint()\n"
-        "def f(x):\n"
-        "    return x\n"
-        "f(1)\n")
+        "from checkpointing import checkpoint\n@checkpoint()\ndef f(x):\n    return x\nf(1)\n"
+    )
     subprocess.run([sys.executable, "main.py"], cwd=tmp_path, check=True)
     (tmp_path / "broken.py").write_text("def f(:\n")
     (tmp_path / "raising.py").write_text("raise RuntimeError('at import')\n")
@@ -53,14 +51,25 @@ def proj(tmp_path: Path) -> Path:
 def test_each_bad_command_line_is_one_line_and_exit_code_2(proj: Path) -> None:
     bad_name = os.fsdecode(b"mod:\xff\xfe")
     cases: List[List[str]] = [
-        ["ls", "--dir", "a_file"], ["verify", "--dir", "a_file"],
-        ["prune", "--max-size", "lots"], ["prune", "--max-size", "1.2.3GB"],
-        ["prune", "--max-size", "1e400GB"], ["prune", "--max-size", "9" * 30 + "TB"],
-        ["prune", "--older-than", "forever"], ["prune", "--keep-latest", "-1"],
-        ["prune", "--keep-latest", "many"], ["prune"],
-        ["graph", "broken:f"], ["graph", "raising:f"], ["why", "raising:f"],
-        ["graph", "exiting:f"], ["graph", bad_name], ["why", bad_name],
-        ["graph", "main"], ["graph", "nosuchmodule:f"], ["why", "main:f", "{not json"],
+        ["ls", "--dir", "a_file"],
+        ["verify", "--dir", "a_file"],
+        ["prune", "--max-size", "lots"],
+        ["prune", "--max-size", "1.2.3GB"],
+        ["prune", "--max-size", "1e400GB"],
+        ["prune", "--max-size", "9" * 30 + "TB"],
+        ["prune", "--older-than", "forever"],
+        ["prune", "--keep-latest", "-1"],
+        ["prune", "--keep-latest", "many"],
+        ["prune"],
+        ["graph", "broken:f"],
+        ["graph", "raising:f"],
+        ["why", "raising:f"],
+        ["graph", "exiting:f"],
+        ["graph", bad_name],
+        ["why", bad_name],
+        ["graph", "main"],
+        ["graph", "nosuchmodule:f"],
+        ["why", "main:f", "{not json"],
         ["frobnicate"],
     ]
     failures = [argv for argv in cases if not one_line_usage_error(cli(proj, *argv))]
@@ -68,14 +77,22 @@ def test_each_bad_command_line_is_one_line_and_exit_code_2(proj: Path) -> None:
     entries = proj / ".checkpointing" / "entries"
     (entries / ".tmp-folder").mkdir()
     os.mkfifo(entries / "fifo.ckpt")
-    for argv in (["ls"], ["verify"], ["verify", "--deep"], ["clear", "--yes"],
-                 ["prune", "--older-than", "0s", "--yes"]):
+    for argv in (
+        ["ls"],
+        ["verify"],
+        ["verify", "--deep"],
+        ["clear", "--yes"],
+        ["prune", "--older-than", "0s", "--yes"],
+    ):
         done = cli(proj, *argv)
         if b"Traceback" in done.stderr or done.returncode not in (0, 1):
             failures.append(argv)
-    figure("bad command lines", f"{len(cases)} bad inputs: {len(cases) - len(failures)} "
-           f"one-line errors with exit code 2, 0 tracebacks; temporary folder and FIFO: "
-           f"no traceback, no hang")
+    figure(
+        "bad command lines",
+        f"{len(cases)} bad inputs: {len(cases) - len(failures)} "
+        f"one-line errors with exit code 2, 0 tracebacks; temporary folder and FIFO: "
+        f"no traceback, no hang",
+    )
     assert failures == []
 
 
@@ -83,8 +100,13 @@ def test_an_unreadable_cache_folder_is_a_usage_error(proj: Path, monkeypatch) ->
     from checkpointing import cli as cli_module
 
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode: False
-                        if str(path).endswith(".checkpointing") else real_access(path, mode))
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda path, mode: (
+            False if str(path).endswith(".checkpointing") else real_access(path, mode)
+        ),
+    )
     with pytest.raises(cli_module.UsageError, match="permission denied"):
         cli_module._open_cache(str(proj / ".checkpointing"))
 
@@ -128,8 +150,12 @@ def test_defaults_reject_wrong_types_for_every_key() -> None:
                 defaults[key] = value
                 wrongly.append(f"{key}={value!r} accepted")
             except ConfigurationError as exc:
-                assert key.split(".")[-1] in str(exc) or key in str(exc) \
-                    or "directory" in str(exc) or "on_error" in str(exc), str(exc)
+                assert (
+                    key.split(".")[-1] in str(exc)
+                    or key in str(exc)
+                    or "directory" in str(exc)
+                    or "on_error" in str(exc)
+                ), str(exc)
             except Exception as exc:
                 wrongly.append(f"{key}={value!r} raised {type(exc).__name__}")
     assert wrongly == []
@@ -141,8 +167,10 @@ def test_private_permissions_and_a_group_on_purpose(tmp_path: Path) -> None:
         cache = PickleFileCache(tmp_path / "private")
         cache.save("k", 1)
         cache.record_history("pkg:f", {"key": "k"})
-        modes = {p.name: stat.S_IMODE(p.stat().st_mode)
-                 for p in [tmp_path / "private", *(tmp_path / "private").rglob("*")]}
+        modes = {
+            p.name: stat.S_IMODE(p.stat().st_mode)
+            for p in [tmp_path / "private", *(tmp_path / "private").rglob("*")]
+        }
         assert set(modes.values()) <= {0o700, 0o600}, modes
         shared = PickleFileCache(tmp_path / "shared", permissions=0o660)
         shared.save("k", 1)
@@ -194,7 +222,8 @@ def test_a_live_writers_temporary_is_never_removed(tmp_path: Path) -> None:
 
 
 def test_on_error_raise_with_an_unreadable_cache_does_not_claim_the_function_ran(
-        tmp_path: Path, monkeypatch) -> None:
+    tmp_path: Path, monkeypatch
+) -> None:
     ran = []
 
     @checkpoint(directory=tmp_path / "c", on_error="raise")

@@ -13,7 +13,7 @@ import pytest
 
 from .conftest import figure
 
-PROGRAM = textwrap.dedent('''
+PROGRAM = textwrap.dedent("""
     import random, sys, threading, warnings
     from checkpointing import checkpoint
     from checkpointing.errors import CheckpointWarning, ExpensiveOverheadWarning
@@ -62,7 +62,7 @@ PROGRAM = textwrap.dedent('''
     for w in workers:
         w.join()
     print("COUNTS", counts["calls"], counts["errors"], counts["wrong"], counts["warnings"])
-''')
+""")
 
 
 def totals(outputs) -> list:
@@ -74,9 +74,13 @@ def totals(outputs) -> list:
 
 
 def launch(root: Path, seed: int, threads: int, calls: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "main.py", str(seed), str(threads), str(calls)],
-                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "main.py", str(seed), str(threads), str(calls)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.slow
@@ -86,14 +90,18 @@ def test_processes_and_threads_on_shared_keys(tmp_path: Path) -> None:
     results = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in results]
     calls, errors, wrong, warned = totals(out for out, _ in results)
-    figure("8 processes x 200 calls, shared keys, 20% rerun()",
-           f"{calls} calls: {errors} errors, {wrong} wrong values, {warned} cache warnings")
+    figure(
+        "8 processes x 200 calls, shared keys, 20% rerun()",
+        f"{calls} calls: {errors} errors, {wrong} wrong values, {warned} cache warnings",
+    )
     assert (calls, errors, wrong, warned) == (1600, 0, 0, 0), [e[-2000:] for _, e in results]
 
     proc = launch(tmp_path, 99, 16, 200)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-2000:]
     calls, errors, wrong, warned = totals([out])
-    figure("16 threads x 200 calls, shared keys, 20% rerun()",
-           f"{calls} calls: {errors} errors, {wrong} wrong values, {warned} cache warnings")
+    figure(
+        "16 threads x 200 calls, shared keys, 20% rerun()",
+        f"{calls} calls: {errors} errors, {wrong} wrong values, {warned} cache warnings",
+    )
     assert (calls, errors, wrong, warned) == (3200, 0, 0, 0), err[-2000:]

@@ -29,7 +29,7 @@ from checkpointing.store import PickleFileCache
 
 from .conftest import figure
 
-PROGRAM = textwrap.dedent('''
+PROGRAM = textwrap.dedent("""
     from checkpointing import checkpoint
 
     def want_small(x):
@@ -49,13 +49,18 @@ PROGRAM = textwrap.dedent('''
     for x in (1, 2):
         print("RESULT", "ok" if small(x) == want_small(x) else "WRONG")
         print("RESULT", "ok" if big(x) == want_big(x) else "WRONG")
-''')
+""")
 
 
 def run(root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "main.py"], cwd=root, capture_output=True,
-                          text=True, timeout=60, env={**os.environ,
-                                                      "PYTHONDONTWRITEBYTECODE": "1"})
+    return subprocess.run(
+        [sys.executable, "main.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +82,20 @@ def files_of(root: Path) -> Dict[str, Path]:
     plans = sorted((cache_dir / "analysis").glob("*.json"))
     histories = sorted((cache_dir / "functions").glob("*.json"))
     assert len(smalls) == 2 and len(bigs) == 2 and len(plans) == 2 and len(histories) == 2
-    return {"entry (small)": Path(smalls[0]), "entry (small) sibling": Path(smalls[1]),
-            "entry (large)": Path(bigs[0]), "entry (large) sibling": Path(bigs[1]),
-            "analysis plan": plans[0], "analysis plan sibling": plans[1],
-            "history": histories[0], "history sibling": histories[1],
-            "marker CACHEDIR.TAG": cache_dir / "CACHEDIR.TAG",
-            "marker CACHEDIR.TAG sibling": cache_dir / ".gitignore",
-            "marker .gitignore": cache_dir / ".gitignore",
-            "marker .gitignore sibling": cache_dir / "CACHEDIR.TAG"}
+    return {
+        "entry (small)": Path(smalls[0]),
+        "entry (small) sibling": Path(smalls[1]),
+        "entry (large)": Path(bigs[0]),
+        "entry (large) sibling": Path(bigs[1]),
+        "analysis plan": plans[0],
+        "analysis plan sibling": plans[1],
+        "history": histories[0],
+        "history sibling": histories[1],
+        "marker CACHEDIR.TAG": cache_dir / "CACHEDIR.TAG",
+        "marker CACHEDIR.TAG sibling": cache_dir / ".gitignore",
+        "marker .gitignore": cache_dir / ".gitignore",
+        "marker .gitignore sibling": cache_dir / "CACHEDIR.TAG",
+    }
 
 
 def flip(position: int) -> Callable[[Path, Path, Path], None]:
@@ -92,6 +103,7 @@ def flip(position: int) -> Callable[[Path, Path, Path], None]:
         data = bytearray(path.read_bytes())
         data[position % len(data)] ^= 0x20
         path.write_bytes(bytes(data))
+
     damage.__name__ = f"flip byte {position}"
     return damage
 
@@ -99,7 +111,8 @@ def flip(position: int) -> Callable[[Path, Path, Path], None]:
 def truncate(keep: Callable[[int], int], label: str) -> Callable[[Path, Path, Path], None]:
     def damage(path: Path, sibling: Path, outside: Path) -> None:
         data = path.read_bytes()
-        path.write_bytes(data[:min(keep(len(data)), len(data) - 1)])
+        path.write_bytes(data[: min(keep(len(data)), len(data) - 1)])
+
     damage.__name__ = f"truncate {label}"
     return damage
 
@@ -134,13 +147,34 @@ def symlink_outside(path: Path, sibling: Path, outside: Path) -> None:
     path.symlink_to(outside)
 
 
-DAMAGES = [flip(0), flip(4), flip(6), flip(12), flip(20), flip(52), flip(70),
-           flip(-1), flip(100_007),
-           truncate(lambda n: n // 2, "to half"), truncate(lambda n: n - 1, "by one byte"),
-           truncate(lambda n: 10, "to 10 bytes"),
-           swap, foreign_pickle, empty, fifo, symlink_to_sibling, symlink_outside]
-KINDS = ["entry (small)", "entry (large)", "analysis plan", "history",
-         "marker CACHEDIR.TAG", "marker .gitignore"]
+DAMAGES = [
+    flip(0),
+    flip(4),
+    flip(6),
+    flip(12),
+    flip(20),
+    flip(52),
+    flip(70),
+    flip(-1),
+    flip(100_007),
+    truncate(lambda n: n // 2, "to half"),
+    truncate(lambda n: n - 1, "by one byte"),
+    truncate(lambda n: 10, "to 10 bytes"),
+    swap,
+    foreign_pickle,
+    empty,
+    fifo,
+    symlink_to_sibling,
+    symlink_outside,
+]
+KINDS = [
+    "entry (small)",
+    "entry (large)",
+    "analysis plan",
+    "history",
+    "marker CACHEDIR.TAG",
+    "marker .gitignore",
+]
 
 
 def verify(cache_dir: Path) -> tuple:
@@ -168,8 +202,9 @@ def test_each_damage_is_reported_by_verify_and_never_served(template, tmp_path) 
             damage(path, sibling, tmp_path / f"outside{cases}")
             code, report = verify(root / ".checkpointing")
             cases += 1
-            names = {os.path.basename(path)} | ({os.path.basename(sibling)}
-                                                if damage is swap else set())
+            names = {os.path.basename(path)} | (
+                {os.path.basename(sibling)} if damage is swap else set()
+            )
             if code != 1 or not any(name in report for name in names):
                 undetected.append(f"{damage.__name__} of {kind}: {report}")
             shutil.rmtree(root)
@@ -180,8 +215,13 @@ def test_each_damage_is_reported_by_verify_and_never_served(template, tmp_path) 
         root = copy_of(template, tmp_path / f"all{number}")
         files = files_of(root)
         outside = tmp_path / f"outside-all{number}"
-        for kind in ("entry (small)", "entry (large)", "analysis plan", "history",
-                     "marker CACHEDIR.TAG"):
+        for kind in (
+            "entry (small)",
+            "entry (large)",
+            "analysis plan",
+            "history",
+            "marker CACHEDIR.TAG",
+        ):
             damage(files[kind], files[f"{kind} sibling"], Path(f"{outside}-{kind[:5]}"))
         before = {p: p.read_bytes() for p in tmp_path.glob(f"outside-all{number}*")}
         done = run(root)
@@ -190,10 +230,12 @@ def test_each_damage_is_reported_by_verify_and_never_served(template, tmp_path) 
         crashes += done.returncode != 0 or "Traceback" in done.stderr
         assert {p: p.read_bytes() for p in before} == before  # nothing written outside
         shutil.rmtree(root)
-    figure("corruption of entries, plans, histories, markers",
-           f"{len(DAMAGES)} kinds of damage x {len(KINDS)} kinds of file = {cases} cases: "
-           f"{cases - len(undetected)} reported by verify; {runs} program runs on fully "
-           f"damaged caches: {wrong} wrong values, {crashes} crashes")
+    figure(
+        "corruption of entries, plans, histories, markers",
+        f"{len(DAMAGES)} kinds of damage x {len(KINDS)} kinds of file = {cases} cases: "
+        f"{cases - len(undetected)} reported by verify; {runs} program runs on fully "
+        f"damaged caches: {wrong} wrong values, {crashes} crashes",
+    )
     assert undetected == []
     assert (wrong, crashes) == (0, 0)
 
@@ -206,9 +248,12 @@ def test_symlinked_folders_are_never_followed_out_of_the_root(template, tmp_path
         shutil.move(str(cache_dir / folder), str(outside))
         (cache_dir / folder).symlink_to(outside)
         before = {p.name: p.read_bytes() for p in outside.iterdir()}
-        cleared = subprocess.run([sys.executable, "-m", "checkpointing", "clear", "--yes",
-                                  "--dir", str(cache_dir)], capture_output=True, text=True,
-                                 cwd=root)
+        cleared = subprocess.run(
+            [sys.executable, "-m", "checkpointing", "clear", "--yes", "--dir", str(cache_dir)],
+            capture_output=True,
+            text=True,
+            cwd=root,
+        )
         done = run(root)
         assert done.stdout.count("RESULT ok") == 4 and done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr + cleared.stderr
@@ -218,5 +263,7 @@ def test_symlinked_folders_are_never_followed_out_of_the_root(template, tmp_path
             assert len(cleared.stderr.strip().splitlines()) == 1
             code, report = verify(cache_dir)
             assert code == 1 and "symbolic link" in report
-    figure("symlinked entries/ and functions/", "clear, saves and history writes: 0 files "
-           "written or deleted outside the cache root")
+    figure(
+        "symlinked entries/ and functions/",
+        "clear, saves and history writes: 0 files written or deleted outside the cache root",
+    )

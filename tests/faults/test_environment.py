@@ -37,13 +37,16 @@ def temporaries(directory: Path) -> list:
 
 
 def verify_ok(directory: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "checkpointing", "verify", "--dir",
-                           str(directory)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "checkpointing", "verify", "--dir", str(directory)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 # -- a full disk ------------------------------------------------------------------------
-FULL_DISK = textwrap.dedent('''
+FULL_DISK = textwrap.dedent("""
     import sys, warnings
     from checkpointing import checkpoint
     warnings.simplefilter("always")
@@ -55,25 +58,36 @@ FULL_DISK = textwrap.dedent('''
     for i in range(12):
         print("RESULT", "ok" if block(i) == bytearray([i]) * 150_000 + bytearray(i)
               else "WRONG")
-''')
+""")
 
 
 @pytest.mark.slow
 def test_a_full_disk_loses_no_result_and_leaves_nothing_broken(tmp_path: Path) -> None:
     mount_point = tmp_path / "small-disk"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
-                              str(mount_point)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
-        pytest.fail(f"this test mounts a 1 MB tmpfs to fill it, which needs root (or "
-                    f"CAP_SYS_ADMIN); CI runs as root. mount said: {mounted.stderr.strip()}")
+        pytest.fail(
+            f"this test mounts a 1 MB tmpfs to fill it, which needs root (or "
+            f"CAP_SYS_ADMIN); CI runs as root. mount said: {mounted.stderr.strip()}"
+        )
     try:
         (tmp_path / "main.py").write_text(FULL_DISK)
         runs = []
         for _ in range(2):  # the second run hits what fit and meets the full disk again
-            runs.append(subprocess.run([sys.executable, "main.py", str(mount_point / "c")],
-                                       cwd=tmp_path, capture_output=True, text=True,
-                                       timeout=120))
+            runs.append(
+                subprocess.run(
+                    [sys.executable, "main.py", str(mount_point / "c")],
+                    cwd=tmp_path,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+            )
         for done in runs:
             assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
             assert done.stdout.count("RESULT ok") == 12, done.stdout
@@ -84,13 +98,16 @@ def test_a_full_disk_loses_no_result_and_leaves_nothing_broken(tmp_path: Path) -
         stored = len(PickleFileCache(mount_point / "c").entry_files())
     finally:
         subprocess.run(["umount", str(mount_point)], check=True)
-    figure("disk full (1 MB tmpfs)", f"24 calls: 24 right results, {failed_saves} saves "
-           f"refused with ENOSPC (warned), {stored} entries intact, 0 temporary files, "
-           f"verify clean")
+    figure(
+        "disk full (1 MB tmpfs)",
+        f"24 calls: 24 right results, {failed_saves} saves "
+        f"refused with ENOSPC (warned), {stored} entries intact, 0 temporary files, "
+        f"verify clean",
+    )
 
 
 # -- a read-only cache, as an unprivileged user --------------------------------------------
-AS_NOBODY = textwrap.dedent('''
+AS_NOBODY = textwrap.dedent("""
     import os, sys, warnings
     from checkpointing import checkpoint
     warnings.simplefilter("always")
@@ -115,16 +132,27 @@ AS_NOBODY = textwrap.dedent('''
 
     for x in (1, 2, 3):
         print("RESULT", "ok" if f(x) == want(x) else "WRONG")
-''')
+""")
 
 
 def as_nobody(workdir: Path, cache: Path) -> subprocess.CompletedProcess:
     nobody = pwd.getpwnam("nobody")
     scratch = tempfile.mkdtemp(prefix="warm-")
     try:
-        return subprocess.run([sys.executable, "main.py", str(cache), str(nobody.pw_uid),
-                               str(nobody.pw_gid), scratch], cwd=workdir,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [
+                sys.executable,
+                "main.py",
+                str(cache),
+                str(nobody.pw_uid),
+                str(nobody.pw_gid),
+                scratch,
+            ],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         shutil.rmtree(scratch)
 
@@ -132,8 +160,7 @@ def as_nobody(workdir: Path, cache: Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_a_read_only_cache_as_an_unprivileged_user() -> None:
     if os.geteuid() != 0:
-        pytest.fail("this test becomes the user 'nobody', which needs root; CI runs as "
-                    "root")
+        pytest.fail("this test becomes the user 'nobody', which needs root; CI runs as root")
     nobody = pwd.getpwnam("nobody")
     workdir = Path(tempfile.mkdtemp(prefix="ckpt-nobody-", dir="/tmp"))
     try:
@@ -173,8 +200,11 @@ def test_a_read_only_cache_as_an_unprivileged_user() -> None:
         assert temporaries(workdir) == []
     finally:
         shutil.rmtree(workdir)
-    figure("read-only cache as user nobody", "3 caches (own read-only, root's private, "
-           "root's readable) x 3 calls: 9 right results, 0 crashes, 0 bytes changed")
+    figure(
+        "read-only cache as user nobody",
+        "3 caches (own read-only, root's private, "
+        "root's readable) x 3 calls: 9 right results, 0 crashes, 0 bytes changed",
+    )
 
 
 # -- results that cannot be pickled ----------------------------------------------------------
@@ -186,7 +216,7 @@ class FailsHalfWay:
 
 
 UNPICKLABLE = {
-    "lambda": lambda: (lambda: 1),
+    "lambda": lambda: lambda: 1,
     "lock": threading.Lock,
     "generator": lambda: (i for i in range(3)),
     "half-way, in-band": lambda: [b"x" * 5_000_000, FailsHalfWay()],
@@ -218,6 +248,8 @@ def test_unpicklable_results_are_returned_and_leave_nothing(in_tmp: Path) -> Non
         cache.save("k", [np.zeros(1_000_000), FailsHalfWay()])
     assert cache.retrieve("k") == "old" and temporaries(in_tmp) == []
     verify_ok(in_tmp / "c")
-    figure("unpicklable results, pickling failing half-way",
-           f"{cases} kinds: {cases} results returned, 0 entries written, 0 temporary "
-           f"files, an existing entry kept")
+    figure(
+        "unpicklable results, pickling failing half-way",
+        f"{cases} kinds: {cases} results returned, 0 entries written, 0 temporary "
+        f"files, an existing entry kept",
+    )

@@ -13,7 +13,6 @@ crashes.
 from __future__ import annotations
 
 import ast
-import json
 import math
 import pickle
 import struct
@@ -34,21 +33,47 @@ from checkpointing.hashing import digest_value
 
 from .conftest import figure
 
-FUZZ = settings(derandomize=True, deadline=None, database=None,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 
 # -- the value hasher --------------------------------------------------------------------
-TRICKY = st.sampled_from([0, 1, -1, 1.0, 0.0, -0.0, True, False, None, math.nan, -math.nan,
-                          struct.unpack("<d", b"\x01\x00\x00\x00\x00\x00\xf8\x7f")[0],
-                          math.inf, -math.inf, "", "1", b"1", 2 ** 64, 1e-300])
+TRICKY = st.sampled_from(
+    [
+        0,
+        1,
+        -1,
+        1.0,
+        0.0,
+        -0.0,
+        True,
+        False,
+        None,
+        math.nan,
+        -math.nan,
+        struct.unpack("<d", b"\x01\x00\x00\x00\x00\x00\xf8\x7f")[0],
+        math.inf,
+        -math.inf,
+        "",
+        "1",
+        b"1",
+        2**64,
+        1e-300,
+    ]
+)
 scalars = TRICKY | st.integers() | st.floats() | st.text(max_size=4) | st.binary(max_size=4)
 hashables = TRICKY | st.integers() | st.text(max_size=4)
 values = st.recursive(
     scalars,
-    lambda inner: (st.lists(inner, max_size=3) | st.tuples(inner, inner)
-                   | st.dictionaries(hashables, inner, max_size=3)
-                   | st.frozensets(hashables, max_size=3) | st.sets(hashables, max_size=3)),
-    max_leaves=12)
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.dictionaries(hashables, inner, max_size=3)
+        | st.frozensets(hashables, max_size=3)
+        | st.sets(hashables, max_size=3)
+    ),
+    max_leaves=12,
+)
 
 
 def strict(value: Any) -> Any:
@@ -80,19 +105,40 @@ def test_digests_are_equal_exactly_for_the_same_value(a: Any, b: Any) -> None:
 
 
 def test_the_tricky_scalars_are_pairwise_distinct() -> None:
-    tricky = [0, 1, 1.0, True, 0.0, -0.0, False, None, math.nan, "1", b"1", [1], (1,),
-              {1}, frozenset([1]), {1: None}, [[1]], [(1,)], ((1,),), [1.0], [True]]
+    tricky = [
+        0,
+        1,
+        1.0,
+        True,
+        0.0,
+        -0.0,
+        False,
+        None,
+        math.nan,
+        "1",
+        b"1",
+        [1],
+        (1,),
+        {1},
+        frozenset([1]),
+        {1: None},
+        [[1]],
+        [(1,)],
+        ((1,),),
+        [1.0],
+        [True],
+    ]
     digests = {digest_value(v) for v in tricky}
     assert len(digests) == len(tricky)
     assert digest_value(math.nan) == digest_value(-math.nan) == digest_value(float("nan"))
 
 
-HASH_IN_CHILD = textwrap.dedent('''
+HASH_IN_CHILD = textwrap.dedent("""
     import pickle, sys
     from checkpointing.hashing import hexdigest_value
     for value in pickle.loads(sys.stdin.buffer.read()):
         print(hexdigest_value(value))
-''')
+""")
 
 
 @settings(FUZZ, max_examples=4)
@@ -101,9 +147,13 @@ def test_digests_do_not_depend_on_the_hash_seed(batch: List[Any]) -> None:
     here = [digest_value(v).hex() for v in batch]
     COUNTS["values"] += len(batch)
     for seed in ("0", "12345"):
-        child = subprocess.run([sys.executable, "-c", HASH_IN_CHILD],
-                               input=pickle.dumps(batch), capture_output=True,
-                               env={"PYTHONHASHSEED": seed, "PATH": ""}, timeout=60)
+        child = subprocess.run(
+            [sys.executable, "-c", HASH_IN_CHILD],
+            input=pickle.dumps(batch),
+            capture_output=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            timeout=60,
+        )
         assert child.returncode == 0, child.stderr.decode()
         assert child.stdout.decode().split() == here
 
@@ -158,16 +208,32 @@ class Rename(ast.NodeTransformer):
 def renamable(node: ast.FunctionDef) -> List[str]:
     """Parameters that a plain renaming keeps meaning the same."""
     names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-    declared = {name for n in ast.walk(node) if isinstance(n, (ast.Global, ast.Nonlocal))
-                for name in n.names}
-    strings = {n.value for n in ast.walk(node) if isinstance(n, ast.Constant)
-               and isinstance(n.value, str)}
-    blind = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-                and n.func.id in ("locals", "vars", "eval", "exec") for n in ast.walk(node))
+    declared = {
+        name
+        for n in ast.walk(node)
+        if isinstance(n, (ast.Global, ast.Nonlocal))
+        for name in n.names
+    }
+    strings = {
+        n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    }
+    blind = any(
+        isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Name)
+        and n.func.id in ("locals", "vars", "eval", "exec")
+        for n in ast.walk(node)
+    )
     params = [a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs]
     params += [a.arg for a in (node.args.vararg, node.args.kwarg) if a is not None]
-    return [] if blind else [p for p in params if p not in declared and p not in strings
-                             and p in names and p not in ("self", "cls")]
+    return (
+        []
+        if blind
+        else [
+            p
+            for p in params
+            if p not in declared and p not in strings and p in names and p not in ("self", "cls")
+        ]
+    )
 
 
 def renamed(source: str, old: str) -> str:
@@ -202,9 +268,9 @@ def test_generated_function_bodies(body: str) -> None:
 
 def real_functions() -> List[str]:
     """Every top-level function and method of this package and a few stdlib modules."""
+    import argparse
     import json.decoder
     import textwrap as textwrap_module
-    import argparse
 
     files = sorted(Path(checkpointing.__file__).parent.rglob("*.py"))
     files += [Path(m.__file__) for m in (json.decoder, textwrap_module, argparse)]
@@ -232,8 +298,14 @@ def test_mutated_real_functions(source: str, pick: int) -> None:
 
 
 def test_report_fuzzing_figures() -> None:
-    figure("value hasher fuzzing", f"{COUNTS['pairs']} pairs ({COUNTS['equal']} equal) "
-           f"and {COUNTS['values']} values under 2 hash seeds: 0 collisions, 0 splits")
-    figure("canonicaliser fuzzing", f"{COUNTS['functions']} hypothesmith function bodies "
-           f"and {COUNTS['real']} mutated real functions (of {len(REAL)}): reformatting "
-           f"and renames kept every digest, 0 crashes")
+    figure(
+        "value hasher fuzzing",
+        f"{COUNTS['pairs']} pairs ({COUNTS['equal']} equal) "
+        f"and {COUNTS['values']} values under 2 hash seeds: 0 collisions, 0 splits",
+    )
+    figure(
+        "canonicaliser fuzzing",
+        f"{COUNTS['functions']} hypothesmith function bodies "
+        f"and {COUNTS['real']} mutated real functions (of {len(REAL)}): reformatting "
+        f"and renames kept every digest, 0 crashes",
+    )

@@ -28,6 +28,7 @@ from .conftest import figure
 
 KB, MB = 1 << 10, 1 << 20
 
+
 def save_forever(directory: Path, key: str, size: int, ready: int) -> None:
     """The child: save versions of one result until killed."""
     cache = PickleFileCache(directory)
@@ -47,8 +48,10 @@ def expected(key: str, size: int, version: int) -> bytes:
 def sizes(trials: int, rng: random.Random) -> list:
     """Mostly small and medium results, a few large ones (each costs seconds)."""
     big = [200 * MB] * 3 + [50 * MB] * 7 + [10 * MB] * 20
-    small = [rng.choice([1 * KB, 10 * KB, 60 * KB, 100 * KB, 1 * MB, 3 * MB])
-             for _ in range(trials - len(big))]
+    small = [
+        rng.choice([1 * KB, 10 * KB, 60 * KB, 100 * KB, 1 * MB, 3 * MB])
+        for _ in range(trials - len(big))
+    ]
     out = big + small
     rng.shuffle(out)
     return out
@@ -95,8 +98,11 @@ def test_sigkill_during_saves_never_tears_an_entry(tmp_path: Path) -> None:
             absent += 1
         else:
             stamp = bytes(value[:64]).split(b":")
-            if stamp[0].decode() != key or int(stamp[1]) != len(value) \
-                    or bytes(value) != expected(key, int(stamp[1]), int(stamp[2])):
+            if (
+                stamp[0].decode() != key
+                or int(stamp[1]) != len(value)
+                or bytes(value) != expected(key, int(stamp[1]), int(stamp[2]))
+            ):
                 wrong += 1
             else:
                 whole += 1
@@ -111,9 +117,11 @@ def test_sigkill_during_saves_never_tears_an_entry(tmp_path: Path) -> None:
         after_next_save += len(cache.temporaries())
         if size >= 10 * MB:  # keep the disk small: big entries go once checked
             cache.delete(key)
-    figure("SIGKILL during saves",
-           f"{trials} trials (1 KB-200 MB): {torn} torn, {wrong} wrong, {whole} whole, "
-           f"{absent} absent; {leftovers} leftover temporary files "
-           f"({leftover_bytes / MB:.0f} MB) before the next save, {after_next_save} after")
+    figure(
+        "SIGKILL during saves",
+        f"{trials} trials (1 KB-200 MB): {torn} torn, {wrong} wrong, {whole} whole, "
+        f"{absent} absent; {leftovers} leftover temporary files "
+        f"({leftover_bytes / MB:.0f} MB) before the next save, {after_next_save} after",
+    )
     assert (torn, wrong, after_next_save) == (0, 0, 0)
     assert whole > 0 and leftovers > 0  # the kills did land both between and in saves

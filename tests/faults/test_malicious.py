@@ -52,8 +52,12 @@ def tamper_signed(path: str, key: str, marker: Path) -> None:
     """Take a valid signature made with the team's secret (of another entry) and put it
     on the attacker's payload, with a checksum recomputed to match (anyone can)."""
     team = b"".join(bytes(c) for c in _serialize(key, "harmless", {}, 5, b"team secret"))
-    data = bytearray(b"".join(bytes(c) for c in _serialize(
-        key, Payload(marker), {"function": "victim"}, 5, b"attacker")))
+    data = bytearray(
+        b"".join(
+            bytes(c)
+            for c in _serialize(key, Payload(marker), {"function": "victim"}, 5, b"attacker")
+        )
+    )
     data[17:49] = team[17:49]
     struct.pack_into("<Q", data, 9, xxhash.xxh3_64_intdigest(bytes(data[17:])))
     with open(path, "wb") as handle:
@@ -67,21 +71,18 @@ def chown_nobody(path: str, cache: Path) -> None:
 CASES = {
     # name: (secret set?, how the entry is planted, what else the attacker changes)
     "file owned by another user": (None, None, chown_nobody),
-    "entries/ writable by others": (None, None,
-                                    lambda p, c: os.chmod(os.path.dirname(p), 0o777)),
+    "entries/ writable by others": (None, None, lambda p, c: os.chmod(os.path.dirname(p), 0o777)),
     "cache root writable by group": (None, None, lambda p, c: os.chmod(c, 0o770)),
     "file writable by others": (None, None, lambda p, c: os.chmod(p, 0o666)),
     "secret set, entry unsigned": (b"team secret", None, None),
     "secret set, signed with another secret": (b"team secret", b"attacker", None),
-    "secret set, signature copied onto another payload": (b"team secret", "tamper",
-                                                         chown_nobody),
+    "secret set, signature copied onto another payload": (b"team secret", "tamper", chown_nobody),
 }
 
 
 def need_root() -> None:
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        pytest.fail("this test gives files to the user 'nobody', which needs root; CI "
-                    "runs as root")
+        pytest.fail("this test gives files to the user 'nobody', which needs root; CI runs as root")
 
 
 def test_a_planted_entry_is_never_executed(tmp_path: Path) -> None:
@@ -110,10 +111,12 @@ def test_a_planted_entry_is_never_executed(tmp_path: Path) -> None:
             value = victim(21)
         assert any(issubclass(w.category, UntrustedEntryWarning) for w in caught), name
         served_wrong += value != 42
-        deep = subprocess.run([sys.executable, "-m", "checkpointing", "verify", "--deep",
-                               "--dir", str(cache_dir)], capture_output=True, text=True,
-                              env={**os.environ,
-                                   "CHECKPOINTING_SECRET": (secret or b"").decode()})
+        deep = subprocess.run(
+            [sys.executable, "-m", "checkpointing", "verify", "--deep", "--dir", str(cache_dir)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "CHECKPOINTING_SECRET": (secret or b"").decode()},
+        )
         executed += marker.exists()
         assert not marker.exists(), name
         assert "Traceback" not in deep.stderr, deep.stderr
@@ -130,9 +133,12 @@ def test_a_planted_entry_is_never_executed(tmp_path: Path) -> None:
     os.replace(control, cache.path_of("k"))
     cache.retrieve("k")
     assert marker.exists()
-    figure("planted malicious entries", f"{len(CASES)} attacks (owner, permissions of "
-           f"file, folder and root, signing on and off): {executed} executed, "
-           f"{served_wrong} wrong values; the same bytes without the checks: executed")
+    figure(
+        "planted malicious entries",
+        f"{len(CASES)} attacks (owner, permissions of "
+        f"file, folder and root, signing on and off): {executed} executed, "
+        f"{served_wrong} wrong values; the same bytes without the checks: executed",
+    )
 
 
 def test_a_shared_signed_entry_from_a_teammate_is_served(tmp_path: Path) -> None:

@@ -30,15 +30,15 @@ Text with a footnote[^1].
 @cache
 def tables_and_code(text):
     ran("tables_and_code")
-    return markdown.markdown(text, extensions=["markdown.extensions.tables",
-                                               "markdown.extensions.fenced_code"])
+    return markdown.markdown(
+        text, extensions=["markdown.extensions.tables", "markdown.extensions.fenced_code"]
+    )
 
 
 @cache
 def toc_and_footnotes(text):
     ran("toc_and_footnotes")
-    md = markdown.Markdown(extensions=["markdown.extensions.toc",
-                                       "markdown.extensions.footnotes"])
+    md = markdown.Markdown(extensions=["markdown.extensions.toc", "markdown.extensions.footnotes"])
     html = md.convert(text)
     return html, md.toc
 
@@ -50,6 +50,10 @@ def plain(text):
 
 
 if __name__ == "__main__":
-    main([("tables_and_code", tables_and_code, (TEXT,)),
-          ("toc_and_footnotes", toc_and_footnotes, (TEXT,)),
-          ("plain", plain, (TEXT,))])
+    main(
+        [
+            ("tables_and_code", tables_and_code, (TEXT,)),
+            ("toc_and_footnotes", toc_and_footnotes, (TEXT,)),
+            ("plain", plain, (TEXT,)),
+        ]
+    )

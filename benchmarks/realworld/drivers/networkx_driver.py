@@ -34,6 +34,10 @@ def graph():
 
 if __name__ == "__main__":
     G = graph()
-    main([("path_lengths", path_lengths, (60, 150, 1)),
-          ("components", components, (G,)),
-          ("betweenness", betweenness, (40, 90, 2))])
+    main(
+        [
+            ("path_lengths", path_lengths, (60, 150, 1)),
+            ("components", components, (G,)),
+            ("betweenness", betweenness, (40, 90, 2)),
+        ]
+    )

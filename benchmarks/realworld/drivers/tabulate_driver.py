@@ -26,6 +26,10 @@ def latex_table(n):
 
 
 if __name__ == "__main__":
-    main([("pipe_table", pipe_table, (ROWS,)),
-          ("grid_table", grid_table, ([["name", "n", "x"]] + ROWS, ".2f")),
-          ("latex_table", latex_table, (6,))])
+    main(
+        [
+            ("pipe_table", pipe_table, (ROWS,)),
+            ("grid_table", grid_table, ([["name", "n", "x"]] + ROWS, ".2f")),
+            ("latex_table", latex_table, (6,)),
+        ]
+    )

@@ -8,5 +8,7 @@ def load_data(seed):
     import random
 
     rng = random.Random(seed)
-    return [(x, 3.0 * x + 1.0 + rng.gauss(0, 0.5))
-            for x in (rng.uniform(0, 10) for _ in range(N_SAMPLES))]
+    return [
+        (x, 3.0 * x + 1.0 + rng.gauss(0, 0.5))
+        for x in (rng.uniform(0, 10) for _ in range(N_SAMPLES))
+    ]

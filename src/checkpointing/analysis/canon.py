@@ -23,8 +23,15 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
-__all__ = ["BlindSpot", "Canonical", "ImportOrigin", "Ref", "canonical_class",
-           "canonical_function", "render"]
+__all__ = [
+    "BlindSpot",
+    "Canonical",
+    "ImportOrigin",
+    "Ref",
+    "canonical_class",
+    "canonical_function",
+    "render",
+]
 
 
 @dataclass(frozen=True)
@@ -122,8 +129,9 @@ def _loop_sources(root: ast.AST, scopes: Dict[int, "_Scope"]) -> Dict[str, Tuple
     for node in ast.walk(root):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             stores[node.id] = stores.get(node.id, 0) + 1
-        if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) \
-                and isinstance(node.target, ast.Name):
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) and isinstance(
+            node.target, ast.Name
+        ):
             parts: List[str] = []
             iterated = node.iter
             while isinstance(iterated, ast.Attribute):
@@ -150,8 +158,16 @@ def _constant_text(node: ast.AST) -> Optional[str]:
 class _Scope:
     """Names bound in one function, lambda, comprehension or class body."""
 
-    __slots__ = ("node", "kind", "parent", "bound", "declared_global", "declared_nonlocal",
-                 "imports", "assigned_other")
+    __slots__ = (
+        "node",
+        "kind",
+        "parent",
+        "bound",
+        "declared_global",
+        "declared_nonlocal",
+        "imports",
+        "assigned_other",
+    )
 
     def __init__(self, node: ast.AST, kind: str, parent: Optional["_Scope"]) -> None:
         self.node = node
@@ -207,7 +223,7 @@ class _ScopeBuilder(ast.NodeVisitor):
                 scope.bind(arg.arg)
         saved, self.current = self.current, scope
         body = node.body  # type: ignore[attr-defined]
-        for stmt in (body if isinstance(body, list) else [body]):
+        for stmt in body if isinstance(body, list) else [body]:
             self.visit(stmt)
         self.current = saved
 
@@ -218,8 +234,9 @@ class _ScopeBuilder(ast.NodeVisitor):
             self.visit(stmt)
         self.current = saved
 
-    def _outer_parts(self, node: Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
-                                       ast.ClassDef]) -> None:
+    def _outer_parts(
+        self, node: Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef]
+    ) -> None:
         """Decorators, defaults, bases and annotations run in the enclosing scope."""
         for expr in getattr(node, "decorator_list", ()):
             self.visit(expr)
@@ -274,8 +291,9 @@ class _ScopeBuilder(ast.NodeVisitor):
         for node in ast.walk(target):
             if isinstance(node, ast.Name):
                 self.current.bind(node.id)  # type: ignore[union-attr]
-            elif not isinstance(node, (ast.Tuple, ast.List, ast.Starred, ast.Load,
-                                       ast.Store, ast.Del)):
+            elif not isinstance(
+                node, (ast.Tuple, ast.List, ast.Starred, ast.Load, ast.Store, ast.Del)
+            ):
                 self.visit(node)  # subscripts/attributes: their parts are reads
 
     def visit_Name(self, node: ast.Name) -> None:
@@ -307,8 +325,10 @@ class _ScopeBuilder(ast.NodeVisitor):
         for alias in node.names:
             if alias.name == "*":
                 continue
-            self.current.bind(alias.asname or alias.name,  # type: ignore[union-attr]
-                              ImportOrigin(node.module or "", node.level or 0, alias.name))
+            self.current.bind(
+                alias.asname or alias.name,  # type: ignore[union-attr]
+                ImportOrigin(node.module or "", node.level or 0, alias.name),
+            )
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
         if node.name:
@@ -327,8 +347,13 @@ class _ScopeBuilder(ast.NodeVisitor):
 class _Canonicaliser(ast.NodeTransformer):
     """Second pass: rename locals, replace free chains by placeholders, drop noise."""
 
-    def __init__(self, scopes: Dict[int, _Scope], root: ast.AST, drop_root_defaults: bool,
-                 root_decorators: Optional[int] = None):
+    def __init__(
+        self,
+        scopes: Dict[int, _Scope],
+        root: ast.AST,
+        drop_root_defaults: bool,
+        root_decorators: Optional[int] = None,
+    ):
         self.scopes = scopes
         self.root = root
         self.drop_root_defaults = drop_root_defaults
@@ -365,8 +390,9 @@ class _Canonicaliser(ast.NodeTransformer):
             new = self.names[key] = f"_{len(self.names)}"
         return new
 
-    def _placeholder(self, chain: Tuple[str, ...], lineno: int,
-                     origin: Optional[ImportOrigin]) -> str:
+    def _placeholder(
+        self, chain: Tuple[str, ...], lineno: int, origin: Optional[ImportOrigin]
+    ) -> str:
         scope = "import" if origin is not None else "global"
         probe = Ref(chain, scope, 0, origin)
         index = self.refs.get(probe)
@@ -404,8 +430,9 @@ class _Canonicaliser(ast.NodeTransformer):
                 is_ref, origin = self._free_or_import(name_node)
                 if is_ref:
                     return ast.copy_location(
-                        ast.Name(id=self._placeholder(chain, node.lineno, origin),
-                                 ctx=ast.Load()), node)
+                        ast.Name(id=self._placeholder(chain, node.lineno, origin), ctx=ast.Load()),
+                        node,
+                    )
         self.generic_visit(node)
         return node
 
@@ -444,19 +471,31 @@ class _Canonicaliser(ast.NodeTransformer):
                 self.blind.append(BlindSpot(lineno, func.id, what, args))
         else:
             found = self._chain(func)
-            if found is not None and found[1][-1] == "import_module" and node.args \
-                    and self._binding_scope(found[1][0], self.current) is None:
+            if (
+                found is not None
+                and found[1][-1] == "import_module"
+                and node.args
+                and self._binding_scope(found[1][0], self.current) is None
+            ):
                 args = self._import_arguments(node)
-                self.blind.append(BlindSpot(lineno, ".".join(found[1]),
-                                            "" if args[0][0] == "const" else _IMPORT_MODULE,
-                                            args))
+                self.blind.append(
+                    BlindSpot(
+                        lineno,
+                        ".".join(found[1]),
+                        "" if args[0][0] == "const" else _IMPORT_MODULE,
+                        args,
+                    )
+                )
         self.generic_visit(node)
         return node
 
     def _import_arguments(self, node: ast.Call) -> Tuple[Tuple[str, Any], ...]:
         """The module name, and the ``package`` of ``import_module`` if given."""
-        package = node.args[1] if len(node.args) > 1 else next(
-            (k.value for k in node.keywords if k.arg == "package"), None)
+        package = (
+            node.args[1]
+            if len(node.args) > 1
+            else next((k.value for k in node.keywords if k.arg == "package"), None)
+        )
         name = self._argument(node.args[0])
         return (name,) if package is None else (name, self._argument(package))
 
@@ -480,8 +519,12 @@ class _Canonicaliser(ast.NodeTransformer):
         return ("local", None)
 
     def _body(self, body: List[ast.stmt]) -> List[ast.stmt]:
-        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str):
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             body = body[1:]
         out: List[ast.stmt] = []
         for stmt in body:
@@ -492,8 +535,13 @@ class _Canonicaliser(ast.NodeTransformer):
         return out or [ast.Pass()]
 
     def _arguments(self, args: ast.arguments, scope: _Scope) -> None:
-        for arg in (*getattr(args, "posonlyargs", ()), *args.args, args.vararg,
-                    *args.kwonlyargs, args.kwarg):
+        for arg in (
+            *getattr(args, "posonlyargs", ()),
+            *args.args,
+            args.vararg,
+            *args.kwonlyargs,
+            args.kwarg,
+        ):
             if arg is not None:
                 arg.annotation = None
                 arg.type_comment = None
@@ -507,7 +555,7 @@ class _Canonicaliser(ast.NodeTransformer):
             kept = self.root_decorators
             decorators = getattr(node, "decorator_list", None)
             if decorators and kept is not None:
-                below = decorators[len(decorators) - kept:] if kept else []
+                below = decorators[len(decorators) - kept :] if kept else []
                 node.decorator_list = below  # type: ignore[attr-defined]
             if self.drop_root_defaults:
                 if decorators:
@@ -601,8 +649,9 @@ class _Canonicaliser(ast.NodeTransformer):
 
     def _alias_import(self, node: Union[ast.Import, ast.ImportFrom]) -> ast.AST:
         for alias in node.names:
-            bound = alias.asname or (alias.name.split(".")[0]
-                                     if isinstance(node, ast.Import) else alias.name)
+            bound = alias.asname or (
+                alias.name.split(".")[0] if isinstance(node, ast.Import) else alias.name
+            )
             if bound == "*":
                 continue
             scope = self._binding_scope(bound, self.current)
@@ -633,8 +682,12 @@ class _Canonicaliser(ast.NodeTransformer):
         return super().generic_visit(node)
 
 
-def _canonical(node: ast.AST, drop_root_defaults: bool, owned: bool = False,
-               root_decorators: Optional[int] = None) -> Canonical:
+def _canonical(
+    node: ast.AST,
+    drop_root_defaults: bool,
+    owned: bool = False,
+    root_decorators: Optional[int] = None,
+) -> Canonical:
     if not owned:
         node = copy.deepcopy(node)
     scopes = _ScopeBuilder().build(node)
@@ -648,12 +701,18 @@ def _canonical(node: ast.AST, drop_root_defaults: bool, owned: bool = False,
     text = ast.unparse(node) if isinstance(node, ast.stmt) else ast.unparse(node)
     if os.environ.get("CHECKPOINTING_STRICT_AST") == "1":
         ast.parse(text.replace("@", "_AT_"))
-    return Canonical(text.encode("utf-8", "surrogatepass"), tuple(canon.ref_list),
-                     tuple(canon.blind), text)
+    return Canonical(
+        text.encode("utf-8", "surrogatepass"), tuple(canon.ref_list), tuple(canon.blind), text
+    )
 
 
-def canonical_function(node: FunctionNode, *, include_defaults: bool = True,
-                       decorators: Optional[int] = None, owned: bool = False) -> Canonical:
+def canonical_function(
+    node: FunctionNode,
+    *,
+    include_defaults: bool = True,
+    decorators: Optional[int] = None,
+    owned: bool = False,
+) -> Canonical:
     """The canonical form of a function (or lambda) definition.
 
     ``include_defaults=False`` leaves out default values: for the decorated function
@@ -666,8 +725,9 @@ def canonical_function(node: FunctionNode, *, include_defaults: bool = True,
     """
     if not isinstance(node, _FUNCTION_NODES):
         raise TypeError(f"expected a function or lambda node, got {type(node).__name__}")
-    return _canonical(node, drop_root_defaults=not include_defaults, owned=owned,
-                      root_decorators=decorators)
+    return _canonical(
+        node, drop_root_defaults=not include_defaults, owned=owned, root_decorators=decorators
+    )
 
 
 def canonical_class(node: ast.ClassDef, *, owned: bool = False) -> Canonical:

@@ -21,9 +21,22 @@ from ..source import INDEX
 if TYPE_CHECKING:
     from .canon import Ref
 
-__all__ = ["Target", "is_project_object", "resolve_ref", "unwrap", "unwrap_chain",
-           "value_attributes", "wrapper_attributes", "qualname_of",
-           "FUNCTION", "CLASS", "GLOBAL", "CLOSURE", "EXTERNAL", "MODULE"]
+__all__ = [
+    "Target",
+    "is_project_object",
+    "resolve_ref",
+    "unwrap",
+    "unwrap_chain",
+    "value_attributes",
+    "wrapper_attributes",
+    "qualname_of",
+    "FUNCTION",
+    "CLASS",
+    "GLOBAL",
+    "CLOSURE",
+    "EXTERNAL",
+    "MODULE",
+]
 
 FUNCTION = "function"
 CLASS = "class"
@@ -172,8 +185,10 @@ def is_pickled_copy(obj: Any) -> bool:
     a function of ``__main__`` whose globals are not this ``__main__``'s is a copy.
     """
     if isinstance(obj, type):
-        return any(isinstance(member, types.FunctionType) and is_pickled_copy(member)
-                   for member in list(vars(obj).values()))
+        return any(
+            isinstance(member, types.FunctionType) and is_pickled_copy(member)
+            for member in list(vars(obj).values())
+        )
     code = getattr(obj, "__code__", None)
     if not isinstance(code, types.CodeType):
         return False
@@ -181,8 +196,7 @@ def is_pickled_copy(obj: Any) -> bool:
         return True
     if getattr(obj, "__module__", None) != "__main__":
         return False
-    if getattr(obj, "__globals__", None) is getattr(sys.modules.get("__main__"), "__dict__",
-                                                    None):
+    if getattr(obj, "__globals__", None) is getattr(sys.modules.get("__main__"), "__dict__", None):
         return False
     filename = code.co_filename
     if filename.startswith("<") or not os.path.exists(filename):
@@ -204,13 +218,17 @@ def is_project_object(obj: Any) -> bool:
             module = getattr(obj, "__module__", None)
             return module == "__main__" or INDEX.is_project_module(module or "")
         if filename.startswith("<") and not filename.startswith("<ipython-input"):
-            return getattr(obj, "__module__", None) == "__main__" \
+            return (
+                getattr(obj, "__module__", None) == "__main__"
                 and INDEX.by_filename(filename) is not None
+            )
         if INDEX.is_project_path(filename):
             return True
         # Notebook kernels compile cells to temporary pseudo-files.
-        return getattr(obj, "__module__", None) == "__main__" \
+        return (
+            getattr(obj, "__module__", None) == "__main__"
             and INDEX.by_filename(filename) is not None
+        )
     if isinstance(obj, type):
         module = getattr(obj, "__module__", None)
         if module is None or module == "builtins":
@@ -220,17 +238,24 @@ def is_project_object(obj: Any) -> bool:
                 return True  # the parent's __main__, not this worker's
             # A notebook's __main__ has no file: where its methods were compiled
             # (a cell) says whose the class is.
-            method = next((m for m in list(vars(obj).values())
-                           if isinstance(m, types.FunctionType)), None)
+            method = next(
+                (m for m in list(vars(obj).values()) if isinstance(m, types.FunctionType)), None
+            )
             if method is not None:
                 return is_project_object(method)
         return INDEX.is_project_module(module)
     return False
 
 
-def classify(value: Any, qualname: str, rest: Tuple[str, ...] = (),
-             namespace: Optional[Dict[str, Any]] = None, name: Optional[str] = None,
-             cell: Any = None, project_home: bool = True) -> Target:
+def classify(
+    value: Any,
+    qualname: str,
+    rest: Tuple[str, ...] = (),
+    namespace: Optional[Dict[str, Any]] = None,
+    name: Optional[str] = None,
+    cell: Any = None,
+    project_home: bool = True,
+) -> Target:
     """Decide what a resolved object is: code to follow, a value to read, or external."""
     original = unwrap(value) if callable(value) else value
     if isinstance(original, types.ModuleType):
@@ -240,8 +265,9 @@ def classify(value: Any, qualname: str, rest: Tuple[str, ...] = (),
     if isinstance(original, (types.FunctionType, type)) and is_project_object(original):
         kind = CLASS if isinstance(original, type) else FUNCTION
         return Target(kind, qualname_of(original), original, rest, namespace, name, cell)
-    if isinstance(original, (types.FunctionType, types.BuiltinFunctionType, type)) \
-            and not is_project_object(original):
+    if isinstance(
+        original, (types.FunctionType, types.BuiltinFunctionType, type)
+    ) and not is_project_object(original):
         return Target(EXTERNAL, qualname_of(original), original, rest)
     if not project_home:
         # A value living in a third-party module (``np.pi``, ``os.sep``): identified

@@ -6,7 +6,13 @@ from .._typing import ContextId, ReturnValue
 from ..errors import CheckpointNotExist
 from ..store import CacheBase, SynchronizedCache
 
-__all__ = ["CacheBase", "CacheSubclass", "CheckpointNotExist", "ContextId", "ReturnValue",
-           "SynchronizedCache"]
+__all__ = [
+    "CacheBase",
+    "CacheSubclass",
+    "CheckpointNotExist",
+    "ContextId",
+    "ReturnValue",
+    "SynchronizedCache",
+]
 
 CacheSubclass = TypeVar("CacheSubclass", bound=CacheBase)

@@ -30,19 +30,29 @@ import os
 import time
 import types
 import warnings
-from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union,
-                    overload)
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union, overload
 
-from ..config import defaults, validate_inputs, validate_on_error
-from ..errors import (CheckpointFailedError, CheckpointFailedWarning, CheckpointNotExist,
-                     ConfigurationError, ExpensiveOverheadWarning, HashFailedError,
-                     HashFailedWarning, SideEffectWarning)
-from ..analysis.resolve import unwrap
-from ..errors import PENDING_WARNINGS as PENDING
 from .. import runtime
+from ..analysis.resolve import unwrap
+from ..config import defaults, validate_inputs, validate_on_error
+from ..errors import PENDING_WARNINGS as PENDING
+from ..errors import (
+    CheckpointFailedError,
+    CheckpointFailedWarning,
+    CheckpointNotExist,
+    ConfigurationError,
+    ExpensiveOverheadWarning,
+    HashFailedError,
+    HashFailedWarning,
+    SideEffectWarning,
+)
 from ..explain import Explanation, explanation_for
-from ..identify import (AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase,
-                       qualified_name)
+from ..identify import (
+    AutoFuncCallIdentifier,
+    FuncCallContext,
+    FuncCallIdentifierBase,
+    qualified_name,
+)
 from ..store import CacheBase, PickleFileCache
 
 __all__ = ["DecoratorCheckpoint", "checkpoint"]
@@ -97,26 +107,40 @@ class DecoratorCheckpoint:
             (:class:`PickleFileCache`).
     """
 
-    def __init__(self, identifier: FuncCallIdentifierBase, cache: CacheBase,
-                 on_error: Optional[str] = None, *, track_files: Optional[bool] = None,
-                 allow_side_effects: bool = False, inputs: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        identifier: FuncCallIdentifierBase,
+        cache: CacheBase,
+        on_error: Optional[str] = None,
+        *,
+        track_files: Optional[bool] = None,
+        allow_side_effects: bool = False,
+        inputs: Sequence[Any] = (),
+    ) -> None:
         if not isinstance(identifier, FuncCallIdentifierBase):
             raise ConfigurationError(
                 f"identifier={identifier!r} is not a FuncCallIdentifierBase; subclass "
-                f"checkpointing.FuncCallIdentifierBase and implement identify(context)")
+                f"checkpointing.FuncCallIdentifierBase and implement identify(context)"
+            )
         if not isinstance(cache, CacheBase):
             raise ConfigurationError(
                 f"cache={cache!r} is not a CacheBase; subclass checkpointing.CacheBase "
-                f"and implement save(context_id, result) and retrieve(context_id)")
+                f"and implement save(context_id, result) and retrieve(context_id)"
+            )
         self.identifier = identifier
         self.cache = cache
-        if isinstance(identifier, AutoFuncCallIdentifier) and isinstance(cache, PickleFileCache) \
-                and identifier.analysis_directory is None:
+        if (
+            isinstance(identifier, AutoFuncCallIdentifier)
+            and isinstance(cache, PickleFileCache)
+            and identifier.analysis_directory is None
+        ):
             identifier.analysis_directory = os.path.join(cache.directory, "analysis")
         self.on_error = validate_on_error(
-            defaults["checkpoint.on_error"] if on_error is None else on_error)
-        self.track_files = _validate_flag("track_files", defaults["runtime.track_files"]
-                                          if track_files is None else track_files)
+            defaults["checkpoint.on_error"] if on_error is None else on_error
+        )
+        self.track_files = _validate_flag(
+            "track_files", defaults["runtime.track_files"] if track_files is None else track_files
+        )
         self.allow_side_effects = _validate_flag("allow_side_effects", allow_side_effects)
         # Run-time recording needs a store that can verify what it saved (PickleFileCache).
         self._retrieve_entry = getattr(cache, "retrieve_entry", None)
@@ -125,7 +149,8 @@ class DecoratorCheckpoint:
             raise ConfigurationError(
                 f"inputs={list(self.inputs)!r} needs a cache that stores run-time checks "
                 f"with each entry, and {type(cache).__name__} does not; use the default "
-                f"PickleFileCache, or fold the files' content into the key yourself")
+                f"PickleFileCache, or fold the files' content into the key yourself"
+            )
         self._functions: List[Callable[..., Any]] = []  # decorated, for __getstate__
 
     def __getstate__(self) -> Dict[str, Any]:
@@ -154,8 +179,12 @@ class DecoratorCheckpoint:
                         # by value too.
                         named.extend(export_definitions(func))
                 except Exception as exc:  # the worker analyses for itself instead
-                    logger.debug("no plan shipped with %s: %s: %s", qualified_name(func),
-                                 type(exc).__name__, exc)
+                    logger.debug(
+                        "no plan shipped with %s: %s: %s",
+                        qualified_name(func),
+                        type(exc).__name__,
+                        exc,
+                    )
         state["_shipped_plans"] = shipped
         state["_shipped_definitions"] = named
         return state
@@ -175,15 +204,19 @@ class DecoratorCheckpoint:
         if isinstance(func, (staticmethod, classmethod)):
             raise TypeError(
                 f"put @checkpoint below @{type(func).__name__}, not above it: "
-                f"@{type(func).__name__} must be the outermost decorator")
+                f"@{type(func).__name__} must be the outermost decorator"
+            )
         if not callable(func):
-            raise TypeError(f"checkpoint decorates functions, not {type(func).__name__} "
-                            f"objects: put @checkpoint() on a def")
+            raise TypeError(
+                f"checkpoint decorates functions, not {type(func).__name__} "
+                f"objects: put @checkpoint() on a def"
+            )
         if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
             raise TypeError(
                 f"cannot checkpoint generator function {qualified_name(func)}: a generator "
                 f"is consumed lazily and cannot be stored; return a list instead, "
-                f"or decorate a function that collects the items")
+                f"or decorate a function that collects the items"
+            )
         _register_project_code(func)
         self._functions.append(func)
         if isinstance(self.identifier, AutoFuncCallIdentifier):
@@ -218,6 +251,7 @@ class DecoratorCheckpoint:
                 fingerprint = decorator._on_miss(func, key, args, kwargs, value is missing)
                 recorder = decorator._start_recording(func, args, kwargs)
             return decorator._run_and_save(func, args, kwargs, key, fingerprint, recorder)
+
         return functools.wraps(func)(_detached(wrapper))
 
     def _async_wrapper(self, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -238,11 +272,13 @@ class DecoratorCheckpoint:
                 decorator._try_save(func, key, result, perf_counter() - started, fingerprint)
             decorator._settle()
             return result
+
         return functools.wraps(func)(_detached(wrapper))
 
     def _rerun(self, func: Callable[..., Any]) -> Callable[..., Any]:
         decorator, perf_counter = self, time.perf_counter
         if inspect.iscoroutinefunction(func):
+
             async def rerun_async(*args: Any, **kwargs: Any) -> Any:
                 """Run the function, bypassing the cache, and store its result."""
                 key = decorator._try_key(func, args, kwargs)
@@ -250,23 +286,29 @@ class DecoratorCheckpoint:
                 started = perf_counter()
                 result = await func(*args, **kwargs)
                 if key is not None:
-                    decorator._try_save(func, key, result, perf_counter() - started,
-                                        fingerprint)
+                    decorator._try_save(func, key, result, perf_counter() - started, fingerprint)
                 return result
+
             return _detached(rerun_async)
 
         def rerun(*args: Any, **kwargs: Any) -> Any:
             """Run the function, bypassing the cache, and store its result."""
             key = decorator._try_key(func, args, kwargs)
             fingerprint = decorator._forced(func, key, args, kwargs)
-            recorder = (decorator._start_recording(func, args, kwargs) if key is not None
-                        else None)
+            recorder = decorator._start_recording(func, args, kwargs) if key is not None else None
             return decorator._run_and_save(func, args, kwargs, key, fingerprint, recorder)
+
         return _detached(rerun)
 
-    def _run_and_save(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any,
-                      key: Optional[str], fingerprint: Optional[Dict[str, Any]],
-                      recorder: Optional[runtime.Recorder]) -> Any:
+    def _run_and_save(
+        self,
+        func: Callable[..., Any],
+        args: Tuple[Any, ...],
+        kwargs: Any,
+        key: Optional[str],
+        fingerprint: Optional[Dict[str, Any]],
+        recorder: Optional[runtime.Recorder],
+    ) -> Any:
         """Run the body (recording it, if asked) and store the result under ``key``."""
         if recorder is not None:
             recorder.note_arguments(args, kwargs)
@@ -277,8 +319,7 @@ class DecoratorCheckpoint:
             if recorder is not None:
                 runtime.stop(recorder)
         if key is not None:
-            self._try_save(func, key, result, time.perf_counter() - started, fingerprint,
-                           recorder)
+            self._try_save(func, key, result, time.perf_counter() - started, fingerprint, recorder)
         if PENDING:
             _flush_warnings()
         return result
@@ -289,8 +330,9 @@ class DecoratorCheckpoint:
         if PENDING:
             _flush_warnings()
 
-    def _forced(self, func: Callable[..., Any], key: Optional[str], args: Tuple[Any, ...],
-                kwargs: Any) -> Optional[Dict[str, Any]]:
+    def _forced(
+        self, func: Callable[..., Any], key: Optional[str], args: Tuple[Any, ...], kwargs: Any
+    ) -> Optional[Dict[str, Any]]:
         logger.info("%s re-runs: rerun() was called", qualified_name(func))
         return None if key is None else self._fingerprint(func, args, kwargs)
 
@@ -302,8 +344,7 @@ class DecoratorCheckpoint:
 
     # -- each step, with the on_error policy ----------------------------------------
 
-    def _try_key(self, func: Callable[..., Any], args: Tuple[Any, ...],
-                 kwargs: Any) -> Any:
+    def _try_key(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any) -> Any:
         try:
             if type(self.identifier) is AutoFuncCallIdentifier:
                 return self.identifier.key(func, args, kwargs)  # the hot path: a str
@@ -319,24 +360,31 @@ class DecoratorCheckpoint:
         if the cache takes it (as in 1.0), else a TypeError that says what to do."""
         name = type(self.identifier).__name__
         if key is None:
-            raise TypeError(f"{name}.identify() returned None; it must return the key of "
-                            f"the call (does it lack a return statement?)")
+            raise TypeError(
+                f"{name}.identify() returned None; it must return the key of "
+                f"the call (does it lack a return statement?)"
+            )
         if getattr(self.cache, "str_keys_only", False):
             raise TypeError(
                 f"{name}.identify() returned {key!r}, but {type(self.cache).__name__} "
                 f"names files after keys and takes only a non-empty str; return a str "
                 f"(e.g. hashlib.md5(repr(key).encode()).hexdigest()), or use a cache that "
-                f"takes any hashable key (InMemoryLRUCache, or a CacheBase of your own)")
+                f"takes any hashable key (InMemoryLRUCache, or a CacheBase of your own)"
+            )
         return key
 
-    def _key_failed(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any,
-                    exc: Exception) -> None:
+    def _key_failed(
+        self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any, exc: Exception
+    ) -> None:
         if isinstance(exc, HashFailedError):
             if self.on_error == "raise":
                 raise exc
             if self.on_error == "warn":
-                warnings.warn(f"{exc}; {qualified_name(func)} runs without the cache",
-                              HashFailedWarning, stacklevel=5)
+                warnings.warn(
+                    f"{exc}; {qualified_name(func)} runs without the cache",
+                    HashFailedWarning,
+                    stacklevel=5,
+                )
             return None
         if isinstance(exc, TypeError) and _is_binding_error(func, args, kwargs):
             return None  # the caller's mistake: calling func raises Python's own error
@@ -354,8 +402,12 @@ class DecoratorCheckpoint:
                         if value is _STALE:
                             logger.info("%s re-runs: %s", qualified_name(func), stale)
                             return _STALE
-                        logger.info("%s: an earlier entry matches its inputs as they are "
-                                    "now (%s since the latest)", qualified_name(func), stale)
+                        logger.info(
+                            "%s: an earlier entry matches its inputs as they are "
+                            "now (%s since the latest)",
+                            qualified_name(func),
+                            stale,
+                        )
                     runtime.propagate(checks)
             else:
                 value = self.cache.retrieve(key)
@@ -397,19 +449,27 @@ class DecoratorCheckpoint:
 
     # -- explaining misses -------------------------------------------------------------
 
-    def _fingerprint(self, func: Callable[..., Any], args: Tuple[Any, ...],
-                     kwargs: Any) -> Optional[Dict[str, Any]]:
+    def _fingerprint(
+        self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any
+    ) -> Optional[Dict[str, Any]]:
         if not isinstance(self.identifier, AutoFuncCallIdentifier):
             return None
         try:
             return self.identifier.fingerprint(func, args, kwargs)
         except Exception as exc:  # explaining is a service, never a reason to fail
-            logger.debug("no fingerprint for %s: %s: %s", qualified_name(func),
-                         type(exc).__name__, exc)
+            logger.debug(
+                "no fingerprint for %s: %s: %s", qualified_name(func), type(exc).__name__, exc
+            )
             return None
 
-    def _on_miss(self, func: Callable[..., Any], key: str, args: Tuple[Any, ...],
-                 kwargs: Any, explain: bool = True) -> Optional[Dict[str, Any]]:
+    def _on_miss(
+        self,
+        func: Callable[..., Any],
+        key: str,
+        args: Tuple[Any, ...],
+        kwargs: Any,
+        explain: bool = True,
+    ) -> Optional[Dict[str, Any]]:
         """Compute the call's fingerprint (stored with the entry) and log why it runs
         (unless ``explain`` is False: an entry failed its checks, already logged)."""
         fingerprint = self._fingerprint(func, args, kwargs)
@@ -420,18 +480,20 @@ class DecoratorCheckpoint:
                 if history:  # a first call is not news: it stays at DEBUG ("miss")
                     logger.info("%s", explanation_for(name, key, False, fingerprint, history))
             except Exception as exc:
-                logger.debug("could not explain the miss of %s: %s", qualified_name(func),
-                             exc)
+                logger.debug("could not explain the miss of %s: %s", qualified_name(func), exc)
         return fingerprint
 
-    def explain(self, func: Callable[..., Any], args: Tuple[Any, ...],
-                kwargs: Any) -> Explanation:
+    def explain(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any) -> Explanation:
         """Would ``func(*args, **kwargs)`` hit, and if not, why (see :func:`explain`)."""
         key = self._key(func, *args, **kwargs)
         name = qualified_name(func)
-        explanation = explanation_for(name, key, self._exists(key),
-                                      self._fingerprint(func, args, kwargs),
-                                      self.cache.history(name))
+        explanation = explanation_for(
+            name,
+            key,
+            self._exists(key),
+            self._fingerprint(func, args, kwargs),
+            self.cache.history(name),
+        )
         from ..keyplan import blind_spots_of, cached
 
         explanation.blind_spots = blind_spots_of(cached(unwrap(func)))
@@ -450,8 +512,9 @@ class DecoratorCheckpoint:
         except CheckpointNotExist:
             return False
 
-    def _start_recording(self, func: Callable[..., Any], args: Tuple[Any, ...] = (),
-                         kwargs: Any = None) -> Optional[runtime.Recorder]:
+    def _start_recording(
+        self, func: Callable[..., Any], args: Tuple[Any, ...] = (), kwargs: Any = None
+    ) -> Optional[runtime.Recorder]:
         """Watch a miss (see :mod:`checkpointing.runtime`), if this cache can verify it."""
         if self._retrieve_entry is None:
             return None
@@ -462,14 +525,21 @@ class DecoratorCheckpoint:
             return None
         known = self._static_extent(func, args, kwargs) if safety_net else None
         try:
-            return runtime.start(qualified_name(func), getattr(self.cache, "directory", "."),
-                                 self.track_files, known, track_env, blind)
+            return runtime.start(
+                qualified_name(func),
+                getattr(self.cache, "directory", "."),
+                self.track_files,
+                known,
+                track_env,
+                blind,
+            )
         except Exception as exc:  # recording is a service, never a reason to fail
             logger.debug("not recording %s: %s", qualified_name(func), exc)
             return None
 
-    def _static_extent(self, func: Callable[..., Any], args: Tuple[Any, ...] = (),
-                       kwargs: Any = None) -> Optional[List[Tuple[str, int, int]]]:
+    def _static_extent(
+        self, func: Callable[..., Any], args: Tuple[Any, ...] = (), kwargs: Any = None
+    ) -> Optional[List[Tuple[str, int, int]]]:
         """(file, first line, last line) of every definition the static graph holds,
         and the graphs of the classes of the arguments (their code is in the key)."""
         from ..keyplan import cached
@@ -487,21 +557,23 @@ class DecoratorCheckpoint:
                     summary.extend(cls_plan.summary)
         except Exception as exc:  # the safety net then warns about what it finds
             logger.debug("no argument classes for %s: %s", qualified_name(func), exc)
-        return [(n["file"], n["line"], n.get("end") or n["line"]) for n in summary
-                if n.get("file") and n.get("line")]
+        return [
+            (n["file"], n["line"], n.get("end") or n["line"])
+            for n in summary
+            if n.get("file") and n.get("line")
+        ]
 
-    def _checks(self, func: Callable[..., Any],
-                recorder: Optional[runtime.Recorder]) -> Any:
+    def _checks(self, func: Callable[..., Any], recorder: Optional[runtime.Recorder]) -> Any:
         """The run-time checks to store (None if none), or _UNCHECKED if recording
         failed."""
         checks: Dict[str, Any] = {}
         if self.inputs:  # an entry without them is never served (see _stale)
             try:
-                checks = runtime.declared_checks(self.inputs, qualified_name(func),
-                                                 getattr(self.cache, "directory", "."))
+                checks = runtime.declared_checks(
+                    self.inputs, qualified_name(func), getattr(self.cache, "directory", ".")
+                )
             except Exception as exc:
-                logger.debug("could not evaluate inputs= of %s: %s", qualified_name(func),
-                             exc)
+                logger.debug("could not evaluate inputs= of %s: %s", qualified_name(func), exc)
         if recorder is None:
             return checks or None
         try:
@@ -515,12 +587,21 @@ class DecoratorCheckpoint:
             warn_runtime_dependency(func, checks["code"])
         return checks
 
-    def _try_save(self, func: Callable[..., Any], key: str, result: Any,
-                  run_seconds: float, fingerprint: Optional[Dict[str, Any]] = None,
-                  recorder: Optional[runtime.Recorder] = None) -> None:
+    def _try_save(
+        self,
+        func: Callable[..., Any],
+        key: str,
+        result: Any,
+        run_seconds: float,
+        fingerprint: Optional[Dict[str, Any]] = None,
+        recorder: Optional[runtime.Recorder] = None,
+    ) -> None:
         created = time.time()
-        metadata: Dict[str, Any] = {"function": qualified_name(func), "created": created,
-                                    "run_seconds": run_seconds}
+        metadata: Dict[str, Any] = {
+            "function": qualified_name(func),
+            "created": created,
+            "run_seconds": run_seconds,
+        }
         if fingerprint is not None:
             metadata["fingerprint"] = fingerprint
         checks = self._checks(func, recorder)
@@ -532,36 +613,48 @@ class DecoratorCheckpoint:
         try:
             self.cache.save_entry(key, result, metadata)
         except Exception as exc:
-            msg = (f"could not store the result of {qualified_name(func)} "
-                   f"({type(exc).__name__}: {exc}); the result is returned but not cached")
+            msg = (
+                f"could not store the result of {qualified_name(func)} "
+                f"({type(exc).__name__}: {exc}); the result is returned but not cached"
+            )
             if self.on_error == "raise":
                 raise CheckpointFailedError(msg, result, True) from exc
             if self.on_error == "warn":
                 warnings.warn(msg, CheckpointFailedWarning, stacklevel=4)
             return
         save_seconds = time.perf_counter() - started
-        logger.debug("save: %s (key %s, ran %.3fs, stored in %.3fs)",
-                     qualified_name(func), key, run_seconds, save_seconds)
+        logger.debug(
+            "save: %s (key %s, ran %.3fs, stored in %.3fs)",
+            qualified_name(func),
+            key,
+            run_seconds,
+            save_seconds,
+        )
         if fingerprint is not None:
             try:
-                self.cache.record_history(qualified_name(func),
-                                          {"key": key, "created": created, **fingerprint})
+                self.cache.record_history(
+                    qualified_name(func), {"key": key, "created": created, **fingerprint}
+                )
             except Exception as exc:
-                logger.debug("could not record the history of %s: %s", qualified_name(func),
-                             exc)
+                logger.debug("could not record the history of %s: %s", qualified_name(func), exc)
         if save_seconds > run_seconds + _OVERHEAD_TOLERANCE_S and self.on_error == "warn":
             warnings.warn(
                 f"storing the result of {qualified_name(func)} took {save_seconds:.2f}s, "
                 f"longer than running it ({run_seconds:.2f}s); consider not checkpointing it",
-                ExpensiveOverheadWarning, stacklevel=4)
+                ExpensiveOverheadWarning,
+                stacklevel=4,
+            )
 
     def _fail(self, func: Callable[..., Any], step: str, exc: BaseException) -> None:
-        msg = f"checkpointing {qualified_name(func)} failed while {step} " \
-              f"({type(exc).__name__}: {exc})"
+        msg = (
+            f"checkpointing {qualified_name(func)} failed while {step} "
+            f"({type(exc).__name__}: {exc})"
+        )
         if self.on_error == "raise":  # nothing runs: say so, and how to go on anyway
             raise CheckpointFailedError(
                 f"{msg}; the function was not run (on_error='raise'); fix the cache "
-                f"or pass on_error='warn' to run without it") from exc
+                f"or pass on_error='warn' to run without it"
+            ) from exc
         msg += "; the function runs without the cache"
         if self.on_error == "warn":
             warnings.warn(msg, CheckpointFailedWarning, stacklevel=5)
@@ -574,8 +667,13 @@ def _detached(closure: Callable[..., Any]) -> Callable[..., Any]:
     (``__main__``, set by ``functools.wraps``) does not own its globals together with
     all of them: this module's globals would travel to the worker, and fail to pickle.
     """
-    copy = types.FunctionType(closure.__code__, {"__builtins__": builtins, "__name__": __name__},
-                              closure.__name__, closure.__defaults__, closure.__closure__)
+    copy = types.FunctionType(
+        closure.__code__,
+        {"__builtins__": builtins, "__name__": __name__},
+        closure.__name__,
+        closure.__defaults__,
+        closure.__closure__,
+    )
     copy.__qualname__ = closure.__qualname__
     copy.__doc__ = closure.__doc__
     return copy
@@ -618,7 +716,10 @@ def runtime_warn_side_effects(func: Callable[..., Any], paths: List[str]) -> Non
         f"{name} wrote {shown}{more} while it ran; when a later call is answered from the "
         f"cache, the function does not run and these are not written again. Return the "
         f"data instead of writing it, or pass checkpoint(allow_side_effects=True) if that "
-        f"is what you want", SideEffectWarning, stacklevel=6)
+        f"is what you want",
+        SideEffectWarning,
+        stacklevel=6,
+    )
 
 
 def warn_runtime_dependency(func: Callable[..., Any], found: List[Any]) -> None:
@@ -627,32 +728,40 @@ def warn_runtime_dependency(func: Callable[..., Any], found: List[Any]) -> None:
     analysis made by this call, else naming the root cause the stored analysis
     recorded; listing them, at the line of the first cause."""
     from ..analysis.resolve import qualname_of
-    from ..source import display_path
     from ..keyplan import cached, flush_warnings, is_acknowledged, warn_once
+    from ..source import display_path
 
     if is_acknowledged(func):
         return  # checkpoint(depends_on=...) was given: the user has looked at this
     name = qualified_name(func)
     root = qualname_of(unwrap(func))
     names = [entry[0] for entry in found]
-    shown = ", ".join(names[:30]) + (f" and {len(names) - 30} more" if len(names) > 30
-                                     else "")
-    ran = (f"{name} ran {len(names)} definition{'s' if len(names) != 1 else ''} that the "
-           f"static analysis did not see")
-    after = (f"They are now part of the entry's dependencies, so editing them re-runs "
-             f"{name}. Name them in checkpoint(depends_on=[...]) to make this explicit")
+    shown = ", ".join(names[:30]) + (f" and {len(names) - 30} more" if len(names) > 30 else "")
+    ran = (
+        f"{name} ran {len(names)} definition{'s' if len(names) != 1 else ''} that the "
+        f"static analysis did not see"
+    )
+    after = (
+        f"They are now part of the entry's dependencies, so editing them re-runs "
+        f"{name}. Name them in checkpoint(depends_on=[...]) to make this explicit"
+    )
     if root in PENDING:
         flush_warnings(root, f"{ran}: {shown}. {after}")
         return
     plan = cached(unwrap(func))
     spec = getattr(plan, "spec", None) or {}
-    causes = [f"{display_path(item[0] or '?')}:{item[1]} {item[2]}"
-              for item in spec.get("blind_spots", ())]
+    causes = [
+        f"{display_path(item[0] or '?')}:{item[1]} {item[2]}"
+        for item in spec.get("blind_spots", ())
+    ]
     filename, line = found[0][1], found[0][2]
     if spec.get("blind_spots") and spec["blind_spots"][0][0]:
         filename, line = spec["blind_spots"][0][0], spec["blind_spots"][0][1]
-    cause = (f" (the root cause: {'; '.join(causes)})" if causes
-             else " (reached through a name built at run time)")
+    cause = (
+        f" (the root cause: {'; '.join(causes)})"
+        if causes
+        else " (reached through a name built at run time)"
+    )
     warn_once(("blind-spots", root), f"{ran}{cause}: {shown}. {after}", filename, line)
 
 
@@ -684,21 +793,32 @@ def checkpoint(directory: F) -> F: ...
 
 
 @overload
-def checkpoint(directory: Union[str, "os.PathLike[str]", None] = None,
-               on_error: Optional[str] = None,
-               cache_pickle_protocol: Optional[int] = None, *,
-               ignore: Sequence[str] = (),
-               depends_on: Sequence[Any] = (), track_files: Optional[bool] = None,
-               allow_side_effects: bool = False,
-               track_versions: Optional[bool] = None,
-               inputs: Sequence[Any] = ()) -> Callable[[F], F]: ...
+def checkpoint(
+    directory: Union[str, "os.PathLike[str]", None] = None,
+    on_error: Optional[str] = None,
+    cache_pickle_protocol: Optional[int] = None,
+    *,
+    ignore: Sequence[str] = (),
+    depends_on: Sequence[Any] = (),
+    track_files: Optional[bool] = None,
+    allow_side_effects: bool = False,
+    track_versions: Optional[bool] = None,
+    inputs: Sequence[Any] = (),
+) -> Callable[[F], F]: ...
 
 
-def checkpoint(directory: Any = None, on_error: Optional[str] = None,
-               cache_pickle_protocol: Optional[int] = None, *,
-               ignore: Sequence[str] = (), depends_on: Sequence[Any] = (),
-               track_files: Optional[bool] = None, allow_side_effects: bool = False,
-               track_versions: Optional[bool] = None, inputs: Sequence[Any] = ()) -> Any:
+def checkpoint(
+    directory: Any = None,
+    on_error: Optional[str] = None,
+    cache_pickle_protocol: Optional[int] = None,
+    *,
+    ignore: Sequence[str] = (),
+    depends_on: Sequence[Any] = (),
+    track_files: Optional[bool] = None,
+    allow_side_effects: bool = False,
+    track_versions: Optional[bool] = None,
+    inputs: Sequence[Any] = (),
+) -> Any:
     """Cache a function's results on disk, re-running it only when they may be stale.
 
     Use as ``@checkpoint()`` or bare ``@checkpoint``. A call is answered from the cache
@@ -740,23 +860,34 @@ def checkpoint(directory: Any = None, on_error: Optional[str] = None,
         TypeError: the decorated object is a generator function.
     """
     if isinstance(directory, (staticmethod, classmethod)) or (
-            callable(directory) and not isinstance(directory, (str, os.PathLike))):
+        callable(directory) and not isinstance(directory, (str, os.PathLike))
+    ):
         return checkpoint()(directory)
     if directory is not None:
         from ..config import validate_directory
+
         validate_directory(directory)
     if on_error is not None:
         validate_on_error(on_error)
     if cache_pickle_protocol is not None:
         from ..config import validate_pickle_protocol
+
         validate_pickle_protocol(cache_pickle_protocol)
-    identifier = AutoFuncCallIdentifier(ignore=ignore, depends_on=depends_on,
-                                        track_versions=track_versions)
+    identifier = AutoFuncCallIdentifier(
+        ignore=ignore, depends_on=depends_on, track_versions=track_versions
+    )
     cache = PickleFileCache(directory, cache_pickle_protocol)
-    decorator = DecoratorCheckpoint(identifier, cache, on_error, track_files=track_files,
-                                    allow_side_effects=allow_side_effects, inputs=inputs)
+    decorator = DecoratorCheckpoint(
+        identifier,
+        cache,
+        on_error,
+        track_files=track_files,
+        allow_side_effects=allow_side_effects,
+        inputs=inputs,
+    )
 
     def decorate(func: F) -> F:
         # An unknown name in ignore= fails now, not at the first call (in prepare()).
         return decorator(func)
+
     return decorate

@@ -3,13 +3,28 @@
 
 from .._typing import ContextId, ReturnValue
 from ..config import defaults
-from ..errors import (CheckpointFailedError, CheckpointFailedWarning, CheckpointNotExist,
-                      ExpensiveOverheadWarning)
+from ..errors import (
+    CheckpointFailedError,
+    CheckpointFailedWarning,
+    CheckpointNotExist,
+    ExpensiveOverheadWarning,
+)
 from ..identify import FuncCallContext, FuncCallIdentifierBase
 from ..logging import logger
 from ..store import CacheBase
 from . import DecoratorCheckpoint
 
-__all__ = ["CacheBase", "CheckpointFailedError", "CheckpointFailedWarning",
-           "CheckpointNotExist", "ContextId", "DecoratorCheckpoint", "ExpensiveOverheadWarning",
-           "FuncCallContext", "FuncCallIdentifierBase", "ReturnValue", "defaults", "logger"]
+__all__ = [
+    "CacheBase",
+    "CheckpointFailedError",
+    "CheckpointFailedWarning",
+    "CheckpointNotExist",
+    "ContextId",
+    "DecoratorCheckpoint",
+    "ExpensiveOverheadWarning",
+    "FuncCallContext",
+    "FuncCallIdentifierBase",
+    "ReturnValue",
+    "defaults",
+    "logger",
+]

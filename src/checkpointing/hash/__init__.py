@@ -15,8 +15,9 @@ from ..hashing import digest_value
 __all__ = ["defaults", "hash_anything"]
 
 
-def hash_anything(*objs: Any, algorithm: Optional[str] = None,
-                  pickle_protocol: Optional[int] = None) -> str:
+def hash_anything(
+    *objs: Any, algorithm: Optional[str] = None, pickle_protocol: Optional[int] = None
+) -> str:
     """A hex digest of ``objs``: equal for equal values, in any process.
 
     Args:

@@ -3,5 +3,12 @@
 from .hook import ImportHookHandle, install_import_hook, should_record
 from .index import INDEX, ModuleRecord, SourceIndex, display_path
 
-__all__ = ["INDEX", "ImportHookHandle", "ModuleRecord", "SourceIndex", "display_path",
-           "install_import_hook", "should_record"]
+__all__ = [
+    "INDEX",
+    "ImportHookHandle",
+    "ModuleRecord",
+    "SourceIndex",
+    "display_path",
+    "install_import_hook",
+    "should_record",
+]

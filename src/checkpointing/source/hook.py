@@ -22,8 +22,13 @@ from typing import Any, Optional, Sequence
 
 from .index import INDEX
 
-__all__ = ["ImportHookHandle", "RecordingFinder", "RecordingLoader", "install_import_hook",
-           "should_record"]
+__all__ = [
+    "ImportHookHandle",
+    "RecordingFinder",
+    "RecordingLoader",
+    "install_import_hook",
+    "should_record",
+]
 
 _SourceFileLoader = importlib.machinery.SourceFileLoader
 
@@ -111,9 +116,12 @@ class RecordingFinder:
     def __init__(self) -> None:
         self._busy = threading.local()
 
-    def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
-                  target: Optional[types.ModuleType] = None
-                  ) -> Optional[importlib.machinery.ModuleSpec]:
+    def find_spec(
+        self,
+        fullname: str,
+        path: Optional[Sequence[str]] = None,
+        target: Optional[types.ModuleType] = None,
+    ) -> Optional[importlib.machinery.ModuleSpec]:
         """The spec the other finders give, its loader wrapped for project modules."""
         busy = self._busy
         if getattr(busy, "active", False):
@@ -135,8 +143,9 @@ class RecordingFinder:
         spec.loader = RecordingLoader(loader)
         return spec
 
-    def _find_with_others(self, fullname: str, path: Any, target: Any
-                          ) -> Optional[importlib.machinery.ModuleSpec]:
+    def _find_with_others(
+        self, fullname: str, path: Any, target: Any
+    ) -> Optional[importlib.machinery.ModuleSpec]:
         meta_path = sys.meta_path
         try:
             start = meta_path.index(self) + 1
@@ -226,14 +235,23 @@ def record_loaded_modules() -> int:
     """
     # Most loaded modules live under the interpreter's prefixes: skip them cheaply,
     # without resolving their paths.
-    prefixes = tuple({os.path.join(p, lib) + os.sep
-                      for p in (sys.prefix, sys.base_prefix, sys.exec_prefix) if p
-                      for lib in ("lib", "lib64", "Lib")})
+    prefixes = tuple(
+        {
+            os.path.join(p, lib) + os.sep
+            for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)
+            if p
+            for lib in ("lib", "lib64", "Lib")
+        }
+    )
     count = 0
     for name, module in list(sys.modules.items()):
         filename = getattr(module, "__file__", None)
-        if not isinstance(filename, str) or not filename.endswith(".py") \
-                or filename.startswith(prefixes) or name == "__main__":
+        if (
+            not isinstance(filename, str)
+            or not filename.endswith(".py")
+            or filename.startswith(prefixes)
+            or name == "__main__"
+        ):
             continue
         if INDEX.is_project_path(filename) and INDEX.by_filename(filename, _name=name):
             count += 1

@@ -57,8 +57,10 @@ class ModuleRecord:
         self._lines: Optional[List[str]] = None
 
     def __repr__(self) -> str:
-        return (f"ModuleRecord(name={self.name!r}, filename={self.filename!r}, "
-                f"from_hook={self.from_hook!r})")
+        return (
+            f"ModuleRecord(name={self.name!r}, filename={self.filename!r}, "
+            f"from_hook={self.from_hook!r})"
+        )
 
     @property
     def tree(self) -> ast.Module:
@@ -99,17 +101,16 @@ def _is_notebook_cell(filename: str) -> bool:
 
 # checkpointing itself is never the user's project, even installed in editable mode
 # inside a project directory.
-_OWN_PACKAGE = os.path.normcase(os.path.realpath(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+_OWN_PACKAGE = os.path.normcase(
+    os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
 
 
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-_PACKAGE_DIR_MARKERS = tuple(os.sep + name + os.sep for name in ("site-packages",
-                                                                  "dist-packages"))
-
+_PACKAGE_DIR_MARKERS = tuple(os.sep + name + os.sep for name in ("site-packages", "dist-packages"))
 
 
 def display_path(path: str) -> str:
@@ -119,6 +120,7 @@ def display_path(path: str) -> str:
     except ValueError:  # another drive
         return path
     return path if relative.startswith(os.pardir) else relative
+
 
 class SourceIndex:
     """Recorded module sources, by module name and by (real) file name.
@@ -148,8 +150,7 @@ class SourceIndex:
         self.records_generation = 0
 
     # -- recording ---------------------------------------------------------------------
-    def record(self, name: str, filename: str, source: str,
-               from_hook: bool = True) -> ModuleRecord:
+    def record(self, name: str, filename: str, source: str, from_hook: bool = True) -> ModuleRecord:
         """Remember ``source`` as the text of module ``name`` loaded from ``filename``.
 
         A file recorded again (``importlib.reload``) replaces its record and bumps
@@ -166,8 +167,11 @@ class SourceIndex:
                 self._by_filename[filename] = record
             if not cell:
                 self._by_module[name] = record
-                if previous is not None and previous.name != name \
-                        and self._by_module.get(previous.name) is previous:
+                if (
+                    previous is not None
+                    and previous.name != name
+                    and self._by_module.get(previous.name) is previous
+                ):
                     self._by_module[previous.name] = record
             if previous is not None:
                 self.generation += 1
@@ -204,8 +208,7 @@ class SourceIndex:
             return self.by_filename(filename, _name=name)
         return None
 
-    def by_filename(self, filename: str, _name: Optional[str] = None
-                    ) -> Optional[ModuleRecord]:
+    def by_filename(self, filename: str, _name: Optional[str] = None) -> Optional[ModuleRecord]:
         """The record of a file; recovered from linecache or the disk if not recorded.
 
         IPython / Jupyter cells are read from :data:`linecache.cache`; a real Python
@@ -335,12 +338,14 @@ class SourceIndex:
                 # editable install, a src layout, a folder on sys.path or in a .pth file):
                 # only what is installed is external.
                 anywhere = self._configured is None and os.path.isabs(path)
-                result = (anywhere or any(_under(real, root) for root in roots)) \
-                    and not _under(real, _OWN_PACKAGE) \
-                    and not any(marker in real for marker in _PACKAGE_DIR_MARKERS) \
-                    and not any(_under(real, env) for env in self._environment_dirs()) \
-                    and not any(_under(real, env) for env in self._install_dirs()) \
+                result = (
+                    (anywhere or any(_under(real, root) for root in roots))
+                    and not _under(real, _OWN_PACKAGE)
+                    and not any(marker in real for marker in _PACKAGE_DIR_MARKERS)
+                    and not any(_under(real, env) for env in self._environment_dirs())
+                    and not any(_under(real, env) for env in self._install_dirs())
                     and not self._in_virtualenv(os.path.dirname(real))
+                )
         self._project_memo[path] = result
         return result
 
@@ -371,8 +376,12 @@ class SourceIndex:
         if dirs is None:
             found = set()
             version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-            for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix,
-                           getattr(sys, "base_exec_prefix", sys.exec_prefix)}:
+            for prefix in {
+                sys.prefix,
+                sys.base_prefix,
+                sys.exec_prefix,
+                getattr(sys, "base_exec_prefix", sys.exec_prefix),
+            }:
                 for lib in ("lib", "lib64"):
                     found.add(_norm(os.path.join(prefix, lib, version)))
                 if os.name == "nt":

@@ -9,5 +9,13 @@ from ...errors import GlobalStatementError, NonlocalStatementError
 from ...hash import hash_anything
 from ...identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase
 
-__all__ = ["AutoFuncCallIdentifier", "ContextId", "FuncCallContext", "FuncCallIdentifierBase",
-           "GlobalStatementError", "NonlocalStatementError", "defaults", "hash_anything"]
+__all__ = [
+    "AutoFuncCallIdentifier",
+    "ContextId",
+    "FuncCallContext",
+    "FuncCallIdentifierBase",
+    "GlobalStatementError",
+    "NonlocalStatementError",
+    "defaults",
+    "hash_anything",
+]
