@@ -67,7 +67,19 @@ clock = time.perf_counter_ns
 for _ in range(2000):
     t = clock(); f(1, 2); samples.append(clock() - t)
 assert sys.bench_runs == 1, f"{sys.bench_runs} runs: the hits were not hits"
-print(json.dumps({"us": statistics.median(samples) / 1000}))
+hit = statistics.median(samples) / 1000
+# The machine's limit, same process: open + pickle.load + close of a small file.
+import pickle
+path = os.path.join(os.path.dirname(DIR), "small.pickle")
+with open(path, "wb") as fh:
+    pickle.dump(3, fh)
+samples = []
+for _ in range(2000):
+    t = clock()
+    with open(path, "rb") as fh:
+        pickle.load(fh)
+    samples.append(clock() - t)
+print(json.dumps({"us": hit, "file_us": statistics.median(samples) / 1000}))
 """
 
 SCENARIOS["many_entries"] = """
@@ -77,9 +89,13 @@ def f(a, b):
     return a + b
 
 if sys.argv[2] == "fill":
+    f(-1, -1)  # the first call of a process (analysis, folders) is not a typical miss
+    t = time.perf_counter()
     for i in range(20000):
         f(i, i)
-    print(json.dumps({}))
+    per_call = (time.perf_counter() - t) / 20000
+    assert sys.bench_runs == 20001, "some calls were not misses"
+    print(json.dumps({"miss_us": per_call * 1e6}))
 else:
     f(1, 1)  # stored by the filling process
     samples = []
@@ -131,6 +147,24 @@ print(json.dumps({"s": best, "gbps": nbytes / best / 1e9, "extra_mib": rss_mib()
 SCENARIOS["array_result"] = """
 import numpy as np
 N = 512 * 1024 * 1024 // 8
+HERE = os.path.dirname(DIR)
+
+def files_under(folder):
+    return [os.path.join(root, name) for root, _, names in os.walk(folder) for name in names]
+
+def raw_write(nbytes, fsync):
+    # The machine's limit: the same number of bytes written from memory to a new file
+    # beside the cache (+ fsync when asked), in this process.
+    data = np.ones(nbytes // 8)
+    path = os.path.join(HERE, "raw.bin")
+    t = time.perf_counter()
+    with open(path, "wb", buffering=0) as fh:
+        fh.write(memoryview(data).cast("B"))
+        if fsync:
+            os.fsync(fh.fileno())
+    s = time.perf_counter() - t
+    os.remove(path)
+    return nbytes / s / 1e9
 
 @cache
 def f(n):
@@ -141,16 +175,47 @@ def f(n):
     return out
 
 if sys.argv[2] == "save":
-    base = rss_mib()
+    before = raw_write(N * 8, False), raw_write(N * 8, True)
     t = time.perf_counter(); r = f(N); s = time.perf_counter() - t - sys.bench_compute
     assert sys.bench_runs
-    print(json.dumps({"s": s, "gbps": r.nbytes / s / 1e9, "peak_mib": rss_mib()}))
+    after = raw_write(N * 8, False), raw_write(N * 8, True)
+    print(json.dumps({"s": s, "gbps": r.nbytes / s / 1e9, "peak_mib": rss_mib(),
+                      "raw_gbps": (before[0] + after[0]) / 2,
+                      "raw_fsync_gbps": (before[1] + after[1]) / 2}))
 else:
     base = rss_mib()
     t = time.perf_counter(); r = f(N); s = time.perf_counter() - t
     assert not sys.bench_runs and r.shape == (N,) and r[-1] == 1.0, "the load was not a hit"
-    print(json.dumps({"s": s, "gbps": r.nbytes / s / 1e9,
-                      "peak_ratio": (rss_mib() - base) / (r.nbytes / 2**20)}))
+    out = {"s": s, "gbps": r.nbytes / s / 1e9,
+           "peak_ratio": (rss_mib() - base) / (r.nbytes / 2**20)}
+    del r
+    if sys.argv[2] == "load":
+        # The machine's limit, same process: the bytes of the same file(s), page cache
+        # hot, read into fresh memory of their size (what a load must fill).
+        paths = [p for p in files_under(DIR) if os.path.getsize(p) > 2**20]
+        total = sum(os.path.getsize(p) for p in paths)
+        t = time.perf_counter()
+        for p in paths:
+            target = np.empty(os.path.getsize(p), dtype=np.uint8)
+            with open(p, "rb", buffering=0) as fh:
+                fh.readinto(memoryview(target))
+            del target
+        out["read_hot_gbps"] = total / (time.perf_counter() - t) / 1e9
+    print(json.dumps(out))
+"""
+
+DROP_CACHE = """
+import os, sys
+# Evict a cache's files from the page cache (written back first), for a cold load.
+for root, _, names in os.walk(sys.argv[1]):
+    for name in names:
+        fd = os.open(os.path.join(root, name), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+print("{}")
 """
 
 LIMITS = """
@@ -339,7 +404,13 @@ def scenario_warm_hit(runs: int, libraries: List[str]) -> Table:
             finally:
                 shutil.rmtree(d, ignore_errors=True)
 
-        repeat(runs, once, table, library, {"us": "hit"})
+        repeat(
+            runs,
+            once,
+            table,
+            library,
+            {"us": "hit", "file_us": "open+pickle.load+close of a small file, same process"},
+        )
     return table
 
 
@@ -349,10 +420,11 @@ def scenario_many_entries(runs: int, libraries: List[str], table: Table) -> None
         try:
             code = program(library, "many_entries")
             try:
-                run_script(python_of(library), code, d, "fill", timeout=1800)
+                filled = run_script(python_of(library), code, d, "fill", timeout=1800)
             except Exception as exc:
                 table.fail(library, "hit, 20,000 entries", f"failed: {str(exc)[:60]}")
                 continue
+            table.add(library, "miss + save, per call of 20,000", filled["miss_us"])
             repeat(
                 runs,
                 lambda: run_script(python_of(library), code, d, "hit"),
@@ -425,7 +497,9 @@ def scenario_fresh(runs: int, libraries: List[str]) -> Table:
     return table
 
 
-def scenario_arrays(runs: int, libraries: List[str]) -> List[Table]:
+def scenario_arrays(
+    runs: int, libraries: List[str], arguments: bool = True, results: bool = True
+) -> List[Table]:
     arg = Table(
         "4. A hit whose argument is big",
         "",
@@ -437,13 +511,18 @@ def scenario_arrays(runs: int, libraries: List[str]) -> List[Table]:
         "5. A 512 MiB numpy result",
         "",
         "Miss (pickle, write, fsync where the library does; the time to compute "
-        "the array is subtracted) and hit (load) in separate processes, warm "
-        "page cache; GB/s of result; load peak RSS over the result's size.",
+        "the array is subtracted) and hit (load) in separate processes; GB/s of "
+        "result. Limits measured in the same processes: raw write (+fsync) of as "
+        "many bytes from memory to a new file beside the cache, before and after "
+        "the save (mean); the library's own file(s) read, page cache hot, into "
+        "fresh memory of their size, after the warm load. Cold: the cache's files "
+        "evicted from the page cache (fsync, then POSIX_FADV_DONTNEED) before the "
+        "load. Load peak: RSS growth during the warm load over the result's size.",
     )
     slow = {"checkpointing 1.0.1": 600, "cachier": 600}
     for library in libraries:
         python = python_of(library)
-        for kind in ("array", "frame"):
+        for kind in ("array", "frame") if arguments else ():
 
             def hit(kind: str = kind) -> Dict[str, Any]:
                 d = tmpdir()
@@ -471,20 +550,41 @@ def scenario_arrays(runs: int, libraries: List[str]) -> List[Table]:
             d = tmpdir()
             try:
                 code = program(library, "array_result")
-                saved = run_script(python, code, d, "save", timeout=slow.get(library, 300))
-                loaded = run_script(python, code, d, "load", timeout=slow.get(library, 300))
-                return {"save": saved["gbps"], "load": loaded["gbps"], "peak": loaded["peak_ratio"]}
+                limit = slow.get(library, 300)
+                saved = run_script(python, code, d, "save", timeout=limit)
+                loaded = run_script(python, code, d, "load", timeout=limit)
+                run_script(python, DROP_CACHE, d)
+                cold = run_script(python, code, d, "cold", timeout=limit)
+                return {
+                    "save": saved["gbps"],
+                    "raw": saved["raw_gbps"],
+                    "raw_fsync": saved["raw_fsync_gbps"],
+                    "load": loaded["gbps"],
+                    "read_hot": loaded["read_hot_gbps"],
+                    "cold": cold["gbps"],
+                    "peak": loaded["peak_ratio"],
+                }
             finally:
                 shutil.rmtree(d, ignore_errors=True)
 
+        if not results:
+            continue
         repeat(
             runs,
             save_load,
             result,
             library,
-            {"save": "save GB/s", "load": "load GB/s", "peak": "load peak / size"},
+            {
+                "save": "save GB/s",
+                "raw": "raw write GB/s",
+                "raw_fsync": "raw write+fsync GB/s",
+                "load": "load, warm GB/s",
+                "read_hot": "read its file, hot GB/s",
+                "cold": "load, cold GB/s",
+                "peak": "load peak / size",
+            },
         )
-    return [arg, result]
+    return ([arg] if arguments else []) + ([result] if results else [])
 
 
 def scenario_chain(runs: int) -> Table:
@@ -545,6 +645,132 @@ def scenario_limits(runs: int) -> Table:
     return table
 
 
+DOCS = ROOT / "docs" / "performance.md"
+DOCS_BEGIN = "<!-- generated by benchmarks/suite.py --docs: begin -->"
+DOCS_END = "<!-- generated by benchmarks/suite.py --docs: end -->"
+
+
+def _value(tables: List[Table], row: str, column: str) -> Optional[float]:
+    """The median of ``column`` for ``row``, in whichever table holds that column."""
+    for table in tables:
+        value = table.median(row, column)
+        if value is not None:
+            return value
+    return None
+
+
+# Targets of issue 12, as (target, measured value, what it is compared with, goal):
+# each a ratio of two figures of the same run (and mostly of the same process).
+TARGETS = [
+    (
+        "1. warm load of a 512 MiB result / its file read hot into fresh memory",
+        ("checkpointing", "load, warm GB/s"),
+        ("checkpointing", "read its file, hot GB/s"),
+        ">=",
+        0.8,
+    ),
+    (
+        "1. warm load / joblib's warm load",
+        ("checkpointing", "load, warm GB/s"),
+        ("joblib", "load, warm GB/s"),
+        ">=",
+        1.0,
+    ),
+    (
+        "1. cold load / joblib's cold load",
+        ("checkpointing", "load, cold GB/s"),
+        ("joblib", "load, cold GB/s"),
+        ">=",
+        1.0,
+    ),
+    (
+        "1. load peak memory / result size",
+        ("checkpointing", "load peak / size"),
+        None,
+        "<=",
+        1.05,
+    ),
+    (
+        "2. save of a 512 MiB result (computed in < 1 s: no fsync) / raw write",
+        ("checkpointing", "save GB/s"),
+        ("checkpointing", "raw write GB/s"),
+        ">=",
+        0.9,
+    ),
+    (
+        "3. miss + save of a small result / diskcache's",
+        ("checkpointing", "miss + save, per call of 20,000"),
+        ("diskcache", "miss + save, per call of 20,000"),
+        "<=",
+        1.5,
+    ),
+    (
+        "4. warm hit / open+pickle.load+close of a small file",
+        ("checkpointing", "hit"),
+        ("checkpointing", "open+pickle.load+close of a small file, same process"),
+        "<=",
+        0.7,
+    ),
+    (
+        "4. warm hit / diskcache's warm hit",
+        ("checkpointing", "hit"),
+        ("diskcache", "hit"),
+        "<=",
+        0.5,
+    ),
+    (
+        "5. import checkpointing, ms above `python -c pass`",
+        ("checkpointing", "import"),
+        None,
+        "<=",
+        12,
+    ),
+    (
+        "5. first call (a hit) in a fresh process, ms",
+        ("checkpointing", "first call"),
+        None,
+        "<=",
+        0.3,
+    ),
+]
+
+
+def targets(tables: List[Table]) -> str:
+    """The issue's targets, each computed from the tables of this run."""
+    lines = [
+        "### Targets (issue 12), from the tables below",
+        "",
+        "| target | measured | goal | met |",
+        "| --- | --- | --- | --- |",
+    ]
+    for label, measured, against, op, goal in TARGETS:
+        value = _value(tables, *measured)
+        if value is not None and against is not None:
+            other = _value(tables, *against)
+            value = value / other if other else None
+        if value is None:
+            lines.append(f"| {label} | not measured | {op} {goal} | - |")
+            continue
+        met = value >= goal if op == ">=" else value <= goal
+        shown = f"{value:.2f}x" if against is not None else _fmt(value)
+        lines.append(f"| {label} | {shown} | {op} {goal} | {'yes' if met else '**no**'} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(generated: str) -> None:
+    """Replace the generated part of docs/performance.md (between its markers)."""
+    text = DOCS.read_text(encoding="utf-8")
+    try:
+        before, rest = text.split(DOCS_BEGIN, 1)
+        _, after = rest.split(DOCS_END, 1)
+    except ValueError:
+        raise SystemExit(
+            f"{DOCS}: the markers {DOCS_BEGIN!r} and {DOCS_END!r} are missing"
+        ) from None
+    body = generated.replace("### ", "#### ")
+    DOCS.write_text(f"{before}{DOCS_BEGIN}\n{body}\n{DOCS_END}{after}", encoding="utf-8")
+
+
 def machine() -> str:
     cpu = "?"
     try:
@@ -570,11 +796,21 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
-        "--only", nargs="*", default=None, help="warm many fresh arrays chain limits"
+        "--only",
+        nargs="*",
+        default=None,
+        help="warm many fresh arguments results (arrays: both) chain limits",
+    )
+    parser.add_argument(
+        "--docs",
+        action="store_true",
+        help="also rewrite the generated tables of docs/performance.md",
     )
     parser.add_argument("--libraries", nargs="*", default=LIBRARIES)
     args = parser.parse_args()
     only = set(args.only or ["warm", "many", "fresh", "arrays", "chain", "limits"])
+    if "arrays" in only:
+        only |= {"arguments", "results"}
     started = time.time()
     tables: List[Table] = []
     if "warm" in only or "many" in only:
@@ -589,8 +825,15 @@ def main() -> None:
         tables.append(warm)
     if "fresh" in only:
         tables.append(scenario_fresh(args.runs, args.libraries))
-    if "arrays" in only:
-        tables.extend(scenario_arrays(max(1, args.runs // 2), args.libraries))
+    if "arguments" in only or "results" in only:
+        tables.extend(
+            scenario_arrays(
+                max(1, args.runs // 2),
+                args.libraries,
+                "arguments" in only,
+                "results" in only,
+            )
+        )
     if "chain" in only:
         tables.append(scenario_chain(args.runs))
     if "limits" in only:
@@ -605,9 +848,13 @@ def main() -> None:
         "directories. Versions: see `benchmarks/.work/*/bin/pip freeze`.",
         "",
     ]
-    text += [t.markdown() for t in tables]
+    generated = [targets(tables)] + [t.markdown() for t in tables]
+    text += generated
     RESULTS.write_text("\n".join(text), encoding="utf-8")
     print("\n".join(text))
+    if args.docs:
+        header = text[2] + "\n" + text[3] + "\n"
+        write_docs(header + "\n" + "\n".join(generated))
 
 
 if __name__ == "__main__":

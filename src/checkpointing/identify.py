@@ -19,7 +19,6 @@ Storage is left to :mod:`checkpointing.store`; the policy on errors to
 from __future__ import annotations
 
 import contextlib
-import inspect
 import sys
 import threading
 import warnings
@@ -104,7 +103,12 @@ class FuncCallContext:
         """
         if self._locals is not None and varname in self._locals:
             return self._locals[varname]
-        func = inspect.unwrap(self.func) if hasattr(self.func, "__wrapped__") else self.func
+        if hasattr(self.func, "__wrapped__"):
+            import inspect  # not at import (a few ms): only wrapped functions need it
+
+            func = inspect.unwrap(self.func)
+        else:
+            func = self.func
         func = getattr(func, "__func__", func)  # a bound method: its function
         code = getattr(func, "__code__", None)
         closure = getattr(func, "__closure__", None)
@@ -142,6 +146,8 @@ class FuncCallContext:
     def arguments(self) -> Dict[str, Any]:
         """Parameter name -> value of this call, defaults applied."""
         if self._arguments is None:
+            import inspect
+
             bound = inspect.signature(self.func).bind(*self.args, **self.kwargs)
             bound.apply_defaults()
             self._arguments = dict(bound.arguments)
@@ -183,6 +189,8 @@ class ArgumentBinder:
     __slots__ = ("_signature", "_names", "_simple", "_defaults_tail", "_keep", "_nparams")
 
     def __init__(self, func: Callable[..., Any], ignore: Iterable[str] = ()) -> None:
+        import inspect  # at decoration, not at import
+
         self._signature = inspect.signature(func)
         params = list(self._signature.parameters.values())
         self._names = tuple(p.name for p in params)

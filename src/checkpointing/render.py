@@ -9,11 +9,8 @@ function's most recent stored entry are marked.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from typing import Any, Callable, Dict, List, Optional, Set
 
-from .analysis.resolve import qualname_of, unwrap
 from .source import display_path
 
 __all__ = ["DependencyGraph", "graph"]
@@ -234,6 +231,9 @@ class DependencyGraph:
         return self._graphviz("svg").decode("utf-8")
 
     def _graphviz(self, fmt: str) -> bytes:
+        import shutil  # here: drawing is rare, and these cost a few ms at import
+        import subprocess
+
         dot = shutil.which("dot")
         if dot is None:
             raise RuntimeError(
@@ -247,6 +247,8 @@ class DependencyGraph:
         return proc.stdout
 
     def _repr_svg_(self) -> Optional[str]:
+        import shutil
+
         if shutil.which("dot") is None:
             return None  # Jupyter then uses _repr_markdown_
         return self.to_svg()
@@ -295,6 +297,7 @@ def graph(func: Callable[..., Any], *args: Any, **kwargs: Any) -> DependencyGrap
 
     import networkx as nx
 
+    from .analysis.resolve import qualname_of, unwrap
     from .depgraph import build_plan, member_digests
     from .identify import argument_classes
 

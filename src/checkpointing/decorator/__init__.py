@@ -24,16 +24,26 @@ from __future__ import annotations
 
 import builtins
 import functools
-import inspect
-import logging
 import os
 import time
 import types
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+    overload,
+)
 
 from .. import runtime
-from ..analysis.resolve import unwrap
+from .._lazylog import DEBUG, INFO, LazyLogger
 from ..config import defaults, validate_inputs, validate_on_error
 from ..errors import PENDING_WARNINGS as PENDING
 from ..errors import (
@@ -46,7 +56,6 @@ from ..errors import (
     HashFailedWarning,
     SideEffectWarning,
 )
-from ..explain import Explanation, explanation_for
 from ..identify import (
     AutoFuncCallIdentifier,
     FuncCallContext,
@@ -55,9 +64,12 @@ from ..identify import (
 )
 from ..store import CacheBase, PickleFileCache
 
+if TYPE_CHECKING:
+    from ..explain import Explanation
+
 __all__ = ["DecoratorCheckpoint", "checkpoint"]
 
-logger = logging.getLogger(__name__)
+logger = LazyLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -211,6 +223,8 @@ class DecoratorCheckpoint:
                 f"checkpoint decorates functions, not {type(func).__name__} "
                 f"objects: put @checkpoint() on a def"
             )
+        import inspect  # here, not at import: decorating loads the key machinery anyway
+
         if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
             raise TypeError(
                 f"cannot checkpoint generator function {qualified_name(func)}: a generator "
@@ -276,6 +290,8 @@ class DecoratorCheckpoint:
         return functools.wraps(func)(_detached(wrapper))
 
     def _rerun(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        import inspect
+
         decorator, perf_counter = self, time.perf_counter
         if inspect.iscoroutinefunction(func):
 
@@ -412,13 +428,13 @@ class DecoratorCheckpoint:
             else:
                 value = self.cache.retrieve(key)
         except CheckpointNotExist:
-            if logger.isEnabledFor(logging.DEBUG):
+            if logger.isEnabledFor(DEBUG):
                 logger.debug("miss: %s (key %s)", qualified_name(func), key)
             return _MISSING
         except Exception as exc:
             self._fail(func, "reading the cache", exc)
             return _MISSING
-        if logger.isEnabledFor(logging.DEBUG):
+        if logger.isEnabledFor(DEBUG):
             logger.debug("hit: %s (key %s)", qualified_name(func), key)
         if PENDING:  # an analysis made by this call had something to say
             _flush_warnings()
@@ -473,11 +489,13 @@ class DecoratorCheckpoint:
         """Compute the call's fingerprint (stored with the entry) and log why it runs
         (unless ``explain`` is False: an entry failed its checks, already logged)."""
         fingerprint = self._fingerprint(func, args, kwargs)
-        if explain and logger.isEnabledFor(logging.INFO):
+        if explain and logger.isEnabledFor(INFO):
             try:
                 name = qualified_name(func)
                 history = self.cache.history(name)
                 if history:  # a first call is not news: it stays at DEBUG ("miss")
+                    from ..explain import explanation_for
+
                     logger.info("%s", explanation_for(name, key, False, fingerprint, history))
             except Exception as exc:
                 logger.debug("could not explain the miss of %s: %s", qualified_name(func), exc)
@@ -485,6 +503,9 @@ class DecoratorCheckpoint:
 
     def explain(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any) -> Explanation:
         """Would ``func(*args, **kwargs)`` hit, and if not, why (see :func:`explain`)."""
+        from ..analysis.resolve import unwrap
+        from ..explain import explanation_for
+
         key = self._key(func, *args, **kwargs)
         name = qualified_name(func)
         explanation = explanation_for(
@@ -727,7 +748,7 @@ def warn_runtime_dependency(func: Callable[..., Any], found: List[Any]) -> None:
     running that the static analysis did not see: joined to the static warning of an
     analysis made by this call, else naming the root cause the stored analysis
     recorded; listing them, at the line of the first cause."""
-    from ..analysis.resolve import qualname_of
+    from ..analysis.resolve import qualname_of, unwrap
     from ..keyplan import cached, flush_warnings, is_acknowledged, warn_once
     from ..source import display_path
 
@@ -772,6 +793,8 @@ def _flush_warnings() -> None:
 
 
 def _is_binding_error(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any) -> bool:
+    import inspect
+
     try:
         inspect.signature(func).bind(*args, **kwargs)
     except TypeError:
@@ -781,6 +804,8 @@ def _is_binding_error(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: A
 
 def _register_project_code(func: Callable[..., Any]) -> None:
     """The module of a decorated function always counts as project code."""
+    import inspect
+
     from ..source import INDEX
 
     code = getattr(inspect.unwrap(func), "__code__", None)

@@ -92,8 +92,9 @@ def _is_notebook_cell(filename: str) -> bool:
     """Is ``filename`` the pseudo-file of an IPython / Jupyter cell (or similar)?"""
     if filename.startswith("<ipython-input-") or "ipykernel_" in filename:
         return True
-    linecache = sys.modules.get("linecache")
-    entry = linecache.cache.get(filename) if linecache is not None else None
+    # getattr: linecache may be half-imported (the hook sees the modules it imports).
+    cache = getattr(sys.modules.get("linecache"), "cache", None)
+    entry = cache.get(filename) if cache is not None else None
     if entry is None or len(entry) < 3:  # absent, or a lazy entry of a real module
         return False
     return entry[1] is None or not os.path.isfile(filename)
