@@ -15,11 +15,14 @@ from typing import Any, Callable, Dict, Iterable, Optional
 from .errors import ConfigurationError
 
 __all__ = [
+    "DURABILITY_CHOICES",
     "ON_ERROR_CHOICES",
     "defaults",
     "folder_mode",
     "validate_directory",
+    "validate_durability",
     "validate_inputs",
+    "validate_memory_bytes",
     "validate_on_error",
     "validate_permissions",
     "validate_pickle_protocol",
@@ -28,6 +31,7 @@ __all__ = [
 ]
 
 ON_ERROR_CHOICES = ("warn", "raise", "ignore")
+DURABILITY_CHOICES = ("auto", "always", "never")
 
 # Keys of checkpointing 1.0 that no longer have an effect: accepted, with a warning.
 _LEGACY_KEYS = {
@@ -42,6 +46,28 @@ def validate_on_error(value: Any) -> str:
         msg = (
             f"on_error={value!r} is not accepted; use one of "
             f"{', '.join(repr(c) for c in ON_ERROR_CHOICES)}"
+        )
+        raise ConfigurationError(msg)
+    return value
+
+
+def validate_durability(value: Any) -> str:
+    """Return ``value`` if it is an accepted ``cache.durability`` policy, else raise."""
+    if value not in DURABILITY_CHOICES:
+        msg = (
+            f"cache.durability={value!r} is not accepted; use 'auto' (fsync the entries "
+            f"of calls that ran 1 s or more), 'always' or 'never'"
+        )
+        raise ConfigurationError(msg)
+    return value
+
+
+def validate_memory_bytes(value: Any) -> int:
+    """Return ``value`` if it is an accepted size of the memory tier, else raise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        msg = (
+            f"cache.memory_bytes={value!r} is not accepted; use an int >= 0: the bytes "
+            f"of recently used entries kept in memory (0 turns the memory tier off)"
         )
         raise ConfigurationError(msg)
     return value
@@ -197,6 +223,8 @@ _VALIDATORS: Dict[str, Callable[[Any], Any]] = {
     "runtime.profile_safety_net": _validate_bool("runtime.profile_safety_net"),
     "runtime.track_env": _validate_bool("runtime.track_env"),
     "cache.variants": validate_variants,
+    "cache.durability": validate_durability,
+    "cache.memory_bytes": validate_memory_bytes,
 }
 
 
@@ -233,6 +261,14 @@ class Defaults(Dict[str, Any]):
         project's code reads, and serve later hits only while they are unchanged (True).
         ``cache.variants``: how many entries of one key are kept when they differ only
         in their run-time inputs, so that reverting an input hits again (4).
+        ``cache.durability``: when a save waits for the entry to reach the disk
+        (``fsync``): ``"auto"`` (the default) for calls that ran 1 s or more (and for
+        ``save()`` without a run time), ``"always"``, or ``"never"``. Every read
+        verifies the checksum, so an entry lost or torn by a power cut is a re-run,
+        never a wrong value: fsync only protects work worth more than its cost.
+        ``cache.memory_bytes``: bytes of recently read or written entries kept in
+        memory, each served again after one ``stat`` shows its file unchanged, as a
+        fresh copy (32 MiB; 0 turns it off).
     """
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -276,6 +312,8 @@ def _initial() -> Iterable[tuple]:
         ("runtime.profile_safety_net", False),
         ("runtime.track_env", True),
         ("cache.variants", 4),
+        ("cache.durability", "auto"),
+        ("cache.memory_bytes", 32 << 20),
     )
 
 

@@ -332,10 +332,14 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         }
         # The code of the arguments' classes is in the key through the argument digests;
         # kept apart too, so that a miss names the method that changed.
-        _register_by_name()
-        with _classes_by_name():
-            out["argument_values"] = _fingerprint_arguments(binder, values)
-        out["argument_code"] = argument_code(values)
+        if all(type(value) in _PLAIN for value in values):  # no class inside: no code
+            out["argument_values"] = out["arguments"]
+            out["argument_code"] = {}
+        else:
+            _register_by_name()
+            with _classes_by_name():
+                out["argument_values"] = _fingerprint_arguments(binder, values)
+            out["argument_code"] = argument_code(values)
         if self.track_versions:
             out["versions"] = plan.versions()
         return out
@@ -364,6 +368,10 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         except HashFailedError as exc:
             raise _name_argument(exc, func, self.binder_for(func), values) from None
         return hasher.hexdigest()
+
+
+# Values that hold no class and no other value: digested the same by code or by name.
+_PLAIN = frozenset([int, float, complex, str, bytes, bool, type(None)])
 
 
 def argument_classes(values: Iterable[Any]) -> List[type]:

@@ -137,6 +137,8 @@ WRONG = {
     "runtime.profile_safety_net": [0, "no", None],
     "runtime.track_env": [0, "no", None],
     "cache.variants": [0, -1, 2.5, "4", True, None, [4]],
+    "cache.durability": ["sometimes", True, None, 1, ["always"]],
+    "cache.memory_bytes": [-1, 2.5, "32", True, None],
 }
 
 
