@@ -56,30 +56,33 @@ def rss_mib():
 SCENARIOS: Dict[str, str] = {}
 
 SCENARIOS["warm_hit"] = """
+import pickle
 @cache
 def f(a, b):
     body_ran()
     return a + b
 
-f(1, 2)
-samples = []
-clock = time.perf_counter_ns
-for _ in range(2000):
-    t = clock(); f(1, 2); samples.append(clock() - t)
-assert sys.bench_runs == 1, f"{sys.bench_runs} runs: the hits were not hits"
-hit = statistics.median(samples) / 1000
-# The machine's limit, same process: open + pickle.load + close of a small file.
-import pickle
+# The machine's limit, same process: open + pickle.load + close of a small file,
+# measured in rounds alternating with the hits (2,000 of each).
 path = os.path.join(os.path.dirname(DIR), "small.pickle")
 with open(path, "wb") as fh:
     pickle.dump(3, fh)
-samples = []
-for _ in range(2000):
-    t = clock()
+
+def read_small():
     with open(path, "rb") as fh:
         pickle.load(fh)
-    samples.append(clock() - t)
-print(json.dumps({"us": hit, "file_us": statistics.median(samples) / 1000}))
+
+f(1, 2)
+hits, reads = [], []
+clock = time.perf_counter_ns
+for _ in range(10):
+    for _ in range(200):
+        t = clock(); f(1, 2); hits.append(clock() - t)
+    for _ in range(200):
+        t = clock(); read_small(); reads.append(clock() - t)
+assert sys.bench_runs == 1, f"{sys.bench_runs} runs: the hits were not hits"
+print(json.dumps({"us": statistics.median(hits) / 1000,
+                  "file_us": statistics.median(reads) / 1000}))
 """
 
 SCENARIOS["many_entries"] = """
@@ -163,13 +166,15 @@ SCENARIOS["array_result"] = """
 import numpy as np
 N = 512 * 1024 * 1024 // 8
 HERE = os.path.dirname(DIR)
+# Each figure is the best of 3 in this process, alternating with the limit it is
+# compared with: on a shared machine, other work only ever slows a measurement down.
 
 def files_under(folder):
     return [os.path.join(root, name) for root, _, names in os.walk(folder) for name in names]
 
 def raw_write(nbytes, fsync):
     # The machine's limit: the same number of bytes written from memory to a new file
-    # beside the cache (+ fsync when asked), in this process.
+    # beside the cache (+ fsync when asked).
     data = np.ones(nbytes // 8)
     path = os.path.join(HERE, "raw.bin")
     t = time.perf_counter()
@@ -181,56 +186,69 @@ def raw_write(nbytes, fsync):
     os.remove(path)
     return nbytes / s / 1e9
 
-@cache
-def f(n):
-    body_ran()
+def read_hot():
+    # The machine's limit: the library's own file(s), page cache hot, read into fresh
+    # memory of their size (what a load must fill).
+    paths = [p for p in files_under(DIR) if os.path.getsize(p) > 2**20]
+    total = sum(os.path.getsize(p) for p in paths)
     t = time.perf_counter()
-    out = np.ones(n)
-    sys.bench_compute = time.perf_counter() - t
-    return out
+    for p in paths:
+        target = np.empty(os.path.getsize(p), dtype=np.uint8)
+        with open(p, "rb", buffering=0) as fh:
+            fh.readinto(memoryview(target))
+        del target
+    return total / (time.perf_counter() - t) / 1e9
 
-if sys.argv[2] == "save":
-    before = raw_write(N * 8, False), raw_write(N * 8, True)
-    t = time.perf_counter(); r = f(N); s = time.perf_counter() - t - sys.bench_compute
-    assert sys.bench_runs
-    after = raw_write(N * 8, False), raw_write(N * 8, True)
-    print(json.dumps({"s": s, "gbps": r.nbytes / s / 1e9, "peak_mib": rss_mib(),
-                      "raw_gbps": (before[0] + after[0]) / 2,
-                      "raw_fsync_gbps": (before[1] + after[1]) / 2}))
-else:
-    base = rss_mib()
-    t = time.perf_counter(); r = f(N); s = time.perf_counter() - t
-    assert not sys.bench_runs and r.shape == (N,) and r[-1] == 1.0, "the load was not a hit"
-    out = {"s": s, "gbps": r.nbytes / s / 1e9,
-           "peak_ratio": (rss_mib() - base) / (r.nbytes / 2**20)}
-    del r
-    if sys.argv[2] == "load":
-        # The machine's limit, same process: the bytes of the same file(s), page cache
-        # hot, read into fresh memory of their size (what a load must fill).
-        paths = [p for p in files_under(DIR) if os.path.getsize(p) > 2**20]
-        total = sum(os.path.getsize(p) for p in paths)
-        t = time.perf_counter()
-        for p in paths:
-            target = np.empty(os.path.getsize(p), dtype=np.uint8)
-            with open(p, "rb", buffering=0) as fh:
-                fh.readinto(memoryview(target))
-            del target
-        out["read_hot_gbps"] = total / (time.perf_counter() - t) / 1e9
-    print(json.dumps(out))
-"""
-
-DROP_CACHE = """
-import os, sys
-# Evict a cache's files from the page cache (written back first), for a cold load.
-for root, _, names in os.walk(sys.argv[1]):
-    for name in names:
-        fd = os.open(os.path.join(root, name), os.O_RDONLY)
+def drop_cache():
+    for path in files_under(DIR):
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
-print("{}")
+
+@cache
+def f(n):
+    body_ran()
+    t = time.perf_counter()
+    out = np.ones(N)
+    sys.bench_compute = time.perf_counter() - t
+    return out
+
+def timed(n):
+    t = time.perf_counter(); r = f(n); s = time.perf_counter() - t
+    return r, s
+
+out = {}
+if sys.argv[2] == "save":
+    raw, raw_fsync, save = [], [], []
+    for i in range(3):
+        raw.append(raw_write(N * 8, False))
+        r, s = timed(N + i)  # a miss: computed, then saved
+        assert sys.bench_runs == i + 1
+        save.append(r.nbytes / (s - sys.bench_compute) / 1e9)
+        del r
+        raw_fsync.append(raw_write(N * 8, True))
+    out.update(gbps=max(save), raw_gbps=max(raw), raw_fsync_gbps=max(raw_fsync))
+else:
+    loads, reads = [], []
+    for i in range(3):
+        if sys.argv[2] == "cold":
+            drop_cache()
+        base = rss_mib()
+        r, s = timed(N)
+        assert not sys.bench_runs and r.shape == (N,) and r[-1] == 1.0, "not a hit"
+        if i == 0:
+            out["peak_ratio"] = (rss_mib() - base) / (r.nbytes / 2**20)
+        loads.append(r.nbytes / s / 1e9)
+        del r
+        if sys.argv[2] == "load":
+            reads.append(read_hot())
+    out["gbps"] = max(loads)
+    if reads:
+        out["read_hot_gbps"] = max(reads)
+print(json.dumps(out))
 """
 
 LIMITS = """
@@ -409,7 +427,14 @@ def tmpdir() -> str:
 
 
 def scenario_warm_hit(runs: int, libraries: List[str]) -> Table:
-    table = Table("1. Warm hit of f(1, 2)", "µs", "Median of 2,000 hits in one process.")
+    table = Table(
+        "1. Warm hit of f(1, 2)",
+        "µs",
+        "Medians of 2,000 hits and of 2,000 open+pickle.load+close of a small file, in "
+        "one process, in alternating rounds of 200; miss + save: 20,000 calls with new "
+        "arguments in one process (mean), then as many create+write+rename of a small "
+        "file beside the cache (mean).",
+    )
     for library in libraries:
 
         def once() -> Dict[str, Any]:
@@ -530,14 +555,14 @@ def scenario_arrays(
     result = Table(
         "5. A 512 MiB numpy result",
         "",
-        "Miss (pickle, write, fsync where the library does; the time to compute "
-        "the array is subtracted) and hit (load) in separate processes; GB/s of "
-        "result. Limits measured in the same processes: raw write (+fsync) of as "
-        "many bytes from memory to a new file beside the cache, before and after "
-        "the save (mean); the library's own file(s) read, page cache hot, into "
-        "fresh memory of their size, after the warm load. Cold: the cache's files "
-        "evicted from the page cache (fsync, then POSIX_FADV_DONTNEED) before the "
-        "load. Load peak: RSS growth during the warm load over the result's size.",
+        "Misses (pickle, write, fsync where the library does; the time to compute "
+        "the array is subtracted) and hits (load) in separate processes; GB/s of "
+        "result, best of 3 in each process, alternating with the limit it is "
+        "compared with: raw write (+fsync) of as many bytes from memory to a new "
+        "file beside the cache; the library's own file(s) read, page cache hot, into "
+        "fresh memory of their size. Cold: the cache's files evicted from the page "
+        "cache (fsync, then POSIX_FADV_DONTNEED) before each load. Load peak: RSS "
+        "growth during the first warm load over the result's size.",
     )
     slow = {"checkpointing 1.0.1": 600, "cachier": 600}
     for library in libraries:
@@ -573,7 +598,6 @@ def scenario_arrays(
                 limit = slow.get(library, 300)
                 saved = run_script(python, code, d, "save", timeout=limit)
                 loaded = run_script(python, code, d, "load", timeout=limit)
-                run_script(python, DROP_CACHE, d)
                 cold = run_script(python, code, d, "cold", timeout=limit)
                 return {
                     "save": saved["gbps"],
