@@ -636,7 +636,7 @@ def test_a_small_hit_is_one_open_one_fstat_and_one_read(cache, monkeypatch) -> N
             calls.append(_name)
             return _real(*args, **kwargs)
 
-        monkeypatch.setattr(store.os, name, counting)
+        monkeypatch.setattr(os, name, counting)
     assert cache.retrieve("k") == 42
     assert calls == ["open", "fstat", "read"]
     calls.clear()
