@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import xxhash
 
-from checkpointing import store
 from checkpointing.config import defaults
 from checkpointing.errors import CheckpointNotExist, ConfigurationError, CorruptEntryWarning
 from checkpointing.store import (
