@@ -416,6 +416,8 @@ def test_failing_write_keeps_old_entry_and_leaves_no_temp_file(cache, monkeypatc
     def fail(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
+    if target == "fsync":  # a quick call's save does not fsync (cache.durability "auto")
+        monkeypatch.setitem(defaults, "cache.durability", "always")
     monkeypatch.setattr(os, target, fail)
     with pytest.raises(OSError) as info:
         cache.save("k", "new" * 100_000)
@@ -622,6 +624,8 @@ def test_concurrent_writers_never_produce_a_torn_entry(cache) -> None:
 
 # -- cost of a hit ----------------------------------------------------------------------
 def test_a_small_hit_is_one_open_one_fstat_and_one_read(cache, monkeypatch) -> None:
+    """The file read; a repeated hit from the memory tier: tests/test_store_io.py."""
+    monkeypatch.setitem(defaults, "cache.memory_bytes", 0)
     cache.save("k", 42)
     cache.save("big", np.arange(100_000))
     assert cache.retrieve("k") == 42  # the folders' ownership is checked once

@@ -12,7 +12,9 @@ computed (:mod:`checkpointing.identify`) nor what to do when caching fails
 * :mod:`.files`: :class:`PickleFileCache`, the local directory (the default store);
   :mod:`.variants` and :mod:`.history` are its variants of a key and history of a
   function;
-* :mod:`.memory`: :class:`InMemoryLRUCache`; :mod:`.locks`: :class:`SynchronizedCache`.
+* :mod:`.memory`: :class:`InMemoryLRUCache`; :mod:`.locks`: :class:`SynchronizedCache`;
+* :mod:`.tier`: the memory tier in front of the local store (recently used entries,
+  served after one ``lstat``).
 
 Everything that was importable from the single ``checkpointing.store`` module is still
 importable from here (the names below the public ones are for the command line and the
@@ -32,6 +34,7 @@ from .fileio import (
     _atomic_write,
     _create_temporary,
     _folder_problem,
+    _fsync_folder,
     _locked,
     _make_private_folder,
     _open_regular,
@@ -40,10 +43,11 @@ from .fileio import (
     _remove_tree,
     _unlink_in,
     _write_all,
+    _write_entry,
     read_trusted_file,
     write_private_file,
 )
-from .files import _LEGACY_NAME, CACHEDIR_TAG, EntryInfo, PickleFileCache
+from .files import _LEGACY_NAME, CACHEDIR_TAG, FSYNC_AFTER_SECONDS, EntryInfo, PickleFileCache
 from .format import (
     _ALIGN,
     _FIRST_READ,
@@ -66,6 +70,7 @@ from .format import (
     _both,
     _check_signature,
     _Corrupt,
+    _entry_parts,
     _file_stem,
     _fill,
     _hmac,
@@ -77,9 +82,10 @@ from .format import (
     _serialize,
     _Untrusted,
 )
-from .history import HISTORY_LENGTH, read_history_file
+from .history import HISTORY_COMPACT_BYTES, HISTORY_LENGTH, append_history, read_history_file
 from .locks import SynchronizedCache
 from .memory import InMemoryLRUCache
+from .tier import MEMORY, MemoryTier
 from .variants import _checks_digest
 
 __all__ = [

@@ -1,9 +1,11 @@
 """The file operations the local store is built of, each keeping one promise.
 
-* :func:`_atomic_write`: a file is written to a locked temporary in the same folder,
-  flushed, fsynced and renamed over the target, so a crash, a full disk or a read-only
-  folder leaves the old file or the new one, never a broken one and no temporary;
-  :func:`_locked` tells a live writer's temporary from a killed writer's leftover.
+* :func:`_atomic_write`: a file is written to a locked temporary in the same folder and
+  renamed over the target (fsynced first, with its folder after, when durable), so a
+  crash, a full disk or a read-only folder leaves the old file or the new one, never a
+  broken one and no temporary; :func:`_locked` tells a live writer's temporary from a
+  killed writer's leftover. :func:`_write_entry` streams an entry into it, its
+  checksum computed in the pass that writes.
 * :func:`_open_regular`: only regular files are opened (``O_NOFOLLOW | O_NONBLOCK``,
   then ``fstat``), so a FIFO or a symlink is refused, never a hang.
 * :func:`_make_private_folder` and :func:`_unlink_in`: folders are created with the
@@ -17,7 +19,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import xxhash
 
 try:
     import fcntl
@@ -25,7 +29,18 @@ except ImportError:  # Windows: no advisory locks; stale temporaries are judged 
     fcntl = None  # type: ignore[assignment]
 
 from ..config import defaults, folder_mode, validate_permissions
-from .format import _SUFFIX, _Corrupt, _read_entry
+from .format import (
+    _NO_SIGNATURE,
+    _PREFIX,
+    _SLICE,
+    _SUFFIX,
+    FORMAT_VERSION,
+    MAGIC,
+    _Corrupt,
+    _hmac,
+    _new_mac,
+    _read_entry,
+)
 
 __all__ = ["STALE_TEMP_SECONDS", "read_trusted_file", "write_private_file"]
 
@@ -121,7 +136,7 @@ def write_private_file(path: str, chunks: List[Any]) -> None:
     folder = os.path.dirname(path)
     _make_private_folder(os.path.dirname(folder), folder_mode(mode), root=True)
     _make_private_folder(folder, folder_mode(mode))
-    _atomic_write(folder, path, chunks, mode)
+    _atomic_write(folder, path, chunks, mode, durable=False)  # a lost plan: re-analysed
 
 
 def _folder_problem(folder: str, uid: int, follow: bool = False) -> Optional[str]:
@@ -264,8 +279,22 @@ def _create_temporary(directory: str, mode: int = 0o600) -> Tuple[int, str]:
     raise FileExistsError(f"could not create a temporary file in {directory}")
 
 
-def _atomic_write(directory: str, path: str, chunks: List[Any], mode: int = 0o600) -> None:
-    """Write ``chunks`` to ``path`` through a fsynced temporary file and a rename.
+def _atomic_write(
+    directory: str,
+    path: str,
+    chunks: List[Any],
+    mode: int = 0o600,
+    *,
+    writer: Optional[Callable[[int], None]] = None,
+    durable: bool = True,
+) -> "os.stat_result":
+    """Write ``chunks`` (or let ``writer`` write the open descriptor) to ``path``
+    through a temporary file and a rename; return the file's ``fstat`` once renamed.
+
+    ``durable``: fsync the file before the rename and its folder after it, so that the
+    entry survives a power cut. Without it a crash of the machine may lose the entry
+    or leave it torn, which a read sees (checksum) and treats as a miss; a crash of
+    the process cannot (the rename is atomic either way).
 
     On any failure the temporary file is removed and the exception propagates.
     """
@@ -273,22 +302,27 @@ def _atomic_write(directory: str, path: str, chunks: List[Any], mode: int = 0o60
     closed = False
     try:
         try:
-            pending = bytearray()
-            for chunk in chunks:
-                size = len(chunk) if isinstance(chunk, (bytes, bytearray)) else chunk.nbytes
-                if size < _COALESCE:
-                    pending += chunk
-                    continue
-                _write_all(fd, pending)
+            if writer is not None:
+                writer(fd)
+            else:
                 pending = bytearray()
-                _write_all(fd, chunk)  # a large buffer: written from where it lies
-            _write_all(fd, pending)
-            os.fsync(fd)
+                for chunk in chunks:
+                    size = len(chunk) if isinstance(chunk, (bytes, bytearray)) else chunk.nbytes
+                    if size < _COALESCE:
+                        pending += chunk
+                        continue
+                    _write_all(fd, pending)
+                    pending = bytearray()
+                    _write_all(fd, chunk)  # a large buffer: written from where it lies
+                _write_all(fd, pending)
+            if durable:
+                os.fsync(fd)
             if fcntl is None:  # Windows cannot rename an open file
                 os.close(fd)
                 closed = True
             # Renamed while still locked: a cleaner never removes a finished file.
             os.replace(temporary, path)
+            status = os.lstat(path) if closed else os.fstat(fd)  # after: a rename is a change
         finally:
             if not closed:
                 os.close(fd)
@@ -298,6 +332,96 @@ def _atomic_write(directory: str, path: str, chunks: List[Any], mode: int = 0o60
         except OSError:
             pass
         raise
+    if durable:
+        _fsync_folder(directory)
+    return status
+
+
+def _fsync_folder(directory: str) -> None:
+    """Make a rename in ``directory`` durable (POSIX; elsewhere a no-op)."""
+    try:
+        fd = os.open(directory, _DIR_FLAGS)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse to fsync a folder; the rename is done all the same
+    finally:
+        os.close(fd)
+
+
+def _write_entry(fd: int, header_length: int, parts: List[Any], secret: Optional[bytes]) -> None:
+    """Write an entry (see :func:`_entry_parts`) to the new, empty file ``fd``.
+
+    The checksum (and the signature) are computed in the pass that writes: large
+    buffers go in slices of ``_SLICE`` bytes, each hashed while it is in the CPU
+    cache and written straight from where it lies; small parts are joined into one
+    write. The prefix, which holds the checksum, is written last, at offset 0 (a
+    file cut short before that has a zero magic number: a miss). A signed entry
+    needs the signature before the checksum (the checksum covers it): its checksum
+    is a second pass over the parts in memory, never a re-read.
+    """
+    sizes = [memoryview(part).nbytes for part in parts]
+    if sum(sizes) < _COALESCE:  # a small entry: one buffer, one write
+        body = b"".join(parts)
+        signature = _hmac().digest(secret, body, "sha256") if secret is not None else _NO_SIGNATURE
+        checksum = xxhash.xxh3_64(signature)
+        checksum.update(body)
+        prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, header_length, checksum.intdigest(), signature)
+        _write_all(fd, prefix + body)
+        return
+    mac = _new_mac(secret) if secret is not None else None
+    checksum = xxhash.xxh3_64(_NO_SIGNATURE)
+    update = checksum.update if mac is None else mac.update
+    os.lseek(fd, _PREFIX.size, os.SEEK_SET)
+    pending = bytearray()
+    for part, size in zip(parts, sizes):
+        if size < _COALESCE:
+            pending += part
+            if len(pending) < _COALESCE:
+                continue
+            update(pending)
+            _write_all(fd, pending)
+            pending = bytearray()
+            continue
+        if pending:
+            update(pending)
+            _write_all(fd, pending)
+            pending = bytearray()
+        view = memoryview(part).cast("B")
+        for start in range(0, size, _SLICE):
+            piece = view[start : start + _SLICE]
+            update(piece)
+            _write_all(fd, piece)
+    if pending:
+        update(pending)
+        _write_all(fd, pending)
+    signature = _NO_SIGNATURE
+    if mac is not None:
+        signature = mac.digest()
+        checksum = xxhash.xxh3_64(signature)
+        for part in parts:
+            checksum.update(part)
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, header_length, checksum.intdigest(), signature)
+    _write_at(fd, prefix, 0)
+
+
+def _read_at(fd: int, count: int, offset: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, count, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows
+    return os.read(fd, count)
+
+
+def _write_at(fd: int, data: bytes, offset: int) -> None:
+    if hasattr(os, "pwrite"):
+        while data:
+            written = os.pwrite(fd, data, offset)
+            data, offset = data[written:], offset + written
+        return
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows
+    _write_all(fd, data)
 
 
 def _write_all(fd: int, chunk: Any) -> None:

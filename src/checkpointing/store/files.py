@@ -16,10 +16,12 @@ and ``verify``, and :meth:`PickleFileCache.remove_legacy_files` removes them
 Promises of :class:`PickleFileCache`:
 
 * a write is atomic: the result is pickled in memory first (an unpicklable result
-  raises before any file is touched), written to a temporary file in the same
-  directory, flushed, fsynced and renamed over the entry, so a crash, a full disk or a
-  read-only directory leaves either the old entry or the new one, never a broken one
-  and no temporary file;
+  raises before any file is touched), streamed to a temporary file in the same
+  directory (its checksum computed in the same pass) and renamed over the entry, so a
+  crash of the process, a full disk or a read-only directory leaves either the old
+  entry or the new one, never a broken one and no temporary file; whether it is
+  fsynced first (to survive a power cut too) is ``defaults["cache.durability"]``:
+  by default, for calls that ran 1 s or more (``docs/reliability.md``);
 * a read checks a magic number, the format version and an xxh3-64 checksum, so a
   truncated, corrupted, foreign or empty file (the failure mode of 1.0) is a miss with
   a :class:`CorruptEntryWarning` naming the file, never a wrong value or a crash; the
@@ -41,9 +43,11 @@ Promises of :class:`PickleFileCache`:
   locked by a live writer) are removed by the next save of a process, by ``clear`` and
   by ``checkpointing prune``/``verify --remove``;
 * large buffers (numpy arrays) travel out of band with pickle protocol 5, each at a
-  64-byte-aligned offset, written without a copy and read into one writable buffer
-  each;
-* a hit on a small result costs one ``open``, one ``fstat`` and one ``read``.
+  64-byte-aligned offset, written without a copy and read into fresh memory of their
+  own (one writable buffer each, the checksum verified slice by slice as it arrives);
+* a hit on a small result costs one ``open``, one ``fstat`` and one ``read``; a
+  repeated hit, one ``lstat`` (the memory tier, :mod:`checkpointing.store.tier`,
+  keeps the verified bytes of recently used entries and unpickles a fresh copy).
 
 Directory layout::
 
@@ -54,7 +58,8 @@ Directory layout::
                                     earlier entries of a key that differ from its entry
                                     only in their run-time checks (input files...), at
                                     most ``defaults["cache.variants"] - 1``; same format
-    <directory>/functions/<h>.json  recent entries of each function (explanations)
+    <directory>/functions/<h>.json  recent entries of each function (explanations), a log
+                                    appended at each save (checkpointing.store.history)
 """
 
 from __future__ import annotations
@@ -90,6 +95,7 @@ from .fileio import (
     _read_header,
     _remove_tree,
     _unlink_in,
+    _write_entry,
 )
 from .format import (
     _FIRST_READ,
@@ -97,21 +103,34 @@ from .format import (
     _SUFFIX,
     _check_signature,
     _Corrupt,
+    _entry_parts,
     _file_stem,
     _hmac,
     _key_digest,
     _new_mac,
     _read_entry,
     _read_small,
-    _serialize,
     _Untrusted,
 )
 from .history import HistoryFiles
+from .tier import MEMORY
 from .variants import VariantFiles
 
-__all__ = ["CACHEDIR_TAG", "EntryInfo", "PickleFileCache"]
+__all__ = ["CACHEDIR_TAG", "FSYNC_AFTER_SECONDS", "EntryInfo", "PickleFileCache"]
 
 _LEGACY_NAME = re.compile(r"[0-9a-f]{32}\.pickle")  # 1.0: <md5 hexdigest>.pickle at the root
+
+FSYNC_AFTER_SECONDS = 1.0
+"""Under ``cache.durability = "auto"``, entries of calls that ran this long are fsynced."""
+
+
+def _durable(run_seconds: Any) -> bool:
+    """Should a save of a call that ran ``run_seconds`` (None: unknown) be fsynced?"""
+    policy = defaults["cache.durability"]
+    if policy == "auto":
+        return isinstance(run_seconds, (int, float)) and run_seconds >= FSYNC_AFTER_SECONDS
+    return policy == "always"
+
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -194,6 +213,7 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
         self._prepared = False
         self._trusted_folder = False  # memo: the folders passed the ownership check
         self._swept = 0.0  # when stale temporary files were last removed
+        self._history_folder_ready = False  # functions/ made (see HistoryFiles)
         self._warned: set = set()
 
     str_keys_only = True
@@ -239,22 +259,47 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
         ``buffers`` are the store's own and override the caller's. The first save of a
         process (and one a minute after) also removes stale temporary files.
 
+        Whether the save waits for the disk (fsync) follows ``defaults["cache.durability"]``:
+        under ``"auto"``, only when ``metadata["run_seconds"]`` (the time the call took)
+        is 1 s or more, since an entry lost to a power cut costs a re-run and a torn one
+        is found by its checksum.
+
         Raises:
             Exception: whatever pickling raises (``TypeError``, ``PicklingError``,
                 ...), before any file is touched.
             OSError: writing failed; the previous entry, if any, is intact.
         """
         path = self.path_of(context_id)
-        chunks = _serialize(context_id, result, metadata, self.pickle_protocol, self._secret)
+        secret = self._secret
+        header_length, parts, data, raws = _entry_parts(
+            context_id, result, metadata, self.pickle_protocol, secret is not None
+        )
+        durable = _durable(metadata.get("run_seconds"))
+
+        def writer(fd: int) -> None:
+            _write_entry(fd, header_length, parts, secret)
+
         self._prepare()
+        MEMORY.forget(path)
         if metadata.get("checks"):
             self._set_aside(context_id, path, metadata["checks"])
         try:
-            _atomic_write(self.entries_directory, path, chunks, self.file_mode)
+            status = _atomic_write(
+                self.entries_directory, path, [], self.file_mode, writer=writer, durable=durable
+            )
         except FileNotFoundError:
             self._prepared = False  # the directory was removed under us: once more
             self._prepare()
-            _atomic_write(self.entries_directory, path, chunks, self.file_mode)
+            status = _atomic_write(
+                self.entries_directory, path, [], self.file_mode, writer=writer, durable=durable
+            )
+        # Remembered only as a read would accept it: signed, or trusted with the folders
+        # already checked by a read of this cache (a save does not check them).
+        trusted = secret is not None or (
+            self._trusted_folder and self.trust_problem(status) is None
+        )
+        if trusted and not metadata.get("checks"):  # checks come back from JSON: not here
+            MEMORY.put(path, secret, status, data, raws, None)
         now = time.time()
         if now - self._swept > STALE_TEMP_SECONDS:
             self._swept = now
@@ -281,8 +326,22 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
                 self._paths.clear()
             self._paths[context_id] = known
         path, key_digest = known
+        # Remembered bytes passed every check when read (or were written by us, trusted);
+        # the file is unchanged since (ctime: no chmod or chown either), so they still
+        # would. A cache that has not checked its folders yet reads the file once.
+        secret = self._secret
+        if self._trusted_folder or secret is not None:
+            remembered = MEMORY.get(path, secret)
+            if remembered is not None:
+                try:
+                    if remembered.buffers:  # fresh writable copies: callers may mutate
+                        buffers = [bytearray(b) for b in remembered.buffers]
+                        return pickle.loads(remembered.data, buffers=buffers), remembered.checks
+                    return pickle.loads(remembered.data), remembered.checks
+                except Exception:
+                    MEMORY.forget(path)  # read the file, and warn from there
         try:
-            data, buffers, checks = self._load(path, key_digest)
+            data, buffers, checks, status = self._load(path, key_digest)
         except FileNotFoundError:
             raise CheckpointNotExist(context_id) from None
         except _Corrupt as exc:
@@ -292,15 +351,17 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
             self._warn_untrusted(path, str(exc))
             raise CheckpointNotExist(context_id) from None
         try:
-            return pickle.loads(data, buffers=buffers), checks
+            value = pickle.loads(data, buffers=buffers)
         except Exception as exc:
             self._warn_corrupt(path, f"unpickling failed: {type(exc).__name__}: {exc}")
             raise CheckpointNotExist(context_id) from None
+        MEMORY.put(path, secret, status, data, buffers, checks)
+        return value, checks
 
-    def _load(self, path: str, key_digest: Optional[bytes]) -> Tuple[Any, Any, Any]:
-        """(pickle, buffers, checks) of the entry at ``path`` once it passed every check
-        (regular file, checksum, key, trust); raises _Corrupt, _Untrusted or OSError.
-        ``key_digest`` None skips the key check (the caller checks the header)."""
+    def _load(self, path: str, key_digest: Optional[bytes]) -> Tuple[Any, Any, Any, Any]:
+        """(pickle, buffers, checks, fstat) of the entry at ``path`` once it passed every
+        check (regular file, checksum, key, trust); raises _Corrupt, _Untrusted or
+        OSError. ``key_digest`` None skips the key check (the caller checks the header)."""
         fd = _open_regular(path)
         try:
             status = os.fstat(fd)
@@ -322,7 +383,7 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
                         signature,
                         _hmac().digest(secret, memoryview(first)[_PREFIX.size :], "sha256"),
                     )
-                return data, buffers, checks
+                return data, buffers, checks, status
             mac = _new_mac(secret) if secret is not None else None
             with open(fd, "rb", buffering=0, closefd=False) as handle:
                 header, data, buffers = _read_entry(
@@ -330,7 +391,7 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
                 )
             if mac is not None:
                 _check_signature(header["flags"], header["signature"], mac.digest())
-            return data, buffers, header.get("checks")
+            return data, buffers, header.get("checks"), status
         finally:
             os.close(fd)
 
@@ -457,7 +518,7 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
         problem = self.check_file(path)
         if problem is not None:
             raise ValueError(problem)
-        data, buffers, _ = self._load(path, None)
+        data, buffers, _, _ = self._load(path, None)
         return pickle.loads(data, buffers=buffers)
 
     def temporaries(self) -> List[str]:
@@ -500,6 +561,7 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
             OSError: ``entries/`` is a symbolic link (it is not followed).
         """
         _remove_tree(self._variants_directory(context_id))
+        MEMORY.forget(self.path_of(context_id))
         try:
             _unlink_in(self.entries_directory, os.path.basename(self.path_of(context_id)))
         except FileNotFoundError:

@@ -3,9 +3,11 @@
 Nothing here touches the disk: :func:`encode` makes the bytes of an entry and
 :func:`decode` checks and reads them back, so the format is testable in memory and any
 store (a local directory, a remote one) writes the same entries. The local store
-(:mod:`checkpointing.store.files`) uses the pieces directly (:func:`_serialize` yields
-chunks so that large buffers are written without a copy; :func:`_read_small` and
-:func:`_read_entry` read from an open file).
+(:mod:`checkpointing.store.files`) uses the pieces directly (:func:`_entry_parts` gives
+the pieces of an entry as they lie in memory, which
+:func:`~checkpointing.store.fileio._write_entry` streams to disk without a copy;
+:func:`_read_small` and :func:`_read_entry` read from an open file, large buffers
+straight into fresh memory of their own, checksummed slice by slice as they arrive).
 
 A read checks a magic number, the format version and an xxh3-64 checksum, so a
 truncated, corrupted, foreign or empty entry is rejected (``_Corrupt``, naming why),
@@ -45,7 +47,6 @@ its own file stem; any other non-empty str is mapped by :func:`_file_stem`.
 from __future__ import annotations
 
 import io
-import json
 import os
 import pickle
 import re
@@ -71,6 +72,8 @@ _SMALL = struct.Struct("<4sBIQ32sQII16s")  # the prefix and the layout, read at 
 _SMALL_MIN = _SMALL.size
 _ALIGN = 64
 _FIRST_READ = 1 << 16  # one read serves any entry up to this size
+_SLICE = 1 << 22  # large buffers are hashed and moved in slices that stay in the CPU cache
+_MMAP_AT = 1 << 20  # buffers read back at least this large get fresh pages (see _new_buffer)
 _MAX_HEADER = 1 << 26  # a longer header is garbage, not metadata
 _SUFFIX = ".ckpt"
 _SAFE_ID = re.compile(r"[a-z0-9_-][a-z0-9._-]{0,199}")
@@ -187,14 +190,14 @@ def _aligned(position: int) -> int:
     return position + (-position) % _ALIGN
 
 
-def _serialize(
-    context_id: str,
-    result: Any,
-    metadata: Dict[str, Any],
-    protocol: int,
-    secret: Optional[bytes] = None,
-) -> List[Any]:
-    """The chunks of an entry file, in order; pickling errors propagate as they are."""
+def _entry_parts(
+    context_id: str, result: Any, metadata: Dict[str, Any], protocol: int, signed: bool
+) -> Tuple[int, List[Any], bytes, List[memoryview]]:
+    """(header length, parts, pickle, buffers): the bytes of an entry after its prefix,
+    as the pieces they are in memory (the header, zero padding, the pickle stream, each
+    out-of-band buffer, never copied); pickling errors propagate as they are."""
+    import json  # not at import: ~1 ms, for misses and checks only
+
     raws: List[memoryview] = []
     if protocol >= 5:
         buffers: List[pickle.PickleBuffer] = []
@@ -212,31 +215,44 @@ def _serialize(
             "buffers": [raw.nbytes for raw in raws],
         }
     )
-    flags = (_HAS_CHECKS if metadata.get("checks") else 0) | (_SIGNED if secret else 0)
+    flags = (_HAS_CHECKS if metadata.get("checks") else 0) | (_SIGNED if signed else 0)
     header_bytes = (
         _LAYOUT.pack(len(data), len(raws), flags, _key_digest(context_id))
         + b"".join(_LENGTH.pack(raw.nbytes) for raw in raws)
         + json.dumps(header, default=str, separators=(",", ":")).encode()
     )
-    chunks: List[Any] = [header_bytes]
+    parts: List[Any] = [header_bytes]
     position = _PREFIX.size + len(header_bytes)
     for payload in [data, *raws]:
         padding = _aligned(position) - position
         if padding:
-            chunks.append(bytes(padding))
-        chunks.append(payload)
+            parts.append(bytes(padding))
+        parts.append(payload)
         position += padding + memoryview(payload).nbytes
+    return len(header_bytes), parts, data, raws
+
+
+def _serialize(
+    context_id: str,
+    result: Any,
+    metadata: Dict[str, Any],
+    protocol: int,
+    secret: Optional[bytes] = None,
+) -> List[Any]:
+    """The chunks of an entry file, in order (the prefix first); pickling errors
+    propagate as they are. Saves stream them instead (:func:`_write_entry`)."""
+    header_length, parts, _, _ = _entry_parts(context_id, result, metadata, protocol, bool(secret))
     signature = _NO_SIGNATURE
     if secret:
         mac = _new_mac(secret)
-        for chunk in chunks:
-            mac.update(chunk)
+        for part in parts:
+            mac.update(part)
         signature = mac.digest()
     checksum = xxhash.xxh3_64(signature)  # so that no byte after the checksum goes unchecked
-    for chunk in chunks:
-        checksum.update(chunk)
-    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes), checksum.intdigest(), signature)
-    return [prefix, *chunks]
+    for part in parts:
+        checksum.update(part)
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, header_length, checksum.intdigest(), signature)
+    return [prefix, *parts]
 
 
 def _read_small(
@@ -262,6 +278,8 @@ def _read_small(
         return None
     checks = None
     if flags & _HAS_CHECKS:
+        import json  # here: the hit path of most entries needs no JSON
+
         try:
             checks = json.loads(bytes(view[_SMALL_MIN:header_end]))["checks"]
         except (ValueError, KeyError, TypeError):
@@ -282,6 +300,8 @@ def _read_entry(
     an entry of another key is rejected; ``mac`` is fed the bytes the signature covers.
     Raises ``_Corrupt``.
     """
+    import json  # not at import: ~1 ms, for misses and checks only
+
     if first is None:
         first = handle.read(_FIRST_READ)
     if not first:
@@ -369,20 +389,45 @@ def _read_entry(
         )
     update(view[_PREFIX.size : header_end])
     position = header_end
-    parts: List[bytearray] = []
+    parts: List[Any] = []
     for start, length in segments:
         if start > position:  # the padding: checksummed like the rest
             padding = bytearray(start - position)
-            _fill(handle, view, position, memoryview(padding))
-            update(padding)
-        target = bytearray(length)  # one writable buffer each, read in place
-        _fill(handle, view, start, memoryview(target))
-        update(target)
+            _fill(handle, view, position, memoryview(padding), update)
+        target = _new_buffer(length)  # one writable buffer each, read in place
+        _fill(handle, view, start, memoryview(target), update)
         parts.append(target)
         position = start + length
     if digest_.intdigest() != checksum:
         raise _Corrupt("checksum mismatch (corrupted)")
     return header, parts[0], parts[1:]
+
+
+def _new_buffer(length: int) -> Any:
+    """A writable buffer of ``length`` bytes for a payload read from a file.
+
+    A large one is fresh anonymous memory (private, transparent huge pages asked
+    for), whose pages the read itself fills: ``bytearray(n)`` would zero every byte
+    first (a pass over the memory), and 4 KiB pages cost a fault each (numpy's own
+    large allocations ask for huge pages too).
+    """
+    if length >= _MMAP_AT and os.name == "posix":
+        import mmap
+
+        anonymous = getattr(mmap, "MAP_ANONYMOUS", getattr(mmap, "MAP_ANON", None))
+        if anonymous is not None:
+            try:
+                memory = mmap.mmap(-1, length, flags=mmap.MAP_PRIVATE | anonymous)
+            except (OSError, ValueError):
+                return bytearray(length)
+            huge = getattr(mmap, "MADV_HUGEPAGE", None)
+            if huge is not None and hasattr(memory, "madvise"):
+                try:
+                    memory.madvise(huge)
+                except OSError:
+                    pass
+            return memory
+    return bytearray(length)
 
 
 def _both(first: Any, second: Any) -> Callable[[Any], None]:
@@ -393,17 +438,29 @@ def _both(first: Any, second: Any) -> Callable[[Any], None]:
     return update
 
 
-def _fill(handle: Any, first: memoryview, position: int, target: memoryview) -> None:
+def _fill(
+    handle: Any,
+    first: memoryview,
+    position: int,
+    target: memoryview,
+    update: Optional[Callable[[Any], None]] = None,
+) -> None:
     """Fill ``target`` with the file's bytes from ``position`` (taking those already in
-    ``first``, reading the rest; the file is positioned at ``len(first)``)."""
+    ``first``, reading the rest; the file is positioned at ``len(first)``), feeding
+    them to ``update`` (the checksum) slice by slice as they arrive, while they are
+    still in the CPU cache."""
     done = 0
     if position < len(first):
         done = min(len(first) - position, len(target))
         target[:done] = first[position : position + done]
+        if update is not None:
+            update(target[:done])
     while done < len(target):
-        got = handle.readinto(target[done:])
+        got = handle.readinto(target[done : done + _SLICE])
         if not got:
             raise _Corrupt("truncated while reading")
+        if update is not None:
+            update(target[done : done + got])
         done += got
 
 

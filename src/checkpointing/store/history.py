@@ -1,36 +1,285 @@
 """The history of each function in a local store, to say why a call re-ran.
 
-``<directory>/functions/<xxh3-64 of the qualified name>.json`` holds the most recent
-entries of a function (their keys and fingerprints): its first line is the xxh3-64 of
-the JSON that follows, so a damaged file reads as no history, never a wrong one. It is
-written atomically, as entries are. :class:`HistoryFiles` gives
-:class:`~checkpointing.store.files.PickleFileCache` its ``record_history``/``history``.
+``<directory>/functions/<xxh3-64 of the qualified name>.json`` is a log: one line per
+entry saved (``<xxh3-64 of the JSON> <JSON>``, the JSON holding the function's name and
+the entry's key and fingerprint), then an end line ``.``. A save appends its line over
+the end line, under the file's lock, never rewriting the file: concurrent writers lose
+none of each other's lines (:func:`append_history`). Past ``HISTORY_COMPACT_BYTES`` the
+file is compacted (rewritten atomically with the latest line of each of its last
+``HISTORY_LENGTH`` keys). A damaged line is skipped by readers and reported by
+``checkpointing verify``; a file cut short, even between two lines, has lost its end
+line. Histories are never fsynced: they only explain misses. A file written by an
+earlier version (one checksummed JSON document) is read, and appended to.
+:class:`HistoryFiles` gives :class:`~checkpointing.store.files.PickleFileCache` its
+``record_history``/``history``.
 """
 
 from __future__ import annotations
 
-import json
+import errno
 import os
-from typing import Any, Callable, Dict, List
+import stat
+from typing import Any, Callable, Dict, List, Optional
 
 import xxhash
 
-from .fileio import _atomic_write, _make_private_folder, _read_regular
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks
+    fcntl = None  # type: ignore[assignment]
+
+from .fileio import (
+    _DIR_FLAGS,
+    _READ_FLAGS,
+    _atomic_write,
+    _create_temporary,
+    _make_private_folder,
+    _read_at,
+    _read_regular,
+    _write_all,
+    _write_at,
+)
 from .format import _Corrupt
 
-__all__ = ["HISTORY_LENGTH", "HistoryFiles", "read_history_file"]
+__all__ = [
+    "HISTORY_COMPACT_BYTES",
+    "HISTORY_LENGTH",
+    "HistoryFiles",
+    "append_history",
+    "read_history_file",
+]
 
 # How many recent entries of each function are remembered to explain a miss.
 HISTORY_LENGTH = 20
 
 
-def read_history_file(path: str) -> Any:
-    """The JSON of a history file (first line: its xxh3-64); raises OSError, _Corrupt
-    (not a regular file) or ValueError (damaged)."""
-    digest, _, body = _read_regular(path, 1 << 24).partition(b"\n")
-    if xxhash.xxh3_64_hexdigest(body).encode() != digest:
-        raise ValueError("checksum mismatch (corrupted or not a history file)")
-    return json.loads(body)
+def read_history_file(path: str, strict: bool = True) -> Any:
+    """The history in a history file, as ``{"function": name, "entries": [...]}``
+    (oldest first, one per key: its latest). Raises OSError, _Corrupt (not a regular
+    file) or ValueError (damaged: with ``strict``, any damaged line; else only a file
+    without one intact line).
+
+    A history file is a log of lines ``<xxh3-64 hex of the JSON> <JSON>``, each
+    ``{"function": ..., "entry": {...}}``, then the line ``.``, which each append
+    moves to the end (see :func:`append_history`): a file cut short, even between two
+    lines, has lost it. A file written by an earlier version (its first line the
+    xxh3-64 of the second, a whole JSON document) is read too, with any lines
+    appended to it since.
+    """
+    import json  # not at import: ~1 ms, for misses and checks only
+
+    lines = _read_regular(path, 1 << 26).split(b"\n")
+    if len(lines) == 2 and len(lines[0]) == 16:
+        lines.append(b"")  # an earlier file, as it was written (no newline at its end)
+    tail = lines.pop()  # after the last newline: empty, unless a line was cut short
+    entries: Dict[Any, Dict[str, Any]] = {}
+    function = None
+    damaged = [tail] if tail else []
+    if lines and lines[-1] == _HISTORY_END:
+        lines.pop()
+    elif not (len(lines) == 2 and len(lines[0]) == 16):  # (an earlier file has no end)
+        damaged.append(b"(the end line)")
+    start = 0
+    if len(lines) >= 2 and len(lines[0]) == 16 and b" " not in lines[0]:  # earlier format
+        if xxhash.xxh3_64_hexdigest(lines[1]).encode() == lines[0]:
+            document = json.loads(lines[1])
+            if isinstance(document, dict):
+                function = document.get("function")
+                for entry in document.get("entries", ()):
+                    if isinstance(entry, dict):
+                        entries[entry.get("key")] = entry
+            start = 2
+    for line in lines[start:]:
+        digest, _, body = line.partition(b" ")
+        if xxhash.xxh3_64_hexdigest(body).encode() != digest:
+            damaged.append(line)
+            continue
+        record = json.loads(body)
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("entry"), dict)
+            or (function is not None and record.get("function") != function)
+        ):
+            damaged.append(line)
+            continue
+        function = record.get("function")
+        entry = record["entry"]
+        entries.pop(entry.get("key"), None)  # its latest line counts: at the end
+        entries[entry.get("key")] = entry
+    if function is None or (strict and damaged):
+        raise ValueError(
+            f"{len(damaged)} damaged line(s): checksum mismatch, cut short or misplaced"
+            if damaged
+            else "empty: not a history file"
+        )
+    return {"function": function, "entries": list(entries.values())[-HISTORY_LENGTH:]}
+
+
+_APPEND_FLAGS = (
+    os.O_RDWR
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)  # a FIFO planted there: an error, never a hang
+)
+_AT = os.open in os.supports_dir_fd and bool(getattr(os, "O_NOFOLLOW", 0))
+_HISTORY_END = b"."
+_END = _HISTORY_END + b"\n"
+HISTORY_COMPACT_BYTES = 1 << 18
+"""A history file that grows past this is rewritten with its latest entries only."""
+
+
+def _history_line(record: bytes) -> bytes:
+    return xxhash.xxh3_64_hexdigest(record).encode() + b" " + record + b"\n"
+
+
+def append_history(folder: str, name: str, record: bytes, mode: int = 0o600) -> None:
+    """Append one line, ``record`` (JSON) with its checksum, to the history file
+    ``name`` in ``folder``, without rewriting the file; compact it once it grew past
+    ``HISTORY_COMPACT_BYTES``.
+
+    The line is written over the end line ``.``, followed by it, in one ``pwrite``,
+    under the file's exclusive lock: concurrent writers take turns and lose none of
+    each other's lines; a compaction holds the same lock while it rewrites the file
+    (temporary file and rename), and a writer that waited for it appends to the new
+    file. A missing file is created with its first line in it (a temporary file, then
+    a hard link, which fails if another writer created it first). ``folder`` is never
+    followed if it is a symbolic link. (Where locks are not to be had, Windows or a
+    file system that refuses them, two writers at once may lose a line: a history only
+    explains misses.)
+    """
+    line = _history_line(record)
+    path = os.path.join(folder, name)
+    for _ in range(100):
+        folder_fd = _open_folder(folder)
+        try:
+            if folder_fd is not None:
+                fd = os.open(name, _APPEND_FLAGS, dir_fd=folder_fd)
+            else:
+                fd = os.open(path, _APPEND_FLAGS)
+        except FileNotFoundError:
+            if _create_with(folder, path, line + _END, mode):
+                return
+            continue  # another writer created it first: append to theirs
+        finally:
+            if folder_fd is not None:
+                os.close(folder_fd)
+        try:
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                raise OSError(errno.EINVAL, f"{path} is not a regular file")
+            if _lock(fd):
+                current = os.lstat(path)
+                if (current.st_dev, current.st_ino) != (status.st_dev, status.st_ino):
+                    continue  # compacted while we waited: append to the new file
+                status = os.fstat(fd)
+            end = status.st_size
+            last = _read_at(fd, len(_END), end - len(_END)) if end >= len(_END) else b""
+            if last == _END:
+                end -= len(_END)
+                data = line + _END
+            else:  # an earlier file, or a damaged one: after all of it, on a line of its own
+                data = (b"\n" if last[-1:] not in (b"", b"\n") else b"") + line + _END
+            _write_at(fd, data, end)
+            size = end + len(data)
+        finally:
+            os.close(fd)  # releases the lock
+        if size > HISTORY_COMPACT_BYTES:
+            _compact_history(folder, path, mode)
+        return
+    raise OSError(errno.EAGAIN, f"could not append to {path}: it keeps being replaced")
+
+
+def _lock(fd: int) -> bool:
+    """Take the exclusive lock of the history file ``fd`` (waiting for it); False where
+    locks are not to be had (no ``fcntl``; a file system that refuses them)."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        return False
+    return True
+
+
+def _open_folder(folder: str) -> Optional[int]:
+    """A descriptor of ``folder`` that refuses a symbolic link (None where the system
+    cannot open files relative to a folder); raises OSError."""
+    if not _AT:
+        if os.path.islink(folder):
+            raise OSError(
+                errno.ELOOP, f"{folder} is a symbolic link; checkpointing does not follow it"
+            )
+        return None
+    try:
+        return os.open(folder, _DIR_FLAGS)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise OSError(
+                errno.ELOOP,
+                f"{folder} is a symbolic link or not a folder; checkpointing does not follow it",
+            ) from None
+        raise
+
+
+def _create_with(folder: str, path: str, line: bytes, mode: int) -> bool:
+    """Create ``path`` holding ``line`` unless it exists (then False)."""
+    fd, temporary = _create_temporary(folder, mode)
+    try:
+        _write_all(fd, line)
+    finally:
+        os.close(fd)
+    try:
+        os.link(temporary, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links here: a rename (two first writers may lose a line)
+        os.replace(temporary, path)
+        temporary = ""
+        return True
+    finally:
+        if temporary:
+            try:
+                os.remove(temporary)
+            except OSError:
+                pass
+
+
+def _compact_history(folder: str, path: str, mode: int) -> None:
+    """Rewrite the history file at ``path`` with the latest entry of each of its last
+    ``HISTORY_LENGTH`` keys, under its exclusive lock, if that at least halves it."""
+    import json  # not at import: ~1 ms, for misses and checks only
+
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return
+    try:
+        _lock(fd)  # without locks (Windows...) a line appended meanwhile may be lost
+        status = os.fstat(fd)
+        current = os.lstat(path)
+        if (current.st_dev, current.st_ino) != (status.st_dev, status.st_ino):
+            return  # another writer compacted it first
+        try:
+            data = read_history_file(path, strict=False)
+        except (OSError, ValueError, _Corrupt):
+            return  # nothing intact to keep: the next read says what is wrong
+        lines = [
+            _history_line(
+                json.dumps(
+                    {"function": data["function"], "entry": entry},
+                    separators=(",", ":"),
+                    default=str,
+                ).encode()
+            )
+            for entry in data["entries"]
+        ]
+        if sum(map(len, lines)) * 2 > status.st_size:
+            return  # big entries: rewriting would not pay (the next append tries again)
+        _atomic_write(folder, path, [*lines, _END], mode, durable=False)
+    finally:
+        os.close(fd)
 
 
 class HistoryFiles:
@@ -48,26 +297,28 @@ class HistoryFiles:
         return os.path.join(self.directory, "functions", name + ".json")
 
     def record_history(self, function: str, entry: Dict[str, Any]) -> None:
+        """Append ``entry`` to the history of ``function`` (one checksummed line, see
+        :func:`append_history`); never fsynced: a history only explains misses."""
+        import json  # not at import: ~1 ms, for misses and checks only
+
         path = self._history_path(function)
-        entries = [e for e in self.history(function) if e.get("key") != entry.get("key")]
-        entries.append(entry)
-        data = json.dumps(
-            {"function": function, "entries": entries[-HISTORY_LENGTH:]},
-            separators=(",", ":"),
-            default=str,
-        ).encode()
         self._prepare()
-        _make_private_folder(os.path.dirname(path), self.folder_mode)
-        _atomic_write(
-            os.path.dirname(path),
-            path,
-            [xxhash.xxh3_64_hexdigest(data).encode(), b"\n", data],
-            self.file_mode,
-        )
+        folder = os.path.dirname(path)
+        if not self._history_folder_ready:
+            _make_private_folder(folder, self.folder_mode)
+            self._history_folder_ready = True
+        record = json.dumps(
+            {"function": function, "entry": entry}, separators=(",", ":"), default=str
+        ).encode()
+        try:
+            append_history(folder, os.path.basename(path), record, self.file_mode)
+        except FileNotFoundError:  # the folder was removed under us: once more
+            _make_private_folder(folder, self.folder_mode)
+            append_history(folder, os.path.basename(path), record, self.file_mode)
 
     def history(self, function: str) -> List[Dict[str, Any]]:
         try:
-            data = read_history_file(self._history_path(function))
+            data = read_history_file(self._history_path(function), strict=False)
         except (OSError, ValueError, _Corrupt):
             return []
         if not isinstance(data, dict) or data.get("function") != function:

@@ -11,7 +11,6 @@ checks. :class:`VariantFiles` gives
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from typing import Any, Callable, List, Tuple
@@ -117,4 +116,6 @@ class VariantFiles:
 
 def _checks_digest(checks: Any) -> str:
     """The name of a variant: a digest of its checks."""
+    import json  # not at import: ~1 ms, for misses and checks only
+
     return xxhash.xxh3_64_hexdigest(json.dumps(checks, sort_keys=True, default=str).encode())

@@ -1,0 +1,147 @@
+"""The memory tier: recently read or written entries of this process, kept as their
+verified bytes, served again after one ``lstat`` shows their file unchanged (see
+:class:`MemoryTier`). It sits in front of the local store
+(:class:`~checkpointing.store.files.PickleFileCache`), which decides what it may keep.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
+
+from ..config import defaults
+
+__all__ = ["MEMORY", "MemoryTier", "Remembered", "file_identity"]
+
+
+def file_identity(status: "os.stat_result") -> Tuple[int, int, int, int, int]:
+    """What must not change for remembered bytes to still be the file's."""
+    return (status.st_mtime_ns, status.st_ctime_ns, status.st_ino, status.st_size, status.st_dev)
+
+
+class Remembered(NamedTuple):
+    """The verified content of one entry file, as the hit path needs it."""
+
+    identity: Tuple[int, int, int, int, int]
+    secret: Optional[bytes]  # the secret it was verified (or signed) with; None: trust
+    data: bytes  # the pickle stream
+    buffers: Tuple[bytes, ...]  # out-of-band buffers (copied into bytearrays per hit)
+    checks: Any  # the run-time checks stored with the entry (None if none)
+    size: int  # bytes held
+
+
+class MemoryTier:
+    """The memory tier: entries recently read or written by this process, kept as
+    their verified bytes, so that a repeated hit costs one ``lstat`` instead of a file
+    read.
+
+    A hit is served from memory only while the entry file is the very file those bytes
+    came from: the ``lstat`` of its path gives the same device, inode, size, mtime and
+    ctime (nanoseconds) as when they were read or written. A replaced entry is a new
+    inode (a save writes a temporary file, created while the old entry still exists,
+    and renames it over the entry); a rewrite in place, a ``touch``, a ``chmod`` or a
+    ``chown`` changes the mtime or the ctime, which no user can set back; a deleted
+    entry fails the ``lstat``. Any of these sends the read to the file, with all its
+    checks. Bytes verified under one secret are served only to a cache with the same
+    secret (or none, for both).
+
+    What is kept is the pickle stream and the out-of-band buffers, never the unpickled
+    object: each hit unpickles a fresh copy (buffers copied too), so a caller that
+    mutates its result does not change the next one's. Bounded by bytes
+    (``defaults["cache.memory_bytes"]``), the least recently used dropped first; an
+    entry larger than a quarter of the bound is not kept (it would evict the rest, and
+    copying it costs about what reading it from the page cache does). Thread-safe.
+    """
+
+    def __init__(self, limit: Callable[[], int]) -> None:
+        self._limit = limit  # the bound in bytes, read at each put (a setting may change)
+        self._entries: "OrderedDict[str, Remembered]" = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now."""
+        return self._bytes
+
+    def get(self, path: str, secret: Optional[bytes]) -> Optional[Remembered]:
+        """The remembered content of ``path``, verified under ``secret``, if the file
+        is still the one it came from; else None (and it is forgotten). One ``lstat``."""
+        remembered = self._entries.get(path)
+        if remembered is None or remembered.secret != secret:
+            return None
+        try:
+            status = os.lstat(path)
+        except OSError:
+            self.forget(path)
+            return None
+        if (
+            status.st_mtime_ns,
+            status.st_ctime_ns,
+            status.st_ino,
+            status.st_size,
+            status.st_dev,
+        ) != remembered.identity:
+            self.forget(path)
+            return None
+        try:
+            self._entries.move_to_end(path)  # atomic (C OrderedDict): no lock needed
+        except KeyError:  # forgotten by another thread meanwhile: still verified
+            pass
+        return remembered
+
+    def put(
+        self,
+        path: str,
+        secret: Optional[bytes],
+        status: "os.stat_result",
+        data: Any,
+        buffers: Sequence[Any],
+        checks: Any,
+    ) -> None:
+        """Remember the content of ``path``, verified (or written) under ``secret``,
+        whose ``fstat`` (on the descriptor it was read from or written to, after the
+        rename) is ``status``."""
+        size = memoryview(data).nbytes + sum(memoryview(b).nbytes for b in buffers)
+        max_bytes = self._limit()
+        if size * 4 > max_bytes:
+            self.forget(path)
+            return
+        remembered = Remembered(
+            file_identity(status),
+            secret,
+            bytes(data),
+            tuple(bytes(b) for b in buffers),
+            checks,
+            size,
+        )
+        with self._lock:
+            old = self._entries.pop(path, None)
+            if old is not None:
+                self._bytes -= old.size
+            self._entries[path] = remembered
+            self._bytes += size
+            while self._bytes > max_bytes and self._entries:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= dropped.size
+
+    def forget(self, path: str) -> None:
+        """Drop what is remembered of ``path`` (written, deleted or found changed)."""
+        with self._lock:
+            old = self._entries.pop(path, None)
+            if old is not None:
+                self._bytes -= old.size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+
+MEMORY = MemoryTier(lambda: defaults["cache.memory_bytes"])
+"""The memory tier of this process, shared by every cache (see :class:`MemoryTier`)."""
