@@ -23,9 +23,11 @@ WARNING = 30
 
 
 class LazyLogger:
-    """The subset of :class:`logging.Logger` the package uses, imported on demand."""
+    """The subset of :class:`logging.Logger` the package uses, imported on demand.
 
-    __slots__ = ("name", "_logger")
+    Once the real logger is made, its methods replace these on the instance: from
+    then on a call costs what a plain logger's does, and records name the caller.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -37,6 +39,8 @@ class LazyLogger:
             import logging
 
             logger = self._logger = logging.getLogger(self.name)
+            for method in ("isEnabledFor", "log", "debug", "info", "warning"):
+                setattr(self, method, getattr(logger, method))
         return logger
 
     def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's spelling)
