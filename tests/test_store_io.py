@@ -370,3 +370,25 @@ def test_concurrent_writers_lose_no_history_line(tmp_path, compact_at):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(PickleFileCache(directory).history("m:f")) == store.HISTORY_LENGTH
+
+
+def test_a_result_its_caller_mutates_is_served_unchanged(tmp_path):
+    from checkpointing import checkpoint
+
+    # Runs counted on the sys module: a list the function read would be in its key.
+    sys.ckpt_test_runs = 0
+
+    @checkpoint(directory=tmp_path / "c")
+    def f(x):
+        sys.ckpt_test_runs += 1
+        return {"items": [x], "array": np.zeros(3)}
+
+    try:
+        for _ in range(4):  # the miss, a hit from the file, then hits from memory
+            value = f(1)
+            assert value["items"] == [1] and not value["array"].any()
+            value["items"].append(2)
+            value["array"][:] = 7
+        assert sys.ckpt_test_runs == 1
+    finally:
+        del sys.ckpt_test_runs
