@@ -237,7 +237,7 @@ else:
         if sys.argv[2] == "cold":
             drop_cache()
         base = rss_mib()
-        r, s = timed(N)
+        r, s = timed(N + 2)  # the last saved (diskcache's default size limit is 1 GB)
         assert not sys.bench_runs and r.shape == (N,) and r[-1] == 1.0, "not a hit"
         if i == 0:
             out["peak_ratio"] = (rss_mib() - base) / (r.nbytes / 2**20)
