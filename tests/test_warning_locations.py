@@ -287,12 +287,6 @@ def test_a_blind_spot_of_the_analysis_is_reported_where_it_is(in_tmp) -> None:
 _UNHASHABLE_GLOBAL = threading.Lock()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="keyplan.warn_once (not this branch's to edit) falls back to "
-    "warnings.warn(stacklevel=4), which names keyplan.py; calling "
-    "checkpointing.report.warn(message, BlindSpotWarning, once=key) there fixes it",
-)
 def test_a_global_value_that_cannot_be_hashed(in_tmp) -> None:
     @checkpoint
     def reads_a_lock(x):

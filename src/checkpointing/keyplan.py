@@ -44,7 +44,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import xxhash
 
-from . import hashing
+from . import hashing, report
 from .analysis.resolve import (
     UNBOUND,
     is_pickled_copy,
@@ -501,7 +501,7 @@ def warn_once(
         # Reported at the user's line, where an editor or a warnings filter finds it.
         warnings.warn_explicit(message, BlindSpotWarning, filename, lineno or 0)
     else:
-        warnings.warn(message, BlindSpotWarning, stacklevel=4)
+        report.warn(message, BlindSpotWarning)
 
 
 def current(func: Any, directory: Optional[str] = None) -> Tuple[KeyPlan, bytes]:
