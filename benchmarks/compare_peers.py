@@ -314,6 +314,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
     started = time.time()
+    load = os.getloadavg()
     pythons = {library: python_of(library) for library in LIBRARIES}
     versions = {library: version(pythons[library], library) for library in LIBRARIES}
 
@@ -343,7 +344,9 @@ def main(argv: Optional[List[str]] = None) -> None:
             f"{lib.split()[0]} {versions[lib].replace(' ', ' on Python ')}" for lib in LIBRARIES
         )
         + ". Speeds: medians over "
-        f"{args.runs} fresh processes, each with its cache in a new temporary directory."
+        f"{args.runs} fresh processes, each with its cache in a new temporary directory; "
+        f"load average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (the "
+        "new-process times grow with it; the libraries are measured in the same minutes)."
     )
     text = "\n".join(lines) + "\n"
     OUT.write_text(text, encoding="utf-8")
