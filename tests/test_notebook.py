@@ -116,6 +116,33 @@ def test_the_notebook_hits_on_its_second_run_and_reruns_after_an_edit(workdir: P
     assert fresh(workdir) == results
 
 
+def test_autoreload_reruns_after_an_edit_of_the_module_in_the_same_kernel(
+    workdir: Path,
+) -> None:
+    """docs/notebooks.md: with %autoreload 2 (the notebook's first cell), an edit of
+    the module beside the notebook is seen by the next call in the same session."""
+    nb = nbformat.read(workdir / "notebook.ipynb", as_version=4)
+    client = nbclient.NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+    )
+    call = next(i for i, c in enumerate(nb.cells) if c.source.startswith("result = score"))
+
+    def stdout(index: int) -> str:
+        return "".join(
+            o.get("text", "") for o in nb.cells[index].outputs if o.get("name") == "stdout"
+        )
+
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells[: call + 1]):
+            client.execute_cell(cell, index)
+        assert stdout(call) == "RAN score\nRESULT 5.0\n"
+        client.execute_cell(nb.cells[call], call)
+        assert stdout(call) == "RESULT 5.0\n"  # a hit
+        edit(workdir / "nb_helpers.py", "return [v / top for v in values]", "return values")
+        client.execute_cell(nb.cells[call], call)
+        assert stdout(call) == "RAN score\nRESULT 20\n"
+
+
 def test_a_comment_in_a_cell_changes_nothing(workdir: Path) -> None:
     execute(workdir)
     edit_cell(workdir / "notebook.ipynb", "def weight(x):", "# doubles\ndef weight(x):")
