@@ -277,26 +277,38 @@ print("TIMES", json.dumps(statistics.median(times)))
 """
 
 
-def speed(library: str, python: str, runs: int) -> Tuple[float, float]:
-    """(median warm hit in µs, median wall time of a new process whose call hits, ms)."""
-    hits: List[float] = []
-    again: List[float] = []
+def speed_once(library: str, python: str) -> Tuple[float, float]:
+    """(median warm hit in µs, wall time of a new process whose call hits, ms)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        write(workdir, {"main.py": program(library, "", FUNC, "f(1, 2)")})
+        run(python, workdir)
+        start = time.perf_counter()
+        reran, _ = run(python, workdir)
+        again = (time.perf_counter() - start) * 1e3
+        assert not reran, f"{library}: the second run did not hit"
+        write(workdir, {"main.py": program(library, "", FUNC, "f(1, 2)", SPEED)})
+        proc = subprocess.run(
+            [python, "main.py"], cwd=workdir, capture_output=True, text=True, check=True
+        )
+        line = next(x for x in proc.stdout.splitlines() if x.startswith("TIMES"))
+        return json.loads(line.split(" ", 1)[1]) * 1e6, again
+
+
+def speed(pythons: Dict[str, str], runs: int) -> Dict[str, Tuple[List[float], List[float]]]:
+    """Samples per library; the libraries take turns within each run, so that a change
+    of the machine's load falls on all of them alike."""
+    samples: Dict[str, Tuple[List[float], List[float]]] = {lib: ([], []) for lib in LIBRARIES}
     for _ in range(runs):
-        with tempfile.TemporaryDirectory() as tmp:
-            workdir = Path(tmp)
-            write(workdir, {"main.py": program(library, "", FUNC, "f(1, 2)")})
-            run(python, workdir)
-            start = time.perf_counter()
-            reran, _ = run(python, workdir)
-            again.append((time.perf_counter() - start) * 1e3)
-            assert not reran, f"{library}: the second run did not hit"
-            write(workdir, {"main.py": program(library, "", FUNC, "f(1, 2)", SPEED)})
-            proc = subprocess.run(
-                [python, "main.py"], cwd=workdir, capture_output=True, text=True, check=True
-            )
-            line = next(x for x in proc.stdout.splitlines() if x.startswith("TIMES"))
-            hits.append(json.loads(line.split(" ", 1)[1]) * 1e6)
-    return statistics.median(hits), statistics.median(again)
+        for library in LIBRARIES:
+            hit, again = speed_once(library, pythons[library])
+            samples[library][0].append(hit)
+            samples[library][1].append(again)
+    return samples
+
+
+def _cell(values: List[float]) -> str:
+    return f"{statistics.median(values):.3g} ({min(values):.3g})"
 
 
 def version(python: str, library: str) -> str:
@@ -330,11 +342,11 @@ def main(argv: Optional[List[str]] = None) -> None:
             f"| {case.title} | {'yes' if case.rerun else 'no'} | " + " | ".join(cells) + " |"
         )
         print(lines[-1], flush=True)
-    figures = {library: speed(library, pythons[library], args.runs) for library in LIBRARIES}
+    figures = speed(pythons, args.runs)
     lines.append("| **warm hit of f(1, 2), µs** | | ")
-    lines[-1] += " | ".join(f"{figures[lib][0]:.3g}" for lib in LIBRARIES) + " |"
+    lines[-1] += " | ".join(_cell(figures[lib][0]) for lib in LIBRARIES) + " |"
     lines.append("| **the program run again (a new process, one hit), ms** | | ")
-    lines[-1] += " | ".join(f"{figures[lib][1]:.3g}" for lib in LIBRARIES) + " |"
+    lines[-1] += " | ".join(_cell(figures[lib][1]) for lib in LIBRARIES) + " |"
     lines.append("")
     lines.append(
         f"Measured by `python benchmarks/compare_peers.py --runs {args.runs}` on "
@@ -343,10 +355,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         + ", ".join(
             f"{lib.split()[0]} {versions[lib].replace(' ', ' on Python ')}" for lib in LIBRARIES
         )
-        + ". Speeds: medians over "
+        + ". Speeds: median (minimum) over "
         f"{args.runs} fresh processes, each with its cache in a new temporary directory; "
         f"load average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (the "
-        "new-process times grow with it; the libraries are measured in the same minutes)."
+        "new-process times grow with it; the libraries take turns, so each run sees the same load)."
     )
     text = "\n".join(lines) + "\n"
     OUT.write_text(text, encoding="utf-8")
