@@ -168,7 +168,9 @@ def test_svg_and_png(proj) -> None:
     script = proj.write(
         "save.py",
         DRAW.replace(
-            'out = {"text"', 'g.save(sys.argv[2]); print(g._repr_svg_()[:5]); out = {"text"'
+            'out = {"text"',
+            "g.save(sys.argv[2]); print(g._repr_svg_()[:5]); print(g._repr_html_()[:32]); "
+            'out = {"text"',
         ),
     )
     assert script
@@ -178,6 +180,8 @@ def test_svg_and_png(proj) -> None:
     texts = "".join(root.itertext())
     assert "proj.main:train" in texts and "proj.model:Model" in texts
     assert run.stdout.startswith("<?xml") or run.stdout.startswith("<svg")
+    # In HTML, Graphviz's drawing without its XML prolog.
+    assert run.stdout.splitlines()[1] == '<div style="overflow:auto"><svg ', run.stdout
     proj.run("save.py", "text", "out.png")
     assert (proj.root / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
