@@ -277,6 +277,13 @@ def test_layers_break_cycles_and_keep_edges_pointing_right() -> None:
     assert layer == {"root": 0, "a": 1, "c": 1, "b": 2, "leaf": 3}
     assert sorted(n for column in columns for n in column) == sorted(order)
 
+    from checkpointing.drawing import Box, draw_svg
+
+    svg = draw_svg({n: Box(["function", n]) for n in order}, order, edges, title="t")
+    root = ET.fromstring(svg)
+    assert len(root.findall(f"{SVG}g/{SVG}path")) == len(edges)
+    assert [t.text for t in root.iter(SVG + "text")][1::2] == order
+
 
 def test_svg_engine_is_checked(monkeypatch) -> None:
     import networkx as nx
