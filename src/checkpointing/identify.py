@@ -275,8 +275,9 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
             the analyzer cannot see (a file read through a computed name, a module
             reached by ``importlib``...). Functions and classes here are followed
             like any reached definition; other values are hashed at each call.
-        algorithm, pickle_protocol: accepted for compatibility with checkpointing
-            1.0 and ignored (keys always use xxh3-128).
+        algorithm: accepted for compatibility with checkpointing 1.0 and ignored
+            (keys always use xxh3-128).
+        pickle_protocol: likewise accepted and ignored.
     """
 
     def __init__(
