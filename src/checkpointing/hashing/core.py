@@ -85,7 +85,7 @@ TAGS: Dict[str, bytes] = {
     "class_by_name": b"y",
     "class_by_digest": b"Y",
     "enum": b"e",
-    "attributes": b"a",
+    "attributes": b"a",  # only where an object's attributes follow its class
     "object": b"O",
     "reduce": b"R",
     "reduce_to_name": b"G",
