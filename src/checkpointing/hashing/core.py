@@ -16,6 +16,10 @@ Libraries are handled by adapters registered through the same :func:`register_di
 each lazily (:func:`register_lazy`, after dask's ``normalize_token.register_lazy``): the
 registration runs at the first value resolved once its library is in ``sys.modules``, so
 this package never imports a library a program does not use.
+
+(Over 600 lines: the framing, the hasher, the registries and the dispatch share private
+state that the encoders of every other module of the package write to; the table of tags
+is a third of it.)
 """
 
 from __future__ import annotations
