@@ -5,6 +5,7 @@ not changing once keyplan is loaded."""
 
 from __future__ import annotations
 
+import decimal
 import os
 import re
 import subprocess
@@ -31,6 +32,12 @@ def clean_registry() -> Iterator[None]:
     saved = hashing.core._registry_state()
     yield
     hashing.core._restore_registry(saved)
+
+
+def resolve_a_type() -> None:
+    """Digest a value whose type is resolved afresh (the dispatch cache emptied)."""
+    hashing._reset_dispatch()
+    digest_value(decimal.Decimal("1.5"))
 
 
 def run_python(code: str) -> str:
@@ -164,13 +171,13 @@ def test_lazy_registration_waits_for_the_library(clean_registry: None) -> None:
     ran: List[str] = []
     name = "checkpointing_test_fake_library"
     register_lazy(name, lambda: ran.append("ran"))
-    digest_value(object.__new__(type("Unseen1", (), {})))  # a new type: resolved now
+    resolve_a_type()
     assert ran == []
     sys.modules[name] = type(sys)(name)
     try:
-        digest_value(object.__new__(type("Unseen2", (), {})))
+        resolve_a_type()
         assert ran == ["ran"]
-        digest_value(object.__new__(type("Unseen3", (), {})))
+        resolve_a_type()
         assert ran == ["ran"]  # once
     finally:
         del sys.modules[name]
@@ -188,9 +195,9 @@ def test_a_lazy_registration_that_fails_is_tried_again(clean_registry: None) -> 
     register_lazy(name, register)
     sys.modules[name] = type(sys)(name)
     try:
-        digest_value(object.__new__(type("Unseen4", (), {})))
-        digest_value(object.__new__(type("Unseen5", (), {})))
-        digest_value(object.__new__(type("Unseen6", (), {})))
+        resolve_a_type()
+        resolve_a_type()
+        resolve_a_type()
     finally:
         del sys.modules[name]
     assert len(tries) == 2

@@ -108,6 +108,8 @@ def _booleans(pa: Any, chunk: Any) -> Any:
 def _fixed_values(chunk: Any, width: int) -> Any:
     """The bytes of a fixed-width chunk's values (its slice), null slots zeroed."""
     buffer = chunk.buffers()[1]
+    if buffer is None:  # no values at all (every slot null)
+        return bytes(len(chunk) * width)
     start = chunk.offset * width
     view = memoryview(buffer)[start : start + len(chunk) * width]
     if not chunk.null_count:
