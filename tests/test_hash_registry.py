@@ -203,6 +203,32 @@ def test_a_lazy_registration_that_fails_is_tried_again(clean_registry: None) -> 
     assert len(tries) == 2
 
 
+def test_your_predicate_beats_an_adapter_that_registers_later(clean_registry: None) -> None:
+    """An adapter registered lazily (after yours, once its library is imported) yields to
+    your predicate and your type."""
+    name = "checkpointing_test_fake_geo"
+
+    def adapter() -> None:
+        register_digester(lambda t: issubclass(t, Celsius), lambda c: b"adapter", per_type=True)
+        register_digester(Kelvin, lambda c: b"adapter")
+
+    register_digester(lambda t: issubclass(t, Celsius), lambda c: b"mine", per_type=True)
+    register_digester(Kelvin, lambda c: b"mine too")
+    register_lazy(name, adapter)
+    sys.modules[name] = type(sys)(name)
+    try:
+        resolve_a_type()
+    finally:
+        del sys.modules[name]
+    assert name not in hashing.core._LAZY  # the adapter ran
+    h = Hasher()
+    hashing.core._user_encoder(lambda c: b"mine")(h, Celsius(1.0))
+    assert digest_value(Celsius(1.0)) == h.digest()
+    h = Hasher()
+    hashing.core._user_encoder(lambda c: b"mine too")(h, Kelvin(1.0))
+    assert digest_value(Kelvin(1.0)) == h.digest()
+
+
 def test_your_digester_beats_the_adapter_registered_after_it(clean_registry: None) -> None:
     """The library's adapter runs before a registration for one of its types, so that the
     user's, made after, wins whatever the order of first use."""

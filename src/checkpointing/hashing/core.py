@@ -218,6 +218,7 @@ _CLASS_DIGESTERS: List[ClassDigester] = []
 _ENCODER_OF: Dict[Any, Encoder] = {}
 # module name -> registration to run once the module is in sys.modules
 _LAZY: Dict[str, Callable[[], None]] = {}
+_RUNNING_LAZY = [0]  # > 0 while a lazy registration runs (under _LOCK)
 
 
 def register_digester(
@@ -250,8 +251,9 @@ def register_digester(
     own (:data:`TAGS`): the numpy and pandas adapters, whose digests predate this
     function.
 
-    A registration for a library's types made before the library's own adapter ran
-    still wins over it (see :func:`register_lazy`).
+    Yours win over the adapters the package registers lazily (:func:`register_lazy`),
+    whatever the order: a type you registered keeps your digester, and your predicates
+    are asked before theirs.
     """
     if not callable(fn):
         raise TypeError(f"register_digester expects a callable digester, not {type(fn).__name__}")
@@ -267,8 +269,12 @@ def register_digester(
             _ENCODER_OF[fn] = _feeder_encoder(fn, name)
         elif name is not None:
             _ENCODER_OF[fn] = _user_encoder(fn, name)
+        adapter = _RUNNING_LAZY[0] > 0
         if isinstance(type_or_predicate, type):
-            _USER_TYPES[type_or_predicate] = fn
+            if not (adapter and type_or_predicate in _USER_TYPES):
+                _USER_TYPES[type_or_predicate] = fn
+        elif adapter:  # asked after every predicate registered outside an adapter
+            _PREDICATES.insert(0, (type_or_predicate, fn, per_type))
         else:
             _PREDICATES.append((type_or_predicate, fn, per_type))
         _reset_dispatch()
@@ -292,9 +298,10 @@ def register_lazy(module: str, register: Callable[[], None]) -> None:
     (dask's ``normalize_token.register_lazy`` is the model). It runs at the first type
     resolved while ``module`` is in ``sys.modules`` (a value of the library's types
     means the library is imported), or when a digester is registered for one of the
-    library's types (so that yours, registered after, wins). If ``register`` raises (a
-    library imported halfway), it is tried again at the next type. Registering twice
-    for one module replaces the pending registration.
+    library's types. What ``register`` registers yields to what was registered outside
+    a lazy registration, before or after it. If ``register`` raises (a library imported
+    halfway), it is tried again at the next type. Registering twice for one module
+    replaces the pending registration.
     """
     with _LOCK:
         _LAZY[module] = register
@@ -321,13 +328,18 @@ def _run_lazy_for(cls: type) -> None:
 def _run_one(module: str) -> None:
     with _LOCK:
         register = _LAZY.pop(module, None)
-    if register is None:
-        return
-    try:
-        register()
-    except Exception:
-        with _LOCK:
+        if register is None:
+            return
+        # What a lazy registration registers yields to what was registered outside one,
+        # whenever that was: a type already registered keeps its digester, and its
+        # predicates are asked after the others.
+        _RUNNING_LAZY[0] += 1
+        try:
+            register()
+        except Exception:
             _LAZY.setdefault(module, register)
+        finally:
+            _RUNNING_LAZY[0] -= 1
 
 
 def _registry_state() -> Tuple[Any, ...]:
