@@ -181,6 +181,30 @@ def test_pinned_digests_in_a_fresh_process() -> None:
     assert json.loads(proc.stdout) == PINNED
 
 
+def test_adapters_are_registered_through_register_digester() -> None:
+    """Each adapter is a registration like a user's: once its library's value is seen,
+    the public registry holds the adapter module's digester."""
+    from checkpointing import hashing
+
+    cases = [
+        ("pyarrow", "Table", "digest_table"),
+        ("polars", "DataFrame", "digest_frame"),
+        ("xarray", "Dataset", "digest_dataset"),
+        ("pydantic", "BaseModel", "digest_model"),
+    ]
+    for lib, type_name, digester in cases:
+        module = pytest.importorskip(lib)
+        values = MAKERS[lib]()
+        digest_value(next(iter(values.values())))
+        adapter = sys.modules[f"checkpointing.hashing.{lib}"]
+        assert hashing._USER_TYPES[getattr(module, type_name)] is getattr(adapter, digester)
+    pytest.importorskip("attrs")
+    digest_value(Point(1, [2]))
+    from checkpointing.hashing import attrs as attrs_adapter
+
+    assert any(fn is attrs_adapter.digest_attrs for _, fn, _ in hashing._PREDICATES)
+
+
 # -- pyarrow ------------------------------------------------------------------------------
 
 
