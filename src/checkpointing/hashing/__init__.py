@@ -68,6 +68,7 @@ from .builtins import (  # noqa: F401  (the names of the single module this pack
     _enc_wrapped_callable,
     _has_default_reduce,
     _index_of,
+    _is_global_generator,
     _items,
     _never_types,
     _resolve_generic,
