@@ -544,7 +544,7 @@ class DecoratorCheckpoint:
             key,
             self._exists(key),
             self._fingerprint(func, args, kwargs),
-            self.cache.history(name),
+            _manage.history(self, func),
         )
         from ..keyplan import blind_spots_of, cached
 

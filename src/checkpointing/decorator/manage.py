@@ -36,6 +36,7 @@ __all__ = [
     "attach",
     "compress_result",
     "enforce_limit",
+    "history",
     "invalid",
     "retrieve_mapped",
     "summarize_call",
@@ -346,7 +347,7 @@ def accept(decorator: "DecoratorCheckpoint", func: Callable[..., Any]) -> Dict[s
             f"{name} has version={identifier.version!r}: its code is not tracked, so there "
             f"is nothing to accept; its entries are served until the version changes"
         )
-    for record in reversed(_history(decorator, func)):
+    for record in reversed(history(decorator, func)):
         static = record.get("static")
         if not isinstance(static, str):
             continue
@@ -366,15 +367,30 @@ def accept(decorator: "DecoratorCheckpoint", func: Callable[..., Any]) -> Dict[s
     )
 
 
-def _history(decorator: "DecoratorCheckpoint", func: Callable[..., Any]) -> List[Dict[str, Any]]:
+def history(decorator: "DecoratorCheckpoint", func: Callable[..., Any]) -> List[Dict[str, Any]]:
     """The recorded entries of ``func``, oldest first; for a module that is also run
     as a script (``python main.py``), those recorded under ``__main__`` too."""
     name = qualified_name(func)
     records = list(decorator.cache.history(name))
     module, _, qualname = name.partition(":")
     if module != "__main__" and "." not in module:
-        records += decorator.cache.history(f"__main__:{qualname}")
+        # The same definitions, named as the script named them: renamed to compare.
+        records += [
+            _renamed(record, "__main__:", f"{module}:")
+            for record in decorator.cache.history(f"__main__:{qualname}")
+        ]
     return sorted(records, key=lambda r: r.get("created") or 0)
+
+
+def _renamed(record: Dict[str, Any], old: str, new: str) -> Dict[str, Any]:
+    out = dict(record)
+    for part in ("nodes", "globals", "argument_code"):
+        names = record.get(part)
+        if isinstance(names, dict):
+            out[part] = {
+                (new + k[len(old) :] if k.startswith(old) else k): v for k, v in names.items()
+            }
+    return out
 
 
 def annotate(
