@@ -5,10 +5,11 @@ Usage: python benchmarks/compress.py [--mb 200] [--runs 3]
 For each kind of result (a numpy array of measurements rounded to 3 decimals, which
 compresses somewhat; a pandas DataFrame with a repetitive text column; a list of
 small records) and each setting (plain, ``compress="lz4"``, ``compress="zstd"``,
-``mmap_mode="r"`` for arrays), in a fresh process each: the miss (building the result
-excluded: the call and the save), the hit, the size on disk and the private (anonymous) memory the hit's
-result holds (Linux: ``RssAnon``; mapped file pages are shared and reclaimable). Prints a
-markdown table; medians over ``--runs`` processes, all in the same run.
+``mmap_mode="r"`` for arrays), in a fresh process each: the miss (building the
+result excluded: the call and the save), the hit, the size on disk and the private
+(anonymous) memory the hit's result holds (Linux: ``RssAnon``; mapped file pages are
+shared and reclaimable). Prints a markdown table; medians over ``--runs`` processes,
+all in the same run.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"results of ~{args.mb} MiB; median of {args.runs} fresh processes each\n")
     print(
-        "| result | setting | save (s) | hit (s) | on disk (MiB) | hit: private memory added (MiB) |"
+        "| result | setting | save (s) | hit (s) | on disk (MiB) "
+        "| hit: private memory added (MiB) |"
     )
     print("| --- | --- | --- | --- | --- | --- |")
     for kind, options in (
