@@ -631,3 +631,49 @@ def test_top_level_work_detection() -> None:
     assert top_level_work(script) == (False, (6, "for i in range(3):"))
     nested = "try:\n    import numpy\nexcept ImportError:\n    print('no numpy')\n"
     assert top_level_work(nested) == (False, (4, "print('no numpy')"))
+
+
+def test_why_of_a_versioned_function(project) -> None:
+    body = """
+from checkpointing import checkpoint
+
+@checkpoint(version="{version}")
+def f(x):
+    print("RAN f")
+    return x
+
+if __name__ == "__main__":
+    print("RESULT", f(1))
+"""
+    project.write("main.py", body.format(version="1"))
+    project.run("main.py")
+    args = cli(project, "why", "main:f", "2")
+    assert "re-runs: new argument values (x)" in args.stdout, args.stdout + args.stderr
+    project.write("main.py", body.format(version="2"))
+    bumped = cli(project, "why", "main:f", "1")
+    assert "re-runs: version '1' -> '2'" in bumped.stdout, bumped.stdout + bumped.stderr
+
+
+def test_usage_log_compaction_keeps_the_counts(in_tmp) -> None:
+    from checkpointing import PickleFileCache
+    from checkpointing.storex.evict import UsageLog, evict_lock
+
+    cache = PickleFileCache(".cache")
+    log = UsageLog(cache)
+    for key in ("a", "b", "c"):
+        cache.save_entry(key, key, {"function": "m:f"})
+        log.saved(key, "m:f")
+    for _ in range(5):
+        log.hit("a", "m:f")
+    log.hit("b", "m:f")
+    before = log.read()
+    assert before["a"].hits == 5 and before["a"].misses == 1 and before["b"].hits == 1
+    cache.delete("c")
+    with evict_lock(cache):
+        log.compact()
+    after = log.read()
+    assert set(after) == {"a", "b"}
+    assert after["a"] == before["a"] and after["b"] == before["b"]
+    # The counts of the deleted entry stay with its function (for stats).
+    assert log.functions() == {"m:f": (6, 3)}
+    assert len(Path(log.path).read_text().splitlines()) == 3

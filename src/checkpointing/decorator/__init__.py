@@ -539,17 +539,14 @@ class DecoratorCheckpoint:
         """Would ``func(*args, **kwargs)`` hit, and if not, why (see :func:`explain`)."""
         key = self._key(func, *args, **kwargs)
         name = qualified_name(func)
+        fingerprint = self._fingerprint(func, args, kwargs)
         explanation = explanation_for(
-            name,
-            key,
-            self._exists(key),
-            self._fingerprint(func, args, kwargs),
-            _manage.history(self, func),
+            name, key, self._exists(key), fingerprint, _manage.history(self, func)
         )
         from ..keyplan import blind_spots_of, cached
 
         explanation.blind_spots = blind_spots_of(cached(unwrap(func)))
-        _manage.annotate(self, func, explanation)
+        _manage.annotate(self, func, explanation, fingerprint)
         return explanation
 
     def _exists(self, key: str) -> bool:
@@ -687,8 +684,8 @@ class DecoratorCheckpoint:
             return
         if self._usage is not None:
             self._usage.saved(key, func)
-        _manage.enforce_limit(self, key)
         save_seconds = time.perf_counter() - started
+        _manage.enforce_limit(self, key)
         logger.debug(
             "save: %s (key %s, ran %.3fs, stored in %.3fs)",
             qualified_name(func),

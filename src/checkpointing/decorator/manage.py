@@ -382,6 +382,29 @@ def history(decorator: "DecoratorCheckpoint", func: Callable[..., Any]) -> List[
     return sorted(records, key=lambda r: r.get("created") or 0)
 
 
+def _versioned_changes(
+    version: str,
+    func: Callable[..., Any],
+    decorator: "DecoratorCheckpoint",
+    explanation: "Explanation",
+    fingerprint: Dict[str, Any],
+) -> None:
+    """A miss of a ``version=`` function: the version or the arguments changed since
+    the nearest earlier entry (whose fingerprints hold no code to compare)."""
+    from ..explain import Change, diff
+
+    earlier = [r for r in history(decorator, func) if isinstance(r.get("version"), str)]
+    if not earlier:
+        return
+    nearest = min(reversed(earlier), key=lambda r: len(diff(fingerprint, r)))
+    changes = diff(fingerprint, nearest)
+    if nearest["version"] != version:
+        changes.insert(0, Change("version", f"version {nearest['version']!r} -> {version!r}"))
+    explanation.changes = changes
+    explanation.nearest_key = nearest.get("key")
+    explanation.has_history = True
+
+
 def _renamed(record: Dict[str, Any], old: str, new: str) -> Dict[str, Any]:
     out = dict(record)
     for part in ("nodes", "globals", "argument_code"):
@@ -394,7 +417,10 @@ def _renamed(record: Dict[str, Any], old: str, new: str) -> Dict[str, Any]:
 
 
 def annotate(
-    decorator: "DecoratorCheckpoint", func: Callable[..., Any], explanation: "Explanation"
+    decorator: "DecoratorCheckpoint",
+    func: Callable[..., Any],
+    explanation: "Explanation",
+    fingerprint: Optional[Dict[str, Any]] = None,
 ) -> None:
     """Add to ``explanation`` what ``version=`` and ``accept`` change about the answer."""
     identifier = decorator.identifier
@@ -404,6 +430,8 @@ def annotate(
         explanation.notes.append(
             f"its code is not tracked: version={identifier.version!r} stands for it"
         )
+        if not explanation.hit and fingerprint is not None:
+            _versioned_changes(identifier.version, func, decorator, explanation, fingerprint)
         return
     from ..keyplan import cached as cached_plan
 

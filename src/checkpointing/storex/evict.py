@@ -102,6 +102,7 @@ class UsageLog:
         # How a function is named in the log; the decorator sets the library's one
         # spelling (``pkg.mod:Class.method``), which this layer cannot import.
         self.namer: Any = _qualified_name
+        self._compact_soon = False
 
     def hit(self, key: str, func: Any) -> None:
         """Count a hit of ``key`` (the hot path: one line at most per hour)."""
@@ -112,12 +113,20 @@ class UsageLog:
         self._append(key, func, {"t": time.time(), "h": 1 + (state[1] if state else 0)})
 
     def saved(self, key: str, func: Any) -> None:
-        """Record a save (a miss) of ``key``: also its last use."""
+        """Record a save (a miss) of ``key``: also its last use. A log grown past
+        1 MB is compacted here (a miss already pays for a write)."""
         state = self._state.get(key)
         record: Dict[str, Any] = {"t": time.time(), "m": 1}
         if state is not None and state[1]:
             record["h"] = state[1]
         self._append(key, func, record)
+        if self._compact_soon:
+            self._compact_soon = False
+            try:
+                with evict_lock(self.cache):
+                    self.compact()
+            except OSError as exc:
+                logger.debug("could not compact %s: %s", self.path, exc)
 
     def _append(self, key: str, func: Any, record: Dict[str, Any]) -> None:
         name = func if isinstance(func, str) else self.namer(func)
@@ -143,6 +152,8 @@ class UsageLog:
             return
         try:
             os.write(fd, data)  # one write: O_APPEND keeps it whole among writers
+            if os.fstat(fd).st_size > _COMPACT_BYTES:
+                self._compact_soon = True
         except OSError as exc:
             logger.debug("usage not recorded in %s: %s", self.path, exc)
         finally:
@@ -180,10 +191,13 @@ class UsageLog:
                 out.append(record)
         return out
 
-    def compact(self, existing: Sequence[str]) -> None:
-        """Rewrite the log with one line per key of ``existing`` and one per function
-        for the counts of deleted entries. Call under :func:`evict_lock`."""
+    def compact(self, existing: Optional[Sequence[str]] = None) -> None:
+        """Rewrite the log with one line per key of ``existing`` (default: the keys
+        whose entry file exists) and one per function for the counts of deleted
+        entries. Call under :func:`evict_lock`."""
         per_key, per_function = _aggregate(self._lines())
+        if existing is None:
+            existing = [k for k in per_key if _valid_key(k) and _exists(self.cache, k)]
         keep = set(existing)
         records: List[Dict[str, Any]] = []
         totals = {name: list(counts) for name, counts in per_function.items()}
@@ -357,10 +371,17 @@ def enforce_size_limit(cache: PickleFileCache, limit: int, keep: Optional[str] =
             )
         try:
             if os.path.getsize(log.path) > _COMPACT_BYTES:
-                log.compact([e.context_id for e in cache.iter_entries()])
+                log.compact()
         except OSError:
             pass
         return removed
+
+
+def _exists(cache: PickleFileCache, key: str) -> bool:
+    try:
+        return os.path.lexists(cache.path_of(key))
+    except ValueError:
+        return False
 
 
 def _valid_key(key: str) -> bool:
