@@ -535,6 +535,8 @@ def test_json_always_and_exit_codes(project) -> None:
     assert len(entry_files(project.root)) == 2
     shown = cli(project, "show", "nope", "--json")
     assert shown.returncode == 1 and json.loads(shown.stdout) == []
+    bad = cli(project, "--json", "frobnicate")
+    assert bad.returncode == 2 and "invalid choice" in json.loads(bad.stdout)["error"]
     # Deleting: JSON says what went.
     done = json.loads(cli(project, "clear", "fit", "--yes", "--json").stdout)
     assert done["count"] == 2 and {d["function"] for d in done["deleted"]} == {"__main__:fit"}

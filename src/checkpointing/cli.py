@@ -48,7 +48,11 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with a bad argument reported in one line (the cause and where to look)."""
 
     def error(self, message: str) -> "NoReturn":  # type: ignore[override]
-        self.exit(USAGE, f"{self.prog}: {_shown(message)} (see {self.prog} --help)\n")
+        raise _BadCommandLine(f"{self.prog}: {_shown(message)} (see {self.prog} --help)")
+
+
+class _BadCommandLine(Exception):
+    """argparse refused the command line (reported by :func:`main`, exit code 2)."""
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -1076,10 +1080,16 @@ COMMANDS: Dict[str, Callable[[argparse.Namespace, PickleFileCache], int]] = {
 def main(argv: Optional[Iterable[str]] = None) -> int:
     """Run the command line; returns the exit code."""
     parser = _parser()
+    words = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = parser.parse_args(None if argv is None else list(argv))
-    except SystemExit as exc:
+        args = parser.parse_args(words)
+    except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    except _BadCommandLine as exc:
+        print(exc, file=sys.stderr)
+        if "--json" in words:  # JSON was asked for: the error is JSON too
+            print(json.dumps({"error": str(exc), "exit_code": USAGE}, indent=2))
+        return USAGE
     directory = args.dir or defaults["cache.filesystem.directory"]
     try:
         cache = _open_cache(directory, given=args.dir is not None, command=args.command)
