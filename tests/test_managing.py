@@ -658,7 +658,7 @@ if __name__ == "__main__":
 
 def test_usage_log_compaction_keeps_the_counts(in_tmp) -> None:
     from checkpointing import PickleFileCache
-    from checkpointing.storex.evict import UsageLog, evict_lock
+    from checkpointing.store.evict import UsageLog, evict_lock
 
     cache = PickleFileCache(".cache")
     log = UsageLog(cache)

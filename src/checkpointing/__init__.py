@@ -31,7 +31,7 @@ from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifie
 from .render import DependencyGraph, graph
 from .source import install_import_hook as _install_import_hook
 from .store import CacheBase, InMemoryLRUCache, PickleFileCache
-from .storex.evict import prune
+from .store.evict import prune
 
 __version__ = "2.0.0.dev0"
 

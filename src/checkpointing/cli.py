@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Iterable, List, NoReturn, Optional, Sequ
 from .config import defaults, parse_age, parse_size
 from .errors import ConfigurationError
 from .store import EntryInfo, PickleFileCache
-from .storex.evict import Usage, last_used, remove_entries, select, usage_log_for
+from .store.evict import Usage, last_used, remove_entries, select, usage_log_for
 
 __all__ = ["main"]
 

@@ -22,9 +22,9 @@ from ..config import defaults, parse_age, parse_size
 from ..errors import CheckpointNotExist, ConfigurationError
 from ..identify import AutoFuncCallIdentifier, qualified_name
 from ..store import PickleFileCache
-from ..storex.compress import Compressed, compress_pickle, validate_codec
-from ..storex.evict import UsageLog, enforce_size_limit, usage_log_for
-from ..storex.mapped import retrieve_mapped
+from ..store.compress import Compressed, compress_pickle, validate_codec
+from ..store.evict import UsageLog, enforce_size_limit, usage_log_for
+from ..store.mapped import retrieve_mapped
 
 if TYPE_CHECKING:
     from ..explain import Explanation

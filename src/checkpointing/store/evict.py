@@ -38,17 +38,9 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tu
 
 from ..config import parse_age, parse_size
 from ..errors import ConfigurationError
-from ..store import (
-    _SUFFIX,
-    EntryInfo,
-    PickleFileCache,
-    _atomic_write,
-    _Corrupt,
-    _read_header,
-    _read_regular,
-    _unlink_in,
-    fcntl,
-)
+from .fileio import _atomic_write, _read_header, _read_regular, _unlink_in, fcntl
+from .files import EntryInfo, PickleFileCache
+from .format import _SUFFIX, _Corrupt
 
 __all__ = [
     "TOUCH_INTERVAL",

@@ -1,6 +1,6 @@
 """Hits served memory-mapped (``checkpoint(mmap_mode="r"|"c")``), as joblib's
 ``mmap_mode``: the large buffers of a result (numpy arrays, stored out of band at
-64-byte-aligned offsets, see :mod:`checkpointing.store`) are views of the entry's
+64-byte-aligned offsets, see :mod:`checkpointing.store.format`) are views of the entry's
 file mapped into memory, not copies read into it.
 
 Every promise of a read still holds: the file must be a regular file, trusted (or
@@ -22,20 +22,20 @@ from typing import Any, Tuple
 import xxhash
 
 from ..errors import CheckpointNotExist
-from ..store import (
+from .fileio import _open_regular
+from .files import PickleFileCache
+from .format import (
     _HAS_CHECKS,
     _LENGTH,
     _PREFIX,
     _SMALL,
     FORMAT_VERSION,
     MAGIC,
-    PickleFileCache,
     _aligned,
     _check_signature,
     _Corrupt,
     _hmac,
     _key_digest,
-    _open_regular,
     _Untrusted,
 )
 
