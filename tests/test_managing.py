@@ -421,6 +421,34 @@ if sys.argv[1] == "c":
     assert project.run("main.py", "r").results == first.results  # the entry is unchanged
 
 
+def test_mmap_mode_on_a_damaged_entry_is_a_warned_miss(project) -> None:
+    pytest.importorskip("numpy")
+    project.write(
+        "main.py",
+        """
+import numpy as np
+from checkpointing import checkpoint
+
+@checkpoint(mmap_mode="r")
+def arrays(n):
+    print("RAN arrays")
+    return np.arange(n, dtype="float64")
+
+print("RESULT", arrays(50_000).sum())
+""",
+    )
+    first = project.run()
+    (path,) = entry_files(project.root)
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF  # a flipped bit in the array's bytes
+    path.write_bytes(bytes(data))
+    damaged = project.run()
+    assert damaged.ran == ["arrays"] and damaged.results == first.results
+    assert "CorruptEntryWarning" in damaged.stderr and "checksum mismatch" in damaged.stderr
+    healed = project.run()
+    assert healed.ran == [] and healed.results == first.results
+
+
 @pytest.mark.parametrize("codec", ["zstd", "lz4"])
 def test_compress_large_results(project, codec) -> None:
     pytest.importorskip({"zstd": "zstandard", "lz4": "lz4"}[codec])

@@ -55,9 +55,10 @@ def retrieve_mapped(cache: PickleFileCache, context_id: str, mode: str) -> Tuple
         data, buffers, checks = _parse(cache, mapped, _key_digest(context_id))
     except FileNotFoundError:
         raise CheckpointNotExist(context_id) from None
-    except _Corrupt as exc:
-        cache._warn_corrupt(path, str(exc))
-        raise CheckpointNotExist(context_id) from None
+    except _Corrupt:
+        # Not mappable as this reader knows the format: the regular reader decides
+        # (and warns once about a damaged file), so a format it reads is never lost.
+        return cache.retrieve_entry(context_id)
     except _Untrusted as exc:
         cache._warn_untrusted(path, str(exc))
         raise CheckpointNotExist(context_id) from None
