@@ -56,6 +56,10 @@ from ..identify import (
 from ..store import CacheBase, PickleFileCache
 from . import manage as _manage
 
+_Compressed = _manage.Compressed
+_TOUCH_INTERVAL = _manage.TOUCH_INTERVAL
+_monotonic = time.monotonic
+
 __all__ = ["DecoratorCheckpoint", "checkpoint"]
 
 logger = logging.getLogger(__name__)
@@ -165,6 +169,11 @@ class DecoratorCheckpoint:
         )
         self._validity = expires_after is not None or valid is not None
         self._usage = _manage.usage_log(cache)  # last use and hits (None: not kept)
+        self._used = None if self._usage is None else self._usage.state
+        # How a hit reads an entry with its checks: mapped, or the store's reader.
+        self._read_entry = self._retrieve_entry
+        if self.mmap_mode is not None:
+            self._read_entry = functools.partial(_manage.retrieve_mapped, cache, mode=mmap_mode)
 
     def __getstate__(self) -> Dict[str, Any]:
         """Pickle with the key plans of the decorated functions.
@@ -200,12 +209,15 @@ class DecoratorCheckpoint:
                     )
         state["_shipped_plans"] = shipped
         state["_shipped_definitions"] = named
+        state.pop("_used", None)  # the receiving process's own usage log's (__setstate__)
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         shipped = state.pop("_shipped_plans", ())
         named = state.pop("_shipped_definitions", ())
         self.__dict__.update(state)
+        usage = state.get("_usage")
+        self._used = None if usage is None else usage.state
         if shipped or named:
             from ..keyplan import receive, receive_definitions
 
@@ -434,11 +446,8 @@ class DecoratorCheckpoint:
                 if reason is not None:
                     logger.info("%s re-runs: %s", qualified_name(func), reason)
                     return _STALE
-            if self._retrieve_entry is not None:
-                if self.mmap_mode is not None:
-                    value, checks = _manage.retrieve_mapped(self.cache, key, self.mmap_mode)
-                else:
-                    value, checks = self._retrieve_entry(key)
+            if self._read_entry is not None:
+                value, checks = self._read_entry(key)
                 if checks or self.inputs:
                     stale = self._stale(checks)
                     if stale is not None:
@@ -466,9 +475,14 @@ class DecoratorCheckpoint:
             logger.debug("hit: %s (key %s)", qualified_name(func), key)
         if PENDING:  # an analysis made by this call had something to say
             _flush_warnings()
-        if self._usage is not None:
-            self._usage.hit(key, func)
-        if type(value) is _manage.Compressed:
+        used = self._used
+        if used is not None:  # the usage log's state, inlined: a hit's common case
+            state = used.get(key)
+            if state is not None and _monotonic() - state[0] < _TOUCH_INTERVAL:
+                state[1] += 1
+            else:
+                self._usage.hit(key, func)  # type: ignore[union-attr]
+        if type(value) is _Compressed:
             try:
                 value = value.load()
             except Exception as exc:

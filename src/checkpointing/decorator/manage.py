@@ -23,7 +23,7 @@ from ..errors import CheckpointNotExist, ConfigurationError
 from ..identify import AutoFuncCallIdentifier, qualified_name
 from ..store import PickleFileCache
 from ..store.compress import Compressed, compress_pickle, validate_codec
-from ..store.evict import UsageLog, enforce_size_limit, usage_log_for
+from ..store.evict import TOUCH_INTERVAL, UsageLog, enforce_size_limit, usage_log_for
 from ..store.mapped import retrieve_mapped
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from . import DecoratorCheckpoint
 
 __all__ = [
+    "TOUCH_INTERVAL",
     "Compressed",
     "annotate",
     "attach",

@@ -88,17 +88,24 @@ class UsageLog:
     def __init__(self, cache: PickleFileCache) -> None:
         self.cache = cache
         self.path = os.path.join(cache.directory, USAGE_LOG)
-        # key -> [monotonic time of its last line, hits since, the function]
-        self._state: Dict[str, List[Any]] = {}
+        # key -> [monotonic time of its last line, hits since, the function]; the
+        # decorator reads it directly on a hit (see :meth:`hit`).
+        self.state: Dict[str, List[Any]] = {}
         self._monotonic = time.monotonic
         # How a function is named in the log; the decorator sets the library's one
         # spelling (``pkg.mod:Class.method``), which this layer cannot import.
         self.namer: Any = _qualified_name
         self._compact_soon = False
 
+    def __reduce__(self) -> Any:
+        # A worker process that receives a decorator records into its own log.
+        return (usage_log_for, (self.cache,))
+
     def hit(self, key: str, func: Any) -> None:
-        """Count a hit of ``key`` (the hot path: one line at most per hour)."""
-        state = self._state.get(key)
+        """Count a hit of ``key`` (the hot path: one line at most per hour). The
+        decorator inlines the common case (a line written less than an hour ago:
+        ``state[key][1] += 1``) and calls this for the others."""
+        state = self.state.get(key)
         if state is not None and self._monotonic() - state[0] < TOUCH_INTERVAL:
             state[1] += 1
             return
@@ -107,7 +114,7 @@ class UsageLog:
     def saved(self, key: str, func: Any) -> None:
         """Record a save (a miss) of ``key``: also its last use. A log grown past
         1 MB is compacted here (a miss already pays for a write)."""
-        state = self._state.get(key)
+        state = self.state.get(key)
         record: Dict[str, Any] = {"t": time.time(), "m": 1}
         if state is not None and state[1]:
             record["h"] = state[1]
@@ -122,13 +129,13 @@ class UsageLog:
 
     def _append(self, key: str, func: Any, record: Dict[str, Any]) -> None:
         name = func if isinstance(func, str) else self.namer(func)
-        self._state[key] = [self._monotonic(), 0, name]
+        self.state[key] = [self._monotonic(), 0, name]
         self._write([{"k": key, "f": name, **record}])
 
     def flush(self) -> None:
         """Write the hits counted since each key's last line (at exit)."""
         records = []
-        for key, state in list(self._state.items()):
+        for key, state in list(self.state.items()):
             if state[1]:
                 records.append({"k": key, "f": state[2], "h": state[1]})
                 state[1] = 0
