@@ -312,6 +312,10 @@ def _check_import(module_name: str, allow: bool) -> None:
             source = handle.read()
     except (OSError, UnicodeDecodeError):
         return
+    try:
+        ast.parse(source)
+    except (SyntaxError, ValueError):
+        return  # the import reports it, at its line
     guarded, work = top_level_work(source)
     where = os.path.relpath(origin) if not os.path.isabs(module_name) else origin
     if work is not None and not guarded and not allow:

@@ -210,7 +210,7 @@ _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_age(value: Any, name: str = "older_than") -> float:
-    """Seconds from ``value``: a ``timedelta``, a number of seconds > 0, or a str such
+    """Seconds from ``value``: a ``timedelta``, a number of seconds >= 0, or a str such
     as ``"12h"``, ``"30d"``, ``"2w"``; raise ConfigurationError naming ``name``."""
     if isinstance(value, timedelta):
         seconds: Optional[float] = value.total_seconds()
@@ -223,10 +223,10 @@ def parse_age(value: Any, name: str = "older_than") -> float:
             else None
         )
         seconds = float(match.group(1)) * _AGE_UNITS[match.group(2).lower()] if match else None
-    if seconds is None or not seconds > 0 or seconds != seconds:
+    if seconds is None or not seconds >= 0:  # also NaN
         msg = (
             f"{name}={value!r} is not a duration; give a datetime.timedelta, seconds as a "
-            f"number > 0, or a str such as '12h', '30d' or '2w'"
+            f"number >= 0, or a str such as '12h', '30d' or '2w'"
         )
         raise ConfigurationError(msg)
     return min(seconds, _MAX_AGE)

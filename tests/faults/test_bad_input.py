@@ -137,6 +137,9 @@ WRONG = {
     "runtime.profile_safety_net": [0, "no", None],
     "runtime.track_env": [0, "no", None],
     "cache.variants": [0, -1, 2.5, "4", True, None, [4]],
+    "cache.max_size": ["lots", -1, 2.5, "1.2.3GB", "1e400GB", True, [1], b"1GB"],
+    "cache.compress_threshold": ["big", -1, None, True, 1.5],
+    "checkpoint.enabled": [0, "no", None, "False"],
 }
 
 
