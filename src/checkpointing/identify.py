@@ -25,13 +25,14 @@ import os
 import sys
 import threading
 import time
-import warnings
 from abc import ABC, abstractmethod
 from types import FrameType
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import hashing
-from .errors import ConfigurationError, HashFailedError
+from .errors import CheckpointWarning, ConfigurationError, HashFailedError
+from .report import warn
+from .store import PickleFileCache
 
 __all__ = [
     "AutoFuncCallIdentifier",
@@ -46,16 +47,6 @@ __all__ = [
 KEY_FORMAT = 1
 # The interpreter's AST and bytecode semantics belong in the key (pytest's cache tag).
 _RUNTIME_TAG = f"{sys.implementation.cache_tag}".encode()
-
-
-def _current(func: Callable[..., Any], directory: Optional[str]) -> Any:
-    """``keyplan.current``; :mod:`checkpointing.keyplan` is imported at the first call
-    (or at decoration), not at ``import checkpointing``."""
-    global _current
-    from .keyplan import current
-
-    _current = current
-    return current(func, directory)
 
 
 def qualified_name(func: Callable[..., Any]) -> str:
@@ -163,7 +154,41 @@ class FuncCallIdentifierBase(ABC):
 
     Any change of the context that could change the function's return value must
     change the returned key.
+
+    Implement ``identify`` (the 1.0 interface). The decorator calls only the methods
+    below, whose defaults rest on it, so every identifier goes the same way:
+
+    * ``prepare(func, cache)`` once, when ``func`` is decorated (default: nothing);
+    * ``key(func, args, kwargs)`` at every call (default: ``identify`` of a
+      :class:`FuncCallContext`; an identifier that can do without the context
+      overrides it: a subclass that overrides ``identify`` alone keeps it the key);
+    * ``fingerprint(func, args, kwargs)`` at a miss: what the key is made of, part by
+      part, stored with the entry to explain a later miss (default: None, nothing).
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "identify" in cls.__dict__ and "key" not in cls.__dict__:
+            # identify() defines the key of such a class, even below one whose key()
+            # does not go through identify() (AutoFuncCallIdentifier's).
+            cls.key = FuncCallIdentifierBase.key  # type: ignore[method-assign]
+
+    def prepare(self, func: Callable[..., Any], cache: Any = None) -> None:
+        """Set up for ``func``, just decorated to be cached in ``cache`` (a
+        :class:`~checkpointing.store.CacheBase`), so that its first call does less."""
+        return None
+
+    def key(
+        self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Any:
+        """The key of ``func(*args, **kwargs)``: by default ``identify`` of its context."""
+        return self.identify(FuncCallContext(func, args, kwargs))
+
+    def fingerprint(
+        self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Optional[Dict[str, Any]]:
+        """What the key of this call is made of, part by part (JSON-able), or None."""
+        return None
 
     @abstractmethod
     def identify(self, context: FuncCallContext) -> Any:
@@ -255,8 +280,9 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         version: a str that replaces the tracking of the function's code (and of
             what it reaches): its entries are kept across any edit until the string
             changes. The arguments are still part of the key.
-        algorithm, pickle_protocol: accepted for compatibility with checkpointing
-            1.0 and ignored (keys always use xxh3-128).
+        algorithm: accepted for compatibility with checkpointing 1.0 and ignored
+            (keys always use xxh3-128).
+        pickle_protocol: likewise accepted and ignored.
     """
 
     def __init__(
@@ -270,11 +296,10 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         version: Optional[str] = None,
     ) -> None:
         if algorithm is not None or pickle_protocol is not None:
-            warnings.warn(
+            warn(
                 "AutoFuncCallIdentifier(algorithm=..., pickle_protocol=...) have no "
                 "effect since checkpointing 2.0: keys use xxh3-128",
                 DeprecationWarning,
-                stacklevel=2,
             )
         if isinstance(ignore, str):
             ignore = [ignore]
@@ -304,6 +329,11 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         # func -> (static digest of its plan, the digest its keys use): they differ
         # after ``accept`` marked the current code as equivalent to an earlier one.
         self._accepted: Dict[Any, Tuple[bytes, bytes]] = {}
+        # The key plans (keyplan.current): imported here, when an identifier is made
+        # (at decoration), not at ``import checkpointing``. Never the analyzer.
+        from .keyplan import current
+
+        self._current = current
 
     def binder_for(self, func: Callable[..., Any]) -> ArgumentBinder:
         """The memoised :class:`ArgumentBinder` of ``func``."""
@@ -316,13 +346,12 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
                 acknowledge_blind_spots(func)
         return binder
 
-    def prepare(self, func: Callable[..., Any]) -> None:
-        """Set up for ``func`` when it is decorated, so its first call does less:
-        bind its signature and load the key-plan machinery (not the analyzer)."""
-        global _current
-        from .keyplan import current
-
-        _current = current
+    def prepare(self, func: Callable[..., Any], cache: Any = None) -> None:
+        """Set up for ``func`` when it is decorated, so its first call does less: bind
+        its signature. With the default store, keep the analyses beside its entries
+        (``<directory>/analysis``) unless ``analysis_directory`` was set."""
+        if self.analysis_directory is None and isinstance(cache, PickleFileCache):
+            self.analysis_directory = os.path.join(cache.directory, "analysis")
         self.binder_for(func)
 
     def fingerprint(
@@ -338,7 +367,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
                 "version": self.version,
                 "arguments": _fingerprint_arguments(binder, values),
             }
-        plan, _ = _current(func, self.analysis_directory)
+        plan, _ = self._current(func, self.analysis_directory)
         out = {
             "nodes": plan.node_digests(),
             "globals": plan.slot_digests(),
@@ -357,7 +386,8 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
 
     def identify(self, context: FuncCallContext) -> str:
         """Key of the call described by ``context`` (32 hex characters)."""
-        return self.key(context.func, context.args, context.kwargs)
+        # Not self.key: that of a subclass overriding identify() alone calls identify().
+        return AutoFuncCallIdentifier.key(self, context.func, context.args, context.kwargs)
 
     def key(
         self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]
@@ -366,7 +396,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         values = self.binder_for(func).bind(args, kwargs)
         if self.version is not None:
             return self._versioned_key(func, values)
-        plan, values_digest = _current(func, self.analysis_directory)
+        plan, values_digest = self._current(func, self.analysis_directory)
         static = plan.static_digest
         accepted = self._accepted.get(func)
         if accepted is None or accepted[0] is not static:
@@ -438,9 +468,10 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            warnings.warn(
+            warn(
                 f"ignoring {path}: {exc}; remove it and run checkpointing accept again",
-                stacklevel=2,
+                CheckpointWarning,
+                once=("acceptance", path),
             )
             return None
         if not isinstance(data, dict) or not isinstance(data.get("to"), str):
@@ -451,7 +482,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         """Mark the current code of ``func`` as equivalent to the code whose static
         digest (hex) is ``to_static``; the current digest (hex), or None if it is
         that one already."""
-        plan, _ = _current(func, self.analysis_directory)
+        plan, _ = self._current(func, self.analysis_directory)
         now = plan.static_digest.hex()
         path = self._acceptance_path(now)
         if path is None:

@@ -283,10 +283,7 @@ def delete(
     decorator: "DecoratorCheckpoint", func: Callable[..., Any], *args: Any, **kwargs: Any
 ) -> bool:
     """Delete the entry of the call ``f(*args, **kwargs)``; False if it had none."""
-    remove = getattr(decorator.cache, "delete", None)
-    if remove is None:
-        raise TypeError(f"{type(decorator.cache).__name__} cannot delete single entries")
-    return bool(remove(decorator._key(func, *args, **kwargs)))
+    return bool(decorator.cache.delete(decorator._key(func, *args, **kwargs)))
 
 
 def cached(
@@ -297,7 +294,7 @@ def cached(
     nothing is loaded."""
     key = decorator._key(func, *args, **kwargs)
     if not isinstance(decorator.cache, PickleFileCache):
-        return decorator._exists(key)
+        return decorator.cache.exists(key)
     try:
         header = decorator.cache.read_metadata(key)
     except CheckpointNotExist:
