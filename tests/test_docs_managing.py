@@ -1,7 +1,8 @@
 """Every example of docs/managing.md, run as the page says.
 
-Each ``## `` section runs in a fresh folder: a ```` ```python file=NAME ```` block is
-written to ``NAME``; each ``$ command`` of a ```` ```console ```` block runs there
+Each ``## `` section runs in a fresh folder: a ```` ```python ```` block is the file
+its first line names (``# file: NAME``, the convention of tests/test_docs_examples.py,
+which therefore writes these blocks and runs none of them); each ``$ command`` of a ```` ```console ```` block runs there
 (``python`` is this interpreter, ``checkpointing`` is ``python -m checkpointing``,
 ``VAR=value`` prefixes set environment variables) and must print the lines shown under
 it, in order, other lines allowed between; ``...`` stands for any text; ``[exit N]`` is
@@ -89,9 +90,10 @@ def test_the_page_has_examples() -> None:
 def test_example(project, title, body) -> None:
     for kind, info, text in BLOCK.findall(body):
         if kind == "python":
-            match = re.search(r"file=(\S+)", info)
-            assert match, f"a python block of {title!r} names no file="
-            project.write(match.group(1), text)
+            first, _, rest = text.partition("\n")
+            match = re.fullmatch(r"# file: (\S+)\s*", first)
+            assert match, f"a python block of {title!r} does not start with '# file: NAME'"
+            project.write(match.group(1), rest)
         elif kind == "console":
             commands: List[Tuple[str, List[str]]] = []
             for line in text.splitlines():
