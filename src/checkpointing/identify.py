@@ -329,6 +329,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         # func -> (static digest of its plan, the digest its keys use): they differ
         # after ``accept`` marked the current code as equivalent to an earlier one.
         self._accepted: Dict[Any, Tuple[bytes, bytes]] = {}
+        self._aliases = False  # may an acceptance apply? (see prepare and accept)
         # The key plans (keyplan.current): imported here, when an identifier is made
         # (at decoration), not at ``import checkpointing``. Never the analyzer.
         from .keyplan import current
@@ -352,6 +353,9 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         (``<directory>/analysis``) unless ``analysis_directory`` was set."""
         if self.analysis_directory is None and isinstance(cache, PickleFileCache):
             self.analysis_directory = os.path.join(cache.directory, "analysis")
+        if not self._aliases and self.analysis_directory is not None:
+            # One stat at decoration: without acceptances, a key skips their lookup.
+            self._aliases = os.path.isdir(os.path.join(self.analysis_directory, "accepted"))
         self.binder_for(func)
 
     def fingerprint(
@@ -398,14 +402,16 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
             return self._versioned_key(func, values)
         plan, values_digest = self._current(func, self.analysis_directory)
         static = plan.static_digest
-        accepted = self._accepted.get(func)
-        if accepted is None or accepted[0] is not static:
-            self.effective_digest(func, static)
-            accepted = self._accepted[func]
+        if self._aliases:
+            accepted = self._accepted.get(func)
+            if accepted is None or accepted[0] is not static:
+                self.effective_digest(func, static)
+                accepted = self._accepted[func]
+            static = accepted[1]
         hasher = hashing.Hasher()
         hasher.feed_bytes(_RUNTIME_TAG)
         hasher.feed(KEY_FORMAT)
-        hasher.feed_bytes(accepted[1])
+        hasher.feed_bytes(static)
         hasher.feed_bytes(values_digest)
         if self.track_versions:
             hasher.feed(sorted(plan.versions().items()))
@@ -445,6 +451,8 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         memo = self._accepted.get(func)
         if memo is not None and memo[0] is static:
             return memo[1]
+        if not self._aliases:
+            return static
         record = self.acceptance(static.hex())
         effective = static
         if record is not None:
@@ -497,6 +505,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
 
         data = {"function": qualified_name(func), "to": to_static, "at": time.time()}
         write_private_file(path, [json.dumps(data, sort_keys=True).encode()])
+        self._aliases = True
         return now
 
     def _acceptance_path(self, static: str) -> Optional[str]:
