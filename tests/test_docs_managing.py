@@ -88,7 +88,7 @@ def test_the_page_has_examples() -> None:
 
 @pytest.mark.parametrize("title, body", [pytest.param(*s, id=s[0]) for s in sections()])
 def test_example(project, title, body) -> None:
-    for kind, info, text in BLOCK.findall(body):
+    for kind, _info, text in BLOCK.findall(body):
         if kind == "python":
             first, _, rest = text.partition("\n")
             match = re.fullmatch(r"# file: (\S+)\s*", first)
