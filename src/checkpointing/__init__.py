@@ -32,6 +32,7 @@ from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifie
 from .render import DependencyGraph, graph
 from .source import install_import_hook as _install_import_hook
 from .store import CacheBase, InMemoryLRUCache, PickleFileCache
+from .store.evict import prune
 
 __version__ = "2.0.0.dev0"
 
@@ -61,6 +62,7 @@ __all__ = [
     "UntrustedEntryWarning",
     "checkpoint",
     "defaults",
+    "prune",
 ]
 
 # The public classes are documented and pickled under the package name.

@@ -139,6 +139,9 @@ WRONG = {
     "cache.variants": [0, -1, 2.5, "4", True, None, [4]],
     "cache.durability": ["sometimes", True, None, 1, ["always"]],
     "cache.memory_bytes": [-1, 2.5, "32", True, None],
+    "cache.max_size": ["lots", -1, 2.5, "1.2.3GB", "1e400GB", True, [1], b"1GB"],
+    "cache.compress_threshold": ["big", -1, None, True, 1.5],
+    "checkpoint.enabled": [0, "no", None, "False"],
 }
 
 

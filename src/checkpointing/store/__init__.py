@@ -15,6 +15,9 @@ computed (:mod:`checkpointing.identify`) nor what to do when caching fails
 * :mod:`.memory`: :class:`InMemoryLRUCache`; :mod:`.locks`: :class:`SynchronizedCache`;
 * :mod:`.tier`: the memory tier in front of the local store (recently used entries,
   served after one ``lstat``).
+* :mod:`.evict`: the library's record of use (last used, hits, misses), the size limit
+  and ``prune``; :mod:`.mapped`: hits memory-mapped from the entry (``mmap_mode=``);
+  :mod:`.compress`: compressed results (``compress=``), outside the entry format.
 
 Everything that was importable from the single ``checkpointing.store`` module is still
 importable from here (the names below the public ones are for the command line and the
