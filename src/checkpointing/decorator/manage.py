@@ -12,12 +12,11 @@ how they are evicted, mapped or compressed is :mod:`checkpointing.store`'s busin
 from __future__ import annotations
 
 import functools
-import inspect
-import logging
 import reprlib
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
+from .._lazylog import LazyLogger
 from ..config import defaults, parse_age, parse_size
 from ..errors import CheckpointNotExist, ConfigurationError
 from ..identify import AutoFuncCallIdentifier, qualified_name
@@ -45,7 +44,7 @@ __all__ = [
     "validate_options",
 ]
 
-logger = logging.getLogger("checkpointing.decorator")
+logger = LazyLogger("checkpointing.decorator")  # logging: imported when it could emit
 
 _MMAP_MODES = ("r", "c")
 _SUMMARY_LENGTH = 200
@@ -186,6 +185,8 @@ def summarize_call(
 ) -> Optional[str]:
     """``fit(data=<DataFrame 10000x4>, epochs=10)``: which call an entry is for (at most
     200 characters; parameters left out of the key are left out here too)."""
+    import inspect  # not at import (issue 12: a light import)
+
     try:
         signature = inspect.signature(func)
         bound = signature.bind(*args, **kwargs)

@@ -27,8 +27,6 @@ written) and its latest line in the log.
 from __future__ import annotations
 
 import atexit
-import json
-import logging
 import os
 import stat
 import threading
@@ -36,6 +34,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
+from .._lazylog import LazyLogger
 from ..config import parse_age, parse_size
 from ..errors import ConfigurationError
 from .fileio import _atomic_write, _read_header, _read_regular, _unlink_in, fcntl
@@ -54,7 +53,7 @@ __all__ = [
     "usage_log_for",
 ]
 
-logger = logging.getLogger("checkpointing.store")
+logger = LazyLogger("checkpointing.store")  # logging: imported when it could emit
 
 USAGE_LOG = "usage.log"
 LOCK_FILE = ".evict.lock"
@@ -143,6 +142,8 @@ class UsageLog:
             self._write(records)
 
     def _write(self, records: List[Dict[str, Any]]) -> None:
+        import json  # not at import (issue 12: a light import)
+
         data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
         try:
             fd = os.open(self.path, _APPEND_FLAGS, self.cache.file_mode)
@@ -175,6 +176,8 @@ class UsageLog:
         return {name: (h, m) for name, (h, m) in totals.items()}
 
     def _lines(self) -> List[Dict[str, Any]]:
+        import json  # not at import (issue 12: a light import)
+
         self.flush()
         try:
             data = _read_regular(self.path, 1 << 28)
@@ -194,6 +197,8 @@ class UsageLog:
         """Rewrite the log with one line per key of ``existing`` (default: the keys
         whose entry file exists) and one per function for the counts of deleted
         entries. Call under :func:`evict_lock`."""
+        import json  # not at import (issue 12: a light import)
+
         per_key, per_function = _aggregate(self._lines())
         if existing is None:
             existing = [k for k in per_key if _valid_key(k) and _exists(self.cache, k)]

@@ -12,7 +12,6 @@ changes stay in this process. The entry itself is never written through.
 
 from __future__ import annotations
 
-import json
 import mmap
 import os
 import pickle
@@ -125,6 +124,8 @@ def _parse(cache: PickleFileCache, mapped: mmap.mmap, key_digest: bytes) -> Tupl
     checks = None
     if flags & _HAS_CHECKS:
         try:
+            import json  # not at import (issue 12: a light import)
+
             checks = json.loads(bytes(view[json_start:header_end]))["checks"]
         except (ValueError, KeyError, TypeError) as exc:
             raise _Corrupt(f"unreadable checks in the header: {exc}") from None
