@@ -20,6 +20,8 @@ from checkpointing._lazylog import DEBUG, INFO, WARNING, LazyLogger
 DEFERRED = [
     "logging",
     "inspect",
+    "json",
+    "datetime",
     "subprocess",
     "shutil",
     "ast",

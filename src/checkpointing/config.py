@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
-from datetime import timedelta
+import sys
 from typing import Any, Callable, Dict, Iterable, Optional
 
 from .errors import ConfigurationError
@@ -238,7 +238,9 @@ _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def parse_age(value: Any, name: str = "older_than") -> float:
     """Seconds from ``value``: a ``timedelta``, a number of seconds >= 0, or a str such
     as ``"12h"``, ``"30d"``, ``"2w"``; raise ConfigurationError naming ``name``."""
-    if isinstance(value, timedelta):
+    # A timedelta comes from a caller that imported datetime: not imported to check.
+    datetime = sys.modules.get("datetime")
+    if datetime is not None and isinstance(value, datetime.timedelta):
         seconds: Optional[float] = value.total_seconds()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
