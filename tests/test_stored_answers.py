@@ -179,3 +179,34 @@ def test_why_without_records_imports(project) -> None:
     refused = cli(project, "why", "pipeline:f")
     assert refused.returncode == 2 and "--import" in refused.stderr
     assert "SIDE EFFECT" not in refused.stdout
+
+
+def test_another_scripts_records_are_not_taken_for_its_own(project) -> None:
+    """Every script names its functions ``__main__:f``: why answers for ``other:f``
+    only from the records of other.py, never from pipeline.py's."""
+    project.write("helpers.py", HELPERS)
+    project.write("pipeline.py", SCRIPT)
+    project.run("pipeline.py")
+    project.write("helpers.py", HELPERS.replace("x * 2", "x * 4"))
+    project.run("pipeline.py")
+    project.write(
+        "other.py",
+        """
+        from checkpointing import checkpoint
+
+        @checkpoint
+        def f(x):
+            return x
+
+        print("SIDE EFFECT", f(1))
+        """,
+    )
+    project.run("other.py")
+    why = quiet(cli(project, "why", "other:f"))
+    assert why.returncode == 0, why.stderr
+    assert "1 recorded" in why.stdout and "(1 files checked)" in why.stdout
+    graph = quiet(cli(project, "graph", "other:f"))
+    assert graph.stdout.startswith("function other:f  (other.py:3)")
+    assert "helpers" not in graph.stdout
+    why = quiet(cli(project, "why", "pipeline:f"))
+    assert "2 recorded" in why.stdout and "helpers:scale changed" in why.stdout

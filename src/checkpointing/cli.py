@@ -528,15 +528,13 @@ def _stored_analysis(cache: PickleFileCache, spec: str) -> Optional[Dict[str, An
     from .keyplan import stored_analysis
 
     directory = os.path.join(cache.directory, "analysis")
-    found = stored_analysis(directory, spec)
+    source = _module_source(spec.partition(":")[0])
+    found = stored_analysis(directory, spec, source)
     script = _as_script(spec)
-    if found is None and script is not None:
-        found = stored_analysis(directory, script)
-        source = _module_source(spec.partition(":")[0])
-        root = found["data"]["root"] if found else None
-        if found is None or source is None or len(root) < 3 or not _same_file(root[2], source):
-            return None
-        found["data"] = _renamed_analysis(found["data"], f"{spec.partition(':')[0]}:")
+    if found is None and script is not None and source is not None:
+        found = stored_analysis(directory, script, source)
+        if found is not None:
+            found["data"] = _renamed_analysis(found["data"], f"{spec.partition(':')[0]}:")
     return found
 
 

@@ -1328,13 +1328,17 @@ def _save(plan: KeyPlan, path: str) -> None:
         pass
 
 
-def stored_analysis(directory: str, function: str) -> Optional[Dict[str, Any]]:
+def stored_analysis(
+    directory: str, function: str, filename: Optional[str] = None
+) -> Optional[Dict[str, Any]]:
     """The analysis of ``function`` (``pkg.mod:func``) stored in ``directory``
     (``<cache>/analysis``), found without importing its module (``checkpointing graph``
     and ``why`` answer from it): ``{"path", "data", "changed"}``, ``changed`` being the
     files it covers whose source on disk no longer has the digest it recorded (edited
     or removed). Of several (the function moved, another interpreter analysed it), one
-    whose files all match, else the most recently written. None if there is none."""
+    whose files all match, else the most recently written; given ``filename``, only
+    those of a function defined in that file (scripts all name theirs ``__main__:``).
+    None if there is none."""
     try:
         names = os.listdir(directory)
     except OSError:
@@ -1360,11 +1364,20 @@ def stored_analysis(directory: str, function: str) -> Optional[Dict[str, Any]]:
             or not isinstance(data.get("files"), dict)
         ):
             continue
+        if filename is not None and not _same_file(root[2] if len(root) > 2 else None, filename):
+            continue
         changed = [f for f, d in data["files"].items() if source_digest(f) != d]
         rank = (not changed, written)
         if best is None or rank > best:
             best, found = rank, {"path": path, "data": data, "changed": changed}
     return found
+
+
+def _same_file(a: Any, b: str) -> bool:
+    try:
+        return isinstance(a, str) and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def source_digest(filename: str) -> Optional[str]:
