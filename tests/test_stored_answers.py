@@ -116,6 +116,10 @@ def test_why_and_graph_answer_a_guardless_script_from_the_records(project) -> No
     assert "RAN f" in third.stdout and "RESULT 8" in third.stdout
     why = quiet(cli(project, "why", "pipeline:f"))
     assert "unchanged on disk since the last run" in why.stdout and "3 recorded" in why.stdout
+    assert "deleted since" not in why.stdout
+    assert cli(project, "clear", "__main__:f", "--yes").returncode == 0  # run as a script
+    why = quiet(cli(project, "why", "pipeline:f"))
+    assert "3 recorded; it was deleted since" in why.stdout
 
 
 def test_why_with_arguments_or_import_still_imports(project) -> None:

@@ -699,6 +699,8 @@ def cmd_why(args: argparse.Namespace, cache: PickleFileCache) -> int:
                 history,
                 _stored_analysis(cache, args.function),
             )
+            key = stored.latest_key
+            stored.latest_stored = isinstance(key, str) and cache.exists(key)
             _emit(args, stored.to_dict(), lambda: str(stored))
             return OK
     func = _load_function(args.function, args.allow_import)

@@ -262,6 +262,7 @@ class StoredExplanation:
         checked_files: how many files it covers.
         reads: the globals and closure cells its key reads (their values need an import).
         blind_spots: what the analysis could not see (``file:line what``).
+        latest_stored: the most recent entry is still in the store.
         version: the ``version=`` standing for its code, if the latest entry has one.
     """
 
@@ -279,6 +280,7 @@ class StoredExplanation:
         self.reads: List[str] = []
         self.blind_spots: List[str] = []
         self.version: Optional[str] = None
+        self.latest_stored = True
 
     @property
     def would_rerun(self) -> bool:
@@ -294,6 +296,7 @@ class StoredExplanation:
             "entries": self.entries,
             "latest_key": self.latest_key,
             "latest_created": self.latest_created,
+            "latest_stored": self.latest_stored,
             "previous_key": self.previous_key,
             "last_changes": [c._asdict() for c in self.last_changes],
             "analysed": self.analysed,
@@ -322,7 +325,10 @@ class StoredExplanation:
             if isinstance(self.latest_created, (int, float))
             else "?"
         )
-        lines.append(f"  last entry: {self.latest_key} ({when}), {self.entries} recorded")
+        lines.append(
+            f"  last entry: {self.latest_key} ({when}), {self.entries} recorded"
+            + ("" if self.latest_stored else "; it was deleted since")
+        )
         if self.previous_key is not None:
             what = "; ".join(str(c) for c in self.last_changes) or (
                 "nothing tracked differs (other arguments, or another Python)"
@@ -339,13 +345,15 @@ class StoredExplanation:
             files = ", ".join(display_path(f) for f in self.changed_files)
             lines.append(
                 f"  would re-run: {files} changed on disk since the last run (unless the "
-                f"edit changes no code it reaches: a comment, formatting)"
+                f"edit changes no code it reaches, a comment say, or goes back to code an "
+                f"entry was stored for)"
             )
         else:
             lines.append(
                 f"  its code is unchanged on disk since the last run ({self.checked_files} "
                 f"files checked): a call re-runs only for new arguments"
-                + (f" or changed values of {', '.join(self.reads)}" if self.reads else "")
+                + (f", changed values of {', '.join(self.reads)}" if self.reads else "")
+                + " or what the analysis does not track"
             )
         lines.append(
             f"  for one call, give its arguments (checkpointing why {name} ARGS): that "
