@@ -214,3 +214,25 @@ def test_another_scripts_records_are_not_taken_for_its_own(project) -> None:
     assert "helpers" not in graph.stdout
     why = quiet(cli(project, "why", "pipeline:f"))
     assert "2 recorded" in why.stdout and "helpers:scale changed" in why.stdout
+
+
+def test_stored_answers_show_the_blind_spots(project) -> None:
+    project.write(
+        "job.py",
+        """
+        import importlib
+        from checkpointing import checkpoint
+
+        @checkpoint
+        def f(name):
+            return importlib.import_module(name).__name__
+
+        print("SIDE EFFECT", f("json"))
+        """,
+    )
+    project.run("job.py")
+    why = quiet(cli(project, "why", "job:f"))
+    assert "not tracked (blind spots): job.py:6 importlib.import_module()" in why.stdout
+    graph = quiet(cli(project, "graph", "job:f"))
+    assert "! blind spot, line 6: importlib.import_module()" in graph.stdout
+    assert "from the stored analysis" in graph.stdout
