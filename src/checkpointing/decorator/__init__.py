@@ -53,6 +53,8 @@ from ..identify import (
     FuncCallIdentifierBase,
     qualified_name,
 )
+from ..locks import ACQUIRED, READY, TIMED_OUT
+from ..remote import RemoteStore, key_lock, open_store
 from ..store import CacheBase, PickleFileCache
 
 __all__ = ["DecoratorCheckpoint", "checkpoint"]
@@ -105,6 +107,9 @@ class DecoratorCheckpoint:
         inputs: paths or glob patterns of files the function reads (see
             :func:`checkpoint`); needs a cache that keeps run-time checks
             (:class:`PickleFileCache`).
+        compute_once: when several callers miss one key together, one computes and
+            the others wait for its entry (see :func:`checkpoint`); ``None`` reads
+            ``defaults["checkpoint.compute_once"]``. Caches without locks ignore it.
     """
 
     def __init__(
@@ -116,6 +121,7 @@ class DecoratorCheckpoint:
         track_files: Optional[bool] = None,
         allow_side_effects: bool = False,
         inputs: Sequence[Any] = (),
+        compute_once: Optional[bool] = None,
     ) -> None:
         if not isinstance(identifier, FuncCallIdentifierBase):
             raise ConfigurationError(
@@ -131,7 +137,7 @@ class DecoratorCheckpoint:
         self.cache = cache
         if (
             isinstance(identifier, AutoFuncCallIdentifier)
-            and isinstance(cache, PickleFileCache)
+            and isinstance(cache, (PickleFileCache, RemoteStore))
             and identifier.analysis_directory is None
         ):
             identifier.analysis_directory = os.path.join(cache.directory, "analysis")
@@ -142,6 +148,10 @@ class DecoratorCheckpoint:
             "track_files", defaults["runtime.track_files"] if track_files is None else track_files
         )
         self.allow_side_effects = _validate_flag("allow_side_effects", allow_side_effects)
+        self.compute_once = _validate_flag(
+            "compute_once",
+            defaults["checkpoint.compute_once"] if compute_once is None else compute_once,
+        )
         # Run-time recording needs a store that can verify what it saved (PickleFileCache).
         self._retrieve_entry = getattr(cache, "retrieve_entry", None)
         self.inputs: Tuple[str, ...] = validate_inputs(inputs)
@@ -248,6 +258,8 @@ class DecoratorCheckpoint:
                 value = decorator._try_retrieve(func, key)
                 if value is not missing and value is not stale:
                     return value
+                if decorator.compute_once:
+                    return decorator._compute_once(func, args, kwargs, key, value)
                 fingerprint = decorator._on_miss(func, key, args, kwargs, value is missing)
                 recorder = decorator._start_recording(func, args, kwargs)
             return decorator._run_and_save(func, args, kwargs, key, fingerprint, recorder)
@@ -299,6 +311,46 @@ class DecoratorCheckpoint:
             return decorator._run_and_save(func, args, kwargs, key, fingerprint, recorder)
 
         return _detached(rerun)
+
+    def _compute_once(
+        self,
+        func: Callable[..., Any],
+        args: Tuple[Any, ...],
+        kwargs: Any,
+        key: str,
+        value: Any,
+    ) -> Any:
+        """A miss under the key's lock: wait while another caller computes, then read
+        its entry; compute only if it is still missing (see :mod:`checkpointing.locks`)."""
+        lock = state = None
+        try:
+            lock = key_lock(self.cache, key)
+            if lock is not None:
+                state = lock.acquire(defaults["checkpoint.wait_timeout"])
+        except Exception as exc:  # a lock is an optimisation: compute without it
+            logger.debug("no compute-once lock for %s: %s", qualified_name(func), exc)
+        try:
+            if state == ACQUIRED or state == READY:
+                value = self._try_retrieve(func, key)
+                if value is not _MISSING and value is not _STALE:
+                    return value
+            elif state == TIMED_OUT and self.on_error == "warn":
+                warnings.warn(
+                    f"waited {defaults['checkpoint.wait_timeout']:g}s for another caller "
+                    f"computing {qualified_name(func)} (key {key}); computing it here. "
+                    f"Raise defaults['checkpoint.wait_timeout'] for longer computations",
+                    CheckpointFailedWarning,
+                    stacklevel=3,
+                )
+            fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
+            recorder = self._start_recording(func, args, kwargs)
+            return self._run_and_save(func, args, kwargs, key, fingerprint, recorder)
+        finally:
+            if state == ACQUIRED:
+                try:
+                    lock.release()  # type: ignore[union-attr]
+                except Exception as exc:
+                    logger.debug("releasing the lock of %s: %s", qualified_name(func), exc)
 
     def _run_and_save(
         self,
@@ -804,6 +856,7 @@ def checkpoint(
     allow_side_effects: bool = False,
     track_versions: Optional[bool] = None,
     inputs: Sequence[Any] = (),
+    compute_once: Optional[bool] = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -818,6 +871,7 @@ def checkpoint(
     allow_side_effects: bool = False,
     track_versions: Optional[bool] = None,
     inputs: Sequence[Any] = (),
+    compute_once: Optional[bool] = None,
 ) -> Any:
     """Cache a function's results on disk, re-running it only when they may be stale.
 
@@ -827,7 +881,9 @@ def checkpoint(
 
     Args:
         directory: where results are stored; default
-            ``defaults["cache.filesystem.directory"]`` (``./.checkpointing``).
+            ``defaults["cache.filesystem.directory"]`` (``./.checkpointing``). A URL
+            (``"s3://bucket/prefix"``, ``"gs://..."``, any fsspec protocol) makes a
+            shared cache, served through a local tier (see docs/shared.md).
         on_error: ``"warn"`` (default), ``"raise"`` or ``"ignore"``: what to do when
             caching fails. The function's own exceptions always propagate.
         cache_pickle_protocol: pickle protocol of stored results; default
@@ -849,6 +905,11 @@ def checkpoint(
             or no longer does, or a matched file whose content changed, re-runs the
             function. For what run-time recording cannot see (files opened by C code
             under paths built inside the function).
+        compute_once: when several threads, processes or machines miss the same key
+            together, one computes and the others wait for its entry, then hit;
+            default ``defaults["checkpoint.compute_once"]`` (True). A waiter computes
+            by itself after ``defaults["checkpoint.wait_timeout"]`` seconds, with a
+            warning. Not applied to coroutine functions.
 
     Returns:
         The decorated function. It also has ``rerun(*args, **kwargs)``, which runs the
@@ -876,7 +937,7 @@ def checkpoint(
     identifier = AutoFuncCallIdentifier(
         ignore=ignore, depends_on=depends_on, track_versions=track_versions
     )
-    cache = PickleFileCache(directory, cache_pickle_protocol)
+    cache = open_store(directory, cache_pickle_protocol)
     decorator = DecoratorCheckpoint(
         identifier,
         cache,
@@ -884,6 +945,7 @@ def checkpoint(
         track_files=track_files,
         allow_side_effects=allow_side_effects,
         inputs=inputs,
+        compute_once=compute_once,
     )
 
     def decorate(func: F) -> F:
