@@ -6,7 +6,7 @@ session, with fake credentials in the environment; each test gets a bucket of it
 fsspec configuration in this process, and environment variables for the programs the
 tests start (``FSSPEC_S3_ENDPOINT_URL``, the credentials, the team secret).
 
-Import the fixtures into a test module: ``from _s3 import moto_server, s3  # noqa: F401``.
+tests/conftest.py loads this module as a plugin: `s3` and `moto_server` are fixtures everywhere.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ import uuid
 from typing import Any, Dict, Iterator
 
 import pytest
-
-pytest.importorskip("s3fs")
-pytest.importorskip("moto.server")
 
 SECRET = "team secret for the tests"
 CREDENTIALS = {

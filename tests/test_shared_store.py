@@ -15,7 +15,6 @@ import sys
 import warnings
 
 import pytest
-from _s3 import moto_server, s3  # noqa: F401
 
 import checkpointing
 from checkpointing import CheckpointNotExist, checkpoint, defaults
