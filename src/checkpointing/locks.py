@@ -6,7 +6,9 @@ it: a hit) or the lock comes free (then they look again, and compute only if the
 is still not there). A wait has a timeout, after which the waiter computes by itself
 (the decorator warns): a lock is an optimisation, never a reason to block forever.
 
-Two kinds of lock, one interface (:class:`KeyLock`):
+Threads of one process first queue on an in-process gate per key
+(:func:`thread_gate`), blocked without polling; one of them at a time takes the lock
+shared with other processes. Two kinds of shared lock, one interface (:class:`KeyLock`):
 
 * :class:`FileKeyLock`, for a store on a local (or shared POSIX) file system: an OS
   lock (``fcntl.flock``, ``msvcrt.locking`` on Windows) on ``<root>/locks/<name>.lock``.
@@ -34,14 +36,24 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Optional
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["ACQUIRED", "READY", "TIMED_OUT", "FileKeyLock", "KeyLock", "LeaseLock"]
+__all__ = [
+    "ACQUIRED",
+    "READY",
+    "TIMED_OUT",
+    "FileKeyLock",
+    "KeyLock",
+    "LeaseBackend",
+    "LeaseLock",
+    "thread_gate",
+]
 
 ACQUIRED = "acquired"
 """The caller holds the key: it computes, saves, then releases."""
@@ -60,6 +72,36 @@ _LOCK_FLAGS = (
     | getattr(os, "O_NOFOLLOW", 0)
     | getattr(os, "O_BINARY", 0)
 )
+
+
+_GATES: Dict[str, List[Any]] = {}  # key -> [threading.Lock, number of users]
+_GATES_LOCK = threading.Lock()
+
+
+@contextmanager
+def thread_gate(name: str, timeout: float) -> Iterator[Optional[bool]]:
+    """Threads of this process that miss the same key queue here, blocked (no polling),
+    before one of them takes the key's lock shared with other processes. Yields None if
+    the gate was free, True if this thread waited for another (which may have saved the
+    entry meanwhile: look again), False if the wait timed out."""
+    with _GATES_LOCK:
+        entry = _GATES.get(name)
+        if entry is None:
+            entry = _GATES[name] = [threading.Lock(), 0]
+        entry[1] += 1
+    gate = entry[0]
+    got: Optional[bool] = None
+    if not gate.acquire(blocking=False):
+        got = gate.acquire(timeout=timeout)
+    try:
+        yield got
+    finally:
+        if got is not False:
+            gate.release()
+        with _GATES_LOCK:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _GATES[name]
 
 
 class KeyLock(ABC):

@@ -53,7 +53,7 @@ from ..identify import (
     FuncCallIdentifierBase,
     qualified_name,
 )
-from ..locks import ACQUIRED, READY, TIMED_OUT
+from ..locks import ACQUIRED, READY, TIMED_OUT, thread_gate
 from ..remote import RemoteStore, key_lock, open_store
 from ..store import CacheBase, PickleFileCache
 
@@ -322,35 +322,45 @@ class DecoratorCheckpoint:
     ) -> Any:
         """A miss under the key's lock: wait while another caller computes, then read
         its entry; compute only if it is still missing (see :mod:`checkpointing.locks`)."""
-        lock = state = None
-        try:
-            lock = key_lock(self.cache, key)
-            if lock is not None:
-                state = lock.acquire(defaults["checkpoint.wait_timeout"])
-        except Exception as exc:  # a lock is an optimisation: compute without it
-            logger.debug("no compute-once lock for %s: %s", qualified_name(func), exc)
-        try:
-            if state == ACQUIRED or state == READY:
-                value = self._try_retrieve(func, key)
-                if value is not _MISSING and value is not _STALE:
-                    return value
-            elif state == TIMED_OUT and self.on_error == "warn":
-                warnings.warn(
-                    f"waited {defaults['checkpoint.wait_timeout']:g}s for another caller "
-                    f"computing {qualified_name(func)} (key {key}); computing it here. "
-                    f"Raise defaults['checkpoint.wait_timeout'] for longer computations",
-                    CheckpointFailedWarning,
-                    stacklevel=3,
-                )
-            fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
-            recorder = self._start_recording(func, args, kwargs)
-            return self._run_and_save(func, args, kwargs, key, fingerprint, recorder)
-        finally:
-            if state == ACQUIRED:
+        timeout = defaults["checkpoint.wait_timeout"]
+        deadline = time.monotonic() + timeout
+        with thread_gate(key, timeout) as waited:
+            lock = state = None
+            if waited is False:
+                state = TIMED_OUT
+            else:
+                if waited:  # another thread of this process had the key: look again
+                    value = self._try_retrieve(func, key)
+                    if value is not _MISSING and value is not _STALE:
+                        return value
                 try:
-                    lock.release()  # type: ignore[union-attr]
-                except Exception as exc:
-                    logger.debug("releasing the lock of %s: %s", qualified_name(func), exc)
+                    lock = key_lock(self.cache, key)
+                    if lock is not None:
+                        state = lock.acquire(max(deadline - time.monotonic(), 0.0))
+                except Exception as exc:  # a lock is an optimisation: compute without it
+                    logger.debug("no compute-once lock for %s: %s", qualified_name(func), exc)
+            try:
+                if state == ACQUIRED or state == READY:
+                    value = self._try_retrieve(func, key)
+                    if value is not _MISSING and value is not _STALE:
+                        return value
+                elif state == TIMED_OUT and self.on_error == "warn":
+                    warnings.warn(
+                        f"waited {timeout:g}s for another caller computing "
+                        f"{qualified_name(func)} (key {key}); computing it here. Raise "
+                        f"defaults['checkpoint.wait_timeout'] for longer computations",
+                        CheckpointFailedWarning,
+                        stacklevel=3,
+                    )
+                fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
+                recorder = self._start_recording(func, args, kwargs)
+                return self._run_and_save(func, args, kwargs, key, fingerprint, recorder)
+            finally:
+                if state == ACQUIRED:
+                    try:
+                        lock.release()  # type: ignore[union-attr]
+                    except Exception as exc:
+                        logger.debug("releasing the lock of %s: %s", qualified_name(func), exc)
 
     def _run_and_save(
         self,
