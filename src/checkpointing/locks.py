@@ -62,6 +62,7 @@ READY = "ready"
 TIMED_OUT = "timed out"
 """The wait lasted the whole timeout: compute without the lock (the lock is not held)."""
 
+_UNSET = object()
 _FIRST_DELAY = 0.001
 _LOCAL_MAX_DELAY = 0.05
 _REMOTE_MAX_DELAY = 0.5
@@ -121,16 +122,18 @@ def _wait(
     token: Callable[[], Any],
     timeout: float,
     max_delay: float,
-    between: Optional[Callable[[], bool]] = None,
 ) -> str:
-    """The polling loop shared by both locks; ``between`` may take a lock over."""
-    before = token()
+    """The polling loop shared by both locks."""
+    before: Any = _UNSET  # taken after the first failed try: an uncontended miss skips it
     deadline = time.monotonic() + timeout
     delay = _FIRST_DELAY
     while True:
-        if try_lock() or (between is not None and between()):
+        if try_lock():
             return ACQUIRED
-        if token() != before:
+        now = token()
+        if before is _UNSET:
+            before = now
+        elif now != before:
             return READY
         left = deadline - time.monotonic()
         if left <= 0:
@@ -265,6 +268,7 @@ class LeaseLock(KeyLock):
         self._lock = threading.Lock()  # the etag, between the heartbeat and release
         self._seen: Optional[tuple] = None  # (etag, monotonic time first seen)
         self._renewals = 0
+        self._tried = False
         self.lost = False
         """True if another caller took the lease over while this one held it."""
 
@@ -291,13 +295,10 @@ class LeaseLock(KeyLock):
         self._start(etag)
         return True
 
-    def _try_take_over(self) -> bool:
-        """Take the lease over if the same ETag has been seen for a whole lease."""
-        current = self.backend.etag(self.lease_path)
+    def _try_take_over(self, current: str) -> bool:
+        """Take the lease (now at ETag ``current``) over if that ETag has been seen for
+        a whole lease."""
         now = time.monotonic()
-        if current is None:
-            self._seen = None
-            return False  # released meanwhile: the next create may win
         if self._seen is None or self._seen[0] != current:
             self._seen = (current, now)
             return False
@@ -310,8 +311,19 @@ class LeaseLock(KeyLock):
         self._start(etag)
         return True
 
+    def _try(self) -> bool:
+        """Create the lease at the first try; later, look first (one HEAD per poll while
+        another holds it), create it when it is gone, take it over when it expired."""
+        if self._tried:
+            current = self.backend.etag(self.lease_path)
+            if current is not None:
+                return self._try_take_over(current)
+        self._tried = True
+        return self._try_create()
+
     def acquire(self, timeout: float) -> str:
-        return _wait(self._try_create, self._token, timeout, _REMOTE_MAX_DELAY, self._try_take_over)
+        self._tried = False
+        return _wait(self._try, self._token, timeout, _REMOTE_MAX_DELAY)
 
     def _start(self, etag: str) -> None:
         self._etag = etag
@@ -344,10 +356,9 @@ class LeaseLock(KeyLock):
             self._heartbeat = None
         with self._lock:
             etag, self._etag = self._etag, None
-        if etag is None:
+        if etag is None:  # taken over: the lease is another's now
             return
         try:
-            if self.backend.etag(self.lease_path) == etag:  # still ours
-                self.backend.remove(self.lease_path)
+            self.backend.remove(self.lease_path)
         except Exception:  # it expires by itself
             pass

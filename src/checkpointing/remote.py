@@ -76,6 +76,7 @@ _OBJECT_STORES = frozenset(
     ["s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory", "oss", "r2"]
 )
 _S3 = frozenset(["s3", "s3a"])
+_SINGLE_PUT = 16 << 20  # smaller entries go up in one PutObject, which returns the ETag
 
 
 def is_url(directory: Any) -> bool:
@@ -337,7 +338,14 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
         tier._prepare()
         _atomic_write(tier.entries_directory, local, chunks, tier.file_mode)
         remote = self.path_of(context_id)
+        size = sum(memoryview(chunk).nbytes for chunk in chunks)
         try:
+            if self.protocol in _S3 and size < _SINGLE_PUT:
+                bucket, key = self._split(remote)
+                body = b"".join(chunks)
+                etag = self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=body)["ETag"]
+                self._remember(context_id, etag, chunks[0])
+                return
             if self.protocol in _OBJECT_STORES:
                 self.fs.put_file(local, remote)
             else:
@@ -378,20 +386,20 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
             except OSError:
                 pass
 
-    def _tier_matches(self, context_id: str, etag: str) -> bool:
-        """Is the tier's copy of ``context_id`` the remote object with ``etag``?"""
+    def _tier_etag(self, context_id: str) -> Optional[str]:
+        """The ETag of the remote object the tier's copy of ``context_id`` was made
+        from, or None if the tier has no copy (or one that its note does not describe)."""
         try:
             with open(self._sidecar(context_id), "rb") as handle:
                 known = json.loads(handle.read())
             with open(self.tier.path_of(context_id), "rb") as handle:
                 prefix = handle.read(_PREFIX.size)
         except (OSError, ValueError):
-            return False
-        return (
-            isinstance(known, dict)
-            and known.get("etag") == etag
-            and known.get("prefix") == prefix.hex()
-        )
+            return None
+        if isinstance(known, dict) and known.get("prefix") == prefix.hex():
+            etag = known.get("etag")
+            return etag if isinstance(etag, str) else None
+        return None
 
     # -- reading ------------------------------------------------------------------------
     def retrieve(self, context_id: str) -> Any:
@@ -410,23 +418,21 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
             except CheckpointNotExist:
                 del self._checked[context_id]
         remote = self.path_of(context_id)
+        known = self._tier_etag(context_id) if self._memo else None
         try:
-            etag = self.etag(remote)
-        except Exception as exc:
-            raise self._unavailable(exc, "reading") from exc
-        if etag is None:
-            if self._memo:
-                self._forget(context_id)
-            raise CheckpointNotExist(context_id)
-        if self._memo and self._tier_matches(context_id, etag):
+            etag, prefix = self._fetch(context_id, remote, known)
+        except CheckpointNotExist:
+            self._forget(context_id)
+            raise
+        if prefix is None:  # the tier's copy is the remote entry
             try:
                 found = self.tier.retrieve_entry(context_id)
             except CheckpointNotExist:
-                pass
+                self._forget(context_id)
+                etag, prefix = self._fetch(context_id, remote, None)
             else:
                 self._checked[context_id] = etag
                 return found
-        prefix = self._download(context_id, remote)
         try:
             found = self._read_tier(context_id)
         except (_Corrupt, _Untrusted) as exc:
@@ -456,18 +462,34 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
         except Exception as exc:
             raise _Corrupt(f"unpickling failed: {type(exc).__name__}: {exc}") from None
 
-    def _download(self, context_id: str, remote: str) -> bytes:
-        """Copy the remote entry into the tier (atomically); its first bytes."""
+    def _fetch(
+        self, context_id: str, remote: str, known: Optional[str]
+    ) -> Tuple[str, Optional[bytes]]:
+        """(ETag, first bytes) of the remote entry, copied into the tier (atomically);
+        the first bytes are None if its ETag is ``known`` (the tier's copy is it).
+
+        On S3 this is one request, a GET with ``If-None-Match: <known>``; elsewhere a
+        HEAD, then a download if the ETag differs. Raises CheckpointNotExist, or an
+        OSError naming the cause."""
         tier = self.tier
         tier._prepare()
         temporary = os.path.join(tier.entries_directory, f".tmp-{os.urandom(8).hex()}{_SUFFIX}")
         try:
             try:
-                self.fs.get_file(remote, temporary)
+                if self.protocol in _S3:
+                    etag = self._s3_get(remote, temporary, known)
+                else:
+                    etag = self.etag(remote)
+                    if etag is None:
+                        raise FileNotFoundError(remote)
+                    if etag != known:
+                        self.fs.get_file(remote, temporary)
             except FileNotFoundError:
                 raise CheckpointNotExist(context_id) from None
             except Exception as exc:
                 raise self._unavailable(exc, "reading") from exc
+            if etag == known:
+                return etag, None
             os.chmod(temporary, tier.file_mode)
             with open(temporary, "rb") as handle:
                 prefix = handle.read(_PREFIX.size)
@@ -478,7 +500,36 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
             except OSError:
                 pass
             raise
-        return prefix
+        return etag, prefix
+
+    def _s3_get(self, remote: str, target: str, known: Optional[str]) -> str:
+        """GET ``remote`` into the file ``target`` unless its ETag is ``known``; its ETag."""
+        from fsspec.asyn import sync
+
+        bucket, key = self._split(remote)
+        fs = self.fs
+
+        async def get() -> str:
+            extra = {"IfNoneMatch": known} if known else {}
+            try:
+                response = await fs._call_s3("get_object", Bucket=bucket, Key=key, **extra)
+            except OSError as exc:
+                if known and ("304" in str(exc) or "Not Modified" in str(exc)):
+                    return known
+                raise
+            body = response["Body"]
+            try:
+                with open(target, "wb") as out:
+                    while True:
+                        chunk = await body.read(1 << 20)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+            finally:
+                body.close()
+            return response["ETag"]
+
+        return sync(fs.loop, get)
 
     def read_metadata(self, context_id: str) -> Dict[str, Any]:
         """The header of the remote entry (one ranged read; the checksum is not
