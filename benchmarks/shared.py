@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 
@@ -59,7 +58,7 @@ def _start_server() -> "tuple[subprocess.Popen, str]":
 
 def _median_us(fn, calls: int, *args) -> float:
     samples = []
-    for i in range(calls):
+    for _ in range(calls):
         start = time.perf_counter_ns()
         fn(*args)
         samples.append((time.perf_counter_ns() - start) / 1000)
@@ -150,7 +149,8 @@ def _run(args: argparse.Namespace, endpoint: str, work: str) -> None:
         f"{warm_hit / local_hit:.2f}x local (target <= 1.2x)"
     )
     print(
-        f"   S3, first hit of a process, warm tier {first_hit / 1000:10.2f} ms   (one conditional GET: 304)"
+        f"   S3, first hit of a process, warm tier {first_hit / 1000:10.2f} ms   "
+        f"(one conditional GET: 304)"
     )
     print(f"   S3, cold tier                         {cold / 1000:10.2f} ms   (one GET)")
     print(f"   local store, miss + save              {local_miss / 1000:10.2f} ms")
