@@ -139,3 +139,18 @@ def test_concurrent_writers_of_one_key_leave_one_valid_entry(project, s3, tmp_pa
     assert reader.ran == [] and "CorruptEntryWarning" not in reader.stderr
     (result,) = reader.results
     assert result in {f"{size} {{1}}", f"{size} {{2}}", f"{size} {{3}}"}
+
+
+@pytest.mark.slow
+def test_the_team_cache_example_runs_against_moto() -> None:
+    example = os.path.join(
+        os.path.dirname(__file__), "..", "examples", "team_cache", "run_with_moto.py"
+    )
+    out = subprocess.run(
+        [sys.executable, example], capture_output=True, text=True, check=True, timeout=300
+    ).stdout
+    steps = out.split("\n")
+    trained = [steps[i - 1][:2] for i, line in enumerate(steps) if "training" in line]
+    assert trained == ["1.", "4."], out
+    scores = [line.split()[1] for line in steps if line.strip().startswith("score")]
+    assert scores == ["499.500", "499.500", "499.500", "4995.000", "4995.000"], out

@@ -209,3 +209,20 @@ def test_a_local_cache_imports_nothing_of_fsspec(tmp_path) -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_the_command_line_lists_verifies_and_clears_a_bucket(s3, tmp_path, capsys) -> None:
+    import json
+
+    from checkpointing.cli import main
+
+    defaults["cache.local_tier"] = str(tmp_path / "tier")
+    square = checkpoint(s3.url)(_square)
+    assert square(5) == 25 and square(6) == 36
+    assert main(["ls", "--dir", s3.url, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["function"].endswith("_square") and row["entries"] == 2, row
+    assert main(["verify", "--dir", s3.url]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    assert main(["clear", "--dir", s3.url, "--yes"]) == 0
+    assert not s3.objects()

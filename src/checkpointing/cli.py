@@ -828,7 +828,11 @@ def _describe(exc: BaseException) -> str:
 
 def _open_cache(directory: Any) -> PickleFileCache:
     """The cache at ``directory``, once it is known to be a readable folder (or absent:
-    an empty cache)."""
+    an empty cache). A URL (``s3://bucket/prefix``) opens the shared store there."""
+    if isinstance(directory, str) and "://" in directory:
+        from .remote import open_store
+
+        return open_store(directory)  # type: ignore[return-value]
     cache = PickleFileCache(directory)
     path = cache.directory
     if os.path.lexists(path) and not os.path.isdir(path):
