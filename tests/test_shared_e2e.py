@@ -69,16 +69,27 @@ import sys
 from checkpointing import checkpoint
 
 
-@checkpoint(os.environ["CACHE"], compute_once=False, ignore=["fill"])
-def big(n, fill):
+@checkpoint(
+    os.environ["CACHE"],
+    compute_once=False,
+    ignore=["fill", "writers"],
+    track_files=False,  # the markers below are how the test synchronises, not inputs
+    allow_side_effects=True,
+)
+def big(n, fill, writers):
     print("RAN big", n, flush=True)
+    if writers:  # all compute before any saves: the saves overlap
+        open(f"computed-{fill}", "w").close()
+        while len([name for name in os.listdir(".") if name.startswith("computed-")]) < writers:
+            pass
     return bytes([fill]) * n
 
 
 if len(sys.argv) > 2:  # wait for the starting gun
     while not os.path.exists(sys.argv[2]):
         pass
-value = big(int(os.environ["SIZE"]), int(sys.argv[1]) if len(sys.argv) > 1 else 1)
+fill = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+value = big(int(os.environ["SIZE"]), fill, int(sys.argv[3]) if len(sys.argv) > 3 else 0)
 print("RESULT", len(value), set(value), flush=True)
 """
 
@@ -115,7 +126,7 @@ def test_concurrent_writers_of_one_key_leave_one_valid_entry(project, s3, tmp_pa
     size = 8 << 20
     writers = [
         subprocess.Popen(
-            [sys.executable, "big.py", fill, str(go)],
+            [sys.executable, "big.py", fill, str(go), "3"],
             cwd=project.root,
             env={
                 **os.environ,
@@ -136,7 +147,7 @@ def test_concurrent_writers_of_one_key_leave_one_valid_entry(project, s3, tmp_pa
         assert writer.returncode == 0 and f"RAN big {size}" in out, err
     assert len(s3.objects()) == 1
     reader = project.run("big.py", env={**_machine(s3, tmp_path, "d"), "SIZE": str(size)})
-    assert reader.ran == [] and "CorruptEntryWarning" not in reader.stderr
+    assert reader.ran == [] and "CorruptEntryWarning" not in reader.stderr, reader.stderr
     (result,) = reader.results
     assert result in {f"{size} {{1}}", f"{size} {{2}}", f"{size} {{3}}"}
 

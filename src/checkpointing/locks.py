@@ -149,10 +149,13 @@ class FileKeyLock(KeyLock):
     fill up; a waiter that locked a file which was removed meanwhile tries again.
     """
 
-    def __init__(self, lock_path: str, entry_path: str, file_mode: int = 0o600) -> None:
+    def __init__(
+        self, lock_path: str, entry_path: str, file_mode: int = 0o600, folder_mode: int = 0o700
+    ) -> None:
         self.lock_path = lock_path
         self.entry_path = entry_path
         self.file_mode = file_mode
+        self.folder_mode = folder_mode
         self._fd: Optional[int] = None
 
     def __repr__(self) -> str:
@@ -169,7 +172,7 @@ class FileKeyLock(KeyLock):
         try:
             fd = os.open(self.lock_path, _LOCK_FLAGS, self.file_mode)
         except FileNotFoundError:
-            os.makedirs(os.path.dirname(self.lock_path), mode=0o700, exist_ok=True)
+            os.makedirs(os.path.dirname(self.lock_path), mode=self.folder_mode, exist_ok=True)
             fd = os.open(self.lock_path, _LOCK_FLAGS, self.file_mode)
         if not _lock_fd(fd):
             os.close(fd)

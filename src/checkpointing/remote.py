@@ -111,6 +111,7 @@ def key_lock(cache: Any, context_id: str) -> Optional[KeyLock]:
             os.path.join(cache.directory, "locks", name + ".lock"),
             cache.path_of(context_id),
             cache.file_mode,
+            cache.folder_mode,
         )
     return None
 

@@ -137,6 +137,10 @@ WRONG = {
     "runtime.profile_safety_net": [0, "no", None],
     "runtime.track_env": [0, "no", None],
     "cache.variants": [0, -1, 2.5, "4", True, None, [4]],
+    "cache.local_tier": [None, 1, "", b"tier", "s3://bucket/tier", ["t"]],
+    "cache.lease_seconds": [0, -1, "60", True, None, [60]],
+    "checkpoint.compute_once": [1, "yes", None],
+    "checkpoint.wait_timeout": [0, -5.0, "10", False, None],
 }
 
 

@@ -330,7 +330,7 @@ class DecoratorCheckpoint:
                 state = TIMED_OUT
             else:
                 if waited:  # another thread of this process had the key: look again
-                    value = self._try_retrieve(func, key)
+                    value = self._try_retrieve(func, key, again=True)
                     if value is not _MISSING and value is not _STALE:
                         return value
                 try:
@@ -341,7 +341,7 @@ class DecoratorCheckpoint:
                     logger.debug("no compute-once lock for %s: %s", qualified_name(func), exc)
             try:
                 if state == ACQUIRED or state == READY:
-                    value = self._try_retrieve(func, key)
+                    value = self._try_retrieve(func, key, again=True)
                     if value is not _MISSING and value is not _STALE:
                         return value
                 elif state == TIMED_OUT and self.on_error == "warn":
@@ -453,7 +453,9 @@ class DecoratorCheckpoint:
         self._fail(func, "computing the key", exc)
         return None
 
-    def _try_retrieve(self, func: Callable[..., Any], key: str) -> Any:
+    def _try_retrieve(self, func: Callable[..., Any], key: str, again: bool = False) -> Any:
+        """The value stored under ``key``, or _MISSING or _STALE (logged, unless
+        ``again``: the caller looks a second time, after waiting for the key's lock)."""
         try:
             if self._retrieve_entry is not None:
                 value, checks = self._retrieve_entry(key)
@@ -462,7 +464,8 @@ class DecoratorCheckpoint:
                     if stale is not None:
                         value, checks = self._try_variants(key)
                         if value is _STALE:
-                            logger.info("%s re-runs: %s", qualified_name(func), stale)
+                            if not again:
+                                logger.info("%s re-runs: %s", qualified_name(func), stale)
                             return _STALE
                         logger.info(
                             "%s: an earlier entry matches its inputs as they are "
