@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import xxhash
 
-from checkpointing import store
 from checkpointing.config import defaults
 from checkpointing.errors import CheckpointNotExist, ConfigurationError, CorruptEntryWarning
 from checkpointing.store import (
@@ -636,7 +635,7 @@ def test_a_small_hit_is_one_open_one_fstat_and_one_read(cache, monkeypatch) -> N
             calls.append(_name)
             return _real(*args, **kwargs)
 
-        monkeypatch.setattr(store.os, name, counting)
+        monkeypatch.setattr(os, name, counting)
     assert cache.retrieve("k") == 42
     assert calls == ["open", "fstat", "read"]
     calls.clear()

@@ -82,6 +82,10 @@ class Node:
     slots: List[int] = field(default_factory=list)
     externals: List[str] = field(default_factory=list)
     from_source: bool = True
+    # A definition the root refers to, not analysed in this plan (a local plan's child).
+    stub: bool = False
+    # How another process finds it (see keyplan._find_definition); None: it cannot.
+    find: Any = None
     # What the analyzer could not see in this definition: (line, what).
     blind_spots: List[Tuple[Optional[int], str]] = field(default_factory=list)
 
@@ -350,17 +354,28 @@ def bytecode_digest(obj: Any) -> str:
 # -- Building ---------------------------------------------------------------------
 
 
-def build_plan(func: Any, warn: bool = True) -> KeyPlan:
+def build_plan(func: Any, warn: bool = True, local: bool = False) -> KeyPlan:
     """Analyse ``func`` (a function or class) and everything it reaches (``warn``:
-    announce its blind spots; False where the analysis is only displayed)."""
-    builder = _Builder(func)
+    announce its blind spots; False where the analysis is only displayed).
+
+    ``local``: analyse ``func`` alone. The definitions it refers to become the plan's
+    ``children`` (in the order its code names them) instead of being followed; the
+    walk over definitions found in values (:mod:`checkpointing.keyplan`) digests them
+    as nodes of its own graph, so a registry of 800 functions that reach one another
+    costs 800 local analyses, not 800 transitive ones.
+    """
+    builder = _Builder(func, local)
     builder.quiet = not warn
     return builder.build()
 
 
 class _Builder:
-    def __init__(self, root: Any) -> None:
+    def __init__(self, root: Any, local: bool = False) -> None:
         self.root = unwrap(root)
+        self.local = local
+        self.children: List[Any] = []
+        # How another process finds each child (None: it cannot).
+        self.child_specs: List[Any] = []
         self.nodes: List[Node] = []
         self.by_id: Dict[int, int] = {}
         self.slots: List[Slot] = []
@@ -399,6 +414,7 @@ class _Builder:
                 "digest": n.digest.hex(),
             }
             for n in self.nodes
+            if not n.stub
         ]
         externals = sorted(
             {name.partition(":")[0].split(".")[0] for n in self.nodes for name in n.externals}
@@ -426,6 +442,11 @@ class _Builder:
                     for where, filename, lineno, what, _ in self.blind
                 ],
             }
+            if self.local:
+                spec["children"] = self.child_specs
+                if any(d is None for d in spec["children"]):
+                    spec = None
+                    self.not_stored.append("a definition it refers to cannot be named")
         plan = KeyPlan(
             self.root,
             self.nodes,
@@ -436,11 +457,15 @@ class _Builder:
             summary=summary,
             spec=spec,
             external_modules=externals,
+            children=self.children,
         )
         plan.not_stored = "; ".join(dict.fromkeys(self.not_stored)) or None
         return plan
 
-    def _visit(self, obj: Any, is_root: bool = False) -> int:
+    def _visit(self, obj: Any, is_root: bool = False, spec: Any = None) -> int:
+        """Number ``obj`` and analyse it (in a local plan: only the root; ``spec`` then
+        says how another process finds a child that its own description cannot name,
+        a wrapper layer)."""
         known = self.by_id.get(id(obj))
         if known is not None:
             return known
@@ -448,9 +473,18 @@ class _Builder:
         self.by_id[id(obj)] = index
         is_class = isinstance(obj, type)
         node = Node(index, CLASS if is_class else FUNCTION, qualname_of(obj), obj)
+        # A wrapper layer describes as the function it wraps: it is found by ``spec``.
+        node.find = spec if spec is not None else describe(obj) if unwrap(obj) is obj else None
         self.nodes.append(node)
         record_entry: List[Any] = []
         self.records.append(record_entry)
+        if self.local and not is_root:
+            # Its content is the child's own digest, joined by the walk (by position).
+            node.stub = True
+            record_entry.extend(["child", node.kind, len(self.children)])
+            self.children.append(obj)
+            self.child_specs.append(node.find)
+            return index
 
         self._end = None
         canonical, filename, lineno = self._canonical(obj, is_root)
@@ -534,7 +568,7 @@ class _Builder:
                     Slot(
                         f"{node.qualname}.__defaults__",
                         defaults_of=obj,
-                        spec=["defaults", describe(obj)],
+                        spec=None if node.find is None else ["defaults", node.find],
                     ),
                 )
                 node.slots.append(slot)
@@ -614,9 +648,10 @@ class _Builder:
                 entries.append(self._attribute_slot(node, layer, hops, name, own))
         _, sources = _function_node(chain[-1]) if len(chain) > 1 else (None, [])
         shown = len(getattr(sources[0], "decorator_list", ())) if sources else 0
-        for layer in chain[: max(0, len(chain) - 1 - shown)]:
+        for hops, layer in enumerate(chain[: max(0, len(chain) - 1 - shown)]):
             if isinstance(layer, types.FunctionType) and is_project_object(layer):
-                child = self._visit(layer)
+                identity = describe(bound)
+                child = self._visit(layer, spec=identity and ["wrapper", identity, hops])
                 node.edges.append(child)
                 own.feed(("wrapper", self.nodes[child].qualname))
                 entries.append(("wrapper", child))
@@ -726,15 +761,17 @@ class _Builder:
         while i < len(self.nodes):  # grows as patched methods are followed
             node = self.nodes[i]
             i += 1
+            if node.stub:
+                continue  # guarded by its own (local) plan
             obj = node.obj
             if isinstance(obj, types.FunctionType):
-                self._add_code_guard(obj)
+                self._add_code_guard(obj, node.find)
             elif isinstance(obj, type):
                 for name, member in sorted(vars(obj).items()):
                     func = unwrap(member)
                     if not isinstance(func, types.FunctionType):
                         continue
-                    self._add_code_guard(func)
+                    self._add_code_guard(func, describe(func))
                     if (
                         node.from_source
                         and not _written_in(func.__code__, node)
@@ -744,13 +781,16 @@ class _Builder:
                         node.edges.append(child)
                         self.records[node.index].append(("method", name, child))
 
-    def _add_code_guard(self, func: types.FunctionType) -> None:
+    def _add_code_guard(self, func: types.FunctionType, find: Any) -> None:
         key = ("code", id(func))
         if key in self.guard_keys:
             return
         self.guard_keys.add(key)
         self.guards.append((func, "__code__", func.__code__))
-        self.guard_specs.append(["code", None, None, describe(func)])
+        if find is None:
+            self.persistable = False
+            self.not_stored.append(f"the wrapper {qualname_of(func)} cannot be found by name")
+        self.guard_specs.append(["code", None, None, find])
 
     @staticmethod
     def _module_name(namespace: Any) -> Optional[str]:

@@ -797,16 +797,33 @@ def _enc_function(h: Hasher, fn: types.FunctionType) -> None:
         del h._active[id(fn)]
 
 
+def _is_global_generator(owner: Any) -> bool:
+    """Is ``owner`` the hidden generator behind ``random.choice``, ``random.random``...
+    or numpy's ``np.random.rand``...? Its state is seeded afresh in every process and
+    moves at every draw, like the clock: a function calling ``random.choice`` depends
+    on that function, not on the state, which is not part of the key (seed the
+    generator and pass the seed as an argument where results must be reproducible)."""
+    for module, name in (("random", "_inst"), ("numpy.random.mtrand", "_rand")):
+        loaded = sys.modules.get(module)
+        if loaded is not None and getattr(loaded, name, None) is owner:
+            return True
+    return False
+
+
 def _enc_builtin_function(h: Hasher, fn: Any) -> None:
     owner = getattr(fn, "__self__", None)
     _put_str(h._buf, b"p", f"{getattr(fn, '__module__', None)}:{fn.__qualname__}")
-    if owner is None or isinstance(owner, types.ModuleType):
+    if owner is None or isinstance(owner, types.ModuleType) or _is_global_generator(owner):
         h._buf += b"-"
     else:
         _feed_at(h, owner, ".__self__")
 
 
 def _enc_method(h: Hasher, m: types.MethodType) -> None:
+    if _is_global_generator(m.__self__):
+        _put_str(h._buf, b"p", f"{m.__func__.__module__}:{m.__func__.__qualname__}")
+        h._buf += b"-"
+        return
     h._buf += b"M"
     _feed_at(h, m.__func__, ".__func__")
     _feed_at(h, m.__self__, ".__self__")

@@ -165,6 +165,7 @@ class KeyPlan:
         "_code_expected",
         "_records_generation",
         "_keys",
+        "children",
     )
 
     def __init__(
@@ -180,8 +181,12 @@ class KeyPlan:
         spec: Optional[Dict[str, Any]] = None,
         from_disk: bool = False,
         external_modules: Sequence[str] = (),
+        children: Sequence[Any] = (),
     ) -> None:
         self.root = root
+        # Of a local plan (see depgraph.build_plan): the definitions its code refers
+        # to, not part of ``static_digest``; the walk digests them.
+        self.children = tuple(children)
         self.nodes = nodes
         self.slots = slots
         self.static_digest = static_digest
@@ -420,6 +425,7 @@ def _guard_getter(namespace: Any, name: Any) -> Callable[[], Any]:
 _IMMUTABLE = frozenset({int, float, str, bytes, bool, type(None), complex, type(UNBOUND)})
 
 _PLANS: Dict[Any, KeyPlan] = {}
+_LOCAL_PLANS: Dict[Any, KeyPlan] = {}
 _LOCK = threading.RLock()
 _WARNED: set = set()
 # Roots whose decorator names extra dependencies: their blind spots were looked at.
@@ -506,8 +512,12 @@ def current(func: Any, directory: Optional[str] = None) -> Tuple[KeyPlan, bytes]
     digest = plan.values_digest() if plan is not None else None
     if digest is None:
         plan = plan_for(func, directory)
+        _STATE.walked = None
         digest = plan.values_digest()
         assert digest is not None, "a plan just built is valid"
+        if _STATE.walked:
+            _save_bundle(func, plan, _STATE.walked, directory or _default_directory)
+        _STATE.walked = 0  # collect only for the first key of a plan (see _Walk.finish)
     return plan, digest
 
 
@@ -519,7 +529,20 @@ def cached(func: Any) -> Optional[KeyPlan]:
 def plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
     """The key plan of a function or class: memoised, else read from ``directory``
     (``<cache>/analysis``), else built (and written there)."""
-    plan = _PLANS.get(func)
+    return _plan_for(func, directory, _PLANS, False)
+
+
+def local_plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
+    """The local plan of a definition (its own code, the values it reads, and the
+    definitions it refers to as ``children``): how the walk digests a definition found
+    inside a value, so that the work is linear in what a registry reaches."""
+    return _plan_for(func, directory, _LOCAL_PLANS, True)
+
+
+def _plan_for(
+    func: Any, directory: Optional[str], memo: Dict[Any, KeyPlan], local: bool
+) -> KeyPlan:
+    plan = memo.get(func)
     if plan is not None and plan.valid():
         return plan
     global _default_directory
@@ -528,27 +551,29 @@ def plan_for(func: Any, directory: Optional[str] = None) -> KeyPlan:
     elif _default_directory is None:
         _default_directory = directory
     with _LOCK:
-        plan = _PLANS.get(func)
+        plan = memo.get(func)
         if plan is not None and plan.valid():
             return plan
         if plan is not None:
             _refresh_swapped_code(plan)
-        shipped = _SHIPPED.pop(func, None)
-        adopted = _adopt(func, shipped) if shipped is not None else _adopt_by_name(func)
+        shipped = None if local else _SHIPPED.pop(func, None)
+        adopted = _adopt(func, shipped) if shipped is not None else _adopt_by_name(func, local)
         if adopted is not None:
-            _PLANS[func] = adopted
+            memo[func] = adopted
             return adopted
-        path = _plan_path(func, directory) if directory else None
+        path = _plan_path(func, directory, local) if directory else None
         plan = _load(func, path) if path and plan is None else None
+        if plan is not None and not local:
+            _load_bundle(path)  # type: ignore[arg-type]
         if plan is None:
             from .depgraph import build_plan
 
-            plan = build_plan(func)
+            plan = build_plan(func, local=local)
             if path and plan.spec is not None:
                 _save(plan, path)
             elif path:
                 _note_not_stored(plan, path)
-        _PLANS[func] = plan
+        memo[func] = plan
     return plan
 
 
@@ -607,7 +632,7 @@ _QUIET = threading.local()
 # Plans of __main__ definitions shipped, by qualified name within __main__.
 _SHIPPED_NAMED: Dict[str, List[Dict[str, Any]]] = {}
 # Exported plans of __main__ definitions: id -> (definition, its plan, data).
-_EXPORTED: Dict[int, Tuple[Any, "KeyPlan", Optional[Dict[str, Any]]]] = {}
+_EXPORTED: Dict[int, Tuple[Any, List["KeyPlan"], List[Dict[str, Any]]]] = {}
 
 
 def export_definitions(func: Any) -> List[Dict[str, Any]]:
@@ -643,20 +668,27 @@ def export_definitions(func: Any) -> List[Dict[str, Any]]:
         known = _EXPORTED.get(id(original))
         # Valid while no module was reloaded and no name it was found by was rebound
         # (a helper redefined in a notebook cell).
-        if known is not None and known[0] is original and known[1].valid():
+        if known is not None and known[0] is original and all(p.valid() for p in known[1]):
             data = known[2]
         else:
-            data = None
+            data = []
             _QUIET.on = True
             try:
-                plan = _PLANS.get(original)
-                if plan is None or not plan.valid():
-                    plan = build_plan(original)
-                if plan.spec is not None:
-                    data = dict(
-                        plan.spec, main_modules=_main_modules(), bytecode=bytecode_digest(original)
-                    )
-                _EXPORTED[id(original)] = (original, plan, data)
+                # Digested as values by their local plans; explained (the class of an
+                # argument, in ``why``) by their whole plans.
+                plans = [_LOCAL_PLANS.get(original), _PLANS.get(original)]
+                for index, plan in enumerate(plans):
+                    if plan is None or not plan.valid():
+                        plan = plans[index] = build_plan(original, local=index == 0)
+                    if plan.spec is not None:
+                        data.append(
+                            dict(
+                                plan.spec,
+                                main_modules=_main_modules(),
+                                bytecode=bytecode_digest(original),
+                            )
+                        )
+                _EXPORTED[id(original)] = (original, plans, data)
             except Exception as exc:  # not shipped: the worker will not share its keys
                 logger.debug(
                     "not shipping the analysis of %s: %s: %s",
@@ -666,8 +698,7 @@ def export_definitions(func: Any) -> List[Dict[str, Any]]:
                 )
             finally:
                 _QUIET.on = False
-        if data is not None:
-            out.append(data)
+        out.extend(data)
     return out
 
 
@@ -681,24 +712,31 @@ def receive_definitions(shipped: Sequence[Dict[str, Any]]) -> None:
                 versions.append(data)
 
 
-def _shipped_version(obj: Any) -> Optional[Dict[str, Any]]:
-    """The plan shipped for the definition ``obj`` has been copied from: same name,
-    same bytecode (the most recent such)."""
+def _shipped_version(obj: Any, local: bool) -> Optional[Dict[str, Any]]:
+    """The plan (``local`` or whole) shipped for the definition ``obj`` has been copied
+    from: same name, same bytecode (the most recent such)."""
     versions = _SHIPPED_NAMED.get(getattr(obj, "__qualname__", ""))
     if not versions:
         return None
     from .depgraph import bytecode_digest
 
     digest = bytecode_digest(obj)
-    return next((data for data in reversed(versions) if data.get("bytecode") == digest), None)
+    return next(
+        (
+            data
+            for data in reversed(versions)
+            if data.get("bytecode") == digest and ("children" in data) == local
+        ),
+        None,
+    )
 
 
-def _adopt_by_name(obj: Any) -> Optional[KeyPlan]:
+def _adopt_by_name(obj: Any, local: bool) -> Optional[KeyPlan]:
     """The shipped plan of a copy of a parent's ``__main__`` definition (a class or
     function that came by value, with arguments), if any."""
     if getattr(obj, "__module__", None) != "__main__" or not is_pickled_copy(obj):
         return None
-    data = _shipped_version(obj)
+    data = _shipped_version(obj, local)
     return _adopt(obj, data) if data is not None else None
 
 
@@ -816,7 +854,7 @@ def describe(obj: Any) -> Optional[List[Any]]:
     return None
 
 
-def _plan_path(func: Any, directory: str) -> Optional[str]:
+def _plan_path(func: Any, directory: str, local: bool = False) -> Optional[str]:
     identity = describe(func)
     if identity is None:
         return None
@@ -830,6 +868,7 @@ def _plan_path(func: Any, directory: str) -> Optional[str]:
                 identity,
                 [os.fspath(r) for r in roots] if roots else None,
             ]
+            + (["local"] if local else [])
         ).encode()
     )
     return os.path.join(directory, key + ".json")
@@ -837,6 +876,12 @@ def _plan_path(func: Any, directory: str) -> Optional[str]:
 
 def _load(func: Any, path: str) -> Optional[KeyPlan]:
     try:
+        data = _BUNDLED.pop(os.path.basename(path), None)
+        if data is not None:
+            plan = _rebuild(func, data)
+            if plan is not None:
+                _FROM_BUNDLE.add(id(plan))
+                return plan
         data = read_plan_file(path)
         plan = _rebuild(func, data)
     except FileNotFoundError:
@@ -903,7 +948,11 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
             guards.append((namespace, name, snapshot))
             continue
         elif kind == "code":  # the code object of an analysed function (see depgraph)
-            owner = _find_function(func, found, expected, locate, functions)
+            owner = (
+                _find_definition(func, found, expected, locate, functions)
+                if expected[0] == "wrapper"
+                else _find_function(func, found, expected, locate, functions)
+            )
             if owner is None:
                 return None
             guards.append((owner, "__code__", owner.__code__))
@@ -918,6 +967,7 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
             guards.append((None, cell, current))
         found.setdefault(_described(expected), current)
     slots = []
+    owners: Dict[Any, Any] = {}
     for qualname, spec in data["slots"]:
         kind = spec[0]
         if kind == "global":
@@ -936,16 +986,23 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
                 return None
             slots.append(Slot(qualname, cell=cell, spec=spec))
         elif kind == "attribute":  # on a definition found through a guard, or the root
-            owner = _attribute_owner(func, found, spec[1], spec[2], locate)
+            where = (_described(spec[1]), spec[2])
+            owner = owners.get(where, UNBOUND)
+            if owner is UNBOUND:  # a wrapper carries a dozen: found once
+                owner = owners[where] = _attribute_owner(func, found, spec[1], spec[2], locate)
             namespace = getattr(owner, "__dict__", None)
             if namespace is None:
                 return None
             slots.append(Slot(qualname, namespace, spec[3], spec=spec, owner=owner))
-        else:  # defaults of a helper found through a guard
-            owner = found.get(_described(spec[1]))
+        else:  # defaults of a helper found through a guard (or of a wrapper layer)
+            owner = (
+                _find_definition(func, found, spec[1], locate, functions)
+                if spec[1][0] == "wrapper"
+                else found.get(_described(spec[1]))
+            )
             if owner is None:
                 return None
-            owner = unwrap(owner)
+            owner = owner if spec[1][0] == "wrapper" else unwrap(owner)
             slots.append(Slot(qualname, defaults_of=owner, spec=spec))
     for identity, names in data.get("attributes", ()):
         # A class that gained or lost value attributes (``Cls.NEW = 1`` in a module the
@@ -953,6 +1010,12 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
         owner = _attribute_owner(func, found, identity, -1, locate)
         if not isinstance(owner, type) or value_attributes(owner) != names:
             return None
+    children = []
+    for expected in data.get("children", ()):
+        child = _find_definition(func, found, expected, locate, functions)
+        if child is None:
+            return None
+        children.append(child)
     # What the analysis could not see was said when it was made; ``graph`` and ``why``
     # show it again (issue 9: not once more in every process that reuses the analysis).
     return KeyPlan(
@@ -966,6 +1029,7 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
         spec=data,
         from_disk=True,
         external_modules=data.get("externals", ()),
+        children=children,
     )
 
 
@@ -1021,6 +1085,42 @@ def _find_function(
         if isinstance(obj, types.FunctionType) and locate.same(obj, expected):
             return obj
     return _function_by_name(expected, locate)
+
+
+def _find_definition(
+    root: Any, found: Dict[Any, Any], expected: Any, locate: _Locator, functions: _Functions
+) -> Any:
+    """The function or class (unwrapped) that a local plan's child description names,
+    or the wrapper layer ``["wrapper", description, hops]`` names."""
+    if expected and expected[0] == "wrapper":
+        bound = found.get(_described(expected[1]))
+        chain = unwrap_chain(bound) if bound is not None else []
+        hops = expected[2]
+        layer = chain[hops] if hops < len(chain) - 1 else None
+        return layer if isinstance(layer, types.FunctionType) else None
+    obj = found.get(_described(expected))
+    if obj is not None:
+        obj = unwrap(obj)
+        return obj if locate.same(obj, expected) else None
+    if expected and expected[0] == "function":
+        obj = _find_function(root, found, expected, locate, functions)
+        if obj is not None:
+            return obj
+        # A wrapper's code (``helper = logged(_helper)``): down a found object's chain.
+        for value in (root, *found.values()):
+            for layer in unwrap_chain(value):
+                if isinstance(layer, types.FunctionType) and locate.same(layer, expected):
+                    return layer
+        return None
+    if expected and expected[0] == "class":
+        module, _, path = expected[1].partition(":")
+        first, _, rest = path.partition(".")
+        namespace = locate.namespace(module, first)
+        obj = namespace.get(first) if namespace is not None else None
+        for part in rest.split(".") if rest else ():
+            obj = getattr(obj, part, None) if obj is not None else None
+        return obj if isinstance(obj, type) and locate.same(obj, expected) else None
+    return None
 
 
 def _function_by_name(expected: Any, locate: _Locator) -> Any:
@@ -1135,10 +1235,60 @@ def _note_not_stored(plan: KeyPlan, path: str) -> None:
         logger.debug("could not write %s: %s", note, exc)
 
 
-def _save(plan: KeyPlan, path: str) -> None:
+# -- Bundles: the local plans a root's key reads, in one file -----------------------
+#
+# A function that reads a registry reaches hundreds of definitions, each with a local
+# plan of its own file; a new process reads them all before its first hit. The local
+# plans one computation of a root's key used are also written together, beside the
+# root's plan, and read with it: one file, not hundreds. Each plan in a bundle passes
+# the same checks as one read from its own file.
+
+_BUNDLE_SUFFIX = ".bundle"
+# Local plans read from a bundle and not used yet, by the name of their own file.
+_BUNDLED: Dict[str, Dict[str, Any]] = {}
+# Ids of the plans built from a bundle (a bundle needs no rewriting if all came so).
+_FROM_BUNDLE: set = set()
+
+
+def _bundle_path(path: str) -> str:
+    return path[: -len(".json")] + _BUNDLE_SUFFIX
+
+
+def _load_bundle(path: str) -> None:
+    try:
+        data = read_plan_file(_bundle_path(path))
+        if data.get("format") != ANALYSIS_FORMAT:
+            return
+        plans = data["plans"]
+        if isinstance(plans, dict):
+            _BUNDLED.update(plans)
+    except FileNotFoundError:
+        return
+    except Exception as exc:  # damaged: the plans are read one by one, and it is rewritten
+        logger.debug("bundle of %s not used: %s: %s", path, type(exc).__name__, exc)
+
+
+def _save_bundle(func: Any, plan: KeyPlan, walked: List[KeyPlan], directory: Any) -> None:
+    if not directory or plan.spec is None:
+        return
+    if all(id(p) in _FROM_BUNDLE for p in walked):
+        return
+    path = _plan_path(func, directory)
+    if path is None:
+        return
+    plans = {}
+    for local in walked:
+        local_path = _plan_path(local.root, directory, local=True)
+        if local.spec is not None and local_path is not None:
+            plans[os.path.basename(local_path)] = local.spec
+    _write_plan_file(_bundle_path(path), {"format": ANALYSIS_FORMAT, "plans": plans})
+
+
+def _write_plan_file(path: str, data: Dict[str, Any]) -> bool:
+    """Write ``data`` where :func:`read_plan_file` reads it back (checksum, own name)."""
     from .store import write_private_file
 
-    body = json.dumps(plan.spec, separators=(",", ":")).encode()
+    body = json.dumps(data, separators=(",", ":")).encode()
     try:
         write_private_file(
             path,
@@ -1151,7 +1301,13 @@ def _save(plan: KeyPlan, path: str) -> None:
             ],
         )
     except OSError as exc:  # the analysis is only an optimisation
-        logger.debug("could not store the analysis of %s: %s", qualname_of(plan.root), exc)
+        logger.debug("could not store %s: %s", path, exc)
+        return False
+    return True
+
+
+def _save(plan: KeyPlan, path: str) -> None:
+    if not _write_plan_file(path, plan.spec):  # type: ignore[arg-type]
         return
     try:  # an earlier process could not store it
         os.remove(_note_path(plan.root, path))
@@ -1211,8 +1367,8 @@ class _Node:
         self.reader = reader  # (plan, slot index) that first read a value, for warnings
         self.plan: Optional[KeyPlan] = None  # of a definition: its plan and what it read
         self.read: List[Any] = []
-        # Digested as a member of a cycle: its digest is that of the whole component,
-        # made only when no member is taken from an earlier walk (never offered to one).
+        # Digested as a member of a cycle: its digest is that of the whole component
+        # (offered to later walks only where they start, see _reusable_digest).
         self.cyclic = False
 
 
@@ -1235,39 +1391,51 @@ class _Walk:
         self._witness: Any = _UNSET
 
     def digest_of(self, original: Any) -> bytes:
-        index = self._definition(original)
+        index = self._definition(original, top=True)
         node = self.nodes[index]
         if node.digest is None:
             self._discover(index)
             self._fold(index)
         return node.digest  # type: ignore[return-value]
 
-    def _definition(self, original: Any) -> int:
+    def _definition(self, original: Any, top: bool = False) -> int:
         index = self.definitions.get(id(original))
         if index is None:
             index = self.definitions[id(original)] = len(self.nodes)
             node = _Node(original, True)
             self.nodes.append(node)
-            node.digest = self._reusable_digest(original)
+            node.digest = self._reusable_digest(original, top)
         return index
 
-    def _reusable_digest(self, original: Any) -> Optional[bytes]:
-        """The digest an earlier walk found for ``original``, if nothing it read changed."""
+    def _reusable_digest(self, original: Any, top: bool) -> Optional[bytes]:
+        """The digest an earlier walk found for ``original``, if nothing it read changed.
+
+        A member of a cycle digests as part of its whole component. Its earlier digest
+        is taken only where this walk starts (``top``: the class of an argument, met
+        at every call); met as a successor, it is digested again with its component,
+        so that no component is ever digested with some members taken from an earlier
+        walk and the others made here (which would give a digest no fresh process
+        gives)."""
         if not self.shared:
             return None
         entry = _REUSABLE.get(id(original))
-        if entry is None or entry.digests[id(original)][0] is not original:
+        if entry is None:
+            return None
+        obj, digest, cyclic = entry.digests[id(original)]
+        if obj is not original or (cyclic and not top):
             return None
         known = self.reused.get(id(entry), _UNSET)
         if known is _UNSET:
             known = self.reused[id(entry)] = entry if entry.witness.holds() else None
-        return entry.digests[id(original)][1] if known is not None else None
+        return digest if known is not None else None
 
     def finish(self) -> Optional["_Witness"]:
         """What must stay as it is for this walk's digests to stay valid (None: cannot
         be told cheaply); the digests are offered to later walks when it can."""
         if self._witness is not _UNSET:
             return self._witness
+        if self.shared and getattr(_STATE, "walked", 0) is None:
+            _STATE.walked = [n.plan for n in self.nodes if n.plan is not None]
         reads: Dict[Any, Tuple[Any, Any]] = {}  # each place read once, however many plans
         containers: List[Any] = []
         seen: set = set()
@@ -1288,9 +1456,9 @@ class _Walk:
                 [e for e in self.reused.values() if e is not None],
             )
             digests = {
-                id(node.obj): (node.obj, node.digest)
+                id(node.obj): (node.obj, node.digest, node.cyclic)
                 for node in self.nodes
-                if node.plan is not None and node.digest is not None and not node.cyclic
+                if node.plan is not None and node.digest is not None
             }
             if digests and self.shared:
                 entry = _Reusable(witness, digests)
@@ -1327,11 +1495,11 @@ class _Walk:
                     hashing.Hasher()
                     .feed_bytes(b"definition")
                     .feed_bytes(plan.static_digest)
-                    .feed(len(values))
+                    .feed((len(plan.children), len(values)))
                     .digest()
                 )
                 keys = plan._keys[plan._n_guards :]
-                node.succ = [
+                node.succ = [self._definition(child) for child in plan.children] + [
                     self._value(value, (plan, i), keys[i]) for i, value in enumerate(values)
                 ]
             else:
@@ -1469,14 +1637,14 @@ def _values_witness(values: List[Any]) -> Optional[_Witness]:
 
 
 def _plan_and_read(original: Any) -> Tuple[KeyPlan, List[Any]]:
-    """A definition's valid plan and what its guards and slots hold now."""
-    plan = _PLANS.get(original)
+    """A definition's valid local plan and what its guards and slots hold now."""
+    plan = _LOCAL_PLANS.get(original)
     values = plan.read_now() if plan is not None else None
     if values is None:
         # Building a plan may hash values of its own: not as part of this walk.
         walk, _STATE.walk = getattr(_STATE, "walk", None), None
         try:
-            plan = plan_for(original)
+            plan = local_plan_for(original)
         finally:
             _STATE.walk = walk
         values = plan.read_now()
@@ -1692,11 +1860,16 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             continue
         elif t is types.BuiltinFunctionType and encoder is builtins[t]:
             owner = value.__self__  # a bound builtin method is hashed with its owner
-            if owner is not None and type(owner) is not types.ModuleType:
+            if (
+                owner is not None
+                and type(owner) is not types.ModuleType
+                and not hashing._is_global_generator(owner)
+            ):
                 stack.append(owner)
             continue
         elif t is types.MethodType and encoder is builtins[t]:
-            stack.extend((value.__func__, value.__self__))
+            if not hashing._is_global_generator(value.__self__):
+                stack.extend((value.__func__, value.__self__))
             continue
         elif encoder is hashing._enc_partial and t is functools.partial:
             stack.extend((value.func, value.args, value.keywords))

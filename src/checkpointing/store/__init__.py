@@ -1,0 +1,93 @@
+"""Where results live: the cache interface and the crash-safe local file store.
+
+The package owns the stored format and nothing else: it does not know how keys are
+computed (:mod:`checkpointing.identify`) nor what to do when caching fails
+(:mod:`checkpointing.decorator`). One module per responsibility:
+
+* :mod:`.base`: :class:`CacheBase`, the interface any backend implements (1.0's
+  ``save``/``retrieve``, and the optional metadata and history methods);
+* :mod:`.format`: the bytes of an entry (header, checksum, signature, layout), with no
+  disk: :func:`~.format.encode`/:func:`~.format.decode`;
+* :mod:`.fileio`: atomic writes, regular-file opens, private folders, trust of files;
+* :mod:`.files`: :class:`PickleFileCache`, the local directory (the default store);
+  :mod:`.variants` and :mod:`.history` are its variants of a key and history of a
+  function;
+* :mod:`.memory`: :class:`InMemoryLRUCache`; :mod:`.locks`: :class:`SynchronizedCache`.
+
+Everything that was importable from the single ``checkpointing.store`` module is still
+importable from here (the names below the public ones are for the command line and the
+tests).
+"""
+
+from .base import CacheBase
+from .fileio import (
+    _COALESCE,
+    _DIR_FLAGS,
+    _OTHERS_WRITE,
+    _POSIX_OWNERS,
+    _READ_FLAGS,
+    _TEMP_FLAGS,
+    _TEMP_PREFIX,
+    STALE_TEMP_SECONDS,
+    _atomic_write,
+    _create_temporary,
+    _folder_problem,
+    _locked,
+    _make_private_folder,
+    _open_regular,
+    _read_header,
+    _read_regular,
+    _remove_tree,
+    _unlink_in,
+    _write_all,
+    read_trusted_file,
+    write_private_file,
+)
+from .files import _LEGACY_NAME, CACHEDIR_TAG, EntryInfo, PickleFileCache
+from .format import (
+    _ALIGN,
+    _FIRST_READ,
+    _HAS_CHECKS,
+    _LAYOUT,
+    _LENGTH,
+    _MAX_HEADER,
+    _NO_SIGNATURE,
+    _PREFIX,
+    _SAFE_ID,
+    _SIGNATURE_AT,
+    _SIGNED,
+    _SMALL,
+    _SMALL_MIN,
+    _SUFFIX,
+    _WINDOWS_RESERVED,
+    FORMAT_VERSION,
+    MAGIC,
+    _aligned,
+    _both,
+    _check_signature,
+    _Corrupt,
+    _file_stem,
+    _fill,
+    _hmac,
+    _key_digest,
+    _new_mac,
+    _read_entry,
+    _read_exactly,
+    _read_small,
+    _serialize,
+    _Untrusted,
+)
+from .history import HISTORY_LENGTH, read_history_file
+from .locks import SynchronizedCache
+from .memory import InMemoryLRUCache
+from .variants import _checks_digest
+
+__all__ = [
+    "CACHEDIR_TAG",
+    "CacheBase",
+    "EntryInfo",
+    "FORMAT_VERSION",
+    "InMemoryLRUCache",
+    "PickleFileCache",
+    "SynchronizedCache",
+]

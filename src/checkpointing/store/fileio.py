@@ -1,0 +1,307 @@
+"""The file operations the local store is built of, each keeping one promise.
+
+* :func:`_atomic_write`: a file is written to a locked temporary in the same folder,
+  flushed, fsynced and renamed over the target, so a crash, a full disk or a read-only
+  folder leaves the old file or the new one, never a broken one and no temporary;
+  :func:`_locked` tells a live writer's temporary from a killed writer's leftover.
+* :func:`_open_regular`: only regular files are opened (``O_NOFOLLOW | O_NONBLOCK``,
+  then ``fstat``), so a FIFO or a symlink is refused, never a hang.
+* :func:`_make_private_folder` and :func:`_unlink_in`: folders are created with the
+  cache's mode, and no write or deletion follows a symbolic link out of the root.
+* :func:`_folder_problem`, :func:`read_trusted_file`: whether a file could have been
+  written by another user (then it must not be unpickled).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import Any, Dict, List, Optional, Tuple
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; stale temporaries are judged by age
+    fcntl = None  # type: ignore[assignment]
+
+from ..config import defaults, folder_mode, validate_permissions
+from .format import _SUFFIX, _Corrupt, _read_entry
+
+__all__ = ["STALE_TEMP_SECONDS", "read_trusted_file", "write_private_file"]
+
+_COALESCE = 1 << 16  # chunks smaller than this are joined into one write
+_TEMP_PREFIX = ".tmp-"
+STALE_TEMP_SECONDS = 60
+"""A temporary file older than this, that no live writer holds locked, is a leftover."""
+_READ_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+)
+_DIR_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_DIRECTORY", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+_POSIX_OWNERS = hasattr(os, "geteuid")
+
+
+def _open_regular(path: str) -> int:
+    """A descriptor open for reading on ``path``, never following a final symbolic link
+    and never blocking (a FIFO); the caller ``fstat``s it. Raises OSError, or _Corrupt
+    for a symbolic link."""
+    try:
+        return os.open(path, _READ_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or (exc.errno == errno.ENXIO):
+            raise _Corrupt("not a regular file (a symbolic link or a special file)") from None
+        raise
+
+
+def _read_regular(path: str, limit: int) -> bytes:
+    """The bytes of the regular file at ``path`` (at most ``limit``); raises _Corrupt
+    for anything else (FIFO, symlink, device) and OSError."""
+    fd = _open_regular(path)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _Corrupt("not a regular file")
+        with open(fd, "rb", buffering=0, closefd=False) as handle:
+            return handle.read(limit)
+    finally:
+        os.close(fd)
+
+
+def _read_header(path: str) -> Dict[str, Any]:
+    fd = _open_regular(path)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _Corrupt("not a regular file")
+        with open(fd, "rb", buffering=0, closefd=False) as handle:
+            header, _, _ = _read_entry(handle, payload=False)
+        return header
+    finally:
+        os.close(fd)
+
+
+def read_trusted_file(path: str, limit: int = 1 << 26) -> bytes:
+    """The bytes of a small file of the cache (an analysis plan) that only the current
+    user could have written: a regular file, owned by the user, in a folder others
+    cannot write. Raises FileNotFoundError, or ValueError naming what is wrong."""
+    try:
+        fd = _open_regular(path)
+    except _Corrupt as exc:
+        raise ValueError(str(exc)) from None
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise ValueError("not a regular file")
+        if _POSIX_OWNERS:
+            uid = os.geteuid()
+            problem = _folder_problem(os.path.dirname(path), uid)
+            if status.st_uid != uid:
+                problem = f"owned by user {status.st_uid}, not by you ({uid})"
+            elif status.st_mode & _OTHERS_WRITE:
+                problem = "writable by other users"
+            if problem is not None:
+                raise ValueError(f"not trusted: {problem}")
+        with open(fd, "rb", buffering=0, closefd=False) as handle:
+            return handle.read(limit)
+    finally:
+        os.close(fd)
+
+
+def write_private_file(path: str, chunks: List[Any]) -> None:
+    """Write a file of the cache (an analysis plan) atomically, with the cache's
+    permissions, creating its folder and the folder above if needed."""
+    mode = validate_permissions(defaults["cache.permissions"])
+    folder = os.path.dirname(path)
+    _make_private_folder(os.path.dirname(folder), folder_mode(mode), root=True)
+    _make_private_folder(folder, folder_mode(mode))
+    _atomic_write(folder, path, chunks, mode)
+
+
+def _folder_problem(folder: str, uid: int, follow: bool = False) -> Optional[str]:
+    try:
+        status = os.stat(folder) if follow else os.lstat(folder)
+    except OSError as exc:
+        return f"its folder {folder} cannot be checked ({exc.strerror})"
+    if stat.S_ISLNK(status.st_mode):
+        return f"its folder {folder} is a symbolic link"
+    if status.st_uid != uid:
+        return f"its folder {folder} is owned by user {status.st_uid}, not by you ({uid})"
+    if status.st_mode & _OTHERS_WRITE:
+        return f"its folder {folder} is writable by other users"
+    return None
+
+
+def _make_private_folder(folder: str, mode: int, root: bool = False) -> None:
+    """Create ``folder`` with ``mode`` if missing; refuse a symbolic link below the
+    root (it could lead writes and deletions out of the cache); tighten a folder of
+    ours whose mode lets others write it (a cache made by an older version under a
+    permissive umask)."""
+    try:
+        os.mkdir(folder, mode)
+        os.chmod(folder, mode)  # the umask may have removed bits the user asked for
+        return
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        if not root:
+            raise
+        os.makedirs(folder, exist_ok=True)
+        os.chmod(folder, mode)
+        return
+    status = os.lstat(folder)
+    if stat.S_ISLNK(status.st_mode) and not root:
+        raise OSError(
+            errno.ELOOP,
+            f"{folder} is a symbolic link; checkpointing does not "
+            f"follow links out of the cache root: remove it",
+        )
+    if (
+        _POSIX_OWNERS
+        and stat.S_ISDIR(status.st_mode)
+        and status.st_uid == os.geteuid()
+        and status.st_mode & _OTHERS_WRITE & ~mode
+    ):
+        os.chmod(folder, mode)
+
+
+def _unlink_in(folder: str, name: str) -> None:
+    """Remove ``name`` from ``folder`` without following a symbolic link at ``folder``."""
+    if os.unlink in os.supports_dir_fd and _DIR_FLAGS & getattr(os, "O_NOFOLLOW", 0):
+        try:
+            fd = os.open(folder, _DIR_FLAGS)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise OSError(
+                    errno.ELOOP,
+                    f"{folder} is a symbolic link or not a folder; "
+                    f"checkpointing does not follow it",
+                ) from None
+            raise
+        try:
+            os.unlink(name, dir_fd=fd)
+        finally:
+            os.close(fd)
+        return
+    if os.path.islink(folder):
+        raise OSError(errno.ELOOP, f"{folder} is a symbolic link; checkpointing does not follow it")
+    os.remove(os.path.join(folder, name))
+
+
+def _locked(path: str) -> bool:
+    """True if a live writer holds ``path`` locked (see :func:`_atomic_write`)."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _remove_tree(folder: str) -> None:
+    """Remove the variants under ``folder`` (entry files and emptied folders only; a
+    symbolic link is removed itself, never followed out of the cache)."""
+    try:
+        if stat.S_ISLNK(os.lstat(folder).st_mode):
+            os.unlink(folder)
+            return
+    except OSError:
+        return
+    for root, _dirs, files in os.walk(folder, topdown=False):
+        for name in files:
+            if name.endswith(_SUFFIX):
+                try:
+                    os.remove(os.path.join(root, name))
+                except OSError:
+                    pass
+        try:
+            os.rmdir(root)
+        except OSError:
+            pass
+
+
+_TEMP_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def _create_temporary(directory: str, mode: int = 0o600) -> Tuple[int, str]:
+    """A new file in ``directory`` under a random name, open for writing, with ``mode``
+    (0600 unless the user opened the cache to a group), locked while it is written so
+    that no cleaner takes a live writer's file for a leftover.
+
+    Like ``tempfile.mkstemp`` without importing tempfile (slow to import).
+    """
+    for _ in range(100):
+        path = os.path.join(directory, f"{_TEMP_PREFIX}{os.urandom(8).hex()}{_SUFFIX}")
+        try:
+            fd = os.open(path, _TEMP_FLAGS, mode)
+        except FileExistsError:
+            continue
+        try:
+            if mode != 0o600 and hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)  # the umask may have removed group bits asked for
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            os.remove(path)
+            raise
+        return fd, path
+    raise FileExistsError(f"could not create a temporary file in {directory}")
+
+
+def _atomic_write(directory: str, path: str, chunks: List[Any], mode: int = 0o600) -> None:
+    """Write ``chunks`` to ``path`` through a fsynced temporary file and a rename.
+
+    On any failure the temporary file is removed and the exception propagates.
+    """
+    fd, temporary = _create_temporary(directory, mode)
+    closed = False
+    try:
+        try:
+            pending = bytearray()
+            for chunk in chunks:
+                size = len(chunk) if isinstance(chunk, (bytes, bytearray)) else chunk.nbytes
+                if size < _COALESCE:
+                    pending += chunk
+                    continue
+                _write_all(fd, pending)
+                pending = bytearray()
+                _write_all(fd, chunk)  # a large buffer: written from where it lies
+            _write_all(fd, pending)
+            os.fsync(fd)
+            if fcntl is None:  # Windows cannot rename an open file
+                os.close(fd)
+                closed = True
+            # Renamed while still locked: a cleaner never removes a finished file.
+            os.replace(temporary, path)
+        finally:
+            if not closed:
+                os.close(fd)
+    except BaseException:
+        try:
+            os.remove(temporary)
+        except OSError:
+            pass
+        raise
+
+
+def _write_all(fd: int, chunk: Any) -> None:
+    view = memoryview(chunk)
+    while view.nbytes:
+        written = os.write(fd, view)
+        view = view[written:]

@@ -1,0 +1,421 @@
+"""The entry format: bytes in, bytes out (header, checksum, signature, layout).
+
+Nothing here touches the disk: :func:`encode` makes the bytes of an entry and
+:func:`decode` checks and reads them back, so the format is testable in memory and any
+store (a local directory, a remote one) writes the same entries. The local store
+(:mod:`checkpointing.store.files`) uses the pieces directly (:func:`_serialize` yields
+chunks so that large buffers are written without a copy; :func:`_read_small` and
+:func:`_read_entry` read from an open file).
+
+A read checks a magic number, the format version and an xxh3-64 checksum, so a
+truncated, corrupted, foreign or empty entry is rejected (``_Corrupt``, naming why),
+never a wrong value; it checks that the entry belongs to the key asked for (a digest of
+the key is in the checksummed header); with a secret, the HMAC-SHA256 signature is
+checked before any byte is unpickled (``_Untrusted``). Large buffers (numpy arrays)
+travel out of band with pickle protocol 5, each at a 64-byte-aligned offset.
+
+Entry layout (all integers little-endian)::
+
+    offset 0   b"CKPT"                     magic
+    offset 4   u8   format version         FORMAT_VERSION
+    offset 5   u32  header length H
+    offset 9   u64  checksum               xxh3-64 of every byte from offset 17 to the end
+    offset 17  32 bytes signature          HMAC-SHA256 of every byte from offset 49 to
+                                           the end (zeros when unsigned)
+    offset 49  H bytes of header:
+               u64  pickle length P
+               u32  number of out-of-band buffers N
+               u32  flags                  1: the JSON holds "checks"; 2: signed
+               16 bytes                    xxh3-128 of the key (UTF-8)
+               N x u64  buffer lengths
+               JSON (UTF-8): the caller's metadata plus "pickle_protocol", "size"
+               (payload bytes), "pickle_size", "buffers" (lengths), "context_id"
+    then, each starting at the next multiple of 64 (zero padding between):
+               the pickle stream, then every out-of-band buffer in order.
+
+The prefix comes first and has a fixed size so that one small read yields the header;
+the offsets of the payload follow from its binary part alone, so a hit never parses
+the JSON (which only ``read_metadata`` and the command line need).
+
+File names (the layout of a store): a key made of lowercase letters, digits, ``.``,
+``_`` and ``-`` (no leading dot, at most 200 characters, not a Windows device name) is
+its own file stem; any other non-empty str is mapped by :func:`_file_stem`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import re
+import struct
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import xxhash
+
+__all__ = ["FORMAT_VERSION", "MAGIC", "decode", "decode_header", "encode"]
+
+MAGIC = b"CKPT"
+FORMAT_VERSION = 3
+"""Version of the entry layout; a file of another version is a (warned) miss."""
+
+_PREFIX = struct.Struct("<4sBIQ32s")  # magic, version, header length, checksum, signature
+_LAYOUT = struct.Struct("<QII16s")  # pickle length, number of buffers, flags, key digest
+_HAS_CHECKS = 1  # flag: the JSON holds "checks" to verify before serving a hit
+_SIGNED = 2  # flag: the signature field holds an HMAC-SHA256
+_NO_SIGNATURE = bytes(32)
+_SIGNATURE_AT = 17  # the checksum covers every byte from here (signature included)
+_LENGTH = struct.Struct("<Q")
+_SMALL = struct.Struct("<4sBIQ32sQII16s")  # the prefix and the layout, read at once
+_SMALL_MIN = _SMALL.size
+_ALIGN = 64
+_FIRST_READ = 1 << 16  # one read serves any entry up to this size
+_MAX_HEADER = 1 << 26  # a longer header is garbage, not metadata
+_SUFFIX = ".ckpt"
+_SAFE_ID = re.compile(r"[a-z0-9_-][a-z0-9._-]{0,199}")
+_WINDOWS_RESERVED = frozenset(
+    ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)] + [f"lpt{i}" for i in range(10)]
+)
+
+
+class _Corrupt(Exception):
+    """An entry file is not a readable entry; the message says why."""
+
+
+class _Untrusted(Exception):
+    """An entry file may have been written by someone else; the message says why."""
+
+
+def encode(
+    context_id: str,
+    result: Any,
+    metadata: Optional[Dict[str, Any]] = None,
+    protocol: int = 5,
+    secret: Optional[bytes] = None,
+) -> bytes:
+    """The bytes of the entry of ``result`` under ``context_id``, as a store writes them
+    (signed with ``secret`` if given); pickling errors propagate as they are."""
+    return b"".join(_serialize(context_id, result, dict(metadata or {}), protocol, secret))
+
+
+def decode(
+    data: bytes, context_id: Optional[str] = None, secret: Optional[bytes] = None
+) -> Tuple[Any, Any]:
+    """(result, checks) of the entry ``data``, after every check of a read: magic,
+    version, checksum, the key (if ``context_id`` is given) and, with ``secret``, the
+    signature. ``checks`` is the run-time checks saved with it (None if none).
+
+    Raises:
+        ValueError: the bytes are not an intact entry (of that key, signed with that
+            secret); the message says what is wrong. Unpickling errors propagate.
+    """
+    key_digest = None if context_id is None else _key_digest(context_id)
+    mac = None if secret is None else _new_mac(secret)
+    try:
+        header, pickled, buffers = _read_entry(
+            io.BytesIO(data), payload=True, key_digest=key_digest, mac=mac
+        )
+        if mac is not None:
+            _check_signature(header["flags"], header["signature"], mac.digest())
+    except (_Corrupt, _Untrusted) as exc:
+        raise ValueError(str(exc)) from None
+    return pickle.loads(pickled, buffers=buffers), header.get("checks")
+
+
+def decode_header(data: bytes) -> Dict[str, Any]:
+    """The header of the entry whose first bytes are ``data``: the caller's metadata and
+    the store's keys, plus ``key_digest`` (hex) and ``signed``. The checksum is not
+    verified (the payload need not be there). Raises ValueError naming what is wrong."""
+    try:
+        header, _, _ = _read_entry(io.BytesIO(data), payload=False)
+    except _Corrupt as exc:
+        raise ValueError(str(exc)) from None
+    return header
+
+
+def _key_digest(context_id: str) -> bytes:
+    return xxhash.xxh3_128_digest(context_id.encode("utf-8", "surrogatepass"))
+
+
+_HMAC: Any = None  # the hmac module, imported at the first signed entry (import time)
+
+
+def _hmac() -> Any:
+    global _HMAC
+    if _HMAC is None:
+        import hashlib  # noqa: F401 (hmac's digestmod)
+        import hmac
+
+        _HMAC = hmac
+    return _HMAC
+
+
+def _new_mac(secret: bytes) -> Any:
+    return _hmac().new(secret, None, "sha256")
+
+
+def _check_signature(flags: int, signature: bytes, digest: bytes) -> None:
+    if not flags & _SIGNED:
+        raise _Untrusted("the entry is not signed, and a secret is set")
+    if not _hmac().compare_digest(digest, signature):
+        raise _Untrusted(
+            "its signature does not match: tampered with, or signed with another secret"
+        )
+
+
+# -- file names ----------------------------------------------------------------------
+def _file_stem(context_id: str) -> str:
+    """The file name (without suffix) of a key; see :class:`PickleFileCache`."""
+    if not isinstance(context_id, str) or not context_id:
+        raise ValueError(
+            f"context id {context_id!r} is not a non-empty str; an "
+            f"identifier's identify() must return a non-empty str"
+        )
+    if (
+        _SAFE_ID.fullmatch(context_id) is not None
+        and context_id.split(".", 1)[0] not in _WINDOWS_RESERVED
+    ):
+        return context_id
+    readable = re.sub(r"[^A-Za-z0-9._-]", "_", context_id)[:80].lstrip(".") or "id"
+    digest = xxhash.xxh3_64_hexdigest(context_id.encode("utf-8", "surrogatepass"))
+    return f"{readable}-{digest}"
+
+
+# -- the entry format ----------------------------------------------------------------------
+def _aligned(position: int) -> int:
+    return position + (-position) % _ALIGN
+
+
+def _serialize(
+    context_id: str,
+    result: Any,
+    metadata: Dict[str, Any],
+    protocol: int,
+    secret: Optional[bytes] = None,
+) -> List[Any]:
+    """The chunks of an entry file, in order; pickling errors propagate as they are."""
+    raws: List[memoryview] = []
+    if protocol >= 5:
+        buffers: List[pickle.PickleBuffer] = []
+        data = pickle.dumps(result, protocol=protocol, buffer_callback=buffers.append)
+        raws = [buffer.raw() for buffer in buffers]
+    else:
+        data = pickle.dumps(result, protocol=protocol)
+    header = dict(metadata)
+    header.update(
+        {
+            "context_id": context_id,
+            "pickle_protocol": protocol,
+            "size": len(data) + sum(raw.nbytes for raw in raws),
+            "pickle_size": len(data),
+            "buffers": [raw.nbytes for raw in raws],
+        }
+    )
+    flags = (_HAS_CHECKS if metadata.get("checks") else 0) | (_SIGNED if secret else 0)
+    header_bytes = (
+        _LAYOUT.pack(len(data), len(raws), flags, _key_digest(context_id))
+        + b"".join(_LENGTH.pack(raw.nbytes) for raw in raws)
+        + json.dumps(header, default=str, separators=(",", ":")).encode()
+    )
+    chunks: List[Any] = [header_bytes]
+    position = _PREFIX.size + len(header_bytes)
+    for payload in [data, *raws]:
+        padding = _aligned(position) - position
+        if padding:
+            chunks.append(bytes(padding))
+        chunks.append(payload)
+        position += padding + memoryview(payload).nbytes
+    signature = _NO_SIGNATURE
+    if secret:
+        mac = _new_mac(secret)
+        for chunk in chunks:
+            mac.update(chunk)
+        signature = mac.digest()
+    checksum = xxhash.xxh3_64(signature)  # so that no byte after the checksum goes unchecked
+    for chunk in chunks:
+        checksum.update(chunk)
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes), checksum.intdigest(), signature)
+    return [prefix, *chunks]
+
+
+def _read_small(
+    first: bytes, key_digest: Optional[bytes]
+) -> Optional[Tuple[memoryview, Any, int, bytes]]:
+    """(pickle, checks, flags, signature) of an intact entry of the key with
+    ``key_digest``, without out-of-band buffers, that ``first`` (the first read of its
+    file) holds whole; None to take the general path, which also reports what is wrong
+    with a broken or misplaced file."""
+    if len(first) >= _FIRST_READ or len(first) < _SMALL_MIN:
+        return None
+    magic, version, header_length, checksum, signature, pickle_size, count, flags, digest = (
+        _SMALL.unpack_from(first)
+    )
+    if magic != MAGIC or version != FORMAT_VERSION or count or digest != key_digest:
+        return None
+    header_end = _PREFIX.size + header_length
+    start = _aligned(header_end)
+    if start + pickle_size != len(first):
+        return None
+    view = memoryview(first)
+    if xxhash.xxh3_64_intdigest(view[_SIGNATURE_AT:]) != checksum:
+        return None
+    checks = None
+    if flags & _HAS_CHECKS:
+        try:
+            checks = json.loads(bytes(view[_SMALL_MIN:header_end]))["checks"]
+        except (ValueError, KeyError, TypeError):
+            return None
+    return view[start:], checks, flags, signature
+
+
+def _read_entry(
+    handle: Any,
+    payload: bool,
+    first: Optional[bytes] = None,
+    key_digest: Optional[bytes] = None,
+    mac: Any = None,
+) -> Tuple[Dict[str, Any], Any, List[bytearray]]:
+    """Read an entry from an unbuffered binary file: (header, pickle, buffers).
+
+    With ``payload`` False only the header is read and checked. With ``key_digest``,
+    an entry of another key is rejected; ``mac`` is fed the bytes the signature covers.
+    Raises ``_Corrupt``.
+    """
+    if first is None:
+        first = handle.read(_FIRST_READ)
+    if not first:
+        raise _Corrupt("the file is empty")
+    if len(first) < _PREFIX.size:
+        raise _Corrupt(f"truncated to {len(first)} bytes")
+    magic, version, header_length, checksum, signature = _PREFIX.unpack_from(first)
+    if magic != MAGIC:
+        raise _Corrupt("not a checkpointing entry (wrong magic number)")
+    if version != FORMAT_VERSION:
+        raise _Corrupt(
+            f"entry format {version}, this version of checkpointing reads format {FORMAT_VERSION}"
+        )
+    header_end = _PREFIX.size + header_length
+    if header_end > len(first):
+        if len(first) < _FIRST_READ or header_length > _MAX_HEADER:
+            raise _Corrupt("truncated header")
+        first += _read_exactly(handle, header_end - len(first))
+    layout_end = _PREFIX.size + _LAYOUT.size
+    if header_end < layout_end:
+        raise _Corrupt("unreadable header: too short")
+    pickle_size, count, flags, digest = _LAYOUT.unpack_from(first, _PREFIX.size)
+    if key_digest is not None and digest != key_digest:
+        raise _Corrupt(
+            "misplaced: the file holds the entry of another key (copied or "
+            "moved from another key's file)"
+        )
+    json_start = layout_end + count * _LENGTH.size
+    if json_start > header_end:
+        raise _Corrupt("unreadable header: sizes missing")
+    buffers = [_LENGTH.unpack_from(first, layout_end + i * _LENGTH.size)[0] for i in range(count)]
+    if payload:
+        # The hit path: the JSON metadata is covered by the checksum, not parsed,
+        # unless it holds checks to make before serving the entry.
+        header: Dict[str, Any] = {
+            "pickle_size": pickle_size,
+            "buffers": buffers,
+            "flags": flags,
+            "signature": signature,
+        }
+        if flags & _HAS_CHECKS:
+            try:
+                header["checks"] = json.loads(first[json_start:header_end].decode())["checks"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise _Corrupt(f"unreadable checks in the header: {exc}") from None
+    else:
+        try:
+            header = json.loads(first[json_start:header_end].decode("utf-8"))
+        except ValueError as exc:  # includes UnicodeDecodeError
+            raise _Corrupt(f"unreadable header: {exc}") from None
+        if (
+            not isinstance(header, dict)
+            or header.get("pickle_size") != pickle_size
+            or header.get("buffers") != buffers
+        ):
+            raise _Corrupt("unreadable header: its binary and JSON parts disagree")
+        header["key_digest"] = digest.hex()
+        header["signed"] = bool(flags & _SIGNED)
+        return header, None, []
+
+    segments = []  # (start, length) of the pickle and each buffer
+    position = header_end
+    for length in [header["pickle_size"], *header["buffers"]]:
+        position = _aligned(position)
+        segments.append((position, length))
+        position += length
+    end = position
+    view = memoryview(first)
+    digest_ = xxhash.xxh3_64(signature)
+    update = digest_.update if mac is None else _both(digest_, mac)
+    if end <= len(first):  # the common case: the first read got all of it
+        if end < len(first) or (len(first) >= _FIRST_READ and handle.read(1)):
+            raise _Corrupt("unexpected bytes after the end of the entry")
+        update(view[_PREFIX.size : end])
+        if digest_.intdigest() != checksum:
+            raise _Corrupt("checksum mismatch (corrupted)")
+        (start, length), *rest = segments
+        return header, view[start : start + length], [bytearray(view[s : s + n]) for s, n in rest]
+
+    size = _size_of(handle)
+    if size != end:
+        raise _Corrupt(
+            f"the file has {size} bytes, its header describes {end}"
+            f"{' (truncated)' if size < end else ''}"
+        )
+    update(view[_PREFIX.size : header_end])
+    position = header_end
+    parts: List[bytearray] = []
+    for start, length in segments:
+        if start > position:  # the padding: checksummed like the rest
+            padding = bytearray(start - position)
+            _fill(handle, view, position, memoryview(padding))
+            update(padding)
+        target = bytearray(length)  # one writable buffer each, read in place
+        _fill(handle, view, start, memoryview(target))
+        update(target)
+        parts.append(target)
+        position = start + length
+    if digest_.intdigest() != checksum:
+        raise _Corrupt("checksum mismatch (corrupted)")
+    return header, parts[0], parts[1:]
+
+
+def _both(first: Any, second: Any) -> Callable[[Any], None]:
+    def update(data: Any) -> None:
+        first.update(data)
+        second.update(data)
+
+    return update
+
+
+def _fill(handle: Any, first: memoryview, position: int, target: memoryview) -> None:
+    """Fill ``target`` with the file's bytes from ``position`` (taking those already in
+    ``first``, reading the rest; the file is positioned at ``len(first)``)."""
+    done = 0
+    if position < len(first):
+        done = min(len(first) - position, len(target))
+        target[:done] = first[position : position + done]
+    while done < len(target):
+        got = handle.readinto(target[done:])
+        if not got:
+            raise _Corrupt("truncated while reading")
+        done += got
+
+
+def _read_exactly(handle: Any, count: int) -> bytes:
+    target = bytearray(count)
+    _fill(handle, memoryview(b""), 0, memoryview(target))
+    return bytes(target)
+
+
+def _size_of(handle: Any) -> int:
+    """The size of the file behind ``handle`` (an in-memory one in tests)."""
+    try:
+        return os.fstat(handle.fileno()).st_size
+    except io.UnsupportedOperation:
+        return len(handle.getbuffer())
