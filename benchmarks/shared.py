@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace, endpoint: str, work: str) -> None:
     import s3fs
 
     from checkpointing import checkpoint, defaults
-    from checkpointing.remote import RemoteStore
+    from checkpointing.store.remote import RemoteStore
 
     fsspec.config.conf["s3"] = {"endpoint_url": endpoint}
     fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)

@@ -21,8 +21,15 @@ from typing import Dict, List, Optional
 import pytest
 
 from checkpointing import checkpoint, defaults
-from checkpointing.locks import ACQUIRED, READY, TIMED_OUT, FileKeyLock, LeaseLock, thread_gate
-from checkpointing.remote import RemoteStore
+from checkpointing.store.locks import (
+    ACQUIRED,
+    READY,
+    TIMED_OUT,
+    FileKeyLock,
+    LeaseLock,
+    thread_gate,
+)
+from checkpointing.store.remote import RemoteStore
 
 HERD = """
 import os
@@ -166,7 +173,7 @@ def test_a_wait_that_times_out_computes_with_a_warning(tmp_path) -> None:
 
     defaults["checkpoint.wait_timeout"] = 0.2
     f = checkpoint(str(cache))(body)
-    from checkpointing.remote import key_lock
+    from checkpointing.store.remote import key_lock
 
     holder = key_lock(f.checkpoint.cache, f.key(1))
     assert holder.acquire(1) == ACQUIRED  # another caller computes, forever

@@ -24,8 +24,8 @@ from checkpointing.errors import (
     CorruptEntryWarning,
     UntrustedEntryWarning,
 )
-from checkpointing.remote import RemoteStore, open_store
 from checkpointing.store import PickleFileCache
+from checkpointing.store.remote import RemoteStore, open_store
 
 
 def _store(bucket, tier) -> RemoteStore:

@@ -830,7 +830,7 @@ def _open_cache(directory: Any) -> PickleFileCache:
     """The cache at ``directory``, once it is known to be a readable folder (or absent:
     an empty cache). A URL (``s3://bucket/prefix``) opens the shared store there."""
     if isinstance(directory, str) and "://" in directory:
-        from .remote import open_store
+        from .store.remote import open_store
 
         return open_store(directory)  # type: ignore[return-value]
     cache = PickleFileCache(directory)

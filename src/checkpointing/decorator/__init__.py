@@ -53,9 +53,9 @@ from ..identify import (
     FuncCallIdentifierBase,
     qualified_name,
 )
-from ..locks import ACQUIRED, READY, TIMED_OUT, thread_gate
-from ..remote import RemoteStore, key_lock, open_store
 from ..store import CacheBase, PickleFileCache
+from ..store.locks import ACQUIRED, READY, TIMED_OUT, thread_gate
+from ..store.remote import RemoteStore, key_lock, open_store
 
 __all__ = ["DecoratorCheckpoint", "checkpoint"]
 
@@ -321,7 +321,7 @@ class DecoratorCheckpoint:
         value: Any,
     ) -> Any:
         """A miss under the key's lock: wait while another caller computes, then read
-        its entry; compute only if it is still missing (see :mod:`checkpointing.locks`)."""
+        its entry; compute only if it is still missing (see :mod:`checkpointing.store.locks`)."""
         timeout = defaults["checkpoint.wait_timeout"]
         deadline = time.monotonic() + timeout
         with thread_gate(key, timeout) as waited:

@@ -7,7 +7,7 @@ read-through tier, itself a :class:`PickleFileCache` on this machine:
 * **Layout**: ``<url>/entries/<2 hex>/<name>.ckpt`` (a lookup is one HEAD, never a
   listing), ``<url>/functions/<h>.json`` (the history that explains misses, as in the
   local store), ``<url>/leases/<name>`` (compute-once leases, see
-  :mod:`checkpointing.locks`). Analysis plans stay on this machine (they describe the
+  :mod:`checkpointing.store.locks`). Analysis plans stay on this machine (they describe the
   local code).
 * **Atomic publish**: an entry is written whole into the local tier first (so its
   checksum and signature are known), then uploaded under its final name in one PUT (a
@@ -45,29 +45,28 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import xxhash
 
-from .config import defaults, validate_pickle_protocol, validate_secret
-from .errors import (
+from ..config import defaults, validate_pickle_protocol, validate_secret
+from ..errors import (
     CheckpointNotExist,
     ConfigurationError,
     CorruptEntryWarning,
     UntrustedEntryWarning,
 )
-from .locks import FileKeyLock, KeyLock, LeaseBackend, LeaseLock
-from .store import (
+from .base import CacheBase
+from .fileio import _atomic_write, _make_private_folder
+from .files import EntryInfo, PickleFileCache
+from .format import (
     _PREFIX,
     _SUFFIX,
-    CacheBase,
-    EntryInfo,
-    PickleFileCache,
-    _atomic_write,
     _Corrupt,
     _file_stem,
     _key_digest,
-    _make_private_folder,
     _read_entry,
     _serialize,
     _Untrusted,
 )
+from .history import HISTORY_LENGTH
+from .locks import FileKeyLock, KeyLock, LeaseBackend, LeaseLock
 
 __all__ = ["RemoteStore", "is_url", "key_lock", "open_store"]
 
@@ -555,8 +554,6 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
     def record_history(self, function: str, entry: Dict[str, Any]) -> None:
         """Add ``entry`` to the function's history (read, then rewrite: concurrent
         writers may drop each other's line, which only makes an explanation vaguer)."""
-        from .store import HISTORY_LENGTH
-
         entries = [e for e in self.history(function) if e.get("key") != entry.get("key")]
         entries.append(entry)
         data = json.dumps(
