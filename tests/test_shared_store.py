@@ -226,3 +226,13 @@ def test_the_command_line_lists_verifies_and_clears_a_bucket(s3, tmp_path, capsy
     capsys.readouterr()
     assert main(["clear", "--dir", s3.url, "--yes"]) == 0
     assert not s3.objects()
+
+
+def test_without_a_local_tier_every_hit_downloads_and_nothing_stays(s3, tmp_path) -> None:
+    writer = RemoteStore(s3.url, local_tier=False)
+    writer.save("k", {"a": 1})
+    reader = RemoteStore(s3.url, local_tier=False)
+    assert reader.retrieve("k") == {"a": 1} and reader.retrieve("k") == {"a": 1}
+    assert not reader._checked
+    for store in (writer, reader):
+        assert store.tier.entry_files() == []

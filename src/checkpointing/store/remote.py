@@ -356,6 +356,9 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
         except Exception as exc:
             self._forget(context_id)
             raise self._unavailable(exc, "storing an entry in") from exc
+        finally:
+            if not self._memo:  # no tier: the local copy was only the upload's source
+                self._forget(context_id)
         if etag is not None:
             self._remember(context_id, etag, chunks[0])
 
