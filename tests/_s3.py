@@ -90,6 +90,7 @@ def s3(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Buck
     import fsspec.config
 
     monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": moto_server})
+    monkeypatch.setenv("FSSPEC_S3_ENDPOINT_URL", moto_server)  # for programs it starts
     monkeypatch.setenv("CHECKPOINTING_SECRET", SECRET)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     return Bucket(moto_server, f"test-{uuid.uuid4().hex[:12]}")

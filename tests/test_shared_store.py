@@ -211,6 +211,7 @@ def test_a_local_cache_imports_nothing_of_fsspec(tmp_path) -> None:
     assert out.strip() == "[]"
 
 
+@pytest.mark.e2e  # verify --deep unpickles in a child process
 def test_the_command_line_lists_verifies_and_clears_a_bucket(s3, tmp_path, capsys) -> None:
     import json
 
@@ -224,6 +225,16 @@ def test_the_command_line_lists_verifies_and_clears_a_bucket(s3, tmp_path, capsy
     assert row["function"].endswith("_square") and row["entries"] == 2, row
     assert main(["verify", "--dir", s3.url]) == 0, capsys.readouterr()
     capsys.readouterr()
+    assert main(["verify", "--dir", s3.url, "--deep", "--json"]) == 0
+    deep = json.loads(capsys.readouterr().out)
+    assert deep["checked"] == 2 and deep["corrupt"] == [] and deep["other"] == [], deep
+    (path,) = [p for p in s3.objects() if p.endswith(f"/{square.key(5)}.ckpt")]
+    data = bytearray(s3.fs.cat_file(path))
+    data[-1] ^= 0xFF
+    s3.fs.pipe_file(path, bytes(data))
+    capsys.readouterr()
+    assert main(["verify", "--dir", s3.url, "--json"]) != 0
+    assert "checksum mismatch" in capsys.readouterr().out
     assert main(["clear", "--dir", s3.url, "--yes"]) == 0
     assert not s3.objects()
 

@@ -548,8 +548,8 @@ import json, os, sys
 results = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)  # what unpickling prints must not mix with the results
 sys.path.insert(0, os.getcwd())
-from checkpointing.store import PickleFileCache
-cache = PickleFileCache(sys.argv[1])
+from checkpointing.store.remote import open_store
+cache = open_store(sys.argv[1])  # a folder, or the URL of a shared store
 for path in json.loads(sys.stdin.read()):
     results.write(json.dumps(["start", path]) + "\\n"); results.flush()
     try:
@@ -571,7 +571,7 @@ def _deep_check(cache: PickleFileCache, paths: List[str]) -> List[Dict[str, str]
     remaining = list(paths)
     while remaining:
         child = subprocess.run(
-            [sys.executable, "-c", _DEEP_CHILD, cache.directory],
+            [sys.executable, "-c", _DEEP_CHILD, getattr(cache, "url", cache.directory)],
             input=json.dumps(remaining).encode(),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
