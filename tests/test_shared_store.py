@@ -247,3 +247,17 @@ def test_without_a_local_tier_every_hit_downloads_and_nothing_stays(s3, tmp_path
     assert not reader._checked
     for store in (writer, reader):
         assert store.tier.entry_files() == []
+
+
+def test_a_store_made_by_hand_with_storage_options(s3, tmp_path, monkeypatch) -> None:
+    import fsspec.config
+
+    from checkpointing import AutoFuncCallIdentifier, DecoratorCheckpoint
+
+    monkeypatch.setitem(fsspec.config.conf, "s3", {})  # only the options below
+    store = checkpointing.RemoteStore(
+        s3.url, local_tier=str(tmp_path / "t"), storage_options={"endpoint_url": s3.endpoint}
+    )
+    square = DecoratorCheckpoint(AutoFuncCallIdentifier(), store)(_square)
+    assert square(7) == 49 and square(7) == 49
+    assert [e.context_id for e in store.iter_entries()] == [square.key(7)]

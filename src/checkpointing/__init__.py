@@ -31,6 +31,7 @@ from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifie
 from .render import DependencyGraph, graph
 from .source import install_import_hook as _install_import_hook
 from .store import CacheBase, InMemoryLRUCache, PickleFileCache
+from .store.remote import RemoteStore
 
 __version__ = "2.0.0.dev0"
 
@@ -57,6 +58,7 @@ __all__ = [
     "HashFailedWarning",
     "InMemoryLRUCache",
     "PickleFileCache",
+    "RemoteStore",
     "UntrustedEntryWarning",
     "checkpoint",
     "defaults",
