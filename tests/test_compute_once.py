@@ -221,16 +221,16 @@ def test_thread_gate_lets_one_thread_in_at_a_time() -> None:
 def test_a_lease_is_create_only_renewed_and_taken_over_when_not_renewed(s3, tmp_path) -> None:
     store = RemoteStore(s3.url, local_tier=str(tmp_path / "t"))
     path = f"{s3.name}/cache/leases/k"
-    holder = LeaseLock(store, path, lambda: None, 0.6)
-    other = LeaseLock(store, path, lambda: None, 0.6)
+    holder = LeaseLock(store, path, lambda: None, 1.5)
+    other = LeaseLock(store, path, lambda: None, 1.5)
     assert holder.acquire(1) == ACQUIRED
     first = store.etag(path)
-    time.sleep(0.5)  # renewed every 0.2 s: never seen unchanged for a whole lease
+    time.sleep(1.0)  # renewed every 0.5 s
     assert store.etag(path) != first
-    assert other.acquire(1.0) == TIMED_OUT
+    assert other.acquire(2.5) == TIMED_OUT  # never unchanged for a whole lease
     holder._stop.set()  # the holder stops renewing, as a killed one would
     holder._heartbeat.join()
-    assert other.acquire(5) == ACQUIRED
+    assert other.acquire(10) == ACQUIRED
     assert store.create(path, b"x") is None  # held: create-only fails
     other.release()
     assert store.etag(path) is None
