@@ -191,7 +191,7 @@ def test_file_lock_excludes_threads_and_says_when_the_entry_appears(tmp_path) ->
     second = FileKeyLock(str(tmp_path / "locks" / "k.lock"), str(entry))
     assert first.acquire(1) == ACQUIRED
     assert second.acquire(0.05) == TIMED_OUT
-    threading.Timer(0.1, entry.write_text, ("done",)).start()
+    threading.Timer(0.5, entry.write_text, ("done",)).start()
     assert second.acquire(5) == READY
     first.release()
     assert not (tmp_path / "locks" / "k.lock").exists()
