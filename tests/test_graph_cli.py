@@ -168,7 +168,9 @@ def test_svg_and_png(proj) -> None:
     script = proj.write(
         "save.py",
         DRAW.replace(
-            'out = {"text"', 'g.save(sys.argv[2]); print(g._repr_svg_()[:5]); out = {"text"'
+            'out = {"text"',
+            "g.save(sys.argv[2]); print(g._repr_svg_()[:5]); print(g._repr_html_()[:32]); "
+            'out = {"text"',
         ),
     )
     assert script
@@ -178,6 +180,8 @@ def test_svg_and_png(proj) -> None:
     texts = "".join(root.itertext())
     assert "proj.main:train" in texts and "proj.model:Model" in texts
     assert run.stdout.startswith("<?xml") or run.stdout.startswith("<svg")
+    # In HTML, Graphviz's drawing without its XML prolog.
+    assert run.stdout.splitlines()[1] == '<div style="overflow:auto"><svg ', run.stdout
     proj.run("save.py", "text", "out.png")
     assert (proj.root / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -186,7 +190,7 @@ def test_saving_without_graphviz_names_what_to_install(proj) -> None:
     run = proj.run(
         "-c",
         "import os; os.environ['PATH'] = ''\n"
-        + DRAW.replace('out = {"text"', 'g.save("x.svg"); out = {"text"'),
+        + DRAW.replace('out = {"text"', 'g.save("x.png"); out = {"text"'),
         "text",
         expect_ok=False,
     )
@@ -198,6 +202,103 @@ def test_saving_without_graphviz_names_what_to_install(proj) -> None:
         expect_ok=False,
     )
     assert "cannot save a graph as '.pdf'" in run.stderr
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def test_without_graphviz_the_package_draws_the_svg(proj) -> None:
+    """In Jupyter without Graphviz, the graph displays as SVG the package draws: every
+    node a box with its name, every edge a path, the edited node orange and the blind
+    spot outlined in red, no box over another, and each edge from left to right
+    unless it closes a cycle."""
+    proj.run("-m", "proj.main")
+    text = FILES["proj/features.py"].replace("x * RATE", "x * RATE + 0")
+    proj.write("proj/features.py", text)
+    script = DRAW.replace(
+        'out = {"text"',
+        "import os, json; os.environ['PATH'] = ''\n"
+        "g.save('saved.svg')\n"
+        "json.dump({'html': g._repr_html_(), 'svg': g._repr_svg_(),\n"
+        "           'nodes': list(g.nx.nodes), 'edges': list(g.nx.edges)},\n"
+        "          open('out.json', 'w'))\n"
+        'out = {"text"',
+    )
+    proj.write("jupyter.py", script)
+    proj.run("jupyter.py", "text")
+    out = json.loads((proj.root / "out.json").read_text())
+    assert out["html"].startswith('<div style="overflow:auto"><svg ')
+    assert (proj.root / "saved.svg").read_text() == out["svg"]
+    root = ET.fromstring(out["svg"])
+    assert root.tag == SVG + "svg"
+    boxes = {}
+    for group in root.iter(SVG + "g"):
+        rect = group.find(SVG + "rect")
+        if rect is None:
+            continue
+        lines = [t.text for t in group.findall(SVG + "text")]
+        boxes[lines[1]] = (lines, rect.attrib)
+    assert sorted(boxes) == sorted(out["nodes"])
+    paths = root.findall(f"{SVG}g/{SVG}path")
+    assert len(paths) == len(out["edges"])
+    assert boxes["proj.features:scale"][1]["fill"] == "#f9ab00"
+    assert boxes["proj.features:scale"][0][-1] == "changed"
+    assert boxes["proj.main:train"][1]["fill"] != "#f9ab00"
+    assert boxes["proj.features:pick"][1]["stroke"] == "#d93025"
+    assert boxes["proj.settings:RATE"][0][-1] == "= 2"
+
+    def box(name):
+        a = boxes[name][1]
+        return tuple(float(a[k]) for k in ("x", "y", "width", "height"))
+
+    names = sorted(boxes)
+    for i, a in enumerate(names):
+        ax, ay, aw, ah = box(a)
+        for b in names[i + 1 :]:
+            bx, by, bw, bh = box(b)
+            assert ax + aw <= bx or bx + bw <= ax or ay + ah <= by or by + bh <= ay, (a, b)
+    width = float(root.attrib["width"])
+    for name in names:
+        x, y, w, h = box(name)
+        assert 0 <= x and x + w <= width and 0 <= y and y + h <= float(root.attrib["height"])
+    for a, b in out["edges"]:
+        if a != b and b != "proj.main:countdown":
+            assert box(a)[0] + box(a)[2] < box(b)[0], (a, b)
+
+
+def test_layers_break_cycles_and_keep_edges_pointing_right() -> None:
+    from checkpointing.drawing import layers
+
+    order = ["root", "a", "b", "c", "leaf"]
+    edges = [("root", "a"), ("a", "b"), ("b", "a"), ("b", "b"), ("root", "leaf"), ("b", "leaf")]
+    edges.append(("root", "c"))
+    columns = layers(order, edges)
+    layer = {n: i for i, column in enumerate(columns) for n in column}
+    assert layer == {"root": 0, "a": 1, "c": 1, "b": 2, "leaf": 3}
+    assert sorted(n for column in columns for n in column) == sorted(order)
+
+    from checkpointing.drawing import Box, draw_svg
+
+    svg = draw_svg({n: Box(["function", n]) for n in order}, order, edges, title="t")
+    root = ET.fromstring(svg)
+    assert len(root.findall(f"{SVG}g/{SVG}path")) == len(edges)
+    assert [t.text for t in root.iter(SVG + "text")][1::2] == order
+
+
+def test_svg_engine_is_checked(monkeypatch) -> None:
+    import networkx as nx
+
+    from checkpointing.render import DependencyGraph
+
+    g = nx.DiGraph()
+    g.add_node("m:f", kind="function")
+    graph = DependencyGraph("m:f", g)
+    with pytest.raises(ValueError, match="engine must be"):
+        graph.to_svg(engine="dot")
+    monkeypatch.setenv("PATH", "")
+    assert graph.to_svg().startswith("<svg")
+    with pytest.raises(RuntimeError, match="needs Graphviz"):
+        graph.to_svg(engine="graphviz")
 
 
 # -- the command line ------------------------------------------------------------------

@@ -37,13 +37,9 @@ from checkpointing.hashing import (
 @pytest.fixture
 def clean_registry() -> Iterator[None]:
     """Undo registrations made by a test (the registries are process-wide)."""
-    saved = (dict(hashing._USER_TYPES), list(hashing._PREDICATES), list(hashing._CLASS_DIGESTERS))
+    saved = hashing.core._registry_state()
     yield
-    hashing._USER_TYPES.clear()
-    hashing._USER_TYPES.update(saved[0])
-    hashing._PREDICATES[:] = saved[1]
-    hashing._CLASS_DIGESTERS[:] = saved[2]
-    hashing._reset_dispatch()
+    hashing.core._restore_registry(saved)
 
 
 def run_python(code: str, **env: str) -> str:

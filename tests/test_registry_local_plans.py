@@ -4,15 +4,14 @@ A registry's functions are each analysed alone; the helpers they call and the wr
 layers around them are nodes of the walk that digests the registry. These two-run
 programs check what that must keep: a key made with the analysis built in this process
 equals the key made from the stored analysis (a needless re-run otherwise), and an
-edit of a helper that only a registry function calls re-runs. What a wrapper layer
-applied by a call carries is a known gap when the wrapper is reached only as a value.
+edit of a helper that only a registry function calls re-runs, and so does a change to
+what a wrapper layer applied by a call carries (its defaults, its code) when the wrapper
+is reached only as a value in the registry.
 """
 
 from __future__ import annotations
 
 import shutil
-
-import pytest
 
 HELPERS = """
 def deep(x):
@@ -26,7 +25,7 @@ import functools
 def logged(func, tag="{tag}"):
     @functools.wraps(func)
     def wrapper(x, _tag=tag):
-        return func(x) + len(_tag)
+        return func(x) + {weight} * len(_tag)
     return wrapper
 """
 
@@ -77,7 +76,7 @@ print("RESULT", run("chain", 2))
 def _write(project, factor: int = 3, tag: str = "ab") -> None:
     project.write("proj/__init__.py", "")
     project.write("proj/helpers.py", HELPERS.format(factor=factor))
-    project.write("proj/wrappers.py", WRAPPERS.format(tag=tag))
+    project.write("proj/wrappers.py", WRAPPERS.format(tag=tag, weight=1))
     project.write("proj/registry.py", REGISTRY.format())
     project.write("proj/main.py", MAIN)
 
@@ -114,18 +113,21 @@ def test_an_edit_of_a_helper_only_a_registry_function_calls_reruns(project, tmp_
     assert back.ran == [] and back.results == first.results
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue #9 §3, found this session): a wrapper applied by a call at "
-    "module level (register(logged(f))) and reached only as a value is digested as the "
-    "function it wraps plus its attributes; its own code and defaults are not in the key",
-)
 def test_the_defaults_of_a_wrapper_layer_are_in_the_key(project, tmp_path):
     _write(project)
     first = project.run("-m", "proj.main")
-    project.write("proj/wrappers.py", WRAPPERS.format(tag="abcdef"))
+    project.write("proj/wrappers.py", WRAPPERS.format(tag="abcdef", weight=1))
     edited = project.run("-m", "proj.main")
     assert edited.ran == ["run"]
     assert edited.results == _fresh(project, tmp_path, "fresh").results != first.results
     again = project.run("-m", "proj.main")
     assert again.ran == [] and again.results == edited.results
+
+
+def test_the_code_of_a_wrapper_layer_is_in_the_key(project, tmp_path):
+    _write(project)
+    first = project.run("-m", "proj.main")
+    project.write("proj/wrappers.py", WRAPPERS.format(tag="ab", weight=2))
+    edited = project.run("-m", "proj.main")
+    assert edited.ran == ["run"]
+    assert edited.results == _fresh(project, tmp_path, "fresh").results != first.results

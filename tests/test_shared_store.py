@@ -44,13 +44,13 @@ def test_a_url_makes_a_remote_store_and_a_path_a_local_one(s3, tmp_path) -> None
 def test_entries_are_shared_between_stores_with_their_own_tiers(s3, tmp_path) -> None:
     first, second = _store(s3, tmp_path / "a"), _store(s3, tmp_path / "b")
     first.save_entry("k1", {"value": [1, 2, 3]}, {"function": "f"})
-    value, checks = second.retrieve_entry("k1")
+    value, checks = second.read_entry("k1")
     assert value == {"value": [1, 2, 3]} and checks is None
     assert second.read_metadata("k1")["function"] == "f"
     (path,) = s3.objects()
     assert path.startswith(f"{s3.name}/cache/entries/") and path.endswith("/k1.ckpt")
     with pytest.raises(CheckpointNotExist):
-        second.retrieve_entry("k2")
+        second.read_entry("k2")
 
 
 def test_the_tier_is_checked_once_per_process_and_key(s3, tmp_path) -> None:

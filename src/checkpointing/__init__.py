@@ -27,6 +27,7 @@ from .errors import (
     UntrustedEntryWarning,
 )
 from .explain import Explanation, explain
+from .hashing import register_class_digester, register_digester, register_lazy
 from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase
 from .render import DependencyGraph, graph
 from .source import install_import_hook as _install_import_hook
@@ -74,5 +75,7 @@ for _name in __all__:
             pass
 del _name, _obj
 __all__ += ["ContextId", "ReturnValue"]  # 1.0's type variables
+# Value digests (docs/extending.md); kept under their own module's name.
+__all__ += ["register_class_digester", "register_digester", "register_lazy"]
 
 _install_import_hook()

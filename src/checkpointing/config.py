@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import pickle
-import warnings
 from typing import Any, Callable, Dict, Iterable, Optional
 
 from .errors import ConfigurationError
+from .report import warn
 
 __all__ = [
     "ON_ERROR_CHOICES",
@@ -275,10 +275,9 @@ class Defaults(Dict[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         if key in _LEGACY_KEYS:
-            warnings.warn(
+            warn(
                 f"defaults[{key!r}] has no effect since checkpointing 2.0: {_LEGACY_KEYS[key]}",
                 DeprecationWarning,
-                stacklevel=2,
             )
             super().__setitem__(key, value)
             return

@@ -354,6 +354,29 @@ def bytecode_digest(obj: Any) -> str:
 # -- Building ---------------------------------------------------------------------
 
 
+def hidden_layers(bound: Any) -> List[types.FunctionType]:
+    """The wrapper layers around a project function that its source does not show:
+    applied by a call (``helper = logged(_helper)``), not by a decorator line (whose
+    code the function's own analysis follows). Outermost first."""
+    chain = unwrap_chain(bound)
+    if len(chain) < 2:
+        return []
+    _, sources = (
+        _function_node(chain[-1])
+        if isinstance(chain[-1], types.FunctionType)
+        else (
+            None,
+            [],
+        )
+    )
+    shown = len(getattr(sources[0], "decorator_list", ())) if sources else 0
+    return [
+        layer
+        for layer in chain[: max(0, len(chain) - 1 - shown)]
+        if isinstance(layer, types.FunctionType) and is_project_object(layer)
+    ]
+
+
 def build_plan(func: Any, warn: bool = True, local: bool = False) -> KeyPlan:
     """Analyse ``func`` (a function or class) and everything it reaches (``warn``:
     announce its blind spots; False where the analysis is only displayed).
@@ -371,7 +394,8 @@ def build_plan(func: Any, warn: bool = True, local: bool = False) -> KeyPlan:
 
 class _Builder:
     def __init__(self, root: Any, local: bool = False) -> None:
-        self.root = unwrap(root)
+        # A local plan may be of a wrapper layer (its own code, see hidden_layers).
+        self.root = root if local else unwrap(root)
         self.local = local
         self.children: List[Any] = []
         # How another process finds each child (None: it cannot).
@@ -487,7 +511,9 @@ class _Builder:
             return index
 
         self._end = None
-        canonical, filename, lineno = self._canonical(obj, is_root)
+        # The root of a local plan is a definition found in a value, not a checkpointed
+        # function: its decorators and default values are part of it.
+        canonical, filename, lineno = self._canonical(obj, is_root and not self.local)
         node.filename, node.lineno, node.end_lineno = filename, lineno, self._end
         if canonical is None and is_class and issubclass(obj, tuple) and hasattr(obj, "_fields"):
             # A namedtuple: generated code, fully described by its fields and defaults.
@@ -560,7 +586,7 @@ class _Builder:
             record_entry.extend(self._bound_parts(node, target, own))
         if is_class:
             record_entry.extend(self._class_attributes(node, obj, own))
-        if not is_root and not is_class:
+        if (not is_root or self.local) and not is_class:
             # Default values were evaluated when the helper was defined: read them as values.
             if obj.__defaults__ or obj.__kwdefaults__:
                 slot = self._slot(

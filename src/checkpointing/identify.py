@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import sys
 import threading
-import warnings
 from abc import ABC, abstractmethod
 from types import FrameType
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import hashing
 from .errors import ConfigurationError, HashFailedError
+from .report import warn
+from .store import PickleFileCache
+from .store.remote import RemoteStore
 
 __all__ = [
     "AutoFuncCallIdentifier",
@@ -43,16 +46,6 @@ __all__ = [
 KEY_FORMAT = 1
 # The interpreter's AST and bytecode semantics belong in the key (pytest's cache tag).
 _RUNTIME_TAG = f"{sys.implementation.cache_tag}".encode()
-
-
-def _current(func: Callable[..., Any], directory: Optional[str]) -> Any:
-    """``keyplan.current``; :mod:`checkpointing.keyplan` is imported at the first call
-    (or at decoration), not at ``import checkpointing``."""
-    global _current
-    from .keyplan import current
-
-    _current = current
-    return current(func, directory)
 
 
 def qualified_name(func: Callable[..., Any]) -> str:
@@ -160,7 +153,41 @@ class FuncCallIdentifierBase(ABC):
 
     Any change of the context that could change the function's return value must
     change the returned key.
+
+    Implement ``identify`` (the 1.0 interface). The decorator calls only the methods
+    below, whose defaults rest on it, so every identifier goes the same way:
+
+    * ``prepare(func, cache)`` once, when ``func`` is decorated (default: nothing);
+    * ``key(func, args, kwargs)`` at every call (default: ``identify`` of a
+      :class:`FuncCallContext`; an identifier that can do without the context
+      overrides it: a subclass that overrides ``identify`` alone keeps it the key);
+    * ``fingerprint(func, args, kwargs)`` at a miss: what the key is made of, part by
+      part, stored with the entry to explain a later miss (default: None, nothing).
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "identify" in cls.__dict__ and "key" not in cls.__dict__:
+            # identify() defines the key of such a class, even below one whose key()
+            # does not go through identify() (AutoFuncCallIdentifier's).
+            cls.key = FuncCallIdentifierBase.key  # type: ignore[method-assign]
+
+    def prepare(self, func: Callable[..., Any], cache: Any = None) -> None:
+        """Set up for ``func``, just decorated to be cached in ``cache`` (a
+        :class:`~checkpointing.store.CacheBase`), so that its first call does less."""
+        return None
+
+    def key(
+        self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Any:
+        """The key of ``func(*args, **kwargs)``: by default ``identify`` of its context."""
+        return self.identify(FuncCallContext(func, args, kwargs))
+
+    def fingerprint(
+        self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Optional[Dict[str, Any]]:
+        """What the key of this call is made of, part by part (JSON-able), or None."""
+        return None
 
     @abstractmethod
     def identify(self, context: FuncCallContext) -> Any:
@@ -249,8 +276,9 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
             the analyzer cannot see (a file read through a computed name, a module
             reached by ``importlib``...). Functions and classes here are followed
             like any reached definition; other values are hashed at each call.
-        algorithm, pickle_protocol: accepted for compatibility with checkpointing
-            1.0 and ignored (keys always use xxh3-128).
+        algorithm: accepted for compatibility with checkpointing 1.0 and ignored
+            (keys always use xxh3-128).
+        pickle_protocol: likewise accepted and ignored.
     """
 
     def __init__(
@@ -263,11 +291,10 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         track_versions: Optional[bool] = None,
     ) -> None:
         if algorithm is not None or pickle_protocol is not None:
-            warnings.warn(
+            warn(
                 "AutoFuncCallIdentifier(algorithm=..., pickle_protocol=...) have no "
                 "effect since checkpointing 2.0: keys use xxh3-128",
                 DeprecationWarning,
-                stacklevel=2,
             )
         if isinstance(ignore, str):
             ignore = [ignore]
@@ -287,6 +314,11 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         # ``<cache directory>/analysis``); None keeps them in memory only.
         self.analysis_directory: Optional[str] = None
         self._binders: Dict[Any, ArgumentBinder] = {}
+        # The key plans (keyplan.current): imported here, when an identifier is made
+        # (at decoration), not at ``import checkpointing``. Never the analyzer.
+        from .keyplan import current
+
+        self._current = current
 
     def binder_for(self, func: Callable[..., Any]) -> ArgumentBinder:
         """The memoised :class:`ArgumentBinder` of ``func``."""
@@ -299,13 +331,12 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
                 acknowledge_blind_spots(func)
         return binder
 
-    def prepare(self, func: Callable[..., Any]) -> None:
-        """Set up for ``func`` when it is decorated, so its first call does less:
-        bind its signature and load the key-plan machinery (not the analyzer)."""
-        global _current
-        from .keyplan import current
-
-        _current = current
+    def prepare(self, func: Callable[..., Any], cache: Any = None) -> None:
+        """Set up for ``func`` when it is decorated, so its first call does less: bind
+        its signature. With the default store, keep the analyses beside its entries
+        (``<directory>/analysis``) unless ``analysis_directory`` was set."""
+        if self.analysis_directory is None and isinstance(cache, (PickleFileCache, RemoteStore)):
+            self.analysis_directory = os.path.join(cache.directory, "analysis")
         self.binder_for(func)
 
     def fingerprint(
@@ -315,7 +346,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         reached definition, global and argument. Stored with each entry, so that a
         later miss can say which part changed."""
         binder = self.binder_for(func)
-        plan, _ = _current(func, self.analysis_directory)
+        plan, _ = self._current(func, self.analysis_directory)
         values = binder.bind(args, kwargs)
         out = {
             "nodes": plan.node_digests(),
@@ -334,14 +365,15 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
 
     def identify(self, context: FuncCallContext) -> str:
         """Key of the call described by ``context`` (32 hex characters)."""
-        return self.key(context.func, context.args, context.kwargs)
+        # Not self.key: that of a subclass overriding identify() alone calls identify().
+        return AutoFuncCallIdentifier.key(self, context.func, context.args, context.kwargs)
 
     def key(
         self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> str:
         """Key of ``func(*args, **kwargs)`` without building a context (the hot path)."""
         values = self.binder_for(func).bind(args, kwargs)
-        plan, values_digest = _current(func, self.analysis_directory)
+        plan, values_digest = self._current(func, self.analysis_directory)
         hasher = hashing.Hasher()
         hasher.feed_bytes(_RUNTIME_TAG)
         hasher.feed(KEY_FORMAT)

@@ -44,7 +44,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import xxhash
 
-from . import hashing
+from . import hashing, report
 from .analysis.resolve import (
     UNBOUND,
     is_pickled_copy,
@@ -501,7 +501,7 @@ def warn_once(
         # Reported at the user's line, where an editor or a warnings filter finds it.
         warnings.warn_explicit(message, BlindSpotWarning, filename, lineno or 0)
     else:
-        warnings.warn(message, BlindSpotWarning, stacklevel=4)
+        report.warn(message, BlindSpotWarning)
 
 
 def current(func: Any, directory: Optional[str] = None) -> Tuple[KeyPlan, bytes]:
@@ -561,7 +561,9 @@ def _plan_for(
         if adopted is not None:
             memo[func] = adopted
             return adopted
-        path = _plan_path(func, directory, local) if directory else None
+        # A wrapper layer describes as the function it wraps: its plan is not stored.
+        stored = directory and not (local and unwrap(func) is not func)
+        path = _plan_path(func, directory, local) if stored else None
         plan = _load(func, path) if path and plan is None else None
         if plan is not None and not local:
             _load_bundle(path)  # type: ignore[arg-type]
@@ -1976,16 +1978,17 @@ def register_own_class_digester(fn: Any) -> None:
     hashing.register_class_digester(fn)
 
 
-def _definition_digest(obj: Any) -> Optional[bytes]:
+def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
     """Digest of a project function or class: its code and the values it reads, and
-    so on through whatever definitions those values hold (see above)."""
-    original = unwrap(obj)
+    so on through whatever definitions those values hold (see above). ``layer``: of
+    the wrapper function ``obj`` itself, not of the function it wraps."""
+    original = obj if layer else unwrap(obj)
     if not is_project_object(original):
         return None
     walk = getattr(_STATE, "walk", None)
     if walk is None:
         with walk_scope():
-            return _definition_digest(original)
+            return _definition_digest(original, layer)
     if walk is _OPEN:
         _STATE.walk = walk = _Walk()
     if walk.collecting is not None:
@@ -1999,8 +2002,26 @@ def _definition_digest(obj: Any) -> Optional[bytes]:
 def _function_digester(func: Any) -> bytes:
     digest = _definition_digest(func)
     if digest is not None:
-        return b"project-function:" + digest + _wrapper_digest(func)
+        return b"project-function:" + digest + _wrapper_digest(func) + _layers_digest(func)
     return b"function:" + qualname_of(func).encode()
+
+
+# id(function) -> (function, its hidden wrapper layers): asked at every digest of it.
+_HIDDEN: Dict[int, Tuple[Any, List[Any]]] = {}
+
+
+def _layers_digest(func: Any) -> bytes:
+    """The wrapper layers around a project function that its source does not show
+    (``register(logged(f))`` at module level): their own code and what they read."""
+    if getattr(func, "__wrapped__", None) is None:
+        return b""
+    known = _HIDDEN.get(id(func))
+    if known is None or known[0] is not func:
+        from .depgraph import hidden_layers
+
+        known = _HIDDEN[id(func)] = (func, hidden_layers(func))
+    parts = [_definition_digest(layer, layer=True) for layer in known[1]]
+    return b"+layers:" + b"".join(p for p in parts if p is not None) if parts else b""
 
 
 def _wrapper_digest(func: Any) -> bytes:

@@ -1,7 +1,9 @@
 """``checkpointing.graph(func)``: what a function's key depends on, for people.
 
 This module owns the pictures: a text tree for the terminal, DOT and Mermaid for
-documents, SVG/PNG through Graphviz, and the Jupyter display. The graph comes from a
+documents, SVG (drawn by Graphviz when it is installed, else by
+:mod:`checkpointing.drawing`), PNG through Graphviz, and the Jupyter display, which
+needs no Graphviz. The graph comes from a
 fresh analysis (:mod:`checkpointing.depgraph`); nodes that changed since the
 function's most recent stored entry are marked.
 """
@@ -206,7 +208,8 @@ class DependencyGraph:
     # -- files and notebooks ------------------------------------------------------------------
     def save(self, path: "str | os.PathLike[str]") -> str:
         """Write the graph to ``path``, in the format its suffix names: ``.dot``,
-        ``.mmd``, ``.txt``, ``.svg`` or ``.png`` (the last two need Graphviz)."""
+        ``.mmd``, ``.txt``, ``.svg`` (Graphviz's drawing when it is installed, else the
+        package's own) or ``.png`` (needs Graphviz)."""
         path = os.fspath(path)
         suffix = os.path.splitext(path)[1].lower()
         writers: Dict[str, Callable[[], Any]] = {
@@ -214,7 +217,7 @@ class DependencyGraph:
             ".gv": self.to_dot,
             ".mmd": self.to_mermaid,
             ".txt": lambda: str(self) + "\n",
-            ".svg": lambda: self._graphviz("svg"),
+            ".svg": self.to_svg,
             ".png": lambda: self._graphviz("png"),
         }
         writer = writers.get(suffix)
@@ -229,9 +232,48 @@ class DependencyGraph:
             handle.write(data)
         return path
 
-    def to_svg(self) -> str:
-        """The graph drawn by Graphviz, as SVG text."""
+    def to_svg(self, engine: str = "auto") -> str:
+        """The graph as SVG text.
+
+        ``engine``: ``"graphviz"`` (needs its ``dot`` program), ``"builtin"`` (drawn by
+        this package: a layered layout, self-contained, no Graphviz needed) or
+        ``"auto"``, Graphviz when ``dot`` is on PATH, else the built-in drawing.
+        """
+        if engine not in ("auto", "graphviz", "builtin"):
+            raise ValueError(f"engine must be 'auto', 'graphviz' or 'builtin', not {engine!r}")
+        if engine == "builtin" or (engine == "auto" and shutil.which("dot") is None):
+            return self._builtin_svg()
         return self._graphviz("svg").decode("utf-8")
+
+    def _builtin_svg(self) -> str:
+        from .drawing import Box, draw_svg
+
+        boxes: Dict[str, Box] = {}
+        for name in self._names():
+            data = self.nx.nodes[name]
+            kind = data.get("kind")
+            style = _DOT_STYLE.get(kind, {})
+            box = Box(
+                self._lines(name),
+                fill=style.get("fillcolor", "#ffffff"),
+                stroke="#bdc1c6" if kind == EXTERNAL else "#5f6368",
+                text_color=style.get("fontcolor", "#202124"),
+                rounded=kind != CLASS,
+                dashed=kind == EXTERNAL,
+                tooltip=self._label(name, False),
+            )
+            if data.get("changed"):
+                box.fill = _CHANGED_FILL
+            if data.get("blind_spots"):
+                box.stroke, box.stroke_width = "#d93025", 2.0
+                box.tooltip += "".join(
+                    f"\n! blind spot, line {line}: {what}" if line else f"\n! blind spot: {what}"
+                    for line, what in data["blind_spots"]
+                )
+            boxes[name] = box
+        ids = {name: f"n{i}" for i, name in enumerate(self._names())}
+        edges = [(a, b) for a, b in self._edges(ids)]
+        return draw_svg(boxes, self._names(), edges, title=f"dependencies of {self.root}")
 
     def _graphviz(self, fmt: str) -> bytes:
         dot = shutil.which("dot")
@@ -246,10 +288,15 @@ class DependencyGraph:
             raise RuntimeError(f"Graphviz failed: {proc.stderr.decode(errors='replace')}")
         return proc.stdout
 
-    def _repr_svg_(self) -> Optional[str]:
-        if shutil.which("dot") is None:
-            return None  # Jupyter then uses _repr_markdown_
+    def _repr_svg_(self) -> str:
         return self.to_svg()
+
+    def _repr_html_(self) -> str:
+        # Jupyter shows HTML before SVG and Markdown: the drawing, inline, with the
+        # XML prolog Graphviz writes left out (it is not valid inside HTML).
+        svg = self.to_svg()
+        start = svg.find("<svg")
+        return '<div style="overflow:auto">' + svg[max(start, 0) :] + "</div>"
 
     def _repr_markdown_(self) -> str:
         return "```mermaid\n" + self.to_mermaid() + "```\n"

@@ -40,6 +40,10 @@ differ, so an untouched input costs one ``stat``. The layout of the checks (JSON
 
 Our own work (computing or verifying checks, reading entries) is never recorded: a
 thread-local flag turns the hooks off while it runs.
+
+Why one module of more than 600 lines: the hooks and :func:`verify` share the layout
+above and the flag; the states (files, listings, trees, code) and their verification
+are the part to move out (``runtime/checks.py``) when it grows again.
 """
 
 from __future__ import annotations
@@ -50,7 +54,6 @@ import os
 import stat as _stat
 import sys
 import threading
-import warnings
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import xxhash
@@ -343,33 +346,31 @@ def _tree_digest(root: str, limit: int, excluded: List[str]) -> Optional[str]:
     return hasher.hexdigest()
 
 
-_WARNED_FOLDERS: Set[Tuple[str, str]] = set()
-
-
 def _tree_state(root: str, name: str, excluded: List[str]) -> Optional[List[Any]]:
     digest = _tree_digest(root, MAX_FOLDER_FILES, excluded)
     if digest is None:
-        if (name, root) not in _WARNED_FOLDERS:
-            _WARNED_FOLDERS.add((name, root))
-            from .errors import BlindSpotWarning
-            from .source import display_path
+        from .errors import BlindSpotWarning
+        from .report import warn
+        from .source import display_path
 
-            warnings.warn(
-                f"{name} was given the folder {display_path(root)}, which holds more than "
-                f"{MAX_FOLDER_FILES} files: too many to check before each hit, so changes "
-                f"inside it do not re-run {name}. Pass the files it reads, or declare "
-                f"them with checkpoint(inputs=['folder/*.parquet'])",
-                BlindSpotWarning,
-                stacklevel=2,
-            )
+        warn(
+            f"{name} was given the folder {display_path(root)}, which holds more than "
+            f"{MAX_FOLDER_FILES} files: too many to check before each hit, so changes "
+            f"inside it do not re-run {name}. Pass the files it reads, or declare "
+            f"them with checkpoint(inputs=['folder/*.parquet'])",
+            BlindSpotWarning,
+            once=("large-folder", name, root),
+        )
         return None
     return [root, digest, excluded]
 
 
-def declared_checks(patterns: Sequence[str], name: str, cache_dir: str) -> Dict[str, Any]:
+def declared_checks(patterns: Sequence[str], name: str, cache_dir: Optional[str]) -> Dict[str, Any]:
     """The checks of the patterns of ``checkpoint(inputs=[...])``: each pattern's
     matches (evaluated again before every hit), the content of each matched file, the
-    tree of each matched folder."""
+    tree of each matched folder (leaving out ``cache_dir``, the store's folder if it
+    has one)."""
+    left_out = (os.path.abspath(cache_dir),) if cache_dir else ()
     with _busy():
         inputs: List[List[Any]] = []
         trees: List[List[Any]] = []
@@ -378,7 +379,7 @@ def declared_checks(patterns: Sequence[str], name: str, cache_dir: str) -> Dict[
             matches = _matches(pattern)
             declared.append([pattern, _names_digest(matches)])
             for path in matches:
-                _add_path_state(path, inputs, trees, name, (os.path.abspath(cache_dir),))
+                _add_path_state(path, inputs, trees, name, left_out)
         out: Dict[str, Any] = {"declared": declared}
         if inputs:
             out["inputs"] = inputs
@@ -830,7 +831,7 @@ def _stop_monitoring() -> None:
 
 def start(
     name: str,
-    cache_dir: str,
+    cache_dir: Optional[str],
     track_files: bool,
     known: Optional[List[Tuple[str, int, int]]],
     track_env: bool = False,
@@ -839,9 +840,12 @@ def start(
     """Begin recording a miss of ``name`` (``known``: the static graph's definitions,
     or None not to watch which code runs; ``track_env``: note the environment variables
     the project's code reads; ``blind``: the analysis of ``name`` has blind spots, so
-    before Python 3.12 the profile hook watches this miss even if it is not on for all)."""
+    before Python 3.12 the profile hook watches this miss even if it is not on for all;
+    ``cache_dir``: the store's folder, if it has one, never an input)."""
     _install_audit_hook()
-    ignore = (os.path.abspath(cache_dir).rstrip(os.sep) + os.sep,) + _environment_dirs()
+    ignore = _environment_dirs()
+    if cache_dir:
+        ignore = (os.path.abspath(cache_dir).rstrip(os.sep) + os.sep, *ignore)
     if known is not None and not _start_monitoring(blind):
         known = None
     recorder = Recorder(name, ignore, track_files, known, track_env)

@@ -18,6 +18,13 @@ contract); :class:`PickleFileCache` takes non-empty strings only, and another ke
 failure of "computing the key" under the policy above, with a message saying what to
 return instead. The submodules ``base`` and ``default`` are 1.0's import paths of
 :class:`DecoratorCheckpoint` and :func:`checkpoint`.
+
+Why one module of more than 600 lines: the call path is read top to bottom as one
+unit (the wrappers, then each step with its policy, then the miss: recording and
+saving), and ``rerun``, ``key``, ``explain`` and :func:`checkpoint` reuse its steps.
+The run-time recording glue (``_start_recording`` to ``_checks``, the side-effect and
+safety-net warnings) is the part to move out (``decorator/recording.py``) when the
+module grows again.
 """
 
 from __future__ import annotations
@@ -29,7 +36,6 @@ import logging
 import os
 import time
 import types
-import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union, overload
 
 from .. import runtime
@@ -47,15 +53,11 @@ from ..errors import (
     SideEffectWarning,
 )
 from ..explain import Explanation, explanation_for
-from ..identify import (
-    AutoFuncCallIdentifier,
-    FuncCallContext,
-    FuncCallIdentifierBase,
-    qualified_name,
-)
-from ..store import CacheBase, PickleFileCache
+from ..identify import AutoFuncCallIdentifier, FuncCallIdentifierBase, qualified_name
+from ..report import warn
+from ..store import CacheBase
 from ..store.locks import ACQUIRED, READY, TIMED_OUT, thread_gate
-from ..store.remote import RemoteStore, key_lock, open_store
+from ..store.remote import key_lock, open_store
 
 __all__ = ["DecoratorCheckpoint", "checkpoint"]
 
@@ -135,12 +137,6 @@ class DecoratorCheckpoint:
             )
         self.identifier = identifier
         self.cache = cache
-        if (
-            isinstance(identifier, AutoFuncCallIdentifier)
-            and isinstance(cache, (PickleFileCache, RemoteStore))
-            and identifier.analysis_directory is None
-        ):
-            identifier.analysis_directory = os.path.join(cache.directory, "analysis")
         self.on_error = validate_on_error(
             defaults["checkpoint.on_error"] if on_error is None else on_error
         )
@@ -152,10 +148,8 @@ class DecoratorCheckpoint:
             "compute_once",
             defaults["checkpoint.compute_once"] if compute_once is None else compute_once,
         )
-        # Run-time recording needs a store that can verify what it saved (PickleFileCache).
-        self._retrieve_entry = getattr(cache, "retrieve_entry", None)
         self.inputs: Tuple[str, ...] = validate_inputs(inputs)
-        if self.inputs and self._retrieve_entry is None:
+        if self.inputs and not cache.stores_checks:
             raise ConfigurationError(
                 f"inputs={list(self.inputs)!r} needs a cache that stores run-time checks "
                 f"with each entry, and {type(cache).__name__} does not; use the default "
@@ -229,8 +223,7 @@ class DecoratorCheckpoint:
             )
         _register_project_code(func)
         self._functions.append(func)
-        if isinstance(self.identifier, AutoFuncCallIdentifier):
-            self.identifier.prepare(func)
+        self.identifier.prepare(func, self.cache)
         if inspect.iscoroutinefunction(func):
             wrapper = self._async_wrapper(func)
         else:
@@ -321,7 +314,8 @@ class DecoratorCheckpoint:
         value: Any,
     ) -> Any:
         """A miss under the key's lock: wait while another caller computes, then read
-        its entry; compute only if it is still missing (see :mod:`checkpointing.store.locks`)."""
+        its entry; compute only if it is still missing (see
+        :mod:`checkpointing.store.locks`)."""
         timeout = defaults["checkpoint.wait_timeout"]
         deadline = time.monotonic() + timeout
         with thread_gate(key, timeout) as waited:
@@ -345,12 +339,11 @@ class DecoratorCheckpoint:
                     if value is not _MISSING and value is not _STALE:
                         return value
                 elif state == TIMED_OUT and self.on_error == "warn":
-                    warnings.warn(
+                    warn(
                         f"waited {timeout:g}s for another caller computing "
                         f"{qualified_name(func)} (key {key}); computing it here. Raise "
                         f"defaults['checkpoint.wait_timeout'] for longer computations",
                         CheckpointFailedWarning,
-                        stacklevel=3,
                     )
                 fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
                 recorder = self._start_recording(func, args, kwargs)
@@ -400,18 +393,14 @@ class DecoratorCheckpoint:
 
     def _key(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
         """The key that ``func(*args, **kwargs)`` would be stored under."""
-        if isinstance(self.identifier, AutoFuncCallIdentifier):
-            return self.identifier.key(func, args, kwargs)
-        return self.identifier.identify(FuncCallContext(func, args, kwargs))
+        return self.identifier.key(func, args, kwargs)
 
     # -- each step, with the on_error policy ----------------------------------------
 
     def _try_key(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any) -> Any:
         try:
-            if type(self.identifier) is AutoFuncCallIdentifier:
-                return self.identifier.key(func, args, kwargs)  # the hot path: a str
-            key = self.identifier.identify(FuncCallContext(func, args, kwargs))
-            if isinstance(key, str) and key:
+            key = self.identifier.key(func, args, kwargs)
+            if key.__class__ is str and key:
                 return key
             return self._check_key(key)
         except Exception as exc:
@@ -426,7 +415,9 @@ class DecoratorCheckpoint:
                 f"{name}.identify() returned None; it must return the key of "
                 f"the call (does it lack a return statement?)"
             )
-        if getattr(self.cache, "str_keys_only", False):
+        if isinstance(key, str) and key:  # a str subclass
+            return key
+        if self.cache.str_keys_only:
             raise TypeError(
                 f"{name}.identify() returned {key!r}, but {type(self.cache).__name__} "
                 f"names files after keys and takes only a non-empty str; return a str "
@@ -442,11 +433,7 @@ class DecoratorCheckpoint:
             if self.on_error == "raise":
                 raise exc
             if self.on_error == "warn":
-                warnings.warn(
-                    f"{exc}; {qualified_name(func)} runs without the cache",
-                    HashFailedWarning,
-                    stacklevel=5,
-                )
+                warn(f"{exc}; {qualified_name(func)} runs without the cache", HashFailedWarning)
             return None
         if isinstance(exc, TypeError) and _is_binding_error(func, args, kwargs):
             return None  # the caller's mistake: calling func raises Python's own error
@@ -457,25 +444,22 @@ class DecoratorCheckpoint:
         """The value stored under ``key``, or _MISSING or _STALE (logged, unless
         ``again``: the caller looks a second time, after waiting for the key's lock)."""
         try:
-            if self._retrieve_entry is not None:
-                value, checks = self._retrieve_entry(key)
-                if checks or self.inputs:
-                    stale = self._stale(checks)
-                    if stale is not None:
-                        value, checks = self._try_variants(key)
-                        if value is _STALE:
-                            if not again:
-                                logger.info("%s re-runs: %s", qualified_name(func), stale)
-                            return _STALE
-                        logger.info(
-                            "%s: an earlier entry matches its inputs as they are "
-                            "now (%s since the latest)",
-                            qualified_name(func),
-                            stale,
-                        )
-                    runtime.propagate(checks)
-            else:
-                value = self.cache.retrieve(key)
+            value, checks = self.cache.read_entry(key)
+            if checks or self.inputs:
+                stale = self._stale(checks)
+                if stale is not None:
+                    value, checks = self._try_variants(key)
+                    if value is _STALE:
+                        if not again:
+                            logger.info("%s re-runs: %s", qualified_name(func), stale)
+                        return _STALE
+                    logger.info(
+                        "%s: an earlier entry matches its inputs as they are "
+                        "now (%s since the latest)",
+                        qualified_name(func),
+                        stale,
+                    )
+                runtime.propagate(checks)
         except CheckpointNotExist:
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("miss: %s (key %s)", qualified_name(func), key)
@@ -500,13 +484,10 @@ class DecoratorCheckpoint:
     def _try_variants(self, key: str) -> Tuple[Any, Any]:
         """(value, checks) of an earlier entry of ``key`` whose checks hold now (the
         inputs were reverted), made the key's entry again; else (_STALE, None)."""
-        variants = getattr(self.cache, "variants", None)
-        if variants is None:
-            return _STALE, None
-        for path, checks in variants(key):
+        for path, checks in self.cache.variants(key):
             if self._stale(checks) is None:
                 self.cache.promote_variant(key, path)
-                value, stored = self._retrieve_entry(key)
+                value, stored = self.cache.read_entry(key)
                 if stored == checks:  # not replaced by another process meanwhile
                     return value, checks
                 return _STALE, None
@@ -517,8 +498,6 @@ class DecoratorCheckpoint:
     def _fingerprint(
         self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any
     ) -> Optional[Dict[str, Any]]:
-        if not isinstance(self.identifier, AutoFuncCallIdentifier):
-            return None
         try:
             return self.identifier.fingerprint(func, args, kwargs)
         except Exception as exc:  # explaining is a service, never a reason to fail
@@ -555,7 +534,7 @@ class DecoratorCheckpoint:
         explanation = explanation_for(
             name,
             key,
-            self._exists(key),
+            self.cache.exists(key),
             self._fingerprint(func, args, kwargs),
             self.cache.history(name),
         )
@@ -564,24 +543,11 @@ class DecoratorCheckpoint:
         explanation.blind_spots = blind_spots_of(cached(unwrap(func)))
         return explanation
 
-    def _exists(self, key: str) -> bool:
-        if type(self.cache).read_metadata is not CacheBase.read_metadata:
-            try:
-                self.cache.read_metadata(key)
-                return True
-            except CheckpointNotExist:
-                return False
-        try:
-            self.cache.retrieve(key)
-            return True
-        except CheckpointNotExist:
-            return False
-
     def _start_recording(
         self, func: Callable[..., Any], args: Tuple[Any, ...] = (), kwargs: Any = None
     ) -> Optional[runtime.Recorder]:
         """Watch a miss (see :mod:`checkpointing.runtime`), if this cache can verify it."""
-        if self._retrieve_entry is None:
+        if not self.cache.stores_checks:
             return None
         blind = _has_blind_spots(func)
         safety_net = defaults["runtime.safety_net"] and runtime.monitoring_available(blind)
@@ -592,7 +558,7 @@ class DecoratorCheckpoint:
         try:
             return runtime.start(
                 qualified_name(func),
-                getattr(self.cache, "directory", "."),
+                self.cache.directory,
                 self.track_files,
                 known,
                 track_env,
@@ -635,7 +601,7 @@ class DecoratorCheckpoint:
         if self.inputs:  # an entry without them is never served (see _stale)
             try:
                 checks = runtime.declared_checks(
-                    self.inputs, qualified_name(func), getattr(self.cache, "directory", ".")
+                    self.inputs, qualified_name(func), self.cache.directory
                 )
             except Exception as exc:
                 logger.debug("could not evaluate inputs= of %s: %s", qualified_name(func), exc)
@@ -685,7 +651,7 @@ class DecoratorCheckpoint:
             if self.on_error == "raise":
                 raise CheckpointFailedError(msg, result, True) from exc
             if self.on_error == "warn":
-                warnings.warn(msg, CheckpointFailedWarning, stacklevel=4)
+                warn(msg, CheckpointFailedWarning)
             return
         save_seconds = time.perf_counter() - started
         logger.debug(
@@ -703,11 +669,10 @@ class DecoratorCheckpoint:
             except Exception as exc:
                 logger.debug("could not record the history of %s: %s", qualified_name(func), exc)
         if save_seconds > run_seconds + _OVERHEAD_TOLERANCE_S and self.on_error == "warn":
-            warnings.warn(
+            warn(
                 f"storing the result of {qualified_name(func)} took {save_seconds:.2f}s, "
                 f"longer than running it ({run_seconds:.2f}s); consider not checkpointing it",
                 ExpensiveOverheadWarning,
-                stacklevel=4,
             )
 
     def _fail(self, func: Callable[..., Any], step: str, exc: BaseException) -> None:
@@ -722,7 +687,7 @@ class DecoratorCheckpoint:
             ) from exc
         msg += "; the function runs without the cache"
         if self.on_error == "warn":
-            warnings.warn(msg, CheckpointFailedWarning, stacklevel=5)
+            warn(msg, CheckpointFailedWarning)
 
 
 def _detached(closure: Callable[..., Any]) -> Callable[..., Any]:
@@ -764,26 +729,21 @@ def _validate_flag(name: str, value: Any) -> bool:
     return value
 
 
-_WARNED_EFFECTS: set = set()
-
-
 def runtime_warn_side_effects(func: Callable[..., Any], paths: List[str]) -> None:
     """Warn, once per function, that a hit will not recreate the files it wrote."""
-    name = qualified_name(func)
-    if name in _WARNED_EFFECTS:
-        return
-    _WARNED_EFFECTS.add(name)
     from ..source import display_path
+
+    name = qualified_name(func)
 
     shown = ", ".join(display_path(p) for p in sorted(paths)[:5])
     more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
-    warnings.warn(
+    warn(
         f"{name} wrote {shown}{more} while it ran; when a later call is answered from the "
         f"cache, the function does not run and these are not written again. Return the "
         f"data instead of writing it, or pass checkpoint(allow_side_effects=True) if that "
         f"is what you want",
         SideEffectWarning,
-        stacklevel=6,
+        once=("side-effects", name),
     )
 
 

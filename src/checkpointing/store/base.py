@@ -9,7 +9,7 @@ implements; ``save_entry``/``read_metadata`` optionally keep metadata beside a r
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Dict, Generic, List
+from typing import TYPE_CHECKING, Any, Dict, Generic, Iterator, List, Optional, Tuple
 
 from .._typing import ContextId, ReturnValue
 from ..errors import CheckpointNotExist
@@ -36,8 +36,19 @@ class CacheBase(ABC, Generic[ContextId, ReturnValue]):
                 except KeyError:
                     raise CheckpointNotExist(context_id) from None
 
-    ``save_entry`` and ``read_metadata`` let a backend keep metadata beside each
-    result (function, creation time, run time); the defaults ignore it.
+    Every other method has a default that works with those two, so the decorator
+    goes through the same methods for every cache; a backend overrides what it can do
+    better:
+
+    * ``read_entry`` (the hit path): the result and the run-time checks saved with it;
+      by default ``retrieve`` and no checks (then set ``stores_checks`` False, the
+      default, and the decorator neither records nor verifies checks);
+    * ``exists``, ``save_entry``/``read_metadata`` (metadata beside each result:
+      function, creation time, run time; the defaults ignore it),
+      ``record_history``/``history`` (to explain a miss), ``variants``/
+      ``promote_variant`` (earlier entries of a key, by their checks);
+    * ``delete`` and ``entries`` (maintenance): no default can do these with ``save``
+      and ``retrieve`` alone, so they raise NotImplementedError naming the fix.
 
     Keys are whatever the identifier returns (a str from the default identifier; any
     value a custom identifier returns and the cache accepts, as in 1.0), unless
@@ -50,6 +61,15 @@ class CacheBase(ABC, Generic[ContextId, ReturnValue]):
     str_keys_only: bool = False
     """True if this cache accepts only non-empty str keys (it names files after them)."""
 
+    directory: Optional[str] = None
+    """The local folder the store keeps its files in, if it has one: what a run reads
+    there is the store's business, never an input of the function."""
+
+    stores_checks: bool = False
+    """True if ``save_entry`` keeps ``metadata["checks"]`` and ``read_entry`` returns them:
+    then the decorator records what a run reads (files, environment) and serves a hit
+    only while it is unchanged, and ``inputs=`` may be used."""
+
     @abstractmethod
     def save(self, context_id: ContextId, result: ReturnValue) -> None:
         """Store ``result`` under ``context_id``, replacing any previous entry."""
@@ -57,6 +77,58 @@ class CacheBase(ABC, Generic[ContextId, ReturnValue]):
     @abstractmethod
     def retrieve(self, context_id: ContextId) -> ReturnValue:
         """Return the result stored under ``context_id``; raise CheckpointNotExist if none."""
+
+    def read_entry(self, context_id: ContextId) -> Tuple[ReturnValue, Any]:
+        """(result, checks) stored under ``context_id``: the result and the run-time
+        checks saved in its metadata (None if none), which the caller verifies before
+        using the result. By default ``retrieve`` and no checks.
+
+        Raises:
+            CheckpointNotExist: no entry (or one that cannot be read).
+        """
+        return self.retrieve(context_id), None
+
+    def exists(self, context_id: ContextId) -> bool:
+        """Is there an entry under ``context_id``? By default ``retrieve`` tells."""
+        try:
+            self.retrieve(context_id)
+        except CheckpointNotExist:
+            return False
+        return True
+
+    def delete(self, context_id: ContextId) -> bool:
+        """Remove the entry of ``context_id``; False if there was none.
+
+        Raises:
+            NotImplementedError: this cache cannot delete (the 1.0 interface has no
+                such method); implement ``delete``.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot delete entries: implement "
+            f"delete(context_id) -> bool in it"
+        )
+
+    def entries(self) -> Iterator[ContextId]:
+        """The keys of every entry stored.
+
+        Raises:
+            NotImplementedError: this cache cannot list its entries (the 1.0 interface
+                has no such method); implement ``entries``.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot list its entries: implement entries() "
+            f"(an iterator of keys) in it"
+        )
+
+    def variants(self, context_id: ContextId) -> List[Tuple[Any, Any]]:
+        """(handle, checks) of earlier entries kept for ``context_id`` that differ from
+        its entry only in their run-time checks, newest first; by default none."""
+        return []
+
+    def promote_variant(self, context_id: ContextId, handle: Any) -> None:
+        """Make the variant ``handle`` (from :meth:`variants`) the entry of
+        ``context_id`` again. Never called by default (there are no variants)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no variants")
 
     def save_entry(
         self, context_id: ContextId, result: ReturnValue, metadata: Dict[str, Any]

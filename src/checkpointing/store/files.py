@@ -64,7 +64,6 @@ import pickle
 import re
 import stat
 import time
-import warnings
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from ..config import (
@@ -76,6 +75,7 @@ from ..config import (
     validate_secret,
 )
 from ..errors import CheckpointNotExist, CorruptEntryWarning, UntrustedEntryWarning
+from ..report import warn
 from .base import CacheBase
 from .fileio import (
     _OTHERS_WRITE,
@@ -194,9 +194,9 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
         self._prepared = False
         self._trusted_folder = False  # memo: the folders passed the ownership check
         self._swept = 0.0  # when stale temporary files were last removed
-        self._warned: set = set()
 
     str_keys_only = True
+    stores_checks = True
 
     def __repr__(self) -> str:
         return f"PickleFileCache({self.directory!r}, pickle_protocol={self.pickle_protocol})"
@@ -269,9 +269,9 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
                 :class:`CorruptEntryWarning` naming the file and the reason), or one
                 that is not trusted (then with an :class:`UntrustedEntryWarning`).
         """
-        return self.retrieve_entry(context_id)[0]
+        return self.read_entry(context_id)[0]
 
-    def retrieve_entry(self, context_id: str) -> Tuple[Any, Any]:
+    def read_entry(self, context_id: str) -> Tuple[Any, Any]:
         """(result, checks): like :meth:`retrieve`, with the ``"checks"`` saved in the
         entry's metadata (None if none) that the caller verifies before using it."""
         known = self._paths.get(context_id)
@@ -296,6 +296,17 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
         except Exception as exc:
             self._warn_corrupt(path, f"unpickling failed: {type(exc).__name__}: {exc}")
             raise CheckpointNotExist(context_id) from None
+
+    retrieve_entry = read_entry  # its name before CacheBase had read_entry
+
+    def exists(self, context_id: str) -> bool:
+        """Is there an entry under ``context_id``? Reads its header only (no checksum,
+        no trust check: :meth:`retrieve` may still find it unreadable)."""
+        try:
+            self.read_metadata(context_id)
+        except CheckpointNotExist:
+            return False
+        return True
 
     def _load(self, path: str, key_digest: Optional[bytes]) -> Tuple[Any, Any, Any]:
         """(pickle, buffers, checks) of the entry at ``path`` once it passed every check
@@ -375,30 +386,26 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
         return header
 
     def _warn_corrupt(self, path: str, reason: str) -> None:
-        warnings.warn(
+        warn(
             f"checkpointing entry {path} is unreadable ({reason}); it is treated "
             f"as a miss: the result will be recomputed and the entry replaced",
             CorruptEntryWarning,
-            stacklevel=4,
         )
 
     # -- maintenance ----------------------------------------------------------------------
     def _warn_untrusted(self, path: str, reason: str) -> None:
-        if (path, reason) in self._warned:
-            return
-        self._warned.add((path, reason))
         fix = (
             "set the same secret where the entry was written"
             if self._secret
             else "keep the cache in a folder only you can write, or set a secret "
             "(CHECKPOINTING_SECRET) to share signed entries"
         )
-        warnings.warn(
+        warn(
             f"checkpointing entry {path} is not trusted ({reason}); it was not "
             f"loaded (loading a pickle can run code) and is treated as a miss; "
             f"{fix}",
             UntrustedEntryWarning,
-            stacklevel=4,
+            once=("untrusted", path, reason),
         )
 
     # -- maintenance ----------------------------------------------------------------------
@@ -414,6 +421,10 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
             if not isinstance(context_id, str):
                 context_id = os.path.basename(path)[: -len(_SUFFIX)]
             yield EntryInfo(context_id, path, size, header)
+
+    def entries(self) -> Iterator[str]:
+        """The key of every entry whose header is readable, in file-name order."""
+        return (info.context_id for info in self.iter_entries())
 
     def entry_files(self) -> List[str]:
         """Paths of every entry file, readable or not (for ``checkpointing verify``)."""

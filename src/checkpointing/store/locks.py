@@ -42,7 +42,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 try:
     import fcntl
@@ -68,6 +68,9 @@ __all__ = [
 class SynchronizedCache(CacheBase[ContextId, ReturnValue]):
     """A cache whose every access happens inside ``with lock:``.
 
+    Otherwise it is the cache it wraps: every method of :class:`CacheBase` and
+    ``str_keys_only``/``stores_checks`` are the wrapped cache's.
+
     Args:
         cache: the cache to wrap.
         lock: a context manager, e.g. ``threading.Lock()`` or a file lock.
@@ -85,6 +88,16 @@ class SynchronizedCache(CacheBase[ContextId, ReturnValue]):
         """That of the wrapped cache."""
         return getattr(self.cache, "str_keys_only", False)
 
+    @property  # type: ignore[override]
+    def directory(self) -> Optional[str]:  # type: ignore[override]
+        """That of the wrapped cache."""
+        return getattr(self.cache, "directory", None)
+
+    @property  # type: ignore[override]
+    def stores_checks(self) -> bool:  # type: ignore[override]
+        """That of the wrapped cache."""
+        return getattr(self.cache, "stores_checks", False)
+
     def save(self, context_id: ContextId, result: ReturnValue) -> None:
         """Save under the lock."""
         with self.lock:
@@ -94,6 +107,32 @@ class SynchronizedCache(CacheBase[ContextId, ReturnValue]):
         """Retrieve under the lock."""
         with self.lock:
             return self.cache.retrieve(context_id)
+
+    def read_entry(self, context_id: ContextId) -> Tuple[ReturnValue, Any]:
+        """Read the result and its checks under the lock."""
+        with self.lock:
+            return self.cache.read_entry(context_id)
+
+    def exists(self, context_id: ContextId) -> bool:
+        with self.lock:
+            return self.cache.exists(context_id)
+
+    def delete(self, context_id: ContextId) -> bool:
+        with self.lock:
+            return self.cache.delete(context_id)
+
+    def entries(self) -> Iterator[ContextId]:
+        """The keys, listed under the lock."""
+        with self.lock:
+            return iter(list(self.cache.entries()))
+
+    def variants(self, context_id: ContextId) -> List[Tuple[Any, Any]]:
+        with self.lock:
+            return self.cache.variants(context_id)
+
+    def promote_variant(self, context_id: ContextId, handle: Any) -> None:
+        with self.lock:
+            self.cache.promote_variant(context_id, handle)
 
     def save_entry(
         self, context_id: ContextId, result: ReturnValue, metadata: Dict[str, Any]

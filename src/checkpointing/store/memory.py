@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Optional
+from typing import Iterator, Optional
 
 from .._typing import ContextId, ReturnValue
 from ..errors import CheckpointNotExist, ConfigurationError
@@ -65,3 +65,21 @@ class InMemoryLRUCache(CacheBase[ContextId, ReturnValue]):
             except KeyError:
                 raise CheckpointNotExist(context_id) from None
             return self._entries[context_id]
+
+    def exists(self, context_id: ContextId) -> bool:
+        """Is a result kept under ``context_id``? (Not counted as a use.)"""
+        with self._lock:
+            return context_id in self._entries
+
+    def delete(self, context_id: ContextId) -> bool:
+        """Drop the result kept under ``context_id``; False if there was none."""
+        with self._lock:
+            return self._entries.pop(context_id, _NONE) is not _NONE
+
+    def entries(self) -> Iterator[ContextId]:
+        """The keys kept, least recently used first."""
+        with self._lock:
+            return iter(list(self._entries))
+
+
+_NONE = object()

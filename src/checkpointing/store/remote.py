@@ -142,6 +142,7 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
     """
 
     str_keys_only = True
+    stores_checks = True
 
     def __init__(
         self,
@@ -406,9 +407,21 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
 
     # -- reading ------------------------------------------------------------------------
     def retrieve(self, context_id: str) -> Any:
-        return self.retrieve_entry(context_id)[0]
+        return self.read_entry(context_id)[0]
 
-    def retrieve_entry(self, context_id: str) -> Tuple[Any, Any]:
+    def exists(self, context_id: str) -> bool:
+        """Is there a remote entry under ``context_id``? (One HEAD; nothing downloaded.)"""
+        try:
+            return self.etag(self.path_of(context_id)) is not None
+        except Exception as exc:
+            raise self._unavailable(exc, "reading") from exc
+
+    def entries(self) -> Iterator[str]:
+        """The keys of every remote entry (a listing, then a ranged read of each)."""
+        for entry in self.iter_entries():
+            yield entry.context_id
+
+    def read_entry(self, context_id: str) -> Tuple[Any, Any]:
         """(result, checks) of ``context_id``; see the module for the tier.
 
         Raises:
@@ -417,7 +430,7 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
         """
         if context_id in self._checked:
             try:
-                return self.tier.retrieve_entry(context_id)
+                return self.tier.read_entry(context_id)
             except CheckpointNotExist:
                 del self._checked[context_id]
         remote = self.path_of(context_id)
@@ -429,7 +442,7 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
             raise
         if prefix is None:  # the tier's copy is the remote entry
             try:
-                found = self.tier.retrieve_entry(context_id)
+                found = self.tier.read_entry(context_id)
             except CheckpointNotExist:
                 self._forget(context_id)
                 etag, prefix = self._fetch(context_id, remote, None)

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from typing import Any, Callable, List, Tuple
 
 import xxhash
 
 from ..config import defaults
 from ..errors import CheckpointFailedWarning
+from ..report import warn
 from .fileio import _make_private_folder, _read_header
 from .format import _SUFFIX, _Corrupt, _file_stem
 
@@ -72,11 +72,10 @@ class VariantFiles:
                 for name in aged[: len(names) - (limit - 1)]:
                     os.remove(os.path.join(folder, name))
         except OSError as exc:
-            warnings.warn(
+            warn(
                 f"could not keep the previous entry of {context_id} aside "
                 f"({type(exc).__name__}: {exc}); it is replaced",
                 CheckpointFailedWarning,
-                stacklevel=4,
             )
 
     def variants(self, context_id: str) -> List[Tuple[str, Any]]:
