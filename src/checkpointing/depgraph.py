@@ -355,24 +355,28 @@ def bytecode_digest(obj: Any) -> str:
 
 
 def hidden_layers(bound: Any) -> List[types.FunctionType]:
-    """The wrapper layers around a project function that its source does not show:
-    applied by a call (``helper = logged(_helper)``), not by a decorator line (whose
-    code the function's own analysis follows). Outermost first."""
+    """The wrapper layers around a project function found in a value that its source
+    does not show: applied by a call (``REGISTRY["f"] = logged(f)``), not by decorator
+    lines (whose code the function's own analysis follows). Outermost first.
+
+    One decorator line may make several layers (networkx's ``_dispatchable`` wraps an
+    ``argmap`` wrapper), so layers are not matched to lines one by one: a function
+    with decorator lines is taken as wrapped by them alone. ``logged(f)`` applied by a
+    call to a function that also has decorator lines is not seen (docs/tracking.md).
+    """
     chain = unwrap_chain(bound)
-    if len(chain) < 2:
+    if len(chain) < 2 or not isinstance(chain[-1], types.FunctionType):
         return []
-    _, sources = (
-        _function_node(chain[-1])
-        if isinstance(chain[-1], types.FunctionType)
-        else (
-            None,
-            [],
-        )
-    )
-    shown = len(getattr(sources[0], "decorator_list", ())) if sources else 0
+    code = chain[-1].__code__
+    record = _record_for_code(code)
+    lines = getattr(record, "lines", None)
+    if not lines or len(lines) < code.co_firstlineno:
+        return []
+    if lines[code.co_firstlineno - 1].lstrip().startswith("@"):
+        return []  # its first line is a decorator's (the source is not parsed: a hit)
     return [
         layer
-        for layer in chain[: max(0, len(chain) - 1 - shown)]
+        for layer in chain[:-1]
         if isinstance(layer, types.FunctionType) and is_project_object(layer)
     ]
 
@@ -672,10 +676,9 @@ class _Builder:
         for hops, layer in enumerate(chain[:-1]):
             for name in wrapper_attributes(layer):
                 entries.append(self._attribute_slot(node, layer, hops, name, own))
-        _, sources = _function_node(chain[-1]) if len(chain) > 1 else (None, [])
-        shown = len(getattr(sources[0], "decorator_list", ())) if sources else 0
-        for hops, layer in enumerate(chain[: max(0, len(chain) - 1 - shown)]):
-            if isinstance(layer, types.FunctionType) and is_project_object(layer):
+        hidden = {id(layer) for layer in hidden_layers(bound)}
+        for hops, layer in enumerate(chain[:-1]):
+            if id(layer) in hidden:
                 identity = describe(bound)
                 child = self._visit(layer, spec=identity and ["wrapper", identity, hops])
                 node.edges.append(child)

@@ -1002,6 +1002,8 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
                 if spec[1][0] == "wrapper"
                 else found.get(_described(spec[1]))
             )
+            if owner is None and locate.same(func, spec[1]):
+                owner = func  # the root of a local plan
             if owner is None:
                 return None
             owner = owner if spec[1][0] == "wrapper" else unwrap(owner)
