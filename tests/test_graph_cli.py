@@ -373,7 +373,7 @@ def test_why_command(proj) -> None:
         "proj/features.py:11 getattr() with a computed attribute name"
     ]
     bad = cli(proj, "why", "proj.main:train", "[1,")
-    assert bad.returncode == 2 and "must be JSON" in bad.stderr
+    assert bad.returncode == 2 and "neither JSON nor Python literals" in bad.stderr
 
 
 def test_clear_asks_unless_yes(proj) -> None:

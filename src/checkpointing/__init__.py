@@ -32,6 +32,7 @@ from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifie
 from .render import DependencyGraph, graph
 from .source import install_import_hook as _install_import_hook
 from .store import CacheBase, InMemoryLRUCache, PickleFileCache
+from .store.evict import prune
 from .store.remote import RemoteStore
 
 __version__ = "2.0.0.dev0"
@@ -63,6 +64,7 @@ __all__ = [
     "UntrustedEntryWarning",
     "checkpoint",
     "defaults",
+    "prune",
 ]
 
 # The public classes are documented and pickled under the package name.

@@ -2,13 +2,22 @@
 
 This module owns the command line: listing, inspecting, explaining, pruning and
 verifying a cache directory, over the same public functions a program uses. Exit
-codes: 0 ok, 1 problems found (or a deletion declined), 2 usage errors.
+codes: 0 ok, 1 problems found (a deletion declined, no such function or cache folder),
+2 usage errors. ``--dir`` and ``--json`` work before or after the command; with
+``--json`` every outcome prints JSON on stdout (an error as ``{"error": ...}``).
+
+``why``, ``graph`` and ``accept`` import the user's module. They say so on stderr
+first, and refuse a module that does work at import (a call, a loop, a ``with`` at
+its top level) without an ``if __name__ == "__main__":`` guard unless ``--import`` is
+given: importing such a script would run it.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -17,9 +26,10 @@ import sys
 import time
 from typing import Any, Callable, Dict, Iterable, List, NoReturn, Optional, Sequence, Tuple
 
-from .config import defaults
+from .config import defaults, parse_age, parse_size
 from .errors import ConfigurationError
 from .store import EntryInfo, PickleFileCache
+from .store.evict import Usage, last_used, remove_entries, select, usage_log_for
 
 __all__ = ["main"]
 
@@ -30,11 +40,19 @@ class UsageError(Exception):
     """A bad command line: reported on stderr with exit code 2."""
 
 
+class NotFound(Exception):
+    """No such cache folder or function: reported on stderr with exit code 1."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a bad argument reported in one line (the cause and where to look)."""
 
     def error(self, message: str) -> "NoReturn":  # type: ignore[override]
-        self.exit(USAGE, f"{self.prog}: {_shown(message)} (see {self.prog} --help)\n")
+        raise _BadCommandLine(f"{self.prog}: {_shown(message)} (see {self.prog} --help)")
+
+
+class _BadCommandLine(Exception):
+    """argparse refused the command line (reported by :func:`main`, exit code 2)."""
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -48,29 +66,22 @@ def _size(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
-_MAX_SIZE = 1 << 60  # 1 EiB: anything larger is a typo
-
-
 def _parse_size(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*", text, re.I)
-    if not match:
-        raise UsageError(f"--max-size {_shown(text)} is not a size; write e.g. 500MB or 5GB")
-    number, unit = float(match.group(1)), match.group(2).lower().rstrip("ib")
-    size = number * 1024 ** "bkmgt".index(unit or "b")
-    if size > _MAX_SIZE:
-        raise UsageError(f"--max-size {_shown(text)} is larger than 1 EB; write e.g. 500MB or 5GB")
-    return int(size)
-
-
-_MAX_AGE = 1000 * 365 * 86400.0
+    try:
+        return parse_size(text, "--max-size")
+    except ConfigurationError:
+        raise UsageError(
+            f"--max-size {_shown(text)} is not a size; write e.g. 500MB or 5GB"
+        ) from None
 
 
 def _parse_age(text: str) -> float:
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text, re.I)
-    if not match:
-        raise UsageError(f"--older-than {_shown(text)} is not an age; write e.g. 12h, 30d or 2w")
-    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    return min(float(match.group(1)) * seconds[match.group(2).lower()], _MAX_AGE)
+    try:
+        return parse_age(text, "--older-than")
+    except ConfigurationError:
+        raise UsageError(
+            f"--older-than {_shown(text)} is not an age; write e.g. 12h, 30d or 2w"
+        ) from None
 
 
 def _non_negative(text: str) -> int:
@@ -114,12 +125,9 @@ def _when(timestamp: Optional[float]) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
 
 
-def _last_used(entry: EntryInfo) -> float:
-    try:
-        stat = os.stat(entry.path)
-    except OSError:
-        return 0.0
-    return max(stat.st_atime, stat.st_mtime)
+def _usage(cache: PickleFileCache) -> Dict[str, Usage]:
+    """The library's own records of use (never the files' atime)."""
+    return usage_log_for(cache).read()
 
 
 class _Progress:
@@ -170,8 +178,10 @@ def _matches(function: str, pattern: str) -> bool:
 def _confirm(args: argparse.Namespace, victims: Sequence[EntryInfo], verb: str) -> bool:
     if not victims:
         return False
-    for entry in victims:
-        print(f"  {verb} {_shown(entry.context_id)}  {_shown_function(entry)}  {_size(entry.size)}")
+    if not args.json:
+        for entry in victims:
+            shown = f"{_shown(entry.context_id)}  {_shown_function(entry)}  {_size(entry.size)}"
+            print(f"  {verb} {shown}")
     if args.yes:
         return True
     if not sys.stdin.isatty():
@@ -184,23 +194,152 @@ def _confirm(args: argparse.Namespace, victims: Sequence[EntryInfo], verb: str) 
     return answer.strip().lower() in ("y", "yes")
 
 
-def _delete(args: argparse.Namespace, cache: PickleFileCache, victims: Sequence[EntryInfo]) -> int:
-    """List ``victims``, ask (unless --yes), delete them; the exit code."""
+def _entry_row(entry: EntryInfo, usage: Dict[str, Usage]) -> Dict[str, Any]:
+    return {
+        "key": _shown(entry.context_id),
+        "function": _shown_function(entry),
+        "size": entry.size,
+        "last_used": last_used(entry, usage),
+    }
+
+
+def _delete(
+    args: argparse.Namespace, cache: PickleFileCache, victims: Sequence[EntryInfo]
+) -> Tuple[int, List[EntryInfo]]:
+    """List ``victims``, ask (unless --yes), delete them: (exit code, deleted)."""
     if not _confirm(args, victims, "delete"):
-        return PROBLEMS
-    deleted = sum(cache.delete(e.context_id) for e in victims)
+        return PROBLEMS, []
+    deleted = [e for e in victims if cache.delete(e.context_id)]
     cache.remove_stale_temporaries()
-    print(f"deleted {deleted} entries ({_size(sum(e.size for e in victims))})")
-    return OK
+    if not args.json:
+        print(f"deleted {len(deleted)} entries ({_size(sum(e.size for e in deleted))})")
+    return OK, deleted
 
 
-def _load_function(spec: str) -> Callable[..., Any]:
+def _deletion_report(deleted: Sequence[Any], declined: bool, **extra: Any) -> Dict[str, Any]:
+    rows = [d if isinstance(d, dict) else _entry_row(d, {}) for d in deleted]
+    return {
+        "deleted": rows,
+        "count": len(rows),
+        "bytes": sum(r["size"] for r in rows),
+        "declined": declined,
+        **extra,
+    }
+
+
+def _main_guard(node: ast.stmt) -> bool:
+    """``if __name__ == "__main__":`` (either way round)."""
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+        return False
+    test = node.test
+    if len(test.ops) != 1 or not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [n for n in sides if isinstance(n, ast.Name) and n.id == "__name__"]
+    mains = [n for n in sides if isinstance(n, ast.Constant) and n.value == "__main__"]
+    return len(names) == 1 and len(mains) == 1
+
+
+_DEFINITIONS = (
+    ast.Import,
+    ast.ImportFrom,
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.Assign,
+    ast.AnnAssign,
+    ast.AugAssign,
+    ast.Pass,
+    ast.Global,
+)
+
+
+def top_level_work(source: str) -> Tuple[bool, Optional[Tuple[int, str]]]:
+    """(has a main guard, the first statement that does work at import), where work
+    is a call or expression, a loop or a ``with`` at module level (also inside a
+    top-level ``if``/``try``), not under the main guard. Definitions, imports and
+    assignments are not work: a module of constants and functions imports quietly."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False, None  # importing reports the error, at its line
+    guarded = False
+
+    def first_work(body: List[ast.stmt], top: bool) -> Optional[Tuple[int, str]]:
+        nonlocal guarded
+        for index, node in enumerate(body):
+            if _main_guard(node):
+                guarded = True
+                continue
+            if isinstance(node, _DEFINITIONS):
+                continue
+            if (
+                isinstance(node, ast.Expr)
+                and isinstance(node.value, ast.Constant)
+                and (index == 0 or not top)
+            ):
+                continue  # a docstring (or a bare constant)
+            if isinstance(node, ast.If):
+                found = first_work(node.body, False) or first_work(node.orelse, False)
+            elif isinstance(node, ast.Try):
+                parts = node.body + [n for h in node.handlers for n in h.body]
+                parts += node.orelse + node.finalbody
+                found = first_work(parts, False)
+            else:
+                text = ast.get_source_segment(source, node) or type(node).__name__
+                return node.lineno, text.splitlines()[0][:80]
+            if found:
+                return found
+        return None
+
+    work = first_work(tree.body, True)
+    return guarded or any(_main_guard(node) for node in tree.body), work
+
+
+def _check_import(module_name: str, allow: bool) -> None:
+    """Say that ``module_name`` is imported (on stderr), or refuse a guard-less script."""
+    if module_name in sys.modules:
+        return
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return  # the import below reports it
+    origin = getattr(spec, "origin", None)
+    if not origin or not origin.endswith(".py"):
+        return
+    try:
+        with open(origin, encoding="utf-8") as handle:
+            source = handle.read()
+    except (OSError, UnicodeDecodeError):
+        return
+    try:
+        ast.parse(source)
+    except (SyntaxError, ValueError):
+        return  # the import reports it, at its line
+    guarded, work = top_level_work(source)
+    where = os.path.relpath(origin) if not os.path.isabs(module_name) else origin
+    if work is not None and not guarded and not allow:
+        line, text = work
+        raise UsageError(
+            f"{_shown(where)}:{line} runs {_shown(text)!s} at import, and the module has no "
+            f"'if __name__ == \"__main__\":' guard: importing it would run your script. Put "
+            f"that code under the guard, or pass --import to import it anyway"
+        )
+    print(
+        f"checkpointing: importing {_shown(module_name)} ({_shown(where)}) to answer"
+        + ("; its top-level code runs" if work is not None else ""),
+        file=sys.stderr,
+    )
+
+
+def _load_function(spec: str, allow_import: bool = False) -> Callable[..., Any]:
     """``pkg.mod:func`` or ``pkg.mod:Class.method`` (imported from the current directory)."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise UsageError(f"{_shown(spec)} is not MODULE:FUNCTION; write e.g. pipeline.train:fit")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    _check_import(module_name, allow_import)
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
@@ -231,6 +370,7 @@ def _load_function(spec: str) -> Callable[..., Any]:
 
 
 def _emit(args: argparse.Namespace, data: Any, text: Callable[[], str]) -> None:
+    """Print ``data`` as JSON under --json, else ``text()``."""
     if args.json:
         print(json.dumps(data, indent=2, default=str))
     else:
@@ -244,12 +384,14 @@ def cmd_ls(args: argparse.Namespace, cache: PickleFileCache) -> int:
     groups: Dict[str, List[EntryInfo]] = {}
     for entry in _entries(cache):
         groups.setdefault(_function_of(entry), []).append(entry)
+    usage = _usage(cache)
     rows = [
         {
             "function": _shown(name),
             "entries": len(entries),
             "size": sum(e.size for e in entries),
-            "last_used": max(_last_used(e) for e in entries),
+            "hits": sum(usage[e.context_id].hits for e in entries if e.context_id in usage),
+            "last_used": max(last_used(e, usage) for e in entries),
         }
         for name, entries in sorted(groups.items())
     ]
@@ -258,11 +400,11 @@ def cmd_ls(args: argparse.Namespace, cache: PickleFileCache) -> int:
         if not rows:
             return f"no entries in {_shown(cache.directory)}"
         width = max(len(r["function"]) for r in rows)
-        lines = [f"{'function':<{width}}  entries      size  last used"]
+        lines = [f"{'function':<{width}}  entries      size     hits  last used"]
         for r in rows:
             lines.append(
                 f"{r['function']:<{width}}  {r['entries']:>7}  {_size(r['size']):>8}"
-                f"  {_when(r['last_used'])}"
+                f"  {r['hits']:>7}  {_when(r['last_used'])}"
             )
         total = sum(r["size"] for r in rows)
         lines.append(
@@ -280,14 +422,17 @@ def cmd_ls(args: argparse.Namespace, cache: PickleFileCache) -> int:
 
 def cmd_show(args: argparse.Namespace, cache: PickleFileCache) -> int:
     entries = [e for e in _entries(cache) if _matches(_function_of(e), args.function)]
+    usage = _usage(cache)
     data = [
         {
             "key": _shown(e.context_id),
             "function": _shown_function(e),
+            "call": _shown(e.metadata.get("arguments") or "?"),
             "size": e.size,
             "created": e.metadata.get("created"),
             "run_seconds": e.metadata.get("run_seconds"),
-            "last_used": _last_used(e),
+            "last_used": last_used(e, usage),
+            "hits": usage[e.context_id].hits if e.context_id in usage else 0,
             "path": e.path,
             "arguments": (e.metadata.get("fingerprint") or {}).get("arguments"),
         }
@@ -300,13 +445,17 @@ def cmd_show(args: argparse.Namespace, cache: PickleFileCache) -> int:
         lines = [f"{len(data)} entries of {data[0]['function']}:"]
         for d in data:
             run = d["run_seconds"]
+            ran = f"  ran {run:.2f}s" if isinstance(run, (int, float)) else ""
+            lines.append(f"  {d['call']}")
             lines.append(
-                f"  {d['key']}  created {_when(d['created'])}  ran {run:.2f}s  {_size(d['size'])}"
-                if isinstance(run, (int, float))
-                else f"  {d['key']}  created {_when(d['created'])}  {_size(d['size'])}"
+                f"    key {d['key']}  {_size(d['size'])}  created {_when(d['created'])}{ran}"
+                f"  last used {_when(d['last_used'])}  hits {d['hits']}"
             )
         return "\n".join(lines)
 
+    if not data and not args.json:
+        print(text(), file=sys.stderr)
+        return PROBLEMS
     _emit(args, data, text)
     return OK if data else PROBLEMS
 
@@ -314,7 +463,7 @@ def cmd_show(args: argparse.Namespace, cache: PickleFileCache) -> int:
 def cmd_graph(args: argparse.Namespace, cache: PickleFileCache) -> int:
     from .render import graph
 
-    g = graph(_load_function(args.function))
+    g = graph(_load_function(args.function, args.allow_import))
     fmt = args.format
     if args.output:
         if fmt == "text" and os.path.splitext(args.output)[1] == "":
@@ -341,8 +490,8 @@ def cmd_graph(args: argparse.Namespace, cache: PickleFileCache) -> int:
 def cmd_why(args: argparse.Namespace, cache: PickleFileCache) -> int:
     from .explain import explain
 
-    func = _load_function(args.function)
     call_args, call_kwargs = _parse_call(args.arguments)
+    func = _load_function(args.function, args.allow_import)
     try:
         result = explain(func, *call_args, **call_kwargs)
     except TypeError as exc:
@@ -351,23 +500,76 @@ def cmd_why(args: argparse.Namespace, cache: PickleFileCache) -> int:
     return OK
 
 
+def cmd_accept(args: argparse.Namespace, cache: PickleFileCache) -> int:
+    func = _load_function(args.function, args.allow_import)
+    accept = getattr(func, "accept", None)
+    if accept is None:
+        raise UsageError(f"{_shown(args.function)} is not decorated with @checkpoint")
+    try:
+        done = accept()
+    except ConfigurationError as exc:
+        raise NotFound(str(exc)) from None
+
+    def text() -> str:
+        if not done["accepted"]:
+            return (
+                f"{done['function']}: nothing to accept: its latest entry was computed "
+                f"with the current code"
+            )
+        return (
+            f"{done['function']}: the current code is accepted as equivalent to that of "
+            f"its stored entries; they are served again ('checkpointing why' says so)"
+        )
+
+    _emit(args, done, text)
+    return OK
+
+
+_CALL_HELP = (
+    "ARGS are the call's arguments: Python literals as in the call (1, 'a', lr=0.1), or "
+    "JSON: a list (positional), an object (keywords) or "
+    '{"args": [...], "kwargs": {...}}'
+)
+
+
 def _parse_call(text: Optional[str]) -> Tuple[List[Any], Dict[str, Any]]:
+    """The arguments of ``why``: JSON (as before), a Python literal of the same shapes,
+    or the inside of a call with Python literals: ``1, [2, 3], lr=0.1``."""
     if not text:
         return [], {}
     try:
         value = json.loads(text)
-    except ValueError as exc:
-        raise UsageError(
-            f"ARGS must be JSON ({exc}); e.g. '[1, 2]', '{{\"lr\": 0.1}}' or "
-            f'\'{{"args": [1], "kwargs": {{"lr": 0.1}}}}\''
-        ) from None
+    except ValueError:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return _parse_call_syntax(text)
+        if isinstance(value, tuple):
+            return list(value), {}
     if isinstance(value, list):
         return value, {}
     if isinstance(value, dict) and set(value) <= {"args", "kwargs"} and value:
         return list(value.get("args", [])), dict(value.get("kwargs", {}))
-    if isinstance(value, dict):
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return [], value
     return [value], {}
+
+
+def _parse_call_syntax(text: str) -> Tuple[List[Any], Dict[str, Any]]:
+    try:
+        call = ast.parse(f"f({text})", mode="eval").body
+        if not isinstance(call, ast.Call):
+            raise ValueError("not a call")
+        args = [ast.literal_eval(a) for a in call.args]
+        if any(k.arg is None for k in call.keywords):
+            raise ValueError("** is not supported")
+        kwargs = {str(k.arg): ast.literal_eval(k.value) for k in call.keywords}
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise UsageError(
+            f"ARGS {_shown(text)} is neither JSON nor Python literals. {_CALL_HELP}; e.g. "
+            f"'[1.5, 2.5], lr=0.1' or '{{\"lr\": 0.1}}'"
+        ) from None
+    return args, kwargs
 
 
 def cmd_clear(args: argparse.Namespace, cache: PickleFileCache) -> int:
@@ -376,16 +578,26 @@ def cmd_clear(args: argparse.Namespace, cache: PickleFileCache) -> int:
         e for e in entries if args.function is None or _matches(_function_of(e), args.function)
     ]
     legacy = cache.legacy_files() if args.function is None else []
+    if args.function is not None and not victims:
+        raise NotFound(f"no entries of {_shown(args.function)} in {_shown(cache.directory)}")
     if not victims and not legacy:
         removed = cache.remove_stale_temporaries()
-        print(
-            "nothing to delete"
-            + (f" (removed {removed} leftover temporary files)" if removed else "")
-        )
+        if args.json:
+            _emit(args, _deletion_report([], False, temporaries_removed=removed), str)
+        else:
+            print(
+                "nothing to delete"
+                + (f" (removed {removed} leftover temporary files)" if removed else "")
+            )
         return OK
-    code = _delete(args, cache, victims) if victims else OK
+    code, deleted = _delete(args, cache, victims) if victims else (OK, [])
+    legacy_removed = 0
     if legacy:
-        code = max(code, _delete_legacy(args, cache, legacy))
+        legacy_code, legacy_removed = _delete_legacy(args, cache, legacy)
+        code = max(code, legacy_code)
+    if args.json:
+        report = _deletion_report(deleted, code != OK, legacy_1_0_files_removed=legacy_removed)
+        _emit(args, report, str)
     return code
 
 
@@ -408,18 +620,22 @@ def _total_size(paths: Sequence[str]) -> int:
     return total
 
 
-def _delete_legacy(args: argparse.Namespace, cache: PickleFileCache, legacy: Sequence[str]) -> int:
-    """Ask (unless --yes), then remove the result files of checkpointing 1.0."""
+def _delete_legacy(
+    args: argparse.Namespace, cache: PickleFileCache, legacy: Sequence[str]
+) -> Tuple[int, int]:
+    """Ask (unless --yes), then remove the result files of checkpointing 1.0:
+    (exit code, how many removed)."""
     what = f"{len(legacy)} files of checkpointing 1.0 ({_size(_total_size(legacy))})"
     if not args.yes:
         if not sys.stdin.isatty():
             print(f"not deleting: pass --yes to delete {what}", file=sys.stderr)
-            return PROBLEMS
+            return PROBLEMS, 0
         if input(f"delete {what}? [y/N] ").strip().lower() not in ("y", "yes"):
-            return PROBLEMS
+            return PROBLEMS, 0
     removed = cache.remove_legacy_files()
-    print(f"deleted {removed} files of checkpointing 1.0")
-    return OK
+    if not args.json:
+        print(f"deleted {removed} files of checkpointing 1.0")
+    return OK, removed
 
 
 def cmd_prune(args: argparse.Namespace, cache: PickleFileCache) -> int:
@@ -427,39 +643,79 @@ def cmd_prune(args: argparse.Namespace, cache: PickleFileCache) -> int:
         raise UsageError("prune needs --older-than, --max-size or --keep-latest")
     age = None if args.older_than is None else _parse_age(args.older_than)
     limit = None if args.max_size is None else _parse_size(args.max_size)
-    entries = sorted(_entries(cache), key=_last_used, reverse=True)  # most recent first
-    doomed: Dict[str, EntryInfo] = {}
-    if age is not None:
-        cutoff = time.time() - age
-        doomed.update((e.path, e) for e in entries if _last_used(e) < cutoff)
-    if args.keep_latest is not None:
-        seen: Dict[str, int] = {}
-        for e in entries:
-            seen[_function_of(e)] = seen.get(_function_of(e), 0) + 1
-            if seen[_function_of(e)] > args.keep_latest:
-                doomed[e.path] = e
-    if limit is not None:
-        total = 0
-        for e in entries:
-            if e.path in doomed:
-                continue
-            total += e.size
-            if total > limit:
-                doomed[e.path] = e
-    victims = list(doomed.values())
+    usage = _usage(cache)
+    entries = _entries(cache)
+    victims = select(entries, usage, limit, age, args.keep_latest)
+    rows = [_entry_row(e, usage) for e in victims]
     if not victims:
         removed = 0 if args.dry_run else cache.remove_stale_temporaries()
+        if args.json:
+            report = _deletion_report([], False, dry_run=args.dry_run)
+            report["temporaries_removed"] = removed
+            _emit(args, report, str)
+            return OK
         print(
             "nothing to prune"
             + (f" (removed {removed} leftover temporary files)" if removed else "")
         )
         return OK
     if args.dry_run:
+        if args.json:
+            _emit(args, {**_deletion_report(rows, False, dry_run=True), "deleted": []}, str)
+            return OK
         for e in victims:
             print(f"  would delete {_shown(e.context_id)}  {_shown_function(e)}  {_size(e.size)}")
         print(f"would delete {len(victims)} entries ({_size(sum(e.size for e in victims))})")
         return OK
-    return _delete(args, cache, victims)
+    if not _confirm(args, victims, "delete"):
+        if args.json:
+            _emit(args, _deletion_report([], True, dry_run=False), str)
+        return PROBLEMS
+    deleted = remove_entries(cache, victims, entries, usage)
+    if args.json:
+        _emit(args, _deletion_report(deleted, False, dry_run=False), str)
+    else:
+        size = sum(d["size"] for d in deleted)
+        print(f"deleted {len(deleted)} entries ({_size(size)})")
+    return OK
+
+
+def cmd_stats(args: argparse.Namespace, cache: PickleFileCache) -> int:
+    entries = _entries(cache)
+    log = usage_log_for(cache)
+    totals = log.functions()
+    rows: Dict[str, Dict[str, Any]] = {}
+    for e in entries:
+        row = rows.setdefault(_function_of(e), {"entries": 0, "bytes": 0, "hits": 0, "misses": 0})
+        row["entries"] += 1
+        row["bytes"] += e.size
+    for name, (hits, misses) in totals.items():
+        row = rows.setdefault(name, {"entries": 0, "bytes": 0, "hits": 0, "misses": 0})
+        row["hits"], row["misses"] = hits, misses
+    data = [{"function": _shown(name), **row} for name, row in sorted(rows.items())]
+
+    def text() -> str:
+        if not data:
+            return f"no entries and no recorded use in {_shown(cache.directory)}"
+        width = max(8, max(len(d["function"]) for d in data))
+        lines = [f"{'function':<{width}}  entries      size     hits   misses  hit rate"]
+        for d in data:
+            calls = d["hits"] + d["misses"]
+            rate = f"{100 * d['hits'] / calls:.0f}%" if calls else "-"
+            lines.append(
+                f"{d['function']:<{width}}  {d['entries']:>7}  {_size(d['bytes']):>8}"
+                f"  {d['hits']:>7}  {d['misses']:>7}  {rate:>8}"
+            )
+        lines.append(
+            f"{sum(d['entries'] for d in data)} entries, "
+            f"{_size(sum(d['bytes'] for d in data))}, {sum(d['hits'] for d in data)} hits, "
+            f"{sum(d['misses'] for d in data)} misses in {cache.directory} (hits are "
+            f"recorded at most once an hour per entry and process until it exits)"
+        )
+        return "\n".join(lines)
+
+    _emit(args, data, text)
+    return OK
 
 
 def _problem(path: str, kind: str, reason: str) -> Dict[str, str]:
@@ -677,15 +933,29 @@ def cmd_verify(args: argparse.Namespace, cache: PickleFileCache) -> int:
 # -- the parser ------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    common.add_argument(
+def _global_options(default: Any) -> argparse.ArgumentParser:
+    """--dir and --json. Before the command they set the defaults; after it, the
+    subcommand's copies default to SUPPRESS so they never overwrite what was given
+    before it with their own default (argparse's parents would)."""
+    options = _Parser(add_help=False)
+    options.add_argument(
         "--dir",
-        default=None,
+        default=None if default is None else default,
         help="the cache directory (default: defaults['cache.filesystem."
         "directory'], ./.checkpointing)",
     )
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    options.add_argument(
+        "--json",
+        action="store_true",
+        default=False if default is None else default,
+        help="machine-readable output (JSON on stdout, always)",
+    )
+    return options
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _global_options(None)
+    after = _global_options(argparse.SUPPRESS)
     parser = _Parser(
         prog="checkpointing",
         parents=[common],
@@ -698,15 +968,31 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, helptext: str, example: str) -> argparse.ArgumentParser:
         return sub.add_parser(
             name,
-            parents=[common],
+            parents=[after],
             help=helptext,
             description=helptext,
             epilog=f"Example: {example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
+    def importing(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--import",
+            dest="allow_import",
+            action="store_true",
+            help="import the module even if it runs code at import without an "
+            "'if __name__ == \"__main__\":' guard (that code then runs)",
+        )
+
     command(
-        "ls", "list the functions with entries: count, total size, last used", "checkpointing ls"
+        "ls",
+        "list the functions with entries: count, total size, hits, last used",
+        "checkpointing ls",
+    )
+    command(
+        "stats",
+        "entries, bytes, hits and misses per function, from the library's own records",
+        "checkpointing stats --json",
     )
     p = command(
         "show",
@@ -726,18 +1012,23 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         help="write to a file; the suffix picks the format (.txt .dot .mmd .svg .png)",
     )
+    importing(p)
     p = command(
         "why",
         "say whether a call would be answered from the cache, and why not",
-        "checkpointing why pipeline.train:fit_line '{\"seed\": 42}'",
+        "checkpointing why pipeline.train:fit_line 'seed=42'",
     )
     p.add_argument("function", help="MODULE:FUNC, imported from the current directory")
-    p.add_argument(
-        "arguments",
-        nargs="?",
-        help="the call's arguments as JSON: a list "
-        '(positional), an object (keywords) or {"args": [...], "kwargs": {...}}',
+    p.add_argument("arguments", nargs="?", help=_CALL_HELP)
+    importing(p)
+    p = command(
+        "accept",
+        "mark a function's current code as equivalent to the code its stored entries "
+        "were computed with, so they are served again",
+        "checkpointing accept pipeline.train:fit_line",
     )
+    p.add_argument("function", help="MODULE:FUNC, imported from the current directory")
+    importing(p)
     p = command(
         "clear",
         "delete all entries, or those of one function",
@@ -782,6 +1073,8 @@ COMMANDS: Dict[str, Callable[[argparse.Namespace, PickleFileCache], int]] = {
     "show": cmd_show,
     "graph": cmd_graph,
     "why": cmd_why,
+    "accept": cmd_accept,
+    "stats": cmd_stats,
     "clear": cmd_clear,
     "prune": cmd_prune,
     "verify": cmd_verify,
@@ -791,32 +1084,45 @@ COMMANDS: Dict[str, Callable[[argparse.Namespace, PickleFileCache], int]] = {
 def main(argv: Optional[Iterable[str]] = None) -> int:
     """Run the command line; returns the exit code."""
     parser = _parser()
+    words = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = parser.parse_args(None if argv is None else list(argv))
-    except SystemExit as exc:
+        args = parser.parse_args(words)
+    except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    except _BadCommandLine as exc:
+        print(exc, file=sys.stderr)
+        if "--json" in words:  # JSON was asked for: the error is JSON too
+            print(json.dumps({"error": str(exc), "exit_code": USAGE}, indent=2))
+        return USAGE
     directory = args.dir or defaults["cache.filesystem.directory"]
     try:
-        cache = _open_cache(directory)
+        cache = _open_cache(directory, given=args.dir is not None, command=args.command)
         return COMMANDS[args.command](args, cache)
+    except NotFound as exc:
+        return _error(args, str(exc), PROBLEMS)
     except UsageError as exc:
-        print(f"checkpointing {args.command}: {exc}", file=sys.stderr)
-        return USAGE
+        return _error(args, str(exc), USAGE)
     except KeyboardInterrupt:
         return 130
     except (OSError, ConfigurationError, UnicodeError) as exc:
-        print(f"checkpointing {args.command}: {_shown(_describe(exc))}", file=sys.stderr)
-        return USAGE
+        return _error(args, _shown(_describe(exc)), USAGE)
     except Exception as exc:
         if os.environ.get("CHECKPOINTING_DEBUG"):
             raise
-        print(
-            f"checkpointing {args.command}: internal error ({type(exc).__name__}: "
-            f"{_shown(exc)}); please report it (CHECKPOINTING_DEBUG=1 shows the "
-            f"traceback)",
-            file=sys.stderr,
+        return _error(
+            args,
+            f"internal error ({type(exc).__name__}: {_shown(exc)}); please report it "
+            f"(CHECKPOINTING_DEBUG=1 shows the traceback)",
+            USAGE,
         )
-        return USAGE
+
+
+def _error(args: argparse.Namespace, message: str, code: int) -> int:
+    """Report a failure on stderr (and as JSON on stdout under --json); the exit code."""
+    print(f"checkpointing {args.command}: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps({"error": message, "exit_code": code}, indent=2))
+    return code
 
 
 def _describe(exc: BaseException) -> str:
@@ -826,8 +1132,13 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _open_cache(directory: Any) -> PickleFileCache:
+# Commands that read the cache folder itself (not a function's decorator).
+_READS_FOLDER = ("ls", "show", "clear", "prune", "verify", "stats")
+
+
+def _open_cache(directory: Any, given: bool = False, command: str = "") -> PickleFileCache:
     """The cache at ``directory``, once it is known to be a readable folder (or absent:
+    an empty cache, unless the folder was given with --dir: a typo must not look like
     an empty cache). A URL (``s3://bucket/prefix``) opens the shared store there."""
     if isinstance(directory, str) and "://" in directory:
         from .store.remote import open_store
@@ -835,6 +1146,11 @@ def _open_cache(directory: Any) -> PickleFileCache:
         return open_store(directory)  # type: ignore[return-value]
     cache = PickleFileCache(directory)
     path = cache.directory
+    if given and command in _READS_FOLDER and not os.path.lexists(path):
+        raise NotFound(
+            f"--dir {_shown(path)} does not exist; give the folder that holds entries/ "
+            f"(by default ./.checkpointing, where your program ran)"
+        )
     if os.path.lexists(path) and not os.path.isdir(path):
         raise UsageError(
             f"--dir {_shown(path)} is a file, not a cache folder; give the "

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+from datetime import timedelta
 from typing import Any, Callable, Dict, Iterable, Optional
 
 from .errors import ConfigurationError
@@ -18,6 +20,8 @@ __all__ = [
     "ON_ERROR_CHOICES",
     "defaults",
     "folder_mode",
+    "parse_age",
+    "parse_size",
     "validate_directory",
     "validate_inputs",
     "validate_local_tier",
@@ -199,6 +203,68 @@ def _validate_secret_setting(value: Any) -> Any:
     return value
 
 
+_MAX_SIZE = 1 << 60  # 1 EiB: anything larger is a typo
+_SIZE_UNITS = "bkmgt"
+
+
+def parse_size(value: Any, name: str = "max_size") -> int:
+    """Bytes from ``value``: an int >= 0, or a str such as ``"500MB"``, ``"10GB"``,
+    ``"1.5 GiB"`` (units of 1024); raise ConfigurationError naming ``name``."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_SIZE:
+        return value
+    match = (
+        re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*", value, re.I)
+        if isinstance(value, str)
+        else None
+    )
+    size = None
+    if match:
+        unit = match.group(2).lower().rstrip("ib") or "b"
+        size = float(match.group(1)) * 1024 ** _SIZE_UNITS.index(unit)
+    if size is None or size > _MAX_SIZE:
+        msg = (
+            f"{name}={value!r} is not a size; give bytes as an int, or a str such as "
+            f"'500MB' or '10GB' (at most 1 EB)"
+        )
+        raise ConfigurationError(msg)
+    return int(size)
+
+
+_MAX_AGE = 1000 * 365 * 86400.0
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(value: Any, name: str = "older_than") -> float:
+    """Seconds from ``value``: a ``timedelta``, a number of seconds >= 0, or a str such
+    as ``"12h"``, ``"30d"``, ``"2w"``; raise ConfigurationError naming ``name``."""
+    if isinstance(value, timedelta):
+        seconds: Optional[float] = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = (
+            re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", value, re.I)
+            if isinstance(value, str)
+            else None
+        )
+        seconds = float(match.group(1)) * _AGE_UNITS[match.group(2).lower()] if match else None
+    if seconds is None or not seconds >= 0:  # also NaN
+        msg = (
+            f"{name}={value!r} is not a duration; give a datetime.timedelta, seconds as a "
+            f"number >= 0, or a str such as '12h', '30d' or '2w'"
+        )
+        raise ConfigurationError(msg)
+    return min(seconds, _MAX_AGE)
+
+
+def _validate_max_size(value: Any) -> Optional[int]:
+    return None if value is None else parse_size(value, "cache.max_size")
+
+
+def _validate_threshold(value: Any) -> int:
+    return parse_size(value, "cache.compress_threshold")
+
+
 def _validate_bool(name: str) -> Callable[[Any], bool]:
     def check(value: Any) -> bool:
         if not isinstance(value, bool):
@@ -226,6 +292,9 @@ _VALIDATORS: Dict[str, Callable[[Any], Any]] = {
     "cache.lease_seconds": _validate_seconds("cache.lease_seconds"),
     "checkpoint.compute_once": _validate_bool("checkpoint.compute_once"),
     "checkpoint.wait_timeout": _validate_seconds("checkpoint.wait_timeout"),
+    "cache.max_size": _validate_max_size,
+    "cache.compress_threshold": _validate_threshold,
+    "checkpoint.enabled": _validate_bool("checkpoint.enabled"),
 }
 
 
@@ -271,6 +340,14 @@ class Defaults(Dict[str, Any]):
         the same key together, one computes and the others wait for its entry (True).
         ``checkpoint.wait_timeout``: seconds a caller waits for another's computation
         before computing by itself, with a warning (3600).
+        ``cache.max_size``: the most bytes of entries a cache directory keeps
+        (``"10GB"`` or an int); after each save, the least recently used entries are
+        evicted to fit, never the one just saved. ``None``: no limit (the default).
+        ``cache.compress_threshold``: ``checkpoint(compress=...)`` compresses results
+        whose pickle is at least this large (``"1MB"``).
+        ``checkpoint.enabled``: False runs every checkpointed function plainly, without
+        reading or writing the cache (True; the environment variable
+        ``CHECKPOINTING_DISABLE=1`` makes it False at import). See docs/managing.md.
     """
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -317,7 +394,16 @@ def _initial() -> Iterable[tuple]:
         ("cache.lease_seconds", 60.0),
         ("checkpoint.compute_once", True),
         ("checkpoint.wait_timeout", 3600.0),
+        ("cache.max_size", None),
+        ("cache.compress_threshold", 1 << 20),
+        ("checkpoint.enabled", not _disabled_by_environment()),
     )
+
+
+def _disabled_by_environment() -> bool:
+    """``CHECKPOINTING_DISABLE`` set to anything but empty, ``0``, ``false`` or ``no``."""
+    value = os.environ.get("CHECKPOINTING_DISABLE", "").strip().lower()
+    return value not in ("", "0", "false", "no", "off")
 
 
 defaults: Defaults = Defaults(_initial())

@@ -13,6 +13,11 @@ name, and recursion (a cycle) is just an edge to a smaller number.
 It runs once per function per process at most (and not at all when a stored plan
 is still valid); :func:`dependency_graph` turns a fresh analysis into a
 :class:`networkx.DiGraph` for display.
+
+Why one module of about 1,300 lines: the builder's steps (finding a definition's
+source as it ran, folding resolved names, guards, slots, plugins followed by name,
+blind spots) all update one :class:`_Builder`'s state; finding definitions in the
+source (``_function_node``, ``_class_node``) could move to the analysis package.
 """
 
 from __future__ import annotations

@@ -152,6 +152,8 @@ class Explanation:
         # What the analysis could not see (``file:line what``): changes there are not
         # tracked, whatever the answer says.
         self.blind_spots: List[str] = []
+        # What else decides the answer (``version=``, code accepted as equivalent).
+        self.notes: List[str] = []
 
     @property
     def first_call(self) -> bool:
@@ -169,10 +171,13 @@ class Explanation:
             "changes": [c._asdict() for c in self.changes],
             "summary": self._answer(),
             "blind_spots": list(self.blind_spots),
+            "notes": list(self.notes),
         }
 
     def __str__(self) -> str:
         text = self._answer()
+        for note in self.notes:
+            text += f"\n  note: {note}"
         if self.blind_spots:
             text += "\n  not tracked (blind spots): " + "; ".join(self.blind_spots)
         return text

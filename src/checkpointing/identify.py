@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import os
 import sys
 import threading
+import time
 from abc import ABC, abstractmethod
 from types import FrameType
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import hashing
-from .errors import ConfigurationError, HashFailedError
+from .errors import CheckpointWarning, ConfigurationError, HashFailedError
 from .report import warn
 from .store import PickleFileCache
 from .store.remote import RemoteStore
@@ -276,6 +278,9 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
             the analyzer cannot see (a file read through a computed name, a module
             reached by ``importlib``...). Functions and classes here are followed
             like any reached definition; other values are hashed at each call.
+        version: a str that replaces the tracking of the function's code (and of
+            what it reaches): its entries are kept across any edit until the string
+            changes. The arguments are still part of the key.
         algorithm: accepted for compatibility with checkpointing 1.0 and ignored
             (keys always use xxh3-128).
         pickle_protocol: likewise accepted and ignored.
@@ -289,6 +294,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         ignore: Sequence[str] = (),
         depends_on: Sequence[Any] = (),
         track_versions: Optional[bool] = None,
+        version: Optional[str] = None,
     ) -> None:
         if algorithm is not None or pickle_protocol is not None:
             warn(
@@ -303,8 +309,15 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
                 f"depends_on={depends_on!r} is not a list; pass a list of objects, "
                 f"e.g. depends_on=[helper, CONFIG]"
             )
+        if version is not None and (not isinstance(version, str) or not version):
+            raise ConfigurationError(
+                f"version={version!r} is not accepted; give a non-empty str, e.g. "
+                f"version='2', and change it when the function's results change"
+            )
         self.ignore = tuple(ignore)
         self.depends_on = tuple(depends_on)
+        # Set: the function's code is not tracked; this string stands for it.
+        self.version: Optional[str] = version
         if track_versions is None:
             from .config import defaults
 
@@ -314,6 +327,10 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         # ``<cache directory>/analysis``); None keeps them in memory only.
         self.analysis_directory: Optional[str] = None
         self._binders: Dict[Any, ArgumentBinder] = {}
+        # func -> (static digest of its plan, the digest its keys use): they differ
+        # after ``accept`` marked the current code as equivalent to an earlier one.
+        self._accepted: Dict[Any, Tuple[bytes, bytes]] = {}
+        self._aliases = False  # may an acceptance apply? (see prepare and accept)
         # The key plans (keyplan.current): imported here, when an identifier is made
         # (at decoration), not at ``import checkpointing``. Never the analyzer.
         from .keyplan import current
@@ -337,6 +354,9 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         (``<directory>/analysis``) unless ``analysis_directory`` was set."""
         if self.analysis_directory is None and isinstance(cache, (PickleFileCache, RemoteStore)):
             self.analysis_directory = os.path.join(cache.directory, "analysis")
+        if not self._aliases and self.analysis_directory is not None:
+            # One stat at decoration: without acceptances, a key skips their lookup.
+            self._aliases = os.path.isdir(os.path.join(self.analysis_directory, "accepted"))
         self.binder_for(func)
 
     def fingerprint(
@@ -346,12 +366,18 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         reached definition, global and argument. Stored with each entry, so that a
         later miss can say which part changed."""
         binder = self.binder_for(func)
-        plan, _ = self._current(func, self.analysis_directory)
         values = binder.bind(args, kwargs)
+        if self.version is not None:
+            return {
+                "version": self.version,
+                "arguments": _fingerprint_arguments(binder, values),
+            }
+        plan, _ = self._current(func, self.analysis_directory)
         out = {
             "nodes": plan.node_digests(),
             "globals": plan.slot_digests(),
             "arguments": _fingerprint_arguments(binder, values),
+            "static": self.effective_digest(func, plan.static_digest).hex(),
         }
         # The code of the arguments' classes is in the key through the argument digests;
         # kept apart too, so that a miss names the method that changed.
@@ -373,11 +399,20 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
     ) -> str:
         """Key of ``func(*args, **kwargs)`` without building a context (the hot path)."""
         values = self.binder_for(func).bind(args, kwargs)
+        if self.version is not None:
+            return self._versioned_key(func, values)
         plan, values_digest = self._current(func, self.analysis_directory)
+        static = plan.static_digest
+        if self._aliases:
+            accepted = self._accepted.get(func)
+            if accepted is None or accepted[0] is not static:
+                self.effective_digest(func, static)
+                accepted = self._accepted[func]
+            static = accepted[1]
         hasher = hashing.Hasher()
         hasher.feed_bytes(_RUNTIME_TAG)
         hasher.feed(KEY_FORMAT)
-        hasher.feed_bytes(plan.static_digest)
+        hasher.feed_bytes(static)
         hasher.feed_bytes(values_digest)
         if self.track_versions:
             hasher.feed(sorted(plan.versions().items()))
@@ -388,6 +423,109 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         except HashFailedError as exc:
             raise _name_argument(exc, func, self.binder_for(func), values) from None
         return hasher.hexdigest()
+
+    def _versioned_key(self, func: Callable[..., Any], values: Tuple[Any, ...]) -> str:
+        """The key under ``version=``: the function's name and version, no code."""
+        hasher = hashing.Hasher()
+        hasher.feed_bytes(_RUNTIME_TAG)
+        hasher.feed(KEY_FORMAT)
+        hasher.feed("version")
+        hasher.feed(_versioned_name(func))
+        hasher.feed(self.version)
+        for extra in self.depends_on:
+            hasher.feed(extra)
+        try:
+            hasher.feed(values)
+        except HashFailedError as exc:
+            raise _name_argument(exc, func, self.binder_for(func), values) from None
+        return hasher.hexdigest()
+
+    # -- accept: the current code stands for an earlier one ------------------------
+    # An acceptance is a file named after the static digest of the accepted code,
+    # ``<cache>/analysis/accepted/<digest>.json``, holding the digest it stands for:
+    # independent of the name the function is known by (``__main__:f`` when run as a
+    # script, ``main:f`` when ``checkpointing accept main:f`` imports it).
+    def effective_digest(self, func: Callable[..., Any], static: bytes) -> bytes:
+        """The static digest the keys of ``func`` use for a plan whose own is
+        ``static``: the earlier one it was accepted as equivalent to, if any (read
+        once per process and plan)."""
+        memo = self._accepted.get(func)
+        if memo is not None and memo[0] is static:
+            return memo[1]
+        if not self._aliases:
+            return static
+        record = self.acceptance(static.hex())
+        effective = static
+        if record is not None:
+            try:
+                effective = bytes.fromhex(record["to"])
+            except ValueError:
+                pass
+        self._accepted[func] = (static, effective)
+        return effective
+
+    def acceptance(self, static: str) -> Optional[Dict[str, Any]]:
+        """``{"to": digest, "at": time, "function": name}`` if the code with static
+        digest ``static`` (hex) was accepted as equivalent to another, else None."""
+        path = self._acceptance_path(static)
+        if path is None:
+            return None
+        from .store import read_trusted_file
+
+        try:
+            data = json.loads(read_trusted_file(path))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            warn(
+                f"ignoring {path}: {exc}; remove it and run checkpointing accept again",
+                CheckpointWarning,
+                once=("acceptance", path),
+            )
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("to"), str):
+            return None
+        return data
+
+    def accept(self, func: Callable[..., Any], to_static: str) -> Optional[str]:
+        """Mark the current code of ``func`` as equivalent to the code whose static
+        digest (hex) is ``to_static``; the current digest (hex), or None if it is
+        that one already."""
+        plan, _ = self._current(func, self.analysis_directory)
+        now = plan.static_digest.hex()
+        path = self._acceptance_path(now)
+        if path is None:
+            raise ConfigurationError(
+                f"cannot accept {qualified_name(func)}: its cache keeps no analyses "
+                f"(use the default PickleFileCache)"
+            )
+        self._accepted.pop(func, None)
+        if now == to_static:
+            return None
+        from .store import write_private_file
+
+        data = {"function": qualified_name(func), "to": to_static, "at": time.time()}
+        write_private_file(path, [json.dumps(data, sort_keys=True).encode()])
+        self._aliases = True
+        return now
+
+    def _acceptance_path(self, static: str) -> Optional[str]:
+        if self.analysis_directory is None or not static.isalnum():
+            return None
+        return os.path.join(self.analysis_directory, "accepted", static + ".json")
+
+
+def _versioned_name(func: Callable[..., Any]) -> str:
+    """The name a ``version=`` key is made of: the qualified name, with a script's
+    ``__main__`` spelled as its file's module name, so that ``python main.py`` and
+    ``import main`` (``checkpointing why main:f``) find the same entries."""
+    name = qualified_name(func)
+    if name.startswith("__main__:"):
+        filename = getattr(getattr(inspect.unwrap(func), "__code__", None), "co_filename", "")
+        stem = os.path.splitext(os.path.basename(filename))[0]
+        if stem.isidentifier():
+            name = f"{stem}:{name.partition(':')[2]}"
+    return name
 
 
 def argument_classes(values: Iterable[Any]) -> List[type]:
@@ -483,15 +621,25 @@ def _name_argument(
     for name, value in zip(binder.names, values):
         try:
             hashing.digest_value(value)
-        except HashFailedError:
-            culprit = (name, type(value))
+        except HashFailedError as own:
+            culprit = (name, type(value), own)
             break
     if culprit is None:
         return exc
-    name, typ = culprit
+    name, typ, own = culprit
+    if isinstance(own, hashing.UnhashableValue):
+        # Its own message ends with generic advice; the specific one is said once, here.
+        where = f" at {name}{own.path}" if own.path else ""
+        inner = f"a {own.type_name}{where}" + (f": {own.reason}" if own.reason else "")
+        register = (
+            f", or register a digester with checkpointing.hashing.register_digester("
+            f"{own.type_name}, fn)"
+        )
+    else:
+        inner, register = str(own), ""
     msg = (
         f"cannot hash argument {name!r} of {qualified_name(func)} "
-        f"({typ.__module__}.{typ.__qualname__}): {exc}; pass "
-        f"checkpoint(ignore=[{name!r}]) to leave it out of the key"
+        f"({typ.__module__}.{typ.__qualname__}): {inner}; pass "
+        f"checkpoint(ignore=[{name!r}]) to leave it out of the key{register}"
     )
     return HashFailedError(msg)

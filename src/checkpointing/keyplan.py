@@ -22,6 +22,15 @@ found inside a value (a registry of functions that read the registry) is digeste
 a walk over the graph of definitions and values, once per call, strongly connected
 components as units (see "Functions, classes and modules as values" below), and a
 later call reuses those digests while a witness shows nothing they read changed.
+
+Why one module of about 2,000 lines: a plan, the walk that digests definitions found
+in values, and the witness that lets a hit skip that walk share the private state of
+one key computation (memoised plans, the walk of the current scope, the digests an
+earlier walk offers), and each is on the path of every call. The parts that could
+leave without that state are the plans on disk and in bundles (``_load``, ``_save``,
+``read_plan_file``) and the plans shipped to worker processes (``export``,
+``receive``, ``_adopt``): a ``keyplan/`` package with those two modules is the next
+step, kept for a session in which no one else edits the call path.
 """
 
 from __future__ import annotations

@@ -141,6 +141,9 @@ WRONG = {
     "cache.lease_seconds": [0, -1, "60", True, None, [60]],
     "checkpoint.compute_once": [1, "yes", None],
     "checkpoint.wait_timeout": [0, -5.0, "10", False, None],
+    "cache.max_size": ["lots", -1, 2.5, "1.2.3GB", "1e400GB", True, [1], b"1GB"],
+    "cache.compress_threshold": ["big", -1, None, True, 1.5],
+    "checkpoint.enabled": [0, "no", None, "False"],
 }
 
 

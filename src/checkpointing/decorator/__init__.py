@@ -58,6 +58,11 @@ from ..report import warn
 from ..store import CacheBase
 from ..store.locks import ACQUIRED, READY, TIMED_OUT, thread_gate
 from ..store.remote import key_lock, open_store
+from . import manage as _manage
+
+_Compressed = _manage.Compressed
+_TOUCH_INTERVAL = _manage.TOUCH_INTERVAL
+_monotonic = time.monotonic
 
 __all__ = ["DecoratorCheckpoint", "checkpoint"]
 
@@ -112,6 +117,8 @@ class DecoratorCheckpoint:
         compute_once: when several callers miss one key together, one computes and
             the others wait for its entry (see :func:`checkpoint`); ``None`` reads
             ``defaults["checkpoint.compute_once"]``. Caches without locks ignore it.
+        expires_after, valid, mmap_mode, compress, max_size: see :func:`checkpoint`;
+            each needs a :class:`PickleFileCache`.
     """
 
     def __init__(
@@ -124,6 +131,11 @@ class DecoratorCheckpoint:
         allow_side_effects: bool = False,
         inputs: Sequence[Any] = (),
         compute_once: Optional[bool] = None,
+        expires_after: Any = None,
+        valid: Optional[Callable[[Dict[str, Any]], Any]] = None,
+        mmap_mode: Optional[str] = None,
+        compress: Optional[str] = None,
+        max_size: Any = None,
     ) -> None:
         if not isinstance(identifier, FuncCallIdentifierBase):
             raise ConfigurationError(
@@ -156,6 +168,16 @@ class DecoratorCheckpoint:
                 f"PickleFileCache, or fold the files' content into the key yourself"
             )
         self._functions: List[Callable[..., Any]] = []  # decorated, for __getstate__
+        self.expires_after, self.valid, self.mmap_mode, self.compress, self.max_size = (
+            _manage.validate_options(cache, expires_after, valid, mmap_mode, compress, max_size)
+        )
+        self._validity = expires_after is not None or valid is not None
+        self._usage = _manage.usage_log(cache)  # last use and hits (None: not kept)
+        self._used = None if self._usage is None else self._usage.state
+        # How a hit reads an entry with its checks: mapped, or the store's reader.
+        self._read_entry = cache.read_entry
+        if self.mmap_mode is not None:
+            self._read_entry = functools.partial(_manage.retrieve_mapped, cache, mode=mmap_mode)
 
     def __getstate__(self) -> Dict[str, Any]:
         """Pickle with the key plans of the decorated functions.
@@ -191,12 +213,15 @@ class DecoratorCheckpoint:
                     )
         state["_shipped_plans"] = shipped
         state["_shipped_definitions"] = named
+        state.pop("_used", None)  # the receiving process's own usage log's (__setstate__)
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         shipped = state.pop("_shipped_plans", ())
         named = state.pop("_shipped_definitions", ())
         self.__dict__.update(state)
+        usage = state.get("_usage")
+        self._used = None if usage is None else usage.state
         if shipped or named:
             from ..keyplan import receive, receive_definitions
 
@@ -231,6 +256,7 @@ class DecoratorCheckpoint:
         wrapper.rerun = self._rerun(func)  # type: ignore[attr-defined]
         wrapper.key = functools.partial(self._key, func)  # type: ignore[attr-defined]
         wrapper.checkpoint = self  # type: ignore[attr-defined]
+        _manage.attach(self, func, wrapper)
         return wrapper  # type: ignore[return-value]
 
     # -- the call path ------------------------------------------------------------
@@ -242,9 +268,11 @@ class DecoratorCheckpoint:
     # otherwise copy all of this module's globals along.
 
     def _sync_wrapper(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        decorator, missing, stale = self, _MISSING, _STALE
+        decorator, missing, stale, settings = self, _MISSING, _STALE, defaults
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not settings["checkpoint.enabled"]:
+                return func(*args, **kwargs)
             key = decorator._try_key(func, args, kwargs)
             fingerprint = recorder = None
             if key is not None:
@@ -261,8 +289,11 @@ class DecoratorCheckpoint:
 
     def _async_wrapper(self, func: Callable[..., Any]) -> Callable[..., Any]:
         decorator, missing, stale, perf_counter = self, _MISSING, _STALE, time.perf_counter
+        settings = defaults
 
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not settings["checkpoint.enabled"]:
+                return await func(*args, **kwargs)
             key = decorator._try_key(func, args, kwargs)
             fingerprint = None
             if key is not None:
@@ -274,30 +305,38 @@ class DecoratorCheckpoint:
             started = perf_counter()
             result = await func(*args, **kwargs)
             if key is not None:
-                decorator._try_save(func, key, result, perf_counter() - started, fingerprint)
+                decorator._try_save(
+                    func, key, result, perf_counter() - started, fingerprint, None, args, kwargs
+                )
             decorator._settle()
             return result
 
         return functools.wraps(func)(_detached(wrapper))
 
     def _rerun(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        decorator, perf_counter = self, time.perf_counter
+        decorator, perf_counter, settings = self, time.perf_counter, defaults
         if inspect.iscoroutinefunction(func):
 
             async def rerun_async(*args: Any, **kwargs: Any) -> Any:
                 """Run the function, bypassing the cache, and store its result."""
+                if not settings["checkpoint.enabled"]:
+                    return await func(*args, **kwargs)
                 key = decorator._try_key(func, args, kwargs)
                 fingerprint = decorator._forced(func, key, args, kwargs)
                 started = perf_counter()
                 result = await func(*args, **kwargs)
                 if key is not None:
-                    decorator._try_save(func, key, result, perf_counter() - started, fingerprint)
+                    decorator._try_save(
+                        func, key, result, perf_counter() - started, fingerprint, None, args, kwargs
+                    )
                 return result
 
             return _detached(rerun_async)
 
         def rerun(*args: Any, **kwargs: Any) -> Any:
             """Run the function, bypassing the cache, and store its result."""
+            if not settings["checkpoint.enabled"]:
+                return func(*args, **kwargs)
             key = decorator._try_key(func, args, kwargs)
             fingerprint = decorator._forced(func, key, args, kwargs)
             recorder = decorator._start_recording(func, args, kwargs) if key is not None else None
@@ -374,7 +413,16 @@ class DecoratorCheckpoint:
             if recorder is not None:
                 runtime.stop(recorder)
         if key is not None:
-            self._try_save(func, key, result, time.perf_counter() - started, fingerprint, recorder)
+            self._try_save(
+                func,
+                key,
+                result,
+                time.perf_counter() - started,
+                fingerprint,
+                recorder,
+                args,
+                kwargs,
+            )
         if PENDING:
             _flush_warnings()
         return result
@@ -444,7 +492,13 @@ class DecoratorCheckpoint:
         """The value stored under ``key``, or _MISSING or _STALE (logged, unless
         ``again``: the caller looks a second time, after waiting for the key's lock)."""
         try:
-            value, checks = self.cache.read_entry(key)
+            if self._validity:
+                reason = _manage.invalid(self, key)
+                if reason is not None:
+                    if not again:
+                        logger.info("%s re-runs: %s", qualified_name(func), reason)
+                    return _STALE
+            value, checks = self._read_entry(key)
             if checks or self.inputs:
                 stale = self._stale(checks)
                 if stale is not None:
@@ -471,6 +525,19 @@ class DecoratorCheckpoint:
             logger.debug("hit: %s (key %s)", qualified_name(func), key)
         if PENDING:  # an analysis made by this call had something to say
             _flush_warnings()
+        used = self._used
+        if used is not None:  # the usage log's state, inlined: a hit's common case
+            state = used.get(key)
+            if state is not None and _monotonic() - state[0] < _TOUCH_INTERVAL:
+                state[1] += 1
+            else:
+                self._usage.hit(key, func)  # type: ignore[union-attr]
+        if type(value) is _Compressed:
+            try:
+                value = value.load()
+            except Exception as exc:
+                self._fail(func, "decompressing the entry", exc)
+                return _MISSING
         return value
 
     def _stale(self, checks: Optional[Dict[str, Any]]) -> Optional[str]:
@@ -531,16 +598,14 @@ class DecoratorCheckpoint:
         """Would ``func(*args, **kwargs)`` hit, and if not, why (see :func:`explain`)."""
         key = self._key(func, *args, **kwargs)
         name = qualified_name(func)
+        fingerprint = self._fingerprint(func, args, kwargs)
         explanation = explanation_for(
-            name,
-            key,
-            self.cache.exists(key),
-            self._fingerprint(func, args, kwargs),
-            self.cache.history(name),
+            name, key, self.cache.exists(key), fingerprint, _manage.history(self, func)
         )
         from ..keyplan import blind_spots_of, cached
 
         explanation.blind_spots = blind_spots_of(cached(unwrap(func)))
+        _manage.annotate(self, func, explanation, fingerprint)
         return explanation
 
     def _start_recording(
@@ -550,7 +615,11 @@ class DecoratorCheckpoint:
         if not self.cache.stores_checks:
             return None
         blind = _has_blind_spots(func)
-        safety_net = defaults["runtime.safety_net"] and runtime.monitoring_available(blind)
+        safety_net = (
+            defaults["runtime.safety_net"]
+            and self._safety_net_wanted()
+            and runtime.monitoring_available(blind)
+        )
         track_env = defaults["runtime.track_env"]
         if not (self.track_files or safety_net or track_env or not self.allow_side_effects):
             return None
@@ -626,12 +695,15 @@ class DecoratorCheckpoint:
         run_seconds: float,
         fingerprint: Optional[Dict[str, Any]] = None,
         recorder: Optional[runtime.Recorder] = None,
+        args: Tuple[Any, ...] = (),
+        kwargs: Any = None,
     ) -> None:
         created = time.time()
         metadata: Dict[str, Any] = {
             "function": qualified_name(func),
             "created": created,
             "run_seconds": run_seconds,
+            "arguments": _manage.summarize_call(func, args, kwargs or {}, self.identifier),
         }
         if fingerprint is not None:
             metadata["fingerprint"] = fingerprint
@@ -642,7 +714,10 @@ class DecoratorCheckpoint:
             metadata["checks"] = checks
         started = time.perf_counter()
         try:
-            self.cache.save_entry(key, result, metadata)
+            stored = result
+            if self.compress is not None:
+                stored = _manage.compress_result(self, result, metadata)
+            self.cache.save_entry(key, stored, metadata)
         except Exception as exc:
             msg = (
                 f"could not store the result of {qualified_name(func)} "
@@ -653,7 +728,10 @@ class DecoratorCheckpoint:
             if self.on_error == "warn":
                 warn(msg, CheckpointFailedWarning)
             return
+        if self._usage is not None:
+            self._usage.saved(key, func)
         save_seconds = time.perf_counter() - started
+        _manage.enforce_limit(self, key)
         logger.debug(
             "save: %s (key %s, ran %.3fs, stored in %.3fs)",
             qualified_name(func),
@@ -688,6 +766,10 @@ class DecoratorCheckpoint:
         msg += "; the function runs without the cache"
         if self.on_error == "warn":
             warn(msg, CheckpointFailedWarning)
+
+    def _safety_net_wanted(self) -> bool:
+        """Record what code a miss runs? Not under ``version=``: code is not tracked."""
+        return getattr(self.identifier, "version", None) is None
 
 
 def _detached(closure: Callable[..., Any]) -> Callable[..., Any]:
@@ -830,6 +912,12 @@ def checkpoint(
     track_versions: Optional[bool] = None,
     inputs: Sequence[Any] = (),
     compute_once: Optional[bool] = None,
+    version: Optional[str] = None,
+    expires_after: Any = None,
+    valid: Optional[Callable[[Dict[str, Any]], Any]] = None,
+    mmap_mode: Optional[str] = None,
+    compress: Optional[str] = None,
+    max_size: Any = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -845,6 +933,12 @@ def checkpoint(
     track_versions: Optional[bool] = None,
     inputs: Sequence[Any] = (),
     compute_once: Optional[bool] = None,
+    version: Optional[str] = None,
+    expires_after: Any = None,
+    valid: Optional[Callable[[Dict[str, Any]], Any]] = None,
+    mmap_mode: Optional[str] = None,
+    compress: Optional[str] = None,
+    max_size: Any = None,
 ) -> Any:
     """Cache a function's results on disk, re-running it only when they may be stale.
 
@@ -883,11 +977,28 @@ def checkpoint(
             default ``defaults["checkpoint.compute_once"]`` (True). A waiter computes
             by itself after ``defaults["checkpoint.wait_timeout"]`` seconds, with a
             warning. Not applied to coroutine functions.
+        version: a non-empty str that replaces the tracking of the function's code:
+            entries are kept across any edit of it (or of what it reaches) until the
+            string changes. Arguments still count.
+        expires_after: an entry older than this (``"7d"``, ``"12h"``, seconds, or a
+            ``timedelta``) is not served; the call re-runs and replaces it.
+        valid: ``valid(entry) -> bool``, called with the entry's metadata (``key``,
+            ``function``, ``created``, ``run_seconds``, ``size``, ``arguments``)
+            before it is served; False re-runs the call and replaces the entry.
+        mmap_mode: ``"r"`` (read-only) or ``"c"`` (copy-on-write): numpy arrays of a
+            hit are memory-mapped from the entry's file instead of read into memory.
+        compress: ``"zstd"`` or ``"lz4"`` (the extras ``checkpointing[zstd]``,
+            ``checkpointing[lz4]``): results whose pickle is at least
+            ``defaults["cache.compress_threshold"]`` (1 MB) are stored compressed.
+        max_size: the most bytes the cache directory keeps (``"10GB"``); default
+            ``defaults["cache.max_size"]`` (no limit). See docs/managing.md.
 
     Returns:
         The decorated function. It also has ``rerun(*args, **kwargs)``, which runs the
-        body and overwrites the entry, and ``key(*args, **kwargs)``, the key a call
-        would use.
+        body and overwrites the entry, ``key(*args, **kwargs)``, the key a call
+        would use, and the controls of docs/managing.md: ``clear()``,
+        ``delete(*args, **kwargs)``, ``cached(*args, **kwargs)``, ``entries()`` and
+        ``accept()``.
 
     Raises:
         ConfigurationError: an option is invalid (at decoration time).
@@ -908,7 +1019,7 @@ def checkpoint(
 
         validate_pickle_protocol(cache_pickle_protocol)
     identifier = AutoFuncCallIdentifier(
-        ignore=ignore, depends_on=depends_on, track_versions=track_versions
+        ignore=ignore, depends_on=depends_on, track_versions=track_versions, version=version
     )
     cache = open_store(directory, cache_pickle_protocol)
     decorator = DecoratorCheckpoint(
@@ -919,6 +1030,11 @@ def checkpoint(
         allow_side_effects=allow_side_effects,
         inputs=inputs,
         compute_once=compute_once,
+        expires_after=expires_after,
+        valid=valid,
+        mmap_mode=mmap_mode,
+        compress=compress,
+        max_size=max_size,
     )
 
     def decorate(func: F) -> F:

@@ -16,7 +16,10 @@ computed (:mod:`checkpointing.identify`) nor what to do when caching fails
   and the compute-once locks of a key (OS file locks, leases on object stores);
 * :mod:`.remote`: :class:`~.remote.RemoteStore`, the cache on any fsspec file system
   (S3, GCS, Azure), served through a local tier; :func:`~.remote.open_store` picks the
-  store of a directory or URL.
+  store of a directory or URL;
+* :mod:`.evict`: the library's record of use (last used, hits, misses), the size limit
+  and ``prune``; :mod:`.mapped`: hits memory-mapped from the entry (``mmap_mode=``);
+  :mod:`.compress`: compressed results (``compress=``), outside the entry format.
 
 Everything that was importable from the single ``checkpointing.store`` module is still
 importable from here (the names below the public ones are for the command line and the

@@ -1,0 +1,561 @@
+"""Eviction: the library's own record of use, the size limit, and pruning.
+
+This module owns three things that decide which entries go:
+
+* **Last use and hits**, recorded by the library (never the file's atime, which a
+  ``relatime`` mount barely updates and which any diagnostic read would bump). A hit
+  costs a dict lookup and a clock read; the first hit of an entry in a process, and
+  then at most one an hour, appends one line to ``<directory>/usage.log``
+  (``O_APPEND``: writers of several processes never interleave a line). Hits between
+  two lines are counted in memory and written at exit. Saves append a line too (a
+  miss). ``prune`` and the size limit compact the log under the eviction lock.
+  Reading and listing entries (``ls``, ``show``, ``verify``, ``read_metadata``) never
+  count as use.
+* **The size limit** (``defaults["cache.max_size"]``, ``checkpoint(max_size=...)``):
+  after each save, under an exclusive lock on ``<directory>/.evict.lock`` (so that
+  concurrent writers evict one at a time and see each other's files), the entries and
+  variants are listed with one ``stat`` each and, while the total is over the limit,
+  the least recently used are deleted, never the entry just saved; each eviction is
+  logged at INFO. The cost is paid on misses only: about a microsecond per entry.
+* **prune** (``checkpointing.prune`` and ``checkpointing prune``): the same rules from
+  Python and the command line.
+
+Last use of an entry = the latest of its file's modification time (when it was
+written) and its latest line in the log.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import stat
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+
+from ..config import parse_age, parse_size
+from ..errors import ConfigurationError
+from .fileio import _atomic_write, _read_header, _read_regular, _unlink_in, fcntl
+from .files import EntryInfo, PickleFileCache
+from .format import _SUFFIX, _Corrupt
+
+__all__ = [
+    "TOUCH_INTERVAL",
+    "prune_cache",
+    "remove_entries",
+    "select",
+    "Usage",
+    "UsageLog",
+    "enforce_size_limit",
+    "prune",
+    "usage_log_for",
+]
+
+logger = logging.getLogger("checkpointing.store")
+
+USAGE_LOG = "usage.log"
+LOCK_FILE = ".evict.lock"
+TOUCH_INTERVAL = 3600.0
+"""A hit records the last use of an entry at most once in this many seconds."""
+_COMPACT_BYTES = 1 << 20  # a log larger than this is compacted at the next eviction
+_APPEND_FLAGS = (
+    os.O_WRONLY
+    | os.O_APPEND
+    | os.O_CREAT
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+class Usage(NamedTuple):
+    """What the log says of one key: ``last_used`` (Unix time, 0 if never recorded),
+    ``hits``, ``misses`` (saves), ``function`` (qualified name)."""
+
+    last_used: float
+    hits: int
+    misses: int
+    function: Optional[str]
+
+
+class UsageLog:
+    """The use records of one cache directory (one instance per directory and process:
+    :func:`usage_log_for`)."""
+
+    def __init__(self, cache: PickleFileCache) -> None:
+        self.cache = cache
+        self.path = os.path.join(cache.directory, USAGE_LOG)
+        # key -> [monotonic time of its last line, hits since, the function]; the
+        # decorator reads it directly on a hit (see :meth:`hit`).
+        self.state: Dict[str, List[Any]] = {}
+        self._monotonic = time.monotonic
+        # How a function is named in the log; the decorator sets the library's one
+        # spelling (``pkg.mod:Class.method``), which this layer cannot import.
+        self.namer: Any = _qualified_name
+        self._compact_soon = False
+
+    def __reduce__(self) -> Any:
+        # A worker process that receives a decorator records into its own log.
+        return (usage_log_for, (self.cache,))
+
+    def hit(self, key: str, func: Any) -> None:
+        """Count a hit of ``key`` (the hot path: one line at most per hour). The
+        decorator inlines the common case (a line written less than an hour ago:
+        ``state[key][1] += 1``) and calls this for the others."""
+        state = self.state.get(key)
+        if state is not None and self._monotonic() - state[0] < TOUCH_INTERVAL:
+            state[1] += 1
+            return
+        self._append(key, func, {"t": time.time(), "h": 1 + (state[1] if state else 0)})
+
+    def saved(self, key: str, func: Any) -> None:
+        """Record a save (a miss) of ``key``: also its last use. A log grown past
+        1 MB is compacted here (a miss already pays for a write)."""
+        state = self.state.get(key)
+        record: Dict[str, Any] = {"t": time.time(), "m": 1}
+        if state is not None and state[1]:
+            record["h"] = state[1]
+        self._append(key, func, record)
+        if self._compact_soon:
+            self._compact_soon = False
+            try:
+                with evict_lock(self.cache):
+                    self.compact()
+            except OSError as exc:
+                logger.debug("could not compact %s: %s", self.path, exc)
+
+    def _append(self, key: str, func: Any, record: Dict[str, Any]) -> None:
+        name = func if isinstance(func, str) else self.namer(func)
+        self.state[key] = [self._monotonic(), 0, name]
+        self._write([{"k": key, "f": name, **record}])
+
+    def flush(self) -> None:
+        """Write the hits counted since each key's last line (at exit)."""
+        records = []
+        for key, state in list(self.state.items()):
+            if state[1]:
+                records.append({"k": key, "f": state[2], "h": state[1]})
+                state[1] = 0
+        if records:
+            self._write(records)
+
+    def _write(self, records: List[Dict[str, Any]]) -> None:
+        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+        try:
+            fd = os.open(self.path, _APPEND_FLAGS, self.cache.file_mode)
+        except OSError as exc:  # no cache folder (yet), read-only: nothing to record
+            logger.debug("usage not recorded in %s: %s", self.path, exc)
+            return
+        try:
+            os.write(fd, data)  # one write: O_APPEND keeps it whole among writers
+            if os.fstat(fd).st_size > _COMPACT_BYTES:
+                self._compact_soon = True
+        except OSError as exc:
+            logger.debug("usage not recorded in %s: %s", self.path, exc)
+        finally:
+            os.close(fd)
+
+    def read(self) -> Dict[str, Usage]:
+        """What the log says of each key it names."""
+        return _aggregate(self._lines())[0]
+
+    def functions(self) -> Dict[str, Tuple[int, int]]:
+        """(hits, misses) of each function, deleted entries included."""
+        per_key, per_function = _aggregate(self._lines())
+        totals = {name: list(counts) for name, counts in per_function.items()}
+        for usage in per_key.values():
+            if usage.function is None:
+                continue
+            counts = totals.setdefault(usage.function, [0, 0])
+            counts[0] += usage.hits
+            counts[1] += usage.misses
+        return {name: (h, m) for name, (h, m) in totals.items()}
+
+    def _lines(self) -> List[Dict[str, Any]]:
+        self.flush()
+        try:
+            data = _read_regular(self.path, 1 << 28)
+        except (OSError, _Corrupt):
+            return []
+        out = []
+        for line in data.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a torn line (a writer killed mid-write): skipped
+            if isinstance(record, dict):
+                out.append(record)
+        return out
+
+    def compact(self, existing: Optional[Sequence[str]] = None) -> None:
+        """Rewrite the log with one line per key of ``existing`` (default: the keys
+        whose entry file exists) and one per function for the counts of deleted
+        entries. Call under :func:`evict_lock`."""
+        per_key, per_function = _aggregate(self._lines())
+        if existing is None:
+            existing = [k for k in per_key if _valid_key(k) and _exists(self.cache, k)]
+        keep = set(existing)
+        records: List[Dict[str, Any]] = []
+        totals = {name: list(counts) for name, counts in per_function.items()}
+        for key, usage in per_key.items():
+            if key in keep:
+                records.append(
+                    {
+                        "k": key,
+                        "f": usage.function,
+                        "t": usage.last_used,
+                        "h": usage.hits,
+                        "m": usage.misses,
+                    }
+                )
+            elif usage.function is not None:
+                counts = totals.setdefault(usage.function, [0, 0])
+                counts[0] += usage.hits
+                counts[1] += usage.misses
+        records += [{"f": name, "h": h, "m": m} for name, (h, m) in sorted(totals.items())]
+        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+        _atomic_write(self.cache.directory, self.path, [data], self.cache.file_mode)
+
+
+def _aggregate(
+    lines: List[Dict[str, Any]],
+) -> Tuple[Dict[str, Usage], Dict[str, Tuple[int, int]]]:
+    per_key: Dict[str, List[Any]] = {}
+    per_function: Dict[str, List[int]] = {}
+    for record in lines:
+        hits, misses = _count(record.get("h")), _count(record.get("m"))
+        function = record.get("f") if isinstance(record.get("f"), str) else None
+        key = record.get("k")
+        if not isinstance(key, str):
+            if function is not None:  # the counts of deleted entries, compacted
+                counts = per_function.setdefault(function, [0, 0])
+                counts[0] += hits
+                counts[1] += misses
+            continue
+        state = per_key.setdefault(key, [0.0, 0, 0, None])
+        used = record.get("t")
+        if isinstance(used, (int, float)) and used > state[0]:
+            state[0] = float(used)
+        state[1] += hits
+        state[2] += misses
+        if function is not None:
+            state[3] = function
+    return (
+        {key: Usage(*state) for key, state in per_key.items()},
+        {name: (h, m) for name, (h, m) in per_function.items()},
+    )
+
+
+def _count(value: Any) -> int:
+    return value if type(value) is int and value > 0 else 0
+
+
+_LOGS: Dict[str, UsageLog] = {}
+_LOGS_LOCK = threading.Lock()
+
+
+def usage_log_for(cache: PickleFileCache) -> UsageLog:
+    """The :class:`UsageLog` of ``cache``'s directory in this process."""
+    log = _LOGS.get(cache.directory)
+    if log is None:
+        with _LOGS_LOCK:
+            log = _LOGS.get(cache.directory)
+            if log is None:
+                if not _LOGS:
+                    atexit.register(_flush_all)
+                log = _LOGS[cache.directory] = UsageLog(cache)
+    return log
+
+
+def _flush_all() -> None:
+    for log in list(_LOGS.values()):
+        try:
+            log.flush()
+        except Exception:  # at exit: a count lost is no reason for a traceback
+            pass
+
+
+def _qualified_name(func: Any) -> str:
+    module = getattr(func, "__module__", None) or "?"
+    return f"{module}:{getattr(func, '__qualname__', getattr(func, '__name__', '?'))}"
+
+
+# -- the size limit -------------------------------------------------------------------
+
+
+@contextmanager
+def evict_lock(cache: PickleFileCache) -> Iterator[None]:
+    """Hold the cache's eviction lock (one evicting process at a time)."""
+    if fcntl is None:  # Windows: evictions may overlap; deleting twice is harmless
+        yield
+        return
+    path = os.path.join(cache.directory, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), cache.file_mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+class _File(NamedTuple):
+    path: str
+    size: int
+    mtime: float
+    variant: bool
+
+
+def _files(cache: PickleFileCache) -> List[_File]:
+    """Every entry and variant file, with its size and modification time."""
+    out = []
+    folders = [(cache.entries_directory, False)]
+    variants = os.path.join(cache.directory, "variants")
+    try:
+        folders += [(e.path, True) for e in os.scandir(variants) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        pass
+    for folder, variant in folders:
+        try:
+            listing = list(os.scandir(folder))
+        except OSError:
+            continue
+        for item in listing:
+            if not item.name.endswith(_SUFFIX) or item.name.startswith("."):
+                continue
+            try:
+                status = item.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISREG(status.st_mode):
+                out.append(_File(item.path, status.st_size, status.st_mtime, variant))
+    return out
+
+
+def enforce_size_limit(cache: PickleFileCache, limit: int, keep: Optional[str] = None) -> List[str]:
+    """Delete the least recently used entries (and variants) of ``cache`` until their
+    total size is at most ``limit`` bytes, never the entry of ``keep``; return the
+    paths deleted. Safe to call from concurrent processes."""
+    if not os.path.isdir(cache.entries_directory):
+        return []
+    with evict_lock(cache):
+        files = _files(cache)
+        total = sum(f.size for f in files)
+        if total <= limit:
+            return []
+        log = usage_log_for(cache)
+        usage = log.read()
+        used_at = {cache.path_of(k): u.last_used for k, u in usage.items() if _valid_key(k)}
+        kept = cache.path_of(keep) if keep is not None else None
+        order = sorted(
+            (f for f in files if f.path != kept),
+            key=lambda f: max(f.mtime, used_at.get(f.path, 0.0)),
+        )
+        removed = []
+        for victim in order:
+            if total <= limit:
+                break
+            if _remove(cache, victim, max(victim.mtime, used_at.get(victim.path, 0.0)), limit):
+                total -= victim.size
+                removed.append(victim.path)
+        if total > limit:
+            logger.info(
+                "%s holds %d bytes, over its limit of %d: the entry just saved alone is "
+                "larger; it is kept",
+                cache.directory,
+                total,
+                limit,
+            )
+        try:
+            if os.path.getsize(log.path) > _COMPACT_BYTES:
+                log.compact()
+        except OSError:
+            pass
+        return removed
+
+
+def _exists(cache: PickleFileCache, key: str) -> bool:
+    try:
+        return os.path.lexists(cache.path_of(key))
+    except ValueError:
+        return False
+
+
+def _valid_key(key: str) -> bool:
+    return isinstance(key, str) and bool(key)
+
+
+def _remove(cache: PickleFileCache, victim: _File, last_used: float, limit: int) -> bool:
+    folder, name = os.path.split(victim.path)
+    what = "variant" if victim.variant else "entry"
+    function = "?"
+    try:
+        function = str(_read_header(victim.path).get("function") or "?")
+    except (OSError, _Corrupt):
+        pass
+    try:
+        _unlink_in(folder, name)
+    except FileNotFoundError:
+        return True  # another process removed it: the space is free all the same
+    except OSError as exc:
+        logger.debug("could not evict %s: %s", victim.path, exc)
+        return False
+    if victim.variant:
+        try:
+            os.rmdir(folder)  # the last variant of its key: its folder goes too
+        except OSError:
+            pass
+    logger.info(
+        "evicted %s %s of %s (%d bytes, last used %s) to keep %s within %d bytes",
+        what,
+        name,
+        function,
+        victim.size,
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last_used)),
+        cache.directory,
+        limit,
+    )
+    return True
+
+
+# -- prune ----------------------------------------------------------------------------
+
+
+def last_used(entry: EntryInfo, usage: Dict[str, Usage]) -> float:
+    """When ``entry`` was last used: its latest record, else when it was written."""
+    record = usage.get(entry.context_id)
+    written = entry.metadata.get("created")
+    if not isinstance(written, (int, float)):
+        try:
+            written = os.lstat(entry.path).st_mtime
+        except OSError:
+            written = 0.0
+    return max(float(written), record.last_used if record else 0.0)
+
+
+def select(
+    entries: Sequence[EntryInfo],
+    usage: Dict[str, Usage],
+    max_size: Optional[int] = None,
+    older_than: Optional[float] = None,
+    keep_latest: Optional[int] = None,
+    now: Optional[float] = None,
+) -> List[EntryInfo]:
+    """The entries the prune rules delete: unused for more than ``older_than``
+    seconds; beyond the ``keep_latest`` most recently used of each function; the
+    least recently used beyond a total of ``max_size`` bytes."""
+    ordered = sorted(entries, key=lambda e: last_used(e, usage), reverse=True)
+    doomed: Dict[str, EntryInfo] = {}
+    if older_than is not None:
+        cutoff = (time.time() if now is None else now) - older_than
+        doomed.update((e.path, e) for e in ordered if last_used(e, usage) < cutoff)
+    if keep_latest is not None:
+        seen: Dict[str, int] = {}
+        for e in ordered:
+            function = str(e.metadata.get("function") or "?")
+            seen[function] = seen.get(function, 0) + 1
+            if seen[function] > keep_latest:
+                doomed[e.path] = e
+    if max_size is not None:
+        total = 0
+        for e in ordered:
+            if e.path in doomed:
+                continue
+            total += e.size
+            if total > max_size:
+                doomed[e.path] = e
+    return [e for e in ordered if e.path in doomed]
+
+
+def prune(
+    max_size: Any = None,
+    older_than: Any = None,
+    keep_latest: Optional[int] = None,
+    directory: Any = None,
+    *,
+    dry_run: bool = False,
+) -> List[Dict[str, Any]]:
+    """Delete cache entries by the rules of ``checkpointing prune``; return what was
+    deleted (with ``dry_run``, what would be), one dict per entry: ``key``,
+    ``function``, ``size``, ``last_used``, ``path``.
+
+    Args:
+        max_size: keep the most recently used entries within this total (``"10GB"``,
+            or bytes).
+        older_than: delete entries not used for this long (``"30d"``, seconds, or a
+            ``timedelta``).
+        keep_latest: keep this many most recently used entries of each function.
+        directory: the cache folder; default ``defaults["cache.filesystem.directory"]``.
+        dry_run: list, delete nothing.
+
+    "Used" is the library's own record of hits and saves (see :class:`UsageLog`), not
+    the files' access time.
+
+    Raises:
+        ConfigurationError: no rule given, or a rule's value is not accepted.
+    """
+    if max_size is None and older_than is None and keep_latest is None:
+        raise ConfigurationError(
+            "prune() needs max_size=, older_than= or keep_latest=; e.g. "
+            "prune(max_size='10GB', older_than='30d')"
+        )
+    if keep_latest is not None and (
+        isinstance(keep_latest, bool) or not isinstance(keep_latest, int) or keep_latest < 0
+    ):
+        raise ConfigurationError(f"keep_latest={keep_latest!r} is not accepted; give an int >= 0")
+    return prune_cache(
+        PickleFileCache(directory),
+        None if max_size is None else parse_size(max_size, "max_size"),
+        None if older_than is None else parse_age(older_than, "older_than"),
+        keep_latest,
+        dry_run,
+    )
+
+
+def prune_cache(
+    cache: PickleFileCache,
+    max_size: Optional[int] = None,
+    older_than: Optional[float] = None,
+    keep_latest: Optional[int] = None,
+    dry_run: bool = False,
+) -> List[Dict[str, Any]]:
+    """:func:`prune` on ``cache`` with parsed values: delete what :func:`select`
+    chooses (nothing with ``dry_run``) and compact the usage log."""
+    entries = list(cache.iter_entries())
+    usage = usage_log_for(cache).read()
+    victims = select(entries, usage, max_size, older_than, keep_latest)
+    if dry_run:
+        return [_described(e, usage) for e in victims]
+    return remove_entries(cache, victims, entries, usage)
+
+
+def _described(entry: EntryInfo, usage: Dict[str, Usage]) -> Dict[str, Any]:
+    return {
+        "key": entry.context_id,
+        "function": entry.metadata.get("function"),
+        "size": entry.size,
+        "last_used": last_used(entry, usage),
+        "path": entry.path,
+    }
+
+
+def remove_entries(
+    cache: PickleFileCache,
+    victims: Sequence[EntryInfo],
+    entries: Sequence[EntryInfo],
+    usage: Dict[str, Usage],
+) -> List[Dict[str, Any]]:
+    """Delete ``victims`` (of the listing ``entries``), compact the usage log, remove
+    stale temporary files; what was deleted (one dict each, as :func:`prune`)."""
+    if not victims or not os.path.isdir(cache.entries_directory):
+        return []
+    with evict_lock(cache):
+        gone = set()
+        for e in victims:
+            if cache.delete(e.context_id):
+                gone.add(e.context_id)
+        usage_log_for(cache).compact([e.context_id for e in entries if e.context_id not in gone])
+    cache.remove_stale_temporaries()
+    return [_described(e, usage) for e in victims if e.context_id in gone]
