@@ -1016,8 +1016,8 @@ import json, os, sys
 results = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)  # what unpickling prints must not mix with the results
 sys.path.insert(0, os.getcwd())
-from checkpointing.store import PickleFileCache
-cache = PickleFileCache(sys.argv[1])
+from checkpointing.store.remote import open_store
+cache = open_store(sys.argv[1])  # a folder, or the URL of a shared store
 for path in json.loads(sys.stdin.read()):
     results.write(json.dumps(["start", path]) + "\\n"); results.flush()
     try:
@@ -1039,7 +1039,7 @@ def _deep_check(cache: PickleFileCache, paths: List[str]) -> List[Dict[str, str]
     remaining = list(paths)
     while remaining:
         child = subprocess.run(
-            [sys.executable, "-c", _DEEP_CHILD, cache.directory],
+            [sys.executable, "-c", _DEEP_CHILD, getattr(cache, "url", cache.directory)],
             input=json.dumps(remaining).encode(),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -1359,7 +1359,11 @@ _READS_FOLDER = ("ls", "show", "clear", "prune", "verify", "stats")
 def _open_cache(directory: Any, given: bool = False, command: str = "") -> PickleFileCache:
     """The cache at ``directory``, once it is known to be a readable folder (or absent:
     an empty cache, unless the folder was given with --dir: a typo must not look like
-    an empty cache)."""
+    an empty cache). A URL (``s3://bucket/prefix``) opens the shared store there."""
+    if isinstance(directory, str) and "://" in directory:
+        from .store.remote import open_store
+
+        return open_store(directory)  # type: ignore[return-value]
     cache = PickleFileCache(directory)
     path = cache.directory
     if given and command in _READS_FOLDER and not os.path.lexists(path):
