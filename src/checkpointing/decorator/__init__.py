@@ -117,8 +117,11 @@ class DecoratorCheckpoint:
         compute_once: when several callers miss one key together, one computes and
             the others wait for its entry (see :func:`checkpoint`); ``None`` reads
             ``defaults["checkpoint.compute_once"]``. Caches without locks ignore it.
-        expires_after, valid, mmap_mode, compress, max_size: see :func:`checkpoint`;
-            each needs a :class:`PickleFileCache`.
+        expires_after: see :func:`checkpoint` (needs a :class:`PickleFileCache`).
+        valid: see :func:`checkpoint` (needs a :class:`PickleFileCache`).
+        mmap_mode: see :func:`checkpoint` (needs a :class:`PickleFileCache`).
+        compress: see :func:`checkpoint` (needs a :class:`PickleFileCache`).
+        max_size: see :func:`checkpoint` (needs a :class:`PickleFileCache`).
     """
 
     def __init__(
