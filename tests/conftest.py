@@ -26,6 +26,9 @@ import pytest
 
 import checkpointing
 
+# The moto S3 server and a bucket per test (tests/_s3.py), for the shared-cache tests.
+pytest_plugins = ["_s3"]
+
 
 class Run:
     """The outcome of one program run."""

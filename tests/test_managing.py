@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -643,8 +644,13 @@ open("side-effect.txt", "w").write("the script ran")
     assert refused.returncode == 2
     assert "script.py:8 runs print(" in refused.stderr and "--import" in refused.stderr
     assert not (project.root / "side-effect.txt").exists()  # nothing of it ran
+    graph = cli(project, "graph", "script:f")  # answered from the stored analysis
+    assert graph.returncode == 0 and "from the stored analysis" in graph.stdout
+    assert not (project.root / "side-effect.txt").exists()
+    shutil.rmtree(project.root / ".checkpointing" / "analysis")  # nothing stored: import
     graph = cli(project, "graph", "script:f")
-    assert graph.returncode == 2 and not (project.root / "side-effect.txt").exists()
+    assert graph.returncode == 2 and "no analysis of script:f is stored" in graph.stderr
+    assert not (project.root / "side-effect.txt").exists()
     forced = cli(project, "why", "script:f", "1", "--import")
     assert forced.returncode == 0 and "importing script" in forced.stderr
     assert (project.root / "side-effect.txt").exists()

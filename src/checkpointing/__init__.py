@@ -33,6 +33,7 @@ from .render import DependencyGraph, graph
 from .source import install_import_hook as _install_import_hook
 from .store import CacheBase, InMemoryLRUCache, PickleFileCache
 from .store.evict import prune
+from .store.remote import RemoteStore
 
 __version__ = "2.0.0.dev0"
 
@@ -59,6 +60,7 @@ __all__ = [
     "HashFailedWarning",
     "InMemoryLRUCache",
     "PickleFileCache",
+    "RemoteStore",
     "UntrustedEntryWarning",
     "checkpoint",
     "defaults",

@@ -6,10 +6,15 @@ codes: 0 ok, 1 problems found (a deletion declined, no such function or cache fo
 2 usage errors. ``--dir`` and ``--json`` work before or after the command; with
 ``--json`` every outcome prints JSON on stdout (an error as ``{"error": ...}``).
 
-``why``, ``graph`` and ``accept`` import the user's module. They say so on stderr
-first, and refuse a module that does work at import (a call, a loop, a ``with`` at
-its top level) without an ``if __name__ == "__main__":`` guard unless ``--import`` is
-given: importing such a script would run it.
+``graph`` and ``why`` answer from the stored records where they suffice, without
+importing the user's module: ``why pkg.mod:f`` without arguments from the function's
+history and its stored analysis (whose files are compared with the disk), ``graph``
+from the stored analysis when importing the module would run code (or with
+``--stored``), if the files it covers are unchanged. Otherwise they, and ``accept``,
+import the module: they say so on stderr first, and refuse a module that does work at
+import (a call, a loop, a ``with`` at its top level) without an
+``if __name__ == "__main__":`` guard unless ``--import`` is given: importing such a
+script would run it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any, Callable, Dict, Iterable, List, NoReturn, Optional, Sequ
 
 from .config import defaults, parse_age, parse_size
 from .errors import ConfigurationError
+from .source import display_path
 from .store import EntryInfo, PickleFileCache
 from .store.evict import Usage, last_used, remove_entries, select, usage_log_for
 
@@ -460,10 +466,201 @@ def cmd_show(args: argparse.Namespace, cache: PickleFileCache) -> int:
     return OK if data else PROBLEMS
 
 
+def _module_source(module_name: str) -> Optional[str]:
+    """The file of ``module_name`` under the current directory or ``sys.path``, found
+    without importing anything (``find_spec`` would import its parent packages)."""
+    parts = module_name.split(".")
+    if not all(p.isidentifier() for p in parts):
+        return None
+    for folder in [os.getcwd()] + [p for p in sys.path if isinstance(p, str)]:
+        base = os.path.join(folder or os.curdir, *parts)
+        for path in (base + ".py", os.path.join(base, "__init__.py")):
+            if os.path.isfile(path):
+                return path
+    return None
+
+
+def _runs_at_import(module_name: str) -> bool:
+    """Would importing ``module_name`` run code (work at its top level, outside the
+    main guard)? False when that cannot be told without importing it."""
+    path = _module_source(module_name)
+    if path is None:
+        return False
+    try:
+        with open(path, "rb") as handle:
+            source = importlib.util.decode_source(handle.read())
+    except (OSError, SyntaxError, UnicodeDecodeError, LookupError):
+        return False
+    return top_level_work(source)[1] is not None
+
+
+def _as_script(spec: str) -> Optional[str]:
+    """The name ``module:func`` was recorded under when ``module.py`` ran as a script
+    (``python module.py``): ``__main__:func`` (None for a module of a package)."""
+    module, _, attribute = spec.partition(":")
+    if "." in module or module == "__main__":
+        return None
+    return f"__main__:{attribute}"
+
+
+def _stored_history(cache: PickleFileCache, spec: str) -> List[Dict[str, Any]]:
+    """The recorded entries of ``spec``, oldest first, with those recorded when its
+    module ran as a script (renamed), as ``why`` reads them after an import."""
+    from .decorator.manage import _renamed
+
+    records = list(cache.history(spec))
+    script = _as_script(spec)
+    source = _module_source(spec.partition(":")[0]) if script is not None else None
+    if script is not None and source is not None:
+        module = spec.partition(":")[0]
+        records += [
+            _renamed(r, "__main__:", f"{module}:")
+            for r in cache.history(script)
+            # The script's own: another script's ``f`` is also ``__main__:f``.
+            if _same_file(((r.get("nodes") or {}).get(script) or [None, None])[1], source)
+        ]
+    return sorted(records, key=lambda r: r.get("created") or 0)
+
+
+def _stored_analysis(cache: PickleFileCache, spec: str) -> Optional[Dict[str, Any]]:
+    """The stored analysis of ``spec`` (see :func:`keyplan.stored_analysis`); for a
+    module run as a script, the one stored under ``__main__`` for the same file."""
+    from .keyplan import stored_analysis
+
+    directory = os.path.join(cache.directory, "analysis")
+    source = _module_source(spec.partition(":")[0])
+    found = stored_analysis(directory, spec, source)
+    script = _as_script(spec)
+    if found is None and script is not None and source is not None:
+        found = stored_analysis(directory, script, source)
+        if found is not None:
+            found["data"] = _renamed_analysis(found["data"], f"{spec.partition(':')[0]}:")
+    return found
+
+
+def _renamed_analysis(data: Dict[str, Any], prefix: str) -> Dict[str, Any]:
+    """A stored analysis made when the module ran as a script, with the names of its
+    definitions and values given as its module's (``__main__:f`` -> ``mod:f``)."""
+
+    def named(name: Any) -> Any:
+        if isinstance(name, str) and name.startswith("__main__:"):
+            return prefix + name[len("__main__:") :]
+        return name
+
+    out = dict(data)
+    out["nodes"] = [
+        {**n, "qualname": named(n.get("qualname"))}
+        for n in data.get("nodes", ())
+        if isinstance(n, dict)
+    ]
+    out["slots"] = [[named(s[0]), *s[1:]] for s in data.get("slots", ()) if s]
+    out["blind_spots"] = [
+        [*b[:3], named(b[3])] if isinstance(b, list) and len(b) >= 4 else b
+        for b in data.get("blind_spots", ())
+    ]
+    return out
+
+
+def _same_file(a: Any, b: str) -> bool:
+    try:
+        return isinstance(a, str) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _stored_graph(cache: PickleFileCache, spec: str) -> Any:
+    """The graph of ``spec`` from its stored analysis, if the files it covers are
+    unchanged on disk (else the files that changed, or None without one). The analysis
+    keeps what the key reaches, not who reaches what: everything hangs from the
+    function."""
+    import networkx as nx
+
+    from .render import CLOSURE, EXTERNAL, FUNCTION, GLOBAL, METHOD, DependencyGraph
+
+    found = _stored_analysis(cache, spec)
+    if found is None or found["changed"]:
+        return found and found["changed"]
+    data = found["data"]
+    named = str
+    history = _stored_history(cache, spec)
+    before = (history[-1].get("nodes") or {}) if history else {}
+    g = nx.DiGraph(source="stored analysis", analysis=found["path"])
+    for node in data.get("nodes", ()):
+        name = named(node.get("qualname"))
+        path = name.partition(":")[2].split(".")
+        kind = node.get("kind")
+        if kind == FUNCTION and len(path) > 1 and path[-2] != "<locals>":
+            kind = METHOD
+        earlier = before.get(name)
+        g.add_node(
+            name,
+            kind=kind,
+            qualname=name,
+            file=node.get("file"),
+            line=node.get("line"),
+            digest=node.get("digest"),
+            changed=bool(earlier) and earlier[0] != node.get("digest"),
+            blind_spots=[],
+        )
+    if spec not in g:
+        g.add_node(spec, kind=FUNCTION, qualname=spec, file=None, line=None, blind_spots=[])
+    for qualname, slot in data.get("slots", ()):
+        name = named(qualname)
+        if name not in g:
+            kind = CLOSURE if slot and slot[0] == "cell" else GLOBAL
+            g.add_node(name, kind=kind, qualname=name, file=None, line=None, blind_spots=[])
+    for name in data.get("externals", ()):
+        if name not in g:
+            g.add_node(name, kind=EXTERNAL, qualname=name, file=None, line=None, blind_spots=[])
+    g.add_edges_from((spec, name) for name in list(g) if name != spec)
+    for item in data.get("blind_spots", ()):
+        if isinstance(item, list) and len(item) >= 4:
+            where = named(item[3])
+            g.nodes[where if where in g else spec]["blind_spots"].append((item[1], item[2]))
+    return DependencyGraph(spec, g)
+
+
+def _stored_note(spec: str, path: str) -> str:
+    module = spec.partition(":")[0]
+    return (
+        f"(from the stored analysis of the last run, {_shown(display_path(path))}; "
+        f"{_shown(module)} was not imported. It keeps what the key reaches, not who "
+        f"reaches what; --import draws the full graph by importing it)"
+    )
+
+
 def cmd_graph(args: argparse.Namespace, cache: PickleFileCache) -> int:
     from .render import graph
 
-    g = graph(_load_function(args.function, args.allow_import))
+    g, stale = None, None
+    module = args.function.partition(":")[0]
+    if not args.allow_import and (args.stored or _runs_at_import(module)):
+        g = _stored_graph(cache, args.function)
+        if isinstance(g, list):
+            g, stale = None, [display_path(f) for f in g]
+        why_not = (
+            f"the stored analysis of {_shown(args.function)} is out of date: "
+            f"{_shown(', '.join(stale))} changed on disk since the last run"
+            if stale
+            else f"no analysis of {_shown(args.function)} is stored in {_shown(cache.directory)}"
+        )
+        if g is None and args.stored:
+            raise NotFound(
+                f"{why_not}; run the program once, or drop --stored to import {_shown(module)}"
+            )
+    if g is None:
+        try:
+            g = graph(_load_function(args.function, args.allow_import))
+        except UsageError as exc:
+            if stale is None and not args.stored and not _runs_at_import(module):
+                raise
+            raise UsageError(f"{exc}; {why_not}") from None
+    elif args.format == "text" and not args.output and not args.json:
+        print(str(g).rstrip("\n"))
+        print(_stored_note(args.function, g.nx.graph["analysis"]))
+        return OK
+    else:  # said on stderr: stdout keeps the format asked for
+        print(_stored_note(args.function, g.nx.graph["analysis"]), file=sys.stderr)
     fmt = args.format
     if args.output:
         if fmt == "text" and os.path.splitext(args.output)[1] == "":
@@ -491,6 +688,21 @@ def cmd_why(args: argparse.Namespace, cache: PickleFileCache) -> int:
     from .explain import explain
 
     call_args, call_kwargs = _parse_call(args.arguments)
+    if not args.arguments and not args.allow_import and ":" in args.function:
+        history = _stored_history(cache, args.function)
+        if history:  # answered from the records: the module is not imported
+            from .explain import explain_stored
+
+            stored = explain_stored(
+                args.function,
+                args.function.partition(":")[0],
+                history,
+                _stored_analysis(cache, args.function),
+            )
+            key = stored.latest_key
+            stored.latest_stored = isinstance(key, str) and cache.exists(key)
+            _emit(args, stored.to_dict(), lambda: str(stored))
+            return OK
     func = _load_function(args.function, args.allow_import)
     try:
         result = explain(func, *call_args, **call_kwargs)
@@ -804,8 +1016,8 @@ import json, os, sys
 results = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)  # what unpickling prints must not mix with the results
 sys.path.insert(0, os.getcwd())
-from checkpointing.store import PickleFileCache
-cache = PickleFileCache(sys.argv[1])
+from checkpointing.store.remote import open_store
+cache = open_store(sys.argv[1])  # a folder, or the URL of a shared store
 for path in json.loads(sys.stdin.read()):
     results.write(json.dumps(["start", path]) + "\\n"); results.flush()
     try:
@@ -827,7 +1039,7 @@ def _deep_check(cache: PickleFileCache, paths: List[str]) -> List[Dict[str, str]
     remaining = list(paths)
     while remaining:
         child = subprocess.run(
-            [sys.executable, "-c", _DEEP_CHILD, cache.directory],
+            [sys.executable, "-c", _DEEP_CHILD, getattr(cache, "url", cache.directory)],
             input=json.dumps(remaining).encode(),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -1008,6 +1220,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("function", help="MODULE:FUNC, imported from the current directory")
     p.add_argument("--format", choices=["text", "dot", "mermaid", "svg"], default="text")
     p.add_argument(
+        "--stored",
+        action="store_true",
+        help="answer from the stored analysis only (never import); by default it is used "
+        "when importing the module would run code",
+    )
+    p.add_argument(
         "-o",
         "--output",
         help="write to a file; the suffix picks the format (.txt .dot .mmd .svg .png)",
@@ -1015,7 +1233,9 @@ def _parser() -> argparse.ArgumentParser:
     importing(p)
     p = command(
         "why",
-        "say whether a call would be answered from the cache, and why not",
+        "say whether a call would be answered from the cache, and why not; without "
+        "ARGS, from the stored records (what changed between the last two entries, which "
+        "files changed on disk since), without importing the module",
         "checkpointing why pipeline.train:fit_line 'seed=42'",
     )
     p.add_argument("function", help="MODULE:FUNC, imported from the current directory")
@@ -1139,7 +1359,11 @@ _READS_FOLDER = ("ls", "show", "clear", "prune", "verify", "stats")
 def _open_cache(directory: Any, given: bool = False, command: str = "") -> PickleFileCache:
     """The cache at ``directory``, once it is known to be a readable folder (or absent:
     an empty cache, unless the folder was given with --dir: a typo must not look like
-    an empty cache)."""
+    an empty cache). A URL (``s3://bucket/prefix``) opens the shared store there."""
+    if isinstance(directory, str) and "://" in directory:
+        from .store.remote import open_store
+
+        return open_store(directory)  # type: ignore[return-value]
     cache = PickleFileCache(directory)
     path = cache.directory
     if given and command in _READS_FOLDER and not os.path.lexists(path):

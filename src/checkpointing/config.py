@@ -27,6 +27,7 @@ __all__ = [
     "validate_durability",
     "validate_inputs",
     "validate_memory_bytes",
+    "validate_local_tier",
     "validate_on_error",
     "validate_permissions",
     "validate_pickle_protocol",
@@ -199,6 +200,30 @@ def validate_secret(value: Any) -> Optional[bytes]:
     raise ConfigurationError(msg)
 
 
+def validate_local_tier(value: Any) -> Any:
+    """Return ``value`` if it is an accepted ``cache.local_tier``, else raise."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (str, os.PathLike)) and os.fspath(value) and "://" not in str(value):
+        return value
+    msg = (
+        f"cache.local_tier={value!r} is not accepted; use True (a folder under "
+        f"~/.cache/checkpointing), False (no local copies) or a local folder path"
+    )
+    raise ConfigurationError(msg)
+
+
+def _validate_seconds(name: str) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigurationError(
+                f"{name}={value!r} is not accepted; use a number of seconds > 0"
+            )
+        return float(value)
+
+    return check
+
+
 def _validate_secret_setting(value: Any) -> Any:
     validate_secret(value)
     return value
@@ -293,6 +318,10 @@ _VALIDATORS: Dict[str, Callable[[Any], Any]] = {
     "cache.variants": validate_variants,
     "cache.durability": validate_durability,
     "cache.memory_bytes": validate_memory_bytes,
+    "cache.local_tier": validate_local_tier,
+    "cache.lease_seconds": _validate_seconds("cache.lease_seconds"),
+    "checkpoint.compute_once": _validate_bool("checkpoint.compute_once"),
+    "checkpoint.wait_timeout": _validate_seconds("checkpoint.wait_timeout"),
     "cache.max_size": _validate_max_size,
     "cache.compress_threshold": _validate_threshold,
     "checkpoint.enabled": _validate_bool("checkpoint.enabled"),
@@ -340,6 +369,15 @@ class Defaults(Dict[str, Any]):
         ``cache.memory_bytes``: bytes of recently read or written entries kept in
         memory, each served again after one ``stat`` shows its file unchanged, as a
         fresh copy (32 MiB; 0 turns it off).
+        ``cache.local_tier``: for a cache at a URL (``s3://...``), where hits are kept
+        on this machine: True (``~/.cache/checkpointing/tiers/...``), False (nowhere:
+        every hit downloads) or a folder (True).
+        ``cache.lease_seconds``: how long a compute-once lease on an object store lives
+        without renewal; a holder renews it every third of it (60).
+        ``checkpoint.compute_once``: when several threads, processes or machines miss
+        the same key together, one computes and the others wait for its entry (True).
+        ``checkpoint.wait_timeout``: seconds a caller waits for another's computation
+        before computing by itself, with a warning (3600).
         ``cache.max_size``: the most bytes of entries a cache directory keeps
         (``"10GB"`` or an int); after each save, the least recently used entries are
         evicted to fit, never the one just saved. ``None``: no limit (the default).
@@ -392,6 +430,10 @@ def _initial() -> Iterable[tuple]:
         ("cache.variants", 4),
         ("cache.durability", "auto"),
         ("cache.memory_bytes", 32 << 20),
+        ("cache.local_tier", True),
+        ("cache.lease_seconds", 60.0),
+        ("checkpoint.compute_once", True),
+        ("checkpoint.wait_timeout", 3600.0),
         ("cache.max_size", None),
         ("cache.compress_threshold", 1 << 20),
         ("checkpoint.enabled", not _disabled_by_environment()),

@@ -5,6 +5,11 @@ reached definition, of each global it read and of each argument
 (:meth:`AutoFuncCallIdentifier.fingerprint`). On a miss, the fingerprint of the call
 is compared with those of the function's recent entries; the nearest one (fewest
 differences) names what changed. This module owns that comparison and its wording.
+
+:func:`explain_stored` answers from the records alone, without importing the
+function's module (``checkpointing why pkg.mod:f`` without arguments): what changed
+between its last two entries, and whether the files its stored analysis covers changed
+on disk since (which would re-run it).
 """
 
 from __future__ import annotations
@@ -13,7 +18,15 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from .source import display_path
 
-__all__ = ["Change", "Explanation", "diff", "explain", "nearest"]
+__all__ = [
+    "Change",
+    "Explanation",
+    "StoredExplanation",
+    "diff",
+    "explain",
+    "explain_stored",
+    "nearest",
+]
 
 
 class Change(NamedTuple):
@@ -232,3 +245,157 @@ def explain(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Explanation:
             f"{func!r}; decorate it first"
         )
     return decorator.explain(original, args, kwargs)
+
+
+class StoredExplanation:
+    """What the stored records say about a function, read without importing its module.
+
+    Attributes:
+        function: ``pkg.mod:func``.
+        entries: how many recent entries its history holds.
+        latest_key: the key of the most recent entry (None without history).
+        latest_created: when it was stored (seconds since the epoch, or None).
+        last_changes: the :class:`Change` list from the entry before it to it.
+        previous_key: the key of that entry before it (None with one entry).
+        analysed: a stored analysis of the function was found.
+        changed_files: the files that analysis covers which changed on disk since.
+        checked_files: how many files it covers.
+        reads: the globals and closure cells its key reads (their values need an import).
+        blind_spots: what the analysis could not see (``file:line what``).
+        latest_stored: the most recent entry is still in the store.
+        version: the ``version=`` standing for its code, if the latest entry has one.
+    """
+
+    def __init__(self, function: str, module: str) -> None:
+        self.function = function
+        self.module = module
+        self.entries = 0
+        self.latest_key: Optional[str] = None
+        self.latest_created: Optional[float] = None
+        self.last_changes: List[Change] = []
+        self.previous_key: Optional[str] = None
+        self.analysed = False
+        self.changed_files: List[str] = []
+        self.checked_files = 0
+        self.reads: List[str] = []
+        self.blind_spots: List[str] = []
+        self.version: Optional[str] = None
+        self.latest_stored = True
+
+    @property
+    def would_rerun(self) -> bool:
+        """A file the stored analysis covers changed on disk since the last run."""
+        return bool(self.changed_files) and self.version is None
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The answer as plain data (for ``--json``)."""
+        return {
+            "function": self.function,
+            "source": "stored records",
+            "imported": False,
+            "entries": self.entries,
+            "latest_key": self.latest_key,
+            "latest_created": self.latest_created,
+            "latest_stored": self.latest_stored,
+            "previous_key": self.previous_key,
+            "last_changes": [c._asdict() for c in self.last_changes],
+            "analysed": self.analysed,
+            "changed_files": [display_path(f) for f in self.changed_files],
+            "checked_files": self.checked_files,
+            "would_rerun": self.would_rerun,
+            "reads": list(self.reads),
+            "blind_spots": list(self.blind_spots),
+            "version": self.version,
+            "summary": str(self).splitlines()[0],
+        }
+
+    def __str__(self) -> str:
+        import time
+
+        name = self.function
+        lines = [
+            f"{name}: from the stored records (fingerprints and analysis), without "
+            f"importing {self.module}"
+        ]
+        if self.latest_key is None:
+            lines.append("  no entry is recorded: its first call runs it")
+            return "\n".join(lines)
+        when = (
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(self.latest_created))
+            if isinstance(self.latest_created, (int, float))
+            else "?"
+        )
+        lines.append(
+            f"  last entry: {self.latest_key} ({when}), {self.entries} recorded"
+            + ("" if self.latest_stored else "; it was deleted since")
+        )
+        if self.previous_key is not None:
+            what = "; ".join(str(c) for c in self.last_changes) or (
+                "nothing tracked differs (other arguments, or another Python)"
+            )
+            lines.append(f"  since the entry before it ({self.previous_key}): {what}")
+        if self.version is not None:
+            lines.append(f"  its code is not tracked: version={self.version!r} stands for it")
+        elif not self.analysed:
+            lines.append(
+                "  its analysis is not stored: whether its code changed needs an import "
+                "(pass --import)"
+            )
+        elif self.changed_files:
+            files = ", ".join(display_path(f) for f in self.changed_files)
+            lines.append(
+                f"  would re-run: {files} changed on disk since the last run (unless the "
+                f"edit changes no code it reaches, a comment say, or goes back to code an "
+                f"entry was stored for)"
+            )
+        else:
+            lines.append(
+                f"  its code is unchanged on disk since the last run ({self.checked_files} "
+                f"files checked): a call re-runs only for new arguments"
+                + (f", changed values of {', '.join(self.reads)}" if self.reads else "")
+                + " or what the analysis does not track"
+            )
+        lines.append(
+            f"  for one call, give its arguments (checkpointing why {name} ARGS): that "
+            f"imports {self.module}"
+        )
+        if self.blind_spots:
+            lines.append("  not tracked (blind spots): " + "; ".join(self.blind_spots))
+        return "\n".join(lines)
+
+
+def explain_stored(
+    function: str,
+    module: str,
+    history: List[Dict[str, Any]],
+    analysis: Optional[Dict[str, Any]],
+) -> StoredExplanation:
+    """What the records say about ``function`` without importing ``module``: ``history``
+    is its recorded entries, oldest first; ``analysis`` what
+    :func:`checkpointing.keyplan.stored_analysis` found (or None)."""
+    out = StoredExplanation(function, module)
+    out.entries = len(history)
+    if history:
+        latest = history[-1]
+        out.latest_key = latest.get("key")
+        created = latest.get("created")
+        out.latest_created = created if isinstance(created, (int, float)) else None
+        versions = latest.get("versions")
+        if isinstance(versions, dict) and versions:
+            out.version = ", ".join(str(v) for v in versions.values())
+        if len(history) > 1:
+            previous = history[-2]
+            out.previous_key = previous.get("key")
+            out.last_changes = diff(latest, previous)
+    if analysis is not None:
+        data = analysis["data"]
+        out.analysed = True
+        out.changed_files = list(analysis["changed"])
+        out.checked_files = len(data.get("files", {}))
+        out.reads = [str(slot[0]) for slot in data.get("slots", ()) if slot]
+        out.blind_spots = [
+            f"{display_path(item[0]) if item[0] else '?'}:{item[1]} {item[2]}"
+            for item in data.get("blind_spots", ())
+            if isinstance(item, list) and len(item) >= 3
+        ]
+    return out

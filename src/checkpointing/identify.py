@@ -31,6 +31,7 @@ from . import hashing
 from .errors import CheckpointWarning, ConfigurationError, HashFailedError
 from .report import warn
 from .store import PickleFileCache
+from .store.remote import RemoteStore
 
 __all__ = [
     "AutoFuncCallIdentifier",
@@ -358,7 +359,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         """Set up for ``func`` when it is decorated, so its first call does less: bind
         its signature. With the default store, keep the analyses beside its entries
         (``<directory>/analysis``) unless ``analysis_directory`` was set."""
-        if self.analysis_directory is None and isinstance(cache, PickleFileCache):
+        if self.analysis_directory is None and isinstance(cache, (PickleFileCache, RemoteStore)):
             self.analysis_directory = os.path.join(cache.directory, "analysis")
         if not self._aliases and self.analysis_directory is not None:
             # One stat at decoration: without acceptances, a key skips their lookup.

@@ -1328,6 +1328,71 @@ def _save(plan: KeyPlan, path: str) -> None:
         pass
 
 
+def stored_analysis(
+    directory: str, function: str, filename: Optional[str] = None
+) -> Optional[Dict[str, Any]]:
+    """The analysis of ``function`` (``pkg.mod:func``) stored in ``directory``
+    (``<cache>/analysis``), found without importing its module (``checkpointing graph``
+    and ``why`` answer from it): ``{"path", "data", "changed"}``, ``changed`` being the
+    files it covers whose source on disk no longer has the digest it recorded (edited
+    or removed). Of several (the function moved, another interpreter analysed it), one
+    whose files all match, else the most recently written; given ``filename``, only
+    those of a function defined in that file (scripts all name theirs ``__main__:``).
+    None if there is none."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return None
+    best: Optional[Tuple[bool, float]] = None
+    found: Optional[Dict[str, Any]] = None
+    for name in names:
+        if not name.endswith(".json"):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            data = read_plan_file(path)
+            written = os.stat(path).st_mtime
+        except (OSError, ValueError):
+            continue
+        root = data.get("root")
+        if (
+            data.get("format") != ANALYSIS_FORMAT
+            or "children" in data  # a local plan (one definition, not a key's root)
+            or not isinstance(root, list)
+            or len(root) < 2
+            or root[1] != function
+            or not isinstance(data.get("files"), dict)
+        ):
+            continue
+        if filename is not None and not _same_file(root[2] if len(root) > 2 else None, filename):
+            continue
+        changed = [f for f, d in data["files"].items() if source_digest(f) != d]
+        rank = (not changed, written)
+        if best is None or rank > best:
+            best, found = rank, {"path": path, "data": data, "changed": changed}
+    return found
+
+
+def _same_file(a: Any, b: str) -> bool:
+    try:
+        return isinstance(a, str) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def source_digest(filename: str) -> Optional[str]:
+    """The digest the source index gives the file on disk now (hex; None if unreadable):
+    xxh3-128 of its text decoded as Python decodes a module (encoding, newlines)."""
+    import importlib.util
+
+    try:
+        with open(filename, "rb") as handle:
+            text = importlib.util.decode_source(handle.read())
+    except (OSError, SyntaxError, UnicodeDecodeError, LookupError):
+        return None
+    return xxhash.xxh3_128_hexdigest(text.encode("utf-8", "surrogatepass"))
+
+
 # -- Functions, classes and modules as values -------------------------------------------
 #
 # A project function or class found inside a value (a registry dict, a dispatch table,

@@ -64,7 +64,9 @@ from ..errors import (
 )
 from ..identify import AutoFuncCallIdentifier, FuncCallIdentifierBase, qualified_name
 from ..report import warn
-from ..store import CacheBase, PickleFileCache
+from ..store import CacheBase
+from ..store.locks import ACQUIRED, READY, TIMED_OUT, thread_gate
+from ..store.remote import key_lock, open_store
 from . import manage as _manage
 
 _Compressed = _manage.Compressed
@@ -124,8 +126,14 @@ class DecoratorCheckpoint:
         inputs: paths or glob patterns of files the function reads (see
             :func:`checkpoint`); needs a cache that keeps run-time checks
             (:class:`PickleFileCache`).
-        expires_after, valid, mmap_mode, compress, max_size: see :func:`checkpoint`;
-            each needs a :class:`PickleFileCache`.
+        compute_once: when several callers miss one key together, one computes and
+            the others wait for its entry (see :func:`checkpoint`); ``None`` reads
+            ``defaults["checkpoint.compute_once"]``. Caches without locks ignore it.
+        expires_after: see :func:`checkpoint` (needs a :class:`PickleFileCache`).
+        valid: see :func:`checkpoint` (needs a :class:`PickleFileCache`).
+        mmap_mode: see :func:`checkpoint` (needs a :class:`PickleFileCache`).
+        compress: see :func:`checkpoint` (needs a :class:`PickleFileCache`).
+        max_size: see :func:`checkpoint` (needs a :class:`PickleFileCache`).
     """
 
     def __init__(
@@ -137,6 +145,7 @@ class DecoratorCheckpoint:
         track_files: Optional[bool] = None,
         allow_side_effects: bool = False,
         inputs: Sequence[Any] = (),
+        compute_once: Optional[bool] = None,
         expires_after: Any = None,
         valid: Optional[Callable[[Dict[str, Any]], Any]] = None,
         mmap_mode: Optional[str] = None,
@@ -162,6 +171,10 @@ class DecoratorCheckpoint:
             "track_files", defaults["runtime.track_files"] if track_files is None else track_files
         )
         self.allow_side_effects = _validate_flag("allow_side_effects", allow_side_effects)
+        self.compute_once = _validate_flag(
+            "compute_once",
+            defaults["checkpoint.compute_once"] if compute_once is None else compute_once,
+        )
         self.inputs: Tuple[str, ...] = validate_inputs(inputs)
         if self.inputs and not cache.stores_checks:
             raise ConfigurationError(
@@ -283,6 +296,8 @@ class DecoratorCheckpoint:
                 value = decorator._try_retrieve(func, key)
                 if value is not missing and value is not stale:
                     return value
+                if decorator.compute_once:
+                    return decorator._compute_once(func, args, kwargs, key, value)
                 fingerprint = decorator._on_miss(func, key, args, kwargs, value is missing)
                 recorder = decorator._start_recording(func, args, kwargs)
             return decorator._run_and_save(func, args, kwargs, key, fingerprint, recorder)
@@ -347,6 +362,56 @@ class DecoratorCheckpoint:
             return decorator._run_and_save(func, args, kwargs, key, fingerprint, recorder)
 
         return _detached(rerun)
+
+    def _compute_once(
+        self,
+        func: Callable[..., Any],
+        args: Tuple[Any, ...],
+        kwargs: Any,
+        key: str,
+        value: Any,
+    ) -> Any:
+        """A miss under the key's lock: wait while another caller computes, then read
+        its entry; compute only if it is still missing (see
+        :mod:`checkpointing.store.locks`)."""
+        timeout = defaults["checkpoint.wait_timeout"]
+        deadline = time.monotonic() + timeout
+        with thread_gate(key, timeout) as waited:
+            lock = state = None
+            if waited is False:
+                state = TIMED_OUT
+            else:
+                if waited:  # another thread of this process had the key: look again
+                    value = self._try_retrieve(func, key, again=True)
+                    if value is not _MISSING and value is not _STALE:
+                        return value
+                try:
+                    lock = key_lock(self.cache, key)
+                    if lock is not None:
+                        state = lock.acquire(max(deadline - time.monotonic(), 0.0))
+                except Exception as exc:  # a lock is an optimisation: compute without it
+                    logger.debug("no compute-once lock for %s: %s", qualified_name(func), exc)
+            try:
+                if state == ACQUIRED or state == READY:
+                    value = self._try_retrieve(func, key, again=True)
+                    if value is not _MISSING and value is not _STALE:
+                        return value
+                elif state == TIMED_OUT and self.on_error == "warn":
+                    warn(
+                        f"waited {timeout:g}s for another caller computing "
+                        f"{qualified_name(func)} (key {key}); computing it here. Raise "
+                        f"defaults['checkpoint.wait_timeout'] for longer computations",
+                        CheckpointFailedWarning,
+                    )
+                fingerprint = self._on_miss(func, key, args, kwargs, value is _MISSING)
+                recorder = self._start_recording(func, args, kwargs)
+                return self._run_and_save(func, args, kwargs, key, fingerprint, recorder)
+            finally:
+                if state == ACQUIRED:
+                    try:
+                        lock.release()  # type: ignore[union-attr]
+                    except Exception as exc:
+                        logger.debug("releasing the lock of %s: %s", qualified_name(func), exc)
 
     def _run_and_save(
         self,
@@ -442,12 +507,15 @@ class DecoratorCheckpoint:
         self._fail(func, "computing the key", exc)
         return None
 
-    def _try_retrieve(self, func: Callable[..., Any], key: str) -> Any:
+    def _try_retrieve(self, func: Callable[..., Any], key: str, again: bool = False) -> Any:
+        """The value stored under ``key``, or _MISSING or _STALE (logged, unless
+        ``again``: the caller looks a second time, after waiting for the key's lock)."""
         try:
             if self._validity:
                 reason = _manage.invalid(self, key)
                 if reason is not None:
-                    logger.info("%s re-runs: %s", qualified_name(func), reason)
+                    if not again:
+                        logger.info("%s re-runs: %s", qualified_name(func), reason)
                     return _STALE
             value, checks = self._read_entry(key)
             if checks or self.inputs:
@@ -455,7 +523,8 @@ class DecoratorCheckpoint:
                 if stale is not None:
                     value, checks = self._try_variants(key)
                     if value is _STALE:
-                        logger.info("%s re-runs: %s", qualified_name(func), stale)
+                        if not again:
+                            logger.info("%s re-runs: %s", qualified_name(func), stale)
                         return _STALE
                     logger.info(
                         "%s: an earlier entry matches its inputs as they are "
@@ -870,6 +939,7 @@ def checkpoint(
     allow_side_effects: bool = False,
     track_versions: Optional[bool] = None,
     inputs: Sequence[Any] = (),
+    compute_once: Optional[bool] = None,
     version: Optional[str] = None,
     expires_after: Any = None,
     valid: Optional[Callable[[Dict[str, Any]], Any]] = None,
@@ -890,6 +960,7 @@ def checkpoint(
     allow_side_effects: bool = False,
     track_versions: Optional[bool] = None,
     inputs: Sequence[Any] = (),
+    compute_once: Optional[bool] = None,
     version: Optional[str] = None,
     expires_after: Any = None,
     valid: Optional[Callable[[Dict[str, Any]], Any]] = None,
@@ -905,7 +976,9 @@ def checkpoint(
 
     Args:
         directory: where results are stored; default
-            ``defaults["cache.filesystem.directory"]`` (``./.checkpointing``).
+            ``defaults["cache.filesystem.directory"]`` (``./.checkpointing``). A URL
+            (``"s3://bucket/prefix"``, ``"gs://..."``, any fsspec protocol) makes a
+            shared cache, served through a local tier (see docs/shared.md).
         on_error: ``"warn"`` (default), ``"raise"`` or ``"ignore"``: what to do when
             caching fails. The function's own exceptions always propagate.
         cache_pickle_protocol: pickle protocol of stored results; default
@@ -927,6 +1000,11 @@ def checkpoint(
             or no longer does, or a matched file whose content changed, re-runs the
             function. For what run-time recording cannot see (files opened by C code
             under paths built inside the function).
+        compute_once: when several threads, processes or machines miss the same key
+            together, one computes and the others wait for its entry, then hit;
+            default ``defaults["checkpoint.compute_once"]`` (True). A waiter computes
+            by itself after ``defaults["checkpoint.wait_timeout"]`` seconds, with a
+            warning. Not applied to coroutine functions.
         version: a non-empty str that replaces the tracking of the function's code:
             entries are kept across any edit of it (or of what it reaches) until the
             string changes. Arguments still count.
@@ -971,7 +1049,7 @@ def checkpoint(
     identifier = AutoFuncCallIdentifier(
         ignore=ignore, depends_on=depends_on, track_versions=track_versions, version=version
     )
-    cache = PickleFileCache(directory, cache_pickle_protocol)
+    cache = open_store(directory, cache_pickle_protocol)
     decorator = DecoratorCheckpoint(
         identifier,
         cache,
@@ -979,6 +1057,7 @@ def checkpoint(
         track_files=track_files,
         allow_side_effects=allow_side_effects,
         inputs=inputs,
+        compute_once=compute_once,
         expires_after=expires_after,
         valid=valid,
         mmap_mode=mmap_mode,

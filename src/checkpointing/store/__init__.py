@@ -12,9 +12,13 @@ computed (:mod:`checkpointing.identify`) nor what to do when caching fails
 * :mod:`.files`: :class:`PickleFileCache`, the local directory (the default store);
   :mod:`.variants` and :mod:`.history` are its variants of a key and history of a
   function;
-* :mod:`.memory`: :class:`InMemoryLRUCache`; :mod:`.locks`: :class:`SynchronizedCache`;
+* :mod:`.memory`: :class:`InMemoryLRUCache`; :mod:`.locks`: :class:`SynchronizedCache`
+  and the compute-once locks of a key (OS file locks, leases on object stores);
 * :mod:`.tier`: the memory tier in front of the local store (recently used entries,
-  served after one ``lstat``).
+  served after one ``lstat``);
+* :mod:`.remote`: :class:`~.remote.RemoteStore`, the cache on any fsspec file system
+  (S3, GCS, Azure), served through a local tier; :func:`~.remote.open_store` picks the
+  store of a directory or URL;
 * :mod:`.evict`: the library's record of use (last used, hits, misses), the size limit
   and ``prune``; :mod:`.mapped`: hits memory-mapped from the entry (``mmap_mode=``);
   :mod:`.compress`: compressed results (``compress=``), outside the entry format.

@@ -1,14 +1,68 @@
-"""Caches shared between threads: :class:`SynchronizedCache` makes every access of a
-cache under a lock (any context manager: ``threading.Lock()``, a file lock)."""
+"""Locks of the store: :class:`SynchronizedCache`, and compute-once locks of a key.
+
+:class:`SynchronizedCache` makes every access of a cache under a lock (any context
+manager: ``threading.Lock()``, a file lock).
+
+Compute once: when several callers miss the same key, one computes, the others wait.
+
+A caller that misses asks for the key's lock. The first to get it computes and saves;
+the others poll, with a backoff, until the entry they missed changes (then they read
+it: a hit) or the lock comes free (then they look again, and compute only if the entry
+is still not there). A wait has a timeout, after which the waiter computes by itself
+(the decorator warns): a lock is an optimisation, never a reason to block forever.
+
+Threads of one process first queue on an in-process gate per key
+(:func:`thread_gate`), blocked without polling; one of them at a time takes the lock
+shared with other processes. Two kinds of shared lock, one interface (:class:`KeyLock`):
+
+* :class:`FileKeyLock`, for a store on a local (or shared POSIX) file system: an OS
+  lock (``fcntl.flock``, ``msvcrt.locking`` on Windows) on ``<root>/locks/<name>.lock``.
+  The kernel releases it when its holder dies, so a killed holder frees the key at
+  once. flock locks belong to an open file, so threads of one process exclude each
+  other as processes do.
+* :class:`LeaseLock`, for an object store: a lease object written create-only (a
+  conditional put, ``If-None-Match: *``) and renewed with ``If-Match: <etag>`` by a
+  heartbeat thread while its holder computes. A waiter that sees the same lease (the
+  same ETag) for a whole lease time, on its own clock, takes it over with a
+  conditional put on that ETag (so of several waiters only one succeeds). Clocks of
+  different machines are never compared.
+
+What it costs: a miss of a local store opens, locks, unlinks and closes one small file;
+a miss of an object store makes two requests more (create and delete the lease) and
+one renewal per third of the lease time while it computes; a waiter makes one or two
+requests per poll (at most every 0.5 s).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+import errno
+import json
+import os
+import threading
+import time
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 from .._typing import ContextId, ReturnValue
 from .base import CacheBase
 
-__all__ = ["SynchronizedCache"]
+__all__ = [
+    "ACQUIRED",
+    "READY",
+    "TIMED_OUT",
+    "FileKeyLock",
+    "KeyLock",
+    "LeaseBackend",
+    "LeaseLock",
+    "SynchronizedCache",
+    "thread_gate",
+]
 
 
 class SynchronizedCache(CacheBase[ContextId, ReturnValue]):
@@ -99,3 +153,315 @@ class SynchronizedCache(CacheBase[ContextId, ReturnValue]):
     def history(self, function: str) -> List[Dict[str, Any]]:
         with self.lock:
             return self.cache.history(function)
+
+
+ACQUIRED = "acquired"
+"""The caller holds the key: it computes, saves, then releases."""
+READY = "ready"
+"""The entry changed while waiting: read it (the lock is not held)."""
+TIMED_OUT = "timed out"
+"""The wait lasted the whole timeout: compute without the lock (the lock is not held)."""
+
+_UNSET = object()
+_FIRST_DELAY = 0.001
+_LOCAL_MAX_DELAY = 0.05
+_REMOTE_MAX_DELAY = 0.5
+_LOCK_FLAGS = (
+    os.O_RDWR
+    | os.O_CREAT
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+_GATES: Dict[str, List[Any]] = {}  # key -> [threading.Lock, number of users]
+_GATES_LOCK = threading.Lock()
+
+
+@contextmanager
+def thread_gate(name: str, timeout: float) -> Iterator[Optional[bool]]:
+    """Threads of this process that miss the same key queue here, blocked (no polling),
+    before one of them takes the key's lock shared with other processes. Yields None if
+    the gate was free, True if this thread waited for another (which may have saved the
+    entry meanwhile: look again), False if the wait timed out."""
+    with _GATES_LOCK:
+        entry = _GATES.get(name)
+        if entry is None:
+            entry = _GATES[name] = [threading.Lock(), 0]
+        entry[1] += 1
+    gate = entry[0]
+    got: Optional[bool] = None
+    if not gate.acquire(blocking=False):
+        got = gate.acquire(timeout=timeout)
+    try:
+        yield got
+    finally:
+        if got is not False:
+            gate.release()
+        with _GATES_LOCK:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _GATES[name]
+
+
+class KeyLock(ABC):
+    """The compute-once lock of one key (see the module docstring)."""
+
+    @abstractmethod
+    def acquire(self, timeout: float) -> str:
+        """Wait for the key: return :data:`ACQUIRED`, :data:`READY` or :data:`TIMED_OUT`."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Give the key up (nothing if it is not held)."""
+
+
+def _wait(
+    try_lock: Callable[[], bool],
+    token: Callable[[], Any],
+    timeout: float,
+    max_delay: float,
+) -> str:
+    """The polling loop shared by both locks."""
+    before: Any = _UNSET  # taken after the first failed try: an uncontended miss skips it
+    deadline = time.monotonic() + timeout
+    delay = _FIRST_DELAY
+    while True:
+        if try_lock():
+            return ACQUIRED
+        now = token()
+        if before is _UNSET:
+            before = now
+        elif now != before:
+            return READY
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return TIMED_OUT
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, max_delay)
+
+
+class FileKeyLock(KeyLock):
+    """An OS file lock on ``lock_path`` for the entry at ``entry_path``.
+
+    The holder removes the lock file before unlocking it, so the locks folder does not
+    fill up; a waiter that locked a file which was removed meanwhile tries again.
+    """
+
+    def __init__(
+        self, lock_path: str, entry_path: str, file_mode: int = 0o600, folder_mode: int = 0o700
+    ) -> None:
+        self.lock_path = lock_path
+        self.entry_path = entry_path
+        self.file_mode = file_mode
+        self.folder_mode = folder_mode
+        self._fd: Optional[int] = None
+
+    def __repr__(self) -> str:
+        return f"FileKeyLock({self.lock_path!r})"
+
+    def _token(self) -> Any:
+        try:
+            status = os.stat(self.entry_path)
+        except OSError:
+            return None
+        return (status.st_ino, status.st_mtime_ns, status.st_size)
+
+    def _try_lock(self) -> bool:
+        try:
+            fd = os.open(self.lock_path, _LOCK_FLAGS, self.file_mode)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(self.lock_path), mode=self.folder_mode, exist_ok=True)
+            fd = os.open(self.lock_path, _LOCK_FLAGS, self.file_mode)
+        if not _lock_fd(fd):
+            os.close(fd)
+            return False
+        try:  # the previous holder may have removed the file after we opened it
+            opened, named = os.fstat(fd), os.stat(self.lock_path)
+            current = (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
+        except FileNotFoundError:
+            current = False
+        if not current:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def acquire(self, timeout: float) -> str:
+        return _wait(self._try_lock, self._token, timeout, _LOCAL_MAX_DELAY)
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if fcntl is not None:  # Windows cannot remove an open file
+                os.unlink(self.lock_path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)  # unlocks
+
+
+def _lock_fd(fd: int) -> bool:
+    """Lock ``fd`` exclusively without blocking; False if another holds it."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        return True
+    import msvcrt
+
+    try:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+    except OSError:
+        return False
+    return True
+
+
+class LeaseBackend(ABC):
+    """The conditional writes a :class:`LeaseLock` needs from an object store."""
+
+    @abstractmethod
+    def create(self, path: str, data: bytes) -> Optional[str]:
+        """Write ``path`` only if it does not exist: its ETag, or None if it exists."""
+
+    @abstractmethod
+    def replace(self, path: str, data: bytes, etag: str) -> Optional[str]:
+        """Overwrite ``path`` only if its ETag is ``etag``: the new ETag, or None."""
+
+    @abstractmethod
+    def etag(self, path: str) -> Optional[str]:
+        """The ETag of ``path`` now, or None if there is no such object."""
+
+    @abstractmethod
+    def remove(self, path: str) -> None:
+        """Delete ``path`` (no error if it is gone)."""
+
+
+class LeaseLock(KeyLock):
+    """A lease object at ``lease_path`` (see the module docstring).
+
+    Args:
+        backend: the store's conditional writes.
+        lease_path: where the lease object lives.
+        token: returns something that changes when the key's entry is written (its
+            ETag), checked between polls.
+        lease_seconds: how long a lease lives without renewal; renewed every third.
+    """
+
+    def __init__(
+        self,
+        backend: LeaseBackend,
+        lease_path: str,
+        token: Callable[[], Any],
+        lease_seconds: float,
+    ) -> None:
+        self.backend = backend
+        self.lease_path = lease_path
+        self.lease_seconds = lease_seconds
+        self._token = token
+        self._etag: Optional[str] = None
+        self._stop = threading.Event()
+        self._heartbeat: Optional[threading.Thread] = None
+        self._lock = threading.Lock()  # the etag, between the heartbeat and release
+        self._seen: Optional[tuple] = None  # (etag, monotonic time first seen)
+        self._renewals = 0
+        self._tried = False
+        self.lost = False
+        """True if another caller took the lease over while this one held it."""
+
+    def __repr__(self) -> str:
+        return f"LeaseLock({self.lease_path!r}, lease_seconds={self.lease_seconds})"
+
+    def _body(self) -> bytes:
+        import socket
+
+        self._renewals += 1
+        return json.dumps(
+            {
+                "holder": f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}",
+                "renewed": time.time(),
+                "renewals": self._renewals,
+                "lease_seconds": self.lease_seconds,
+            }
+        ).encode()
+
+    def _try_create(self) -> bool:
+        etag = self.backend.create(self.lease_path, self._body())
+        if etag is None:
+            return False
+        self._start(etag)
+        return True
+
+    def _try_take_over(self, current: str) -> bool:
+        """Take the lease (now at ETag ``current``) over if that ETag has been seen for
+        a whole lease."""
+        now = time.monotonic()
+        if self._seen is None or self._seen[0] != current:
+            self._seen = (current, now)
+            return False
+        if now - self._seen[1] < self.lease_seconds:
+            return False
+        etag = self.backend.replace(self.lease_path, self._body(), current)
+        self._seen = None
+        if etag is None:
+            return False  # another waiter took it over first
+        self._start(etag)
+        return True
+
+    def _try(self) -> bool:
+        """Create the lease at the first try; later, look first (one HEAD per poll while
+        another holds it), create it when it is gone, take it over when it expired."""
+        if self._tried:
+            current = self.backend.etag(self.lease_path)
+            if current is not None:
+                return self._try_take_over(current)
+        self._tried = True
+        return self._try_create()
+
+    def acquire(self, timeout: float) -> str:
+        self._tried = False
+        return _wait(self._try, self._token, timeout, _REMOTE_MAX_DELAY)
+
+    def _start(self, etag: str) -> None:
+        self._etag = etag
+        self._stop.clear()
+        self.lost = False
+        self._heartbeat = threading.Thread(
+            target=self._renew, name="checkpointing-lease", daemon=True
+        )
+        self._heartbeat.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            with self._lock:
+                if self._etag is None:
+                    return
+                try:
+                    etag = self.backend.replace(self.lease_path, self._body(), self._etag)
+                except Exception:  # a failed renewal is retried at the next beat
+                    continue
+                if etag is None:  # taken over: we were thought dead
+                    self.lost = True
+                    self._etag = None
+                    return
+                self._etag = etag
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+            self._heartbeat = None
+        with self._lock:
+            etag, self._etag = self._etag, None
+        if etag is None:  # taken over: the lease is another's now
+            return
+        try:
+            self.backend.remove(self.lease_path)
+        except Exception:  # it expires by itself
+            pass

@@ -1,0 +1,237 @@
+"""Compute once (issue 14, part 2): callers that miss one key together compute it once.
+
+Real processes, each with real threads, released together on one key, against the local
+store and against the moto S3 server; a holder SIGKILLed while it computes is taken over
+(at once locally, where the OS drops its lock; within the lease time on S3, where its
+lease stops being renewed); a waiter whose wait times out computes by itself, with a
+warning. Each computation appends a line to ``runs.log``; the tests count the lines.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+from checkpointing import checkpoint, defaults
+from checkpointing.store.locks import (
+    ACQUIRED,
+    READY,
+    TIMED_OUT,
+    FileKeyLock,
+    LeaseLock,
+    thread_gate,
+)
+from checkpointing.store.remote import RemoteStore
+
+HERD = """
+import os
+import sys
+import threading
+import time
+
+from checkpointing import checkpoint, defaults
+
+defaults["checkpoint.wait_timeout"] = float(os.environ.get("WAIT", "120"))
+defaults["cache.lease_seconds"] = float(os.environ.get("LEASE", "60"))
+defaults["checkpoint.compute_once"] = os.environ.get("ONCE", "1") == "1"
+
+
+@checkpoint(os.environ["CACHE"], allow_side_effects=True)
+def expensive(x):
+    with open("runs.log", "a") as log:
+        log.write(f"{os.getpid()}\\n")
+    time.sleep(float(os.environ.get("HOLD", "0.5")))
+    return x * 1000 + 7
+
+
+if __name__ == "__main__":
+    threads, go = int(sys.argv[1]), sys.argv[2]
+    barrier = threading.Barrier(threads)
+    results = []
+
+    def call():
+        barrier.wait()
+        results.append(expensive(3))
+
+    workers = [threading.Thread(target=call) for _ in range(threads)]
+    print("WAITING", flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.002)
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    print("RESULT", sorted(set(results)), len(results), flush=True)
+"""
+
+
+def _env(cache: str, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONHASHSEED", None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["CACHE"] = cache
+    env.update(extra or {})
+    return env
+
+
+def _start(root: Path, env: Dict[str, str], *argv: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "herd.py", *argv],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _runs(root: Path) -> List[str]:
+    log = root / "runs.log"
+    return log.read_text().split() if log.exists() else []
+
+
+def _herd(root: Path, env: Dict[str, str], processes: int = 8, threads: int = 16) -> None:
+    """Start ``processes`` programs of ``threads`` threads each, release them together
+    on one key, and check that it was computed once and every caller got its value."""
+    (root / "herd.py").write_text(HERD)
+    go = root / "go"
+    procs = [_start(root, env, str(threads), str(go)) for _ in range(processes)]
+    for proc in procs:  # every program is waiting for the gun
+        assert proc.stdout.readline().strip() == "WAITING", proc.stderr.read()
+    go.write_text("")
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err
+        assert f"RESULT [3007] {threads}" in out, (out, err)
+        assert "waited" not in err, err  # nobody gave up waiting
+    assert len(_runs(root)) == 1, _runs(root)
+
+
+@pytest.mark.slow
+def test_eight_processes_of_sixteen_threads_compute_once_locally(tmp_path) -> None:
+    _herd(tmp_path, _env(str(tmp_path / "cache")))
+
+
+@pytest.mark.slow
+def test_eight_processes_of_sixteen_threads_compute_once_on_s3(tmp_path, s3) -> None:
+    _herd(tmp_path, _env(s3.url, {**s3.env, "XDG_CACHE_HOME": str(tmp_path / "xdg")}))
+    assert not s3.fs.find(f"{s3.name}/cache/leases")  # released
+
+
+def _killed_holder_is_taken_over(root: Path, env: Dict[str, str]) -> None:
+    (root / "herd.py").write_text(HERD)
+    go = root / "go"
+    go.write_text("")
+    holder = _start(root, {**env, "HOLD": "600"}, "1", str(go))
+    deadline = time.monotonic() + 60
+    while not _runs(root):  # the holder is computing
+        assert holder.poll() is None and time.monotonic() < deadline, holder.stderr.read()
+        time.sleep(0.02)
+    waiter = _start(root, {**env, "HOLD": "0"}, "4", str(go))
+    assert waiter.stdout.readline().strip() == "WAITING"
+    time.sleep(0.5)  # the waiter's threads are waiting for the holder
+    assert len(_runs(root)) == 1
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    out, err = waiter.communicate(timeout=120)
+    assert waiter.returncode == 0, err
+    assert "RESULT [3007] 4" in out and "waited" not in err, (out, err)
+    runs = _runs(root)
+    assert len(runs) == 2 and runs[0] == str(holder.pid) and runs[1] == str(waiter.pid)
+    again = _start(root, {**env, "HOLD": "0"}, "2", str(go))  # now a plain hit
+    out, err = again.communicate(timeout=120)
+    assert "RESULT [3007] 2" in out and len(_runs(root)) == 2, (out, err)
+
+
+@pytest.mark.slow
+def test_a_killed_holder_frees_the_key_at_once_locally(tmp_path) -> None:
+    _killed_holder_is_taken_over(tmp_path, _env(str(tmp_path / "cache"), {"WAIT": "600"}))
+
+
+@pytest.mark.slow
+def test_a_killed_holder_is_taken_over_within_the_lease_on_s3(tmp_path, s3) -> None:
+    # The waiter waits at most 600 s: finishing proves the lease (2 s) was taken over.
+    env = _env(s3.url, {**s3.env, "XDG_CACHE_HOME": str(tmp_path / "x"), "LEASE": "2"})
+    _killed_holder_is_taken_over(tmp_path, {**env, "WAIT": "600"})
+
+
+def test_a_wait_that_times_out_computes_with_a_warning(tmp_path) -> None:
+    cache = tmp_path / "cache"
+    runs = []
+
+    def body(x):
+        runs.append(x)
+        return x + 1
+
+    defaults["checkpoint.wait_timeout"] = 0.2
+    f = checkpoint(str(cache))(body)
+    from checkpointing.store.remote import key_lock
+
+    holder = key_lock(f.checkpoint.cache, f.key(1))
+    assert holder.acquire(1) == ACQUIRED  # another caller computes, forever
+    try:
+        with pytest.warns(UserWarning, match=r"waited 0.2s for another caller computing"):
+            assert f(1) == 2
+    finally:
+        holder.release()
+    assert runs == [1]
+
+
+def test_file_lock_excludes_threads_and_says_when_the_entry_appears(tmp_path) -> None:
+    entry = tmp_path / "entry"
+    first = FileKeyLock(str(tmp_path / "locks" / "k.lock"), str(entry))
+    second = FileKeyLock(str(tmp_path / "locks" / "k.lock"), str(entry))
+    assert first.acquire(1) == ACQUIRED
+    assert second.acquire(0.05) == TIMED_OUT
+    threading.Timer(0.5, entry.write_text, ("done",)).start()
+    assert second.acquire(5) == READY
+    first.release()
+    assert not (tmp_path / "locks" / "k.lock").exists()
+    assert second.acquire(0.05) == ACQUIRED
+    second.release()
+
+
+def test_thread_gate_lets_one_thread_in_at_a_time() -> None:
+    inside, most, order = [0], [0], []
+
+    def enter() -> None:
+        with thread_gate("key", 10) as waited:
+            order.append(waited)
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+            time.sleep(0.01)
+            inside[0] -= 1
+
+    threads = [threading.Thread(target=enter) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 1 and order.count(None) >= 1 and set(order) <= {None, True}
+
+
+def test_a_lease_is_create_only_renewed_and_taken_over_when_not_renewed(s3, tmp_path) -> None:
+    store = RemoteStore(s3.url, local_tier=str(tmp_path / "t"))
+    path = f"{s3.name}/cache/leases/k"
+    holder = LeaseLock(store, path, lambda: None, 1.5)
+    other = LeaseLock(store, path, lambda: None, 1.5)
+    assert holder.acquire(1) == ACQUIRED
+    first = store.etag(path)
+    time.sleep(1.0)  # renewed every 0.5 s
+    assert store.etag(path) != first
+    assert other.acquire(2.5) == TIMED_OUT  # never unchanged for a whole lease
+    holder._stop.set()  # the holder stops renewing, as a killed one would
+    holder._heartbeat.join()
+    assert other.acquire(10) == ACQUIRED
+    assert store.create(path, b"x") is None  # held: create-only fails
+    other.release()
+    assert store.etag(path) is None
+    holder.release()  # its lease was taken over: nothing of the other's is removed
