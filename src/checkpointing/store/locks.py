@@ -36,7 +36,6 @@ requests per poll (at most every 0.5 s).
 from __future__ import annotations
 
 import errno
-import json
 import os
 import threading
 import time
@@ -379,6 +378,7 @@ class LeaseLock(KeyLock):
         return f"LeaseLock({self.lease_path!r}, lease_seconds={self.lease_seconds})"
 
     def _body(self) -> bytes:
+        import json  # not at import (issue 12: a light import)
         import socket
 
         self._renewals += 1

@@ -37,7 +37,6 @@ variables), or from ``storage_options=``.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import warnings
@@ -366,6 +365,8 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
     def _remember(self, context_id: str, etag: str, prefix: Any) -> None:
         """Note that the tier's copy of ``context_id`` (whose first bytes are
         ``prefix``) is the remote object with ``etag``."""
+        import json  # not at import (issue 12: a light import)
+
         if not self._memo:
             return
         self._checked[context_id] = etag
@@ -393,6 +394,8 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
     def _tier_etag(self, context_id: str) -> Optional[str]:
         """The ETag of the remote object the tier's copy of ``context_id`` was made
         from, or None if the tier has no copy (or one that its note does not describe)."""
+        import json  # not at import (issue 12: a light import)
+
         try:
             with open(self._sidecar(context_id), "rb") as handle:
                 known = json.loads(handle.read())
@@ -470,7 +473,7 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
 
     def _read_tier(self, context_id: str) -> Tuple[Any, Any]:
         """(result, checks) of the tier's fresh copy; raises _Corrupt or _Untrusted."""
-        data, buffers, checks = self.tier._load(
+        data, buffers, checks, _ = self.tier._load(
             self.tier.path_of(context_id), _key_digest(context_id)
         )
         try:
@@ -570,6 +573,8 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
     def record_history(self, function: str, entry: Dict[str, Any]) -> None:
         """Add ``entry`` to the function's history (read, then rewrite: concurrent
         writers may drop each other's line, which only makes an explanation vaguer)."""
+        import json  # not at import (issue 12: a light import)
+
         entries = [e for e in self.history(function) if e.get("key") != entry.get("key")]
         entries.append(entry)
         data = json.dumps(
@@ -582,6 +587,8 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
         )
 
     def history(self, function: str) -> List[Dict[str, Any]]:
+        import json  # not at import (issue 12: a light import)
+
         try:
             raw = self.fs.cat_file(self._history_path(function))
         except Exception:
