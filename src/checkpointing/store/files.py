@@ -60,6 +60,10 @@ Directory layout::
                                     most ``defaults["cache.variants"] - 1``; same format
     <directory>/functions/<h>.json  recent entries of each function (explanations), a log
                                     appended at each save (checkpointing.store.history)
+
+Why one module of about 650 lines: the class is the local store's whole contract
+(layout, atomic save, trusted read, listing, deletion) over one directory; the bytes
+are in ``format``, the file operations in ``fileio``, history and variants apart.
 """
 
 from __future__ import annotations

@@ -33,6 +33,10 @@ fsspec is imported only when a store with a URL is made (``pip install
 checkpointing[s3]`` brings s3fs). Storage options come from fsspec's own configuration
 (``~/.config/fsspec/*.json`` or ``FSSPEC_S3_ENDPOINT_URL``-style environment
 variables), or from ``storage_options=``.
+
+Why one module of about 720 lines: publishing, the local tier and the leases all
+follow one object store's rules (ETags, conditional puts, multipart uploads), read
+together when a backend is added.
 """
 
 from __future__ import annotations
