@@ -74,9 +74,7 @@ def test_the_defaults_rest_on_identify_save_and_retrieve() -> None:
 
 def test_what_a_1_0_cache_cannot_do_says_how_to_add_it() -> None:
     cache = DictCache()
-    with pytest.raises(
-        NotImplementedError, match=r"DictCache cannot delete .*delete\(context_id\)"
-    ):
+    with pytest.raises(NotImplementedError, match=r"DictCache cannot delete .*delete\(key\)"):
         cache.delete("k")
     with pytest.raises(NotImplementedError, match=r"DictCache cannot list .*entries\(\)"):
         cache.entries()

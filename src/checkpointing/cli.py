@@ -191,7 +191,7 @@ def _confirm(args: argparse.Namespace, victims: Sequence[EntryInfo], verb: str) 
         return False
     if not args.json:
         for entry in victims:
-            shown = f"{_shown(entry.context_id)}  {_shown_function(entry)}  {_size(entry.size)}"
+            shown = f"{_shown(entry.key)}  {_shown_function(entry)}  {_size(entry.size)}"
             print(f"  {verb} {shown}")
     if args.yes:
         return True
@@ -207,7 +207,7 @@ def _confirm(args: argparse.Namespace, victims: Sequence[EntryInfo], verb: str) 
 
 def _entry_row(entry: EntryInfo, usage: Dict[str, Usage]) -> Dict[str, Any]:
     return {
-        "key": _shown(entry.context_id),
+        "key": _shown(entry.key),
         "function": _shown_function(entry),
         "size": entry.size,
         "last_used": last_used(entry, usage),
@@ -220,7 +220,7 @@ def _delete(
     """List ``victims``, ask (unless --yes), delete them: (exit code, deleted)."""
     if not _confirm(args, victims, "delete"):
         return PROBLEMS, []
-    deleted = [e for e in victims if cache.delete(e.context_id)]
+    deleted = [e for e in victims if cache.delete(e.key)]
     cache.remove_stale_temporaries()
     if not args.json:
         print(f"deleted {len(deleted)} entries ({_size(sum(e.size for e in deleted))})")
@@ -401,7 +401,7 @@ def cmd_ls(args: argparse.Namespace, cache: PickleFileCache) -> int:
             "function": _shown(name),
             "entries": len(entries),
             "size": sum(e.size for e in entries),
-            "hits": sum(usage[e.context_id].hits for e in entries if e.context_id in usage),
+            "hits": sum(usage[e.key].hits for e in entries if e.key in usage),
             "last_used": max(last_used(e, usage) for e in entries),
         }
         for name, entries in sorted(groups.items())
@@ -436,14 +436,14 @@ def cmd_show(args: argparse.Namespace, cache: PickleFileCache) -> int:
     usage = _usage(cache)
     data = [
         {
-            "key": _shown(e.context_id),
+            "key": _shown(e.key),
             "function": _shown_function(e),
             "call": _shown(e.metadata.get("arguments") or "?"),
             "size": e.size,
             "created": e.metadata.get("created"),
             "run_seconds": e.metadata.get("run_seconds"),
             "last_used": last_used(e, usage),
-            "hits": usage[e.context_id].hits if e.context_id in usage else 0,
+            "hits": usage[e.key].hits if e.key in usage else 0,
             "path": e.path,
             "arguments": (e.metadata.get("fingerprint") or {}).get("arguments"),
         }
@@ -881,7 +881,7 @@ def cmd_prune(args: argparse.Namespace, cache: PickleFileCache) -> int:
             _emit(args, {**_deletion_report(rows, False, dry_run=True), "deleted": []}, str)
             return OK
         for e in victims:
-            print(f"  would delete {_shown(e.context_id)}  {_shown_function(e)}  {_size(e.size)}")
+            print(f"  would delete {_shown(e.key)}  {_shown_function(e)}  {_size(e.size)}")
         print(f"would delete {len(victims)} entries ({_size(sum(e.size for e in victims))})")
         return OK
     if not _confirm(args, victims, "delete"):

@@ -277,7 +277,7 @@ def _entries_of(decorator: "DecoratorCheckpoint", func: Callable[..., Any]) -> L
 def clear(decorator: "DecoratorCheckpoint", func: Callable[..., Any]) -> int:
     """Delete every entry of this function (not those of other functions in the same
     cache); return how many."""
-    return sum(decorator.cache.delete(e.context_id) for e in _entries_of(decorator, func))
+    return sum(decorator.cache.delete(e.key) for e in _entries_of(decorator, func))
 
 
 def delete(
@@ -314,11 +314,11 @@ def entries(decorator: "DecoratorCheckpoint", func: Callable[..., Any]) -> List[
     usage = usage_log_for(decorator.cache).read()
     out = []
     for e in found:
-        record = usage.get(e.context_id)
+        record = usage.get(e.key)
         created = e.metadata.get("created")
         out.append(
             {
-                "key": e.context_id,
+                "key": e.key,
                 "arguments": e.metadata.get("arguments"),
                 "size": e.size,
                 "created": created,

@@ -78,34 +78,33 @@ class CacheBase(ABC, Generic[ContextId, ReturnValue]):
     def retrieve(self, context_id: ContextId) -> ReturnValue:
         """Return the result stored under ``context_id``; raise CheckpointNotExist if none."""
 
-    def read_entry(self, context_id: ContextId) -> Tuple[ReturnValue, Any]:
-        """(result, checks) stored under ``context_id``: the result and the run-time
+    def read_entry(self, key: ContextId) -> Tuple[ReturnValue, Any]:
+        """(result, checks) stored under ``key``: the result and the run-time
         checks saved in its metadata (None if none), which the caller verifies before
         using the result. By default ``retrieve`` and no checks.
 
         Raises:
             CheckpointNotExist: no entry (or one that cannot be read).
         """
-        return self.retrieve(context_id), None
+        return self.retrieve(key), None
 
-    def exists(self, context_id: ContextId) -> bool:
-        """Is there an entry under ``context_id``? By default ``retrieve`` tells."""
+    def exists(self, key: ContextId) -> bool:
+        """Is there an entry under ``key``? By default ``retrieve`` tells."""
         try:
-            self.retrieve(context_id)
+            self.retrieve(key)
         except CheckpointNotExist:
             return False
         return True
 
-    def delete(self, context_id: ContextId) -> bool:
-        """Remove the entry of ``context_id``; False if there was none.
+    def delete(self, key: ContextId) -> bool:
+        """Remove the entry of ``key``; False if there was none.
 
         Raises:
             NotImplementedError: this cache cannot delete (the 1.0 interface has no
                 such method); implement ``delete``.
         """
         raise NotImplementedError(
-            f"{type(self).__name__} cannot delete entries: implement "
-            f"delete(context_id) -> bool in it"
+            f"{type(self).__name__} cannot delete entries: implement delete(key) -> bool in it"
         )
 
     def entries(self) -> Iterator[ContextId]:
@@ -120,25 +119,23 @@ class CacheBase(ABC, Generic[ContextId, ReturnValue]):
             f"(an iterator of keys) in it"
         )
 
-    def variants(self, context_id: ContextId) -> List[Tuple[Any, Any]]:
-        """(handle, checks) of earlier entries kept for ``context_id`` that differ from
+    def variants(self, key: ContextId) -> List[Tuple[Any, Any]]:
+        """(handle, checks) of earlier entries kept for ``key`` that differ from
         its entry only in their run-time checks, newest first; by default none."""
         return []
 
-    def promote_variant(self, context_id: ContextId, handle: Any) -> None:
+    def promote_variant(self, key: ContextId, handle: Any) -> None:
         """Make the variant ``handle`` (from :meth:`variants`) the entry of
-        ``context_id`` again. Never called by default (there are no variants)."""
+        ``key`` again. Never called by default (there are no variants)."""
         raise NotImplementedError(f"{type(self).__name__} keeps no variants")
 
-    def save_entry(
-        self, context_id: ContextId, result: ReturnValue, metadata: Dict[str, Any]
-    ) -> None:
+    def save_entry(self, key: ContextId, result: ReturnValue, metadata: Dict[str, Any]) -> None:
         """Store ``result`` with ``metadata``; by default the metadata is dropped."""
-        self.save(context_id, result)
+        self.save(key, result)
 
-    def read_metadata(self, context_id: ContextId) -> Dict[str, Any]:
+    def read_metadata(self, key: ContextId) -> Dict[str, Any]:
         """The metadata stored with an entry; by default none is: CheckpointNotExist."""
-        raise CheckpointNotExist(context_id)
+        raise CheckpointNotExist(key)
 
     def record_history(self, function: str, entry: Dict[str, Any]) -> None:
         """Remember a new entry of ``function`` (its key and fingerprint), so that a

@@ -430,7 +430,7 @@ def _remove(cache: PickleFileCache, victim: _File, last_used: float, limit: int)
 
 def last_used(entry: EntryInfo, usage: Dict[str, Usage]) -> float:
     """When ``entry`` was last used: its latest record, else when it was written."""
-    record = usage.get(entry.context_id)
+    record = usage.get(entry.key)
     written = entry.metadata.get("created")
     if not isinstance(written, (int, float)):
         try:
@@ -538,7 +538,7 @@ def prune_cache(
 
 def _described(entry: EntryInfo, usage: Dict[str, Usage]) -> Dict[str, Any]:
     return {
-        "key": entry.context_id,
+        "key": entry.key,
         "function": entry.metadata.get("function"),
         "size": entry.size,
         "last_used": last_used(entry, usage),
@@ -559,8 +559,8 @@ def remove_entries(
     with evict_lock(cache):
         gone = set()
         for e in victims:
-            if cache.delete(e.context_id):
-                gone.add(e.context_id)
-        usage_log_for(cache).compact([e.context_id for e in entries if e.context_id not in gone])
+            if cache.delete(e.key):
+                gone.add(e.key)
+        usage_log_for(cache).compact([e.key for e in entries if e.key not in gone])
     cache.remove_stale_temporaries()
-    return [_described(e, usage) for e in victims if e.context_id in gone]
+    return [_described(e, usage) for e in victims if e.key in gone]

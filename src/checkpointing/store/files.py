@@ -147,16 +147,21 @@ class EntryInfo(NamedTuple):
     """One stored entry, as listed by :meth:`PickleFileCache.iter_entries`.
 
     Attributes:
-        context_id: the key it was saved under.
+        key: the key it was saved under.
         path: the absolute path of its file.
         size: the file's size in bytes.
         metadata: its header (the caller's metadata and the store's own keys).
     """
 
-    context_id: str
+    key: str
     path: str
     size: int
     metadata: Dict[str, Any]
+
+    @property
+    def context_id(self) -> str:
+        """The key, by its name in the 1.0 signatures (``save(context_id, result)``)."""
+        return self.key
 
 
 class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
@@ -180,7 +185,7 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
         ConfigurationError: ``directory`` is not a path, the protocol is unsupported,
             the secret is not a non-empty str/bytes or the permissions are not allowed.
 
-    Keys (``context_id``) made of lowercase letters, digits, ``.``, ``_`` and ``-``
+    Keys made of lowercase letters, digits, ``.``, ``_`` and ``-``
     (no leading dot, at most 200 characters) are used as file names as they are. Any
     other non-empty str (a custom identifier may return ``"f(1, 2)"``) is mapped to a
     safe name: its characters outside that set replaced by ``_``, cut to 80, then
@@ -231,13 +236,13 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
         return self._secret is not None
 
     # -- paths ----------------------------------------------------------------------
-    def path_of(self, context_id: str) -> str:
-        """The file that holds (or would hold) the entry of ``context_id``.
+    def path_of(self, key: str) -> str:
+        """The file that holds (or would hold) the entry of ``key``.
 
         Raises:
-            ValueError: ``context_id`` is not a non-empty str.
+            ValueError: ``key`` is not a non-empty str.
         """
-        return os.path.join(self.entries_directory, _file_stem(context_id) + _SUFFIX)
+        return os.path.join(self.entries_directory, _file_stem(key) + _SUFFIX)
 
     def _prepare(self) -> None:
         """Create the directories and marker files (once; at the first save)."""
@@ -256,7 +261,7 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
         """Store ``result`` under ``context_id`` without metadata (see ``save_entry``)."""
         self.save_entry(context_id, result, {})
 
-    def save_entry(self, context_id: str, result: Any, metadata: Dict[str, Any]) -> None:
+    def save_entry(self, key: str, result: Any, metadata: Dict[str, Any]) -> None:
         """Store ``result`` with ``metadata`` (JSON-able; other values become str).
 
         The keys ``context_id``, ``pickle_protocol``, ``size``, ``pickle_size`` and
@@ -273,10 +278,10 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
                 ...), before any file is touched.
             OSError: writing failed; the previous entry, if any, is intact.
         """
-        path = self.path_of(context_id)
+        path = self.path_of(key)
         secret = self._secret
         header_length, parts, data, raws = _entry_parts(
-            context_id, result, metadata, self.pickle_protocol, secret is not None
+            key, result, metadata, self.pickle_protocol, secret is not None
         )
         durable = _durable(metadata.get("run_seconds"))
 
@@ -286,7 +291,7 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
         self._prepare()
         MEMORY.forget(path)
         if metadata.get("checks"):
-            self._set_aside(context_id, path, metadata["checks"])
+            self._set_aside(key, path, metadata["checks"])
         try:
             status = _atomic_write(
                 self.entries_directory, path, [], self.file_mode, writer=writer, durable=durable
@@ -320,15 +325,15 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
         """
         return self.read_entry(context_id)[0]
 
-    def read_entry(self, context_id: str) -> Tuple[Any, Any]:
+    def read_entry(self, key: str) -> Tuple[Any, Any]:
         """(result, checks): like :meth:`retrieve`, with the ``"checks"`` saved in the
         entry's metadata (None if none) that the caller verifies before using it."""
-        known = self._paths.get(context_id)
+        known = self._paths.get(key)
         if known is None:
-            known = (self.path_of(context_id), _key_digest(context_id))
+            known = (self.path_of(key), _key_digest(key))
             if len(self._paths) >= 4096:
                 self._paths.clear()
-            self._paths[context_id] = known
+            self._paths[key] = known
         path, key_digest = known
         # Remembered bytes passed every check when read (or were written by us, trusted);
         # the file is unchanged since (ctime: no chmod or chown either), so they still
@@ -347,28 +352,28 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
         try:
             data, buffers, checks, status = self._load(path, key_digest)
         except FileNotFoundError:
-            raise CheckpointNotExist(context_id) from None
+            raise CheckpointNotExist(key) from None
         except _Corrupt as exc:
             self._warn_corrupt(path, str(exc))
-            raise CheckpointNotExist(context_id) from None
+            raise CheckpointNotExist(key) from None
         except _Untrusted as exc:
             self._warn_untrusted(path, str(exc))
-            raise CheckpointNotExist(context_id) from None
+            raise CheckpointNotExist(key) from None
         try:
             value = pickle.loads(data, buffers=buffers)
         except Exception as exc:
             self._warn_corrupt(path, f"unpickling failed: {type(exc).__name__}: {exc}")
-            raise CheckpointNotExist(context_id) from None
+            raise CheckpointNotExist(key) from None
         MEMORY.put(path, secret, status, data, buffers, checks)
         return value, checks
 
     retrieve_entry = read_entry  # its name before CacheBase had read_entry
 
-    def exists(self, context_id: str) -> bool:
-        """Is there an entry under ``context_id``? Reads its header only (no checksum,
+    def exists(self, key: str) -> bool:
+        """Is there an entry under ``key``? Reads its header only (no checksum,
         no trust check: :meth:`retrieve` may still find it unreadable)."""
         try:
-            self.read_metadata(context_id)
+            self.read_metadata(key)
         except CheckpointNotExist:
             return False
         return True
@@ -435,7 +440,7 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
             self._trusted_folder = True
         return None
 
-    def read_metadata(self, context_id: str) -> Dict[str, Any]:
+    def read_metadata(self, key: str) -> Dict[str, Any]:
         """The header of an entry: the caller's metadata and the store's keys.
 
         Cheap: reads the header only, so the checksum is not verified.
@@ -443,11 +448,11 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
         Raises:
             CheckpointNotExist: no entry, or its header is unreadable.
         """
-        path = self.path_of(context_id)
+        path = self.path_of(key)
         try:
             header = _read_header(path)
         except (OSError, _Corrupt):
-            raise CheckpointNotExist(context_id) from None
+            raise CheckpointNotExist(key) from None
         return header
 
     def _warn_corrupt(self, path: str, reason: str) -> None:
@@ -482,14 +487,14 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
                 size = os.lstat(path).st_size
             except (OSError, _Corrupt):
                 continue
-            context_id = header.get("context_id")
-            if not isinstance(context_id, str):
-                context_id = os.path.basename(path)[: -len(_SUFFIX)]
-            yield EntryInfo(context_id, path, size, header)
+            key = header.get("context_id")
+            if not isinstance(key, str):
+                key = os.path.basename(path)[: -len(_SUFFIX)]
+            yield EntryInfo(key, path, size, header)
 
     def entries(self) -> Iterator[str]:
         """The key of every entry whose header is readable, in file-name order."""
-        return (info.context_id for info in self.iter_entries())
+        return (info.key for info in self.iter_entries())
 
     def entry_files(self) -> List[str]:
         """Paths of every entry file, readable or not (for ``checkpointing verify``)."""
@@ -514,17 +519,14 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
             return str(exc)
         except OSError as exc:
             return f"{type(exc).__name__}: {exc}"
-        context_id = header.get("context_id")
+        key = header.get("context_id")
         if (
-            not isinstance(context_id, str)
-            or not context_id
-            or self.path_of(context_id) != path
-            or header.get("key_digest") != _key_digest(context_id).hex()
+            not isinstance(key, str)
+            or not key
+            or self.path_of(key) != path
+            or header.get("key_digest") != _key_digest(key).hex()
         ):
-            return (
-                f"misplaced: it holds the entry of key {context_id!r}, which belongs "
-                f"in another file"
-            )
+            return f"misplaced: it holds the entry of key {key!r}, which belongs in another file"
         return None
 
     def load_file(self, path: str) -> Any:
@@ -569,16 +571,16 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
                 continue
         return removed
 
-    def delete(self, context_id: str) -> bool:
-        """Remove the entry of ``context_id`` (and its variants); False if there was none.
+    def delete(self, key: str) -> bool:
+        """Remove the entry of ``key`` (and its variants); False if there was none.
 
         Raises:
             OSError: ``entries/`` is a symbolic link (it is not followed).
         """
-        _remove_tree(self._variants_directory(context_id))
-        MEMORY.forget(self.path_of(context_id))
+        _remove_tree(self._variants_directory(key))
+        MEMORY.forget(self.path_of(key))
         try:
-            _unlink_in(self.entries_directory, os.path.basename(self.path_of(context_id)))
+            _unlink_in(self.entries_directory, os.path.basename(self.path_of(key)))
         except FileNotFoundError:
             return False
         return True

@@ -91,29 +91,29 @@ class _Untrusted(Exception):
 
 
 def encode(
-    context_id: str,
+    key: str,
     result: Any,
     metadata: Optional[Dict[str, Any]] = None,
     protocol: int = 5,
     secret: Optional[bytes] = None,
 ) -> bytes:
-    """The bytes of the entry of ``result`` under ``context_id``, as a store writes them
+    """The bytes of the entry of ``result`` under ``key``, as a store writes them
     (signed with ``secret`` if given); pickling errors propagate as they are."""
-    return b"".join(_serialize(context_id, result, dict(metadata or {}), protocol, secret))
+    return b"".join(_serialize(key, result, dict(metadata or {}), protocol, secret))
 
 
 def decode(
-    data: bytes, context_id: Optional[str] = None, secret: Optional[bytes] = None
+    data: bytes, key: Optional[str] = None, secret: Optional[bytes] = None
 ) -> Tuple[Any, Any]:
     """(result, checks) of the entry ``data``, after every check of a read: magic,
-    version, checksum, the key (if ``context_id`` is given) and, with ``secret``, the
+    version, checksum, the key (if ``key`` is given) and, with ``secret``, the
     signature. ``checks`` is the run-time checks saved with it (None if none).
 
     Raises:
         ValueError: the bytes are not an intact entry (of that key, signed with that
             secret); the message says what is wrong. Unpickling errors propagate.
     """
-    key_digest = None if context_id is None else _key_digest(context_id)
+    key_digest = None if key is None else _key_digest(key)
     mac = None if secret is None else _new_mac(secret)
     try:
         header, pickled, buffers = _read_entry(
@@ -137,8 +137,8 @@ def decode_header(data: bytes) -> Dict[str, Any]:
     return header
 
 
-def _key_digest(context_id: str) -> bytes:
-    return xxhash.xxh3_128_digest(context_id.encode("utf-8", "surrogatepass"))
+def _key_digest(key: str) -> bytes:
+    return xxhash.xxh3_128_digest(key.encode("utf-8", "surrogatepass"))
 
 
 _HMAC: Any = None  # the hmac module, imported at the first signed entry (import time)
@@ -168,20 +168,17 @@ def _check_signature(flags: int, signature: bytes, digest: bytes) -> None:
 
 
 # -- file names ----------------------------------------------------------------------
-def _file_stem(context_id: str) -> str:
+def _file_stem(key: str) -> str:
     """The file name (without suffix) of a key; see :class:`PickleFileCache`."""
-    if not isinstance(context_id, str) or not context_id:
+    if not isinstance(key, str) or not key:
         raise ValueError(
-            f"context id {context_id!r} is not a non-empty str; an "
+            f"key {key!r} is not a non-empty str; an "
             f"identifier's identify() must return a non-empty str"
         )
-    if (
-        _SAFE_ID.fullmatch(context_id) is not None
-        and context_id.split(".", 1)[0] not in _WINDOWS_RESERVED
-    ):
-        return context_id
-    readable = re.sub(r"[^A-Za-z0-9._-]", "_", context_id)[:80].lstrip(".") or "id"
-    digest = xxhash.xxh3_64_hexdigest(context_id.encode("utf-8", "surrogatepass"))
+    if _SAFE_ID.fullmatch(key) is not None and key.split(".", 1)[0] not in _WINDOWS_RESERVED:
+        return key
+    readable = re.sub(r"[^A-Za-z0-9._-]", "_", key)[:80].lstrip(".") or "id"
+    digest = xxhash.xxh3_64_hexdigest(key.encode("utf-8", "surrogatepass"))
     return f"{readable}-{digest}"
 
 
@@ -191,7 +188,7 @@ def _aligned(position: int) -> int:
 
 
 def _entry_parts(
-    context_id: str, result: Any, metadata: Dict[str, Any], protocol: int, signed: bool
+    key: str, result: Any, metadata: Dict[str, Any], protocol: int, signed: bool
 ) -> Tuple[int, List[Any], bytes, List[memoryview]]:
     """(header length, parts, pickle, buffers): the bytes of an entry after its prefix,
     as the pieces they are in memory (the header, zero padding, the pickle stream, each
@@ -208,7 +205,7 @@ def _entry_parts(
     header = dict(metadata)
     header.update(
         {
-            "context_id": context_id,
+            "context_id": key,
             "pickle_protocol": protocol,
             "size": len(data) + sum(raw.nbytes for raw in raws),
             "pickle_size": len(data),
@@ -217,7 +214,7 @@ def _entry_parts(
     )
     flags = (_HAS_CHECKS if metadata.get("checks") else 0) | (_SIGNED if signed else 0)
     header_bytes = (
-        _LAYOUT.pack(len(data), len(raws), flags, _key_digest(context_id))
+        _LAYOUT.pack(len(data), len(raws), flags, _key_digest(key))
         + b"".join(_LENGTH.pack(raw.nbytes) for raw in raws)
         + json.dumps(header, default=str, separators=(",", ":")).encode()
     )
@@ -233,7 +230,7 @@ def _entry_parts(
 
 
 def _serialize(
-    context_id: str,
+    key: str,
     result: Any,
     metadata: Dict[str, Any],
     protocol: int,
@@ -241,7 +238,7 @@ def _serialize(
 ) -> List[Any]:
     """The chunks of an entry file, in order (the prefix first); pickling errors
     propagate as they are. Saves stream them instead (:func:`_write_entry`)."""
-    header_length, parts, _, _ = _entry_parts(context_id, result, metadata, protocol, bool(secret))
+    header_length, parts, _, _ = _entry_parts(key, result, metadata, protocol, bool(secret))
     signature = _NO_SIGNATURE
     if secret:
         mac = _new_mac(secret)

@@ -107,43 +107,41 @@ class SynchronizedCache(CacheBase[ContextId, ReturnValue]):
         with self.lock:
             return self.cache.retrieve(context_id)
 
-    def read_entry(self, context_id: ContextId) -> Tuple[ReturnValue, Any]:
+    def read_entry(self, key: ContextId) -> Tuple[ReturnValue, Any]:
         """Read the result and its checks under the lock."""
         with self.lock:
-            return self.cache.read_entry(context_id)
+            return self.cache.read_entry(key)
 
-    def exists(self, context_id: ContextId) -> bool:
+    def exists(self, key: ContextId) -> bool:
         with self.lock:
-            return self.cache.exists(context_id)
+            return self.cache.exists(key)
 
-    def delete(self, context_id: ContextId) -> bool:
+    def delete(self, key: ContextId) -> bool:
         with self.lock:
-            return self.cache.delete(context_id)
+            return self.cache.delete(key)
 
     def entries(self) -> Iterator[ContextId]:
         """The keys, listed under the lock."""
         with self.lock:
             return iter(list(self.cache.entries()))
 
-    def variants(self, context_id: ContextId) -> List[Tuple[Any, Any]]:
+    def variants(self, key: ContextId) -> List[Tuple[Any, Any]]:
         with self.lock:
-            return self.cache.variants(context_id)
+            return self.cache.variants(key)
 
-    def promote_variant(self, context_id: ContextId, handle: Any) -> None:
+    def promote_variant(self, key: ContextId, handle: Any) -> None:
         with self.lock:
-            self.cache.promote_variant(context_id, handle)
+            self.cache.promote_variant(key, handle)
 
-    def save_entry(
-        self, context_id: ContextId, result: ReturnValue, metadata: Dict[str, Any]
-    ) -> None:
+    def save_entry(self, key: ContextId, result: ReturnValue, metadata: Dict[str, Any]) -> None:
         """Save with metadata under the lock."""
         with self.lock:
-            self.cache.save_entry(context_id, result, metadata)
+            self.cache.save_entry(key, result, metadata)
 
-    def read_metadata(self, context_id: ContextId) -> Dict[str, Any]:
+    def read_metadata(self, key: ContextId) -> Dict[str, Any]:
         """Read metadata under the lock."""
         with self.lock:
-            return self.cache.read_metadata(context_id)
+            return self.cache.read_metadata(key)
 
     def record_history(self, function: str, entry: Dict[str, Any]) -> None:
         with self.lock:

@@ -41,31 +41,31 @@ from .format import (
 __all__ = ["retrieve_mapped"]
 
 
-def retrieve_mapped(cache: PickleFileCache, context_id: str, mode: str) -> Tuple[Any, Any]:
-    """(result, checks) of ``context_id`` with its buffers mapped from the file.
+def retrieve_mapped(cache: PickleFileCache, key: str, mode: str) -> Tuple[Any, Any]:
+    """(result, checks) of ``key`` with its buffers mapped from the file.
 
     Raises:
         CheckpointNotExist: no entry, or an unreadable or untrusted one (with the
             same warning as :meth:`PickleFileCache.retrieve`).
     """
-    path = cache.path_of(context_id)
+    path = cache.path_of(key)
     try:
         mapped = _map(cache, path, mode)
-        data, buffers, checks = _parse(cache, mapped, _key_digest(context_id))
+        data, buffers, checks = _parse(cache, mapped, _key_digest(key))
     except FileNotFoundError:
-        raise CheckpointNotExist(context_id) from None
+        raise CheckpointNotExist(key) from None
     except _Corrupt:
         # Not mappable as this reader knows the format: the regular reader decides
         # (and warns once about a damaged file), so a format it reads is never lost.
-        return cache.retrieve_entry(context_id)
+        return cache.retrieve_entry(key)
     except _Untrusted as exc:
         cache._warn_untrusted(path, str(exc))
-        raise CheckpointNotExist(context_id) from None
+        raise CheckpointNotExist(key) from None
     try:
         return pickle.loads(data, buffers=buffers), checks
     except Exception as exc:
         cache._warn_corrupt(path, f"unpickling failed: {type(exc).__name__}: {exc}")
-        raise CheckpointNotExist(context_id) from None
+        raise CheckpointNotExist(key) from None
 
 
 def _map(cache: PickleFileCache, path: str, mode: str) -> mmap.mmap:

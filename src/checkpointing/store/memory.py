@@ -66,15 +66,15 @@ class InMemoryLRUCache(CacheBase[ContextId, ReturnValue]):
                 raise CheckpointNotExist(context_id) from None
             return self._entries[context_id]
 
-    def exists(self, context_id: ContextId) -> bool:
-        """Is a result kept under ``context_id``? (Not counted as a use.)"""
+    def exists(self, key: ContextId) -> bool:
+        """Is a result kept under ``key``? (Not counted as a use.)"""
         with self._lock:
-            return context_id in self._entries
+            return key in self._entries
 
-    def delete(self, context_id: ContextId) -> bool:
-        """Drop the result kept under ``context_id``; False if there was none."""
+    def delete(self, key: ContextId) -> bool:
+        """Drop the result kept under ``key``; False if there was none."""
         with self._lock:
-            return self._entries.pop(context_id, _NONE) is not _NONE
+            return self._entries.pop(key, _NONE) is not _NONE
 
     def entries(self) -> Iterator[ContextId]:
         """The keys kept, least recently used first."""

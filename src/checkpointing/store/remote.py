@@ -102,16 +102,16 @@ def open_store(
     return PickleFileCache(directory, pickle_protocol)
 
 
-def key_lock(cache: Any, context_id: str) -> Optional[KeyLock]:
-    """The compute-once lock of ``context_id`` in ``cache``, or None if the cache has
+def key_lock(cache: Any, key: str) -> Optional[KeyLock]:
+    """The compute-once lock of ``key`` in ``cache``, or None if the cache has
     none (a custom :class:`CacheBase`, the in-memory cache)."""
     if isinstance(cache, RemoteStore):
-        return cache.lock(context_id)
+        return cache.lock(key)
     if isinstance(cache, PickleFileCache):
-        name = _file_stem(context_id)
+        name = _file_stem(key)
         return FileKeyLock(
             os.path.join(cache.directory, "locks", name + ".lock"),
-            cache.path_of(context_id),
+            cache.path_of(key),
             cache.file_mode,
             cache.folder_mode,
         )
@@ -225,9 +225,9 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
         return self._secret is not None
 
     # -- paths ------------------------------------------------------------------------
-    def path_of(self, context_id: str) -> str:
-        """The object that holds (or would hold) the entry of ``context_id``."""
-        name = _file_stem(context_id)
+    def path_of(self, key: str) -> str:
+        """The object that holds (or would hold) the entry of ``key``."""
+        name = _file_stem(key)
         shard = xxhash.xxh3_64_hexdigest(name.encode())[:2]
         return f"{self.root}/entries/{shard}/{name}{_SUFFIX}"
 
@@ -235,8 +235,8 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
         """``path`` (of this file system) as a URL, for messages."""
         return f"{self.protocol}://{path.lstrip('/')}" if self.protocol != "memory" else path
 
-    def _sidecar(self, context_id: str) -> str:
-        return os.path.join(self.directory, "remote", _file_stem(context_id) + ".etag")
+    def _sidecar(self, key: str) -> str:
+        return os.path.join(self.directory, "remote", _file_stem(key) + ".etag")
 
     # -- errors -------------------------------------------------------------------------
     def _unavailable(self, exc: BaseException, doing: str) -> OSError:
@@ -319,36 +319,36 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
         bucket, _, key = path.lstrip("/").partition("/")
         return bucket, key
 
-    def lock(self, context_id: str) -> LeaseLock:
-        """The compute-once lease of ``context_id``."""
-        path = self.path_of(context_id)
-        lease = f"{self.root}/leases/{_file_stem(context_id)}"
+    def lock(self, key: str) -> LeaseLock:
+        """The compute-once lease of ``key``."""
+        path = self.path_of(key)
+        lease = f"{self.root}/leases/{_file_stem(key)}"
         return LeaseLock(self, lease, lambda: self.etag(path), defaults["cache.lease_seconds"])
 
     # -- writing ------------------------------------------------------------------------
     def save(self, context_id: str, result: Any) -> None:
         self.save_entry(context_id, result, {})
 
-    def save_entry(self, context_id: str, result: Any, metadata: Dict[str, Any]) -> None:
+    def save_entry(self, key: str, result: Any, metadata: Dict[str, Any]) -> None:
         """Write the entry into the local tier, then publish it (see the module).
 
         Raises:
             Exception: whatever pickling raises, before anything is written.
             OSError: the upload failed (naming the cause); nothing partial is visible.
         """
-        chunks = _serialize(context_id, result, metadata, self.pickle_protocol, self._secret)
+        chunks = _serialize(key, result, metadata, self.pickle_protocol, self._secret)
         tier = self.tier
-        local = tier.path_of(context_id)
+        local = tier.path_of(key)
         tier._prepare()
         _atomic_write(tier.entries_directory, local, chunks, tier.file_mode)
-        remote = self.path_of(context_id)
+        remote = self.path_of(key)
         size = sum(memoryview(chunk).nbytes for chunk in chunks)
         try:
             if self.protocol in _S3 and size < _SINGLE_PUT:
-                bucket, key = self._split(remote)
+                bucket, name = self._split(remote)
                 body = b"".join(chunks)
-                etag = self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=body)["ETag"]
-                self._remember(context_id, etag, chunks[0])
+                etag = self.fs.call_s3("put_object", Bucket=bucket, Key=name, Body=body)["ETag"]
+                self._remember(key, etag, chunks[0])
                 return
             if self.protocol in _OBJECT_STORES:
                 self.fs.put_file(local, remote)
@@ -358,24 +358,24 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
                 self.fs.mv(temporary, remote)
             etag = self.etag(remote)
         except Exception as exc:
-            self._forget(context_id)
+            self._forget(key)
             raise self._unavailable(exc, "storing an entry in") from exc
         finally:
             if not self._memo:  # no tier: the local copy was only the upload's source
-                self._forget(context_id)
+                self._forget(key)
         if etag is not None:
-            self._remember(context_id, etag, chunks[0])
+            self._remember(key, etag, chunks[0])
 
-    def _remember(self, context_id: str, etag: str, prefix: Any) -> None:
-        """Note that the tier's copy of ``context_id`` (whose first bytes are
+    def _remember(self, key: str, etag: str, prefix: Any) -> None:
+        """Note that the tier's copy of ``key`` (whose first bytes are
         ``prefix``) is the remote object with ``etag``."""
         import json  # not at import (issue 12: a light import)
 
         if not self._memo:
             return
-        self._checked[context_id] = etag
+        self._checked[key] = etag
         checksum = bytes(memoryview(prefix)[: _PREFIX.size]).hex()
-        path = self._sidecar(context_id)
+        path = self._sidecar(key)
         try:
             _make_private_folder(os.path.dirname(path), self.tier.folder_mode)
             _atomic_write(
@@ -387,23 +387,23 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
         except OSError:
             pass  # the next process downloads it again
 
-    def _forget(self, context_id: str) -> None:
-        self._checked.pop(context_id, None)
-        for path in (self._sidecar(context_id), self.tier.path_of(context_id)):
+    def _forget(self, key: str) -> None:
+        self._checked.pop(key, None)
+        for path in (self._sidecar(key), self.tier.path_of(key)):
             try:
                 os.remove(path)
             except OSError:
                 pass
 
-    def _tier_etag(self, context_id: str) -> Optional[str]:
-        """The ETag of the remote object the tier's copy of ``context_id`` was made
+    def _tier_etag(self, key: str) -> Optional[str]:
+        """The ETag of the remote object the tier's copy of ``key`` was made
         from, or None if the tier has no copy (or one that its note does not describe)."""
         import json  # not at import (issue 12: a light import)
 
         try:
-            with open(self._sidecar(context_id), "rb") as handle:
+            with open(self._sidecar(key), "rb") as handle:
                 known = json.loads(handle.read())
-            with open(self.tier.path_of(context_id), "rb") as handle:
+            with open(self.tier.path_of(key), "rb") as handle:
                 prefix = handle.read(_PREFIX.size)
         except (OSError, ValueError):
             return None
@@ -416,50 +416,50 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
     def retrieve(self, context_id: str) -> Any:
         return self.read_entry(context_id)[0]
 
-    def exists(self, context_id: str) -> bool:
-        """Is there a remote entry under ``context_id``? (One HEAD; nothing downloaded.)"""
+    def exists(self, key: str) -> bool:
+        """Is there a remote entry under ``key``? (One HEAD; nothing downloaded.)"""
         try:
-            return self.etag(self.path_of(context_id)) is not None
+            return self.etag(self.path_of(key)) is not None
         except Exception as exc:
             raise self._unavailable(exc, "reading") from exc
 
     def entries(self) -> Iterator[str]:
         """The keys of every remote entry (a listing, then a ranged read of each)."""
         for entry in self.iter_entries():
-            yield entry.context_id
+            yield entry.key
 
-    def read_entry(self, context_id: str) -> Tuple[Any, Any]:
-        """(result, checks) of ``context_id``; see the module for the tier.
+    def read_entry(self, key: str) -> Tuple[Any, Any]:
+        """(result, checks) of ``key``; see the module for the tier.
 
         Raises:
             CheckpointNotExist: no entry, or a corrupt or untrusted one (warned).
             OSError: the store cannot be reached (naming the cause and the fix).
         """
-        if context_id in self._checked:
+        if key in self._checked:
             try:
-                return self.tier.read_entry(context_id)
+                return self.tier.read_entry(key)
             except CheckpointNotExist:
-                del self._checked[context_id]
-        remote = self.path_of(context_id)
-        known = self._tier_etag(context_id) if self._memo else None
+                del self._checked[key]
+        remote = self.path_of(key)
+        known = self._tier_etag(key) if self._memo else None
         try:
-            etag, prefix = self._fetch(context_id, remote, known)
+            etag, prefix = self._fetch(key, remote, known)
         except CheckpointNotExist:
-            self._forget(context_id)
+            self._forget(key)
             raise
         if prefix is None:  # the tier's copy is the remote entry
             try:
-                found = self.tier.read_entry(context_id)
+                found = self.tier.read_entry(key)
             except CheckpointNotExist:
-                self._forget(context_id)
-                etag, prefix = self._fetch(context_id, remote, None)
+                self._forget(key)
+                etag, prefix = self._fetch(key, remote, None)
             else:
-                self._checked[context_id] = etag
+                self._checked[key] = etag
                 return found
         try:
-            found = self._read_tier(context_id)
+            found = self._read_tier(key)
         except (_Corrupt, _Untrusted) as exc:
-            self._forget(context_id)
+            self._forget(key)
             unusable = "unreadable" if isinstance(exc, _Corrupt) else "not trusted"
             warnings.warn(
                 f"checkpointing entry {self.url_of(remote)} is {unusable} ({exc}); it was "
@@ -468,26 +468,22 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
                 CorruptEntryWarning if isinstance(exc, _Corrupt) else UntrustedEntryWarning,
                 stacklevel=4,
             )
-            raise CheckpointNotExist(context_id) from None
+            raise CheckpointNotExist(key) from None
         if self._memo:
-            self._remember(context_id, etag, prefix)
+            self._remember(key, etag, prefix)
         else:
-            self._forget(context_id)
+            self._forget(key)
         return found
 
-    def _read_tier(self, context_id: str) -> Tuple[Any, Any]:
+    def _read_tier(self, key: str) -> Tuple[Any, Any]:
         """(result, checks) of the tier's fresh copy; raises _Corrupt or _Untrusted."""
-        data, buffers, checks, _ = self.tier._load(
-            self.tier.path_of(context_id), _key_digest(context_id)
-        )
+        data, buffers, checks, _ = self.tier._load(self.tier.path_of(key), _key_digest(key))
         try:
             return pickle.loads(data, buffers=buffers), checks
         except Exception as exc:
             raise _Corrupt(f"unpickling failed: {type(exc).__name__}: {exc}") from None
 
-    def _fetch(
-        self, context_id: str, remote: str, known: Optional[str]
-    ) -> Tuple[str, Optional[bytes]]:
+    def _fetch(self, key: str, remote: str, known: Optional[str]) -> Tuple[str, Optional[bytes]]:
         """(ETag, first bytes) of the remote entry, copied into the tier (atomically);
         the first bytes are None if its ETag is ``known`` (the tier's copy is it).
 
@@ -508,7 +504,7 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
                     if etag != known:
                         self.fs.get_file(remote, temporary)
             except FileNotFoundError:
-                raise CheckpointNotExist(context_id) from None
+                raise CheckpointNotExist(key) from None
             except Exception as exc:
                 raise self._unavailable(exc, "reading") from exc
             if etag == known:
@@ -516,7 +512,7 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
             os.chmod(temporary, tier.file_mode)
             with open(temporary, "rb") as handle:
                 prefix = handle.read(_PREFIX.size)
-            os.replace(temporary, tier.path_of(context_id))
+            os.replace(temporary, tier.path_of(key))
         except BaseException:
             try:
                 os.remove(temporary)
@@ -554,13 +550,13 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
 
         return sync(fs.loop, get)
 
-    def read_metadata(self, context_id: str) -> Dict[str, Any]:
+    def read_metadata(self, key: str) -> Dict[str, Any]:
         """The header of the remote entry (one ranged read; the checksum is not
         verified). Raises CheckpointNotExist."""
         try:
-            return self._header(self.path_of(context_id))
+            return self._header(self.path_of(key))
         except (FileNotFoundError, _Corrupt):
-            raise CheckpointNotExist(context_id) from None
+            raise CheckpointNotExist(key) from None
         except OSError as exc:
             raise self._unavailable(exc, "reading") from exc
 
@@ -628,10 +624,10 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
                 size = self.fs.size(path)
             except (OSError, _Corrupt):
                 continue
-            context_id = header.get("context_id")
-            if not isinstance(context_id, str):
-                context_id = os.path.basename(path)[: -len(_SUFFIX)]
-            yield EntryInfo(context_id, path, size, header)
+            key = header.get("context_id")
+            if not isinstance(key, str):
+                key = os.path.basename(path)[: -len(_SUFFIX)]
+            yield EntryInfo(key, path, size, header)
 
     def check_file(self, path: str) -> Optional[str]:
         """None if the remote entry at ``path`` is intact, else why not (downloaded
@@ -646,12 +642,12 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
                 header = self._header(path)
             except (OSError, _Corrupt) as exc:
                 return str(exc)
-            context_id = header.get("context_id")
-            if not isinstance(context_id, str) or self.path_of(context_id) != path:
-                return f"misplaced: it holds the entry of key {context_id!r}"
+            key = header.get("context_id")
+            if not isinstance(key, str) or self.path_of(key) != path:
+                return f"misplaced: it holds the entry of key {key!r}"
             local._prepare()
-            self.fs.get_file(path, local.path_of(context_id))
-            return local.check_file(local.path_of(context_id))
+            self.fs.get_file(path, local.path_of(key))
+            return local.check_file(local.path_of(key))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -662,10 +658,10 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
             raise ValueError(problem)
         return self.retrieve(self._header(path)["context_id"])
 
-    def delete(self, context_id: str) -> bool:
-        """Remove the entry of ``context_id`` here and remotely; False if there was none."""
-        self._forget(context_id)
-        path = self.path_of(context_id)
+    def delete(self, key: str) -> bool:
+        """Remove the entry of ``key`` here and remotely; False if there was none."""
+        self._forget(key)
+        path = self.path_of(key)
         if self.etag(path) is None:  # S3 deletes a missing object without complaint
             return False
         self.remove(path)

@@ -33,12 +33,10 @@ class VariantFiles:
     folder_mode: int
     path_of: Callable[[str], str]
 
-    def _variants_directory(self, context_id: str) -> str:
-        return os.path.join(self.directory, "variants", _file_stem(context_id))
+    def _variants_directory(self, key: str) -> str:
+        return os.path.join(self.directory, "variants", _file_stem(key))
 
-    def _set_aside(
-        self, context_id: str, path: str, new_checks: Any, promoting: bool = False
-    ) -> None:
+    def _set_aside(self, key: str, path: str, new_checks: Any, promoting: bool = False) -> None:
         """Before ``path`` is replaced by an entry with ``new_checks``, move the entry
         there now into the variants of the key if its checks differ (never failing the
         save: a variant lost is a re-run later, nothing worse). ``promoting``: the new
@@ -46,7 +44,7 @@ class VariantFiles:
         limit = defaults["cache.variants"]
         if limit <= 1:
             return
-        folder = self._variants_directory(context_id)
+        folder = self._variants_directory(key)
         try:
             try:
                 header = _read_header(path)
@@ -58,7 +56,7 @@ class VariantFiles:
                     os.remove(os.path.join(folder, _checks_digest(new_checks) + _SUFFIX))
                 except FileNotFoundError:
                     pass
-            if not old_checks or header.get("context_id") != context_id or old_checks == new_checks:
+            if not old_checks or header.get("context_id") != key or old_checks == new_checks:
                 return
             _make_private_folder(os.path.dirname(folder), self.folder_mode)
             _make_private_folder(folder, self.folder_mode)
@@ -72,16 +70,16 @@ class VariantFiles:
                     os.remove(os.path.join(folder, name))
         except OSError as exc:
             warn(
-                f"could not keep the previous entry of {context_id} aside "
+                f"could not keep the previous entry of {key} aside "
                 f"({type(exc).__name__}: {exc}); it is replaced",
                 CheckpointFailedWarning,
             )
 
-    def variants(self, context_id: str) -> List[Tuple[str, Any]]:
-        """(path, checks) of the earlier entries kept for ``context_id``, newest first.
+    def variants(self, key: str) -> List[Tuple[str, Any]]:
+        """(path, checks) of the earlier entries kept for ``key``, newest first.
 
         Only headers are read; an unreadable variant is skipped."""
-        folder = self._variants_directory(context_id)
+        folder = self._variants_directory(key)
         try:
             names = os.listdir(folder)
         except OSError:
@@ -96,18 +94,18 @@ class VariantFiles:
                 header = _read_header(path)
             except (OSError, _Corrupt):
                 continue
-            if header.get("context_id") == context_id and header.get("checks"):
+            if header.get("context_id") == key and header.get("checks"):
                 found.append((mtime, path, header["checks"]))
         return [(path, checks) for _, path, checks in sorted(found, reverse=True)]
 
-    def promote_variant(self, context_id: str, path: str) -> None:
-        """Make the variant at ``path`` the entry of ``context_id`` again; the entry it
+    def promote_variant(self, key: str, path: str) -> None:
+        """Make the variant at ``path`` the entry of ``key`` again; the entry it
         replaces becomes a variant. The caller reads the entry afterwards and checks it
         is the one it verified (another process may have saved meanwhile)."""
-        entry = self.path_of(context_id)
+        entry = self.path_of(key)
         try:
             header = _read_header(path)
-            self._set_aside(context_id, entry, header.get("checks"), promoting=True)
+            self._set_aside(key, entry, header.get("checks"), promoting=True)
             os.replace(path, entry)
         except (OSError, _Corrupt):
             pass  # another process moved it: the caller's read tells
