@@ -521,12 +521,15 @@ def current(func: Any, directory: Optional[str] = None) -> Tuple[KeyPlan, bytes]
     digest = plan.values_digest() if plan is not None else None
     if digest is None:
         plan = plan_for(func, directory)
-        _STATE.walked = None
-        digest = plan.values_digest()
-        assert digest is not None, "a plan just built is valid"
-        if _STATE.walked:
-            _save_bundle(func, plan, _STATE.walked, directory or _default_directory)
-        _STATE.walked = 0  # collect only for the first key of a plan (see _Walk.finish)
+        _STATE.walked = None  # the walk of this first key lists its plans (_Walk.finish)
+        try:
+            digest = plan.values_digest()
+            assert digest is not None, "a plan just built is valid"
+            walked = _STATE.walked
+        finally:
+            _STATE.walked = 0  # later walks of this thread list nothing
+        if walked:
+            _save_bundle(func, plan, walked, directory or _default_directory)
     return plan, digest
 
 
