@@ -58,6 +58,7 @@ from .keyplan import (
     announce,
     cell_value,
     describe,
+    hidden_layers,
     is_acknowledged,
     plan_for,
     probe_digest,
@@ -357,33 +358,6 @@ def bytecode_digest(obj: Any) -> str:
 
 
 # -- Building ---------------------------------------------------------------------
-
-
-def hidden_layers(bound: Any) -> List[types.FunctionType]:
-    """The wrapper layers around a project function found in a value that its source
-    does not show: applied by a call (``REGISTRY["f"] = logged(f)``), not by decorator
-    lines (whose code the function's own analysis follows). Outermost first.
-
-    One decorator line may make several layers (networkx's ``_dispatchable`` wraps an
-    ``argmap`` wrapper), so layers are not matched to lines one by one: a function
-    with decorator lines is taken as wrapped by them alone. ``logged(f)`` applied by a
-    call to a function that also has decorator lines is not seen (docs/tracking.md).
-    """
-    chain = unwrap_chain(bound)
-    if len(chain) < 2 or not isinstance(chain[-1], types.FunctionType):
-        return []
-    code = chain[-1].__code__
-    record = _record_for_code(code)
-    lines = getattr(record, "lines", None)
-    if not lines or len(lines) < code.co_firstlineno:
-        return []
-    if lines[code.co_firstlineno - 1].lstrip().startswith("@"):
-        return []  # its first line is a decorator's (the source is not parsed: a hit)
-    return [
-        layer
-        for layer in chain[:-1]
-        if isinstance(layer, types.FunctionType) and is_project_object(layer)
-    ]
 
 
 def build_plan(func: Any, warn: bool = True, local: bool = False) -> KeyPlan:

@@ -2089,6 +2089,33 @@ def _function_digester(func: Any) -> bytes:
 _HIDDEN: Dict[int, Tuple[Any, List[Any]]] = {}
 
 
+def hidden_layers(bound: Any) -> List[types.FunctionType]:
+    """The wrapper layers around a project function found in a value that its source
+    does not show: applied by a call (``REGISTRY["f"] = logged(f)``), not by decorator
+    lines (whose code the function's own analysis follows). Outermost first.
+
+    One decorator line may make several layers (networkx's ``_dispatchable`` wraps an
+    ``argmap`` wrapper), so layers are not matched to lines one by one: a function
+    with decorator lines is taken as wrapped by them alone. ``logged(f)`` applied by a
+    call to a function that also has decorator lines is not seen (docs/tracking.md).
+    """
+    chain = unwrap_chain(bound)
+    if len(chain) < 2 or not isinstance(chain[-1], types.FunctionType):
+        return []
+    code = chain[-1].__code__
+    record = INDEX.by_filename(code.co_filename)
+    lines = getattr(record, "lines", None)
+    if not lines or len(lines) < code.co_firstlineno:
+        return []
+    if lines[code.co_firstlineno - 1].lstrip().startswith("@"):
+        return []  # its first line is a decorator's (the source is not parsed: a hit)
+    return [
+        layer
+        for layer in chain[:-1]
+        if isinstance(layer, types.FunctionType) and is_project_object(layer)
+    ]
+
+
 def _layers_digest(func: Any) -> bytes:
     """The wrapper layers around a project function that its source does not show
     (``register(logged(f))`` at module level): their own code and what they read."""
@@ -2096,8 +2123,6 @@ def _layers_digest(func: Any) -> bytes:
         return b""
     known = _HIDDEN.get(id(func))
     if known is None or known[0] is not func:
-        from .depgraph import hidden_layers
-
         known = _HIDDEN[id(func)] = (func, hidden_layers(func))
     parts = [_definition_digest(layer, layer=True) for layer in known[1]]
     return b"+layers:" + b"".join(p for p in parts if p is not None) if parts else b""
