@@ -258,11 +258,13 @@ def test_no_library_is_imported_to_digest(tmp_path: Any) -> None:
     """)
     loaded, adapters = out.splitlines()
     assert loaded == "[]"
-    # only the modules of Python's own types and the two adapters whose encoders the
-    # package re-exports (numpy and pandas: they import neither library)
+    # only the modules of Python's own types (and of what classes derive themselves) and
+    # the two adapters whose encoders the package re-exports (numpy and pandas: they
+    # import neither library)
     assert adapters == str(
         sorted(
-            "checkpointing.hashing." + m for m in ("builtins", "core", "numpy", "pandas", "stdlib")
+            "checkpointing.hashing." + m
+            for m in ("builtins", "core", "derived", "numpy", "pandas", "stdlib")
         )
     )
 

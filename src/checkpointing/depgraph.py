@@ -360,6 +360,11 @@ def bytecode_digest(obj: Any) -> str:
 # -- Building ---------------------------------------------------------------------
 
 
+def _dotted(qualname: str, rest: Tuple[str, ...]) -> str:
+    """``module:attr`` and the attributes after it as one dotted path."""
+    return ".".join((qualname.replace(":", "."),) + tuple(rest))
+
+
 def build_plan(func: Any, warn: bool = True, local: bool = False) -> KeyPlan:
     """Analyse ``func`` (a function or class) and everything it reaches (``warn``:
     announce its blind spots; False where the analysis is only displayed).
@@ -622,13 +627,15 @@ class _Builder:
             node.slots.append(slot)
             own.feed(("value", target.qualname))
             return ("value", slot, target.rest)
-        # External or a module: identified by name.
+        # External or a module: identified by name; reached through a module, by the
+        # path written from it (``Target.path``), whatever the library has loaded yet.
         name = target.qualname
         node.externals.append(name + "".join(f".{a}" for a in target.rest))
-        own.feed(("external", name, target.rest))
+        path = target.path or _dotted(name, target.rest)
+        own.feed(("external", path))
         if kind == EXTERNAL and target.namespace is not None:
             self._guard(target, node.obj)
-        return ("external", name, target.rest)
+        return ("external", path)
 
     def _bound_parts(self, node: Node, target: Target, own: hashing.Hasher) -> List[Any]:
         """What a reached function is besides its own code: the attributes read on it

@@ -73,7 +73,7 @@ __all__ = ["KeyPlan", "NamesSnapshot", "Slot", "acknowledge_blind_spots", "plan_
 logger = logging.getLogger("checkpointing")
 
 # Bump when the analysis or the layout of stored plans changes.
-ANALYSIS_FORMAT = 3
+ANALYSIS_FORMAT = 4
 _RUNTIME = sys.implementation.cache_tag or sys.version
 
 
@@ -1437,6 +1437,7 @@ class _Node:
         "plan",
         "read",
         "cyclic",
+        "component",
     )
 
     def __init__(self, obj: Any, is_definition: bool, reader: Any = None) -> None:
@@ -1449,8 +1450,10 @@ class _Node:
         self.plan: Optional[KeyPlan] = None  # of a definition: its plan and what it read
         self.read: List[Any] = []
         # Digested as a member of a cycle: its digest is that of the whole component
-        # (offered to later walks only where they start, see _reusable_digest).
+        # (offered to later walks only where they start, see _reusable_digest), whose
+        # members (node indices) are these.
         self.cyclic = False
+        self.component: Tuple[int, ...] = ()
 
 
 class _Walk:
@@ -1491,24 +1494,42 @@ class _Walk:
     def _reusable_digest(self, original: Any, top: bool) -> Optional[bytes]:
         """The digest an earlier walk found for ``original``, if nothing it read changed.
 
-        A member of a cycle digests as part of its whole component. Its earlier digest
-        is taken only where this walk starts (``top``: the class of an argument, met
-        at every call); met as a successor, it is digested again with its component,
-        so that no component is ever digested with some members taken from an earlier
-        walk and the others made here (which would give a digest no fresh process
-        gives)."""
+        A member of a cycle digests as part of its whole component: no component may
+        be digested with some members taken from an earlier walk and the others made
+        here (that gives digests no fresh process gives). So a member's earlier digest
+        is taken only where this walk starts (``top``: the class of an argument, met at
+        every call), and with it the earlier digests of every other member of its
+        component, definitions and values, before anything else of this walk can meet
+        them; if this walk already met one, the component is digested again here."""
         if not self.shared:
             return None
         entry = _REUSABLE.get(id(original))
         if entry is None:
             return None
-        obj, digest, cyclic = entry.digests[id(original)]
+        obj, digest, cyclic, component = entry.digests[id(original)]
         if obj is not original or (cyclic and not top):
             return None
         known = self.reused.get(id(entry), _UNSET)
         if known is _UNSET:
             known = self.reused[id(entry)] = entry if entry.witness.holds() else None
-        return digest if known is not None else None
+        if known is None:
+            return None
+        if cyclic:
+            others = [m for m in component if m[2] is not original]
+            if any(
+                (m[0] in self.values) if m[1] is None else (id(m[1]) in self.definitions)
+                for m in others
+            ):
+                return None
+            for where, definition, value, member_digest in others:
+                node = _Node(value, definition is not None)
+                node.digest, node.cyclic = member_digest, True
+                if definition is not None:
+                    self.definitions[id(definition)] = len(self.nodes)
+                else:
+                    self.values[where] = len(self.nodes)
+                self.nodes.append(node)
+        return digest
 
     def finish(self) -> Optional["_Witness"]:
         """What must stay as it is for this walk's digests to stay valid (None: cannot
@@ -1536,9 +1557,10 @@ class _Walk:
                 containers,
                 [e for e in self.reused.values() if e is not None],
             )
+            components = self._components()
             digests = {
-                id(node.obj): (node.obj, node.digest, node.cyclic)
-                for node in self.nodes
+                id(node.obj): (node.obj, node.digest, node.cyclic, components.get(index))
+                for index, node in enumerate(self.nodes)
                 if node.plan is not None and node.digest is not None
             }
             if digests and self.shared:
@@ -1547,6 +1569,30 @@ class _Walk:
                     _REUSABLE[key] = entry
         self._witness = witness
         return witness
+
+    def _components(self) -> Dict[int, List[Tuple[Any, Any, Any, bytes]]]:
+        """Node index -> its component as ``(where, definition, object, digest)`` of
+        each member (``where`` of a value, ``definition`` of a definition), for the
+        members of cycles digested in this walk."""
+        out: Dict[int, List[Tuple[Any, Any, Any, bytes]]] = {}
+        if not any(node.component for node in self.nodes):
+            return out
+        where_of = {index: where for where, index in self.values.items()}
+        nodes = self.nodes
+        for index, node in enumerate(nodes):
+            if node.component and index not in out:
+                members = [
+                    (
+                        where_of.get(m),
+                        nodes[m].obj if nodes[m].is_definition else None,
+                        nodes[m].obj,
+                        nodes[m].digest,
+                    )
+                    for m in node.component
+                ]
+                for m in node.component:
+                    out[m] = members  # type: ignore[assignment]
+        return out
 
     def _value(self, value: Any, reader: Any, where: Any) -> int:
         index = self.values.get(where)
@@ -1677,9 +1723,11 @@ class _Walk:
                 break
             classes = count
         whole = _DIGEST(b"".join([b"component"] + sorted(colour.values())))
+        members = tuple(component)
         for v in component:
             nodes[v].digest = _DIGEST(whole + colour[v])
             nodes[v].cyclic = True
+            nodes[v].component = members
 
 
 def probe_digest(value: Any) -> bytes:

@@ -16,6 +16,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
 
+from ..hashing.derived import counter_attributes, memo_attributes
 from ..source import INDEX
 
 if TYPE_CHECKING:
@@ -68,6 +69,10 @@ class Target(NamedTuple):
     namespace: Optional[Dict[str, Any]] = None
     name: Optional[str] = None
     cell: Any = None
+    # External targets reached through a module (``np.random.RandomState``): the dotted
+    # path as written from that module, which does not depend on which submodules a
+    # library has loaded yet (numpy loads ``numpy.random`` on first use).
+    path: Optional[str] = None
 
 
 def unwrap(obj: Any) -> Any:
@@ -107,12 +112,36 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.
 def wrapper_attributes(layer: Any) -> List[str]:
     """Names of what a wrapper carries (``registry``, ``register`` of a
     ``singledispatch`` function; attributes a decorator sets), to be read as values.
-    The cache's own wrapper carries only its machinery (``rerun``, ``key``): none."""
+    The cache's own wrapper carries only its machinery (``rerun``, ``key``): none. Nor
+    are the caches a wrapper object fills itself (networkx's dispatchers' ``_sig``)."""
     code = getattr(layer, "__code__", None)
     if code is not None and code.co_filename.startswith(_PACKAGE_DIR):
         return []
     attributes = getattr(layer, "__dict__", None) or {}
-    return sorted(name for name in attributes if not name.startswith("__"))
+    derived = () if code is not None else memo_attributes(type(layer))
+    return sorted(
+        name
+        for name, value in list(attributes.items())
+        if not name.startswith("__") and name not in derived and not _generated_text(code, value)
+    )
+
+
+def _generated_text(code: Any, value: Any) -> bool:
+    """Is ``value`` the source text a wrapper's running code was compiled from?
+
+    A self-compiling decorator (networkx's ``argmap``) makes a thin wrapper whose first
+    call compiles the real one from a string, swaps the wrapper's ``__code__`` for it and
+    keeps the text on the wrapper (``_code``). The text is derived from what the decorator
+    line and the wrapped function already put in the key, and it holds a counter of this
+    process (``def argmap_f_12(...)``): keying it would give the wrapper another digest
+    after its first call, and another in each process.
+    """
+    return (
+        isinstance(value, str)
+        and code is not None
+        and code.co_filename.startswith("<")  # compiled from a string, not a file
+        and f"def {code.co_name}(" in value
+    )
 
 
 def _is_dunder(name: str) -> bool:
@@ -133,12 +162,15 @@ def value_attributes(cls: type) -> List[str]:
     or classes set from outside the body. Left out: functions, methods and classes
     defined in the body (their code is in the class's), dunder and enum-style
     ``_sunder_`` names, and descriptors made by the class machinery (``__slots__``,
-    namedtuple fields).
+    namedtuple fields), and private counters only the class's own code increments
+    (``cls.__count += 1``: what happened in this process, see
+    :mod:`checkpointing.hashing.derived`).
     """
     out = []
     prefix = getattr(cls, "__qualname__", "") + "."
+    counters = counter_attributes(cls)
     for name, value in list(vars(cls).items()):
-        if _is_dunder(name) or _is_sunder(name) or name == "_abc_impl":
+        if _is_dunder(name) or _is_sunder(name) or name == "_abc_impl" or name in counters:
             continue
         inner = value
         if isinstance(inner, (classmethod, staticmethod)):
@@ -361,6 +393,7 @@ def resolve_ref(ref: Ref, func: Any) -> Target:
             value = UNBOUND
         where = f"{home_name}:{first}"
 
+    head = value.__name__ if isinstance(value, types.ModuleType) else None
     # Walk the chain through modules: ``pkg.sub.mod.f`` -> the function ``f``.
     consumed = 1
     slot_namespace, slot_name = (namespace, first) if cell is None else (None, None)
@@ -384,4 +417,7 @@ def resolve_ref(ref: Ref, func: Any) -> Target:
     rest = tuple(chain[consumed:])
     if value is UNBOUND:
         return Target(GLOBAL, where, UNBOUND, rest, slot_namespace, slot_name)
-    return classify(value, where, rest, slot_namespace, slot_name, cell, project_home)
+    target = classify(value, where, rest, slot_namespace, slot_name, cell, project_home)
+    if head is not None and target.kind in (EXTERNAL, MODULE):
+        target = target._replace(path=".".join((head,) + tuple(chain[1:])))
+    return target

@@ -49,6 +49,7 @@ from .core import (
     _unhashable,
     _xxh3_128_digest,
 )
+from .derived import memo_attributes
 
 # -- Scalars ----------------------------------------------------------------------------
 
@@ -328,7 +329,9 @@ def _derived_names(cls: type) -> frozenset:
     A :class:`functools.cached_property` stores its value in the instance ``__dict__``
     under its own name on first use (networkx's ``Graph.nodes``, ``adj``, ``edges``):
     that entry is not the object's state, and digesting it would give the same object
-    another digest once a property has been read.
+    another digest once a property has been read. The same holds for a cached property
+    written by hand (``if self._sig is None: self._sig = ...``, see
+    :mod:`checkpointing.hashing.derived`).
     """
     names = _derived_cache.get(cls)
     if names is None:
@@ -338,7 +341,7 @@ def _derived_names(cls: type) -> frozenset:
             for name, member in vars(c).items()
             if isinstance(member, functools.cached_property)
         }
-        names = _derived_cache[cls] = frozenset(found)
+        names = _derived_cache[cls] = frozenset(found) | memo_attributes(cls)
     return names
 
 
