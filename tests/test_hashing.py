@@ -621,3 +621,36 @@ def test_feeding_sequences_is_unambiguous(a: list, b: list) -> None:
     for s in b:
         hb.feed(s)
     assert (ha.digest() == hb.digest()) == (a == b)
+
+
+@pytest.mark.parametrize(
+    "prefix, value",
+    [
+        ([b"tag", 1], (1, 2)),
+        ([b"tag", 1], ("a", [1.5, None], {"k": b"v"})),
+        ([b"x" * (1 << 21)], (1, 2)),  # a prefix large enough to be flushed into the state
+        ([b"tag"], (b"y" * (1 << 21), 3)),  # a value fed in place (large buffer)
+    ],
+)
+def test_copy_and_hexdigest_with_equal_feeding_all_from_scratch(prefix, value) -> None:
+    """A key's fixed part is encoded once and copied (the hit path): each digest must be
+    the one a fresh hasher fed everything gives, and the shared hasher stays as it was."""
+    shared = hashing.Hasher()
+    for part in prefix:
+        shared.feed(part)
+    before = shared.copy().hexdigest()
+    fresh = hashing.Hasher()
+    for part in prefix + [value]:
+        fresh.feed(part)
+    expected = fresh.hexdigest()
+    assert shared.hexdigest_with(value) == expected
+    assert shared.copy().feed(value).hexdigest() == expected
+    assert shared.hexdigest_with(value) == expected  # twice: the shared one is unchanged
+    assert shared.hexdigest() == before
+
+
+def test_hexdigest_with_names_a_value_that_cannot_be_hashed() -> None:
+    shared = hashing.Hasher().feed(1)
+    with pytest.raises(HashFailedError):
+        shared.hexdigest_with((1, threading.Lock()))
+    assert shared.hexdigest() == hashing.Hasher().feed(1).hexdigest()

@@ -218,7 +218,7 @@ class ArgumentBinder:
     a function may iterate it). Ignored parameters are left out.
     """
 
-    __slots__ = ("_signature", "_names", "_simple", "_defaults_tail", "_keep", "_nparams")
+    __slots__ = ("_signature", "_names", "_simple", "_defaults_tail", "_keep", "_nparams", "exact")
 
     def __init__(self, func: Callable[..., Any], ignore: Iterable[str] = ()) -> None:
         import inspect  # at decoration, not at import
@@ -248,6 +248,9 @@ class ArgumentBinder:
                 break
             tail.append(p.default)
         self._defaults_tail = tuple(reversed(tail)) if self._simple else ()
+        # A call with this many positional arguments and no keywords binds to ``args``
+        # itself (-1: none does); the key's fast path.
+        self.exact = self._nparams if self._simple and self._keep is None else -1
 
     def bind(self, args: Tuple[Any, ...], kwargs: Mapping[str, Any]) -> Tuple[Any, ...]:
         """Values of all parameters in signature order (defaults applied)."""
@@ -342,6 +345,10 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         # after ``accept`` marked the current code as equivalent to an earlier one.
         self._accepted: Dict[Any, Tuple[bytes, bytes]] = {}
         self._aliases = False  # may an acceptance apply? (see prepare and accept)
+        # func -> (static digest, values digest, a hasher fed the key's fixed part with
+        # them): the key of a call copies the hasher while both digests are the very
+        # objects it was made with (bytes: same object, same content).
+        self._prefixes: Dict[Any, Tuple[bytes, bytes, hashing.Hasher]] = {}
         # The key plans (keyplan.current): imported here, when an identifier is made
         # (at decoration), not at ``import checkpointing``. Never the analyzer.
         from .keyplan import current
@@ -413,7 +420,13 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> str:
         """Key of ``func(*args, **kwargs)`` without building a context (the hot path)."""
-        values = self.binder_for(func).bind(args, kwargs)
+        binder = self._binders.get(func)
+        if binder is not None and not kwargs and len(args) == binder.exact:
+            values = args  # what bind() returns then, without the call
+        else:
+            if binder is None:
+                binder = self.binder_for(func)
+            values = binder.bind(args, kwargs)
         if self.version is not None:
             return self._versioned_key(func, values)
         plan, values_digest = self._current(func, self.analysis_directory)
@@ -424,20 +437,25 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
                 self.effective_digest(func, static)
                 accepted = self._accepted[func]
             static = accepted[1]
-        hasher = hashing.Hasher()
-        hasher.feed_bytes(_RUNTIME_TAG)
-        hasher.feed(KEY_FORMAT)
-        hasher.feed_bytes(static)
-        hasher.feed_bytes(values_digest)
-        if self.track_versions:
-            hasher.feed(sorted(plan.versions().items()))
-        for extra in self.depends_on:
-            hasher.feed(extra)
+        prefix = self._prefixes.get(func)
+        if prefix is None or prefix[0] is not static or prefix[1] is not values_digest:
+            hasher = hashing.Hasher()
+            hasher.feed_bytes(_RUNTIME_TAG)
+            hasher.feed(KEY_FORMAT)
+            hasher.feed_bytes(static)
+            hasher.feed_bytes(values_digest)
+            prefix = self._prefixes[func] = (static, values_digest, hasher)
+        hasher = prefix[2]
+        if self.track_versions or self.depends_on:
+            hasher = hasher.copy()
+            if self.track_versions:
+                hasher.feed(sorted(plan.versions().items()))
+            for extra in self.depends_on:
+                hasher.feed(extra)
         try:
-            hasher.feed(values)
+            return hasher.hexdigest_with(values)
         except HashFailedError as exc:
             raise _name_argument(exc, func, self.binder_for(func), values) from None
-        return hasher.hexdigest()
 
     def _versioned_key(self, func: Callable[..., Any], values: Tuple[Any, ...]) -> str:
         """The key under ``version=``: the function's name and version, no code."""

@@ -32,6 +32,7 @@ from __future__ import annotations
 import builtins
 import functools
 import os
+import sys
 import time
 import types
 from typing import (
@@ -72,6 +73,7 @@ from . import manage as _manage
 _Compressed = _manage.Compressed
 _TOUCH_INTERVAL = _manage.TOUCH_INTERVAL
 _monotonic = time.monotonic
+_modules = sys.modules
 
 if TYPE_CHECKING:
     from ..explain import Explanation
@@ -290,7 +292,12 @@ class DecoratorCheckpoint:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if not settings["checkpoint.enabled"]:
                 return func(*args, **kwargs)
-            key = decorator._try_key(func, args, kwargs)
+            try:  # decorator._try_key, inlined: one call less on every hit
+                key = decorator.identifier.key(func, args, kwargs)
+                if key.__class__ is not str or not key:
+                    key = decorator._check_key(key)
+            except Exception as exc:
+                key = decorator._key_failed(func, args, kwargs, exc)
             fingerprint = recorder = None
             if key is not None:
                 value = decorator._try_retrieve(func, key)
@@ -540,7 +547,9 @@ class DecoratorCheckpoint:
         except Exception as exc:
             self._fail(func, "reading the cache", exc)
             return _MISSING
-        if logger.isEnabledFor(DEBUG):
+        # Until something imports logging, nothing configured it (see _lazylog): skip
+        # even the call on a hit.
+        if "logging" in _modules and logger.isEnabledFor(DEBUG):
             logger.debug("hit: %s (key %s)", qualified_name(func), key)
         if PENDING:  # an analysis made by this call had something to say
             _flush_warnings()

@@ -394,12 +394,7 @@ class Hasher:
                 enc = _resolve(type(obj))
             enc(self, obj)
         except RecursionError:
-            raise UnhashableValue(
-                _type_name(type(obj)),
-                "",
-                "it is nested too deeply (or refers to itself "
-                "through objects rebuilt on every access)",
-            ) from None
+            raise _too_deep(obj) from None
         if len(self._buf) > _FLUSH_AT:
             self._flush()
         return self
@@ -452,6 +447,37 @@ class Hasher:
         self._flush()
         return self._state.hexdigest()
 
+    def hexdigest_with(self, obj: Any) -> str:
+        """The :meth:`hexdigest` of a copy of this hasher fed ``obj``; this one is left
+        as it is. A prefix common to many digests (a key's fixed part) is encoded once;
+        this is ``copy().feed(obj).hexdigest()`` in one step, for a cache hit's key."""
+        if self._state is not None:
+            return self.copy().feed(obj).hexdigest()
+        h = Hasher.__new__(Hasher)
+        h._buf = bytearray(self._buf)
+        h._state = None
+        h._active = {}
+        try:
+            enc = _DISPATCH.get(type(obj))
+            if enc is None:
+                enc = _resolve(type(obj))
+            enc(h, obj)
+        except RecursionError:
+            raise _too_deep(obj) from None
+        if h._state is None:
+            return xxhash.xxh3_128_hexdigest(h._buf)
+        h._flush()
+        return h._state.hexdigest()
+
+    def copy(self) -> "Hasher":
+        """An independent hasher that has been fed what this one has (like
+        :meth:`hashlib.hash.copy`): a common prefix is encoded once and copied."""
+        new = Hasher.__new__(Hasher)
+        new._buf = bytearray(self._buf)
+        new._state = None if self._state is None else self._state.copy()
+        new._active = {}
+        return new
+
     # internals
     def _flush(self) -> None:
         if self._state is None:
@@ -470,6 +496,14 @@ class Hasher:
         sub._state = None
         sub._active = self._active
         return sub
+
+
+def _too_deep(obj: Any) -> UnhashableValue:
+    return UnhashableValue(
+        _type_name(type(obj)),
+        "",
+        "it is nested too deeply (or refers to itself through objects rebuilt on every access)",
+    )
 
 
 def digest_value(obj: Any) -> bytes:

@@ -15,6 +15,8 @@ from ..config import defaults
 
 __all__ = ["MEMORY", "MemoryTier", "Remembered", "file_identity"]
 
+_lstat = os.lstat  # a global less to look up on every hit
+
 
 def file_identity(status: "os.stat_result") -> Tuple[int, int, int, int, int]:
     """What must not change for remembered bytes to still be the file's."""
@@ -76,7 +78,7 @@ class MemoryTier:
         if remembered is None or remembered.secret != secret:
             return None
         try:
-            status = os.lstat(path)
+            status = _lstat(path)
         except OSError:
             self.forget(path)
             return None
