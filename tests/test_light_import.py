@@ -31,6 +31,8 @@ DEFERRED = [
     "checkpointing.analysis.resolve",
     "checkpointing.analysis.canon",
     "checkpointing.cli",
+    "checkpointing.render",  # checkpointing.graph and DependencyGraph load at first use
+    "checkpointing.store.remote",  # checkpointing.RemoteStore, or a URL given as directory
 ]
 
 
@@ -94,3 +96,20 @@ def test_lazy_logger_follows_the_configured_level(level, caplog) -> None:
     assert got == expected
     # The record names the caller's line, as a plain logger's would.
     assert all(r.filename == "test_light_import.py" for r in caplog.records)
+
+
+def test_lazy_public_names_are_the_package_attributes(tmp_path) -> None:
+    """``graph``, ``DependencyGraph`` and ``RemoteStore`` load at first use, under the
+    package's name, and ``from checkpointing import *`` still gives them."""
+    out = _python(
+        "import checkpointing\n"
+        "names = {}\n"
+        "exec('from checkpointing import *', names)\n"
+        "print(all(n in names for n in checkpointing.__all__))\n"
+        "from checkpointing.render import graph\n"
+        "from checkpointing.store.remote import RemoteStore\n"
+        "print(checkpointing.graph is graph, checkpointing.RemoteStore is RemoteStore)\n"
+        "print(RemoteStore.__module__, 'RemoteStore' in dir(checkpointing))\n",
+        str(tmp_path),
+    )
+    assert out.split() == ["True", "True", "True", "checkpointing", "True"], out

@@ -9,6 +9,8 @@ Importing the package installs an import hook that records the source of your
 project's modules as they load, so that keys describe the code that is running.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._typing import ContextId, ReturnValue
 from .config import defaults
 from .decorator import DecoratorCheckpoint, checkpoint
@@ -29,11 +31,13 @@ from .errors import (
 from .explain import Explanation, explain
 from .hashing import register_class_digester, register_digester, register_lazy
 from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase
-from .render import DependencyGraph, graph
 from .source import install_import_hook as _install_import_hook
 from .store import CacheBase, InMemoryLRUCache, PickleFileCache
 from .store.evict import prune
-from .store.remote import RemoteStore
+
+if TYPE_CHECKING:  # imported at first use (__getattr__ below): not needed by a hit
+    from .render import DependencyGraph, graph
+    from .store.remote import RemoteStore
 
 __version__ = "2.0.0.dev0"
 
@@ -67,15 +71,40 @@ __all__ = [
     "prune",
 ]
 
-# The public classes are documented and pickled under the package name.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type) or callable(_obj):
+# Public names whose modules load at first use: drawing a graph and the remote store
+# (fsspec) are not needed to decorate, hit or miss (issue 12, target 5).
+_LAZY = {"DependencyGraph": ".render", "graph": ".render", "RemoteStore": ".store.remote"}
+
+
+def _public(obj: Any) -> Any:
+    """The public classes are documented and pickled under the package name."""
+    if isinstance(obj, type) or callable(obj):
         try:
-            _obj.__module__ = __name__
+            obj.__module__ = __name__
         except (AttributeError, TypeError):
             pass
-del _name, _obj
+    return obj
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = _public(getattr(importlib.import_module(module, __name__), name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> "list[str]":
+    return sorted(set(globals()) | set(_LAZY))
+
+
+for _name in __all__:
+    if _name not in _LAZY:
+        _public(globals()[_name])
+del _name
 __all__ += ["ContextId", "ReturnValue"]  # 1.0's type variables
 # Value digests (docs/extending.md); kept under their own module's name.
 __all__ += ["register_class_digester", "register_digester", "register_lazy"]

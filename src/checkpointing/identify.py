@@ -35,7 +35,6 @@ from . import hashing
 from .errors import CheckpointWarning, ConfigurationError, HashFailedError
 from .report import warn
 from .store import PickleFileCache
-from .store.remote import RemoteStore
 
 __all__ = [
     "AutoFuncCallIdentifier",
@@ -50,6 +49,14 @@ __all__ = [
 KEY_FORMAT = 1
 # The interpreter's AST and bytecode semantics belong in the key (pytest's cache tag).
 _RUNTIME_TAG = f"{sys.implementation.cache_tag}".encode()
+
+
+def _keeps_analyses(cache: Any) -> bool:
+    """Is ``cache`` a store that keeps analyses beside its entries (local or remote)?"""
+    if isinstance(cache, PickleFileCache):
+        return True
+    remote = sys.modules.get("checkpointing.store.remote")  # loaded by any RemoteStore
+    return remote is not None and isinstance(cache, remote.RemoteStore)
 
 
 def qualified_name(func: Callable[..., Any]) -> str:
@@ -370,7 +377,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         """Set up for ``func`` when it is decorated, so its first call does less: bind
         its signature. With the default store, keep the analyses beside its entries
         (``<directory>/analysis``) unless ``analysis_directory`` was set."""
-        if self.analysis_directory is None and isinstance(cache, (PickleFileCache, RemoteStore)):
+        if self.analysis_directory is None and _keeps_analyses(cache):
             self.analysis_directory = os.path.join(cache.directory, "analysis")
         if not self._aliases and self.analysis_directory is not None:
             # One stat at decoration: without acceptances, a key skips their lookup.

@@ -65,9 +65,8 @@ from ..errors import (
 )
 from ..identify import AutoFuncCallIdentifier, FuncCallIdentifierBase, qualified_name
 from ..report import warn
-from ..store import CacheBase
+from ..store import CacheBase, PickleFileCache
 from ..store.locks import ACQUIRED, READY, TIMED_OUT, thread_gate
-from ..store.remote import key_lock, open_store
 from . import manage as _manage
 
 _Compressed = _manage.Compressed
@@ -393,6 +392,8 @@ class DecoratorCheckpoint:
                     if value is not _MISSING and value is not _STALE:
                         return value
                 try:
+                    from ..store.remote import key_lock  # a miss's, not at import
+
                     lock = key_lock(self.cache, key)
                     if lock is not None:
                         state = lock.acquire(max(deadline - time.monotonic(), 0.0))
@@ -921,6 +922,18 @@ def _is_binding_error(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: A
     return False
 
 
+def _open_store(directory: Any, pickle_protocol: Optional[int]) -> CacheBase:
+    """:func:`~checkpointing.store.remote.open_store`, importing the remote store (and
+    its module) only for a URL: a local folder does not need it."""
+    if directory is None:
+        directory = defaults["cache.filesystem.directory"]
+    if isinstance(directory, str) and "://" in directory:
+        from ..store.remote import open_store
+
+        return open_store(directory, pickle_protocol)
+    return PickleFileCache(directory, pickle_protocol)
+
+
 def _register_project_code(func: Callable[..., Any]) -> None:
     """The module of a decorated function always counts as project code."""
     import inspect
@@ -1058,7 +1071,7 @@ def checkpoint(
     identifier = AutoFuncCallIdentifier(
         ignore=ignore, depends_on=depends_on, track_versions=track_versions, version=version
     )
-    cache = open_store(directory, cache_pickle_protocol)
+    cache = _open_store(directory, cache_pickle_protocol)
     decorator = DecoratorCheckpoint(
         identifier,
         cache,
