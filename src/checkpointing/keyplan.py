@@ -1751,17 +1751,21 @@ def _probe(value: Any) -> Tuple[bytes, List[Any]]:
 
 
 def _values_witness(values: List[Any]) -> Optional[_Witness]:
-    """A witness for slot values just digested in the current walk scope."""
-    containers: List[Any] = []
-    if not _snapshot(values, containers, set()):
-        return None
+    """A witness for slot values just digested in the current walk scope. Containers the
+    walk's own witness checks (a registry read both by the root and by the definitions
+    in it) are not recorded twice."""
     walk = getattr(_STATE, "walk", None)
     parts: List[Any] = []
+    seen: set = set()
     if isinstance(walk, _Walk):
         witness = walk.finish()
         if witness is None:
             return None
         parts.append(_Reusable(witness, {}))
+        seen = set(witness.ids)
+    containers: List[Any] = []
+    if not _snapshot(values, containers, seen):
+        return None
     return _Witness([], [], containers, parts)
 
 
@@ -1786,9 +1790,31 @@ class _Witness:
     that definitions' guards and slots read (by identity) are the same, and so are
     the contents of the mutable containers (dicts, lists, plain objects) in the values.
     A hit of a function reading a registry of 700 functions checks this instead of
-    digesting the registry again; a registry gaining an entry fails it."""
+    digesting the registry again; a registry gaining an entry fails it.
 
-    __slots__ = ("generation", "getters", "expected", "containers", "parts")
+    The containers are checked in a few passes that run in C, not one Python loop per
+    container: the lengths of all dicts, lists and instance dictionaries at once, then
+    one identity comparison over the chained live views of their keys and values
+    against what they held (networkx's 750 dispatchers are 15,000 attributes).
+    """
+
+    __slots__ = (
+        "generation",
+        "getters",
+        "expected",
+        "parts",
+        "_sized",
+        "_lengths",
+        "_views",
+        "_items",
+        "_owners",
+        "_classes",
+        "_dicts",
+        "_sets",
+        "_frozen",
+        "_others",
+        "ids",
+    )
 
     def __init__(
         self, getters: List[Any], expected: List[Any], containers: List[Any], parts: List[Any]
@@ -1796,8 +1822,62 @@ class _Witness:
         self.generation = _generation()
         self.getters = tuple(getters)
         self.expected = expected
-        self.containers = containers
         self.parts = parts  # witnesses of earlier walks whose digests were reused
+        sized: List[Any] = []  # dicts and lists, whose length and contents are checked
+        views: List[Any] = []  # live views of their contents, in order
+        items: List[Any] = []  # what those views held
+        owners: List[Any] = []  # instances hashed by class and attributes...
+        classes: List[Any] = []
+        dicts: List[Any] = []  # ...and the ``__dict__`` each had
+        sets: List[Any] = []
+        frozen: List[Any] = []
+        others: List[Any] = []  # checked one by one (reduced objects, digested again)
+        for entry in containers:
+            kind, obj = entry[0], entry[1]
+            if kind == 0:  # dict: same keys and values, same order
+                sized.append(obj)
+                views.append(obj.keys())
+                views.append(obj.values())
+                items.extend(entry[2])
+                items.extend(entry[3])
+            elif kind == 1:  # list
+                sized.append(obj)
+                views.append(obj)
+                items.extend(entry[2])
+            elif kind == 2:  # an instance hashed by its class and attributes
+                attributes = entry[3]
+                owners.append(obj)
+                classes.append(entry[2])
+                dicts.append(attributes)
+                sized.append(attributes)
+                views.append(attributes.keys())
+                views.append(attributes.values())
+                items.extend(entry[4])
+                items.extend(entry[5])
+            elif kind == 4:  # a set of strings
+                sets.append(obj)
+                frozen.append(entry[2])
+            else:
+                others.append(entry)
+        self._sized = sized
+        # The lengths they had when snapshotted (in the order ``sized`` lists them).
+        self._lengths = [
+            len(e[4]) if e[0] == 2 else len(e[2]) for e in containers if e[0] in (0, 1, 2)
+        ]
+        self._views = views
+        self._items = items
+        self._owners = owners
+        self._classes = classes
+        self._dicts = dicts
+        self._sets = sets
+        self._frozen = frozen
+        self._others = others
+        # What this witness and those it includes check: a later snapshot need not
+        # record these containers again.
+        ids = {id(e[1]) for e in containers}
+        for part in parts:
+            ids.update(part.witness.ids)
+        self.ids = ids
 
     def holds(self) -> bool:
         if self.generation != _generation():
@@ -1809,27 +1889,23 @@ class _Witness:
             ):
                 return False
         is_ = operator.is_
-        for entry in self.containers:
+        try:
+            if (
+                not all(map(is_, map(type, self._owners), self._classes))
+                or not all(map(is_, map(_DICT_OF, self._owners), self._dicts))
+                or list(map(len, self._sized)) != self._lengths
+                or not all(map(is_, itertools.chain.from_iterable(self._views), self._items))
+                or not all(map(operator.eq, self._sets, self._frozen))
+            ):
+                return False
+        except RuntimeError:  # changed by another thread while it was read
+            return False
+        for entry in self._others:
             kind, obj = entry[0], entry[1]
-            if kind == 0:  # dict: same keys and values, same order
-                keys, values = entry[2], entry[3]
-                if (
-                    len(obj) != len(keys)
-                    or not all(map(is_, obj, keys))
-                    or not all(map(is_, obj.values(), values))
-                ):
-                    return False
-            elif kind == 1:  # list
-                items = entry[2]
-                if len(obj) != len(items) or not all(map(is_, obj, items)):
-                    return False
-            elif kind == 4:  # a set of strings
-                if obj != entry[2]:
-                    return False
-            elif kind == 3:  # an instance hashed by what it reduces to
+            if kind == 3:  # an instance hashed by what it reduces to
                 if type(obj) is not entry[2] or not _same_shape(_reduce(obj), entry[3]):
                     return False
-            elif kind == 5:  # anything else: digested again (definitions by identity)
+            else:  # anything else: digested again (definitions by identity)
                 try:
                     digest, found = _probe(obj)
                 except hashing.UnhashableValue:
@@ -1840,17 +1916,10 @@ class _Witness:
                     or not all(map(is_, found, entry[3]))
                 ):
                     return False
-            else:  # an instance hashed by its class and attributes
-                cls, attributes, names, values = entry[2], entry[3], entry[4], entry[5]
-                if (
-                    type(obj) is not cls
-                    or obj.__dict__ is not attributes
-                    or len(attributes) != len(names)
-                    or not all(map(is_, attributes, names))
-                    or not all(map(is_, attributes.values(), values))
-                ):
-                    return False
         return all(part.witness.holds() for part in self.parts)
+
+
+_DICT_OF = operator.attrgetter("__dict__")
 
 
 def _generation() -> Tuple[int, int, int, int]:
@@ -1918,7 +1987,14 @@ def _same_shape(now: Any, before: Any) -> bool:
 
 def _strings_only(items: Any) -> bool:
     """Only str (or only bytes): equal items have equal digests (unlike 1 and 1.0)."""
-    return all(type(item) is str for item in items) or all(type(item) is bytes for item in items)
+    if not items:
+        return True
+    kinds = set(map(type, items))
+    return kinds == _STR or kinds == _BYTES
+
+
+_STR = {str}
+_BYTES = {bytes}
 
 
 # Encoders of values that cannot change in place (paths, dates, decimals, ranges...).
