@@ -29,7 +29,11 @@ def _state() -> List[Any]:
 def _witness(values: List[Any]) -> keyplan._Witness:
     containers: List[Any] = []
     assert keyplan._snapshot(values, containers, set())
-    return keyplan._Witness([], [], containers, [])
+    witness = keyplan._Witness([], [], containers, [])
+    # checked by class and attributes (a digester another test left registered would
+    # make it be digested again instead)
+    assert witness._owners == [values[2]], containers
+    return witness
 
 
 def _replace_dict_value(v: List[Any]) -> None:

@@ -1459,7 +1459,16 @@ class _Node:
 class _Walk:
     """Digests of the definitions and values reached within one key computation."""
 
-    __slots__ = ("nodes", "definitions", "values", "collecting", "reused", "_witness", "shared")
+    __slots__ = (
+        "nodes",
+        "definitions",
+        "values",
+        "collecting",
+        "reused",
+        "_witness",
+        "shared",
+        "answered",
+    )
 
     def __init__(self, shared: bool = True) -> None:
         # False: digests made under other rules (classes by name, for explanations):
@@ -1473,6 +1482,9 @@ class _Walk:
         # Digests of earlier walks found still valid here: id(entry) -> entry or None.
         self.reused: Dict[int, Optional[_Reusable]] = {}
         self._witness: Any = _UNSET
+        # id(object asked about) -> (object, digest): a class met once per instance in
+        # a registry of 750 is answered without unwrapping and classifying it again.
+        self.answered: Dict[int, Tuple[Any, bytes]] = {}
 
     def digest_of(self, original: Any) -> bytes:
         index = self._definition(original, top=True)
@@ -2185,10 +2197,14 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
     """Digest of a project function or class: its code and the values it reads, and
     so on through whatever definitions those values hold (see above). ``layer``: of
     the wrapper function ``obj`` itself, not of the function it wraps."""
+    walk = getattr(_STATE, "walk", None)
+    if walk is not None and walk is not _OPEN and not layer and walk.collecting is None:
+        known = walk.answered.get(id(obj))
+        if known is not None and known[0] is obj:
+            return known[1]
     original = obj if layer else unwrap(obj)
     if not is_project_object(original):
         return None
-    walk = getattr(_STATE, "walk", None)
     if walk is None:
         with walk_scope():
             return _definition_digest(original, layer)
@@ -2197,9 +2213,10 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
     if walk.collecting is not None:
         walk.collecting.append(original)
         return _PLACEHOLDER
-    # A digest asked for while a definition's plan is built (by the analysis): the
-    # walk's state is not to be disturbed by it.
-    return walk.digest_of(original)
+    digest = walk.digest_of(original)
+    if not layer:
+        walk.answered[id(obj)] = (obj, digest)
+    return digest
 
 
 def _function_digester(func: Any) -> bytes:
