@@ -117,3 +117,47 @@ def test_every_change_fails_the_witness(change: Callable[[List[Any]], None]) -> 
     witness = _witness(values)
     change(values)
     assert not witness.holds()
+
+
+# -- The places read (module globals, attributes, defaults) -------------------------------
+
+
+def helper(x, scale=2, *, shift=1):
+    return x * scale + shift
+
+
+def _places() -> tuple:
+    namespace = {"K": 1, "table": {"a": 1}}
+    obj = Plain()
+    slot = keyplan.Slot("helper.__defaults__", defaults_of=helper)
+    getters = [
+        keyplan._guard_getter(namespace, "K"),
+        keyplan._guard_getter(namespace, "table"),
+        keyplan._guard_getter(vars(obj), "rate"),
+        slot.read,
+    ]
+    return namespace, obj, getters
+
+
+def test_unchanged_places_hold_and_each_rebinding_fails() -> None:
+    saved = helper.__defaults__, helper.__kwdefaults__
+    try:
+        for change in range(5):
+            namespace, obj, getters = _places()
+            witness = keyplan._Witness(getters, [get() for get in getters], [], [])
+            assert len(witness._namespaces) == 3 and len(witness._functions) == 1
+            assert witness.holds()
+            if change == 0:
+                namespace["K"] = 1.0  # equal, but digests differently
+            elif change == 1:
+                del namespace["table"]
+            elif change == 2:
+                obj.rate = True
+            elif change == 3:
+                helper.__defaults__ = (3,)
+            else:
+                helper.__kwdefaults__ = {"shift": 1}  # equal, another object
+            assert not witness.holds(), change
+            helper.__defaults__, helper.__kwdefaults__ = saved
+    finally:
+        helper.__defaults__, helper.__kwdefaults__ = saved

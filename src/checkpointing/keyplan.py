@@ -1815,6 +1815,14 @@ class _Witness:
         "getters",
         "expected",
         "parts",
+        "_namespaces",
+        "_names",
+        "_bound",
+        "_functions",
+        "_defaults",
+        "_kwdefaults",
+        "_getters",
+        "_got",
         "_sized",
         "_lengths",
         "_views",
@@ -1835,6 +1843,7 @@ class _Witness:
         self.getters = tuple(getters)
         self.expected = expected
         self.parts = parts  # witnesses of earlier walks whose digests were reused
+        self._split_getters()
         sized: List[Any] = []  # dicts and lists, whose length and contents are checked
         views: List[Any] = []  # live views of their contents, in order
         items: List[Any] = []  # what those views held
@@ -1891,10 +1900,64 @@ class _Witness:
             ids.update(part.witness.ids)
         self.ids = ids
 
+    def _split_getters(self) -> None:
+        """Sort the places read into those checked in C passes (a name in a module's
+        or an object's dict, the defaults of a function) and the rest."""
+        namespaces: List[Any] = []
+        names: List[Any] = []
+        bound: List[Any] = []
+        functions: List[Any] = []
+        defaults: List[Any] = []
+        kwdefaults: List[Any] = []
+        rest: List[Any] = []
+        got: List[Any] = []
+        for get, value in zip(self.getters, self.expected):
+            if (
+                type(get) is functools.partial
+                and len(get.args) == 2
+                and get.args[1] is UNBOUND
+                and not get.keywords
+                and type(getattr(get.func, "__self__", None)) is dict
+                and getattr(get.func, "__name__", None) == "get"
+            ):
+                namespaces.append(get.func.__self__)
+                names.append(get.args[0])
+                bound.append(value)
+            elif (
+                type(get) is types.MethodType
+                and get.__func__ is Slot.read
+                and get.__self__.defaults_of is not None
+                and type(value) is tuple
+                and len(value) == 2
+            ):
+                functions.append(get.__self__.defaults_of)
+                defaults.append(value[0])
+                kwdefaults.append(value[1])
+            else:
+                rest.append(get)
+                got.append(value)
+        self._namespaces, self._names, self._bound = namespaces, names, bound
+        self._functions, self._defaults, self._kwdefaults = functions, defaults, kwdefaults
+        self._getters, self._got = rest, got
+
+    def _same_places(self) -> bool:
+        is_ = operator.is_
+        if not all(
+            map(is_, map(dict.get, self._namespaces, self._names, _UNBOUNDS()), self._bound)
+        ):
+            return False
+        if not all(map(is_, map(_DEFAULTS_OF, self._functions), self._defaults)) or not all(
+            map(is_, map(_KWDEFAULTS_OF, self._functions), self._kwdefaults)
+        ):
+            return False
+        return all(map(is_, [get() for get in self._getters], self._got))
+
     def holds(self) -> bool:
         if self.generation != _generation():
             return False
-        if self.getters:
+        if self.getters and not self._same_places():
+            # Objects made afresh at each read (a tuple of defaults, a snapshot of
+            # plugin names) are the same if what they hold is.
             now = [get() for get in self.getters]
             if not (
                 all(map(operator.is_, now, self.expected)) or _same_objects(now, self.expected)
@@ -1932,6 +1995,12 @@ class _Witness:
 
 
 _DICT_OF = operator.attrgetter("__dict__")
+_DEFAULTS_OF = operator.attrgetter("__defaults__")
+_KWDEFAULTS_OF = operator.attrgetter("__kwdefaults__")
+
+
+def _UNBOUNDS() -> Iterator[Any]:
+    return itertools.repeat(UNBOUND)
 
 
 def _generation() -> Tuple[int, int, int, int]:
