@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import copyreg
 import functools
+import gc
 import inspect
 import itertools
 import json
@@ -520,17 +521,38 @@ def current(func: Any, directory: Optional[str] = None) -> Tuple[KeyPlan, bytes]
     plan = _PLANS.get(func)
     digest = plan.values_digest() if plan is not None else None
     if digest is None:
-        plan = plan_for(func, directory)
-        _STATE.walked = None  # the walk of this first key lists its plans (_Walk.finish)
-        try:
-            digest = plan.values_digest()
-            assert digest is not None, "a plan just built is valid"
-            walked = _STATE.walked
-        finally:
-            _STATE.walked = 0  # later walks of this thread list nothing
-        if walked:
-            _save_bundle(func, plan, walked, directory or _default_directory)
+        with _GCPaused():
+            plan = plan_for(func, directory)
+            _STATE.walked = None  # the walk of this first key lists its plans (_Walk.finish)
+            try:
+                digest = plan.values_digest()
+                assert digest is not None, "a plan just built is valid"
+                walked = _STATE.walked
+            finally:
+                _STATE.walked = 0  # later walks of this thread list nothing
+            if walked:
+                _save_bundle(func, plan, walked, directory or _default_directory)
     return plan, digest
+
+
+class _GCPaused:
+    """Cyclic garbage collection paused while plans are built, read back or walked.
+
+    That work allocates hundreds of thousands of objects that live on (the plans), which
+    triggers full collections, each of which traverses the whole heap: with a 300-module
+    project loaded, half of a first call's time (networkx: 1.1 s -> 0.5 s). Reference
+    counting still frees everything acyclic; cycles wait for the next collection."""
+
+    __slots__ = ("paused",)
+
+    def __enter__(self) -> None:
+        self.paused = gc.isenabled()
+        if self.paused:
+            gc.disable()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.paused:
+            gc.enable()
 
 
 def cached(func: Any) -> Optional[KeyPlan]:
@@ -1490,8 +1512,9 @@ class _Walk:
         index = self._definition(original, top=True)
         node = self.nodes[index]
         if node.digest is None:
-            self._discover(index)
-            self._fold(index)
+            with _GCPaused():
+                self._discover(index)
+                self._fold(index)
         return node.digest  # type: ignore[return-value]
 
     def _definition(self, original: Any, top: bool = False) -> int:
