@@ -1084,12 +1084,20 @@ class _Functions:
         self._add(root)
 
     def _add(self, obj: Any) -> None:
+        if _DESCRIBED[0] != INDEX.generation:  # a module reloaded or a __code__ assigned
+            _DESCRIBED[:] = [INDEX.generation, {}]
+        known = _DESCRIBED[1]
         for candidate in (obj, *(vars(obj).values() if isinstance(obj, type) else ())):
-            candidate = unwrap(candidate)
-            if isinstance(candidate, types.FunctionType):
-                identity = describe(candidate)
-                if identity is not None:
-                    self.by.setdefault(_described(identity), candidate)
+            entry = known.get(id(candidate))
+            if entry is None or entry[0] is not candidate:
+                original = unwrap(candidate)
+                identity = None
+                if isinstance(original, types.FunctionType):
+                    identity = describe(original)
+                    identity = identity if identity is None else _described(identity)
+                entry = known[id(candidate)] = (candidate, original, identity)
+            if entry[2] is not None:
+                self.by.setdefault(entry[2], entry[1])
 
     def get(self, expected: Any) -> Any:
         if self.count < len(self.found):
@@ -1097,6 +1105,12 @@ class _Functions:
                 self._add(obj)
             self.count = len(self.found)
         return self.by.get(_described(expected))
+
+
+# [INDEX.generation, {id(object): (object, the function it unwraps to, its description)}]:
+# the methods of a class (networkx's dispatcher, its Graph) are described once, not once
+# per stored plan that finds functions through them.
+_DESCRIBED: List[Any] = [None, {}]
 
 
 def _find_function(
