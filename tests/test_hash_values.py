@@ -22,6 +22,14 @@ from checkpointing import HashFailedError, hashing
 from checkpointing.hashing import UnhashableValue, digest_value
 
 
+@pytest.fixture(autouse=True)
+def _registrations_undone():
+    """Digesters some tests register are process-wide: undone after each test."""
+    saved = hashing.core._registry_state()
+    yield
+    hashing.core._restore_registry(saved)
+
+
 def same(a, b) -> bool:
     return digest_value(a) == digest_value(b)
 

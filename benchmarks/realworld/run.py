@@ -341,9 +341,11 @@ def main() -> None:
         f"{' --python ' + args.python if args.python else ''}` on "
         f"{platform.platform()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
         f" ({time.time() - started:.0f} s). First call: each call's time in the first "
-        f"process (cold cache); new-process hit: each call's time as the first call "
-        f"of a new process, best of {HIT_PROCESSES} processes; both given as "
-        f"median (max) over the driver's calls.\n\n{table(reports)}\n\n{details(reports)}\n"
+        f"process (cold cache); new-process hit: each call's time in a new process "
+        f"that makes the driver's calls in order (the max is the first of them, which "
+        f"reads the stored analysis back), best of {HIT_PROCESSES} processes; both "
+        f"given as median (max) over the driver's calls.\n\n{table(reports)}\n\n"
+        f"{details(reports)}\n"
     )
     print(section)
     if not args.no_write and not args.only:

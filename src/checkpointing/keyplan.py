@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import copyreg
 import functools
+import gc
 import inspect
 import itertools
 import json
@@ -520,17 +521,38 @@ def current(func: Any, directory: Optional[str] = None) -> Tuple[KeyPlan, bytes]
     plan = _PLANS.get(func)
     digest = plan.values_digest() if plan is not None else None
     if digest is None:
-        plan = plan_for(func, directory)
-        _STATE.walked = None  # the walk of this first key lists its plans (_Walk.finish)
-        try:
-            digest = plan.values_digest()
-            assert digest is not None, "a plan just built is valid"
-            walked = _STATE.walked
-        finally:
-            _STATE.walked = 0  # later walks of this thread list nothing
-        if walked:
-            _save_bundle(func, plan, walked, directory or _default_directory)
+        with _GCPaused():
+            plan = plan_for(func, directory)
+            _STATE.walked = None  # the walk of this first key lists its plans (_Walk.finish)
+            try:
+                digest = plan.values_digest()
+                assert digest is not None, "a plan just built is valid"
+                walked = _STATE.walked
+            finally:
+                _STATE.walked = 0  # later walks of this thread list nothing
+            if walked:
+                _save_bundle(func, plan, walked, directory or _default_directory)
     return plan, digest
+
+
+class _GCPaused:
+    """Cyclic garbage collection paused while plans are built, read back or walked.
+
+    That work allocates hundreds of thousands of objects that live on (the plans), which
+    triggers full collections, each of which traverses the whole heap: with a 300-module
+    project loaded, half of a first call's time (networkx: 1.1 s -> 0.5 s). Reference
+    counting still frees everything acyclic; cycles wait for the next collection."""
+
+    __slots__ = ("paused",)
+
+    def __enter__(self) -> None:
+        self.paused = gc.isenabled()
+        if self.paused:
+            gc.disable()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.paused:
+            gc.enable()
 
 
 def cached(func: Any) -> Optional[KeyPlan]:
@@ -1062,12 +1084,20 @@ class _Functions:
         self._add(root)
 
     def _add(self, obj: Any) -> None:
+        if _DESCRIBED[0] != INDEX.generation:  # a module reloaded or a __code__ assigned
+            _DESCRIBED[:] = [INDEX.generation, {}]
+        known = _DESCRIBED[1]
         for candidate in (obj, *(vars(obj).values() if isinstance(obj, type) else ())):
-            candidate = unwrap(candidate)
-            if isinstance(candidate, types.FunctionType):
-                identity = describe(candidate)
-                if identity is not None:
-                    self.by.setdefault(_described(identity), candidate)
+            entry = known.get(id(candidate))
+            if entry is None or entry[0] is not candidate:
+                original = unwrap(candidate)
+                identity = None
+                if isinstance(original, types.FunctionType):
+                    identity = describe(original)
+                    identity = identity if identity is None else _described(identity)
+                entry = known[id(candidate)] = (candidate, original, identity)
+            if entry[2] is not None:
+                self.by.setdefault(entry[2], entry[1])
 
     def get(self, expected: Any) -> Any:
         if self.count < len(self.found):
@@ -1075,6 +1105,12 @@ class _Functions:
                 self._add(obj)
             self.count = len(self.found)
         return self.by.get(_described(expected))
+
+
+# [INDEX.generation, {id(object): (object, the function it unwraps to, its description)}]:
+# the methods of a class (networkx's dispatcher, its Graph) are described once, not once
+# per stored plan that finds functions through them.
+_DESCRIBED: List[Any] = [None, {}]
 
 
 def _find_function(
@@ -1459,7 +1495,16 @@ class _Node:
 class _Walk:
     """Digests of the definitions and values reached within one key computation."""
 
-    __slots__ = ("nodes", "definitions", "values", "collecting", "reused", "_witness", "shared")
+    __slots__ = (
+        "nodes",
+        "definitions",
+        "values",
+        "collecting",
+        "reused",
+        "_witness",
+        "shared",
+        "answered",
+    )
 
     def __init__(self, shared: bool = True) -> None:
         # False: digests made under other rules (classes by name, for explanations):
@@ -1473,13 +1518,17 @@ class _Walk:
         # Digests of earlier walks found still valid here: id(entry) -> entry or None.
         self.reused: Dict[int, Optional[_Reusable]] = {}
         self._witness: Any = _UNSET
+        # id(object asked about) -> (object, digest): a class met once per instance in
+        # a registry of 750 is answered without unwrapping and classifying it again.
+        self.answered: Dict[int, Tuple[Any, bytes]] = {}
 
     def digest_of(self, original: Any) -> bytes:
         index = self._definition(original, top=True)
         node = self.nodes[index]
         if node.digest is None:
-            self._discover(index)
-            self._fold(index)
+            with _GCPaused():
+                self._discover(index)
+                self._fold(index)
         return node.digest  # type: ignore[return-value]
 
     def _definition(self, original: Any, top: bool = False) -> int:
@@ -1751,17 +1800,21 @@ def _probe(value: Any) -> Tuple[bytes, List[Any]]:
 
 
 def _values_witness(values: List[Any]) -> Optional[_Witness]:
-    """A witness for slot values just digested in the current walk scope."""
-    containers: List[Any] = []
-    if not _snapshot(values, containers, set()):
-        return None
+    """A witness for slot values just digested in the current walk scope. Containers the
+    walk's own witness checks (a registry read both by the root and by the definitions
+    in it) are not recorded twice."""
     walk = getattr(_STATE, "walk", None)
     parts: List[Any] = []
+    seen: set = set()
     if isinstance(walk, _Walk):
         witness = walk.finish()
         if witness is None:
             return None
         parts.append(_Reusable(witness, {}))
+        seen = set(witness.ids)
+    containers: List[Any] = []
+    if not _snapshot(values, containers, seen):
+        return None
     return _Witness([], [], containers, parts)
 
 
@@ -1786,9 +1839,39 @@ class _Witness:
     that definitions' guards and slots read (by identity) are the same, and so are
     the contents of the mutable containers (dicts, lists, plain objects) in the values.
     A hit of a function reading a registry of 700 functions checks this instead of
-    digesting the registry again; a registry gaining an entry fails it."""
+    digesting the registry again; a registry gaining an entry fails it.
 
-    __slots__ = ("generation", "getters", "expected", "containers", "parts")
+    The containers are checked in a few passes that run in C, not one Python loop per
+    container: the lengths of all dicts, lists and instance dictionaries at once, then
+    one identity comparison over the chained live views of their keys and values
+    against what they held (networkx's 750 dispatchers are 15,000 attributes).
+    """
+
+    __slots__ = (
+        "generation",
+        "getters",
+        "expected",
+        "parts",
+        "_namespaces",
+        "_names",
+        "_bound",
+        "_functions",
+        "_defaults",
+        "_kwdefaults",
+        "_getters",
+        "_got",
+        "_sized",
+        "_lengths",
+        "_views",
+        "_items",
+        "_owners",
+        "_classes",
+        "_dicts",
+        "_sets",
+        "_frozen",
+        "_others",
+        "ids",
+    )
 
     def __init__(
         self, getters: List[Any], expected: List[Any], containers: List[Any], parts: List[Any]
@@ -1796,40 +1879,145 @@ class _Witness:
         self.generation = _generation()
         self.getters = tuple(getters)
         self.expected = expected
-        self.containers = containers
         self.parts = parts  # witnesses of earlier walks whose digests were reused
+        self._split_getters()
+        sized: List[Any] = []  # dicts and lists, whose length and contents are checked
+        views: List[Any] = []  # live views of their contents, in order
+        items: List[Any] = []  # what those views held
+        owners: List[Any] = []  # instances hashed by class and attributes...
+        classes: List[Any] = []
+        dicts: List[Any] = []  # ...and the ``__dict__`` each had
+        sets: List[Any] = []
+        frozen: List[Any] = []
+        others: List[Any] = []  # checked one by one (reduced objects, digested again)
+        for entry in containers:
+            kind, obj = entry[0], entry[1]
+            if kind == 0:  # dict: same keys and values, same order
+                sized.append(obj)
+                views.append(obj.keys())
+                views.append(obj.values())
+                items.extend(entry[2])
+                items.extend(entry[3])
+            elif kind == 1:  # list
+                sized.append(obj)
+                views.append(obj)
+                items.extend(entry[2])
+            elif kind == 2:  # an instance hashed by its class and attributes
+                attributes = entry[3]
+                owners.append(obj)
+                classes.append(entry[2])
+                dicts.append(attributes)
+                sized.append(attributes)
+                views.append(attributes.keys())
+                views.append(attributes.values())
+                items.extend(entry[4])
+                items.extend(entry[5])
+            elif kind == 4:  # a set of strings
+                sets.append(obj)
+                frozen.append(entry[2])
+            else:
+                others.append(entry)
+        self._sized = sized
+        # The lengths they had when snapshotted (in the order ``sized`` lists them).
+        self._lengths = [
+            len(e[4]) if e[0] == 2 else len(e[2]) for e in containers if e[0] in (0, 1, 2)
+        ]
+        self._views = views
+        self._items = items
+        self._owners = owners
+        self._classes = classes
+        self._dicts = dicts
+        self._sets = sets
+        self._frozen = frozen
+        self._others = others
+        # What this witness and those it includes check: a later snapshot need not
+        # record these containers again.
+        ids = {id(e[1]) for e in containers}
+        for part in parts:
+            ids.update(part.witness.ids)
+        self.ids = ids
+
+    def _split_getters(self) -> None:
+        """Sort the places read into those checked in C passes (a name in a module's
+        or an object's dict, the defaults of a function) and the rest."""
+        namespaces: List[Any] = []
+        names: List[Any] = []
+        bound: List[Any] = []
+        functions: List[Any] = []
+        defaults: List[Any] = []
+        kwdefaults: List[Any] = []
+        rest: List[Any] = []
+        got: List[Any] = []
+        for get, value in zip(self.getters, self.expected):
+            if (
+                type(get) is functools.partial
+                and len(get.args) == 2
+                and get.args[1] is UNBOUND
+                and not get.keywords
+                and type(getattr(get.func, "__self__", None)) is dict
+                and getattr(get.func, "__name__", None) == "get"
+            ):
+                namespaces.append(get.func.__self__)
+                names.append(get.args[0])
+                bound.append(value)
+            elif (
+                type(get) is types.MethodType
+                and get.__func__ is Slot.read
+                and get.__self__.defaults_of is not None
+                and type(value) is tuple
+                and len(value) == 2
+            ):
+                functions.append(get.__self__.defaults_of)
+                defaults.append(value[0])
+                kwdefaults.append(value[1])
+            else:
+                rest.append(get)
+                got.append(value)
+        self._namespaces, self._names, self._bound = namespaces, names, bound
+        self._functions, self._defaults, self._kwdefaults = functions, defaults, kwdefaults
+        self._getters, self._got = rest, got
+
+    def _same_places(self) -> bool:
+        is_ = operator.is_
+        if not all(
+            map(is_, map(dict.get, self._namespaces, self._names, _UNBOUNDS()), self._bound)
+        ):
+            return False
+        if not all(map(is_, map(_DEFAULTS_OF, self._functions), self._defaults)) or not all(
+            map(is_, map(_KWDEFAULTS_OF, self._functions), self._kwdefaults)
+        ):
+            return False
+        return all(map(is_, [get() for get in self._getters], self._got))
 
     def holds(self) -> bool:
         if self.generation != _generation():
             return False
-        if self.getters:
+        if self.getters and not self._same_places():
+            # Objects made afresh at each read (a tuple of defaults, a snapshot of
+            # plugin names) are the same if what they hold is.
             now = [get() for get in self.getters]
             if not (
                 all(map(operator.is_, now, self.expected)) or _same_objects(now, self.expected)
             ):
                 return False
         is_ = operator.is_
-        for entry in self.containers:
+        try:
+            if (
+                not all(map(is_, map(type, self._owners), self._classes))
+                or not all(map(is_, map(_DICT_OF, self._owners), self._dicts))
+                or list(map(len, self._sized)) != self._lengths
+                or not all(map(is_, itertools.chain.from_iterable(self._views), self._items))
+                or not all(map(operator.eq, self._sets, self._frozen))
+            ):
+                return False
+        except RuntimeError:  # changed by another thread while it was read
+            return False
+        for entry in self._others:
             kind, obj = entry[0], entry[1]
-            if kind == 0:  # dict: same keys and values, same order
-                keys, values = entry[2], entry[3]
-                if (
-                    len(obj) != len(keys)
-                    or not all(map(is_, obj, keys))
-                    or not all(map(is_, obj.values(), values))
-                ):
-                    return False
-            elif kind == 1:  # list
-                items = entry[2]
-                if len(obj) != len(items) or not all(map(is_, obj, items)):
-                    return False
-            elif kind == 4:  # a set of strings
-                if obj != entry[2]:
-                    return False
-            elif kind == 3:  # an instance hashed by what it reduces to
+            if kind == 3:  # an instance hashed by what it reduces to
                 if type(obj) is not entry[2] or not _same_shape(_reduce(obj), entry[3]):
                     return False
-            elif kind == 5:  # anything else: digested again (definitions by identity)
+            else:  # anything else: digested again (definitions by identity)
                 try:
                     digest, found = _probe(obj)
                 except hashing.UnhashableValue:
@@ -1840,17 +2028,16 @@ class _Witness:
                     or not all(map(is_, found, entry[3]))
                 ):
                     return False
-            else:  # an instance hashed by its class and attributes
-                cls, attributes, names, values = entry[2], entry[3], entry[4], entry[5]
-                if (
-                    type(obj) is not cls
-                    or obj.__dict__ is not attributes
-                    or len(attributes) != len(names)
-                    or not all(map(is_, attributes, names))
-                    or not all(map(is_, attributes.values(), values))
-                ):
-                    return False
         return all(part.witness.holds() for part in self.parts)
+
+
+_DICT_OF = operator.attrgetter("__dict__")
+_DEFAULTS_OF = operator.attrgetter("__defaults__")
+_KWDEFAULTS_OF = operator.attrgetter("__kwdefaults__")
+
+
+def _UNBOUNDS() -> Iterator[Any]:
+    return itertools.repeat(UNBOUND)
 
 
 def _generation() -> Tuple[int, int, int, int]:
@@ -1918,7 +2105,14 @@ def _same_shape(now: Any, before: Any) -> bool:
 
 def _strings_only(items: Any) -> bool:
     """Only str (or only bytes): equal items have equal digests (unlike 1 and 1.0)."""
-    return all(type(item) is str for item in items) or all(type(item) is bytes for item in items)
+    if not items:
+        return True
+    kinds = set(map(type, items))
+    return kinds == _STR or kinds == _BYTES
+
+
+_STR = {str}
+_BYTES = {bytes}
 
 
 # Encoders of values that cannot change in place (paths, dates, decimals, ranges...).
@@ -2109,10 +2303,14 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
     """Digest of a project function or class: its code and the values it reads, and
     so on through whatever definitions those values hold (see above). ``layer``: of
     the wrapper function ``obj`` itself, not of the function it wraps."""
+    walk = getattr(_STATE, "walk", None)
+    if walk is not None and walk is not _OPEN and not layer and walk.collecting is None:
+        known = walk.answered.get(id(obj))
+        if known is not None and known[0] is obj:
+            return known[1]
     original = obj if layer else unwrap(obj)
     if not is_project_object(original):
         return None
-    walk = getattr(_STATE, "walk", None)
     if walk is None:
         with walk_scope():
             return _definition_digest(original, layer)
@@ -2121,9 +2319,10 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
     if walk.collecting is not None:
         walk.collecting.append(original)
         return _PLACEHOLDER
-    # A digest asked for while a definition's plan is built (by the analysis): the
-    # walk's state is not to be disturbed by it.
-    return walk.digest_of(original)
+    digest = walk.digest_of(original)
+    if not layer:
+        walk.answered[id(obj)] = (obj, digest)
+    return digest
 
 
 def _function_digester(func: Any) -> bytes:

@@ -69,30 +69,58 @@ def _functions_of(member: Any) -> Iterator[types.FunctionType]:
         yield member
 
 
-def _is_none(ins: Any) -> bool:
-    return ins.opname == "LOAD_CONST" and ins.argval is None
+class _Ops:
+    """Opcode numbers this module looks for, on the running Python."""
+
+    def __init__(self) -> None:
+        import opcode
+        import sys
+
+        m = opcode.opmap
+        self.extended = m["EXTENDED_ARG"]
+        self.cache = m.get("CACHE", -1)
+        self.load_attr = m["LOAD_ATTR"]
+        self.load_method = m.get("LOAD_METHOD", -1)
+        self.store_attr = m["STORE_ATTR"]
+        self.load_const = m["LOAD_CONST"]
+        self.is_op = m.get("IS_OP", -1)
+        self.swap = {m[n] for n in ("SWAP", "ROT_TWO") if n in m}
+        self.none_jumps = {op for n, op in m.items() if n.endswith(("IF_NONE", "IF_NOT_NONE"))}
+        self.inplace = {op for n, op in m.items() if n.startswith("INPLACE_")}  # before 3.11
+        self.binary_op = m.get("BINARY_OP", -1)  # 3.11+: its argument names the operator
+        self.inplace_args = set(range(13, 26))  # ``+=`` ... ``^=`` in BINARY_OP's table
+        # Instructions after which a ``LOAD_CONST None`` may be one branch of a value
+        # (``a or None``, ``x if c else None``): such a store is not taken for ``= None``.
+        self.branching = {
+            op for n, op in m.items() if "JUMP" in n or n in ("POP_TOP", "RETURN_VALUE")
+        }
+        self.attr_shift = 1 if sys.version_info >= (3, 12) else 0  # LOAD_ATTR's oparg
 
 
-def _is_inplace(ins: Any) -> bool:
-    if ins.opname.startswith("INPLACE_"):
-        return True  # before 3.11
-    return ins.opname == "BINARY_OP" and ins.argrepr.endswith("=") and ins.argrepr != "=="
+_OPS: List[_Ops] = []
 
 
-def _tests_none(following: List[Any]) -> bool:
-    """Is an attribute just loaded compared with ``None`` right away (a walrus's copy
-    and store allowed in between)?"""
-    for j, ins in enumerate(following):
-        if ins.opname.endswith("IF_NONE") or ins.opname.endswith("IF_NOT_NONE"):
-            return True
-        if ins.opname == "IS_OP" and j >= 1 and _is_none(following[j - 1]):
-            return True
-    return False
+def _decode(code: types.CodeType, ops: _Ops) -> List[Any]:
+    """``(opcode, argument)`` of each instruction, inline caches left out (about ten
+    times faster than :func:`dis.get_instructions`, which a first hit would feel)."""
+    raw = code.co_code
+    out = []
+    extended = 0
+    for i in range(0, len(raw), 2):
+        op = raw[i]
+        arg = raw[i + 1] | extended
+        if op == ops.extended:
+            extended = arg << 8
+            continue
+        extended = 0
+        if op != ops.cache:
+            out.append((op, arg))
+    return out
 
 
 class _Uses:
-    """How the functions of a class use each attribute name (by the ids of the code
-    objects that read, test, store or augment it)."""
+    """How the functions of a class use some attribute names (by the ids of the code
+    objects that read, test, store or augment each)."""
 
     def __init__(self) -> None:
         self.readers: Dict[str, Set[int]] = {}
@@ -101,35 +129,65 @@ class _Uses:
         self.augmented: Dict[str, Set[int]] = {}
         self.plain_stores: Set[str] = set()  # stores that are not augmented
 
-    def scan(self, code: types.CodeType) -> None:
-        import dis
-
-        ins = list(dis.get_instructions(code))
+    def scan(self, code: types.CodeType, wanted: Any) -> None:
+        if not wanted.intersection(code.co_names):
+            return
+        if not _OPS:
+            _OPS.append(_Ops())
+        ops = _OPS[0]
+        names, consts = code.co_names, code.co_consts
+        ins = _decode(code, ops)
         here = id(code)
-        for i, one in enumerate(ins):
-            name = one.argval
-            if one.opname in ("LOAD_ATTR", "LOAD_METHOD"):
+
+        def is_none(k: int) -> bool:
+            op, arg = ins[k]
+            return op == ops.load_const and arg < len(consts) and consts[arg] is None
+
+        for i, (op, arg) in enumerate(ins):
+            if op == ops.load_attr or op == ops.load_method:
+                name = names[arg >> ops.attr_shift if op == ops.load_attr else arg]
+                if name not in wanted:
+                    continue
                 self.readers.setdefault(name, set()).add(here)
-                if _tests_none(ins[i + 1 : i + 5]):
-                    self.tested.setdefault(name, set()).add(here)
-            elif one.opname == "STORE_ATTR":
-                if i >= 2 and _is_none(ins[i - 2]) and not ins[i - 1].is_jump_target:
-                    # ``obj._x = None``; not ``obj._x = a or None``, whose store is
-                    # reached from two places
-                    self.plain_stores.add(name)
+                for j in range(i + 1, min(i + 5, len(ins))):
+                    if ins[j][0] in ops.none_jumps or (ins[j][0] == ops.is_op and is_none(j - 1)):
+                        self.tested.setdefault(name, set()).add(here)
+                        break
+            elif op == ops.store_attr:
+                name = names[arg]
+                if name not in wanted:
+                    continue
+                if i >= 2 and is_none(i - 2) and (i < 3 or ins[i - 3][0] not in ops.branching):
+                    self.plain_stores.add(name)  # ``obj._x = None``
                     continue
                 self.value_stores.setdefault(name, set()).add(here)
-                if i >= 2 and ins[i - 1].opname in ("SWAP", "ROT_TWO") and _is_inplace(ins[i - 2]):
+                before = ins[i - 2] if i >= 2 else (None, None)
+                if (
+                    i >= 2
+                    and ins[i - 1][0] in ops.swap
+                    and (
+                        before[0] in ops.inplace
+                        or (before[0] == ops.binary_op and before[1] in ops.inplace_args)
+                    )
+                ):
                     self.augmented.setdefault(name, set()).add(here)
                 else:
                     self.plain_stores.add(name)
 
 
-@functools.lru_cache(maxsize=1024)
-def _uses(cls: type, mro: bool) -> _Uses:
-    uses = _Uses()
-    for code in _codes(cls, mro):
-        uses.scan(code)
+_USES: Dict[Any, _Uses] = {}
+
+
+def _uses(cls: type, mro: bool, wanted: frozenset) -> _Uses:
+    key = (cls, mro, wanted)
+    uses = _USES.get(key)
+    if uses is None:
+        uses = _Uses()
+        for code in _codes(cls, mro):
+            uses.scan(code, wanted)
+        if len(_USES) > 4096:
+            _USES.clear()
+        _USES[key] = uses
     return uses
 
 
@@ -137,35 +195,51 @@ def _private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
 
+def _private_names(cls: type) -> frozenset:
+    """Private attribute names the functions of ``cls`` and its bases store to."""
+    found = set()
+    for code in _codes(cls, True):
+        found.update(n for n in code.co_names if _private(n))
+    return frozenset(found)
+
+
+_MEMO: Dict[type, frozenset] = {}
+
+
 def memo_attributes(cls: type) -> frozenset:
     """Instance attributes ``cls`` fills lazily as a cache of its own state (see the
     module's rules): left out of its instances' digests."""
+    found = _MEMO.get(cls)
+    if found is not None:
+        return found
     try:
-        uses = _uses(cls, True)
+        uses = _uses(cls, True, _private_names(cls))
     except Exception:  # a class whose functions cannot be read: nothing is derived
-        return frozenset()
-    found = set()
+        uses = _Uses()
+    memo = set()
     for name, storing in uses.value_stores.items():
-        if not _private(name):
-            continue
         tested = uses.tested.get(name, set())
-        if storing <= tested and uses.readers.get(name, set()) <= tested:
-            found.add(name)
-    return frozenset(found)
+        if tested and storing <= tested and uses.readers.get(name, set()) <= tested:
+            memo.add(name)
+    found = _MEMO[cls] = frozenset(memo)
+    return found
 
 
 def counter_attributes(cls: type) -> frozenset:
     """Private class attributes of ``cls`` that only its own code augments (``cls.__count
     += 1``): counters of what happened in this process, not configuration."""
+    candidates = frozenset(
+        name for name, value in list(vars(cls).items()) if _private(name) and type(value) is int
+    )
+    if not candidates:
+        return candidates
     try:
-        uses = _uses(cls, False)
+        uses = _uses(cls, False, candidates)
     except Exception:
         return frozenset()
     found = set()
     for name, augmenting in uses.augmented.items():
-        if not _private(name) or name in uses.plain_stores or name not in vars(cls):
-            continue
-        if not isinstance(vars(cls)[name], int) or isinstance(vars(cls)[name], bool):
+        if name in uses.plain_stores:
             continue
         if uses.readers.get(name, set()) <= augmenting:
             found.add(name)

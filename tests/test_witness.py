@@ -1,0 +1,163 @@
+"""The witness that lets a hit skip digesting what a function reads again: every kind
+of change to a container it vouches for must make it fail, including a value replaced
+by an equal one that digests differently (``1`` by ``1.0``, ``1`` by ``True``)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List
+
+import pytest
+
+from checkpointing import keyplan
+
+
+class Plain:
+    def __init__(self) -> None:
+        self.rate = 1
+        self.names = {"a", "b"}
+        self.table = {"k": [1, 2]}
+
+
+class Other(Plain):
+    pass
+
+
+def _state() -> List[Any]:
+    return [{"x": 1, "y": "s"}, [1, 2, 3], Plain(), {"tags": {"p", "q"}}]
+
+
+def _witness(values: List[Any]) -> keyplan._Witness:
+    containers: List[Any] = []
+    assert keyplan._snapshot(values, containers, set())
+    witness = keyplan._Witness([], [], containers, [])
+    # checked by class and attributes (a digester another test left registered would
+    # make it be digested again instead)
+    assert witness._owners == [values[2]], containers
+    return witness
+
+
+def _replace_dict_value(v: List[Any]) -> None:
+    v[0]["x"] = 2
+
+
+def _equal_float(v: List[Any]) -> None:
+    v[0]["x"] = 1.0
+
+
+def _equal_bool(v: List[Any]) -> None:
+    v[0]["x"] = True
+
+
+def _add_key(v: List[Any]) -> None:
+    v[0]["z"] = None
+
+
+def _reorder(v: List[Any]) -> None:
+    v[0]["x"] = v[0].pop("x")
+
+
+def _list_item(v: List[Any]) -> None:
+    v[1][0] = 1.0
+
+
+def _list_grows(v: List[Any]) -> None:
+    v[1].append(4)
+
+
+def _attribute(v: List[Any]) -> None:
+    v[2].rate = 2
+
+
+def _nested(v: List[Any]) -> None:
+    v[2].table["k"].append(3)
+
+
+def _new_dict(v: List[Any]) -> None:
+    v[2].__dict__ = dict(vars(v[2]))
+
+
+def _new_class(v: List[Any]) -> None:
+    v[2].__class__ = Other
+
+
+def _set_item(v: List[Any]) -> None:
+    v[2].names.add("c")
+
+
+def _nested_set(v: List[Any]) -> None:
+    v[3]["tags"].discard("p")
+
+
+CHANGES: List[Callable[[List[Any]], None]] = [
+    _replace_dict_value,
+    _equal_float,
+    _equal_bool,
+    _add_key,
+    _reorder,
+    _list_item,
+    _list_grows,
+    _attribute,
+    _nested,
+    _new_dict,
+    _new_class,
+    _set_item,
+    _nested_set,
+]
+
+
+def test_an_unchanged_state_holds() -> None:
+    values = _state()
+    witness = _witness(values)
+    assert witness.holds() and witness.holds()
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=[c.__name__.strip("_") for c in CHANGES])
+def test_every_change_fails_the_witness(change: Callable[[List[Any]], None]) -> None:
+    values = _state()
+    witness = _witness(values)
+    change(values)
+    assert not witness.holds()
+
+
+# -- The places read (module globals, attributes, defaults) -------------------------------
+
+
+def helper(x, scale=2, *, shift=1):
+    return x * scale + shift
+
+
+def _places() -> tuple:
+    namespace = {"K": 1, "table": {"a": 1}}
+    obj = Plain()
+    slot = keyplan.Slot("helper.__defaults__", defaults_of=helper)
+    getters = [
+        keyplan._guard_getter(namespace, "K"),
+        keyplan._guard_getter(namespace, "table"),
+        keyplan._guard_getter(vars(obj), "rate"),
+        slot.read,
+    ]
+    return namespace, obj, getters
+
+
+def test_unchanged_places_hold_and_each_rebinding_fails() -> None:
+    saved = helper.__defaults__, helper.__kwdefaults__
+    try:
+        for change in range(5):
+            namespace, obj, getters = _places()
+            witness = keyplan._Witness(getters, [get() for get in getters], [], [])
+            assert len(witness._namespaces) == 3 and len(witness._functions) == 1
+            assert witness.holds()
+            if change == 0:
+                namespace["K"] = 1.0  # equal, but digests differently
+            elif change == 1:
+                del namespace["table"]
+            elif change == 2:
+                obj.rate = True
+            elif change == 3:
+                helper.__defaults__ = (3,)
+            else:
+                helper.__kwdefaults__ = {"shift": 1}  # equal, another object
+            assert not witness.holds(), change
+            helper.__defaults__, helper.__kwdefaults__ = saved
+    finally:
+        helper.__defaults__, helper.__kwdefaults__ = saved
