@@ -29,7 +29,14 @@ __all__ = [
 ]
 
 
-class Change(NamedTuple):
+# Its fields through the functional NamedTuple: no annotation to compile at import
+# (see store/tier.py).
+_ChangeFields = NamedTuple("Change", [("kind", str), ("name", str), ("where", Optional[str])])
+_ChangeFields.__new__.__defaults__ = (None,)  # where
+_ChangeFields._field_defaults = {"where": None}
+
+
+class Change(_ChangeFields):
     """One difference between a call and an earlier entry.
 
     ``kind`` is ``"code"`` (a definition's canonical code), ``"reached"`` (a
@@ -37,9 +44,7 @@ class Change(NamedTuple):
     ``"global"`` (a value read) or ``"argument"``. ``where`` is ``file:line`` for code.
     """
 
-    kind: str
-    name: str
-    where: Optional[str] = None
+    __slots__ = ()
 
     def __str__(self) -> str:
         at = f" ({self.where})" if self.where else ""

@@ -52,9 +52,8 @@ DIGEST_SIZE = 16
 FORMAT_VERSION = 1
 
 Digester = Callable[[Any], bytes]
-Feeder = Callable[[Any, "Hasher"], None]
 ClassDigester = Callable[[type], Optional[bytes]]
-Encoder = Callable[["Hasher", Any], None]
+# Feeder and Encoder name Hasher: they follow the class (see there).
 
 #: The one-byte tags of the format, by name: what each one starts. A tag is read in
 #: the context of the tag before it (``<`` opens a subclass of a builtin, an array
@@ -504,6 +503,13 @@ def _too_deep(obj: Any) -> UnhashableValue:
         "",
         "it is nested too deeply (or refers to itself through objects rebuilt on every access)",
     )
+
+
+# After the class, not as strings: a string inside a typing construct becomes a
+# ForwardRef, and the first compile() of a process costs about 0.7 ms (it builds the
+# AST types), which ``import checkpointing`` would pay (issue 12, target 5).
+Feeder = Callable[[Any, Hasher], None]
+Encoder = Callable[[Hasher, Any], None]
 
 
 def digest_value(obj: Any) -> bytes:

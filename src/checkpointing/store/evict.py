@@ -70,14 +70,12 @@ _APPEND_FLAGS = (
 )
 
 
-class Usage(NamedTuple):
-    """What the log says of one key: ``last_used`` (Unix time, 0 if never recorded),
-    ``hits``, ``misses`` (saves), ``function`` (qualified name)."""
-
-    last_used: float
-    hits: int
-    misses: int
-    function: Optional[str]
+# Functional NamedTuples: no field annotation to compile at import (see store/tier.py).
+Usage = NamedTuple(
+    "Usage", [("last_used", float), ("hits", int), ("misses", int), ("function", Optional[str])]
+)
+Usage.__doc__ = """What the log says of one key: ``last_used`` (Unix time, 0 if never
+recorded), ``hits``, ``misses`` (saves), ``function`` (qualified name)."""
 
 
 class UsageLog:
@@ -306,11 +304,7 @@ def evict_lock(cache: PickleFileCache) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-class _File(NamedTuple):
-    path: str
-    size: int
-    mtime: float
-    variant: bool
+_File = NamedTuple("_File", [("path", str), ("size", int), ("mtime", float), ("variant", bool)])
 
 
 def _files(cache: PickleFileCache) -> List[_File]:

@@ -143,7 +143,14 @@ CACHEDIR_TAG = (
 )
 
 
-class EntryInfo(NamedTuple):
+# Its fields through the functional NamedTuple: no annotation to compile at import
+# (see store/tier.py).
+_EntryFields = NamedTuple(
+    "EntryInfo", [("key", str), ("path", str), ("size", int), ("metadata", Dict[str, Any])]
+)
+
+
+class EntryInfo(_EntryFields):
     """One stored entry, as listed by :meth:`PickleFileCache.iter_entries`.
 
     Attributes:
@@ -153,10 +160,7 @@ class EntryInfo(NamedTuple):
         metadata: its header (the caller's metadata and the store's own keys).
     """
 
-    key: str
-    path: str
-    size: int
-    metadata: Dict[str, Any]
+    __slots__ = ()
 
     @property
     def context_id(self) -> str:

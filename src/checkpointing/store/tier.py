@@ -23,15 +23,25 @@ def file_identity(status: "os.stat_result") -> Tuple[int, int, int, int, int]:
     return (status.st_mtime_ns, status.st_ctime_ns, status.st_ino, status.st_size, status.st_dev)
 
 
-class Remembered(NamedTuple):
-    """The verified content of one entry file, as the hit path needs it."""
-
-    identity: Tuple[int, int, int, int, int]
-    secret: Optional[bytes]  # the secret it was verified (or signed) with; None: trust
-    data: bytes  # the pickle stream
-    buffers: Tuple[bytes, ...]  # out-of-band buffers (copied into bytearrays per hit)
-    checks: Any  # the run-time checks stored with the entry (None if none)
-    size: int  # bytes held
+# The records of this package are made with the functional NamedTuple: the class
+# syntax, under ``from __future__ import annotations``, turns each field's annotation
+# into a ForwardRef, compiled at import (about 0.7 ms for the first; issue 12).
+Remembered = NamedTuple(
+    "Remembered",
+    [
+        ("identity", Tuple[int, int, int, int, int]),
+        ("secret", Optional[bytes]),
+        ("data", bytes),
+        ("buffers", Tuple[bytes, ...]),
+        ("checks", Any),
+        ("size", int),
+    ],
+)
+Remembered.__doc__ = """The verified content of one entry file, as the hit path needs it:
+``identity`` (:func:`file_identity` of the file), ``secret`` (the secret it was verified
+or signed with; None: trust), ``data`` (the pickle stream), ``buffers`` (out-of-band
+buffers, copied into bytearrays per hit), ``checks`` (the run-time checks stored with
+the entry, None if none), ``size`` (bytes held)."""
 
 
 class MemoryTier:
