@@ -31,6 +31,7 @@ DEFERRED = [
     "checkpointing.analysis.resolve",
     "checkpointing.analysis.canon",
     "checkpointing.cli",
+    "glob",  # inputs= patterns, matched at a miss
     "checkpointing.render",  # checkpointing.graph and DependencyGraph load at first use
     "checkpointing.store.remote",  # checkpointing.RemoteStore, or a URL given as directory
 ]

@@ -49,7 +49,6 @@ are the part to move out (``runtime/checks.py``) when it grows again.
 from __future__ import annotations
 
 import _collections_abc
-import glob as _glob
 import os
 import stat as _stat
 import sys
@@ -390,7 +389,9 @@ def declared_checks(patterns: Sequence[str], name: str, cache_dir: Optional[str]
 
 def _matches(pattern: str) -> List[str]:
     """The absolute paths ``pattern`` matches now (relative to the current folder)."""
-    return sorted(os.path.abspath(p) for p in _glob.glob(pattern, recursive=True))
+    import glob  # here, not at import: glob and fnmatch compile patterns as they load
+
+    return sorted(os.path.abspath(p) for p in glob.glob(pattern, recursive=True))
 
 
 def _code_lines(code: Any) -> Tuple[int, int]:
