@@ -713,3 +713,32 @@ def test_usage_log_compaction_keeps_the_counts(in_tmp) -> None:
     # The counts of the deleted entry stay with its function (for stats).
     assert log.functions() == {"m:f": (6, 3)}
     assert len(Path(log.path).read_text().splitlines()) == 3
+
+
+def test_a_log_of_many_live_entries_is_not_compacted_at_every_save(in_tmp, monkeypatch) -> None:
+    """Compaction keeps one line per live entry: with enough entries the compacted log
+    is still over the bound, and a fixed bound compacted it again at each save (every
+    entry file checked and the log rewritten per miss: 300 ms a miss at 20,000 entries).
+    It waits until the log doubles instead, and the counts stay whole."""
+    from checkpointing import PickleFileCache
+    from checkpointing.store import evict
+
+    monkeypatch.setattr(evict, "_COMPACT_BYTES", 2000)  # ~30 lines instead of ~12,000
+    compactions = []
+    real_compact = evict.UsageLog.compact
+
+    def counted(self, existing=None):
+        compactions.append(len(Path(self.path).read_bytes()))
+        real_compact(self, existing)
+
+    monkeypatch.setattr(evict.UsageLog, "compact", counted)
+    cache = PickleFileCache(".cache")
+    log = evict.UsageLog(cache)
+    for i in range(400):
+        key = f"{i:032x}"
+        cache.save_entry(key, i, {"function": "m:f"})
+        log.saved(key, "m:f")
+    # Each compaction at least doubles the next bound: a handful, not hundreds.
+    assert 1 <= len(compactions) <= 6, compactions
+    usage = log.read()
+    assert len(usage) == 400 and all(u.misses == 1 for u in usage.values())

@@ -93,6 +93,10 @@ class UsageLog:
         # spelling (``pkg.mod:Class.method``), which this layer cannot import.
         self.namer: Any = _qualified_name
         self._compact_soon = False
+        # The log is compacted once it outgrows this: twice what the last compaction
+        # left (at least _COMPACT_BYTES). A log of many live entries stays large after
+        # compaction; a fixed bound would compact it again at every line written.
+        self._compact_at = _COMPACT_BYTES
 
     def __reduce__(self) -> Any:
         # A worker process that receives a decorator records into its own log.
@@ -110,7 +114,8 @@ class UsageLog:
 
     def saved(self, key: str, func: Any) -> None:
         """Record a save (a miss) of ``key``: also its last use. A log grown past
-        1 MB is compacted here (a miss already pays for a write)."""
+        1 MB, and past twice what its last compaction left, is compacted here (a miss
+        already pays for a write)."""
         state = self.state.get(key)
         record: Dict[str, Any] = {"t": time.time(), "m": 1}
         if state is not None and state[1]:
@@ -150,7 +155,7 @@ class UsageLog:
             return
         try:
             os.write(fd, data)  # one write: O_APPEND keeps it whole among writers
-            if os.fstat(fd).st_size > _COMPACT_BYTES:
+            if os.fstat(fd).st_size > self._compact_at:
                 self._compact_soon = True
         except OSError as exc:
             logger.debug("usage not recorded in %s: %s", self.path, exc)
@@ -221,6 +226,7 @@ class UsageLog:
         records += [{"f": name, "h": h, "m": m} for name, (h, m) in sorted(totals.items())]
         data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
         _atomic_write(self.cache.directory, self.path, [data], self.cache.file_mode)
+        self._compact_at = max(_COMPACT_BYTES, 2 * len(data))
 
 
 def _aggregate(
@@ -368,7 +374,7 @@ def enforce_size_limit(cache: PickleFileCache, limit: int, keep: Optional[str] =
                 limit,
             )
         try:
-            if os.path.getsize(log.path) > _COMPACT_BYTES:
+            if os.path.getsize(log.path) > log._compact_at:
                 log.compact()
         except OSError:
             pass
