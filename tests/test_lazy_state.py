@@ -357,3 +357,33 @@ def test_a_component_is_taken_whole_from_an_earlier_walk(project) -> None:
     project.write("lib.py", CYCLE_LIB.replace("return a(x) * 2", "return a(x) * 3"))
     edited = project.run("main.py", "both")
     assert edited.ran == ["second"], edited
+
+
+# A module of the project that imports a library under an alias: the name reached
+# through it is the library's, so pointing the alias at another library re-runs.
+ALIAS_HELPERS = """
+import json as backend
+"""
+
+ALIAS_MAIN = """
+from checkpointing import checkpoint
+import helpers
+
+@checkpoint
+def f(x):
+    print("RAN f")
+    return helpers.backend.dumps(x)[:1]
+
+print("RESULT", f([1]))
+"""
+
+
+def test_a_library_reached_through_a_project_module_is_named_by_the_library(project) -> None:
+    project.write("helpers.py", ALIAS_HELPERS)
+    project.write("main.py", ALIAS_MAIN)
+    first = project.run()
+    assert first.ran == ["f"] and first.results == ["["]
+    assert project.run().ran == []
+    project.write("helpers.py", "import pickle as backend\n")
+    second = project.run()
+    assert second.ran == ["f"] and second.results == ["b'\\x80'"], second

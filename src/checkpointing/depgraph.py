@@ -639,6 +639,9 @@ class _Builder:
         own.feed(("external", path))
         if kind == EXTERNAL and target.namespace is not None:
             self._guard(target, node.obj)
+        for namespace, attr in target.via:
+            module = self._module_name(namespace)
+            self._guard(Target(GLOBAL, f"{module}:{attr}", None, (), namespace, attr), node.obj)
         return ("external", path)
 
     def _bound_parts(self, node: Node, target: Target, own: hashing.Hasher) -> List[Any]:
