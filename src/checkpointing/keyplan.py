@@ -2246,9 +2246,10 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             containers.append((5, value, digest, tuple(found)))
             continue
         budget -= len(values)
-        stack.extend(values)
+        scalars = _SCALARS  # filtered here: most attributes and keys are str or None
+        stack.extend([v for v in values if type(v) not in scalars])
         if t is dict:
-            stack.extend(keys)
+            stack.extend([k for k in keys if type(k) not in scalars])
     return budget >= 0
 
 
