@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 from checkpointing.hashing import digest_value
 from checkpointing.hashing.derived import counter_attributes, memo_attributes
 
@@ -344,12 +346,17 @@ print("RESULT", second(1))
 """
 
 
-def test_a_component_is_taken_whole_from_an_earlier_walk(project) -> None:
+@pytest.mark.parametrize("reads", ["both", "successor"])
+def test_a_component_is_taken_whole_from_an_earlier_walk(project, reads: str) -> None:
     """``second`` digests ``b`` (taken from ``first``'s walk) and then ``c``, which
     reaches ``a``, a member of ``b``'s cycle: ``a`` must get the digest it has with its
-    whole component, as in a process where ``first`` never ran."""
+    whole component, as in a process where ``first`` never ran. ``successor``: ``second``
+    reads only ``c``, and meets the cycle as what ``c`` calls."""
+    main = CYCLE_MAIN
+    if reads == "successor":
+        main = main.replace("len(lib.HANDLERS) + len(lib.OTHER) + x", "1 + len(lib.OTHER) + x")
     project.write("lib.py", CYCLE_LIB)
-    project.write("main.py", CYCLE_MAIN)
+    project.write("main.py", main)
     both = project.run("main.py", "both")
     assert both.ran == ["first", "second"] and both.results == ["2", "3"], both
     alone = project.run()
@@ -357,3 +364,33 @@ def test_a_component_is_taken_whole_from_an_earlier_walk(project) -> None:
     project.write("lib.py", CYCLE_LIB.replace("return a(x) * 2", "return a(x) * 3"))
     edited = project.run("main.py", "both")
     assert edited.ran == ["second"], edited
+
+
+# A module of the project that imports a library under an alias: the name reached
+# through it is the library's, so pointing the alias at another library re-runs.
+ALIAS_HELPERS = """
+import json as backend
+"""
+
+ALIAS_MAIN = """
+from checkpointing import checkpoint
+import helpers
+
+@checkpoint
+def f(x):
+    print("RAN f")
+    return helpers.backend.dumps(x)[:1]
+
+print("RESULT", f([1]))
+"""
+
+
+def test_a_library_reached_through_a_project_module_is_named_by_the_library(project) -> None:
+    project.write("helpers.py", ALIAS_HELPERS)
+    project.write("main.py", ALIAS_MAIN)
+    first = project.run()
+    assert first.ran == ["f"] and first.results == ["["]
+    assert project.run().ran == []
+    project.write("helpers.py", "import pickle as backend\n")
+    second = project.run()
+    assert second.ran == ["f"] and second.results == ["b'\\x80'"], second

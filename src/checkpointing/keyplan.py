@@ -1486,7 +1486,7 @@ class _Node:
         self.plan: Optional[KeyPlan] = None  # of a definition: its plan and what it read
         self.read: List[Any] = []
         # Digested as a member of a cycle: its digest is that of the whole component
-        # (offered to later walks only where they start, see _reusable_digest), whose
+        # (offered to later walks with the rest of it, see _reusable_digest), whose
         # members (node indices) are these.
         self.cyclic = False
         self.component: Tuple[int, ...] = ()
@@ -1523,7 +1523,7 @@ class _Walk:
         self.answered: Dict[int, Tuple[Any, bytes]] = {}
 
     def digest_of(self, original: Any) -> bytes:
-        index = self._definition(original, top=True)
+        index = self._definition(original)
         node = self.nodes[index]
         if node.digest is None:
             with _GCPaused():
@@ -1531,32 +1531,32 @@ class _Walk:
                 self._fold(index)
         return node.digest  # type: ignore[return-value]
 
-    def _definition(self, original: Any, top: bool = False) -> int:
+    def _definition(self, original: Any) -> int:
         index = self.definitions.get(id(original))
         if index is None:
             index = self.definitions[id(original)] = len(self.nodes)
             node = _Node(original, True)
             self.nodes.append(node)
-            node.digest = self._reusable_digest(original, top)
+            node.digest = self._reusable_digest(original)
         return index
 
-    def _reusable_digest(self, original: Any, top: bool) -> Optional[bytes]:
+    def _reusable_digest(self, original: Any) -> Optional[bytes]:
         """The digest an earlier walk found for ``original``, if nothing it read changed.
 
         A member of a cycle digests as part of its whole component: no component may
         be digested with some members taken from an earlier walk and the others made
         here (that gives digests no fresh process gives). So a member's earlier digest
-        is taken only where this walk starts (``top``: the class of an argument, met at
-        every call), and with it the earlier digests of every other member of its
-        component, definitions and values, before anything else of this walk can meet
-        them; if this walk already met one, the component is digested again here."""
+        is taken together with the earlier digests of every other member of its
+        component, definitions and values, and only while this walk has met none of
+        them (wherever it meets the first: where it starts, the class of an argument,
+        or as a successor); if it has, the component is digested again here."""
         if not self.shared:
             return None
         entry = _REUSABLE.get(id(original))
         if entry is None:
             return None
         obj, digest, cyclic, component = entry.digests[id(original)]
-        if obj is not original or (cyclic and not top):
+        if obj is not original:
             return None
         known = self.reused.get(id(entry), _UNSET)
         if known is _UNSET:
@@ -2246,9 +2246,10 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             containers.append((5, value, digest, tuple(found)))
             continue
         budget -= len(values)
-        stack.extend(values)
+        scalars = _SCALARS  # filtered here: most attributes and keys are str or None
+        stack.extend([v for v in values if type(v) not in scalars])
         if t is dict:
-            stack.extend(keys)
+            stack.extend([k for k in keys if type(k) not in scalars])
     return budget >= 0
 
 

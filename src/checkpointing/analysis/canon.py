@@ -700,8 +700,7 @@ def _canonical(
         canon.visit_ClassDef(node)
     else:
         canon._function(node)  # type: ignore[arg-type]
-    ast.fix_missing_locations(node)
-    text = ast.unparse(node) if isinstance(node, ast.stmt) else ast.unparse(node)
+    text = ast.unparse(node)  # needs no line numbers: the nodes put in have none
     if os.environ.get("CHECKPOINTING_STRICT_AST") == "1":
         ast.parse(text.replace("@", "_AT_"))
     return Canonical(

@@ -69,10 +69,17 @@ class Target(NamedTuple):
     namespace: Optional[Dict[str, Any]] = None
     name: Optional[str] = None
     cell: Any = None
-    # External targets reached through a module (``np.random.RandomState``): the dotted
-    # path as written from that module, which does not depend on which submodules a
-    # library has loaded yet (numpy loads ``numpy.random`` on first use).
+    # External targets reached through a module (``np.random.RandomState``): the name
+    # of the last module the chain passes through and the rest of the chain as written
+    # (``numpy.random.RandomState``), which does not depend on which submodules a library
+    # has loaded yet (numpy loads ``numpy.random`` on first use), while an alias of
+    # the project (``helpers.backend`` bound to json, then to pickle) is followed to the
+    # library it names.
     path: Optional[str] = None
+    # The names of project modules the chain went through to reach another module
+    # (``helpers.backend``): (module dict, name) pairs, guarded like the names code is
+    # found by, so that ``import pickle as backend`` in place of json is seen.
+    via: Tuple[Tuple[Dict[str, Any], str], ...] = ()
 
 
 def unwrap(obj: Any) -> Any:
@@ -393,12 +400,15 @@ def resolve_ref(ref: Ref, func: Any) -> Target:
             value = UNBOUND
         where = f"{home_name}:{first}"
 
-    head = value.__name__ if isinstance(value, types.ModuleType) else None
+    # The last module the chain passes through, and where the rest of it starts.
+    head = (value.__name__, 1) if isinstance(value, types.ModuleType) else None
     # Walk the chain through modules: ``pkg.sub.mod.f`` -> the function ``f``.
     consumed = 1
     slot_namespace, slot_name = (namespace, first) if cell is None else (None, None)
     project_home = True
+    via: List[Tuple[Dict[str, Any], str]] = []
     while consumed < len(chain) and isinstance(value, types.ModuleType):
+        head = (value.__name__, consumed)
         attr = chain[consumed]
         module_dict = vars(value)
         if attr not in module_dict:
@@ -408,16 +418,22 @@ def resolve_ref(ref: Ref, func: Any) -> Target:
             nxt = submodule
         else:
             nxt = module_dict[attr]
+            if isinstance(nxt, types.ModuleType) and is_project_object(value):
+                via.append((module_dict, attr))
         project_home = is_project_object(value)
         where = f"{value.__name__}:{attr}"
         slot_namespace, slot_name = module_dict, attr
         cell = None
         value = nxt
         consumed += 1
+    if isinstance(value, types.ModuleType):
+        head = (value.__name__, consumed)
     rest = tuple(chain[consumed:])
     if value is UNBOUND:
         return Target(GLOBAL, where, UNBOUND, rest, slot_namespace, slot_name)
     target = classify(value, where, rest, slot_namespace, slot_name, cell, project_home)
     if head is not None and target.kind in (EXTERNAL, MODULE):
-        target = target._replace(path=".".join((head,) + tuple(chain[1:])))
+        target = target._replace(
+            path=".".join((head[0],) + tuple(chain[head[1] :])), via=tuple(via)
+        )
     return target
