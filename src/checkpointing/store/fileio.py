@@ -337,6 +337,17 @@ def _atomic_write(
     return status
 
 
+def secret_in_effect(secret: Optional[str]) -> Optional[str]:
+    """The secret entries are signed with: the one given, else
+    ``defaults["cache.secret"]``, else the environment variable ``CHECKPOINTING_SECRET``
+    (read now), else None. One rule for every store, local or remote."""
+    if secret is None:
+        secret = defaults["cache.secret"]
+    if secret is None:
+        secret = os.environ.get("CHECKPOINTING_SECRET") or None
+    return secret
+
+
 def _fsync_folder(directory: str) -> None:
     """Make a rename in ``directory`` durable (POSIX; elsewhere a no-op)."""
     try:

@@ -100,6 +100,7 @@ from .fileio import (
     _remove_tree,
     _unlink_in,
     _write_entry,
+    secret_in_effect,
 )
 from .format import (
     _FIRST_READ,
@@ -210,10 +211,7 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
             directory = defaults["cache.filesystem.directory"]
         if pickle_protocol is None:
             pickle_protocol = defaults["cache.pickle_protocol"]
-        if secret is None:
-            secret = defaults["cache.secret"]
-        if secret is None:
-            secret = os.environ.get("CHECKPOINTING_SECRET") or None
+        secret = secret_in_effect(secret)
         if permissions is None:
             permissions = defaults["cache.permissions"]
         self.directory: str = os.path.abspath(os.fspath(validate_directory(directory)))

@@ -56,7 +56,7 @@ from ..errors import (
     UntrustedEntryWarning,
 )
 from .base import CacheBase
-from .fileio import _atomic_write, _make_private_folder
+from .fileio import _atomic_write, _make_private_folder, secret_in_effect
 from .files import EntryInfo, PickleFileCache
 from .format import (
     _PREFIX,
@@ -162,10 +162,7 @@ class RemoteStore(CacheBase[str, Any], LeaseBackend):
             )
         if pickle_protocol is None:
             pickle_protocol = defaults["cache.pickle_protocol"]
-        if secret is None:
-            secret = defaults["cache.secret"]
-        if secret is None:
-            secret = os.environ.get("CHECKPOINTING_SECRET") or None
+        secret = secret_in_effect(secret)
         if local_tier is None:
             local_tier = defaults["cache.local_tier"]
         self.url = url.rstrip("/")
