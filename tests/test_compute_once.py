@@ -23,13 +23,15 @@ import pytest
 from checkpointing import checkpoint, defaults
 from checkpointing.store.locks import (
     ACQUIRED,
+    RANGE_LOCKS,
     READY,
     TIMED_OUT,
     FileKeyLock,
     LeaseLock,
+    RangeKeyLock,
     thread_gate,
 )
-from checkpointing.store.remote import RemoteStore
+from checkpointing.store.remote import RemoteStore, key_lock
 
 HERD = """
 import os
@@ -197,6 +199,46 @@ def test_file_lock_excludes_threads_and_says_when_the_entry_appears(tmp_path) ->
     assert not (tmp_path / "locks" / "k.lock").exists()
     assert second.acquire(0.05) == ACQUIRED
     second.release()
+
+
+@pytest.mark.skipif(not RANGE_LOCKS, reason="open file description locks: 64-bit Linux only")
+def test_range_lock_excludes_threads_on_one_byte_and_creates_no_file_per_key(tmp_path) -> None:
+    entry = tmp_path / "entry"
+    path = str(tmp_path / "locks" / "keys")
+    first = RangeKeyLock(path, 2**61 + 12345, str(entry))
+    second = RangeKeyLock(path, 2**61 + 12345, str(entry))
+    elsewhere = RangeKeyLock(path, 7, str(tmp_path / "other"))
+    assert first.acquire(1) == ACQUIRED
+    assert elsewhere.acquire(0.05) == ACQUIRED  # another key: not excluded
+    assert second.acquire(0.05) == TIMED_OUT
+    threading.Timer(0.5, entry.write_text, ("done",)).start()
+    assert second.acquire(5) == READY
+    first.release()
+    assert second.acquire(0.05) == ACQUIRED
+    second.release()
+    elsewhere.release()
+    assert os.listdir(tmp_path / "locks") == ["keys"] and os.path.getsize(path) == 0
+
+
+@pytest.mark.skipif(not RANGE_LOCKS, reason="open file description locks: 64-bit Linux only")
+def test_a_local_store_locks_a_byte_per_key_and_another_process_waits(tmp_path) -> None:
+    """The lock of a key in a local store is a byte of ``locks/keys``, held against
+    another process (which sees the entry appear), and free once released."""
+    f = checkpoint(str(tmp_path / "cache"))(lambda x: x)
+    lock = key_lock(f.checkpoint.cache, "k1")
+    assert isinstance(lock, RangeKeyLock)
+    assert key_lock(f.checkpoint.cache, "k2").offset != lock.offset
+    assert lock.acquire(1) == ACQUIRED
+    probe = (
+        "import sys; from checkpointing.store.locks import RangeKeyLock as L; "
+        "print(L(sys.argv[1], int(sys.argv[2]), sys.argv[3]).acquire(float(sys.argv[4])))"
+    )
+    args = [sys.executable, "-c", probe, lock.lock_path, str(lock.offset), lock.entry_path]
+    out = subprocess.run([*args, "0.3"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == TIMED_OUT
+    lock.release()
+    out = subprocess.run([*args, "5"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ACQUIRED
 
 
 def test_thread_gate_lets_one_thread_in_at_a_time() -> None:

@@ -372,6 +372,50 @@ def test_concurrent_writers_lose_no_history_line(tmp_path, compact_at):
         assert len(PickleFileCache(directory).history("m:f")) == store.HISTORY_LENGTH
 
 
+def test_threads_appending_to_one_history_lose_no_line(cache, monkeypatch):
+    """Appends reuse the history file's descriptor (kept open by the process): threads
+    take turns on it, and each key's latest line is there."""
+    import threading
+
+    monkeypatch.setattr(history, "HISTORY_LENGTH", 100_000)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch inside appends, not between them
+
+    def append(me: int) -> None:
+        for i in range(60):
+            cache.record_history("m:f", {"key": f"t{me}-{i % 20}", "n": i})
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    entries = store.read_history_file(cache._history_path("m:f"))["entries"]  # strict
+    assert {e["key"]: e["n"] for e in entries} == {
+        f"t{n}-{k}": 40 + k for n in range(6) for k in range(20)
+    }
+
+
+def test_an_append_after_the_history_was_removed_or_compacted_goes_to_the_new_file(
+    cache, monkeypatch
+):
+    path = cache._history_path("m:f")
+    cache.record_history("m:f", {"key": "a"})
+    cache.record_history("m:f", {"key": "b"})  # through the descriptor kept open
+    os.remove(path)
+    cache.record_history("m:f", {"key": "c"})
+    assert [e["key"] for e in cache.history("m:f")] == ["c"]
+    monkeypatch.setattr(history, "HISTORY_COMPACT_BYTES", 2_000)
+    for i in range(40):  # compacted (renamed over) several times meanwhile
+        cache.record_history("m:f", {"key": f"k{i}", "pad": "x" * 100})
+    assert os.path.getsize(path) < 4_000
+    assert [e["key"] for e in cache.history("m:f")] == [f"k{i}" for i in range(20, 40)]
+    store.read_history_file(path)  # strict: intact
+
+
 def test_a_result_its_caller_mutates_is_served_unchanged(tmp_path):
     from checkpointing import checkpoint
 

@@ -739,9 +739,19 @@ def _install_audit_hook() -> None:
 
 
 def _environment_dirs() -> Tuple[str, ...]:
+    """The interpreter's and installed packages' folders (never inputs), recomputed
+    only when ``sys.path`` or the prefixes change (each miss asks)."""
+    state = (sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path)
+    if _ENV_DIRS and _ENV_DIRS[0] == state:
+        return _ENV_DIRS[1]
     dirs = {os.path.join(p, "lib") for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     dirs.update(p for p in sys.path if "site-packages" in p or "dist-packages" in p)
-    return tuple(d.rstrip(os.sep) + os.sep for d in dirs if d)
+    out = tuple(d.rstrip(os.sep) + os.sep for d in dirs if d)
+    _ENV_DIRS[:] = [state, out]
+    return out
+
+
+_ENV_DIRS: List[Any] = []  # [the state it was computed for, the folders]
 
 
 # sys.monitoring (3.12+): which project code runs during a miss.

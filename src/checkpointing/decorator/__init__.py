@@ -733,8 +733,9 @@ class DecoratorCheckpoint:
         kwargs: Any = None,
     ) -> None:
         created = time.time()
+        name = qualified_name(func)
         metadata: Dict[str, Any] = {
-            "function": qualified_name(func),
+            "function": name,
             "created": created,
             "run_seconds": run_seconds,
             "arguments": _manage.summarize_call(func, args, kwargs or {}, self.identifier),
@@ -754,7 +755,7 @@ class DecoratorCheckpoint:
             self.cache.save_entry(key, stored, metadata)
         except Exception as exc:
             msg = (
-                f"could not store the result of {qualified_name(func)} "
+                f"could not store the result of {name} "
                 f"({type(exc).__name__}: {exc}); the result is returned but not cached"
             )
             if self.on_error == "raise":
@@ -763,26 +764,24 @@ class DecoratorCheckpoint:
                 warn(msg, CheckpointFailedWarning)
             return
         if self._usage is not None:
-            self._usage.saved(key, func)
+            self._usage.saved(key, name)
         save_seconds = time.perf_counter() - started
         _manage.enforce_limit(self, key)
         logger.debug(
             "save: %s (key %s, ran %.3fs, stored in %.3fs)",
-            qualified_name(func),
+            name,
             key,
             run_seconds,
             save_seconds,
         )
         if fingerprint is not None:
             try:
-                self.cache.record_history(
-                    qualified_name(func), {"key": key, "created": created, **fingerprint}
-                )
+                self.cache.record_history(name, {"key": key, "created": created, **fingerprint})
             except Exception as exc:
-                logger.debug("could not record the history of %s: %s", qualified_name(func), exc)
+                logger.debug("could not record the history of %s: %s", name, exc)
         if save_seconds > run_seconds + _OVERHEAD_TOLERANCE_S and self.on_error == "warn":
             warn(
-                f"storing the result of {qualified_name(func)} took {save_seconds:.2f}s, "
+                f"storing the result of {name} took {save_seconds:.2f}s, "
                 f"longer than running it ({run_seconds:.2f}s); consider not checkpointing it",
                 ExpensiveOverheadWarning,
             )

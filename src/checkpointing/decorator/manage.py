@@ -159,11 +159,16 @@ _REPR.maxstring = 40
 _REPR.maxother = 40
 _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxdict = 6
 _REPR.maxlevel = 2
+_SHORT_REPR = frozenset([int, float, str, bool, type(None)])
 
 
 def summarize_value(value: Any) -> str:
     """A short, recognisable form of an argument: ``10``, ``'data.csv'``,
     ``<DataFrame 10000x4>``, ``<ndarray 3x3 float64>``, ``[1, 2, 3, ...]``."""
+    if type(value) in _SHORT_REPR:
+        text = repr(value)
+        if len(text) <= 40:  # what _REPR would say, without its dispatch (each miss)
+            return text
     shape = getattr(value, "shape", None)
     if isinstance(shape, tuple) and all(isinstance(n, int) for n in shape):
         dims = "x".join(str(n) for n in shape) or "scalar"
@@ -185,18 +190,19 @@ def summarize_call(
 ) -> Optional[str]:
     """``fit(data=<DataFrame 10000x4>, epochs=10)``: which call an entry is for (at most
     200 characters; parameters left out of the key are left out here too)."""
-    import inspect  # not at import (issue 12: a light import)
-
     try:
-        signature = inspect.signature(func)
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        ignored = set(getattr(identifier, "ignore", ()))
-        parts = [
-            f"{name}={summarize_value(value)}"
-            for name, value in bound.arguments.items()
-            if name not in ignored
-        ]
+        binder_for = getattr(identifier, "binder_for", None)
+        if binder_for is not None:  # the key's own binding, memoised per function
+            binder = binder_for(func)
+            pairs: Any = zip(binder.names, binder.bind(args, kwargs))
+        else:
+            import inspect  # not at import (issue 12: a light import)
+
+            bound = inspect.signature(func).bind(*args, **kwargs)
+            bound.apply_defaults()
+            ignored = set(getattr(identifier, "ignore", ()))
+            pairs = [(n, v) for n, v in bound.arguments.items() if n not in ignored]
+        parts = [f"{name}={summarize_value(value)}" for name, value in pairs]
     except Exception as exc:  # a summary is a service, never a reason to fail
         logger.debug("no argument summary for %s: %s", qualified_name(func), exc)
         return None

@@ -69,7 +69,7 @@ from .format import (
     _Untrusted,
 )
 from .history import HISTORY_LENGTH
-from .locks import FileKeyLock, KeyLock, LeaseBackend, LeaseLock
+from .locks import RANGE_LOCKS, REFUSED, FileKeyLock, KeyLock, LeaseBackend, LeaseLock, RangeKeyLock
 
 __all__ = ["RemoteStore", "is_url", "key_lock", "open_store"]
 
@@ -108,9 +108,19 @@ def key_lock(cache: Any, key: str) -> Optional[KeyLock]:
     if isinstance(cache, RemoteStore):
         return cache.lock(key)
     if isinstance(cache, PickleFileCache):
+        locks = os.path.join(cache.directory, "locks")
+        if RANGE_LOCKS and locks not in REFUSED:
+            offset = xxhash.xxh3_64_intdigest(key.encode("utf-8", "surrogatepass")) >> 2
+            return RangeKeyLock(
+                os.path.join(locks, "keys"),
+                offset,
+                cache.path_of(key),
+                cache.file_mode,
+                cache.folder_mode,
+            )
         name = _file_stem(key)
         return FileKeyLock(
-            os.path.join(cache.directory, "locks", name + ".lock"),
+            os.path.join(locks, name + ".lock"),
             cache.path_of(key),
             cache.file_mode,
             cache.folder_mode,
