@@ -118,6 +118,17 @@ class Recorder:
             return self._checks()
 
     def _checks(self) -> Dict[str, Any]:
+        if not (
+            self.reads
+            or self.sqlite
+            or self.listings
+            or self.arguments
+            or self.env
+            or self.cwd is not None
+            or (self.executed and self.known is not None)
+            or self.inherited
+        ):
+            return {}  # it read nothing to check (most misses)
         out: Dict[str, Any] = {}
         inputs = [_file_state(path) for path in self.reads if path not in self.writes]
         inputs.extend(_absent_state(path + "-wal") for path in self.sqlite)
@@ -167,6 +178,8 @@ _KINDS = ("cwd", "inputs", "listings", "trees", "env", "declared", "code")
 
 def merge(checks: Dict[str, Any], more: Dict[str, Any]) -> Dict[str, Any]:
     """The checks of both (each item once)."""
+    if not more and not checks:
+        return {}
     out = {}
     for kind in _KINDS:
         items = list(checks.get(kind, ())) + list(more.get(kind, ()))

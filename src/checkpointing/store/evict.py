@@ -39,7 +39,7 @@ from ..config import parse_age, parse_size
 from ..errors import ConfigurationError
 from .fileio import _atomic_write, _read_header, _read_regular, _unlink_in, fcntl
 from .files import EntryInfo, PickleFileCache
-from .format import _SUFFIX, _Corrupt
+from .format import _SUFFIX, _compact_json, _Corrupt
 
 __all__ = [
     "TOUCH_INTERVAL",
@@ -97,6 +97,7 @@ class UsageLog:
         # left (at least _COMPACT_BYTES). A log of many live entries stays large after
         # compaction; a fixed bound would compact it again at every line written.
         self._compact_at = _COMPACT_BYTES
+        self._fd: Optional[int] = None  # the log, kept open (see _write)
 
     def __reduce__(self) -> Any:
         # A worker process that receives a decorator records into its own log.
@@ -145,22 +146,45 @@ class UsageLog:
             self._write(records)
 
     def _write(self, records: List[Dict[str, Any]]) -> None:
-        import json  # not at import (issue 12: a light import)
+        """Append ``records``, one line each, in one ``write`` (``O_APPEND`` keeps it
+        whole among writers). The log stays open for the next line of this process (at
+        most ``_KEEP_OPEN`` logs): a log replaced (compacted) or removed since it was
+        opened has no link left, and the lines are written again to the one there now."""
+        data = "".join(_compact_json(r) + "\n" for r in records).encode()
+        with _KEPT_LOCK:  # no thread closes a descriptor another is writing to
+            for _ in range(2):
+                fd = self._fd
+                if fd is None:
+                    try:
+                        fd = os.open(self.path, _APPEND_FLAGS, self.cache.file_mode)
+                    except OSError as exc:  # no cache folder (yet), read-only: not recorded
+                        logger.debug("usage not recorded in %s: %s", self.path, exc)
+                        return
+                    self._fd = fd
+                    _KEPT[self] = None
+                    if len(_KEPT) > _KEEP_OPEN:
+                        next(iter(_KEPT))._close()
+                try:
+                    os.write(fd, data)
+                    status = os.fstat(fd)
+                except OSError as exc:
+                    self._close()
+                    logger.debug("usage not recorded in %s: %s", self.path, exc)
+                    return
+                if status.st_nlink:
+                    if status.st_size > self._compact_at:
+                        self._compact_soon = True
+                    return
+                self._close()  # what was written went to a file no longer there
 
-        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
-        try:
-            fd = os.open(self.path, _APPEND_FLAGS, self.cache.file_mode)
-        except OSError as exc:  # no cache folder (yet), read-only: nothing to record
-            logger.debug("usage not recorded in %s: %s", self.path, exc)
-            return
-        try:
-            os.write(fd, data)  # one write: O_APPEND keeps it whole among writers
-            if os.fstat(fd).st_size > self._compact_at:
-                self._compact_soon = True
-        except OSError as exc:
-            logger.debug("usage not recorded in %s: %s", self.path, exc)
-        finally:
-            os.close(fd)
+    def _close(self) -> None:
+        fd, self._fd = self._fd, None
+        _KEPT.pop(self, None)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def read(self) -> Dict[str, Usage]:
         """What the log says of each key it names."""
@@ -264,6 +288,24 @@ def _count(value: Any) -> int:
 
 _LOGS: Dict[str, UsageLog] = {}
 _LOGS_LOCK = threading.Lock()
+
+
+_KEEP_OPEN = 16
+_KEPT: Dict[UsageLog, None] = {}  # the logs with a descriptor open, oldest first
+_KEPT_LOCK = threading.Lock()
+
+
+def _forget_kept() -> None:
+    """In a forked child: the inherited descriptors are closed (a lock held by a
+    thread of the parent would never be released here)."""
+    global _KEPT_LOCK
+    _KEPT_LOCK = threading.Lock()
+    for log in list(_KEPT):
+        log._close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_kept)
 
 
 def usage_log_for(cache: PickleFileCache) -> UsageLog:

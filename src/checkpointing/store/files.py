@@ -244,6 +244,9 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
         Raises:
             ValueError: ``key`` is not a non-empty str.
         """
+        known = self._paths.get(key)  # (a key read already: its miss or hit)
+        if known is not None:
+            return known[0]
         return os.path.join(self.entries_directory, _file_stem(key) + _SUFFIX)
 
     def _prepare(self) -> None:

@@ -137,6 +137,20 @@ def decode_header(data: bytes) -> Dict[str, Any]:
     return header
 
 
+def _compact_json(value: Any) -> str:
+    """``json.dumps(value, default=str, separators=(",", ":"))``, with one encoder per
+    process (``dumps`` with arguments builds one per call: a microsecond a save)."""
+    encode = _ENCODER
+    if not encode:
+        import json  # not at import: ~1 ms, for misses and checks only
+
+        encode.append(json.JSONEncoder(default=str, separators=(",", ":")).encode)
+    return encode[0](value)
+
+
+_ENCODER: List[Any] = []
+
+
 def _key_digest(key: str) -> bytes:
     return xxhash.xxh3_128_digest(key.encode("utf-8", "surrogatepass"))
 
@@ -193,8 +207,6 @@ def _entry_parts(
     """(header length, parts, pickle, buffers): the bytes of an entry after its prefix,
     as the pieces they are in memory (the header, zero padding, the pickle stream, each
     out-of-band buffer, never copied); pickling errors propagate as they are."""
-    import json  # not at import: ~1 ms, for misses and checks only
-
     raws: List[memoryview] = []
     if protocol >= 5:
         buffers: List[pickle.PickleBuffer] = []
@@ -216,7 +228,7 @@ def _entry_parts(
     header_bytes = (
         _LAYOUT.pack(len(data), len(raws), flags, _key_digest(key))
         + b"".join(_LENGTH.pack(raw.nbytes) for raw in raws)
-        + json.dumps(header, default=str, separators=(",", ":")).encode()
+        + _compact_json(header).encode()
     )
     parts: List[Any] = [header_bytes]
     position = _PREFIX.size + len(header_bytes)

@@ -40,7 +40,7 @@ from .fileio import (
     _write_all,
     _write_at,
 )
-from .format import _Corrupt
+from .format import _compact_json, _Corrupt
 
 __all__ = [
     "HISTORY_COMPACT_BYTES",
@@ -422,17 +422,13 @@ class HistoryFiles:
     def record_history(self, function: str, entry: Dict[str, Any]) -> None:
         """Append ``entry`` to the history of ``function`` (one checksummed line, see
         :func:`append_history`); never fsynced: a history only explains misses."""
-        import json  # not at import: ~1 ms, for misses and checks only
-
         path = self._history_path(function)
         self._prepare()
         folder = os.path.dirname(path)
         if not self._history_folder_ready:
             _make_private_folder(folder, self.folder_mode)
             self._history_folder_ready = True
-        record = json.dumps(
-            {"function": function, "entry": entry}, separators=(",", ":"), default=str
-        ).encode()
+        record = _compact_json({"function": function, "entry": entry}).encode()
         try:
             append_history(folder, os.path.basename(path), record, self.file_mode)
         except FileNotFoundError:  # the folder was removed under us: once more
