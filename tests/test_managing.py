@@ -742,3 +742,24 @@ def test_a_log_of_many_live_entries_is_not_compacted_at_every_save(in_tmp, monke
     assert 1 <= len(compactions) <= 6, compactions
     usage = log.read()
     assert len(usage) == 400 and all(u.misses == 1 for u in usage.values())
+
+
+def test_a_usage_log_kept_open_follows_a_compaction_or_removal_elsewhere(in_tmp) -> None:
+    """A process keeps its usage log open between lines; when another process compacts
+    the log (a new file renamed over it) or it is removed, the next line goes to the log
+    that is there now, not to the file it had open."""
+    from checkpointing import PickleFileCache
+    from checkpointing.store.evict import UsageLog, evict_lock
+
+    cache = PickleFileCache(".cache")
+    mine, other = UsageLog(cache), UsageLog(cache)  # as two processes would have
+    for key in ("a", "b"):
+        cache.save_entry(key, key, {"function": "m:f"})
+        mine.saved(key, "m:f")
+    with evict_lock(cache):
+        other.compact()  # renamed over the file ``mine`` holds open
+    mine.saved("a", "m:f")
+    assert other.read()["a"].misses == 2 and other.read()["b"].misses == 1
+    os.remove(mine.path)
+    mine.saved("b", "m:f")
+    assert set(other.read()) == {"b"}
