@@ -745,6 +745,8 @@ def _unwatch_env() -> None:
 
 def _install_audit_hook() -> None:
     global _HOOK_INSTALLED
+    if _HOOK_INSTALLED:  # each miss asks: no lock once it is in
+        return
     with _HOOK_LOCK:
         if not _HOOK_INSTALLED:
             sys.addaudithook(_audit)  # cannot be removed: it returns at once when idle

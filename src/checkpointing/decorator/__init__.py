@@ -400,7 +400,9 @@ class DecoratorCheckpoint:
                 except Exception as exc:  # a lock is an optimisation: compute without it
                     logger.debug("no compute-once lock for %s: %s", qualified_name(func), exc)
             try:
-                if state == ACQUIRED or state == READY:
+                if state == READY or (
+                    state == ACQUIRED and (value is not _MISSING or self._may_exist(key))
+                ):
                     value = self._try_retrieve(func, key, again=True)
                     if value is not _MISSING and value is not _STALE:
                         return value
@@ -420,6 +422,17 @@ class DecoratorCheckpoint:
                         lock.release()  # type: ignore[union-attr]
                     except Exception as exc:
                         logger.debug("releasing the lock of %s: %s", qualified_name(func), exc)
+
+    def _may_exist(self, key: str) -> bool:
+        """Could ``key`` have an entry now? False only when the local store has no file
+        for it (one ``lstat``: cheaper than a read that fails, on most misses)."""
+        cache = self.cache
+        if type(cache) is not PickleFileCache:
+            return True
+        try:
+            return os.path.lexists(cache.path_of(key))
+        except ValueError:
+            return True
 
     def _run_and_save(
         self,
