@@ -74,7 +74,7 @@ __all__ = ["KeyPlan", "NamesSnapshot", "Slot", "acknowledge_blind_spots", "plan_
 logger = logging.getLogger("checkpointing")
 
 # Bump when the analysis or the layout of stored plans changes.
-ANALYSIS_FORMAT = 4
+ANALYSIS_FORMAT = 5
 _RUNTIME = sys.implementation.cache_tag or sys.version
 
 
