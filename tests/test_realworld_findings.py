@@ -294,7 +294,7 @@ def test_code_found_at_run_time_ignores_comments_and_docstrings(project) -> None
 
 
 CLASS_COPY_LIB = """
-import dataclasses, os
+import os
 
 class Settings:
     RATE = 1
@@ -304,9 +304,10 @@ class Settings:
         return x * type(self).RATE * Settings.UNIT  # names the class its module binds
 
 def make():
-    # dataclass(slots=True) returns a new class under the same name (networkx's Config
-    # makes several so); its attribute is set at run time.
-    cls = dataclasses.dataclass(slots=True)(Settings)
+    # A new class under the same name, with slots, as dataclass(slots=True) makes one
+    # (networkx's Config makes several so; Python 3.10+); its attribute is set at run time.
+    body = {k: v for k, v in vars(Settings).items() if k not in ("__dict__", "__weakref__")}
+    cls = type("Settings", Settings.__bases__, {**body, "__slots__": ()})
     cls.RATE = int(os.environ.get("RATE", "1"))
     cls.COPIED = True  # one more attribute than the original's
     return cls()
