@@ -4,6 +4,7 @@ small program run twice in subprocesses, as in tests/test_e2e_tracking.py."""
 from __future__ import annotations
 
 import functools
+import shutil
 
 import pytest
 
@@ -290,3 +291,95 @@ def test_code_found_at_run_time_ignores_comments_and_docstrings(project) -> None
     project.write("plugins/upper.py", cosmetic.replace('"!"', '"?"'))
     third = project.run()
     assert third.ran == ["render"] and third.results == ["ABC?"]
+
+
+CLASS_COPY_LIB = """
+import os
+
+class Settings:
+    RATE = 1
+    UNIT = 1
+
+    def scaled(self, x):
+        return x * type(self).RATE * Settings.UNIT  # names the class its module binds
+
+def make():
+    # A new class under the same name, with slots, as dataclass(slots=True) makes one
+    # (networkx's Config makes several so; Python 3.10+); its attribute is set at run time.
+    body = {k: v for k, v in vars(Settings).items() if k not in ("__dict__", "__weakref__")}
+    cls = type("Settings", Settings.__bases__, {**body, "__slots__": ()})
+    cls.RATE = int(os.environ.get("RATE", "1"))
+    cls.COPIED = True  # one more attribute than the original's
+    return cls()
+
+SETTINGS = make()
+PLAIN = Settings()
+"""
+
+CLASS_COPY_MAIN = """
+import logging, sys
+from checkpointing import checkpoint
+import cfg
+
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(message)s")
+
+@checkpoint
+def f(x):
+    print("RAN f")
+    return cfg.SETTINGS.scaled(x) + cfg.PLAIN.scaled(x)
+
+print("RESULT", f(5))
+"""
+
+
+def test_a_copy_of_a_class_has_its_own_stored_analysis_and_its_own_attributes(project) -> None:
+    """A class and a copy of it describe alike. Stored at one path, each analysis
+    replaced the other in every process (networkx re-analysed its configuration classes
+    on every run); read back, the copy's attribute slots read the original's namespace,
+    so a change of the copy's attribute would not re-run."""
+    project.write("cfg.py", CLASS_COPY_LIB)
+    project.write("main.py", CLASS_COPY_MAIN)
+    first = project.run(env={"RATE": "2"})
+    assert first.ran == ["f"] and first.results == ["15"], first  # 5 * 2 + 5 * 1
+    second = project.run(env={"RATE": "2"})
+    assert second.ran == [] and second.results == ["15"], second
+    assert "stored analysis" not in second.stderr, second.stderr  # read back, not stale
+    third = project.run(env={"RATE": "3"})  # only the copy's attribute changed
+    assert third.ran == ["f"] and third.results == ["20"], third
+    fourth = project.run(env={"RATE": "3"})
+    assert fourth.ran == [] and fourth.results == ["20"], fourth
+
+
+LOCAL_IMPORT_MAIN = """
+import os, sys
+from checkpointing import checkpoint
+
+if os.environ.get("LOAD") == "1":
+    import wave  # loaded before the analysis in this run only
+
+@checkpoint
+def f(x):
+    print("RAN f")
+    if x < 0:  # never taken: the import runs only on this path
+        import wave
+        return wave.open
+    return x + 1
+
+print("RESULT", f(1))
+print("RESULT", "wave" in sys.modules)
+"""
+
+
+def test_an_external_import_inside_a_function_is_not_imported_and_keys_alike(project) -> None:
+    """The analysis names what a function imports from outside the project without
+    importing it (networkx as project code: sympy, pandas, scipy, pytest, seconds), and
+    the key is the same whether the library was loaded when the analysis was made."""
+    project.write("main.py", LOCAL_IMPORT_MAIN)
+    first = project.run(env={"LOAD": "0"})
+    assert first.ran == ["f"] and first.results == ["2", "False"], first
+    shutil.rmtree(project.root / ".checkpointing" / "analysis")
+    second = project.run(env={"LOAD": "1"})  # analysed again, with wave loaded
+    assert second.ran == [] and second.results == ["2", "True"], second
+    shutil.rmtree(project.root / ".checkpointing" / "analysis")
+    third = project.run(env={"LOAD": "0"})
+    assert third.ran == [] and third.results == ["2", "False"], third
