@@ -57,6 +57,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import xxhash
 
+from .config import defaults
 from .source import INDEX
 
 __all__ = ["Recorder", "active", "declared_checks", "merge", "propagate", "start", "stop", "verify"]
@@ -829,8 +830,6 @@ def _start_monitoring(force_profile: bool = False) -> bool:
     global _TOOL
     monitoring = _monitoring()
     if monitoring is None:
-        from .config import defaults
-
         return (defaults["runtime.profile_safety_net"] or force_profile) and _start_profile()
     if _TOOL is None:
         for tool in (4, 3, 5):  # ids 0-2 and 5 are conventionally debuggers/coverage...
@@ -978,6 +977,4 @@ def monitoring_available(blind: bool = False) -> bool:
     for a function whose analysis has blind spots (``blind``)?"""
     if _monitoring() is not None:
         return True
-    from .config import defaults
-
     return bool(defaults["runtime.profile_safety_net"]) or blind
