@@ -67,6 +67,8 @@ from .analysis.resolve import (
 )
 from .config import defaults
 from .errors import PENDING_WARNINGS, BlindSpotWarning
+from .hashing.builtins import _items
+from .hashing.core import _TL, _too_deep
 from .source import INDEX, display_path
 
 __all__ = ["KeyPlan", "NamesSnapshot", "Slot", "acknowledge_blind_spots", "plan_for"]
@@ -338,6 +340,8 @@ class KeyPlan:
 
     def _digest_in_walk(self, values: List[Any]) -> bytes:
         try:
+            if any(type(v) in _SHARED_TYPES and len(v) >= _SHARED_MIN for v in values):
+                return _feed_values(hashing.Hasher(), values).digest()
             return hashing.Hasher().feed(values).digest()
         except hashing.UnhashableValue:
             pass  # find which one, below
@@ -349,6 +353,85 @@ class KeyPlan:
                 _warn_unhashable(self.slots[index].qualname, self.root, exc)
                 values[index] = ("unhashable", type(value).__module__, type(value).__qualname__)
         return b"unhashable:" + hashing.digest_value(values)
+
+
+# -- Large values read by several functions ---------------------------------------------
+#
+# networkx's registry of 750 dispatchers is read by every function that calls one of
+# them: each function's first key in a process encoded it again (half of a new
+# process's later hits). Its encoding is kept, by identity, and used again while the
+# witness of its contents holds and the definitions met inside it digest as they did.
+
+_SHARED_TYPES = (dict, list)
+_SHARED_MIN = 100  # items; below that, encoding is cheaper than checking the witness
+_SHARED_MAX = 64  # values kept
+# id(value) -> (value, its encoding, witness of its contents, definitions met inside:
+# ("definition", object, layer, digest) or ("function", function, digester output))
+_SHARED: Dict[int, Tuple[Any, bytes, "_Witness", List[Tuple[Any, ...]]]] = {}
+
+
+def _feed_values(h: hashing.Hasher, values: List[Any]) -> hashing.Hasher:
+    """``h.feed(values)``, byte for byte, with large containers taken from
+    :data:`_SHARED` where still valid (see :func:`_feed_shared`)."""
+    buf = h._buf
+    active = h._active
+    active[id(values)] = len(active)
+    try:
+        buf += _TL(b"l", len(values))
+        for value in values:
+            if type(value) in _SHARED_TYPES and len(value) >= _SHARED_MIN:
+                _feed_shared(h, value)
+            else:
+                _items(h, (value,), buf)
+    except RecursionError:
+        raise _too_deep(values) from None
+    finally:
+        del active[id(values)]
+    return h
+
+
+def _feed_shared(h: hashing.Hasher, value: Any) -> None:
+    walk = getattr(_STATE, "walk", None)
+    if walk is _OPEN:
+        _STATE.walk = walk = _Walk()
+    if not isinstance(walk, _Walk) or walk.tap is not None or not walk.shared:
+        _items(h, (value,), h._buf)
+        return
+    entry = _SHARED.get(id(value))
+    if entry is not None and entry[0] is value and _still_valid(entry):
+        h._buf += entry[1]
+        return
+    start = len(h._buf)
+    flushed = h._state is not None
+    tap: List[Tuple[Any, ...]] = []
+    walk.tap = tap
+    try:
+        _items(h, (value,), h._buf)
+    finally:
+        walk.tap = None
+    if flushed or h._state is not None:
+        return  # part of the encoding went into the hash state: not kept
+    containers: List[Any] = []
+    if not _snapshot(value, containers, set()):
+        return
+    met = list({(m[0], id(m[1]), m[2] if m[0] == "definition" else None): m for m in tap}.values())
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    _SHARED[id(value)] = (value, bytes(h._buf[start:]), _Witness([], [], containers, []), met)
+
+
+def _still_valid(entry: Tuple[Any, bytes, "_Witness", List[Tuple[Any, ...]]]) -> bool:
+    """The contents are the same objects, and the definitions met inside digest as
+    they did (asked in the current walk, so that its witness covers what they read)."""
+    if not entry[2].holds():
+        return False
+    for met in entry[3]:
+        if met[0] == "definition":
+            if _definition_digest(met[1], met[2]) != met[3]:
+                return False
+        elif _function_digester(met[1]) != met[2]:
+            return False
+    return True
 
 
 class NamesSnapshot:
@@ -1524,6 +1607,7 @@ class _Walk:
         "_witness",
         "shared",
         "answered",
+        "tap",
     )
 
     def __init__(self, shared: bool = True) -> None:
@@ -1541,6 +1625,8 @@ class _Walk:
         # id(object asked about) -> (object, digest): a class met once per instance in
         # a registry of 750 is answered without unwrapping and classifying it again.
         self.answered: Dict[int, Tuple[Any, bytes]] = {}
+        # While a shared value is encoded: the definitions met in it (_feed_shared).
+        self.tap: Optional[List[Tuple[Any, ...]]] = None
 
     def digest_of(self, original: Any) -> bytes:
         index = self._definition(original)
@@ -2328,6 +2414,8 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
     if walk is not None and walk is not _OPEN and not layer and walk.collecting is None:
         known = walk.answered.get(id(obj))
         if known is not None and known[0] is obj:
+            if walk.tap is not None:
+                walk.tap.append(("definition", obj, layer, known[1]))
             return known[1]
     original = obj if layer else unwrap(obj)
     if not is_project_object(original):
@@ -2343,14 +2431,20 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
     digest = walk.digest_of(original)
     if not layer:
         walk.answered[id(obj)] = (obj, digest)
+    if walk.tap is not None:
+        walk.tap.append(("definition", obj, layer, digest))
     return digest
 
 
 def _function_digester(func: Any) -> bytes:
     digest = _definition_digest(func)
-    if digest is not None:
-        return b"project-function:" + digest + _wrapper_digest(func) + _layers_digest(func)
-    return b"function:" + qualname_of(func).encode()
+    if digest is None:
+        return b"function:" + qualname_of(func).encode()
+    out = b"project-function:" + digest + _wrapper_digest(func) + _layers_digest(func)
+    walk = getattr(_STATE, "walk", None)
+    if isinstance(walk, _Walk) and walk.tap is not None and walk.collecting is None:
+        walk.tap.append(("function", func, out))
+    return out
 
 
 # id(function) -> (function, its hidden wrapper layers): asked at every digest of it.
