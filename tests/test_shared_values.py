@@ -87,6 +87,10 @@ def replacement(x):
     return x + 100
 
 
+def count():  # a definition reading the registry: it is a value of the walk too
+    return len(REGISTRY)
+
+
 def change(how):
     if how == "entry":
         REGISTRY["item7"] = Item(700)
@@ -106,13 +110,13 @@ import lib
 @checkpoint
 def f(x):
     print("RAN f")
-    return sum(i.value() for k, i in lib.REGISTRY.items() if k.startswith("item")) + x
+    return sum(i.value() for k, i in lib.REGISTRY.items() if k.startswith("item")) + lib.count()
 
 @checkpoint
 def g(x):
     print("RAN g")
     r = lib.REGISTRY
-    return r["item7"].value() + r["plain"](x) + r["wrapper"](x)
+    return r["item7"].value() + r["plain"](x) + r["wrapper"](x) + lib.count()
 
 how = os.environ["HOW"]
 if os.environ["WHEN"] == "start":
