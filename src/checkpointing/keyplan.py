@@ -412,14 +412,20 @@ def _feed_shared(h: hashing.Hasher, value: Any) -> None:
         walk.tap = None
     if flushed or h._state is not None:
         return  # part of the encoding went into the hash state: not kept
-    containers: List[Any] = []
-    if not _snapshot(value, containers, set()):
-        return
     met = list({(m[0], id(m[1]), m[2] if m[0] == "definition" else None): m for m in tap}.values())
-    if len(_SHARED) >= _SHARED_MAX:
-        _SHARED.clear()
-    witness = _Witness([], [], containers, [])
-    _SHARED[id(value)] = (value, bytes(h._buf[start:]), witness, met, walk.serial)
+    # Kept once the witness of this key computation, which snapshots the value anyway,
+    # is made (_values_witness): not snapshotted a second time here.
+    walk.pending.append((value, bytes(h._buf[start:]), met))
+
+
+def _keep_shared(walk: "_Walk", witness: "_Witness") -> None:
+    """Keep the encodings ``walk`` made of large values that ``witness`` covers."""
+    for value, encoding, met in walk.pending:
+        if id(value) in witness.ids:
+            if len(_SHARED) >= _SHARED_MAX:
+                _SHARED.clear()
+            _SHARED[id(value)] = (value, encoding, witness, met, walk.serial)
+    walk.pending = []
 
 
 def _still_valid(
@@ -1621,6 +1627,7 @@ class _Walk:
         "answered",
         "tap",
         "serial",
+        "pending",
     )
 
     def __init__(self, shared: bool = True) -> None:
@@ -1641,6 +1648,7 @@ class _Walk:
         # While a shared value is encoded: the definitions met in it (_feed_shared).
         self.tap: Optional[List[Tuple[Any, ...]]] = None
         self.serial = next(_WALK_SERIAL)
+        self.pending: List[Tuple[Any, bytes, List[Tuple[Any, ...]]]] = []
 
     def digest_of(self, original: Any) -> bytes:
         index = self._definition(original)
@@ -1935,7 +1943,10 @@ def _values_witness(values: List[Any]) -> Optional[_Witness]:
     containers: List[Any] = []
     if not _snapshot(values, containers, seen):
         return None
-    return _Witness([], [], containers, parts)
+    witness = _Witness([], [], containers, parts)
+    if isinstance(walk, _Walk) and walk.pending:
+        _keep_shared(walk, witness)
+    return witness
 
 
 def _plan_and_read(original: Any) -> Tuple[KeyPlan, List[Any]]:
