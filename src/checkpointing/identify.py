@@ -29,12 +29,26 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from types import FrameType
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import hashing
 from .errors import CheckpointWarning, ConfigurationError, HashFailedError
 from .report import warn
 from .store import PickleFileCache
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import (
+        Any,
+        Callable,
+        Dict,
+        Iterable,
+        Iterator,
+        List,
+        Mapping,
+        Optional,
+        Sequence,
+        Tuple,
+    )
 
 __all__ = [
     "AutoFuncCallIdentifier",

@@ -27,7 +27,10 @@ import os
 import sys
 import threading
 import warnings
-from typing import Any, Hashable, Optional, Set, Type
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Hashable, Optional, Set, Type
 
 __all__ = ["user_stacklevel", "warn"]
 

@@ -53,11 +53,14 @@ import os
 import stat as _stat
 import sys
 import threading
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import xxhash
 
 from .source import INDEX
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 __all__ = ["Recorder", "active", "declared_checks", "merge", "propagate", "start", "stop", "verify"]
 

@@ -20,8 +20,6 @@ their code; for everything else they give the bytes the defaults here give.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple, Union  # noqa: F401
-
 from . import core
 from .builtins import (  # noqa: F401  (the names of the single module this package was)
     _BUILTIN_BASES,
@@ -96,10 +94,6 @@ from .core import (  # noqa: F401
     DIGEST_SIZE,
     FORMAT_VERSION,
     TAGS,
-    ClassDigester,
-    Digester,
-    Encoder,
-    Feeder,
     Hasher,
     UnhashableValue,
     _attr_state,
@@ -151,6 +145,16 @@ from .stdlib import (  # noqa: F401
     _enc_uuid,
     _known_encoder,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
+
+def __getattr__(name: str) -> object:
+    # The type aliases of hashing.core (Digester, Encoder...), made at first use there.
+    return getattr(core, name)
+
 
 __all__ = [
     "DIGEST_SIZE",

@@ -22,14 +22,16 @@ import os
 import sys
 import sysconfig  # here, not in a method the import hook calls (it would recurse)
 import threading
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 import xxhash
 
+from ..config import defaults
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ast
+    from typing import Any, Dict, List, Optional, Set, Tuple
 
-from ..config import defaults
 
 __all__ = ["INDEX", "ModuleRecord", "SourceIndex"]
 

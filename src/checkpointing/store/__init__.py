@@ -54,7 +54,7 @@ from .fileio import (
     read_trusted_file,
     write_private_file,
 )
-from .files import _LEGACY_NAME, CACHEDIR_TAG, FSYNC_AFTER_SECONDS, EntryInfo, PickleFileCache
+from .files import CACHEDIR_TAG, FSYNC_AFTER_SECONDS, EntryInfo, PickleFileCache
 from .format import (
     _ALIGN,
     _FIRST_READ,
@@ -64,7 +64,6 @@ from .format import (
     _MAX_HEADER,
     _NO_SIGNATURE,
     _PREFIX,
-    _SAFE_ID,
     _SIGNATURE_AT,
     _SIGNED,
     _SMALL,
@@ -94,6 +93,14 @@ from .locks import SynchronizedCache
 from .memory import InMemoryLRUCache
 from .tier import MEMORY, MemoryTier
 from .variants import _checks_digest
+
+
+def __getattr__(name: str) -> object:
+    # Compiled patterns, made at first use (re is not imported at import: issue 12).
+    from . import files, format
+
+    return getattr(files if name == "_LEGACY_NAME" else format, name)
+
 
 __all__ = [
     "CACHEDIR_TAG",

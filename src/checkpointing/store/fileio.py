@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import xxhash
 
@@ -41,6 +40,10 @@ from .format import (
     _new_mac,
     _read_entry,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 __all__ = ["STALE_TEMP_SECONDS", "read_trusted_file", "write_private_file"]
 

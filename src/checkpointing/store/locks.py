@@ -41,15 +41,21 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-from .._typing import ContextId, ReturnValue
 from .base import CacheBase
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+    from .._typing import ContextId, ReturnValue
+else:
+    from .base import ContextId, ReturnValue  # stand-ins (see there)
 
 __all__ = [
     "ACQUIRED",

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Iterator, Optional
 
-from .._typing import ContextId, ReturnValue
 from ..errors import CheckpointNotExist, ConfigurationError
 from .base import CacheBase
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator, Optional
+
+    from .._typing import ContextId, ReturnValue
+else:
+    from .base import ContextId, ReturnValue  # stand-ins (see there)
 
 __all__ = ["InMemoryLRUCache"]
 
