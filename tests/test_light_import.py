@@ -46,8 +46,20 @@ DEFERRED = [
 # Standard modules a hit does not need, and that ``import checkpointing`` must not load
 # (unless the interpreter's own start-up did): typing (and what it imports), re and
 # enum (pickle.py imports re; the store uses _pickle), importlib.util (it imports
-# typing on 3.9). About 7 ms of the 12 ms budget together (issue 12, target 5).
-NOT_LOADED = ["typing", "re", "enum", "pickle", "importlib.util", "inspect", "logging"]
+# typing on 3.9), threading (the locks are _thread's) and contextlib. About 8 ms of the
+# 12 ms budget together (issue 12, target 5).
+NOT_LOADED = [
+    "typing",
+    "re",
+    "enum",
+    "pickle",
+    "importlib.util",
+    "contextlib",
+    "inspect",
+    "logging",
+]
+if sys.version_info < (3, 12):  # from 3.12 sysconfig (the source index's) imports it
+    NOT_LOADED.append("threading")
 
 
 def _python(code: str, cwd: str) -> str:

@@ -53,7 +53,6 @@ from ..errors import (
 from ..identify import AutoFuncCallIdentifier, FuncCallIdentifierBase, qualified_name
 from ..report import warn
 from ..store import CacheBase, PickleFileCache
-from ..store.locks import ACQUIRED, READY, TIMED_OUT, thread_gate
 from . import manage as _manage
 
 TYPE_CHECKING = False
@@ -393,6 +392,8 @@ class DecoratorCheckpoint:
         """A miss under the key's lock: wait while another caller computes, then read
         its entry; compute only if it is still missing (see
         :mod:`checkpointing.store.locks`)."""
+        from ..store.locks import ACQUIRED, READY, TIMED_OUT, thread_gate  # a miss's
+
         timeout = defaults["checkpoint.wait_timeout"]
         deadline = time.monotonic() + timeout
         with thread_gate(key, timeout) as waited:

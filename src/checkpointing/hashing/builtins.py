@@ -15,11 +15,11 @@ objects; split further they would only import each other.)
 
 from __future__ import annotations
 
+import _thread  # threading's locks, without threading (issue 12, target 5)
 import copyreg
 import functools
 import io
 import sys
-import threading
 import types
 
 from .core import (
@@ -664,16 +664,20 @@ def _never_types() -> Tuple[type, ...]:
         types.AsyncGeneratorType,
         types.FrameType,
         types.TracebackType,
-        threading.Thread,
-        type(threading.Lock()),
-        type(threading.RLock()),
-        threading.Condition,
-        threading.Event,
-        threading.Semaphore,
-        threading.Barrier,
+        type(_thread.allocate_lock()),
+        type(_thread.RLock()),
         type(iter(())),
         type(iter([])),
     ]
+    threading = sys.modules.get("threading")  # its classes exist once it is imported
+    if threading is not None:
+        never += [
+            threading.Thread,
+            threading.Condition,
+            threading.Event,
+            threading.Semaphore,
+            threading.Barrier,
+        ]
     import weakref
 
     never.append(weakref.ref)

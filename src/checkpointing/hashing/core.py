@@ -24,9 +24,9 @@ is a third of it.)
 
 from __future__ import annotations
 
+import _thread  # threading's locks, without threading (issue 12, target 5)
 import struct
 import sys
-import threading
 
 import xxhash
 
@@ -231,7 +231,7 @@ def _put_str(buf: bytearray, tag: bytes, s: str) -> None:
 
 # -- Registries -------------------------------------------------------------------------
 
-_LOCK = threading.RLock()
+_LOCK = _thread.RLock()
 _USER_TYPES: Dict[type, Any] = {}  # registered types -> the function given; later wins
 # (predicate, function given, per_type), in registration order
 _PREDICATES: List[Tuple[Callable[[Any], bool], Any, bool]] = []

@@ -12,10 +12,10 @@ through untouched, at the cost of a memoised path check.
 
 from __future__ import annotations
 
+import _thread  # threading's locks, without threading (issue 12, target 5)
 import importlib.machinery
 import os
 import sys
-import threading
 import types
 
 # importlib.util.decode_source itself: importlib.util imports typing on 3.9 (issue 12)
@@ -119,7 +119,7 @@ class RecordingFinder:
     """Finds nothing itself: asks the finders after it, then wraps project loaders."""
 
     def __init__(self) -> None:
-        self._busy = threading.local()
+        self._busy = _thread._local()
 
     def find_spec(
         self,
@@ -196,7 +196,7 @@ class ImportHookHandle:
 
 
 _HANDLE: Optional[ImportHookHandle] = None
-_LOCK = threading.RLock()
+_LOCK = _thread.RLock()
 _WATCHING_CODE = False
 
 

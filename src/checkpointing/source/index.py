@@ -18,10 +18,10 @@ only files under those roots (minus the same exclusions) count.
 
 from __future__ import annotations
 
+import _thread  # threading's locks, without threading (issue 12, target 5)
 import os
 import sys
 import sysconfig  # here, not in a method the import hook calls (it would recurse)
-import threading
 
 import xxhash
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["INDEX", "ModuleRecord", "SourceIndex"]
 
-_PARSE_LOCK = threading.Lock()
+_PARSE_LOCK = _thread.allocate_lock()
 
 
 class ModuleRecord:
@@ -134,7 +134,7 @@ class SourceIndex:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()
         self._by_filename: Dict[str, ModuleRecord] = {}
         self._by_module: Dict[str, ModuleRecord] = {}
         self._added_roots: List[str] = []

@@ -89,14 +89,18 @@ from .format import (
     _Untrusted,
 )
 from .history import HISTORY_COMPACT_BYTES, HISTORY_LENGTH, append_history, read_history_file
-from .locks import SynchronizedCache
 from .memory import InMemoryLRUCache
 from .tier import MEMORY, MemoryTier
 from .variants import _checks_digest
 
 
 def __getattr__(name: str) -> object:
-    # Compiled patterns, made at first use (re is not imported at import: issue 12).
+    # Loaded at first use (issue 12, target 5): the compute-once locks (a miss's, with
+    # contextlib) and the compiled patterns (re).
+    if name == "SynchronizedCache":
+        from .locks import SynchronizedCache
+
+        return SynchronizedCache
     from . import files, format
 
     return getattr(files if name == "_LEGACY_NAME" else format, name)

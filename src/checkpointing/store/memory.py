@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import _thread  # threading's locks, without threading (issue 12, target 5)
 from collections import OrderedDict
 
 from ..errors import CheckpointNotExist, ConfigurationError
@@ -46,7 +46,7 @@ class InMemoryLRUCache(CacheBase[ContextId, ReturnValue]):
             )
         self.maxsize = maxsize
         self._entries: "OrderedDict[ContextId, ReturnValue]" = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def __repr__(self) -> str:
         return f"InMemoryLRUCache(maxsize={self.maxsize!r})"

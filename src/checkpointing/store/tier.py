@@ -6,8 +6,8 @@ verified bytes, served again after one ``lstat`` shows their file unchanged (see
 
 from __future__ import annotations
 
+import _thread  # threading's locks, without threading (issue 12, target 5)
 import os
-import threading
 from collections import OrderedDict, namedtuple
 
 from ..config import defaults
@@ -75,7 +75,7 @@ class MemoryTier:
         self._limit = limit  # the bound in bytes, read at each put (a setting may change)
         self._entries: "OrderedDict[str, Remembered]" = OrderedDict()
         self._bytes = 0
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def __len__(self) -> int:
         return len(self._entries)
