@@ -290,3 +290,59 @@ def test_code_found_at_run_time_ignores_comments_and_docstrings(project) -> None
     project.write("plugins/upper.py", cosmetic.replace('"!"', '"?"'))
     third = project.run()
     assert third.ran == ["render"] and third.results == ["ABC?"]
+
+
+CLASS_COPY_LIB = """
+import dataclasses, os
+
+class Settings:
+    RATE = 1
+    UNIT = 1
+
+    def scaled(self, x):
+        return x * type(self).RATE * Settings.UNIT  # names the class its module binds
+
+def make():
+    # dataclass(slots=True) returns a new class under the same name (networkx's Config
+    # makes several so); its attribute is set at run time.
+    cls = dataclasses.dataclass(slots=True)(Settings)
+    cls.RATE = int(os.environ.get("RATE", "1"))
+    cls.COPIED = True  # one more attribute than the original's
+    return cls()
+
+SETTINGS = make()
+PLAIN = Settings()
+"""
+
+CLASS_COPY_MAIN = """
+import logging, sys
+from checkpointing import checkpoint
+import cfg
+
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(message)s")
+
+@checkpoint
+def f(x):
+    print("RAN f")
+    return cfg.SETTINGS.scaled(x) + cfg.PLAIN.scaled(x)
+
+print("RESULT", f(5))
+"""
+
+
+def test_a_copy_of_a_class_has_its_own_stored_analysis_and_its_own_attributes(project) -> None:
+    """A class and a copy of it describe alike. Stored at one path, each analysis
+    replaced the other in every process (networkx re-analysed its configuration classes
+    on every run); read back, the copy's attribute slots read the original's namespace,
+    so a change of the copy's attribute would not re-run."""
+    project.write("cfg.py", CLASS_COPY_LIB)
+    project.write("main.py", CLASS_COPY_MAIN)
+    first = project.run(env={"RATE": "2"})
+    assert first.ran == ["f"] and first.results == ["15"], first  # 5 * 2 + 5 * 1
+    second = project.run(env={"RATE": "2"})
+    assert second.ran == [] and second.results == ["15"], second
+    assert "stored analysis" not in second.stderr, second.stderr  # read back, not stale
+    third = project.run(env={"RATE": "3"})  # only the copy's attribute changed
+    assert third.ran == ["f"] and third.results == ["20"], third
+    fourth = project.run(env={"RATE": "3"})
+    assert fourth.ran == [] and fourth.results == ["20"], fourth

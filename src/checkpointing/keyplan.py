@@ -905,9 +905,25 @@ def _plan_path(func: Any, directory: str, local: bool = False) -> Optional[str]:
                 [os.fspath(r) for r in roots] if roots else None,
             ]
             + (["local"] if local else [])
+            + (_copy_marks(func) if identity[0] == "class" else [])
         ).encode()
     )
     return os.path.join(directory, key + ".json")
+
+
+def _copy_marks(cls: Any) -> List[Any]:
+    """What tells a class apart from the other classes that describe alike, where its
+    module does not bind it at its qualified name: ``dataclass(slots=True)`` returns a
+    new class, and networkx makes several at run time from one ``class`` statement,
+    each with attributes of its own. Their plans differ; stored at one path, each would
+    replace the other's in every process."""
+    cls = unwrap(cls)
+    obj = sys.modules.get(getattr(cls, "__module__", None) or "")
+    for part in getattr(cls, "__qualname__", "").split("."):
+        obj = getattr(obj, part, None) if obj is not None else None
+    if obj is cls:
+        return []
+    return ["copy", sorted(map(str, vars(cls))), [describe(b) for b in cls.__bases__]]
 
 
 def _load(func: Any, path: str) -> Optional[KeyPlan]:
@@ -1192,12 +1208,16 @@ def _attribute_owner(
 ) -> Any:
     """The object whose attributes an ``attribute`` slot reads: among the guarded
     definitions (by description) or the root, the one ``describe`` names, ``hops``
-    steps down its ``__wrapped__`` chain (-1: the original)."""
-    obj = found.get(_described(identity), UNBOUND)
-    if obj is UNBOUND:
-        if not locate.same(func, identity):
-            return None
+    steps down its ``__wrapped__`` chain (-1: the original). A class root first: a copy
+    of a class (see :func:`_copy_marks`) describes as the class its guards find."""
+    if identity[0] == "class" and locate.same(func, identity):
         obj = func
+    else:
+        obj = found.get(_described(identity), UNBOUND)
+        if obj is UNBOUND:
+            if not locate.same(func, identity):
+                return None
+            obj = func
     if hops < 0:
         return unwrap(obj)
     chain = unwrap_chain(obj)
@@ -2207,13 +2227,13 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
                 containers.append((4, value, frozenset(value)))
             continue
         elif (
-            encoder is hashing._enc_plain_object
-            or (
-                encoder is hashing._enc_reduce
-                and is_project_object(t)
-                and type(getattr(value, "__dict__", None)) is dict
+            (
+                encoder is hashing._enc_plain_object
+                or (encoder is hashing._enc_reduce and is_project_object(t))
             )
-        ) and not hashing._slot_names(t):
+            and type(getattr(value, "__dict__", None)) is dict  # not ``__slots__ = ()``
+            and not hashing._slot_names(t)
+        ):
             # A project class's own pickling is its code (digested with the class and
             # checked by the walk) applied to its attributes: networkx's
             # ``_dispatchable`` instances are checked by their attributes.
