@@ -413,6 +413,6 @@ def test_small_files_read_whole_up_to_the_limit(tmp_path) -> None:
     empty.write_bytes(b"")
     assert _read_regular(str(empty), 1 << 26) == b""
     with open(path, "rb", buffering=0) as handle:  # grew after an fstat gave 400 bytes
-        assert _read_up_to(handle, 400, 1 << 26) == b"x" * 1000
+        assert _read_up_to(handle.fileno(), 400, 1 << 26) == b"x" * 1000
     with open(path, "rb", buffering=0) as handle:
-        assert _read_up_to(handle, 400, 700) == b"x" * 700
+        assert _read_up_to(handle.fileno(), 400, 700) == b"x" * 700

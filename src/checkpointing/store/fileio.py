@@ -88,19 +88,18 @@ def _read_regular(path: str, limit: int) -> bytes:
         status = os.fstat(fd)
         if not stat.S_ISREG(status.st_mode):
             raise _Corrupt("not a regular file")
-        with open(fd, "rb", buffering=0, closefd=False) as handle:
-            return _read_up_to(handle, status.st_size, limit)
+        return _read_up_to(fd, status.st_size, limit)
     finally:
         os.close(fd)
 
 
-def _read_up_to(handle: Any, size: int, limit: int) -> bytes:
-    """What ``handle.read(limit)`` gives, for a file whose ``fstat`` gave ``size``: read
-    as the size it has, since ``read(limit)`` first allocates ``limit`` bytes (64 MiB
+def _read_up_to(fd: int, size: int, limit: int) -> bytes:
+    """What ``os.read(fd, limit)`` gives, for a file whose ``fstat`` gave ``size``: read
+    as the size it has, since a read of ``limit`` first allocates ``limit`` bytes (64 MiB
     for a plan: 16 µs a read, more in a new process, on the first hit; issue 12)."""
-    data = handle.read(min(limit, size + 1))
+    data = os.read(fd, min(limit, size + 1))
     if size < len(data) < limit:  # it grew since the fstat: read on, up to limit
-        data += handle.read(limit - len(data))
+        data += os.read(fd, limit - len(data))
     return data
 
 
@@ -137,8 +136,7 @@ def read_trusted_file(path: str, limit: int = 1 << 26) -> bytes:
                 problem = "writable by other users"
             if problem is not None:
                 raise ValueError(f"not trusted: {problem}")
-        with open(fd, "rb", buffering=0, closefd=False) as handle:
-            return _read_up_to(handle, status.st_size, limit)
+        return _read_up_to(fd, status.st_size, limit)
     finally:
         os.close(fd)
 
