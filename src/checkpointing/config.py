@@ -81,6 +81,8 @@ def validate_memory_bytes(value: Any) -> int:
 
 def validate_pickle_protocol(value: Any) -> int:
     """Return ``value`` if this interpreter's pickle supports it, else raise."""
+    if type(value) is int and 0 <= value <= 5:  # every pickle since Python 3.8 has 0-5
+        return value
     import pickle  # here: pickle.py imports re (issue 12, target 5)
 
     if (
