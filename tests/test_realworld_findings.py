@@ -4,6 +4,7 @@ small program run twice in subprocesses, as in tests/test_e2e_tracking.py."""
 from __future__ import annotations
 
 import functools
+import shutil
 
 import pytest
 
@@ -293,7 +294,7 @@ def test_code_found_at_run_time_ignores_comments_and_docstrings(project) -> None
 
 
 CLASS_COPY_LIB = """
-import dataclasses, os
+import os
 
 class Settings:
     RATE = 1
@@ -303,9 +304,10 @@ class Settings:
         return x * type(self).RATE * Settings.UNIT  # names the class its module binds
 
 def make():
-    # dataclass(slots=True) returns a new class under the same name (networkx's Config
-    # makes several so); its attribute is set at run time.
-    cls = dataclasses.dataclass(slots=True)(Settings)
+    # A new class under the same name, with slots, as dataclass(slots=True) makes one
+    # (networkx's Config makes several so; Python 3.10+); its attribute is set at run time.
+    body = {k: v for k, v in vars(Settings).items() if k not in ("__dict__", "__weakref__")}
+    cls = type("Settings", Settings.__bases__, {**body, "__slots__": ()})
     cls.RATE = int(os.environ.get("RATE", "1"))
     cls.COPIED = True  # one more attribute than the original's
     return cls()
@@ -346,3 +348,38 @@ def test_a_copy_of_a_class_has_its_own_stored_analysis_and_its_own_attributes(pr
     assert third.ran == ["f"] and third.results == ["20"], third
     fourth = project.run(env={"RATE": "3"})
     assert fourth.ran == [] and fourth.results == ["20"], fourth
+
+
+LOCAL_IMPORT_MAIN = """
+import os, sys
+from checkpointing import checkpoint
+
+if os.environ.get("LOAD") == "1":
+    import wave  # loaded before the analysis in this run only
+
+@checkpoint
+def f(x):
+    print("RAN f")
+    if x < 0:  # never taken: the import runs only on this path
+        import wave
+        return wave.open
+    return x + 1
+
+print("RESULT", f(1))
+print("RESULT", "wave" in sys.modules)
+"""
+
+
+def test_an_external_import_inside_a_function_is_not_imported_and_keys_alike(project) -> None:
+    """The analysis names what a function imports from outside the project without
+    importing it (networkx as project code: sympy, pandas, scipy, pytest, seconds), and
+    the key is the same whether the library was loaded when the analysis was made."""
+    project.write("main.py", LOCAL_IMPORT_MAIN)
+    first = project.run(env={"LOAD": "0"})
+    assert first.ran == ["f"] and first.results == ["2", "False"], first
+    shutil.rmtree(project.root / ".checkpointing" / "analysis")
+    second = project.run(env={"LOAD": "1"})  # analysed again, with wave loaded
+    assert second.ran == [] and second.results == ["2", "True"], second
+    shutil.rmtree(project.root / ".checkpointing" / "analysis")
+    third = project.run(env={"LOAD": "0"})
+    assert third.ran == [] and third.results == ["2", "False"], third

@@ -67,6 +67,8 @@ from .analysis.resolve import (
 )
 from .config import defaults
 from .errors import PENDING_WARNINGS, BlindSpotWarning
+from .hashing.builtins import _items
+from .hashing.core import _TL, _too_deep
 from .source import INDEX, display_path
 
 TYPE_CHECKING = False
@@ -78,7 +80,7 @@ __all__ = ["KeyPlan", "NamesSnapshot", "Slot", "acknowledge_blind_spots", "plan_
 logger = logging.getLogger("checkpointing")
 
 # Bump when the analysis or the layout of stored plans changes.
-ANALYSIS_FORMAT = 4
+ANALYSIS_FORMAT = 5
 _RUNTIME = sys.implementation.cache_tag or sys.version
 
 
@@ -342,6 +344,8 @@ class KeyPlan:
 
     def _digest_in_walk(self, values: List[Any]) -> bytes:
         try:
+            if any(type(v) in _SHARED_TYPES and len(v) >= _SHARED_MIN for v in values):
+                return _feed_values(hashing.Hasher(), values).digest()
             return hashing.Hasher().feed(values).digest()
         except hashing.UnhashableValue:
             pass  # find which one, below
@@ -353,6 +357,96 @@ class KeyPlan:
                 _warn_unhashable(self.slots[index].qualname, self.root, exc)
                 values[index] = ("unhashable", type(value).__module__, type(value).__qualname__)
         return b"unhashable:" + hashing.digest_value(values)
+
+
+# -- Large values read by several functions ---------------------------------------------
+#
+# networkx's registry of 750 dispatchers is read by every function that calls one of
+# them: each function's first key in a process encoded it again (half of a new
+# process's later hits). Its encoding is kept, by identity, and used again while the
+# witness of its contents holds and the definitions met inside it digest as they did.
+
+_SHARED_TYPES = (dict, list)
+_SHARED_MIN = 100  # items; below that, encoding is cheaper than checking the witness
+_SHARED_MAX = 64  # values kept
+# id(value) -> (value, its encoding, witness of its contents, definitions met inside:
+# ("definition", object, layer, digest) or ("function", function, digester output),
+# serial of the walk that encoded it)
+_SHARED: Dict[int, Tuple[Any, bytes, "_Witness", List[Tuple[Any, ...]], int]] = {}
+
+
+def _feed_values(h: hashing.Hasher, values: List[Any]) -> hashing.Hasher:
+    """``h.feed(values)``, byte for byte, with large containers taken from
+    :data:`_SHARED` where still valid (see :func:`_feed_shared`)."""
+    buf = h._buf
+    active = h._active
+    active[id(values)] = len(active)
+    try:
+        buf += _TL(b"l", len(values))
+        for value in values:
+            if type(value) in _SHARED_TYPES and len(value) >= _SHARED_MIN:
+                _feed_shared(h, value)
+            else:
+                _items(h, (value,), buf)
+    except RecursionError:
+        raise _too_deep(values) from None
+    finally:
+        del active[id(values)]
+    return h
+
+
+def _feed_shared(h: hashing.Hasher, value: Any) -> None:
+    walk = getattr(_STATE, "walk", None)
+    if walk is _OPEN:
+        _STATE.walk = walk = _Walk()
+    if not isinstance(walk, _Walk) or walk.tap is not None or not walk.shared:
+        _items(h, (value,), h._buf)
+        return
+    entry = _SHARED.get(id(value))
+    if entry is not None and entry[0] is value and _still_valid(entry, walk):
+        h._buf += entry[1]
+        return
+    start = len(h._buf)
+    flushed = h._state is not None
+    tap: List[Tuple[Any, ...]] = []
+    walk.tap = tap
+    try:
+        _items(h, (value,), h._buf)
+    finally:
+        walk.tap = None
+    if flushed or h._state is not None:
+        return  # part of the encoding went into the hash state: not kept
+    containers: List[Any] = []
+    if not _snapshot(value, containers, set()):
+        return
+    met = list({(m[0], id(m[1]), m[2] if m[0] == "definition" else None): m for m in tap}.values())
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    witness = _Witness([], [], containers, [])
+    _SHARED[id(value)] = (value, bytes(h._buf[start:]), witness, met, walk.serial)
+
+
+def _still_valid(
+    entry: Tuple[Any, bytes, "_Witness", List[Tuple[Any, ...]], int], walk: "_Walk"
+) -> bool:
+    """The definitions met inside digest as they did (asked in the current walk, so
+    that its witness covers what they read), and the contents are the same objects.
+
+    The contents need no second check when this walk has taken digests from the walk
+    that encoded the value and found its witness, which snapshotted the value at the
+    end of the same key computation, still holding (networkx's registry: 34,000
+    entries and attributes, 1 ms)."""
+    for met in entry[3]:
+        if met[0] == "definition":
+            if _definition_digest(met[1], met[2]) != met[3]:
+                return False
+        elif _function_digester(met[1]) != met[2]:
+            return False
+    value_id = id(entry[0])
+    for reused in walk.reused.values():
+        if reused is not None and reused.serial == entry[4] and value_id in reused.witness.ids:
+            return True
+    return entry[2].holds()
 
 
 class NamesSnapshot:
@@ -1481,6 +1575,7 @@ def source_digest(filename: str) -> Optional[str]:
 # values reached (refinement takes a few rounds over the component's edges).
 
 _STATE = threading.local()
+_WALK_SERIAL = itertools.count()
 _OPEN = object()  # a scope is open; its walk is made on first use
 _PLACEHOLDER = b"<definition>"
 _DIGEST = xxhash.xxh3_128_digest
@@ -1528,6 +1623,8 @@ class _Walk:
         "_witness",
         "shared",
         "answered",
+        "tap",
+        "serial",
     )
 
     def __init__(self, shared: bool = True) -> None:
@@ -1545,6 +1642,9 @@ class _Walk:
         # id(object asked about) -> (object, digest): a class met once per instance in
         # a registry of 750 is answered without unwrapping and classifying it again.
         self.answered: Dict[int, Tuple[Any, bytes]] = {}
+        # While a shared value is encoded: the definitions met in it (_feed_shared).
+        self.tap: Optional[List[Tuple[Any, ...]]] = None
+        self.serial = next(_WALK_SERIAL)
 
     def digest_of(self, original: Any) -> bytes:
         index = self._definition(original)
@@ -1637,7 +1737,7 @@ class _Walk:
                 if node.plan is not None and node.digest is not None
             }
             if digests and self.shared:
-                entry = _Reusable(witness, digests)
+                entry = _Reusable(witness, digests, self.serial)
                 for key in digests:
                     _REUSABLE[key] = entry
         self._witness = witness
@@ -2078,11 +2178,14 @@ def _generation() -> Tuple[int, int, int, int]:
 class _Reusable:
     """Digests of one walk's definitions, valid while its witness holds."""
 
-    __slots__ = ("witness", "digests")
+    __slots__ = ("witness", "digests", "serial")
 
-    def __init__(self, witness: _Witness, digests: Dict[int, Tuple[Any, bytes]]) -> None:
+    def __init__(
+        self, witness: _Witness, digests: Dict[int, Tuple[Any, bytes]], serial: int = -1
+    ) -> None:
         self.witness = witness
         self.digests = digests
+        self.serial = serial  # of the walk that made it
 
 
 _UNSET: Any = object()
@@ -2332,6 +2435,8 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
     if walk is not None and walk is not _OPEN and not layer and walk.collecting is None:
         known = walk.answered.get(id(obj))
         if known is not None and known[0] is obj:
+            if walk.tap is not None:
+                walk.tap.append(("definition", obj, layer, known[1]))
             return known[1]
     original = obj if layer else unwrap(obj)
     if not is_project_object(original):
@@ -2347,14 +2452,20 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
     digest = walk.digest_of(original)
     if not layer:
         walk.answered[id(obj)] = (obj, digest)
+    if walk.tap is not None:
+        walk.tap.append(("definition", obj, layer, digest))
     return digest
 
 
 def _function_digester(func: Any) -> bytes:
     digest = _definition_digest(func)
-    if digest is not None:
-        return b"project-function:" + digest + _wrapper_digest(func) + _layers_digest(func)
-    return b"function:" + qualname_of(func).encode()
+    if digest is None:
+        return b"function:" + qualname_of(func).encode()
+    out = b"project-function:" + digest + _wrapper_digest(func) + _layers_digest(func)
+    walk = getattr(_STATE, "walk", None)
+    if isinstance(walk, _Walk) and walk.tap is not None and walk.collecting is None:
+        walk.tap.append(("function", func, out))
+    return out
 
 
 # id(function) -> (function, its hidden wrapper layers): asked at every digest of it.

@@ -349,6 +349,42 @@ def _import_origin(ref: Ref, home_module: str) -> Tuple[Any, Any]:
         return importlib.import_module(f"{module.__name__}.{attr}"), None
 
 
+def _external_import(ref: Ref) -> Optional[Target]:
+    """An import inside a function from a package that is not the project's, named as
+    written (``from scipy.sparse import csr_array`` -> ``scipy.sparse.csr_array``), and
+    nothing imported to find out.
+
+    Importing it to resolve the name would make a first analysis import whatever any
+    reached function might import on some path (networkx as project code: sympy,
+    pandas, scipy, pytest, 1,186 modules and seconds), with their side effects; and
+    the name would depend on where the library defines it, not on what the code says.
+    Whether a package is the project's is decided on its top-level package's file,
+    found without importing it, loaded or not, so that every process decides alike;
+    a namespace package (no file) or one not found is resolved as before."""
+    origin = ref.origin
+    if origin is None or origin.level or not origin.module:
+        return None  # relative: the project's own package
+    module_name = origin.module
+    top = module_name.partition(".")[0]
+    loaded = sys.modules.get(top)
+    if loaded is not None:
+        filename = getattr(loaded, "__file__", None)
+    else:
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec(top)  # a top-level name imports nothing
+        except (ImportError, ValueError):
+            return None
+        filename = spec.origin if spec is not None and spec.has_location else None
+    if not isinstance(filename, str) or not filename or INDEX.is_project_path(filename):
+        return None
+    rest = tuple(ref.chain[1:])
+    written = f"{module_name}.{origin.attr}" if origin.attr else module_name
+    qualname = f"{module_name}:{origin.attr}" if origin.attr else module_name
+    return Target(EXTERNAL, qualname, None, rest, path=".".join((written,) + rest))
+
+
 def _origin_module(ref: Ref, home_module: str) -> Any:
     """The module an import inside a function imports from."""
     origin = ref.origin
@@ -401,6 +437,9 @@ def resolve_ref(ref: Ref, func: Any) -> Target:
         if cell is None:
             return Target(GLOBAL, where, UNBOUND, chain[1:], {}, first)
     elif ref.scope == "import":
+        external = _external_import(ref)
+        if external is not None:
+            return external
         value, owner = _import_origin(ref, home_name)
         where = qualname_of(value) if not isinstance(value, types.ModuleType) else value.__name__
         namespace = None
