@@ -50,7 +50,7 @@ import threading
 import types
 import warnings
 import weakref
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Iterator as _Iterator  # typing's, without typing (issue 12)
 
 import xxhash
 
@@ -70,6 +70,10 @@ from .errors import PENDING_WARNINGS, BlindSpotWarning
 from .hashing.builtins import _items
 from .hashing.core import _TL, _too_deep
 from .source import INDEX, display_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 __all__ = ["KeyPlan", "NamesSnapshot", "Slot", "acknowledge_blind_spots", "plan_for"]
 
@@ -2365,7 +2369,7 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             # Hashed by what it pickles as: checked by reducing it again (networkx's
             # ``_dispatchable`` reduces to its name).
             reduced = _reduce(value)
-            if type(reduced) is not tuple or any(isinstance(part, Iterator) for part in reduced):
+            if type(reduced) is not tuple or any(isinstance(part, _Iterator) for part in reduced):
                 return False  # iterators of items: not to be consumed twice
             containers.append((3, value, t, reduced))
             values = reduced

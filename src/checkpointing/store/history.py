@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any, Callable, Dict, List, Optional
 
 import xxhash
 
@@ -40,6 +39,10 @@ from .fileio import (
     _write_at,
 )
 from .format import _Corrupt
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional
 
 __all__ = [
     "HISTORY_COMPACT_BYTES",
