@@ -436,3 +436,27 @@ def test_a_result_its_caller_mutates_is_served_unchanged(tmp_path):
         assert sys.ckpt_test_runs == 1
     finally:
         del sys.ckpt_test_runs
+
+
+def test_small_files_read_whole_up_to_the_limit(tmp_path) -> None:
+    """Plans and logs are read as the size fstat gives (not into a buffer of the limit,
+    64 MiB for a plan): the same bytes as one read of the limit, a file that grew since
+    the fstat read on, and never past the limit."""
+    from checkpointing.store.fileio import _read_regular, _read_up_to, read_trusted_file
+
+    folder = tmp_path / "plans"
+    folder.mkdir(mode=0o700)
+    path = folder / "p.json"
+    path.write_bytes(b"x" * 1000)
+    path.chmod(0o600)
+    assert read_trusted_file(str(path)) == b"x" * 1000
+    assert _read_regular(str(path), 1 << 26) == b"x" * 1000
+    assert _read_regular(str(path), 10) == b"x" * 10
+    assert _read_regular(str(path), 1000) == b"x" * 1000
+    empty = folder / "empty"
+    empty.write_bytes(b"")
+    assert _read_regular(str(empty), 1 << 26) == b""
+    with open(path, "rb", buffering=0) as handle:  # grew after an fstat gave 400 bytes
+        assert _read_up_to(handle.fileno(), 400, 1 << 26) == b"x" * 1000
+    with open(path, "rb", buffering=0) as handle:
+        assert _read_up_to(handle.fileno(), 400, 700) == b"x" * 700

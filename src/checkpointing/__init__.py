@@ -9,9 +9,8 @@ Importing the package installs an import hook that records the source of your
 project's modules as they load, so that keys describe the code that is running.
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
-from ._typing import ContextId, ReturnValue
 from .config import defaults
 from .decorator import DecoratorCheckpoint, checkpoint
 from .errors import (
@@ -28,15 +27,19 @@ from .errors import (
     HashFailedWarning,
     UntrustedEntryWarning,
 )
-from .explain import Explanation, explain
+from .explain import Explanation, explain  # eager: the function hides the submodule
 from .hashing import register_class_digester, register_digester, register_lazy
 from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase
 from .source import install_import_hook as _install_import_hook
 from .store import CacheBase, InMemoryLRUCache, PickleFileCache
-from .store.evict import prune
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported at first use (__getattr__ below): not needed by a hit
+    from typing import Any
+
+    from ._typing import ContextId, ReturnValue
     from .render import DependencyGraph, graph
+    from .store.evict import prune
     from .store.remote import RemoteStore
 
 __version__ = "2.0.0.dev0"
@@ -71,9 +74,17 @@ __all__ = [
     "prune",
 ]
 
-# Public names whose modules load at first use: drawing a graph and the remote store
-# (fsspec) are not needed to decorate, hit or miss (issue 12, target 5).
-_LAZY = {"DependencyGraph": ".render", "graph": ".render", "RemoteStore": ".store.remote"}
+# Public names whose modules load at first use: drawing a graph, the remote store
+# (fsspec), pruning and 1.0's type variables (typing) are not
+# needed to hit (issue 12, target 5).
+_LAZY = {
+    "DependencyGraph": ".render",
+    "graph": ".render",
+    "RemoteStore": ".store.remote",
+    "ContextId": "._typing",
+    "prune": ".store.evict",
+    "ReturnValue": "._typing",
+}
 
 
 def _public(obj: Any) -> Any:
@@ -92,12 +103,14 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
 
-    value = _public(getattr(importlib.import_module(module, __name__), name))
+    value = getattr(importlib.import_module(module, __name__), name)
+    if module != "._typing":  # the type variables keep their 1.0 module
+        value = _public(value)
     globals()[name] = value
     return value
 
 
-def __dir__() -> "list[str]":
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 

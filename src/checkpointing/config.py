@@ -8,13 +8,14 @@ hashing, stores or analysis.
 from __future__ import annotations
 
 import os
-import pickle
-import re
 import sys
-from typing import Any, Callable, Dict, Iterable, Optional
 
 from .errors import ConfigurationError
 from .report import warn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterable, Optional
 
 __all__ = [
     "DURABILITY_CHOICES",
@@ -80,6 +81,10 @@ def validate_memory_bytes(value: Any) -> int:
 
 def validate_pickle_protocol(value: Any) -> int:
     """Return ``value`` if this interpreter's pickle supports it, else raise."""
+    if type(value) is int and 0 <= value <= 5:  # every pickle since Python 3.8 has 0-5
+        return value
+    import pickle  # here: pickle.py imports re (issue 12, target 5)
+
     if (
         isinstance(value, bool)
         or not isinstance(value, int)
@@ -238,6 +243,8 @@ def parse_size(value: Any, name: str = "max_size") -> int:
     ``"1.5 GiB"`` (units of 1024); raise ConfigurationError naming ``name``."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_SIZE:
         return value
+    import re  # here, not at import (issue 12, target 5)
+
     match = (
         re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*", value, re.I)
         if isinstance(value, str)
@@ -270,6 +277,8 @@ def parse_age(value: Any, name: str = "older_than") -> float:
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     else:
+        import re  # here, not at import (issue 12, target 5)
+
         match = (
             re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", value, re.I)
             if isinstance(value, str)
@@ -328,7 +337,13 @@ _VALIDATORS: Dict[str, Callable[[Any], Any]] = {
 }
 
 
-class Defaults(Dict[str, Any]):
+if TYPE_CHECKING:
+    _DictBase = Dict[str, Any]
+else:
+    _DictBase = dict  # typing is not imported at run time (issue 12, target 5)
+
+
+class Defaults(_DictBase):
     """The global configuration: a dict that checks keys and values when set.
 
     Set a key at the top of your program, before the decorated functions run::

@@ -29,7 +29,9 @@ version never raises them (it tracks functions with ``global``/``nonlocal``).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Tuple
 
 __all__ = [
     "BlindSpotWarning",

@@ -14,9 +14,13 @@ on disk since (which would re-run it).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from collections import namedtuple
 
 from .source import display_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 __all__ = [
     "Change",
@@ -29,11 +33,11 @@ __all__ = [
 ]
 
 
-# Its fields through the functional NamedTuple: no annotation to compile at import
-# (see store/tier.py).
-_ChangeFields = NamedTuple("Change", [("kind", str), ("name", str), ("where", Optional[str])])
-_ChangeFields.__new__.__defaults__ = (None,)  # where
-_ChangeFields._field_defaults = {"where": None}
+if TYPE_CHECKING:
+    _ChangeFields = NamedTuple("Change", [("kind", str), ("name", str), ("where", Optional[str])])
+else:
+    # The same without importing typing at run time (issue 12, target 5).
+    _ChangeFields = namedtuple("Change", "kind name where", defaults=(None,))
 
 
 class Change(_ChangeFields):

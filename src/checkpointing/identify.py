@@ -22,19 +22,31 @@ the by-name digests for explanations and ``version=`` are the parts that could l
 
 from __future__ import annotations
 
-import contextlib
+import _thread  # threading's locks, without threading (issue 12, target 5)
 import os
 import sys
-import threading
 import time
 from abc import ABC, abstractmethod
 from types import FrameType
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import hashing
 from .errors import CheckpointWarning, ConfigurationError, HashFailedError
 from .report import warn
 from .store import PickleFileCache
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import (
+        Any,
+        Callable,
+        Dict,
+        Iterable,
+        List,
+        Mapping,
+        Optional,
+        Sequence,
+        Tuple,
+    )
 
 __all__ = [
     "AutoFuncCallIdentifier",
@@ -616,21 +628,30 @@ def argument_code(values: Iterable[Any]) -> Dict[str, List[Any]]:
     return out
 
 
-_BY_NAME = threading.local()
+_BY_NAME = _thread._local()
 
 
-@contextlib.contextmanager
-def _classes_by_name() -> Iterator[None]:
+class _classes_by_name:  # named as the function it was: with _classes_by_name()
     """Within the block, in this thread, classes are digested by name, not code (in a
-    walk of their own: such digests are never reused for keys)."""
-    from .keyplan import isolated_walk
+    walk of their own: such digests are never reused for keys). A class rather than a
+    contextlib generator: contextlib is not imported at import (issue 12, target 5)."""
 
-    _BY_NAME.on = True
-    try:
-        with isolated_walk():
-            yield
-    finally:
-        _BY_NAME.on = False
+    def __enter__(self) -> None:
+        from .keyplan import isolated_walk
+
+        _BY_NAME.on = True
+        try:
+            self._walk = isolated_walk()
+            self._walk.__enter__()
+        except BaseException:
+            _BY_NAME.on = False
+            raise
+
+    def __exit__(self, *exc_info: Any) -> Optional[bool]:
+        try:
+            return self._walk.__exit__(*exc_info)
+        finally:
+            _BY_NAME.on = False
 
 
 def _class_by_name(cls: type) -> Optional[bytes]:

@@ -50,7 +50,7 @@ import threading
 import types
 import warnings
 import weakref
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Iterator as _Iterator  # typing's, without typing (issue 12)
 
 import xxhash
 
@@ -67,7 +67,13 @@ from .analysis.resolve import (
 )
 from .config import defaults
 from .errors import PENDING_WARNINGS, BlindSpotWarning
+from .hashing.builtins import _items
+from .hashing.core import _TL, _too_deep
 from .source import INDEX, display_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 __all__ = ["KeyPlan", "NamesSnapshot", "Slot", "acknowledge_blind_spots", "plan_for"]
 
@@ -338,6 +344,8 @@ class KeyPlan:
 
     def _digest_in_walk(self, values: List[Any]) -> bytes:
         try:
+            if any(type(v) in _SHARED_TYPES and len(v) >= _SHARED_MIN for v in values):
+                return _feed_values(hashing.Hasher(), values).digest()
             return hashing.Hasher().feed(values).digest()
         except hashing.UnhashableValue:
             pass  # find which one, below
@@ -349,6 +357,102 @@ class KeyPlan:
                 _warn_unhashable(self.slots[index].qualname, self.root, exc)
                 values[index] = ("unhashable", type(value).__module__, type(value).__qualname__)
         return b"unhashable:" + hashing.digest_value(values)
+
+
+# -- Large values read by several functions ---------------------------------------------
+#
+# networkx's registry of 750 dispatchers is read by every function that calls one of
+# them: each function's first key in a process encoded it again (half of a new
+# process's later hits). Its encoding is kept, by identity, and used again while the
+# witness of its contents holds and the definitions met inside it digest as they did.
+
+_SHARED_TYPES = (dict, list)
+_SHARED_MIN = 100  # items; below that, encoding is cheaper than checking the witness
+_SHARED_MAX = 64  # values kept
+# id(value) -> (value, its encoding, witness of its contents, definitions met inside:
+# ("definition", object, layer, digest) or ("function", function, digester output),
+# serial of the walk that encoded it)
+_SHARED: Dict[int, Tuple[Any, bytes, "_Witness", List[Tuple[Any, ...]], int]] = {}
+
+
+def _feed_values(h: hashing.Hasher, values: List[Any]) -> hashing.Hasher:
+    """``h.feed(values)``, byte for byte, with large containers taken from
+    :data:`_SHARED` where still valid (see :func:`_feed_shared`)."""
+    buf = h._buf
+    active = h._active
+    active[id(values)] = len(active)
+    try:
+        buf += _TL(b"l", len(values))
+        for value in values:
+            if type(value) in _SHARED_TYPES and len(value) >= _SHARED_MIN:
+                _feed_shared(h, value)
+            else:
+                _items(h, (value,), buf)
+    except RecursionError:
+        raise _too_deep(values) from None
+    finally:
+        del active[id(values)]
+    return h
+
+
+def _feed_shared(h: hashing.Hasher, value: Any) -> None:
+    walk = getattr(_STATE, "walk", None)
+    if walk is _OPEN:
+        _STATE.walk = walk = _Walk()
+    if not isinstance(walk, _Walk) or walk.tap is not None or not walk.shared:
+        _items(h, (value,), h._buf)
+        return
+    entry = _SHARED.get(id(value))
+    if entry is not None and entry[0] is value and _still_valid(entry, walk):
+        h._buf += entry[1]
+        return
+    start = len(h._buf)
+    flushed = h._state is not None
+    tap: List[Tuple[Any, ...]] = []
+    walk.tap = tap
+    try:
+        _items(h, (value,), h._buf)
+    finally:
+        walk.tap = None
+    if flushed or h._state is not None:
+        return  # part of the encoding went into the hash state: not kept
+    met = list({(m[0], id(m[1]), m[2] if m[0] == "definition" else None): m for m in tap}.values())
+    # Kept once the witness of this key computation, which snapshots the value anyway,
+    # is made (_values_witness): not snapshotted a second time here.
+    walk.pending.append((value, bytes(h._buf[start:]), met))
+
+
+def _keep_shared(walk: "_Walk", witness: "_Witness") -> None:
+    """Keep the encodings ``walk`` made of large values that ``witness`` covers."""
+    for value, encoding, met in walk.pending:
+        if id(value) in witness.ids:
+            if len(_SHARED) >= _SHARED_MAX:
+                _SHARED.clear()
+            _SHARED[id(value)] = (value, encoding, witness, met, walk.serial)
+    walk.pending = []
+
+
+def _still_valid(
+    entry: Tuple[Any, bytes, "_Witness", List[Tuple[Any, ...]], int], walk: "_Walk"
+) -> bool:
+    """The definitions met inside digest as they did (asked in the current walk, so
+    that its witness covers what they read), and the contents are the same objects.
+
+    The contents need no second check when this walk has taken digests from the walk
+    that encoded the value and found its witness, which snapshotted the value at the
+    end of the same key computation, still holding (networkx's registry: 34,000
+    entries and attributes, 1 ms)."""
+    for met in entry[3]:
+        if met[0] == "definition":
+            if _definition_digest(met[1], met[2]) != met[3]:
+                return False
+        elif _function_digester(met[1]) != met[2]:
+            return False
+    value_id = id(entry[0])
+    for reused in walk.reused.values():
+        if reused is not None and reused.serial == entry[4] and value_id in reused.witness.ids:
+            return True
+    return entry[2].holds()
 
 
 class NamesSnapshot:
@@ -1477,6 +1581,7 @@ def source_digest(filename: str) -> Optional[str]:
 # values reached (refinement takes a few rounds over the component's edges).
 
 _STATE = threading.local()
+_WALK_SERIAL = itertools.count()
 _OPEN = object()  # a scope is open; its walk is made on first use
 _PLACEHOLDER = b"<definition>"
 _DIGEST = xxhash.xxh3_128_digest
@@ -1524,6 +1629,9 @@ class _Walk:
         "_witness",
         "shared",
         "answered",
+        "tap",
+        "serial",
+        "pending",
     )
 
     def __init__(self, shared: bool = True) -> None:
@@ -1541,6 +1649,10 @@ class _Walk:
         # id(object asked about) -> (object, digest): a class met once per instance in
         # a registry of 750 is answered without unwrapping and classifying it again.
         self.answered: Dict[int, Tuple[Any, bytes]] = {}
+        # While a shared value is encoded: the definitions met in it (_feed_shared).
+        self.tap: Optional[List[Tuple[Any, ...]]] = None
+        self.serial = next(_WALK_SERIAL)
+        self.pending: List[Tuple[Any, bytes, List[Tuple[Any, ...]]]] = []
 
     def digest_of(self, original: Any) -> bytes:
         index = self._definition(original)
@@ -1633,7 +1745,7 @@ class _Walk:
                 if node.plan is not None and node.digest is not None
             }
             if digests and self.shared:
-                entry = _Reusable(witness, digests)
+                entry = _Reusable(witness, digests, self.serial)
                 for key in digests:
                     _REUSABLE[key] = entry
         self._witness = witness
@@ -1835,7 +1947,10 @@ def _values_witness(values: List[Any]) -> Optional[_Witness]:
     containers: List[Any] = []
     if not _snapshot(values, containers, seen):
         return None
-    return _Witness([], [], containers, parts)
+    witness = _Witness([], [], containers, parts)
+    if isinstance(walk, _Walk) and walk.pending:
+        _keep_shared(walk, witness)
+    return witness
 
 
 def _plan_and_read(original: Any) -> Tuple[KeyPlan, List[Any]]:
@@ -2074,11 +2189,14 @@ def _generation() -> Tuple[int, int, int, int]:
 class _Reusable:
     """Digests of one walk's definitions, valid while its witness holds."""
 
-    __slots__ = ("witness", "digests")
+    __slots__ = ("witness", "digests", "serial")
 
-    def __init__(self, witness: _Witness, digests: Dict[int, Tuple[Any, bytes]]) -> None:
+    def __init__(
+        self, witness: _Witness, digests: Dict[int, Tuple[Any, bytes]], serial: int = -1
+    ) -> None:
         self.witness = witness
         self.digests = digests
+        self.serial = serial  # of the walk that made it
 
 
 _UNSET: Any = object()
@@ -2251,7 +2369,7 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             # Hashed by what it pickles as: checked by reducing it again (networkx's
             # ``_dispatchable`` reduces to its name).
             reduced = _reduce(value)
-            if type(reduced) is not tuple or any(isinstance(part, Iterator) for part in reduced):
+            if type(reduced) is not tuple or any(isinstance(part, _Iterator) for part in reduced):
                 return False  # iterators of items: not to be consumed twice
             containers.append((3, value, t, reduced))
             values = reduced
@@ -2328,6 +2446,8 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
     if walk is not None and walk is not _OPEN and not layer and walk.collecting is None:
         known = walk.answered.get(id(obj))
         if known is not None and known[0] is obj:
+            if walk.tap is not None:
+                walk.tap.append(("definition", obj, layer, known[1]))
             return known[1]
     original = obj if layer else unwrap(obj)
     if not is_project_object(original):
@@ -2343,14 +2463,20 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
     digest = walk.digest_of(original)
     if not layer:
         walk.answered[id(obj)] = (obj, digest)
+    if walk.tap is not None:
+        walk.tap.append(("definition", obj, layer, digest))
     return digest
 
 
 def _function_digester(func: Any) -> bytes:
     digest = _definition_digest(func)
-    if digest is not None:
-        return b"project-function:" + digest + _wrapper_digest(func) + _layers_digest(func)
-    return b"function:" + qualname_of(func).encode()
+    if digest is None:
+        return b"function:" + qualname_of(func).encode()
+    out = b"project-function:" + digest + _wrapper_digest(func) + _layers_digest(func)
+    walk = getattr(_STATE, "walk", None)
+    if isinstance(walk, _Walk) and walk.tap is not None and walk.collecting is None:
+        walk.tap.append(("function", func, out))
+    return out
 
 
 # id(function) -> (function, its hidden wrapper layers): asked at every digest of it.

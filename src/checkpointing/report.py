@@ -23,11 +23,14 @@ adds no handler and sets no level.
 
 from __future__ import annotations
 
+import _thread  # threading's locks, without threading (issue 12, target 5)
 import os
 import sys
-import threading
 import warnings
-from typing import Any, Hashable, Optional, Set, Type
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Hashable, Optional, Set, Type
 
 __all__ = ["user_stacklevel", "warn"]
 
@@ -36,7 +39,7 @@ __all__ = ["user_stacklevel", "warn"]
 _PACKAGE = os.path.dirname(sys._getframe().f_code.co_filename) + os.sep
 
 _ONCE: Set[Hashable] = set()
-_ONCE_LOCK = threading.Lock()
+_ONCE_LOCK = _thread.allocate_lock()
 
 
 def user_stacklevel(skip: int = 1) -> int:

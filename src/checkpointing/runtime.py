@@ -49,22 +49,25 @@ are the part to move out (``runtime/checks.py``) when it grows again.
 from __future__ import annotations
 
 import _collections_abc
+import _thread  # threading's locks, without threading (issue 12, target 5)
 import os
 import stat as _stat
 import sys
-import threading
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import xxhash
 
 from .config import defaults
 from .source import INDEX
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
 __all__ = ["Recorder", "active", "declared_checks", "merge", "propagate", "start", "stop", "verify"]
 
-_LOCAL = threading.local()
+_LOCAL = _thread._local()
 _HOOK_INSTALLED = False
-_HOOK_LOCK = threading.Lock()
+_HOOK_LOCK = _thread.allocate_lock()
 _MODULE_SUFFIXES = (".py", ".pyc", ".pyo", ".so", ".pyd", ".pth", ".dll", ".dylib")
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 # Beyond this many files, a folder argument is not checked at each hit (warned once).
@@ -653,7 +656,7 @@ def _audit_sqlite(stack: List[Recorder], database: Any) -> None:
 # swapped for a subclass that notes reads (every read, `in`, .get and os.getenv go
 # through __getitem__). Only reads made by the project's own code count: the standard
 # library and installed packages read variables on their own behalf (TMPDIR, TERM...).
-_ENV_LOCK = threading.Lock()
+_ENV_LOCK = _thread.allocate_lock()
 _ENV_USERS = [0]
 _ENV_CLASS = type(os.environ)
 

@@ -14,12 +14,15 @@ import builtins
 import os
 import sys
 import types
-from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
+from collections import namedtuple
 
 from ..hashing.derived import counter_attributes, memo_attributes
 from ..source import INDEX
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+
     from .canon import Ref
 
 __all__ = [
@@ -51,7 +54,37 @@ MODULE = "module"
 UNBOUND = type("Unbound", (), {"__repr__": lambda self: "<unbound>"})()
 
 
-class Target(NamedTuple):
+if TYPE_CHECKING:
+
+    class _TargetFields(NamedTuple):
+        kind: str
+        qualname: str
+        obj: Any = None
+        rest: Tuple[str, ...] = ()
+        namespace: Optional[Dict[str, Any]] = None
+        name: Optional[str] = None
+        cell: Any = None
+        # External targets reached through a module (``np.random.RandomState``): the name
+        # of the last module the chain passes through and the rest of the chain as written
+        # (``numpy.random.RandomState``), which does not depend on which submodules a library
+        # has loaded yet (numpy loads ``numpy.random`` on first use), while an alias of
+        # the project (``helpers.backend`` bound to json, then to pickle) is followed to the
+        # library it names.
+        path: Optional[str] = None
+        # The names of project modules the chain went through to reach another module
+        # (``helpers.backend``): (module dict, name) pairs, guarded like the names code is
+        # found by, so that ``import pickle as backend`` in place of json is seen.
+        via: Tuple[Tuple[Dict[str, Any], str], ...] = ()
+
+else:  # the same fields without importing typing at run time (issue 12, target 5)
+    _TargetFields = namedtuple(
+        "Target",
+        "kind qualname obj rest namespace name cell path via",
+        defaults=(None, (), None, None, None, None, ()),
+    )
+
+
+class Target(_TargetFields):
     """What a :class:`Ref` denotes.
 
     ``kind`` is one of the module constants. ``obj`` is the function, class or module
@@ -62,24 +95,7 @@ class Target(NamedTuple):
     the one spelling used everywhere (``pkg.mod:name``).
     """
 
-    kind: str
-    qualname: str
-    obj: Any = None
-    rest: Tuple[str, ...] = ()
-    namespace: Optional[Dict[str, Any]] = None
-    name: Optional[str] = None
-    cell: Any = None
-    # External targets reached through a module (``np.random.RandomState``): the name
-    # of the last module the chain passes through and the rest of the chain as written
-    # (``numpy.random.RandomState``), which does not depend on which submodules a library
-    # has loaded yet (numpy loads ``numpy.random`` on first use), while an alias of
-    # the project (``helpers.backend`` bound to json, then to pickle) is followed to the
-    # library it names.
-    path: Optional[str] = None
-    # The names of project modules the chain went through to reach another module
-    # (``helpers.backend``): (module dict, name) pairs, guarded like the names code is
-    # found by, so that ``import pickle as backend`` in place of json is seen.
-    via: Tuple[Tuple[Dict[str, Any], str], ...] = ()
+    __slots__ = ()
 
 
 def unwrap(obj: Any) -> Any:

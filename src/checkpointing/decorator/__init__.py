@@ -35,19 +35,6 @@ import os
 import sys
 import time
 import types
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Callable,
-    Dict,
-    List,
-    Optional,
-    Sequence,
-    Tuple,
-    TypeVar,
-    Union,
-    overload,
-)
 
 from .. import runtime
 from .._lazylog import DEBUG, INFO, LazyLogger
@@ -66,11 +53,36 @@ from ..errors import (
 from ..identify import AutoFuncCallIdentifier, FuncCallIdentifierBase, qualified_name
 from ..report import warn
 from ..store import CacheBase, PickleFileCache
-from ..store.locks import ACQUIRED, READY, TIMED_OUT, thread_gate
 from . import manage as _manage
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import (
+        Any,
+        Callable,
+        Dict,
+        List,
+        Optional,
+        Sequence,
+        Tuple,
+        TypeVar,
+        Union,
+        overload,
+    )
+
+    F = TypeVar("F", bound=Callable[..., Any])
+else:
+
+    def overload(func: object) -> object:
+        """typing.overload at run time: the definition that follows replaces it
+        (typing is not imported at run time: issue 12, target 5)."""
+        return func
+
+
 _Compressed = _manage.Compressed
-_TOUCH_INTERVAL = _manage.TOUCH_INTERVAL
+# store.evict.TOUCH_INTERVAL (tests/test_light_import.py checks they agree), written out:
+# evict loads with the usage log, at decoration, not at import (issue 12, target 5).
+_TOUCH_INTERVAL = 3600.0
 _monotonic = time.monotonic
 _modules = sys.modules
 
@@ -80,8 +92,6 @@ if TYPE_CHECKING:
 __all__ = ["DecoratorCheckpoint", "checkpoint"]
 
 logger = LazyLogger(__name__)
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _Sentinel:
@@ -193,7 +203,9 @@ class DecoratorCheckpoint:
         # How a hit reads an entry with its checks: mapped, or the store's reader.
         self._read_entry = cache.read_entry
         if self.mmap_mode is not None:
-            self._read_entry = functools.partial(_manage.retrieve_mapped, cache, mode=mmap_mode)
+            from ..store.mapped import retrieve_mapped
+
+            self._read_entry = functools.partial(retrieve_mapped, cache, mode=mmap_mode)
 
     def __getstate__(self) -> Dict[str, Any]:
         """Pickle with the key plans of the decorated functions.
@@ -380,6 +392,8 @@ class DecoratorCheckpoint:
         """A miss under the key's lock: wait while another caller computes, then read
         its entry; compute only if it is still missing (see
         :mod:`checkpointing.store.locks`)."""
+        from ..store.locks import ACQUIRED, READY, TIMED_OUT, thread_gate  # a miss's
+
         timeout = defaults["checkpoint.wait_timeout"]
         deadline = time.monotonic() + timeout
         with thread_gate(key, timeout) as waited:
@@ -962,7 +976,7 @@ def checkpoint(directory: F) -> F: ...
 
 
 @overload
-def checkpoint(
+def checkpoint(  # noqa: F811 (overload is a plain function at run time)
     directory: Union[str, "os.PathLike[str]", None] = None,
     on_error: Optional[str] = None,
     cache_pickle_protocol: Optional[int] = None,
@@ -983,7 +997,7 @@ def checkpoint(
 ) -> Callable[[F], F]: ...
 
 
-def checkpoint(
+def checkpoint(  # noqa: F811
     directory: Any = None,
     on_error: Optional[str] = None,
     cache_pickle_protocol: Optional[int] = None,

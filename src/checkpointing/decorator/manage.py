@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import reprlib
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from .._lazylog import LazyLogger
 from ..config import defaults, parse_age, parse_size
@@ -22,15 +21,16 @@ from ..errors import CheckpointNotExist, ConfigurationError
 from ..identify import AutoFuncCallIdentifier, qualified_name
 from ..store import PickleFileCache
 from ..store.compress import Compressed, compress_pickle, validate_codec
-from ..store.evict import TOUCH_INTERVAL, UsageLog, enforce_size_limit, usage_log_for
-from ..store.mapped import retrieve_mapped
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple
+
     from ..explain import Explanation
+    from ..store.evict import UsageLog
     from . import DecoratorCheckpoint
 
 __all__ = [
-    "TOUCH_INTERVAL",
     "Compressed",
     "annotate",
     "attach",
@@ -38,7 +38,6 @@ __all__ = [
     "enforce_limit",
     "history",
     "invalid",
-    "retrieve_mapped",
     "summarize_call",
     "usage_log",
     "validate_options",
@@ -102,6 +101,8 @@ def validate_options(
 def usage_log(cache: Any) -> Optional[UsageLog]:
     """The record of last use and hits of ``cache``'s entries (None: not kept)."""
     if isinstance(cache, PickleFileCache):
+        from ..store.evict import usage_log_for  # at decoration, not at import (issue 12)
+
         log = usage_log_for(cache)
         log.namer = qualified_name
         return log
@@ -241,6 +242,8 @@ def enforce_limit(decorator: "DecoratorCheckpoint", key: str) -> None:
     if limit is None or not isinstance(decorator.cache, PickleFileCache):
         return
     try:
+        from ..store.evict import enforce_size_limit
+
         enforce_size_limit(decorator.cache, limit, keep=key)
     except Exception as exc:
         logger.warning(
@@ -317,6 +320,8 @@ def entries(decorator: "DecoratorCheckpoint", func: Callable[..., Any]) -> List[
     ``arguments`` (a summary of the call), ``size`` (bytes), ``created``,
     ``last_used`` (Unix times) and ``hits``, from the library's own records."""
     found = _entries_of(decorator, func)
+    from ..store.evict import usage_log_for
+
     usage = usage_log_for(decorator.cache).read()
     out = []
     for e in found:

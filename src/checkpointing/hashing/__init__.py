@@ -20,8 +20,6 @@ their code; for everything else they give the bytes the defaults here give.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple, Union  # noqa: F401
-
 from . import core
 from .builtins import (  # noqa: F401  (the names of the single module this package was)
     _BUILTIN_BASES,
@@ -96,10 +94,6 @@ from .core import (  # noqa: F401
     DIGEST_SIZE,
     FORMAT_VERSION,
     TAGS,
-    ClassDigester,
-    Digester,
-    Encoder,
-    Feeder,
     Hasher,
     UnhashableValue,
     _attr_state,
@@ -124,18 +118,6 @@ from .core import (  # noqa: F401
     register_digester,
     register_lazy,
 )
-from .numpy import _dtype_key, _enc_ndarray, _enc_numpy_dtype, _enc_numpy_scalar  # noqa: F401
-from .pandas import (  # noqa: F401
-    _enc_dataframe,
-    _enc_index,
-    _enc_pd_array,
-    _enc_pd_nat,
-    _enc_pd_timedelta,
-    _enc_pd_timestamp,
-    _enc_series,
-    _pd_container_values,
-    _pd_values,
-)
 from .stdlib import (  # noqa: F401
     _KNOWN,
     _KNOWN_BY_MODULE,
@@ -151,6 +133,45 @@ from .stdlib import (  # noqa: F401
     _enc_uuid,
     _known_encoder,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
+
+# The names of the numpy and pandas encoders, from the adapter modules, which load
+# when the library is first seen (register_lazy below) or when asked for a name.
+_ADAPTER_NAMES = dict.fromkeys(
+    ["_dtype_key", "_enc_ndarray", "_enc_numpy_dtype", "_enc_numpy_scalar"], "numpy"
+)
+_ADAPTER_NAMES.update(
+    dict.fromkeys(
+        [
+            "_enc_dataframe",
+            "_enc_index",
+            "_enc_pd_array",
+            "_enc_pd_nat",
+            "_enc_pd_timedelta",
+            "_enc_pd_timestamp",
+            "_enc_series",
+            "_pd_container_values",
+            "_pd_values",
+        ],
+        "pandas",
+    )
+)
+
+
+def __getattr__(name: str) -> object:
+    # Not at import (issue 12, target 5): the adapters' names, and the type aliases of
+    # hashing.core (Digester, Encoder...), made at first use there.
+    module = _ADAPTER_NAMES.get(name)
+    if module is not None:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return getattr(core, name)
+
 
 __all__ = [
     "DIGEST_SIZE",

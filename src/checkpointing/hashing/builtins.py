@@ -15,14 +15,12 @@ objects; split further they would only import each other.)
 
 from __future__ import annotations
 
+import _thread  # threading's locks, without threading (issue 12, target 5)
 import copyreg
-import enum
 import functools
 import io
 import sys
-import threading
 import types
-from typing import Any, Dict, List, Optional, Tuple
 
 from .core import (
     _BIG,
@@ -34,7 +32,6 @@ from .core import (
     _TDD,
     _TL,
     _TQ,
-    Encoder,
     Hasher,
     UnhashableValue,
     _attr_state,
@@ -52,6 +49,14 @@ from .core import (
 from .derived import memo_attributes
 
 # -- Scalars ----------------------------------------------------------------------------
+
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import enum
+    from typing import Any, Dict, List, Optional, Tuple
+
+    from .core import Encoder
 
 
 def _enc_none(h: Hasher, obj: Any) -> None:
@@ -659,16 +664,20 @@ def _never_types() -> Tuple[type, ...]:
         types.AsyncGeneratorType,
         types.FrameType,
         types.TracebackType,
-        threading.Thread,
-        type(threading.Lock()),
-        type(threading.RLock()),
-        threading.Condition,
-        threading.Event,
-        threading.Semaphore,
-        threading.Barrier,
+        type(_thread.allocate_lock()),
+        type(_thread.RLock()),
         type(iter(())),
         type(iter([])),
     ]
+    threading = sys.modules.get("threading")  # its classes exist once it is imported
+    if threading is not None:
+        never += [
+            threading.Thread,
+            threading.Condition,
+            threading.Event,
+            threading.Semaphore,
+            threading.Barrier,
+        ]
     import weakref
 
     never.append(weakref.ref)
@@ -695,7 +704,8 @@ def _has_default_reduce(t: type) -> bool:
 
 def _resolve_special(t: type) -> Optional[Encoder]:
     """Enums and classes, asked before the standard library's types."""
-    if issubclass(t, enum.Enum):
+    enum = sys.modules.get("enum")  # no Enum can exist before enum is imported
+    if enum is not None and issubclass(t, enum.Enum):
         return _enc_enum
     if issubclass(t, type):
         return _enc_type

@@ -24,14 +24,17 @@ is a third of it.)
 
 from __future__ import annotations
 
+import _thread  # threading's locks, without threading (issue 12, target 5)
 import struct
 import sys
-import threading
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import xxhash
 
 from ..errors import HashFailedError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 __all__ = [
     "DIGEST_SIZE",
@@ -51,9 +54,29 @@ DIGEST_SIZE = 16
 #: Version of the encoding. Bump it whenever a value would get another digest.
 FORMAT_VERSION = 1
 
-Digester = Callable[[Any], bytes]
-ClassDigester = Callable[[type], Optional[bytes]]
-# Feeder and Encoder name Hasher: they follow the class (see there).
+if TYPE_CHECKING:
+    Digester = Callable[[Any], bytes]
+    ClassDigester = Callable[[type], Optional[bytes]]
+    Feeder = Callable[[Any, "Hasher"], None]
+    Encoder = Callable[["Hasher", Any], None]
+
+
+def __getattr__(name: str) -> Any:
+    """The type aliases above, made at first use: ``import checkpointing`` does not
+    import typing (issue 12, target 5)."""
+    if name not in ("Digester", "ClassDigester", "Feeder", "Encoder"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import typing
+
+    call, anything = typing.Callable, typing.Any
+    globals().update(
+        Digester=call[[anything], bytes],
+        ClassDigester=call[[type], typing.Optional[bytes]],
+        Feeder=call[[anything, Hasher], None],
+        Encoder=call[[Hasher, anything], None],
+    )
+    return globals()[name]
+
 
 #: The one-byte tags of the format, by name: what each one starts. A tag is read in
 #: the context of the tag before it (``<`` opens a subclass of a builtin, an array
@@ -208,7 +231,7 @@ def _put_str(buf: bytearray, tag: bytes, s: str) -> None:
 
 # -- Registries -------------------------------------------------------------------------
 
-_LOCK = threading.RLock()
+_LOCK = _thread.RLock()
 _USER_TYPES: Dict[type, Any] = {}  # registered types -> the function given; later wins
 # (predicate, function given, per_type), in registration order
 _PREDICATES: List[Tuple[Callable[[Any], bool], Any, bool]] = []
@@ -503,13 +526,6 @@ def _too_deep(obj: Any) -> UnhashableValue:
         "",
         "it is nested too deeply (or refers to itself through objects rebuilt on every access)",
     )
-
-
-# After the class, not as strings: a string inside a typing construct becomes a
-# ForwardRef, and the first compile() of a process costs about 0.7 ms (it builds the
-# AST types), which ``import checkpointing`` would pay (issue 12, target 5).
-Feeder = Callable[[Any, Hasher], None]
-Encoder = Callable[[Hasher, Any], None]
 
 
 def digest_value(obj: Any) -> bytes:

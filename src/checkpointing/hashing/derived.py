@@ -35,7 +35,10 @@ from __future__ import annotations
 
 import functools
 import types
-from typing import Any, Dict, Iterator, List, Set
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterator, List, Set
 
 __all__ = ["counter_attributes", "memo_attributes"]
 

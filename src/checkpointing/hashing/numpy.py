@@ -11,12 +11,9 @@ begin with tags of their own), and stored keys depend on them: they never change
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from .core import (
     _TL,
-    Encoder,
-    Feeder,
     Hasher,
     UnhashableValue,
     _attr_state,
@@ -27,6 +24,12 @@ from .core import (
     _q,
     register_digester,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .core import Encoder, Feeder
 
 
 def _dtype_key(dt: Any) -> str:

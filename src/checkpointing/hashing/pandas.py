@@ -12,10 +12,13 @@ stored keys depend on them: they never change.
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from .core import _TL, Hasher, UnhashableValue, _feed_at, _put_str, register_digester
 from .numpy import _enc_ndarray, _enc_numpy_scalar, _feeds
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _pd_values(h: Hasher, values: Any) -> None:

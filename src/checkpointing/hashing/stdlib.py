@@ -13,17 +13,20 @@ import functools
 import struct
 import sys
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from .builtins import _enc_builtin_subclass, _enc_dict, _enc_int
-from .core import Encoder, Hasher, _attr_state, _class_ident, _feed_at, _put_str
+from .core import Hasher, _attr_state, _class_ident, _feed_at, _put_str
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: these modules load when a value of theirs is seen
     import datetime
     import decimal
     import fractions
     import pathlib
     import uuid
+    from typing import Any, Dict, Optional, Tuple
+
+    from .core import Encoder
 
 
 def _enc_defaultdict(h: Hasher, obj: defaultdict) -> None:

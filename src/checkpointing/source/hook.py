@@ -12,15 +12,20 @@ through untouched, at the cost of a memoised path check.
 
 from __future__ import annotations
 
+import _thread  # threading's locks, without threading (issue 12, target 5)
 import importlib.machinery
-import importlib.util
 import os
 import sys
-import threading
 import types
-from typing import Any, Optional, Sequence
+
+# importlib.util.decode_source itself: importlib.util imports typing on 3.9 (issue 12)
+from importlib._bootstrap_external import decode_source
 
 from .index import INDEX
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Sequence
 
 __all__ = [
     "ImportHookHandle",
@@ -61,7 +66,7 @@ class RecordingLoader:
     def get_code(self, fullname: str) -> types.CodeType:
         """Read, record and compile the module's source (never a stale ``.pyc``)."""
         path = self._loader.get_filename(fullname)
-        source = importlib.util.decode_source(self._loader.get_data(path))
+        source = decode_source(self._loader.get_data(path))
         INDEX.record(fullname, path, source, from_hook=True)
         return compile(source, path, "exec", dont_inherit=True)
 
@@ -114,7 +119,7 @@ class RecordingFinder:
     """Finds nothing itself: asks the finders after it, then wraps project loaders."""
 
     def __init__(self) -> None:
-        self._busy = threading.local()
+        self._busy = _thread._local()
 
     def find_spec(
         self,
@@ -191,7 +196,7 @@ class ImportHookHandle:
 
 
 _HANDLE: Optional[ImportHookHandle] = None
-_LOCK = threading.RLock()
+_LOCK = _thread.RLock()
 _WATCHING_CODE = False
 
 

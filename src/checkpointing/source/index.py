@@ -18,22 +18,24 @@ only files under those roots (minus the same exclusions) count.
 
 from __future__ import annotations
 
+import _thread  # threading's locks, without threading (issue 12, target 5)
 import os
 import sys
 import sysconfig  # here, not in a method the import hook calls (it would recurse)
-import threading
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 import xxhash
 
+from ..config import defaults
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ast
+    from typing import Any, Dict, List, Optional, Set, Tuple
 
-from ..config import defaults
 
 __all__ = ["INDEX", "ModuleRecord", "SourceIndex"]
 
-_PARSE_LOCK = threading.Lock()
+_PARSE_LOCK = _thread.allocate_lock()
 
 
 class ModuleRecord:
@@ -132,7 +134,7 @@ class SourceIndex:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()
         self._by_filename: Dict[str, ModuleRecord] = {}
         self._by_module: Dict[str, ModuleRecord] = {}
         self._added_roots: List[str] = []

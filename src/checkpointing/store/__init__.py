@@ -54,7 +54,7 @@ from .fileio import (
     read_trusted_file,
     write_private_file,
 )
-from .files import _LEGACY_NAME, CACHEDIR_TAG, FSYNC_AFTER_SECONDS, EntryInfo, PickleFileCache
+from .files import CACHEDIR_TAG, FSYNC_AFTER_SECONDS, EntryInfo, PickleFileCache
 from .format import (
     _ALIGN,
     _FIRST_READ,
@@ -64,7 +64,6 @@ from .format import (
     _MAX_HEADER,
     _NO_SIGNATURE,
     _PREFIX,
-    _SAFE_ID,
     _SIGNATURE_AT,
     _SIGNED,
     _SMALL,
@@ -90,10 +89,22 @@ from .format import (
     _Untrusted,
 )
 from .history import HISTORY_COMPACT_BYTES, HISTORY_LENGTH, append_history, read_history_file
-from .locks import SynchronizedCache
 from .memory import InMemoryLRUCache
 from .tier import MEMORY, MemoryTier
 from .variants import _checks_digest
+
+
+def __getattr__(name: str) -> object:
+    # Loaded at first use (issue 12, target 5): the compute-once locks (a miss's, with
+    # contextlib) and the compiled patterns (re).
+    if name == "SynchronizedCache":
+        from .locks import SynchronizedCache
+
+        return SynchronizedCache
+    from . import files, format
+
+    return getattr(files if name == "_LEGACY_NAME" else format, name)
+
 
 __all__ = [
     "CACHEDIR_TAG",

@@ -9,13 +9,26 @@ implements; ``save_entry``/``read_metadata`` optionally keep metadata beside a r
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Dict, Generic, Iterator, List, Optional, Tuple
+from types import GenericAlias
 
-from .._typing import ContextId, ReturnValue
 from ..errors import CheckpointNotExist
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Dict, Generic, Iterator, List, Optional, Tuple
+
+    from .._typing import ContextId, ReturnValue
     from .locks import SynchronizedCache
+else:
+    # What the type checkers see above, without importing typing at run time (issue
+    # 12, target 5): ``CacheBase[str, float]`` and subclasses of it work as with
+    # typing.Generic (the alias is a plain types.GenericAlias).
+    ContextId = ReturnValue = None
+
+    class Generic:
+        __slots__ = ()
+        __class_getitem__ = classmethod(GenericAlias)
+
 
 __all__ = ["CacheBase"]
 

@@ -15,10 +15,16 @@ The codecs are optional extras: ``pip install 'checkpointing[zstd]'`` (zstandard
 
 from __future__ import annotations
 
-import pickle
-from typing import Any
+try:  # pickle.py's dumps and loads, without pickle.py (which imports re): issue 12
+    import _pickle as pickle
+except ImportError:  # an interpreter without the C pickle
+    import pickle  # type: ignore[no-redef]
 
 from ..errors import ConfigurationError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["CODECS", "Compressed", "compress_pickle", "validate_codec"]
 

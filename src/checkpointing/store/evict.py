@@ -31,8 +31,8 @@ import os
 import stat
 import threading
 import time
+from collections import namedtuple
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from .._lazylog import LazyLogger
 from ..config import parse_age, parse_size
@@ -40,6 +40,10 @@ from ..errors import ConfigurationError
 from .fileio import _atomic_write, _read_header, _read_regular, _unlink_in, fcntl
 from .files import EntryInfo, PickleFileCache
 from .format import _SUFFIX, _compact_json, _Corrupt
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 __all__ = [
     "TOUCH_INTERVAL",
@@ -70,10 +74,13 @@ _APPEND_FLAGS = (
 )
 
 
-# Functional NamedTuples: no field annotation to compile at import (see store/tier.py).
-Usage = NamedTuple(
-    "Usage", [("last_used", float), ("hits", int), ("misses", int), ("function", Optional[str])]
-)
+if TYPE_CHECKING:
+    Usage = NamedTuple(
+        "Usage",
+        [("last_used", float), ("hits", int), ("misses", int), ("function", Optional[str])],
+    )
+else:  # the same without importing typing at run time (issue 12, target 5)
+    Usage = namedtuple("Usage", "last_used hits misses function")
 Usage.__doc__ = """What the log says of one key: ``last_used`` (Unix time, 0 if never
 recorded), ``hits``, ``misses`` (saves), ``function`` (qualified name)."""
 
@@ -352,7 +359,10 @@ def evict_lock(cache: PickleFileCache) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-_File = NamedTuple("_File", [("path", str), ("size", int), ("mtime", float), ("variant", bool)])
+if TYPE_CHECKING:
+    _File = NamedTuple("_File", [("path", str), ("size", int), ("mtime", float), ("variant", bool)])
+else:
+    _File = namedtuple("_File", "path size mtime variant")
 
 
 def _files(cache: PickleFileCache) -> List[_File]:

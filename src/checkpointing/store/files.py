@@ -69,11 +69,9 @@ are in ``format``, the file operations in ``fileio``, history and variants apart
 from __future__ import annotations
 
 import os
-import pickle
-import re
 import stat
 import time
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+from collections import namedtuple
 
 from ..config import (
     defaults,
@@ -121,9 +119,28 @@ from .history import HistoryFiles
 from .tier import MEMORY
 from .variants import VariantFiles
 
+try:  # pickle.py's dumps and loads, without pickle.py (which imports re): issue 12
+    import _pickle as pickle
+except ImportError:  # an interpreter without the C pickle
+    import pickle  # type: ignore[no-redef]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+
 __all__ = ["CACHEDIR_TAG", "FSYNC_AFTER_SECONDS", "EntryInfo", "PickleFileCache"]
 
-_LEGACY_NAME = re.compile(r"[0-9a-f]{32}\.pickle")  # 1.0: <md5 hexdigest>.pickle at the root
+_LEGACY_PATTERN = r"[0-9a-f]{32}\.pickle"  # 1.0: <md5 hexdigest>.pickle at the root
+
+
+def __getattr__(name: str) -> Any:
+    if name == "_LEGACY_NAME":  # compiled at first use: re is not imported at import
+        import re
+
+        globals()[name] = re.compile(_LEGACY_PATTERN)
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 FSYNC_AFTER_SECONDS = 1.0
 """Under ``cache.durability = "auto"``, entries of calls that ran this long are fsynced."""
@@ -144,11 +161,15 @@ CACHEDIR_TAG = (
 )
 
 
-# Its fields through the functional NamedTuple: no annotation to compile at import
-# (see store/tier.py).
-_EntryFields = NamedTuple(
-    "EntryInfo", [("key", str), ("path", str), ("size", int), ("metadata", Dict[str, Any])]
-)
+if TYPE_CHECKING:
+    _EntryFields = NamedTuple(
+        "EntryInfo", [("key", str), ("path", str), ("size", int), ("metadata", Dict[str, Any])]
+    )
+    _Store = CacheBase[str, Any]
+else:
+    # The same without importing typing at run time (issue 12, target 5).
+    _EntryFields = namedtuple("EntryInfo", "key path size metadata")
+    _Store = CacheBase
 
 
 class EntryInfo(_EntryFields):
@@ -169,7 +190,7 @@ class EntryInfo(_EntryFields):
         return self.key
 
 
-class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
+class PickleFileCache(VariantFiles, HistoryFiles, _Store):
     """The default store: one checksummed pickle file per key under ``directory``.
 
     Args:
@@ -601,8 +622,11 @@ class PickleFileCache(VariantFiles, HistoryFiles, CacheBase[str, Any]):
         except (FileNotFoundError, NotADirectoryError):
             return []
         out = []
+        import re
+
+        legacy = re.compile(_LEGACY_PATTERN)
         for name in names:
-            if _LEGACY_NAME.fullmatch(name) is None:
+            if legacy.fullmatch(name) is None:
                 continue
             path = os.path.join(self.directory, name)
             try:

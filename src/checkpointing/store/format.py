@@ -48,12 +48,18 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
-import re
 import struct
-from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import xxhash
+
+try:  # pickle.py's dumps and loads, without pickle.py (which imports re): issue 12
+    import _pickle as pickle
+except ImportError:  # an interpreter without the C pickle
+    import pickle  # type: ignore[no-redef]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "decode", "decode_header", "encode"]
 
@@ -76,10 +82,23 @@ _SLICE = 1 << 22  # large buffers are hashed and moved in slices that stay in th
 _MMAP_AT = 1 << 20  # buffers read back at least this large get fresh pages (see _new_buffer)
 _MAX_HEADER = 1 << 26  # a longer header is garbage, not metadata
 _SUFFIX = ".ckpt"
-_SAFE_ID = re.compile(r"[a-z0-9_-][a-z0-9._-]{0,199}")
+# A key used as it is for its file name: 1 to 200 of these, not starting with a dot
+# (what the regular expression [a-z0-9_-][a-z0-9._-]{0,199} matches; str methods, so
+# that the hit path needs no re: issue 12, target 5).
+_SAFE_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-"
+_READABLE = frozenset(_SAFE_CHARS + "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _WINDOWS_RESERVED = frozenset(
     ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)] + [f"lpt{i}" for i in range(10)]
 )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "_SAFE_ID":  # the former pattern, for code that imported it
+        import re
+
+        globals()[name] = re.compile(r"[a-z0-9_-][a-z0-9._-]{0,199}")
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Corrupt(Exception):
@@ -189,9 +208,14 @@ def _file_stem(key: str) -> str:
             f"key {key!r} is not a non-empty str; an "
             f"identifier's identify() must return a non-empty str"
         )
-    if _SAFE_ID.fullmatch(key) is not None and key.split(".", 1)[0] not in _WINDOWS_RESERVED:
+    if (
+        len(key) <= 200
+        and key[0] != "."
+        and not key.strip(_SAFE_CHARS)
+        and key.split(".", 1)[0] not in _WINDOWS_RESERVED
+    ):
         return key
-    readable = re.sub(r"[^A-Za-z0-9._-]", "_", key)[:80].lstrip(".") or "id"
+    readable = "".join(c if c in _READABLE else "_" for c in key[:80]).lstrip(".") or "id"
     digest = xxhash.xxh3_64_hexdigest(key.encode("utf-8", "surrogatepass"))
     return f"{readable}-{digest}"
 

@@ -16,11 +16,10 @@ earlier version (one checksummed JSON document) is read, and appended to.
 
 from __future__ import annotations
 
+import _thread  # threading's locks, without threading (issue 12, target 5)
 import errno
 import os
 import stat
-import threading
-from typing import Any, Callable, Dict, List, Optional
 
 import xxhash
 
@@ -41,6 +40,10 @@ from .fileio import (
     _write_at,
 )
 from .format import _compact_json, _Corrupt
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional
 
 __all__ = [
     "HISTORY_COMPACT_BYTES",
@@ -166,14 +169,14 @@ def append_history(folder: str, name: str, record: bytes, mode: int = 0o600) -> 
 
 _KEEP_OPEN = 16
 _KEPT: Dict[str, int] = {}  # path -> descriptor of the history file, unlocked
-_KEPT_LOCK = threading.Lock()
+_KEPT_LOCK = _thread.allocate_lock()
 
 
 def _forget_kept() -> None:
     """In a forked child: its descriptors share the parent's open files (and their
     locks), so it opens its own."""
     global _KEPT_LOCK
-    _KEPT_LOCK = threading.Lock()
+    _KEPT_LOCK = _thread.allocate_lock()
     for fd in _KEPT.values():
         try:
             os.close(fd)

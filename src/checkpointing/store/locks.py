@@ -1,7 +1,7 @@
 """Locks of the store: :class:`SynchronizedCache`, and compute-once locks of a key.
 
 :class:`SynchronizedCache` makes every access of a cache under a lock (any context
-manager: ``threading.Lock()``, a file lock).
+manager: ``_thread.allocate_lock()``, a file lock).
 
 Compute once: when several callers miss the same key, one computes, the others wait.
 
@@ -43,23 +43,30 @@ requests per poll (at most every 0.5 s).
 
 from __future__ import annotations
 
+import _thread  # threading's locks, without threading (issue 12, target 5)
 import errno
 import os
 import struct
 import sys
-import threading
 import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-from .._typing import ContextId, ReturnValue
 from .base import CacheBase
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import threading
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
+
+    from .._typing import ContextId, ReturnValue
+else:
+    from .base import ContextId, ReturnValue  # stand-ins (see there)
 
 __all__ = [
     "ACQUIRED",
@@ -85,7 +92,7 @@ class SynchronizedCache(CacheBase[ContextId, ReturnValue]):
 
     Args:
         cache: the cache to wrap.
-        lock: a context manager, e.g. ``threading.Lock()`` or a file lock.
+        lock: a context manager, e.g. ``_thread.allocate_lock()`` or a file lock.
     """
 
     def __init__(self, cache: CacheBase[ContextId, ReturnValue], lock: Any) -> None:
@@ -186,7 +193,7 @@ _LOCK_FLAGS = (
 
 
 _GATES: Dict[str, List[Any]] = {}  # key -> [threading.Lock, number of users]
-_GATES_LOCK = threading.Lock()
+_GATES_LOCK = _thread.allocate_lock()
 
 
 @contextmanager
@@ -198,7 +205,7 @@ def thread_gate(name: str, timeout: float) -> Iterator[Optional[bool]]:
     with _GATES_LOCK:
         entry = _GATES.get(name)
         if entry is None:
-            entry = _GATES[name] = [threading.Lock(), 0]
+            entry = _GATES[name] = [_thread.allocate_lock(), 0]
         entry[1] += 1
     gate = entry[0]
     got: Optional[bool] = None
@@ -444,9 +451,11 @@ class LeaseLock(KeyLock):
         self.lease_seconds = lease_seconds
         self._token = token
         self._etag: Optional[str] = None
+        import threading  # a lease is an object store's: not at import (issue 12)
+
         self._stop = threading.Event()
         self._heartbeat: Optional[threading.Thread] = None
-        self._lock = threading.Lock()  # the etag, between the heartbeat and release
+        self._lock = _thread.allocate_lock()  # the etag, between the heartbeat and release
         self._seen: Optional[tuple] = None  # (etag, monotonic time first seen)
         self._renewals = 0
         self._tried = False
@@ -463,7 +472,7 @@ class LeaseLock(KeyLock):
         self._renewals += 1
         return json.dumps(
             {
-                "holder": f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}",
+                "holder": f"{socket.gethostname()}:{os.getpid()}:{_thread.get_ident()}",
                 "renewed": time.time(),
                 "renewals": self._renewals,
                 "lease_seconds": self.lease_seconds,
@@ -511,6 +520,8 @@ class LeaseLock(KeyLock):
         self._etag = etag
         self._stop.clear()
         self.lost = False
+        import threading
+
         self._heartbeat = threading.Thread(
             target=self._renew, name="checkpointing-lease", daemon=True
         )

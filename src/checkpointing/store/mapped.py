@@ -16,7 +16,6 @@ import mmap
 import os
 import pickle
 import stat
-from typing import Any, Tuple
 
 import xxhash
 
@@ -37,6 +36,10 @@ from .format import (
     _key_digest,
     _Untrusted,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Tuple
 
 __all__ = ["retrieve_mapped"]
 

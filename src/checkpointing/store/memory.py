@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import threading
+import _thread  # threading's locks, without threading (issue 12, target 5)
 from collections import OrderedDict
-from typing import Iterator, Optional
 
-from .._typing import ContextId, ReturnValue
 from ..errors import CheckpointNotExist, ConfigurationError
 from .base import CacheBase
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator, Optional
+
+    from .._typing import ContextId, ReturnValue
+else:
+    from .base import ContextId, ReturnValue  # stand-ins (see there)
 
 __all__ = ["InMemoryLRUCache"]
 
@@ -40,7 +46,7 @@ class InMemoryLRUCache(CacheBase[ContextId, ReturnValue]):
             )
         self.maxsize = maxsize
         self._entries: "OrderedDict[ContextId, ReturnValue]" = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def __repr__(self) -> str:
         return f"InMemoryLRUCache(maxsize={self.maxsize!r})"

@@ -6,12 +6,15 @@ verified bytes, served again after one ``lstat`` shows their file unchanged (see
 
 from __future__ import annotations
 
+import _thread  # threading's locks, without threading (issue 12, target 5)
 import os
-import threading
-from collections import OrderedDict
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
+from collections import OrderedDict, namedtuple
 
 from ..config import defaults
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
 
 __all__ = ["MEMORY", "MemoryTier", "Remembered", "file_identity"]
 
@@ -23,20 +26,21 @@ def file_identity(status: "os.stat_result") -> Tuple[int, int, int, int, int]:
     return (status.st_mtime_ns, status.st_ctime_ns, status.st_ino, status.st_size, status.st_dev)
 
 
-# The records of this package are made with the functional NamedTuple: the class
-# syntax, under ``from __future__ import annotations``, turns each field's annotation
-# into a ForwardRef, compiled at import (about 0.7 ms for the first; issue 12).
-Remembered = NamedTuple(
-    "Remembered",
-    [
-        ("identity", Tuple[int, int, int, int, int]),
-        ("secret", Optional[bytes]),
-        ("data", bytes),
-        ("buffers", Tuple[bytes, ...]),
-        ("checks", Any),
-        ("size", int),
-    ],
-)
+if TYPE_CHECKING:
+    Remembered = NamedTuple(
+        "Remembered",
+        [
+            ("identity", Tuple[int, int, int, int, int]),
+            ("secret", Optional[bytes]),
+            ("data", bytes),
+            ("buffers", Tuple[bytes, ...]),
+            ("checks", Any),
+            ("size", int),
+        ],
+    )
+else:
+    # The same record without importing typing at run time (issue 12, target 5).
+    Remembered = namedtuple("Remembered", "identity secret data buffers checks size")
 Remembered.__doc__ = """The verified content of one entry file, as the hit path needs it:
 ``identity`` (:func:`file_identity` of the file), ``secret`` (the secret it was verified
 or signed with; None: trust), ``data`` (the pickle stream), ``buffers`` (out-of-band
@@ -71,7 +75,7 @@ class MemoryTier:
         self._limit = limit  # the bound in bytes, read at each put (a setting may change)
         self._entries: "OrderedDict[str, Remembered]" = OrderedDict()
         self._bytes = 0
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -12,7 +12,6 @@ checks. :class:`VariantFiles` gives
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, List, Tuple
 
 import xxhash
 
@@ -21,6 +20,10 @@ from ..errors import CheckpointFailedWarning
 from ..report import warn
 from .fileio import _make_private_folder, _read_header
 from .format import _SUFFIX, _Corrupt, _file_stem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, List, Tuple
 
 __all__ = ["VariantFiles"]
 
