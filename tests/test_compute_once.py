@@ -277,3 +277,34 @@ def test_a_lease_is_create_only_renewed_and_taken_over_when_not_renewed(s3, tmp_
     other.release()
     assert store.etag(path) is None
     holder.release()  # its lease was taken over: nothing of the other's is removed
+
+
+@pytest.mark.skipif(not RANGE_LOCKS, reason="open file description locks: 64-bit Linux only")
+def test_a_file_system_that_refuses_range_locks_gets_lock_files(tmp_path, monkeypatch) -> None:
+    """A folder whose file system refuses range locks (some network file systems: the
+    refusal is simulated, ENOLCK) computes its miss without the lock, then locks keys
+    with one file each."""
+    import errno
+
+    from checkpointing.store import locks
+
+    sys.ckpt_refused_runs = []  # on sys: a list the body read would be in its key
+
+    def body(x):
+        sys.ckpt_refused_runs.append(x)
+        return x + 1
+
+    f = checkpoint(str(tmp_path / "cache"))(body)
+
+    def refuse(fd, cmd, arg=0):
+        raise OSError(errno.ENOLCK, "no locks here")
+
+    monkeypatch.setattr(locks.fcntl, "fcntl", refuse)
+    try:
+        assert f(1) == 2 and sys.ckpt_refused_runs == [1]
+        lock = key_lock(f.checkpoint.cache, f.key(2))
+        assert isinstance(lock, FileKeyLock)
+        assert f(2) == 3 and f(1) == 2 and sys.ckpt_refused_runs == [1, 2]
+    finally:
+        locks.REFUSED.discard(str(tmp_path / "cache" / "locks"))
+        del sys.ckpt_refused_runs
