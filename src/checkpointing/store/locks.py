@@ -259,6 +259,15 @@ def _wait(
         delay = min(delay * 2, max_delay)
 
 
+def _open_lock_file(path: str, file_mode: int, folder_mode: int) -> int:
+    """Open (create) a lock file, creating its folder if it is missing."""
+    try:
+        return os.open(path, _LOCK_FLAGS, file_mode)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), mode=folder_mode, exist_ok=True)
+        return os.open(path, _LOCK_FLAGS, file_mode)
+
+
 class FileKeyLock(KeyLock):
     """An OS file lock on ``lock_path`` for the entry at ``entry_path``.
 
@@ -286,11 +295,7 @@ class FileKeyLock(KeyLock):
         return (status.st_ino, status.st_mtime_ns, status.st_size)
 
     def _try_lock(self) -> bool:
-        try:
-            fd = os.open(self.lock_path, _LOCK_FLAGS, self.file_mode)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(self.lock_path), mode=self.folder_mode, exist_ok=True)
-            fd = os.open(self.lock_path, _LOCK_FLAGS, self.file_mode)
+        fd = _open_lock_file(self.lock_path, self.file_mode, self.folder_mode)
         if not _lock_fd(fd):
             os.close(fd)
             return False
@@ -363,11 +368,7 @@ class RangeKeyLock(KeyLock):
     _token = FileKeyLock._token
 
     def _try_lock(self) -> bool:
-        try:
-            fd = os.open(self.lock_path, _LOCK_FLAGS, self.file_mode)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(self.lock_path), mode=self.folder_mode, exist_ok=True)
-            fd = os.open(self.lock_path, _LOCK_FLAGS, self.file_mode)
+        fd = _open_lock_file(self.lock_path, self.file_mode, self.folder_mode)
         request = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, self.offset, 1, 0)
         try:
             fcntl.fcntl(fd, _OFD_SETLK, request)
