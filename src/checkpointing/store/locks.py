@@ -268,12 +268,10 @@ def _open_lock_file(path: str, file_mode: int, folder_mode: int) -> int:
         return os.open(path, _LOCK_FLAGS, file_mode)
 
 
-class FileKeyLock(KeyLock):
-    """An OS file lock on ``lock_path`` for the entry at ``entry_path``.
-
-    The holder removes the lock file before unlocking it, so the locks folder does not
-    fill up; a waiter that locked a file which was removed meanwhile tries again.
-    """
+class _LocalKeyLock(KeyLock):
+    """A lock held through a descriptor of a file in the cache's ``locks`` folder, for
+    the entry at ``entry_path``, taken by polling :meth:`_try_lock` (see :func:`_wait`);
+    an entry that appears or changes meanwhile ends the wait."""
 
     def __init__(
         self, lock_path: str, entry_path: str, file_mode: int = 0o600, folder_mode: int = 0o700
@@ -284,15 +282,30 @@ class FileKeyLock(KeyLock):
         self.folder_mode = folder_mode
         self._fd: Optional[int] = None
 
-    def __repr__(self) -> str:
-        return f"FileKeyLock({self.lock_path!r})"
-
     def _token(self) -> Any:
         try:
             status = os.stat(self.entry_path)
         except OSError:
             return None
         return (status.st_ino, status.st_mtime_ns, status.st_size)
+
+    @abstractmethod
+    def _try_lock(self) -> bool:
+        """Take the lock without waiting; False if another holds it."""
+
+    def acquire(self, timeout: float) -> str:
+        return _wait(self._try_lock, self._token, timeout, _LOCAL_MAX_DELAY)
+
+
+class FileKeyLock(_LocalKeyLock):
+    """An OS file lock on ``lock_path`` for the entry at ``entry_path``.
+
+    The holder removes the lock file before unlocking it, so the locks folder does not
+    fill up; a waiter that locked a file which was removed meanwhile tries again.
+    """
+
+    def __repr__(self) -> str:
+        return f"FileKeyLock({self.lock_path!r})"
 
     def _try_lock(self) -> bool:
         fd = _open_lock_file(self.lock_path, self.file_mode, self.folder_mode)
@@ -309,9 +322,6 @@ class FileKeyLock(KeyLock):
             return False
         self._fd = fd
         return True
-
-    def acquire(self, timeout: float) -> str:
-        return _wait(self._try_lock, self._token, timeout, _LOCAL_MAX_DELAY)
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
@@ -336,7 +346,7 @@ REFUSED: Set[str] = set()
 """Locks folders whose file system refused a range lock (they use :class:`FileKeyLock`)."""
 
 
-class RangeKeyLock(KeyLock):
+class RangeKeyLock(_LocalKeyLock):
     """An open file description lock on byte ``offset`` of the shared file
     ``lock_path``, for the entry at ``entry_path`` (see the module docstring).
 
@@ -355,17 +365,11 @@ class RangeKeyLock(KeyLock):
         file_mode: int = 0o600,
         folder_mode: int = 0o700,
     ) -> None:
-        self.lock_path = lock_path
+        super().__init__(lock_path, entry_path, file_mode, folder_mode)
         self.offset = offset
-        self.entry_path = entry_path
-        self.file_mode = file_mode
-        self.folder_mode = folder_mode
-        self._fd: Optional[int] = None
 
     def __repr__(self) -> str:
         return f"RangeKeyLock({self.lock_path!r}, {self.offset})"
-
-    _token = FileKeyLock._token
 
     def _try_lock(self) -> bool:
         fd = _open_lock_file(self.lock_path, self.file_mode, self.folder_mode)
@@ -380,9 +384,6 @@ class RangeKeyLock(KeyLock):
             raise
         self._fd = fd
         return True
-
-    def acquire(self, timeout: float) -> str:
-        return _wait(self._try_lock, self._token, timeout, _LOCAL_MAX_DELAY)
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
