@@ -94,16 +94,8 @@ def read_history_file(path: str, strict: bool = True) -> Any:
                         entries[entry.get("key")] = entry
             start = 2
     for line in lines[start:]:
-        digest, _, body = line.partition(b" ")
-        if xxhash.xxh3_64_hexdigest(body).encode() != digest:
-            damaged.append(line)
-            continue
-        record = json.loads(body)
-        if (
-            not isinstance(record, dict)
-            or not isinstance(record.get("entry"), dict)
-            or (function is not None and record.get("function") != function)
-        ):
+        record = _record(line, json)
+        if record is None or (function is not None and record.get("function") != function):
             damaged.append(line)
             continue
         function = record.get("function")
@@ -378,6 +370,18 @@ def _compact_history(folder: str, path: str, mode: int) -> None:
         os.close(fd)
 
 
+def _record(line: bytes, json: Any) -> Optional[Dict[str, Any]]:
+    """The record of a history line ``<xxh3-64 hex of the JSON> <JSON>`` whose checksum
+    holds and which has an ``entry``; None for any other line."""
+    digest, _, body = line.partition(b" ")
+    if not body or xxhash.xxh3_64_hexdigest(body).encode() != digest:
+        return None
+    record = json.loads(body)
+    if not isinstance(record, dict) or not isinstance(record.get("entry"), dict):
+        return None
+    return record
+
+
 def _recent_history(path: str) -> Optional[Dict[str, Any]]:
     """What :func:`read_history_file` (not strict) says of the history file at
     ``path`` when its lines name ``HISTORY_LENGTH`` keys or more: read from the end,
@@ -389,12 +393,9 @@ def _recent_history(path: str) -> Optional[Dict[str, Any]]:
     function = None
     latest: Dict[Any, Dict[str, Any]] = {}
     for line in reversed(_read_regular(path, 1 << 26).split(b"\n")):
-        digest, _, body = line.partition(b" ")
-        if not body or xxhash.xxh3_64_hexdigest(body).encode() != digest:
+        record = _record(line, json)
+        if record is None:
             continue  # the end line, a damaged line, or the start of an earlier file
-        record = json.loads(body)
-        if not isinstance(record, dict) or not isinstance(record.get("entry"), dict):
-            continue
         if function is None:
             function = record.get("function")
         elif record.get("function") != function:
