@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import shutil
 
+from checkpointing.keyplan import read_plan_file
+
 HELPERS = """
 def deep(x):
     return x * {factor}
@@ -92,13 +94,28 @@ def test_stored_local_plans_give_the_key_a_fresh_analysis_gives(project):
     first = project.run("-m", "proj.main")
     assert first.ran == ["run"]
     analysis = project.root / ".checkpointing" / "analysis"
-    assert list(analysis.glob("*.bundle")), "the local plans are stored together"
+    stored = _stored_by_module(analysis)
+    # One file per module (the wrapper layers describe as what they wrap: not stored).
+    assert sorted(stored) == ["proj.helpers", "proj.registry"]
+    assert {"_square", "chain", "cube"} <= set(stored["proj.registry"][1])
     again = project.run("-m", "proj.main")  # from the stored analysis
     assert again.ran == [] and again.results == first.results
-    for bundle in analysis.glob("*.bundle"):
-        bundle.unlink()  # the local plans one by one, from their own files
+    stored["proj.helpers"][0].unlink()  # its plans are analysed again, the others read
     third = project.run("-m", "proj.main")
     assert third.ran == [] and third.results == first.results
+    assert _stored_by_module(analysis) == stored
+
+
+def _stored_by_module(analysis):
+    """Module name -> (its file, the names of the definitions whose plans it holds)."""
+    out = {}
+    for path in analysis.glob("*.module"):
+        plans = read_plan_file(str(path))["plans"]
+        modules = {data["root"][1].partition(":")[0] for data in plans.values()}
+        assert len(modules) == 1, modules
+        names = sorted(data["root"][1].partition(":")[2] for data in plans.values())
+        out[modules.pop()] = (path, names)
+    return out
 
 
 def test_an_edit_of_a_helper_only_a_registry_function_calls_reruns(project, tmp_path):

@@ -27,7 +27,7 @@ Why one module of about 2,000 lines: a plan, the walk that digests definitions f
 in values, and the witness that lets a hit skip that walk share the private state of
 one key computation (memoised plans, the walk of the current scope, the digests an
 earlier walk offers), and each is on the path of every call. The parts that could
-leave without that state are the plans on disk and in bundles (``_load``, ``_save``,
+leave without that state are the plans on disk and in module files (``_load``, ``_save``,
 ``read_plan_file``) and the plans shipped to worker processes (``export``,
 ``receive``, ``_adopt``): a ``keyplan/`` package with those two modules is the next
 step, kept for a session in which no one else edits the call path.
@@ -35,6 +35,7 @@ step, kept for a session in which no one else edits the call path.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copyreg
 import functools
@@ -80,7 +81,7 @@ __all__ = ["KeyPlan", "NamesSnapshot", "Slot", "acknowledge_blind_spots", "plan_
 logger = logging.getLogger("checkpointing")
 
 # Bump when the analysis or the layout of stored plans changes.
-ANALYSIS_FORMAT = 5
+ANALYSIS_FORMAT = 6
 _RUNTIME = sys.implementation.cache_tag or sys.version
 
 
@@ -627,15 +628,10 @@ def current(func: Any, directory: Optional[str] = None) -> Tuple[KeyPlan, bytes]
     if digest is None:
         with _GCPaused():
             plan = plan_for(func, directory)
-            _STATE.walked = None  # the walk of this first key lists its plans (_Walk.finish)
-            try:
-                digest = plan.values_digest()
-                assert digest is not None, "a plan just built is valid"
-                walked = _STATE.walked
-            finally:
-                _STATE.walked = 0  # later walks of this thread list nothing
-            if walked:
-                _save_bundle(func, plan, walked, directory or _default_directory)
+            digest = plan.values_digest()
+            assert digest is not None, "a plan just built is valid"
+            if _PENDING:
+                flush_analysis()
     return plan, digest
 
 
@@ -702,14 +698,15 @@ def _plan_for(
         # A wrapper layer describes as the function it wraps: its plan is not stored.
         stored = directory and not (local and unwrap(func) is not func)
         path = _plan_path(func, directory, local) if stored else None
-        plan = _load(func, path) if path and plan is None else None
-        if plan is not None and not local:
-            _load_bundle(path)  # type: ignore[arg-type]
+        module = _module_path(func, directory) if path and local else None  # type: ignore[arg-type]
+        plan = _load(func, path, module) if path and plan is None else None
         if plan is None:
             from .depgraph import build_plan
 
             plan = build_plan(func, local=local)
-            if path and plan.spec is not None:
+            if module and plan.spec is not None:
+                _defer(plan, path, module)  # type: ignore[arg-type]
+            elif path and plan.spec is not None:
                 _save(plan, path)
             elif path:
                 _note_not_stored(plan, path)
@@ -1030,15 +1027,16 @@ def _copy_marks(cls: Any) -> List[Any]:
     return ["copy", sorted(map(str, vars(cls))), [describe(b) for b in cls.__bases__]]
 
 
-def _load(func: Any, path: str) -> Optional[KeyPlan]:
+def _load(func: Any, path: str, module: Optional[str] = None) -> Optional[KeyPlan]:
+    """The plan stored at ``path`` (a local plan: under its file's name in the file of
+    its module, ``module``) if it still holds; None if there is none or it is stale."""
     try:
-        data = _BUNDLED.pop(os.path.basename(path), None)
-        if data is not None:
-            plan = _rebuild(func, data)
-            if plan is not None:
-                _FROM_BUNDLE.add(id(plan))
-                return plan
-        data = read_plan_file(path)
+        if module is None:
+            data = read_plan_file(path)
+        else:
+            data = _module_entries(module).pop(os.path.basename(path), None)
+            if data is None:
+                return None
         plan = _rebuild(func, data)
     except FileNotFoundError:
         return None
@@ -1411,53 +1409,116 @@ def _note_not_stored(plan: KeyPlan, path: str) -> None:
         logger.debug("could not write %s: %s", note, exc)
 
 
-# -- Bundles: the local plans a root's key reads, in one file -----------------------
+# -- Local plans, one file per module ---------------------------------------------------
 #
-# A function that reads a registry reaches hundreds of definitions, each with a local
-# plan of its own file; a new process reads them all before its first hit. The local
-# plans one computation of a root's key used are also written together, beside the
-# root's plan, and read with it: one file, not hundreds. Each plan in a bundle passes
-# the same checks as one read from its own file.
+# A function that reads a registry reaches hundreds of definitions, each analysed alone
+# (a local plan). They are stored by module: one file per module holds the local plans
+# of the definitions it defines (``<digest>.module``, keyed like a plan file by the
+# analysis format, the runtime and the project roots), each under the name its own
+# plan file would have. A new process reads a module's file once, when the first of its
+# definitions is needed, and each plan in it passes the checks of a plan read alone
+# (the digests of the files it covers, its guards). The plans a process builds are
+# written at the end of the key computation that built them (or at exit), a module's
+# file at once, merged with the plans already there that still match their sources:
+# an edit re-analyses the definitions of the edited module only, and a first analysis
+# of networkx writes some 250 files, not 1,200. Two processes writing one module's file
+# at once can lose each other's new plans (the later rename wins): a plan lost so is
+# analysed again by the next process, never misread.
 
-_BUNDLE_SUFFIX = ".bundle"
-# Local plans read from a bundle and not used yet, by the name of their own file.
-_BUNDLED: Dict[str, Dict[str, Any]] = {}
-# Ids of the plans built from a bundle (a bundle needs no rewriting if all came so).
-_FROM_BUNDLE: set = set()
+_MODULE_SUFFIX = ".module"
+# The plans read from a module's file and not used yet, by the file's path.
+_MODULE_ENTRIES: Dict[str, Dict[str, Any]] = {}
+# The plans built in this process and not written yet: module file -> plan file name ->
+# (plan data, the path of the note saying an earlier process could not store it).
+_PENDING: Dict[str, Dict[str, Tuple[Dict[str, Any], str]]] = {}
 
 
-def _bundle_path(path: str) -> str:
-    return path[: -len(".json")] + _BUNDLE_SUFFIX
+def _module_path(func: Any, directory: str) -> str:
+    module = qualname_of(unwrap(func)).partition(":")[0]
+    roots = defaults["analysis.project_roots"]
+    key = xxhash.xxh3_128_hexdigest(
+        json.dumps(
+            [
+                ANALYSIS_FORMAT,
+                hashing.FORMAT_VERSION,
+                _RUNTIME,
+                "module",
+                module,
+                [os.fspath(r) for r in roots] if roots else None,
+            ]
+        ).encode()
+    )
+    return os.path.join(directory, key + _MODULE_SUFFIX)
 
 
-def _load_bundle(path: str) -> None:
+def _read_module_file(path: str) -> Dict[str, Any]:
+    """The plans stored in a module's file (empty if none, damaged or of another format)."""
     try:
-        data = read_plan_file(_bundle_path(path))
-        if data.get("format") != ANALYSIS_FORMAT:
-            return
-        plans = data["plans"]
-        if isinstance(plans, dict):
-            _BUNDLED.update(plans)
+        data = read_plan_file(path)
+        plans = data.get("plans") if data.get("format") == ANALYSIS_FORMAT else None
     except FileNotFoundError:
-        return
-    except Exception as exc:  # damaged: the plans are read one by one, and it is rewritten
-        logger.debug("bundle of %s not used: %s: %s", path, type(exc).__name__, exc)
+        return {}
+    except Exception as exc:  # damaged or foreign: its plans are analysed again
+        logger.debug("stored analysis %s not used: %s: %s", path, type(exc).__name__, exc)
+        return {}
+    return plans if isinstance(plans, dict) else {}
 
 
-def _save_bundle(func: Any, plan: KeyPlan, walked: List[KeyPlan], directory: Any) -> None:
-    if not directory or plan.spec is None:
-        return
-    if all(id(p) in _FROM_BUNDLE for p in walked):
-        return
-    path = _plan_path(func, directory)
-    if path is None:
-        return
-    plans = {}
-    for local in walked:
-        local_path = _plan_path(local.root, directory, local=True)
-        if local.spec is not None and local_path is not None:
-            plans[os.path.basename(local_path)] = local.spec
-    _write_plan_file(_bundle_path(path), {"format": ANALYSIS_FORMAT, "plans": plans})
+def _module_entries(path: str) -> Dict[str, Any]:
+    entries = _MODULE_ENTRIES.get(path)
+    if entries is None:
+        entries = _MODULE_ENTRIES[path] = _read_module_file(path)
+    return entries
+
+
+def _defer(plan: KeyPlan, path: str, module: str) -> None:
+    """Keep the local plan ``plan`` (its own file would be ``path``) to be written with
+    the rest of its module's by :func:`flush_analysis`."""
+    _PENDING.setdefault(module, {})[os.path.basename(path)] = (
+        plan.spec,  # type: ignore[assignment]
+        _note_path(plan.root, path),
+    )
+
+
+def _matches_sources(data: Any) -> bool:
+    """Do the files a stored plan covers have the digests it recorded, now?"""
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        return False
+    for filename, digest in files.items():
+        record = INDEX.by_filename(filename)
+        if record is None or record.digest.hex() != digest:
+            return False
+    return True
+
+
+def flush_analysis() -> None:
+    """Write the local plans built since the last flush: each module's file once, with
+    the plans already in it that still match their sources (a failure to write costs
+    an analysis in a later process, nothing else)."""
+    with _LOCK:
+        pending = dict(_PENDING)
+        _PENDING.clear()
+        for path, entries in pending.items():
+            plans = {
+                name: data
+                for name, data in _read_module_file(path).items()
+                if name not in entries and _matches_sources(data)
+            }
+            plans.update((name, data) for name, (data, _note) in entries.items())
+            if not _write_plan_file(path, {"format": ANALYSIS_FORMAT, "plans": plans}):
+                continue
+            for _data, note in entries.values():
+                try:  # an earlier process could not store it
+                    os.remove(note)
+                except OSError:
+                    pass
+
+
+atexit.register(flush_analysis)  # plans built outside a key computation (graph, why)
+if hasattr(os, "register_at_fork"):
+    # A forked child would write its parent's pending plans a second time.
+    os.register_at_fork(after_in_child=_PENDING.clear)
 
 
 def _write_plan_file(path: str, data: Dict[str, Any]) -> bool:
@@ -1717,8 +1778,6 @@ class _Walk:
         be told cheaply); the digests are offered to later walks when it can."""
         if self._witness is not _UNSET:
             return self._witness
-        if self.shared and getattr(_STATE, "walked", 0) is None:
-            _STATE.walked = [n.plan for n in self.nodes if n.plan is not None]
         reads: Dict[Any, Tuple[Any, Any]] = {}  # each place read once, however many plans
         containers: List[Any] = []
         seen: set = set()
