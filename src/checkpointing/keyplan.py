@@ -641,7 +641,15 @@ class _GCPaused:
     That work allocates hundreds of thousands of objects that live on (the plans), which
     triggers full collections, each of which traverses the whole heap: with a 300-module
     project loaded, half of a first call's time (networkx: 1.1 s -> 0.5 s). Reference
-    counting still frees everything acyclic; cycles wait for the next collection."""
+    counting still frees everything acyclic; cycles wait for the next collection.
+
+    Where the paused work left many new objects (a first analysis, or plans read back:
+    hundreds of thousands), they are moved to the oldest generation as the pause ends
+    (``gc.freeze()`` then ``gc.unfreeze()``, which relinks the lists): else the first
+    young collection after it traverses them all (0.1 s on networkx), to promote them
+    there anyway. Garbage cycles among them are collected with the next full
+    collection. Not done while the program keeps objects frozen itself (a server that
+    froze its heap before forking): its frozen objects stay as they are."""
 
     __slots__ = ("paused",)
 
@@ -652,7 +660,14 @@ class _GCPaused:
 
     def __exit__(self, *exc: Any) -> None:
         if self.paused:
+            if gc.get_count()[0] > _PROMOTE_AFTER and not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
+
+
+# Objects left by a pause beyond which they are promoted, not traversed (see above).
+_PROMOTE_AFTER = 50_000
 
 
 def cached(func: Any) -> Optional[KeyPlan]:
@@ -1678,6 +1693,10 @@ class _Node:
         self.component: Tuple[int, ...] = ()
 
 
+# Types whose equal values (of the same type) always encode alike and hold no definition.
+_SCALAR_LABELS = frozenset({int, str, bytes, bool, type(None)})
+
+
 class _Walk:
     """Digests of the definitions and values reached within one key computation."""
 
@@ -1693,6 +1712,8 @@ class _Walk:
         "tap",
         "serial",
         "pending",
+        "scalars",
+        "functions",
     )
 
     def __init__(self, shared: bool = True) -> None:
@@ -1714,6 +1735,12 @@ class _Walk:
         self.tap: Optional[List[Tuple[Any, ...]]] = None
         self.serial = next(_WALK_SERIAL)
         self.pending: List[Tuple[Any, bytes, List[Tuple[Any, ...]]]] = []
+        # Labels of the scalars read (most values a registry's functions read are
+        # flags, names and None), by (type, value): equal scalars of one type encode alike.
+        self.scalars: Dict[Tuple[type, Any], bytes] = {}
+        # id(function) -> (function, where it was met (0: neither in a label nor
+        # tapped, 1: in a label, 2: tapped), its encoding, what that recorded).
+        self.functions: Dict[int, Tuple[Any, int, bytes, List[Any]]] = {}
 
     def digest_of(self, original: Any) -> bytes:
         index = self._definition(original)
@@ -1869,6 +1896,12 @@ class _Walk:
                 node.succ = [self._definition(child) for child in plan.children] + [
                     self._value(value, (plan, i), keys[i]) for i, value in enumerate(values)
                 ]
+            elif type(node.obj) in _SCALAR_LABELS:
+                key = (type(node.obj), node.obj)
+                label = self.scalars.get(key)
+                if label is None:
+                    label = self.scalars[key] = self._label(node)[0]
+                node.label, node.succ = label, []
             else:
                 node.label, found = self._label(node)
                 node.succ = [self._definition(obj) for obj in found]
@@ -2471,7 +2504,8 @@ class walk_scope:
             walk = _STATE.walk
             _STATE.walk = None
             if walk is not _OPEN and exc[0] is None:
-                walk.finish()
+                with _GCPaused():  # a first walk snapshots what it read: see _GCPaused
+                    walk.finish()
 
 
 @contextlib.contextmanager
@@ -2528,12 +2562,33 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
 
 
 def _function_digester(func: Any) -> bytes:
+    walk = getattr(_STATE, "walk", None)
+    if not isinstance(walk, _Walk):
+        return _function_encoding(func, None)
+    # Within a walk, a function's encoding and what it records (the definitions it
+    # names in a label, or what the walk's tap notes) depend on the function and what
+    # its wrappers carry alone, neither of which changes during the walk: a function
+    # held in several values (a dispatcher in a registry and in its module's globals)
+    # is encoded once per walk, and its record replayed where it is met again.
+    events = walk.collecting if walk.collecting is not None else walk.tap
+    mode = 0 if events is None else 1 if events is walk.collecting else 2
+    known = walk.functions.get(id(func))
+    if known is not None and known[0] is func and known[1] == mode:
+        if events is not None:
+            events.extend(known[3])
+        return known[2]
+    start = len(events) if events is not None else 0
+    out = _function_encoding(func, walk)
+    walk.functions[id(func)] = (func, mode, out, events[start:] if events is not None else [])
+    return out
+
+
+def _function_encoding(func: Any, walk: Optional[_Walk]) -> bytes:
     digest = _definition_digest(func)
     if digest is None:
         return b"function:" + qualname_of(func).encode()
     out = b"project-function:" + digest + _wrapper_digest(func) + _layers_digest(func)
-    walk = getattr(_STATE, "walk", None)
-    if isinstance(walk, _Walk) and walk.tap is not None and walk.collecting is None:
+    if walk is not None and walk.tap is not None and walk.collecting is None:
         walk.tap.append(("function", func, out))
     return out
 
