@@ -121,10 +121,22 @@ def _stored_by_module(analysis):
 def test_an_edit_of_a_helper_only_a_registry_function_calls_reruns(project, tmp_path):
     _write(project)
     first = project.run("-m", "proj.main")
+    analysis = project.root / ".checkpointing" / "analysis"
+    before = {
+        m: (path.stat().st_ino, path.read_bytes())
+        for m, (path, _) in _stored_by_module(analysis).items()
+    }
     project.write("proj/helpers.py", HELPERS.format(factor=5))
     edited = project.run("-m", "proj.main")
     assert edited.ran == ["run"]
     assert edited.results == _fresh(project, tmp_path, "fresh").results != first.results
+    # Only the edited module's definitions were analysed again (and their file written).
+    after = {
+        m: (path.stat().st_ino, path.read_bytes())
+        for m, (path, _) in _stored_by_module(analysis).items()
+    }
+    assert after["proj.registry"] == before["proj.registry"]
+    assert after["proj.helpers"][1] != before["proj.helpers"][1]
     project.write("proj/helpers.py", HELPERS.format(factor=3))
     back = project.run("-m", "proj.main")
     assert back.ran == [] and back.results == first.results
@@ -148,3 +160,81 @@ def test_the_code_of_a_wrapper_layer_is_in_the_key(project, tmp_path):
     edited = project.run("-m", "proj.main")
     assert edited.ran == ["run"]
     assert edited.results == _fresh(project, tmp_path, "fresh").results != first.results
+
+
+TAGGING = """
+import functools
+import os
+
+
+def tagged(offset):
+    def deco(func):
+        @functools.wraps(func)
+        def wrapper(x):
+            return func(x) * wrapper.scale + wrapper.offset + len(wrapper.label)
+        wrapper.scale = int(os.environ.get("SCALE", "2"))  # not in any source
+        wrapper.offset = offset
+        wrapper.label = "t"
+        return wrapper
+    return deco
+"""
+
+OPS = """
+from proj.tagging import tagged
+
+OPS = {}
+
+
+@tagged(1)
+def helper(x):
+    return x + 1
+
+
+def double(x):
+    return helper(x) * 2 + len(OPS)
+
+
+OPS["double"] = double
+"""
+
+OPS_MAIN = """
+from checkpointing import checkpoint
+from proj import ops
+
+
+@checkpoint
+def run(x):
+    print("RAN run")
+    return ops.OPS["double"](x)
+
+
+print("RESULT", run(3))
+"""
+
+
+def test_attributes_of_a_wrapper_read_back_from_a_module_file_are_read_at_each_call(project):
+    """The attributes a wrapper carries (``helper``'s, read by a registry's function)
+    are stored as one run per owner in the module's file; read back from there, each
+    is still a value of the key: a value that no
+    source shows (an environment variable) re-runs the function, and coming back to
+    the first value hits the first entry."""
+    project.write("proj/__init__.py", "")
+    project.write("proj/tagging.py", TAGGING)
+    project.write("proj/ops.py", OPS)
+    project.write("proj/main.py", OPS_MAIN)
+    first = project.run("-m", "proj.main", env={"SCALE": "2"})
+    assert first.ran == ["run"] and first.results == [str(((3 + 1) * 2 + 1 + 1) * 2 + 1)]
+    runs = [
+        spec
+        for path in (project.root / ".checkpointing" / "analysis").glob("*.module")
+        for data in read_plan_file(str(path))["plans"].values()
+        for _qualname, spec in data["slots"]
+        if spec[0] == "attributes"
+    ]
+    assert any({"scale", "offset", "label"} <= set(spec[3]) for spec in runs), runs
+    again = project.run("-m", "proj.main", env={"SCALE": "2"})  # from the module's file
+    assert again.ran == [] and again.results == first.results
+    other = project.run("-m", "proj.main", env={"SCALE": "5"})
+    assert other.ran == ["run"] and other.results == [str(((3 + 1) * 5 + 1 + 1) * 2 + 1)]
+    back = project.run("-m", "proj.main", env={"SCALE": "2"})
+    assert back.ran == [] and back.results == first.results
