@@ -1546,13 +1546,17 @@ def flush_analysis() -> None:
         pending = dict(_PENDING)
         _PENDING.clear()
         for path, entries in pending.items():
-            plans = {
-                name: data
-                for name, data in _read_module_file(path).items()
-                if name not in entries and _matches_sources(data)
-            }
-            plans.update((name, data) for name, (data, _note) in entries.items())
-            if not _write_plan_file(path, {"format": ANALYSIS_FORMAT, "plans": plans}):
+            try:
+                plans = {
+                    name: data
+                    for name, data in _read_module_file(path).items()
+                    if name not in entries and _matches_sources(data)
+                }
+                plans.update((name, data) for name, (data, _note) in entries.items())
+                if not _write_plan_file(path, {"format": ANALYSIS_FORMAT, "plans": plans}):
+                    continue
+            except Exception as exc:  # never the caller's problem (nor noise at exit)
+                logger.debug("could not store %s: %s: %s", path, type(exc).__name__, exc)
                 continue
             for _data, note in entries.values():
                 try:  # an earlier process could not store it
