@@ -183,6 +183,7 @@ class KeyPlan:
         "_records_generation",
         "_keys",
         "children",
+        "vouched",
     )
 
     def __init__(
@@ -243,6 +244,10 @@ class KeyPlan:
         # Objects read at the last call, their digest, and the witness that their
         # contents are unchanged (None: all are immutable).
         self._last: Optional[Tuple[List[Any], bytes, Optional[_Witness]]] = None
+        # The witnesses the latest values_digest checked or made (that witness and
+        # those it includes): the hashing of the same call's arguments need not check
+        # them again (see walk_scope).
+        self.vouched: Tuple[_Witness, ...] = ()
 
     def valid(self) -> bool:
         """Still describes the code: no module reloaded, no analysed name rebound."""
@@ -276,11 +281,13 @@ class KeyPlan:
         if all(type(v) in _IMMUTABLE for v in values):
             digest = self._digest(values)
             self._last = (now, digest, None)
+            self.vouched = ()
             return digest
         with walk_scope():
             digest = self._digest(values)
             witness = _values_witness(values)
         self._last = (now, digest, witness) if witness is not None else None
+        self.vouched = witness.vouched() if witness is not None else ()
         return digest
 
     def _revalidate(self) -> bool:
@@ -399,7 +406,7 @@ def _feed_values(h: hashing.Hasher, values: List[Any]) -> hashing.Hasher:
 def _feed_shared(h: hashing.Hasher, value: Any) -> None:
     walk = getattr(_STATE, "walk", None)
     if walk is _OPEN:
-        _STATE.walk = walk = _Walk()
+        _STATE.walk = walk = _Walk(vouched=getattr(_STATE, "vouched", ()))
     if not isinstance(walk, _Walk) or walk.tap is not None or not walk.shared:
         _items(h, (value,), h._buf)
         return
@@ -1749,9 +1756,10 @@ class _Walk:
         "pending",
         "scalars",
         "functions",
+        "vouched",
     )
 
-    def __init__(self, shared: bool = True) -> None:
+    def __init__(self, shared: bool = True, vouched: Tuple[Any, ...] = ()) -> None:
         # False: digests made under other rules (classes by name, for explanations):
         # neither taken from earlier walks nor offered to later ones.
         self.shared = shared
@@ -1776,6 +1784,10 @@ class _Walk:
         # id(function) -> (function, where it was met (0: neither in a label nor
         # tapped, 1: in a label, 2: tapped), its encoding, what that recorded).
         self.functions: Dict[int, Tuple[Any, int, bytes, List[Any]]] = {}
+        # Witnesses checked by this key computation before the walk began (those of
+        # the values read, when the walk hashes the arguments): holding, not checked
+        # again.
+        self.vouched = vouched
 
     def digest_of(self, original: Any) -> bytes:
         index = self._definition(original)
@@ -1815,7 +1827,9 @@ class _Walk:
             return None
         known = self.reused.get(id(entry), _UNSET)
         if known is _UNSET:
-            known = self.reused[id(entry)] = entry if entry.witness.holds() else None
+            witness = entry.witness
+            held = any(w is witness for w in self.vouched) or witness.holds()
+            known = self.reused[id(entry)] = entry if held else None
         if known is None:
             return None
         if cyclic:
@@ -2199,6 +2213,13 @@ class _Witness:
             ids.update(part.witness.ids)
         self.ids = ids
 
+    def vouched(self) -> Tuple["_Witness", ...]:
+        """This witness and every witness it includes: those a check of it checks."""
+        out = [self]
+        for part in self.parts:
+            out.extend(part.witness.vouched())
+        return tuple(out)
+
     def _split_getters(self) -> None:
         """Sort the places read into those checked in C passes (a name in a module's
         or an object's dict, the defaults of a function) and the rest."""
@@ -2304,12 +2325,15 @@ def _UNBOUNDS() -> Iterator[Any]:
 
 def _generation() -> Tuple[int, int, int, int]:
     """Changes when a module is reloaded or a digester is registered (either may
-    change digests without changing any object read)."""
+    change digests without changing any object read). Not when one of this package's
+    class digesters is (they answer only within an isolated walk): the first miss
+    that names the classes of its arguments registers one, which made every witness of
+    the process fail once."""
     return (
         INDEX.generation,
         len(hashing._USER_TYPES),
         len(hashing._PREDICATES),
-        len(hashing._CLASS_DIGESTERS),
+        len(hashing._CLASS_DIGESTERS) - len(_OWN_CLASS_DIGESTERS),
     )
 
 
@@ -2421,12 +2445,43 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
     ):
         return False  # someone else decides how functions or classes digest
     builtins = hashing._BUILTINS
+    scalars = _SCALARS  # filtered before stacking: most attributes and keys are str or None
+    # The containers met most (networkx's dispatchers: 1,600 dicts and 2,300 sets of
+    # names) take a shorter path when digested the built-in way.
+    plain = {
+        c
+        for c in (dict, list, set)
+        if (hashing._DISPATCH.get(c) or hashing._resolve(c)) is builtins[c]
+    }
+    by_attributes: Dict[type, bool] = {}  # instances checked by their ``__dict__``
     stack = [value]
     budget = _SNAPSHOT_LIMIT
     while stack:
         value = stack.pop()
         t = type(value)
-        if t in _SCALARS or t is types.FunctionType or isinstance(value, type):
+        if t in plain:
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            if t is dict:
+                keys, values = tuple(value), tuple(value.values())
+                containers.append((0, value, keys, values))
+                stack.extend([k for k in keys if type(k) not in scalars])
+            elif t is set:
+                budget -= 1
+                if not _strings_only(value):
+                    return False
+                containers.append((4, value, frozenset(value)))
+                continue
+            else:
+                values = tuple(value)
+                containers.append((1, value, values))
+            budget -= 1 + len(values)
+            if budget < 0:
+                return False
+            stack.extend([v for v in values if type(v) not in scalars])
+            continue
+        if t in scalars or t is types.FunctionType or isinstance(value, type):
             continue
         if id(value) in seen:
             continue
@@ -2438,13 +2493,12 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             stack.extend(value)
             continue
         seen.add(id(value))
-        if t is dict and encoder is builtins[dict]:
-            keys, values = tuple(value), tuple(value.values())
-            containers.append((0, value, keys, values))
-        elif t is list and encoder is builtins[list]:
-            values = tuple(value)
-            containers.append((1, value, values))
-        elif encoder in _IMMUTABLE_ENCODERS:
+        if t not in by_attributes:
+            by_attributes[t] = (
+                encoder is hashing._enc_plain_object
+                or (encoder is hashing._enc_reduce and is_project_object(t))
+            ) and not hashing._slot_names(t)
+        if encoder in _IMMUTABLE_ENCODERS:
             continue
         elif t is types.BuiltinFunctionType and encoder is builtins[t]:
             owner = value.__self__  # a bound builtin method is hashed with its owner
@@ -2465,23 +2519,15 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
         elif encoder is hashing._enc_wrapped_callable and t in (staticmethod, classmethod):
             stack.append(value.__func__)
             continue
-        elif (t is set or t is frozenset) and encoder is builtins[t]:
+        elif t is frozenset and encoder is builtins[t]:
             if not _strings_only(value):
                 return False
-            if t is set:
-                containers.append((4, value, frozenset(value)))
             continue
-        elif (
-            (
-                encoder is hashing._enc_plain_object
-                or (encoder is hashing._enc_reduce and is_project_object(t))
-            )
-            and type(getattr(value, "__dict__", None)) is dict  # not ``__slots__ = ()``
-            and not hashing._slot_names(t)
-        ):
+        elif by_attributes[t] and type(getattr(value, "__dict__", None)) is dict:
             # A project class's own pickling is its code (digested with the class and
             # checked by the walk) applied to its attributes: networkx's
-            # ``_dispatchable`` instances are checked by their attributes.
+            # ``_dispatchable`` instances are checked by their attributes. (Not an
+            # instance of a class with ``__slots__ = ()``: no ``__dict__``.)
             attributes = value.__dict__
             keys, values = tuple(attributes), tuple(attributes.values())
             containers.append((2, value, t, attributes, keys, values))
@@ -2511,33 +2557,37 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             containers.append((5, value, digest, tuple(found)))
             continue
         budget -= len(values)
-        scalars = _SCALARS  # filtered here: most attributes and keys are str or None
         stack.extend([v for v in values if type(v) not in scalars])
-        if t is dict:
-            stack.extend([k for k in keys if type(k) not in scalars])
     return budget >= 0
 
 
 class walk_scope:
     """Within this scope, definitions met in values are digested once (one walk).
 
-    Key computation opens one around everything it hashes (slot values, ``depends_on``,
-    arguments), so that a list of a thousand instances of a project class digests the
-    class once. Scopes nest; only the outermost one ends the walk.
+    Key computation opens one around the values it reads and one around the arguments,
+    so that a list of a thousand instances of a project class digests the class once.
+    ``vouched``: witnesses the same key computation has just checked (``KeyPlan.vouched``),
+    taken as holding by the walk instead of checked again. Scopes nest; only the
+    outermost one ends the walk.
     """
 
-    __slots__ = ("_outer",)
+    __slots__ = ("_outer", "_vouched")
+
+    def __init__(self, vouched: Tuple[Any, ...] = ()) -> None:
+        self._vouched = vouched
 
     def __enter__(self) -> "walk_scope":
         self._outer = getattr(_STATE, "walk", None)
         if self._outer is None:
             _STATE.walk = _OPEN
+            _STATE.vouched = self._vouched
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self._outer is None:
             walk = _STATE.walk
             _STATE.walk = None
+            _STATE.vouched = ()
             if walk is not _OPEN and exc[0] is None:
                 with _GCPaused():  # a first walk snapshots what it read: see _GCPaused
                     walk.finish()
@@ -2584,7 +2634,7 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
         with walk_scope():
             return _definition_digest(original, layer)
     if walk is _OPEN:
-        _STATE.walk = walk = _Walk()
+        _STATE.walk = walk = _Walk(vouched=getattr(_STATE, "vouched", ()))
     if walk.collecting is not None:
         walk.collecting.append(original)
         return _PLACEHOLDER
