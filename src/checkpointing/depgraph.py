@@ -131,18 +131,33 @@ def _first_line(node: ast.AST) -> int:
     return decorators[0].lineno if decorators else node.lineno  # type: ignore[attr-defined]
 
 
-_LINE_INDEX: Dict[int, Tuple[Any, Dict[int, List[ast.AST]]]] = {}
+_LINE_INDEX: Dict[Tuple[int, bool], Tuple[Any, Dict[int, List[ast.AST]]]] = {}
+# The nodes that can hold statements: a ``def`` or ``class`` is never inside an
+# expression, so the index of a module's definitions skips expressions (most of its
+# nodes); lambdas, which are expressions, have an index of their own, made on demand.
+_BLOCKS = (ast.stmt, ast.excepthandler, *((ast.match_case,) if hasattr(ast, "match_case") else ()))
 
 
-def _definitions_by_line(record: Any) -> Dict[int, List[ast.AST]]:
-    cached = _LINE_INDEX.get(id(record))
+def _definitions_by_line(record: Any, lambdas: bool = False) -> Dict[int, List[ast.AST]]:
+    """The ``def`` and ``class`` statements of a module by first line (decorators
+    included), or its lambdas by line."""
+    cached = _LINE_INDEX.get((id(record), lambdas))
     if cached is not None and cached[0] is record:
         return cached[1]
     table: Dict[int, List[ast.AST]] = {}
-    for node in ast.walk(record.tree):
-        if isinstance(node, (*_FN, ast.Lambda, ast.ClassDef)):
-            table.setdefault(_first_line(node), []).append(node)
-    _LINE_INDEX[id(record)] = (record, table)
+    if lambdas:
+        for node in ast.walk(record.tree):
+            if isinstance(node, ast.Lambda):
+                table.setdefault(node.lineno, []).append(node)
+    else:
+        todo: List[ast.AST] = [record.tree]
+        while todo:
+            for node in ast.iter_child_nodes(todo.pop()):
+                if isinstance(node, _BLOCKS):
+                    todo.append(node)
+                    if isinstance(node, (*_FN, ast.ClassDef)):
+                        table.setdefault(_first_line(node), []).append(node)
+    _LINE_INDEX[(id(record), lambdas)] = (record, table)
     return table
 
 
@@ -152,7 +167,8 @@ def _function_node(func: types.FunctionType) -> Tuple[Any, List[ast.AST]]:
     if record is None:
         return None, []
     try:
-        candidates = _definitions_by_line(record).get(code.co_firstlineno, [])
+        lambdas = code.co_name == "<lambda>"
+        candidates = _definitions_by_line(record, lambdas).get(code.co_firstlineno, [])
     except SyntaxError:
         return None, []
     if code.co_name == "<lambda>":
