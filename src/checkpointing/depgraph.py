@@ -412,6 +412,8 @@ class _Builder:
         self.by_id: Dict[int, int] = {}
         self.slots: List[Slot] = []
         self.slot_index: Dict[Tuple[Any, ...], int] = {}
+        # id(owner) -> (owner, its description, its qualified name), for attribute slots.
+        self.owner_names: Dict[int, Tuple[Any, Any, str]] = {}
         self.guards: List[Tuple[Any, Any, Any]] = []
         self.guard_specs: List[Any] = []
         self.guard_keys: set = set()
@@ -722,11 +724,14 @@ class _Builder:
         namespace = vars(owner) if isinstance(owner, type) else getattr(owner, "__dict__", None)
         if namespace is None:
             return None
-        identity = describe(owner)
+        named = self.owner_names.get(id(owner))
+        if named is None or named[0] is not owner:  # a wrapper carries a dozen
+            named = self.owner_names[id(owner)] = (owner, describe(owner), qualname_of(owner))
+        identity = named[1]
         slot = self._slot(
             ("attribute", id(owner), name),
             Slot(
-                f"{qualname_of(owner)}.{name}",
+                f"{named[2]}.{name}",
                 namespace,
                 name,
                 spec=None if identity is None else ["attribute", identity, hops, name],
