@@ -238,3 +238,27 @@ def test_attributes_of_a_wrapper_read_back_from_a_module_file_are_read_at_each_c
     assert other.ran == ["run"] and other.results == [str(((3 + 1) * 5 + 1 + 1) * 2 + 1)]
     back = project.run("-m", "proj.main", env={"SCALE": "2"})
     assert back.ran == [] and back.results == first.results
+
+
+def test_a_module_file_of_another_format_or_damaged_is_analysed_again(project):
+    """A module's file written by another analysis format (or torn) is not read: its
+    plans are analysed again, so the key is the one a fresh analysis gives (a hit; the
+    plans planted here, without the values they read, would give another key), and
+    the file is written anew in the current format."""
+    from checkpointing.keyplan import ANALYSIS_FORMAT, _write_plan_file
+
+    _write(project)
+    first = project.run("-m", "proj.main")
+    analysis = project.root / ".checkpointing" / "analysis"
+    stored = _stored_by_module(analysis)
+    helpers, registry = stored["proj.helpers"][0], stored["proj.registry"][0]
+    plans = read_plan_file(str(registry))["plans"]
+    assert any(plan["slots"] for plan in plans.values())
+    # An older layout under the same name: plans that would be misread if trusted.
+    bogus = {name: dict(plan, slots=[]) for name, plan in plans.items()}
+    _write_plan_file(str(registry), {"format": ANALYSIS_FORMAT - 1, "plans": bogus})
+    helpers.write_bytes(helpers.read_bytes()[:-40])  # torn
+    again = project.run("-m", "proj.main")
+    assert again.ran == [] and again.results == first.results
+    assert read_plan_file(str(registry))["format"] == ANALYSIS_FORMAT
+    assert _stored_by_module(analysis) == stored
