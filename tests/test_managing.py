@@ -724,6 +724,7 @@ def test_a_log_of_many_live_entries_is_not_compacted_at_every_save(in_tmp, monke
     from checkpointing.store import evict
 
     monkeypatch.setattr(evict, "_COMPACT_BYTES", 2000)  # ~30 lines instead of ~12,000
+    monkeypatch.setattr(evict, "_SAVE_BATCH", 1)  # each save's line written at once
     compactions = []
     real_compact = evict.UsageLog.compact
 
@@ -756,10 +757,13 @@ def test_a_usage_log_kept_open_follows_a_compaction_or_removal_elsewhere(in_tmp)
     for key in ("a", "b"):
         cache.save_entry(key, key, {"function": "m:f"})
         mine.saved(key, "m:f")
+    mine.flush()  # the lines of saves wait in memory until then (or a second)
     with evict_lock(cache):
         other.compact()  # renamed over the file ``mine`` holds open
     mine.saved("a", "m:f")
+    mine.flush()
     assert other.read()["a"].misses == 2 and other.read()["b"].misses == 1
     os.remove(mine.path)
     mine.saved("b", "m:f")
+    mine.flush()
     assert set(other.read()) == {"b"}

@@ -873,7 +873,14 @@ def start(
     _install_audit_hook()
     ignore = _environment_dirs()
     if cache_dir:
-        ignore = (os.path.abspath(cache_dir).rstrip(os.sep) + os.sep, *ignore)
+        last = _IGNORED
+        if last and last[0] == cache_dir and last[1] is ignore:
+            ignore = last[2]
+        else:
+            folder = os.path.abspath(cache_dir).rstrip(os.sep) + os.sep
+            if os.path.isabs(cache_dir):  # (a relative one follows the current folder)
+                _IGNORED[:] = [cache_dir, ignore, (folder, *ignore)]
+            ignore = (folder, *ignore)
     if known is not None and not _start_monitoring(blind):
         known = None
     recorder = Recorder(name, ignore, track_files, known, track_env)
@@ -885,6 +892,9 @@ def start(
     return recorder
 
 
+_IGNORED: List[Any] = []  # [cache folder, environment folders, what start() ignores]
+
+
 def stop(recorder: Recorder) -> None:
     """End the recording (also when the function raised)."""
     stack = active()
@@ -892,7 +902,8 @@ def stop(recorder: Recorder) -> None:
         stack.remove(recorder)
         if recorder.track_env:
             _unwatch_env()
-    if not any(r.known is not None for r in stack):
+    # Only a recorder with ``known`` started the monitoring (see start()).
+    if recorder.known is not None and not any(r.known is not None for r in stack):
         _stop_monitoring()
 
 

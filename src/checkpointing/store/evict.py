@@ -7,10 +7,18 @@ This module owns three things that decide which entries go:
   costs a dict lookup and a clock read; the first hit of an entry in a process, and
   then at most one an hour, appends one line to ``<directory>/usage.log``
   (``O_APPEND``: writers of several processes never interleave a line). Hits between
-  two lines are counted in memory and written at exit. Saves append a line too (a
-  miss). ``prune`` and the size limit compact the log under the eviction lock.
+  two lines are counted in memory and written at exit. Saves add a line too (a
+  miss; see below). ``prune`` and the size limit compact the log under the eviction
+  lock.
   Reading and listing entries (``ls``, ``show``, ``verify``, ``read_metadata``) never
   count as use.
+* **Misses** (saves) are counted by lines too, written in batches: the lines of a
+  process's saves wait in memory and go in one ``write`` at its first save a second
+  or more after the first of them waited, at the 1,000th, at exit, or when the log is
+  read (``stats``, eviction, ``prune``). A process killed (or a machine crash) loses
+  the lines waiting then: the miss counts of ``checkpointing stats`` miss those
+  saves, nothing else does. Eviction and ``prune`` see a new entry by its file and
+  date it by its header's ``created``, never by this log.
 * **The size limit** (``defaults["cache.max_size"]``, ``checkpoint(max_size=...)``):
   after each save, under an exclusive lock on ``<directory>/.evict.lock`` (so that
   concurrent writers evict one at a time and see each other's files), the entries and
@@ -26,6 +34,7 @@ written) and its latest line in the log.
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import os
 import stat
@@ -39,7 +48,7 @@ from ..config import parse_age, parse_size
 from ..errors import ConfigurationError
 from .fileio import _atomic_write, _read_header, _read_regular, _unlink_in, fcntl
 from .files import EntryInfo, PickleFileCache
-from .format import _SUFFIX, _compact_json, _Corrupt
+from .format import _SUFFIX, _compact_json, _Corrupt, _json_str
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -63,6 +72,9 @@ USAGE_LOG = "usage.log"
 LOCK_FILE = ".evict.lock"
 TOUCH_INTERVAL = 3600.0
 """A hit records the last use of an entry at most once in this many seconds."""
+SAVE_BATCH_SECONDS = 1.0
+"""The lines of saves wait in memory at most this long before they are written."""
+_SAVE_BATCH = 1000  # ... and are written once this many wait
 _COMPACT_BYTES = 1 << 20  # a log larger than this is compacted at the next eviction
 _APPEND_FLAGS = (
     os.O_WRONLY
@@ -105,6 +117,10 @@ class UsageLog:
         # compaction; a fixed bound would compact it again at every line written.
         self._compact_at = _COMPACT_BYTES
         self._fd: Optional[int] = None  # the log, kept open (see _write)
+        # Lines of saves not written yet (see saved), and when the first was added.
+        self._pending: List[str] = []
+        self._pending_since = 0.0
+        self._pending_lock = _thread.allocate_lock()
 
     def __reduce__(self) -> Any:
         # A worker process that receives a decorator records into its own log.
@@ -121,14 +137,27 @@ class UsageLog:
         self._append(key, func, {"t": time.time(), "h": 1 + (state[1] if state else 0)})
 
     def saved(self, key: str, func: Any) -> None:
-        """Record a save (a miss) of ``key``: also its last use. A log grown past
-        1 MB, and past twice what its last compaction left, is compacted here (a miss
-        already pays for a write)."""
+        """Record a save (a miss) of ``key``: also its last use. The line waits in
+        memory with those of the process's other saves, and all go in one ``write``
+        at the first save a second or more after the first of them waited (or at the
+        1,000th, at exit, or when the log is read): most misses make no system call
+        here. A log grown past 1 MB, and past
+        twice what its last compaction left, is compacted at such a write (a miss
+        already pays for one)."""
+        name = func if isinstance(func, str) else self.namer(func)
+        now = self._monotonic()
         state = self.state.get(key)
-        record: Dict[str, Any] = {"t": time.time(), "m": 1}
-        if state is not None and state[1]:
-            record["h"] = state[1]
-        self._append(key, func, record)
+        hits = state[1] if state is not None else 0
+        self.state[key] = [now, 0, name]
+        line = _save_line(key, name, time.time(), hits)
+        with self._pending_lock:
+            pending = self._pending
+            pending.append(line)
+            if len(pending) == 1:
+                self._pending_since = now
+            if len(pending) < _SAVE_BATCH and now - self._pending_since < SAVE_BATCH_SECONDS:
+                return
+        self._write_pending()
         if self._compact_soon:
             self._compact_soon = False
             try:
@@ -142,8 +171,16 @@ class UsageLog:
         self.state[key] = [self._monotonic(), 0, name]
         self._write([{"k": key, "f": name, **record}])
 
+    def _write_pending(self) -> None:
+        with self._pending_lock:
+            lines, self._pending = self._pending, []
+        if lines:
+            self._write_data("".join(lines).encode())
+
     def flush(self) -> None:
-        """Write the hits counted since each key's last line (at exit)."""
+        """Write the lines of saves waiting in memory, and the hits counted since each
+        key's last line (at exit, and before the log is read)."""
+        self._write_pending()
         records = []
         for key, state in list(self.state.items()):
             if state[1]:
@@ -157,7 +194,9 @@ class UsageLog:
         whole among writers). The log stays open for the next line of this process (at
         most ``_KEEP_OPEN`` logs): a log replaced (compacted) or removed since it was
         opened has no link left, and the lines are written again to the one there now."""
-        data = "".join(_compact_json(r) + "\n" for r in records).encode()
+        self._write_data("".join(_compact_json(r) + "\n" for r in records).encode())
+
+    def _write_data(self, data: bytes) -> None:
         with _KEPT_LOCK:  # no thread closes a descriptor another is writing to
             for _ in range(2):
                 fd = self._fd
@@ -260,6 +299,13 @@ class UsageLog:
         self._compact_at = max(_COMPACT_BYTES, 2 * len(data))
 
 
+def _save_line(key: str, name: str, when: float, hits: int) -> str:
+    """The log line of a save: ``{"k":key,"f":name,"t":when,"m":1}`` (``"h"`` too
+    when hits were counted since the key's last line)."""
+    line = f'{{"k":{_json_str(key)},"f":{_json_str(name)},"t":{when!r},"m":1'
+    return line + (f',"h":{hits}}}\n' if hits else "}\n")
+
+
 def _aggregate(
     lines: List[Dict[str, Any]],
 ) -> Tuple[Dict[str, Usage], Dict[str, Tuple[int, int]]]:
@@ -304,9 +350,13 @@ _KEPT_LOCK = threading.Lock()
 
 def _forget_kept() -> None:
     """In a forked child: the inherited descriptors are closed (a lock held by a
-    thread of the parent would never be released here)."""
+    thread of the parent would never be released here), and the parent's lines not
+    written yet are its own to write."""
     global _KEPT_LOCK
     _KEPT_LOCK = threading.Lock()
+    for log in _LOGS.values():
+        log._pending_lock = _thread.allocate_lock()
+        log._pending = []
     for log in list(_KEPT):
         log._close()
 

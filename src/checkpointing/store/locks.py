@@ -50,7 +50,6 @@ import struct
 import sys
 import time
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
 
 try:
     import fcntl
@@ -196,30 +195,51 @@ _GATES: Dict[str, List[Any]] = {}  # key -> [threading.Lock, number of users]
 _GATES_LOCK = _thread.allocate_lock()
 
 
-@contextmanager
-def thread_gate(name: str, timeout: float) -> Iterator[Optional[bool]]:
+def thread_gate(name: str, timeout: float) -> "_Gate":
     """Threads of this process that miss the same key queue here, blocked (no polling),
-    before one of them takes the key's lock shared with other processes. Yields None if
-    the gate was free, True if this thread waited for another (which may have saved the
-    entry meanwhile: look again), False if the wait timed out."""
-    with _GATES_LOCK:
-        entry = _GATES.get(name)
-        if entry is None:
-            entry = _GATES[name] = [_thread.allocate_lock(), 0]
-        entry[1] += 1
-    gate = entry[0]
-    got: Optional[bool] = None
-    if not gate.acquire(blocking=False):
-        got = gate.acquire(timeout=timeout)
-    try:
-        yield got
-    finally:
-        if got is not False:
-            gate.release()
+    before one of them takes the key's lock shared with other processes. A context
+    manager whose ``with`` yields None if the gate was free, True if this thread waited
+    for another (which may have saved the entry meanwhile: look again), False if the
+    wait timed out."""
+    return _Gate(name, timeout)
+
+
+class _Gate:
+    """:func:`thread_gate` (a class: cheaper to enter than a generator's context)."""
+
+    __slots__ = ("name", "timeout", "entry", "got")
+
+    def __init__(self, name: str, timeout: float) -> None:
+        self.name = name
+        self.timeout = timeout
+
+    def __enter__(self) -> Optional[bool]:
         with _GATES_LOCK:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del _GATES[name]
+            entry = _GATES.get(self.name)
+            if entry is None:
+                entry = _GATES[self.name] = [_thread.allocate_lock(), 0]
+            entry[1] += 1
+        self.entry = entry
+        got: Optional[bool] = None
+        if not entry[0].acquire(False):
+            try:
+                got = entry[0].acquire(timeout=self.timeout)
+            except BaseException:
+                self._leave()
+                raise
+        self.got = got
+        return got
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.got is not False:
+            self.entry[0].release()
+        self._leave()
+
+    def _leave(self) -> None:
+        with _GATES_LOCK:
+            self.entry[1] -= 1
+            if self.entry[1] == 0:
+                del _GATES[self.name]
 
 
 class KeyLock(ABC):
