@@ -719,30 +719,50 @@ def test_a_log_of_many_live_entries_is_not_compacted_at_every_save(in_tmp, monke
     """Compaction keeps one line per live entry: with enough entries the compacted log
     is still over the bound, and a fixed bound compacted it again at each save (every
     entry file checked and the log rewritten per miss: 300 ms a miss at 20,000 entries).
-    It waits until the log doubles instead, and the counts stay whole."""
+    A log whose lines name live entries once each is not rewritten at all (nothing to
+    drop: a cheap count of its keys and entry files says so), and the next look waits
+    until the log doubles; once entries are deleted, it is compacted, and the counts
+    stay whole."""
     from checkpointing import PickleFileCache
     from checkpointing.store import evict
 
     monkeypatch.setattr(evict, "_COMPACT_BYTES", 2000)  # ~30 lines instead of ~12,000
     monkeypatch.setattr(evict, "_SAVE_BATCH", 1)  # each save's line written at once
-    compactions = []
-    real_compact = evict.UsageLog.compact
+    compactions, looks = [], []
+    real_compact, real_look = evict.UsageLog.compact, evict.UsageLog._worth_compacting
 
     def counted(self, existing=None):
         compactions.append(len(Path(self.path).read_bytes()))
         real_compact(self, existing)
 
+    def looked(self):
+        looks.append(len(Path(self.path).read_bytes()))
+        return real_look(self)
+
     monkeypatch.setattr(evict.UsageLog, "compact", counted)
+    monkeypatch.setattr(evict.UsageLog, "_worth_compacting", looked)
     cache = PickleFileCache(".cache")
     log = evict.UsageLog(cache)
     for i in range(400):
         key = f"{i:032x}"
         cache.save_entry(key, i, {"function": "m:f"})
         log.saved(key, "m:f")
-    # Each compaction at least doubles the next bound: a handful, not hundreds.
-    assert 1 <= len(compactions) <= 6, compactions
+    # Each look at least doubles the next bound: a handful, not hundreds; no rewrite.
+    assert 1 <= len(looks) <= 6 and not compactions, (looks, compactions)
+    assert len(Path(log.path).read_text().splitlines()) == 400
     usage = log.read()
     assert len(usage) == 400 and all(u.misses == 1 for u in usage.values())
+    for i in range(300):  # deleted behind the log's back (e.g. by hand)
+        os.remove(cache.path_of(f"{i:032x}"))
+    for i in range(400, 1200):
+        key = f"{i:032x}"
+        cache.save_entry(key, i, {"function": "m:f"})
+        log.saved(key, "m:f")
+    assert 1 <= len(compactions) <= 3, compactions
+    usage = log.read()
+    assert not any(f"{i:032x}" in usage for i in range(300))
+    assert all(usage[f"{i:032x}"].misses == 1 for i in range(300, 1200))
+    assert log.functions() == {"m:f": (0, 1200)}  # the deleted entries' misses kept
 
 
 def test_a_usage_log_kept_open_follows_a_compaction_or_removal_elsewhere(in_tmp) -> None:

@@ -244,12 +244,17 @@ def _absent_state(path: str) -> Optional[List[Any]]:
     return _file_state(path)
 
 
+_NOT_PATHS = frozenset({int, float, bool, complex, bytes, type(None)})
+
+
 def _path_candidates(values: Iterable[Any]) -> List[str]:
     """The str/PathLike values, and those inside list/tuple values, that could be paths."""
     out = []
     for value in values:
         items = value if type(value) in (list, tuple) else (value,)
         for item in items:
+            if item.__class__ in _NOT_PATHS:
+                continue
             if isinstance(item, os.PathLike):
                 try:
                     item = os.fspath(item)
@@ -778,7 +783,12 @@ _TOOL: Optional[int] = None
 
 
 def _monitoring() -> Any:
-    return getattr(sys, "monitoring", None)
+    return _SYS_MONITORING
+
+
+# Looked up once: on Python < 3.12 each getattr(sys, "monitoring", None) raises and
+# catches an AttributeError inside (a microsecond, twice per miss).
+_SYS_MONITORING = getattr(sys, "monitoring", None)
 
 
 def _on_start(code: Any, offset: int) -> Any:

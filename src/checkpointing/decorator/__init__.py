@@ -196,6 +196,7 @@ class DecoratorCheckpoint:
             )
         self._functions: List[Callable[..., Any]] = []  # decorated, for __getstate__
         self._names: Dict[Any, str] = {}  # function -> qualified_name (a miss asks twice)
+        self._blinds: Dict[Any, Tuple[Any, bool, bool]] = {}  # function -> see _blind
         self.expires_after, self.valid, self.mmap_mode, self.compress, self.max_size = (
             _manage.validate_options(cache, expires_after, valid, mmap_mode, compress, max_size)
         )
@@ -245,13 +246,14 @@ class DecoratorCheckpoint:
         state["_shipped_definitions"] = named
         state.pop("_used", None)  # the receiving process's own usage log's (__setstate__)
         state.pop("_names", None)
+        state.pop("_blinds", None)
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         shipped = state.pop("_shipped_plans", ())
         named = state.pop("_shipped_definitions", ())
         self.__dict__.update(state)
-        self._names = {}
+        self._names, self._blinds = {}, {}
         usage = state.get("_usage")
         self._used = None if usage is None else usage.state
         if shipped or named:
@@ -445,9 +447,12 @@ class DecoratorCheckpoint:
         if type(cache) is not PickleFileCache:
             return True
         try:
-            return os.path.lexists(cache.path_of(key))
+            path = cache.path_of(key)
         except ValueError:
             return True
+        if _ACCESS_NOFOLLOW:  # no exception made and caught inside, as lexists does
+            return os.access(path, os.F_OK, follow_symlinks=False)
+        return os.path.lexists(path)
 
     def _run_and_save(
         self,
@@ -676,7 +681,7 @@ class DecoratorCheckpoint:
         """Watch a miss (see :mod:`checkpointing.runtime`), if this cache can verify it."""
         if not self.cache.stores_checks:
             return None
-        blind = _has_blind_spots(func)
+        blind = self._blind(func)
         safety_net = (
             defaults["runtime.safety_net"]
             and self._safety_net_wanted()
@@ -814,6 +819,22 @@ class DecoratorCheckpoint:
                 ExpensiveOverheadWarning,
             )
 
+    def _blind(self, func: Callable[..., Any]) -> bool:
+        """:func:`_has_blind_spots`, worked out once per plan of ``func`` (and whether
+        ``depends_on=`` acknowledged them)."""
+        if not _PLANS:
+            from ..keyplan import cached, is_acknowledged
+
+            _PLANS[:] = [cached, is_acknowledged]
+        plan = _PLANS[0](func)
+        if plan is None:
+            return False
+        acknowledged = _PLANS[1](plan.root)
+        known = self._blinds.get(func)
+        if known is None or known[0] is not plan or known[1] != acknowledged:
+            known = self._blinds[func] = (plan, acknowledged, _has_blind_spots(func))
+        return known[2]
+
     def _name(self, func: Callable[..., Any]) -> str:
         """:func:`qualified_name` of ``func``, worked out once."""
         try:
@@ -843,6 +864,8 @@ class DecoratorCheckpoint:
         return getattr(self.identifier, "version", None) is None
 
 
+_ACCESS_NOFOLLOW = os.access in os.supports_follow_symlinks
+_PLANS: List[Any] = []  # keyplan's cached and is_acknowledged (loaded by the first miss)
 _LOCKING: List[Any] = []  # what _compute_once needs of the locks (a miss's, not at import)
 
 

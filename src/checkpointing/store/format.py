@@ -265,16 +265,15 @@ def _entry_parts(
         raws = [buffer.raw() for buffer in buffers]
     else:
         data = pickle.dumps(result, protocol=protocol)
-    header = dict(metadata)
-    header.update(
-        {
-            "context_id": key,
-            "pickle_protocol": protocol,
-            "size": len(data) + sum(raw.nbytes for raw in raws),
-            "pickle_size": len(data),
-            "buffers": [raw.nbytes for raw in raws],
-        }
-    )
+    sizes = [raw.nbytes for raw in raws]
+    header = {
+        **metadata,
+        "context_id": key,
+        "pickle_protocol": protocol,
+        "size": len(data) + sum(sizes),
+        "pickle_size": len(data),
+        "buffers": sizes,
+    }
     flags = (_HAS_CHECKS if metadata.get("checks") else 0) | (_SIGNED if signed else 0)
     fingerprint = header.get("fingerprint")
     if fingerprint.__class__ is EncodedJSON:  # encoded already: spliced in, not again
@@ -282,19 +281,20 @@ def _entry_parts(
         text = _compact_json(header)[:-1] + ',"fingerprint":' + fingerprint.json + "}"
     else:
         text = _compact_json(header)
-    header_bytes = (
-        _LAYOUT.pack(len(data), len(raws), flags, _key_digest(key))
-        + b"".join(_LENGTH.pack(raw.nbytes) for raw in raws)
-        + text.encode()
-    )
-    parts: List[Any] = [header_bytes]
+    header_bytes = _LAYOUT.pack(len(data), len(raws), flags, _key_digest(key))
+    if raws:
+        header_bytes += b"".join(map(_LENGTH.pack, sizes))
+    header_bytes += text.encode()
     position = _PREFIX.size + len(header_bytes)
-    for payload in [data, *raws]:
-        padding = _aligned(position) - position
+    padding = -position % _ALIGN
+    parts: List[Any] = [header_bytes, bytes(padding), data] if padding else [header_bytes, data]
+    position += padding + len(data)
+    for raw in raws:
+        padding = -position % _ALIGN
         if padding:
             parts.append(bytes(padding))
-        parts.append(payload)
-        position += padding + memoryview(payload).nbytes
+        parts.append(raw)
+        position += padding + raw.nbytes
     return len(header_bytes), parts, data, raws
 
 
