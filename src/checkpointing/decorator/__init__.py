@@ -774,7 +774,9 @@ class DecoratorCheckpoint:
             "arguments": _manage.summarize_call(func, args, kwargs or {}, self.identifier),
         }
         if fingerprint is not None:  # in the header and the history: encoded once
-            fingerprint = metadata["fingerprint"] = EncodedJSON(fingerprint)
+            if fingerprint.__class__ is not EncodedJSON:
+                fingerprint = EncodedJSON(fingerprint)
+            metadata["fingerprint"] = fingerprint
         checks = self._checks(func, recorder)
         if checks is _UNCHECKED:
             return  # what it read is unknown: storing it could serve a stale result later

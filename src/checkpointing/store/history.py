@@ -129,7 +129,9 @@ def _history_line(record: bytes) -> bytes:
     return xxhash.xxh3_64_hexdigest(record).encode() + b" " + record + b"\n"
 
 
-def append_history(folder: str, name: str, record: bytes, mode: int = 0o600) -> None:
+def append_history(
+    folder: str, name: str, record: bytes, mode: int = 0o600, path: Optional[str] = None
+) -> None:
     """Append one line, ``record`` (JSON) with its checksum, to the history file
     ``name`` in ``folder``, without rewriting the file; compact it once it grew past
     ``HISTORY_COMPACT_BYTES``.
@@ -152,7 +154,8 @@ def append_history(folder: str, name: str, record: bytes, mode: int = 0o600) -> 
     this process's last append left (no other writer appended since).
     """
     line = _history_line(record)
-    path = os.path.join(folder, name)
+    if path is None:
+        path = os.path.join(folder, name)
     with _KEPT_LOCK:
         size = _append_kept(path, line)
         if size is None:
@@ -436,11 +439,11 @@ class HistoryFiles:
             path = self._history_path(function)
             # '{"function":<name>,"entry":', the start of each of its lines
             start = _compact_json({"function": function, "entry": 0})[:-2]
-            where = (os.path.dirname(path), os.path.basename(path), start)
+            where = (os.path.dirname(path), os.path.basename(path), start, path)
             if len(_WHERE) >= 1024:
                 _WHERE.clear()
             _WHERE[(self.directory, function)] = where
-        folder, name, start = where
+        folder, name, start, path = where
         self._prepare()
         if not self._history_folder_ready:
             _make_private_folder(folder, self.folder_mode)
@@ -448,10 +451,10 @@ class HistoryFiles:
         text = entry.json if entry.__class__ is EncodedJSON else _compact_json(entry)
         record = (start + text + "}").encode()
         try:
-            append_history(folder, name, record, self.file_mode)
+            append_history(folder, name, record, self.file_mode, path)
         except FileNotFoundError:  # the folder was removed under us: once more
             _make_private_folder(folder, self.folder_mode)
-            append_history(folder, name, record, self.file_mode)
+            append_history(folder, name, record, self.file_mode, path)
 
     def history(self, function: str) -> List[Dict[str, Any]]:
         try:

@@ -61,7 +61,7 @@ from .base import CacheBase
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
-    from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
 
     from .._typing import ContextId, ReturnValue
 else:
@@ -195,13 +195,30 @@ _GATES: Dict[str, List[Any]] = {}  # key -> [threading.Lock, number of users]
 _GATES_LOCK = _thread.allocate_lock()
 
 
-def thread_gate(name: str, timeout: float) -> "_Gate":
+def thread_gate(name: str, timeout: float) -> "Union[_Gate, _OpenGate]":
     """Threads of this process that miss the same key queue here, blocked (no polling),
     before one of them takes the key's lock shared with other processes. A context
     manager whose ``with`` yields None if the gate was free, True if this thread waited
     for another (which may have saved the entry meanwhile: look again), False if the
-    wait timed out."""
+    wait timed out. A process with no other thread has nobody to queue behind: its
+    gate is open (a thread started later queues on the shared lock instead, which
+    excludes threads as it does processes)."""
+    if not _thread._count():  # threads started besides the main one
+        return _OPEN_GATE
     return _Gate(name, timeout)
+
+
+class _OpenGate:
+    """The gate of a process with one thread: nothing to wait for."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+_OPEN_GATE = _OpenGate()
 
 
 class _Gate:
@@ -261,7 +278,9 @@ def _wait(
     max_delay: float,
 ) -> str:
     """The polling loop shared by both locks."""
-    before: Any = _UNSET  # taken after the first failed try: an uncontended miss skips it
+    if try_lock():  # an uncontended miss: no clock read, no token
+        return ACQUIRED
+    before: Any = _UNSET  # taken after the first failed try
     deadline = time.monotonic() + timeout
     delay = _FIRST_DELAY
     while True:
