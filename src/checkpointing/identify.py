@@ -371,9 +371,10 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         self._prefixes: Dict[Any, Tuple[bytes, bytes, hashing.Hasher]] = {}
         # The key plans (keyplan.current): imported here, when an identifier is made
         # (at decoration), not at ``import checkpointing``. Never the analyzer.
-        from .keyplan import current
+        from .keyplan import current, walk_scope
 
         self._current = current
+        self._walk_scope = walk_scope
 
     def binder_for(self, func: Callable[..., Any]) -> ArgumentBinder:
         """The memoised :class:`ArgumentBinder` of ``func``."""
@@ -411,10 +412,12 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
                 "arguments": _fingerprint_arguments(binder, values),
             }
         plan, _ = self._current(func, self.analysis_directory)
+        with self._walk_scope(plan.vouched):  # one walk for all the arguments (see key)
+            arguments = _fingerprint_arguments(binder, values)
         out: Dict[str, Any] = {
             "nodes": plan.node_digests(),
             "globals": plan.slot_digests(),
-            "arguments": _fingerprint_arguments(binder, values),
+            "arguments": arguments,
             "static": self.effective_digest(func, plan.static_digest).hex(),
         }
         # The code of the arguments' classes is in the key through the argument digests;
@@ -491,6 +494,13 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
             for extra in self.depends_on:
                 hasher.feed(extra)
         try:
+            for value in values:
+                if type(value) not in _PLAIN:
+                    # One walk for all the arguments (a list of a thousand instances of
+                    # a project class digests the class once), trusting the witnesses
+                    # that the values check above has just checked.
+                    with self._walk_scope(plan.vouched):
+                        return hasher.hexdigest_with(values)
             return hasher.hexdigest_with(values)
         except HashFailedError as exc:
             raise _name_argument(exc, func, self.binder_for(func), values) from None

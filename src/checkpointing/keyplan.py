@@ -182,6 +182,7 @@ class KeyPlan:
         "_records_generation",
         "_keys",
         "children",
+        "vouched",
     )
 
     def __init__(
@@ -242,6 +243,10 @@ class KeyPlan:
         # Objects read at the last call, their digest, and the witness that their
         # contents are unchanged (None: all are immutable).
         self._last: Optional[Tuple[List[Any], bytes, Optional[_Witness]]] = None
+        # The witnesses the latest values_digest checked or made (that witness and
+        # those it includes): the hashing of the same call's arguments need not check
+        # them again (see walk_scope).
+        self.vouched: Tuple[_Witness, ...] = ()
 
     def valid(self) -> bool:
         """Still describes the code: no module reloaded, no analysed name rebound."""
@@ -275,11 +280,13 @@ class KeyPlan:
         if all(type(v) in _IMMUTABLE for v in values):
             digest = self._digest(values)
             self._last = (now, digest, None)
+            self.vouched = ()
             return digest
         with walk_scope():
             digest = self._digest(values)
             witness = _values_witness(values)
         self._last = (now, digest, witness) if witness is not None else None
+        self.vouched = witness.vouched() if witness is not None else ()
         return digest
 
     def _revalidate(self) -> bool:
@@ -400,7 +407,7 @@ def _feed_values(h: hashing.Hasher, values: List[Any]) -> hashing.Hasher:
 def _feed_shared(h: hashing.Hasher, value: Any) -> None:
     walk = getattr(_STATE, "walk", None)
     if walk is _OPEN:
-        _STATE.walk = walk = _Walk()
+        _STATE.walk = walk = _Walk(vouched=getattr(_STATE, "vouched", ()))
     if not isinstance(walk, _Walk) or walk.tap is not None or not walk.shared:
         _items(h, (value,), h._buf)
         return
@@ -1634,9 +1641,10 @@ class _Walk:
         "tap",
         "serial",
         "pending",
+        "vouched",
     )
 
-    def __init__(self, shared: bool = True) -> None:
+    def __init__(self, shared: bool = True, vouched: Tuple[Any, ...] = ()) -> None:
         # False: digests made under other rules (classes by name, for explanations):
         # neither taken from earlier walks nor offered to later ones.
         self.shared = shared
@@ -1655,6 +1663,10 @@ class _Walk:
         self.tap: Optional[List[Tuple[Any, ...]]] = None
         self.serial = next(_WALK_SERIAL)
         self.pending: List[Tuple[Any, bytes, List[Tuple[Any, ...]]]] = []
+        # Witnesses checked by this key computation before the walk began (those of
+        # the values read, when the walk hashes the arguments): holding, not checked
+        # again.
+        self.vouched = vouched
 
     def digest_of(self, original: Any) -> bytes:
         index = self._definition(original)
@@ -1694,7 +1706,9 @@ class _Walk:
             return None
         known = self.reused.get(id(entry), _UNSET)
         if known is _UNSET:
-            known = self.reused[id(entry)] = entry if entry.witness.holds() else None
+            witness = entry.witness
+            held = any(w is witness for w in self.vouched) or witness.holds()
+            known = self.reused[id(entry)] = entry if held else None
         if known is None:
             return None
         if cyclic:
@@ -2074,6 +2088,13 @@ class _Witness:
             ids.update(part.witness.ids)
         self.ids = ids
 
+    def vouched(self) -> Tuple["_Witness", ...]:
+        """This witness and every witness it includes: those a check of it checks."""
+        out = [self]
+        for part in self.parts:
+            out.extend(part.witness.vouched())
+        return tuple(out)
+
     def _split_getters(self) -> None:
         """Sort the places read into those checked in C passes (a name in a module's
         or an object's dict, the defaults of a function) and the rest."""
@@ -2179,12 +2200,15 @@ def _UNBOUNDS() -> Iterator[Any]:
 
 def _generation() -> Tuple[int, int, int, int]:
     """Changes when a module is reloaded or a digester is registered (either may
-    change digests without changing any object read)."""
+    change digests without changing any object read). Not when one of this package's
+    class digesters is (they answer only within an isolated walk): the first miss
+    that names the classes of its arguments registers one, which made every witness of
+    the process fail once."""
     return (
         INDEX.generation,
         len(hashing._USER_TYPES),
         len(hashing._PREDICATES),
-        len(hashing._CLASS_DIGESTERS),
+        len(hashing._CLASS_DIGESTERS) - len(_OWN_CLASS_DIGESTERS),
     )
 
 
@@ -2415,23 +2439,30 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
 class walk_scope:
     """Within this scope, definitions met in values are digested once (one walk).
 
-    Key computation opens one around everything it hashes (slot values, ``depends_on``,
-    arguments), so that a list of a thousand instances of a project class digests the
-    class once. Scopes nest; only the outermost one ends the walk.
+    Key computation opens one around the values it reads and one around the arguments,
+    so that a list of a thousand instances of a project class digests the class once.
+    ``vouched``: witnesses the same key computation has just checked (``KeyPlan.vouched``),
+    taken as holding by the walk instead of checked again. Scopes nest; only the
+    outermost one ends the walk.
     """
 
-    __slots__ = ("_outer",)
+    __slots__ = ("_outer", "_vouched")
+
+    def __init__(self, vouched: Tuple[Any, ...] = ()) -> None:
+        self._vouched = vouched
 
     def __enter__(self) -> "walk_scope":
         self._outer = getattr(_STATE, "walk", None)
         if self._outer is None:
             _STATE.walk = _OPEN
+            _STATE.vouched = self._vouched
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self._outer is None:
             walk = _STATE.walk
             _STATE.walk = None
+            _STATE.vouched = ()
             if walk is not _OPEN and exc[0] is None:
                 walk.finish()
 
@@ -2477,7 +2508,7 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
         with walk_scope():
             return _definition_digest(original, layer)
     if walk is _OPEN:
-        _STATE.walk = walk = _Walk()
+        _STATE.walk = walk = _Walk(vouched=getattr(_STATE, "vouched", ()))
     if walk.collecting is not None:
         walk.collecting.append(original)
         return _PLACEHOLDER
