@@ -308,3 +308,55 @@ def test_a_file_system_that_refuses_range_locks_gets_lock_files(tmp_path, monkey
     finally:
         locks.REFUSED.discard(str(tmp_path / "cache" / "locks"))
         del sys.ckpt_refused_runs
+
+
+ONE_THREAD = """
+import _thread, sys, threading, time
+from checkpointing import checkpoint
+from checkpointing.store.locks import thread_gate
+
+# Kept on sys: a global list would be a value f reads, so part of its key.
+sys.runs, sys.seen, sys.late = [], [], []
+
+@checkpoint(directory=sys.argv[1])
+def f(x):
+    sys.runs.append(x)
+    if len(sys.runs) == 1:  # the first run starts a thread that misses the same key
+        late = threading.Thread(target=lambda: sys.seen.append(f(x)))
+        late.start()
+        time.sleep(0.3)  # it now waits for this run's lock
+        sys.late.append(late)
+    return x * 10
+
+print("threads before:", _thread._count())
+with thread_gate("k", 1) as waited:
+    print("gate:", waited)
+print("value:", f(4))
+sys.late[0].join()
+print("runs:", sys.runs, "seen:", sys.seen)
+"""
+
+
+@pytest.mark.e2e
+def test_a_process_with_one_thread_skips_the_gate_and_a_later_thread_still_waits(
+    tmp_path,
+) -> None:
+    """With no other thread there is nobody to queue behind in the process: the miss
+    goes straight to the key's shared lock. A thread its body starts and that misses
+    the same key meanwhile waits on that lock (which excludes threads as it does
+    processes) and then reads the entry: the body runs once."""
+    script = tmp_path / "one_thread.py"
+    script.write_text(ONE_THREAD)
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "threads before: 0",
+        "gate: None",
+        "value: 40",
+        "runs: [4] seen: [40]",
+    ]

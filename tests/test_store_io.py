@@ -460,3 +460,53 @@ def test_small_files_read_whole_up_to_the_limit(tmp_path) -> None:
         assert _read_up_to(handle.fileno(), 400, 1 << 26) == b"x" * 1000
     with open(path, "rb", buffering=0) as handle:
         assert _read_up_to(handle.fileno(), 400, 700) == b"x" * 700
+
+
+def test_a_fingerprint_encoded_once_reads_back_as_the_dict_in_entry_and_history(cache):
+    """A miss encodes its fingerprint once (EncodedJSON) and splices that text into the
+    entry's header and the function's history line: both read back exactly as the
+    dict, also with names and keys that JSON must escape."""
+    from checkpointing.store.format import EncodedJSON
+
+    fingerprint = {
+        "nodes": {'pkg.mod:Cl\u00e4ss."q"': ["d1", "/p\\a\tth.py", 3]},
+        "globals": {},
+        "arguments": {"x": "a1"},
+        "static": "s1",
+    }
+    fingerprint["argument_values"] = fingerprint["arguments"]
+    encoded = EncodedJSON(fingerprint)
+    key = 'odd "key" \u00e9\n\\'
+    cache.save_entry(key, 42, {"function": "m:f\u00e9", "fingerprint": encoded})
+    assert cache.read_metadata(key)["fingerprint"] == fingerprint
+    assert cache.retrieve(key) == 42
+    cache.record_history("m:f\u00e9", encoded.history_entry(key, 1.25))
+    cache.record_history("m:f\u00e9", {"key": "plain", "created": 2.5, **fingerprint})
+    entries = store.read_history_file(cache._history_path("m:f\u00e9"))["entries"]
+    assert entries == [
+        {"key": key, "created": 1.25, **fingerprint},
+        {"key": "plain", "created": 2.5, **fingerprint},
+    ]
+    assert cache.history("m:f\u00e9") == entries
+
+
+@pytest.mark.e2e
+def test_a_forked_child_draws_other_temporary_names(tmp_path):
+    """Temporary names are counted from one random draw per process; a forked child
+    draws again, so parent and child do not try the same names (a taken name would
+    only cost a retry: O_EXCL)."""
+    from checkpointing.store import fileio
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork here")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next names, to the parent
+        os.write(write, " ".join(fileio._temporary_name() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 1000).decode().split()
+    os.waitpid(pid, 0)
+    mine = [fileio._temporary_name() for _ in range(3)]
+    assert len(child) == 3 and not set(child) & set(mine)
+    assert all(len(name) == 16 and int(name, 16) >= 0 for name in mine + child)

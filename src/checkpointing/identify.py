@@ -33,6 +33,7 @@ from . import hashing
 from .errors import CheckpointWarning, ConfigurationError, HashFailedError
 from .report import warn
 from .store import PickleFileCache
+from .store.format import EncodedJSON, _compact_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -413,7 +414,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         plan, _ = self._current(func, self.analysis_directory)
         with self._walk_scope(plan.vouched):  # one walk for all the arguments (see key)
             arguments = _fingerprint_arguments(binder, values)
-        out = {
+        out: Dict[str, Any] = {
             "nodes": plan.node_digests(),
             "globals": plan.slot_digests(),
             "arguments": arguments,
@@ -431,7 +432,25 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
             out["argument_code"] = argument_code(values)
         if self.track_versions:
             out["versions"] = plan.versions()
-        return out
+        return self._encoded(func, plan, out)
+
+    def _encoded(self, func: Callable[..., Any], plan: Any, out: Dict[str, Any]) -> EncodedJSON:
+        """``out`` with its JSON, which the miss writes in the entry and the history:
+        the digests of the reached definitions are encoded once per plan, not per miss
+        (most of the text, in a project of many helpers)."""
+        nodes = _NODES_JSON.get(func)
+        if nodes is None or nodes[0] is not plan:
+            if len(_NODES_JSON) >= 4096:
+                _NODES_JSON.clear()
+            nodes = _NODES_JSON[func] = (plan, _compact_json(out["nodes"]))
+        texts: Dict[int, str] = {id(out["nodes"]): nodes[1]}  # by value: one text each
+        parts = []
+        for name, value in out.items():
+            text = texts.get(id(value))
+            if text is None:
+                text = texts[id(value)] = _compact_json(value)
+            parts.append(f'"{name}":{text}')
+        return EncodedJSON(out, "{" + ",".join(parts) + "}")
 
     def identify(self, context: FuncCallContext) -> str:
         """Key of the call described by ``context`` (32 hex characters)."""
@@ -671,6 +690,7 @@ def _class_by_name(cls: type) -> Optional[bytes]:
 
 
 _registered = False
+_NODES_JSON: Dict[Any, Tuple[Any, str]] = {}  # function -> (plan, JSON of its node digests)
 
 
 def _register_by_name() -> None:

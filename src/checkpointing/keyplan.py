@@ -321,7 +321,9 @@ class KeyPlan:
     def slot_digests(self) -> Dict[str, str]:
         """Digest of each global and closure value now, by qualified name (to explain
         a miss; not on the hot path)."""
-        out = {}
+        out: Dict[str, str] = {}
+        if not self.slots:
+            return out
         with walk_scope():  # definitions in several values are digested once
             for slot, value in zip(self.slots, self.read_values()):
                 try:

@@ -244,12 +244,17 @@ def _absent_state(path: str) -> Optional[List[Any]]:
     return _file_state(path)
 
 
+_NOT_PATHS = frozenset({int, float, bool, complex, bytes, type(None)})
+
+
 def _path_candidates(values: Iterable[Any]) -> List[str]:
     """The str/PathLike values, and those inside list/tuple values, that could be paths."""
     out = []
     for value in values:
         items = value if type(value) in (list, tuple) else (value,)
         for item in items:
+            if item.__class__ in _NOT_PATHS:
+                continue
             if isinstance(item, os.PathLike):
                 try:
                     item = os.fspath(item)
@@ -778,7 +783,12 @@ _TOOL: Optional[int] = None
 
 
 def _monitoring() -> Any:
-    return getattr(sys, "monitoring", None)
+    return _SYS_MONITORING
+
+
+# Looked up once: on Python < 3.12 each getattr(sys, "monitoring", None) raises and
+# catches an AttributeError inside (a microsecond, twice per miss).
+_SYS_MONITORING = getattr(sys, "monitoring", None)
 
 
 def _on_start(code: Any, offset: int) -> Any:
@@ -873,7 +883,14 @@ def start(
     _install_audit_hook()
     ignore = _environment_dirs()
     if cache_dir:
-        ignore = (os.path.abspath(cache_dir).rstrip(os.sep) + os.sep, *ignore)
+        last = _IGNORED
+        if last and last[0] == cache_dir and last[1] is ignore:
+            ignore = last[2]
+        else:
+            folder = os.path.abspath(cache_dir).rstrip(os.sep) + os.sep
+            if os.path.isabs(cache_dir):  # (a relative one follows the current folder)
+                _IGNORED[:] = [cache_dir, ignore, (folder, *ignore)]
+            ignore = (folder, *ignore)
     if known is not None and not _start_monitoring(blind):
         known = None
     recorder = Recorder(name, ignore, track_files, known, track_env)
@@ -885,6 +902,9 @@ def start(
     return recorder
 
 
+_IGNORED: List[Any] = []  # [cache folder, environment folders, what start() ignores]
+
+
 def stop(recorder: Recorder) -> None:
     """End the recording (also when the function raised)."""
     stack = active()
@@ -892,7 +912,8 @@ def stop(recorder: Recorder) -> None:
         stack.remove(recorder)
         if recorder.track_env:
             _unwatch_env()
-    if not any(r.known is not None for r in stack):
+    # Only a recorder with ``known`` started the monitoring (see start()).
+    if recorder.known is not None and not any(r.known is not None for r in stack):
         _stop_monitoring()
 
 

@@ -53,6 +53,7 @@ from ..errors import (
 from ..identify import AutoFuncCallIdentifier, FuncCallIdentifierBase, qualified_name
 from ..report import warn
 from ..store import CacheBase, PickleFileCache
+from ..store.format import EncodedJSON
 from . import manage as _manage
 
 TYPE_CHECKING = False
@@ -194,6 +195,8 @@ class DecoratorCheckpoint:
                 f"PickleFileCache, or fold the files' content into the key yourself"
             )
         self._functions: List[Callable[..., Any]] = []  # decorated, for __getstate__
+        self._names: Dict[Any, str] = {}  # function -> qualified_name (a miss asks twice)
+        self._blinds: Dict[Any, Tuple[Any, bool, bool]] = {}  # function -> see _blind
         self.expires_after, self.valid, self.mmap_mode, self.compress, self.max_size = (
             _manage.validate_options(cache, expires_after, valid, mmap_mode, compress, max_size)
         )
@@ -242,12 +245,15 @@ class DecoratorCheckpoint:
         state["_shipped_plans"] = shipped
         state["_shipped_definitions"] = named
         state.pop("_used", None)  # the receiving process's own usage log's (__setstate__)
+        state.pop("_names", None)
+        state.pop("_blinds", None)
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         shipped = state.pop("_shipped_plans", ())
         named = state.pop("_shipped_definitions", ())
         self.__dict__.update(state)
+        self._names, self._blinds = {}, {}
         usage = state.get("_usage")
         self._used = None if usage is None else usage.state
         if shipped or named:
@@ -392,8 +398,7 @@ class DecoratorCheckpoint:
         """A miss under the key's lock: wait while another caller computes, then read
         its entry; compute only if it is still missing (see
         :mod:`checkpointing.store.locks`)."""
-        from ..store.locks import ACQUIRED, READY, TIMED_OUT, thread_gate  # a miss's
-
+        ACQUIRED, READY, TIMED_OUT, thread_gate, key_lock = _LOCKING or _locking()
         timeout = defaults["checkpoint.wait_timeout"]
         deadline = time.monotonic() + timeout
         with thread_gate(key, timeout) as waited:
@@ -406,8 +411,6 @@ class DecoratorCheckpoint:
                     if value is not _MISSING and value is not _STALE:
                         return value
                 try:
-                    from ..store.remote import key_lock  # a miss's, not at import
-
                     lock = key_lock(self.cache, key)
                     if lock is not None:
                         state = lock.acquire(max(deadline - time.monotonic(), 0.0))
@@ -444,9 +447,12 @@ class DecoratorCheckpoint:
         if type(cache) is not PickleFileCache:
             return True
         try:
-            return os.path.lexists(cache.path_of(key))
+            path = cache.path_of(key)
         except ValueError:
             return True
+        if _ACCESS_NOFOLLOW:  # no exception made and caught inside, as lexists does
+            return os.access(path, os.F_OK, follow_symlinks=False)
+        return os.path.lexists(path)
 
     def _run_and_save(
         self,
@@ -675,7 +681,7 @@ class DecoratorCheckpoint:
         """Watch a miss (see :mod:`checkpointing.runtime`), if this cache can verify it."""
         if not self.cache.stores_checks:
             return None
-        blind = _has_blind_spots(func)
+        blind = self._blind(func)
         safety_net = (
             defaults["runtime.safety_net"]
             and self._safety_net_wanted()
@@ -687,7 +693,7 @@ class DecoratorCheckpoint:
         known = self._static_extent(func, args, kwargs) if safety_net else None
         try:
             return runtime.start(
-                qualified_name(func),
+                self._name(func),
                 self.cache.directory,
                 self.track_files,
                 known,
@@ -760,14 +766,16 @@ class DecoratorCheckpoint:
         kwargs: Any = None,
     ) -> None:
         created = time.time()
-        name = qualified_name(func)
+        name = self._name(func)
         metadata: Dict[str, Any] = {
             "function": name,
             "created": created,
             "run_seconds": run_seconds,
             "arguments": _manage.summarize_call(func, args, kwargs or {}, self.identifier),
         }
-        if fingerprint is not None:
+        if fingerprint is not None:  # in the header and the history: encoded once
+            if fingerprint.__class__ is not EncodedJSON:
+                fingerprint = EncodedJSON(fingerprint)
             metadata["fingerprint"] = fingerprint
         checks = self._checks(func, recorder)
         if checks is _UNCHECKED:
@@ -803,7 +811,7 @@ class DecoratorCheckpoint:
         )
         if fingerprint is not None:
             try:
-                self.cache.record_history(name, {"key": key, "created": created, **fingerprint})
+                self.cache.record_history(name, fingerprint.history_entry(key, created))
             except Exception as exc:
                 logger.debug("could not record the history of %s: %s", name, exc)
         if save_seconds > run_seconds + _OVERHEAD_TOLERANCE_S and self.on_error == "warn":
@@ -812,6 +820,32 @@ class DecoratorCheckpoint:
                 f"longer than running it ({run_seconds:.2f}s); consider not checkpointing it",
                 ExpensiveOverheadWarning,
             )
+
+    def _blind(self, func: Callable[..., Any]) -> bool:
+        """:func:`_has_blind_spots`, worked out once per plan of ``func`` (and whether
+        ``depends_on=`` acknowledged them)."""
+        if not _PLANS:
+            from ..keyplan import cached, is_acknowledged
+
+            _PLANS[:] = [cached, is_acknowledged]
+        plan = _PLANS[0](func)
+        if plan is None:
+            return False
+        acknowledged = _PLANS[1](plan.root)
+        known = self._blinds.get(func)
+        if known is None or known[0] is not plan or known[1] != acknowledged:
+            known = self._blinds[func] = (plan, acknowledged, _has_blind_spots(func))
+        return known[2]
+
+    def _name(self, func: Callable[..., Any]) -> str:
+        """:func:`qualified_name` of ``func``, worked out once."""
+        try:
+            name = self._names.get(func)
+            if name is None:
+                name = self._names[func] = qualified_name(func)
+        except TypeError:  # an unhashable callable object
+            return qualified_name(func)
+        return name
 
     def _fail(self, func: Callable[..., Any], step: str, exc: BaseException) -> None:
         msg = (
@@ -830,6 +864,19 @@ class DecoratorCheckpoint:
     def _safety_net_wanted(self) -> bool:
         """Record what code a miss runs? Not under ``version=``: code is not tracked."""
         return getattr(self.identifier, "version", None) is None
+
+
+_ACCESS_NOFOLLOW = os.access in os.supports_follow_symlinks
+_PLANS: List[Any] = []  # keyplan's cached and is_acknowledged (loaded by the first miss)
+_LOCKING: List[Any] = []  # what _compute_once needs of the locks (a miss's, not at import)
+
+
+def _locking() -> List[Any]:
+    from ..store.locks import ACQUIRED, READY, TIMED_OUT, thread_gate
+    from ..store.remote import key_lock
+
+    _LOCKING[:] = [ACQUIRED, READY, TIMED_OUT, thread_gate, key_lock]
+    return _LOCKING
 
 
 def _detached(closure: Callable[..., Any]) -> Callable[..., Any]:

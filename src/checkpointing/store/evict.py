@@ -7,10 +7,18 @@ This module owns three things that decide which entries go:
   costs a dict lookup and a clock read; the first hit of an entry in a process, and
   then at most one an hour, appends one line to ``<directory>/usage.log``
   (``O_APPEND``: writers of several processes never interleave a line). Hits between
-  two lines are counted in memory and written at exit. Saves append a line too (a
-  miss). ``prune`` and the size limit compact the log under the eviction lock.
+  two lines are counted in memory and written at exit. Saves add a line too (a
+  miss; see below). ``prune`` and the size limit compact the log under the eviction
+  lock.
   Reading and listing entries (``ls``, ``show``, ``verify``, ``read_metadata``) never
   count as use.
+* **Misses** (saves) are counted by lines too, written in batches: the lines of a
+  process's saves wait in memory and go in one ``write`` at its first save a second
+  or more after the first of them waited, at the 1,000th, at exit, or when the log is
+  read (``stats``, eviction, ``prune``). A process killed (or a machine crash) loses
+  the lines waiting then: the miss counts of ``checkpointing stats`` miss those
+  saves, nothing else does. Eviction and ``prune`` see a new entry by its file and
+  date it by its header's ``created``, never by this log.
 * **The size limit** (``defaults["cache.max_size"]``, ``checkpoint(max_size=...)``):
   after each save, under an exclusive lock on ``<directory>/.evict.lock`` (so that
   concurrent writers evict one at a time and see each other's files), the entries and
@@ -26,6 +34,7 @@ written) and its latest line in the log.
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import os
 import stat
@@ -39,7 +48,7 @@ from ..config import parse_age, parse_size
 from ..errors import ConfigurationError
 from .fileio import _atomic_write, _read_header, _read_regular, _unlink_in, fcntl
 from .files import EntryInfo, PickleFileCache
-from .format import _SUFFIX, _compact_json, _Corrupt
+from .format import _SUFFIX, _compact_json, _Corrupt, _file_stem, _json_str
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -63,6 +72,9 @@ USAGE_LOG = "usage.log"
 LOCK_FILE = ".evict.lock"
 TOUCH_INTERVAL = 3600.0
 """A hit records the last use of an entry at most once in this many seconds."""
+SAVE_BATCH_SECONDS = 1.0
+"""The lines of saves wait in memory at most this long before they are written."""
+_SAVE_BATCH = 1000  # ... and are written once this many wait
 _COMPACT_BYTES = 1 << 20  # a log larger than this is compacted at the next eviction
 _APPEND_FLAGS = (
     os.O_WRONLY
@@ -105,6 +117,10 @@ class UsageLog:
         # compaction; a fixed bound would compact it again at every line written.
         self._compact_at = _COMPACT_BYTES
         self._fd: Optional[int] = None  # the log, kept open (see _write)
+        # Lines of saves not written yet (see saved), and when the first was added.
+        self._pending: List[str] = []
+        self._pending_since = 0.0
+        self._pending_lock = _thread.allocate_lock()
 
     def __reduce__(self) -> Any:
         # A worker process that receives a decorator records into its own log.
@@ -121,29 +137,73 @@ class UsageLog:
         self._append(key, func, {"t": time.time(), "h": 1 + (state[1] if state else 0)})
 
     def saved(self, key: str, func: Any) -> None:
-        """Record a save (a miss) of ``key``: also its last use. A log grown past
-        1 MB, and past twice what its last compaction left, is compacted here (a miss
-        already pays for a write)."""
+        """Record a save (a miss) of ``key``: also its last use. The line waits in
+        memory with those of the process's other saves, and all go in one ``write``
+        at the first save a second or more after the first of them waited (or at the
+        1,000th, at exit, or when the log is read): most misses make no system call
+        here. A log grown past 1 MB, and past
+        twice what its last compaction left, is compacted at such a write (a miss
+        already pays for one)."""
+        name = func if isinstance(func, str) else self.namer(func)
+        now = self._monotonic()
         state = self.state.get(key)
-        record: Dict[str, Any] = {"t": time.time(), "m": 1}
-        if state is not None and state[1]:
-            record["h"] = state[1]
-        self._append(key, func, record)
+        hits = state[1] if state is not None else 0
+        self.state[key] = [now, 0, name]
+        line = _save_line(key, name, time.time(), hits)
+        with self._pending_lock:
+            pending = self._pending
+            pending.append(line)
+            if len(pending) == 1:
+                self._pending_since = now
+            if len(pending) < _SAVE_BATCH and now - self._pending_since < SAVE_BATCH_SECONDS:
+                return
+        self._write_pending()
         if self._compact_soon:
             self._compact_soon = False
             try:
-                with evict_lock(self.cache):
-                    self.compact()
-            except OSError as exc:
+                if self._worth_compacting():
+                    with evict_lock(self.cache):
+                        self.compact()
+            except (OSError, _Corrupt) as exc:
                 logger.debug("could not compact %s: %s", self.path, exc)
+
+    def _worth_compacting(self) -> bool:
+        """Would a compaction drop a quarter of the log's lines or more (lines of a key
+        named before, keys whose entry is gone)? Estimated from the keys at the start
+        of its lines, with no JSON parsed, and one listing of the entries' folder: a
+        log of 20,000 entries saved once each is not rewritten for nothing. If not,
+        the next compaction waits until the log doubles."""
+        data = _read_regular(self.path, 1 << 28)
+        lines = data.splitlines()
+        keys = set()
+        for line in lines:
+            if line.startswith(b'{"k":"'):
+                keys.add(line[6 : line.find(b'"', 6)])
+        try:
+            files = len(os.listdir(self.cache.entries_directory))
+        except OSError:
+            files = 0
+        dropped = len(lines) - len(keys) + max(0, len(keys) - files)
+        if dropped * 4 >= len(lines):
+            return True
+        self._compact_at = max(_COMPACT_BYTES, 2 * len(data))
+        return False
 
     def _append(self, key: str, func: Any, record: Dict[str, Any]) -> None:
         name = func if isinstance(func, str) else self.namer(func)
         self.state[key] = [self._monotonic(), 0, name]
         self._write([{"k": key, "f": name, **record}])
 
+    def _write_pending(self) -> None:
+        with self._pending_lock:
+            lines, self._pending = self._pending, []
+        if lines:
+            self._write_data("".join(lines).encode())
+
     def flush(self) -> None:
-        """Write the hits counted since each key's last line (at exit)."""
+        """Write the lines of saves waiting in memory, and the hits counted since each
+        key's last line (at exit, and before the log is read)."""
+        self._write_pending()
         records = []
         for key, state in list(self.state.items()):
             if state[1]:
@@ -157,7 +217,9 @@ class UsageLog:
         whole among writers). The log stays open for the next line of this process (at
         most ``_KEEP_OPEN`` logs): a log replaced (compacted) or removed since it was
         opened has no link left, and the lines are written again to the one there now."""
-        data = "".join(_compact_json(r) + "\n" for r in records).encode()
+        self._write_data("".join(_compact_json(r) + "\n" for r in records).encode())
+
+    def _write_data(self, data: bytes) -> None:
         with _KEPT_LOCK:  # no thread closes a descriptor another is writing to
             for _ in range(2):
                 fd = self._fd
@@ -217,47 +279,56 @@ class UsageLog:
             data = _read_regular(self.path, 1 << 28)
         except (OSError, _Corrupt):
             return []
-        out = []
-        for line in data.splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a torn line (a writer killed mid-write): skipped
-            if isinstance(record, dict):
-                out.append(record)
-        return out
+        lines = data.splitlines()
+        try:  # all lines at once (a log of 20,000 lines: 3x faster than line by line)
+            records = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
+        except ValueError:  # a torn line (a writer killed mid-write): skipped
+            records = []
+            for line in lines:
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue
+        return [record for record in records if isinstance(record, dict)]
 
     def compact(self, existing: Optional[Sequence[str]] = None) -> None:
         """Rewrite the log with one line per key of ``existing`` (default: the keys
         whose entry file exists) and one per function for the counts of deleted
         entries. Call under :func:`evict_lock`."""
-        import json  # not at import (issue 12: a light import)
-
         per_key, per_function = _aggregate(self._lines())
         if existing is None:
-            existing = [k for k in per_key if _valid_key(k) and _exists(self.cache, k)]
+            existing = _existing(self.cache, per_key)
         keep = set(existing)
-        records: List[Dict[str, Any]] = []
+        lines: List[str] = []
+        names: Dict[Optional[str], str] = {None: "null"}  # function -> its JSON string
         totals = {name: list(counts) for name, counts in per_function.items()}
         for key, usage in per_key.items():
             if key in keep:
-                records.append(
-                    {
-                        "k": key,
-                        "f": usage.function,
-                        "t": usage.last_used,
-                        "h": usage.hits,
-                        "m": usage.misses,
-                    }
+                name = names.get(usage.function)
+                if name is None:
+                    name = names[usage.function] = _json_str(usage.function)
+                lines.append(
+                    f'{{"k":{_json_str(key)},"f":{name},"t":{usage.last_used!r},'
+                    f'"h":{usage.hits},"m":{usage.misses}}}\n'
                 )
             elif usage.function is not None:
                 counts = totals.setdefault(usage.function, [0, 0])
                 counts[0] += usage.hits
                 counts[1] += usage.misses
-        records += [{"f": name, "h": h, "m": m} for name, (h, m) in sorted(totals.items())]
-        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+        lines += [
+            _compact_json({"f": name, "h": h, "m": m}) + "\n"
+            for name, (h, m) in sorted(totals.items())
+        ]
+        data = "".join(lines).encode()
         _atomic_write(self.cache.directory, self.path, [data], self.cache.file_mode)
         self._compact_at = max(_COMPACT_BYTES, 2 * len(data))
+
+
+def _save_line(key: str, name: str, when: float, hits: int) -> str:
+    """The log line of a save: ``{"k":key,"f":name,"t":when,"m":1}`` (``"h"`` too
+    when hits were counted since the key's last line)."""
+    line = f'{{"k":{_json_str(key)},"f":{_json_str(name)},"t":{when!r},"m":1'
+    return line + (f',"h":{hits}}}\n' if hits else "}\n")
 
 
 def _aggregate(
@@ -304,9 +375,13 @@ _KEPT_LOCK = threading.Lock()
 
 def _forget_kept() -> None:
     """In a forked child: the inherited descriptors are closed (a lock held by a
-    thread of the parent would never be released here)."""
+    thread of the parent would never be released here), and the parent's lines not
+    written yet are its own to write."""
     global _KEPT_LOCK
     _KEPT_LOCK = threading.Lock()
+    for log in _LOGS.values():
+        log._pending_lock = _thread.allocate_lock()
+        log._pending = []
     for log in list(_KEPT):
         log._close()
 
@@ -431,6 +506,26 @@ def enforce_size_limit(cache: PickleFileCache, limit: int, keep: Optional[str] =
         except OSError:
             pass
         return removed
+
+
+def _existing(cache: PickleFileCache, keys: Any) -> List[str]:
+    """The ``keys`` that have an entry file: one listing of the entries' folder, not
+    a ``stat`` per key (a compaction of the log of 20,000 entries: 10x faster)."""
+    if type(cache).path_of is not PickleFileCache.path_of:  # another layout: ask it
+        return [k for k in keys if _valid_key(k) and _exists(cache, k)]
+    try:
+        names = set(os.listdir(cache.entries_directory))
+    except OSError:
+        names = set()
+    out = []
+    for key in keys:
+        if _valid_key(key):
+            try:
+                if _file_stem(key) + _SUFFIX in names:
+                    out.append(key)
+            except ValueError:
+                continue
+    return out
 
 
 def _exists(cache: PickleFileCache, key: str) -> bool:

@@ -265,6 +265,24 @@ _TEMP_FLAGS = (
 )
 
 
+def _temporary_name() -> str:
+    """16 hex digits no other writer is likely to draw: 8 random bytes drawn once per
+    process (again in a forked child), then counted up (no ``getrandom`` per save).
+    A name taken anyway is skipped (``O_EXCL``)."""
+    _TEMP_NAMES[1] += 1
+    return f"{(_TEMP_NAMES[0] + _TEMP_NAMES[1]) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def _new_temp_names() -> None:
+    _TEMP_NAMES[:] = [int.from_bytes(os.urandom(8), "little"), 0]
+
+
+_TEMP_NAMES: List[int] = []
+_new_temp_names()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_temp_names)
+
+
 def _create_temporary(directory: str, mode: int = 0o600) -> Tuple[int, str]:
     """A new file in ``directory`` under a random name, open for writing, with ``mode``
     (0600 unless the user opened the cache to a group), locked while it is written so
@@ -273,7 +291,7 @@ def _create_temporary(directory: str, mode: int = 0o600) -> Tuple[int, str]:
     Like ``tempfile.mkstemp`` without importing tempfile (slow to import).
     """
     for _ in range(100):
-        path = os.path.join(directory, f"{_TEMP_PREFIX}{os.urandom(8).hex()}{_SUFFIX}")
+        path = os.path.join(directory, f"{_TEMP_PREFIX}{_temporary_name()}{_SUFFIX}")
         try:
             fd = os.open(path, _TEMP_FLAGS, mode)
         except FileExistsError:

@@ -61,7 +61,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional, Tuple
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "decode", "decode_header", "encode"]
+__all__ = ["FORMAT_VERSION", "MAGIC", "EncodedJSON", "decode", "decode_header", "encode"]
 
 MAGIC = b"CKPT"
 FORMAT_VERSION = 3
@@ -170,6 +170,33 @@ def _compact_json(value: Any) -> str:
 _ENCODER: List[Any] = []
 
 
+def _json_str(text: str) -> str:
+    """``text`` as a JSON string: as it is between quotes if nothing in it needs
+    escaping (keys, most names), else by the encoder."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return _compact_json(text)
+
+
+class EncodedJSON(dict):  # type: ignore[type-arg]
+    """A dict that carries its compact JSON (``json``): a miss writes the fingerprint
+    in the entry's header and in the function's history, and encodes it once. Only
+    for values not changed after: the text is not kept in step with the dict."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, value: Dict[str, Any], text: Optional[str] = None) -> None:
+        super().__init__(value)
+        self.json = _compact_json(value) if text is None else text
+
+    def history_entry(self, key: str, created: float) -> "EncodedJSON":
+        """``{"key": key, "created": created, **self}`` (a line of a function's
+        history), encoded from this one's text."""
+        text = f'{{"key":{_json_str(key)},"created":{created!r}'
+        text += "}" if self.json == "{}" else "," + self.json[1:]
+        return EncodedJSON({"key": key, "created": created, **self}, text)
+
+
 def _key_digest(key: str) -> bytes:
     return xxhash.xxh3_128_digest(key.encode("utf-8", "surrogatepass"))
 
@@ -238,30 +265,36 @@ def _entry_parts(
         raws = [buffer.raw() for buffer in buffers]
     else:
         data = pickle.dumps(result, protocol=protocol)
-    header = dict(metadata)
-    header.update(
-        {
-            "context_id": key,
-            "pickle_protocol": protocol,
-            "size": len(data) + sum(raw.nbytes for raw in raws),
-            "pickle_size": len(data),
-            "buffers": [raw.nbytes for raw in raws],
-        }
-    )
+    sizes = [raw.nbytes for raw in raws]
+    header = {
+        **metadata,
+        "context_id": key,
+        "pickle_protocol": protocol,
+        "size": len(data) + sum(sizes),
+        "pickle_size": len(data),
+        "buffers": sizes,
+    }
     flags = (_HAS_CHECKS if metadata.get("checks") else 0) | (_SIGNED if signed else 0)
-    header_bytes = (
-        _LAYOUT.pack(len(data), len(raws), flags, _key_digest(key))
-        + b"".join(_LENGTH.pack(raw.nbytes) for raw in raws)
-        + _compact_json(header).encode()
-    )
-    parts: List[Any] = [header_bytes]
+    fingerprint = header.get("fingerprint")
+    if fingerprint.__class__ is EncodedJSON:  # encoded already: spliced in, not again
+        del header["fingerprint"]
+        text = _compact_json(header)[:-1] + ',"fingerprint":' + fingerprint.json + "}"
+    else:
+        text = _compact_json(header)
+    header_bytes = _LAYOUT.pack(len(data), len(raws), flags, _key_digest(key))
+    if raws:
+        header_bytes += b"".join(map(_LENGTH.pack, sizes))
+    header_bytes += text.encode()
     position = _PREFIX.size + len(header_bytes)
-    for payload in [data, *raws]:
-        padding = _aligned(position) - position
+    padding = -position % _ALIGN
+    parts: List[Any] = [header_bytes, bytes(padding), data] if padding else [header_bytes, data]
+    position += padding + len(data)
+    for raw in raws:
+        padding = -position % _ALIGN
         if padding:
             parts.append(bytes(padding))
-        parts.append(payload)
-        position += padding + memoryview(payload).nbytes
+        parts.append(raw)
+        position += padding + raw.nbytes
     return len(header_bytes), parts, data, raws
 
 

@@ -39,7 +39,7 @@ from .fileio import (
     _write_all,
     _write_at,
 )
-from .format import _compact_json, _Corrupt
+from .format import EncodedJSON, _compact_json, _Corrupt
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -129,7 +129,9 @@ def _history_line(record: bytes) -> bytes:
     return xxhash.xxh3_64_hexdigest(record).encode() + b" " + record + b"\n"
 
 
-def append_history(folder: str, name: str, record: bytes, mode: int = 0o600) -> None:
+def append_history(
+    folder: str, name: str, record: bytes, mode: int = 0o600, path: Optional[str] = None
+) -> None:
     """Append one line, ``record`` (JSON) with its checksum, to the history file
     ``name`` in ``folder``, without rewriting the file; compact it once it grew past
     ``HISTORY_COMPACT_BYTES``.
@@ -146,11 +148,14 @@ def append_history(folder: str, name: str, record: bytes, mode: int = 0o600) -> 
 
     The file stays open for the next append of this process (at most ``_KEEP_OPEN``
     files, one thread at a time): that append locks it, checks that the path still
-    names it (not compacted, removed or replaced since) and writes, four system calls
-    fewer than opening it again.
+    names it (its ``fstat`` still counts a link: a compaction, a removal or a
+    replacement leaves the old file with none) and writes, four system calls fewer
+    than opening it again; the end line is not read back when the file has the size
+    this process's last append left (no other writer appended since).
     """
     line = _history_line(record)
-    path = os.path.join(folder, name)
+    if path is None:
+        path = os.path.join(folder, name)
     with _KEPT_LOCK:
         size = _append_kept(path, line)
         if size is None:
@@ -160,7 +165,7 @@ def append_history(folder: str, name: str, record: bytes, mode: int = 0o600) -> 
 
 
 _KEEP_OPEN = 16
-_KEPT: Dict[str, int] = {}  # path -> descriptor of the history file, unlocked
+_KEPT: Dict[str, List[int]] = {}  # path -> [descriptor (unlocked), size after our append]
 _KEPT_LOCK = _thread.allocate_lock()
 
 
@@ -169,7 +174,7 @@ def _forget_kept() -> None:
     locks), so it opens its own."""
     global _KEPT_LOCK
     _KEPT_LOCK = _thread.allocate_lock()
-    for fd in _KEPT.values():
+    for fd, _ in _KEPT.values():
         try:
             os.close(fd)
         except OSError:
@@ -182,10 +187,10 @@ if hasattr(os, "register_at_fork"):
 
 
 def _drop_kept(path: str) -> None:
-    fd = _KEPT.pop(path, None)
-    if fd is not None:
+    kept = _KEPT.pop(path, None)
+    if kept is not None:
         try:
-            os.close(fd)
+            os.close(kept[0])
         except OSError:
             pass
 
@@ -193,9 +198,10 @@ def _drop_kept(path: str) -> None:
 def _append_kept(path: str, line: bytes) -> Optional[int]:
     """Append ``line`` through the descriptor kept open for ``path``: the file's new
     size, or None if there is none, or it no longer is the file at ``path``."""
-    fd = _KEPT.get(path)
-    if fd is None:
+    kept = _KEPT.get(path)
+    if kept is None:
         return None
+    fd = kept[0]
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
     except OSError:
@@ -203,17 +209,10 @@ def _append_kept(path: str, line: bytes) -> Optional[int]:
         return None
     try:
         status = os.fstat(fd)
-        try:
-            current = os.lstat(path)
-        except FileNotFoundError:
-            current = None
-        if current is None or (current.st_dev, current.st_ino) != (
-            status.st_dev,
-            status.st_ino,
-        ):
+        if not status.st_nlink:
             _drop_kept(path)  # compacted, removed or replaced: open what is there now
             return None
-        size = _write_line(fd, status.st_size, line)
+        size = kept[1] = _write_line(fd, status.st_size, line, status.st_size == kept[1])
     except BaseException:
         _drop_kept(path)
         raise
@@ -254,7 +253,7 @@ def _append_opening(folder: str, name: str, path: str, line: bytes, mode: int) -
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 if len(_KEPT) >= _KEEP_OPEN:
                     _drop_kept(next(iter(_KEPT)))
-                _KEPT[path] = fd
+                _KEPT[path] = [fd, size]
         except BaseException:
             keep = False
             raise
@@ -265,10 +264,14 @@ def _append_opening(folder: str, name: str, path: str, line: bytes, mode: int) -
     raise OSError(errno.EAGAIN, f"could not append to {path}: it keeps being replaced")
 
 
-def _write_line(fd: int, end: int, line: bytes) -> int:
+def _write_line(fd: int, end: int, line: bytes, ours: bool = False) -> int:
     """Write ``line`` over the end line of the locked history file ``fd`` of size
-    ``end``, followed by the end line; the file's new size."""
-    last = _read_at(fd, len(_END), end - len(_END)) if end >= len(_END) else b""
+    ``end``, followed by the end line; the file's new size. ``ours``: the file is as
+    this process's last append left it, which ended with the end line."""
+    if ours:
+        last = _END
+    else:
+        last = _read_at(fd, len(_END), end - len(_END)) if end >= len(_END) else b""
     if last == _END:
         end -= len(_END)
         data = line + _END
@@ -409,6 +412,10 @@ def _recent_history(path: str) -> Optional[Dict[str, Any]]:
     return None
 
 
+# (store folder, function) -> (history folder, file name, start of its lines)
+_WHERE: Dict[Any, Any] = {}
+
+
 class HistoryFiles:
     """``record_history``/``history`` for a store in a local folder (a mixin: the
     class provides ``directory``, ``folder_mode``, ``file_mode`` and ``_prepare``)."""
@@ -425,19 +432,29 @@ class HistoryFiles:
 
     def record_history(self, function: str, entry: Dict[str, Any]) -> None:
         """Append ``entry`` to the history of ``function`` (one checksummed line, see
-        :func:`append_history`); never fsynced: a history only explains misses."""
-        path = self._history_path(function)
+        :func:`append_history`); never fsynced: a history only explains misses. An
+        :class:`~checkpointing.store.format.EncodedJSON` entry is written as its text."""
+        where = _WHERE.get((self.directory, function))
+        if where is None:
+            path = self._history_path(function)
+            # '{"function":<name>,"entry":', the start of each of its lines
+            start = _compact_json({"function": function, "entry": 0})[:-2]
+            where = (os.path.dirname(path), os.path.basename(path), start, path)
+            if len(_WHERE) >= 1024:
+                _WHERE.clear()
+            _WHERE[(self.directory, function)] = where
+        folder, name, start, path = where
         self._prepare()
-        folder = os.path.dirname(path)
         if not self._history_folder_ready:
             _make_private_folder(folder, self.folder_mode)
             self._history_folder_ready = True
-        record = _compact_json({"function": function, "entry": entry}).encode()
+        text = entry.json if entry.__class__ is EncodedJSON else _compact_json(entry)
+        record = (start + text + "}").encode()
         try:
-            append_history(folder, os.path.basename(path), record, self.file_mode)
+            append_history(folder, name, record, self.file_mode, path)
         except FileNotFoundError:  # the folder was removed under us: once more
             _make_private_folder(folder, self.folder_mode)
-            append_history(folder, os.path.basename(path), record, self.file_mode)
+            append_history(folder, name, record, self.file_mode, path)
 
     def history(self, function: str) -> List[Dict[str, Any]]:
         try:

@@ -50,7 +50,6 @@ import struct
 import sys
 import time
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
 
 try:
     import fcntl
@@ -62,7 +61,7 @@ from .base import CacheBase
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
-    from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
+    from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
 
     from .._typing import ContextId, ReturnValue
 else:
@@ -196,30 +195,68 @@ _GATES: Dict[str, List[Any]] = {}  # key -> [threading.Lock, number of users]
 _GATES_LOCK = _thread.allocate_lock()
 
 
-@contextmanager
-def thread_gate(name: str, timeout: float) -> Iterator[Optional[bool]]:
+def thread_gate(name: str, timeout: float) -> "Union[_Gate, _OpenGate]":
     """Threads of this process that miss the same key queue here, blocked (no polling),
-    before one of them takes the key's lock shared with other processes. Yields None if
-    the gate was free, True if this thread waited for another (which may have saved the
-    entry meanwhile: look again), False if the wait timed out."""
-    with _GATES_LOCK:
-        entry = _GATES.get(name)
-        if entry is None:
-            entry = _GATES[name] = [_thread.allocate_lock(), 0]
-        entry[1] += 1
-    gate = entry[0]
-    got: Optional[bool] = None
-    if not gate.acquire(blocking=False):
-        got = gate.acquire(timeout=timeout)
-    try:
-        yield got
-    finally:
-        if got is not False:
-            gate.release()
+    before one of them takes the key's lock shared with other processes. A context
+    manager whose ``with`` yields None if the gate was free, True if this thread waited
+    for another (which may have saved the entry meanwhile: look again), False if the
+    wait timed out. A process with no other thread has nobody to queue behind: its
+    gate is open (a thread started later queues on the shared lock instead, which
+    excludes threads as it does processes)."""
+    if not _thread._count():  # threads started besides the main one
+        return _OPEN_GATE
+    return _Gate(name, timeout)
+
+
+class _OpenGate:
+    """The gate of a process with one thread: nothing to wait for."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+_OPEN_GATE = _OpenGate()
+
+
+class _Gate:
+    """:func:`thread_gate` (a class: cheaper to enter than a generator's context)."""
+
+    __slots__ = ("name", "timeout", "entry", "got")
+
+    def __init__(self, name: str, timeout: float) -> None:
+        self.name = name
+        self.timeout = timeout
+
+    def __enter__(self) -> Optional[bool]:
         with _GATES_LOCK:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del _GATES[name]
+            entry = _GATES.get(self.name)
+            if entry is None:
+                entry = _GATES[self.name] = [_thread.allocate_lock(), 0]
+            entry[1] += 1
+        self.entry = entry
+        got: Optional[bool] = None
+        if not entry[0].acquire(False):
+            try:
+                got = entry[0].acquire(timeout=self.timeout)
+            except BaseException:
+                self._leave()
+                raise
+        self.got = got
+        return got
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.got is not False:
+            self.entry[0].release()
+        self._leave()
+
+    def _leave(self) -> None:
+        with _GATES_LOCK:
+            self.entry[1] -= 1
+            if self.entry[1] == 0:
+                del _GATES[self.name]
 
 
 class KeyLock(ABC):
@@ -241,7 +278,9 @@ def _wait(
     max_delay: float,
 ) -> str:
     """The polling loop shared by both locks."""
-    before: Any = _UNSET  # taken after the first failed try: an uncontended miss skips it
+    if try_lock():  # an uncontended miss: no clock read, no token
+        return ACQUIRED
+    before: Any = _UNSET  # taken after the first failed try
     deadline = time.monotonic() + timeout
     delay = _FIRST_DELAY
     while True:

@@ -102,17 +102,24 @@ def open_store(
     return PickleFileCache(directory, pickle_protocol)
 
 
+_LOCK_PATHS: Dict[str, Tuple[str, str]] = {}  # store folder -> (locks folder, range lock file)
+
+
 def key_lock(cache: Any, key: str) -> Optional[KeyLock]:
     """The compute-once lock of ``key`` in ``cache``, or None if the cache has
     none (a custom :class:`CacheBase`, the in-memory cache)."""
     if isinstance(cache, RemoteStore):
         return cache.lock(key)
     if isinstance(cache, PickleFileCache):
-        locks = os.path.join(cache.directory, "locks")
+        paths = _LOCK_PATHS.get(cache.directory)
+        if paths is None:
+            locks = os.path.join(cache.directory, "locks")
+            paths = _LOCK_PATHS[cache.directory] = (locks, os.path.join(locks, "keys"))
+        locks = paths[0]
         if RANGE_LOCKS and locks not in REFUSED:
             offset = xxhash.xxh3_64_intdigest(key.encode("utf-8", "surrogatepass")) >> 2
             return RangeKeyLock(
-                os.path.join(locks, "keys"),
+                paths[1],
                 offset,
                 cache.path_of(key),
                 cache.file_mode,
