@@ -121,3 +121,71 @@ def test_a_hit_checks_the_same_witnesses_however_many_instances_it_is_given(
     assert few == many
     with_no_instances = _checks_in_a_hit(total, [1, 2, 3])
     assert many == with_no_instances
+
+
+CYCLE = """
+class Node:
+    def follow(self):
+        return HANDLERS[0](self)
+
+
+def handle(node):  # reaches Node back through the registry: one cycle with all below
+    return REGISTRY["n0"](node)
+
+
+HANDLERS = [handle]
+"""
+
+
+def _cycle_module(n: int) -> str:
+    """Node, handle and ``n`` functions of a registry, all in one cycle."""
+    functions = "".join(
+        f"\n\ndef n{i}(node):\n    return handle(node) + Node.follow(node) if {i} else 0\n"
+        for i in range(n)
+    )
+    registry = "\nREGISTRY = {" + ", ".join(f'"n{i}": n{i}' for i in range(n)) + "}\n"
+    return CYCLE + functions + registry
+
+
+def _nodes_in_a_hit(tmp_path, monkeypatch, n: int) -> int:
+    folder = tmp_path / f"cycle{n}"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    (folder / f"cyclelib{n}.py").write_text(_cycle_module(n))
+    monkeypatch.syspath_prepend(str(folder))
+    module = importlib.import_module(f"cyclelib{n}")
+
+    runs = sys.argument_walk_runs = []  # type: ignore[attr-defined]
+
+    def size(node):
+        sys.argument_walk_runs.append(1)  # not a value of the key, as a closure's is
+        return len(module.REGISTRY)
+
+    size = checkpoint(size)
+    node = module.Node()
+    size(node)
+    size(node)  # the arguments' walk now takes Node's cycle from the earlier one
+    made = []
+    original = keyplan._Node.__init__
+
+    def init(self, *args, **kwargs):
+        made.append(1)
+        original(self, *args, **kwargs)
+
+    keyplan._Node.__init__ = init
+    try:
+        size(node)
+    finally:
+        keyplan._Node.__init__ = original
+        sys.modules.pop(f"cyclelib{n}", None)
+        del sys.argument_walk_runs  # type: ignore[attr-defined]
+    assert len(runs) == 1, "a key made with the cycle taken differs from the first one"
+    return len(made)
+
+
+def test_a_cycle_taken_from_an_earlier_walk_costs_the_same_however_large(
+    tmp_path, monkeypatch
+) -> None:
+    """The class of an argument in a cycle of 200 definitions: a hit makes the nodes it
+    meets, not one per member of the cycle."""
+    assert _nodes_in_a_hit(tmp_path, monkeypatch, 10) == _nodes_in_a_hit(tmp_path, monkeypatch, 200)
