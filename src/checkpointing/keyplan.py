@@ -1019,21 +1019,18 @@ def _plan_path(func: Any, directory: str, local: bool = False) -> Optional[str]:
     identity = describe(func)
     if identity is None:
         return None
+    extra = (["local"] if local else []) + (_copy_marks(func) if identity[0] == "class" else [])
+    return os.path.join(directory, _analysis_name([identity], extra) + ".json")
+
+
+def _analysis_name(what: List[Any], extra: Sequence[Any] = ()) -> str:
+    """The name of a file of stored analysis: a digest of ``what`` it holds and of all
+    that makes an analysis of it differ (the analysis format, the hashing format, the
+    runtime, the project roots)."""
     roots = defaults["analysis.project_roots"]
-    key = xxhash.xxh3_128_hexdigest(
-        json.dumps(
-            [
-                ANALYSIS_FORMAT,
-                hashing.FORMAT_VERSION,
-                _RUNTIME,
-                identity,
-                [os.fspath(r) for r in roots] if roots else None,
-            ]
-            + (["local"] if local else [])
-            + (_copy_marks(func) if identity[0] == "class" else [])
-        ).encode()
-    )
-    return os.path.join(directory, key + ".json")
+    parts = [ANALYSIS_FORMAT, hashing.FORMAT_VERSION, _RUNTIME, *what]
+    parts.append([os.fspath(r) for r in roots] if roots else None)
+    return xxhash.xxh3_128_hexdigest(json.dumps([*parts, *extra]).encode())
 
 
 def _copy_marks(cls: Any) -> List[Any]:
@@ -1466,20 +1463,7 @@ _PENDING: Dict[str, Dict[str, Tuple[Dict[str, Any], str]]] = {}
 
 def _module_path(func: Any, directory: str) -> str:
     module = qualname_of(unwrap(func)).partition(":")[0]
-    roots = defaults["analysis.project_roots"]
-    key = xxhash.xxh3_128_hexdigest(
-        json.dumps(
-            [
-                ANALYSIS_FORMAT,
-                hashing.FORMAT_VERSION,
-                _RUNTIME,
-                "module",
-                module,
-                [os.fspath(r) for r in roots] if roots else None,
-            ]
-        ).encode()
-    )
-    return os.path.join(directory, key + _MODULE_SUFFIX)
+    return os.path.join(directory, _analysis_name(["module", module]) + _MODULE_SUFFIX)
 
 
 def _read_module_file(path: str) -> Dict[str, Any]:
