@@ -831,10 +831,11 @@ class DecoratorCheckpoint:
         plan = _PLANS[0](func)
         if plan is None:
             return False
-        acknowledged = _PLANS[1](plan.root)
+        acknowledged = _PLANS[1](plan.root)  # depends_on= covers them
         known = self._blinds.get(func)
         if known is None or known[0] is not plan or known[1] != acknowledged:
-            known = self._blinds[func] = (plan, acknowledged, _has_blind_spots(func))
+            blind = not acknowledged and _has_blind_spots(plan)
+            known = self._blinds[func] = (plan, acknowledged, blind)
         return known[2]
 
     def _name(self, func: Callable[..., Any]) -> str:
@@ -898,15 +899,11 @@ def _detached(closure: Callable[..., Any]) -> Callable[..., Any]:
     return copy
 
 
-def _has_blind_spots(func: Callable[..., Any]) -> bool:
-    """Does the analysis of ``func`` say it cannot see everything it reaches? Then its
-    misses are watched by the run-time safety net on every Python (before 3.12 by the
-    profile hook, whose cost a miss pays only where the analysis is blind)."""
-    from ..keyplan import cached, is_acknowledged
-
-    plan = cached(func)
-    if plan is None or is_acknowledged(plan.root):  # depends_on= covers them
-        return False
+def _has_blind_spots(plan: Any) -> bool:
+    """Does the analysis ``plan`` (not acknowledged by ``depends_on=``) say it cannot
+    see everything it reaches? Then the function's misses are watched by the run-time
+    safety net on every Python (before 3.12 by the profile hook, whose cost a miss pays
+    only where the analysis is blind)."""
     if plan.nodes:
         return any(node.blind_spots for node in plan.nodes)
     return bool((plan.spec or {}).get("blind_spots"))
