@@ -193,3 +193,21 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
             f"{item.nodeid} started a process ({events[0]}) but is not marked e2e: "
             "mark it @pytest.mark.e2e (or let it use the `project` fixture)"
         )
+
+
+# The fault-injection figures of xdist workers (tests/faults/conftest.py records them in
+# the process that ran the test; under ``pytest -n`` that is a worker, which hands them
+# over when it finishes).
+_WORKER_FIGURES: List[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    _WORKER_FIGURES.extend(getattr(node, "workeroutput", {}).get("fault_figures", ()))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _WORKER_FIGURES:
+        terminalreporter.section("fault-injection figures")
+        for line in sorted(_WORKER_FIGURES):
+            terminalreporter.write_line(line)
