@@ -269,3 +269,33 @@ def test_a_large_value_in_a_cycle_digests_alike_in_any_order(project, change: st
     fresh = {name: keys("!" + name, change)[name] for name in "fghabc"}
     assert after == fresh
     assert all(fresh[name] != alone[name] for name in "fg")
+
+
+UNHASHABLE_MAIN = """
+import threading
+import warnings
+from checkpointing import checkpoint
+
+warnings.simplefilter("always")
+LOCKS = {f"lock{i}": threading.Lock() for i in range(150)}  # large, with no digest
+SIZES = list(range(150))
+
+
+@checkpoint
+def f(x):
+    print("RAN f")
+    return x + len(LOCKS) + SIZES[-1]
+
+
+print("RESULT", f(1))
+"""
+
+
+def test_a_large_value_with_no_digest_warns_and_stays_cacheable(project) -> None:
+    """Keyed by its type, with the warning that names it, as a small one is."""
+    project.write("main.py", UNHASHABLE_MAIN)
+    first = project.run()
+    assert first.ran == ["f"] and first.results == ["300"], first
+    assert "__main__:LOCKS" in first.stderr and "cannot be hashed" in first.stderr, first.stderr
+    second = project.run()
+    assert second.ran == [] and second.results == ["300"], second

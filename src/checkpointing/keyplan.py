@@ -1888,14 +1888,12 @@ class _Walk:
                 and len(nodes[index].obj) >= _SHARED_MIN
             }
             if (digests or values) and self.shared:
-                entry = _Reusable(witness, digests, self.serial)
+                # One entry for both, so that a later walk checks its witness once.
+                entry = _Reusable(witness, {**digests, **values}, self.serial)
                 for key in digests:
                     _REUSABLE[key] = entry
-                if values:
-                    value_entry = _Reusable(witness, values, self.serial)
-                    value_entry._members = entry._members  # components indexed once
-                    for where in values:
-                        _REUSABLE_VALUES[where] = value_entry
+                for where in values:
+                    _REUSABLE_VALUES[where] = entry
         self._witness = witness
         return witness
 
@@ -1985,7 +1983,8 @@ class _Walk:
             return hashing.digest_value(node.obj), found
         except hashing.UnhashableValue as exc:
             plan, index = node.reader
-            _warn_unhashable(plan.slots[index].qualname, plan.root, exc)
+            if plan is not None:
+                _warn_unhashable(plan.slots[index].qualname, plan.root, exc)
             value = node.obj
             return hashing.digest_value(
                 ("unhashable", type(value).__module__, type(value).__qualname__)
@@ -2681,9 +2680,9 @@ def _function_digester(func: Any) -> bytes:
         return _function_encoding(func)
     # Within a walk, a function's encoding and what it records (the definitions it
     # names in a label) depend on the function and what its wrappers carry alone,
-    # neither of which changes during the walk: a function
-    # held in several values (a dispatcher in a registry and in its module's globals)
-    # is encoded once per walk, and its record replayed where it is met again.
+    # neither of which changes during the walk: a function held in several values (a
+    # dispatcher in a registry and in its module's globals) is encoded once per walk,
+    # and its record replayed where it is met again.
     events = walk.collecting
     mode = events is not None
     known = walk.functions.get(id(func))
