@@ -603,12 +603,14 @@ class _GCPaused:
     counting still frees everything acyclic; cycles wait for the next collection.
 
     Where the paused work left many new objects (a first analysis, or plans read back:
-    hundreds of thousands), they are moved to the oldest generation as the pause ends
-    (``gc.freeze()`` then ``gc.unfreeze()``, which relinks the lists): else the first
-    young collection after it traverses them all (0.1 s on networkx), to promote them
-    there anyway. Garbage cycles among them are collected with the next full
-    collection. Not done while the program keeps objects frozen itself (a server that
-    froze its heap before forking): its frozen objects stay as they are."""
+    hundreds of thousands; the first key of a new process on networkx: 30,000), they
+    are moved to the oldest generation as the pause ends (``gc.freeze()`` then
+    ``gc.unfreeze()``, which relinks the lists): else the first young collection after
+    it traverses them all (0.1 s after a first analysis of networkx, 3 to 4 ms after a
+    new process's first key), to promote them there anyway. Garbage cycles among them
+    are collected with the next full collection. Not done while the program keeps
+    objects frozen itself (a server that froze its heap before forking): its frozen
+    objects stay as they are."""
 
     __slots__ = ("paused",)
 
@@ -625,8 +627,9 @@ class _GCPaused:
             gc.enable()
 
 
-# Objects left by a pause beyond which they are promoted, not traversed (see above).
-_PROMOTE_AFTER = 50_000
+# Objects left by a pause beyond which they are promoted, not traversed (see above):
+# a few young collections' worth (the threshold of one is 700 allocations).
+_PROMOTE_AFTER = 5_000
 
 
 def cached(func: Any) -> Optional[KeyPlan]:
