@@ -355,7 +355,7 @@ class KeyPlan:
     def _digest_in_walk(self, values: List[Any]) -> bytes:
         try:
             if any(type(v) in _SHARED_TYPES and len(v) >= _SHARED_MIN for v in values):
-                return _feed_values(hashing.Hasher(), values).digest()
+                return _feed_values(hashing.Hasher(), values, self).digest()
             return hashing.Hasher().feed(values).digest()
         except hashing.UnhashableValue:
             pass  # find which one, below
@@ -371,31 +371,41 @@ class KeyPlan:
 
 # -- Large values read by several functions ---------------------------------------------
 #
-# networkx's registry of 750 dispatchers is read by every function that calls one of
-# them: each function's first key in a process encoded it again (half of a new
-# process's later hits). Its encoding is kept, by identity, and used again while the
-# witness of its contents holds and the definitions met inside it digest as they did.
+# networkx's registry of 750 dispatchers is read by the function and by each dispatcher.
+# A large container the function reads itself is digested as a value of the walk (its
+# label, definitions inside as placeholders, and their digests, see "Functions, classes
+# and modules as values"), not encoded in full beside it: the walk labels it anyway when
+# a definition it reaches reads it too, so it is encoded once per key computation, and
+# the functions inside it once. Its digest is offered to later walks like a definition's
+# (_Walk.value_digest): the next function reading it takes it while its witness holds.
 
 _SHARED_TYPES = (dict, list)
-_SHARED_MIN = 100  # items; below that, encoding is cheaper than checking the witness
-_SHARED_MAX = 64  # values kept
-# id(value) -> (value, its encoding, witness of its contents, definitions met inside:
-# ("definition", object, layer, digest) or ("function", function, digester output),
-# serial of the walk that encoded it)
-_SHARED: Dict[int, Tuple[Any, bytes, "_Witness", List[Tuple[Any, ...]], int]] = {}
+_SHARED_MIN = 100  # items; below that, encoding is cheaper than a node of the walk
 
 
-def _feed_values(h: hashing.Hasher, values: List[Any]) -> hashing.Hasher:
-    """``h.feed(values)``, byte for byte, with large containers taken from
-    :data:`_SHARED` where still valid (see :func:`_feed_shared`)."""
+def _feed_values(
+    h: hashing.Hasher, values: List[Any], plan: Optional["KeyPlan"] = None
+) -> hashing.Hasher:
+    """Encode slot values as a list, each large container as its digest in the current
+    walk (see above); ``plan``: whose slots they are (where each is read, and who
+    reads it in a warning), else each value is its own place."""
+    walk = getattr(_STATE, "walk", None)
+    if walk is _OPEN:
+        _STATE.walk = walk = _Walk(vouched=getattr(_STATE, "vouched", ()))
+    if not isinstance(walk, _Walk):
+        raise RuntimeError("_feed_values needs an open walk_scope")
     buf = h._buf
     active = h._active
     active[id(values)] = len(active)
+    keys = plan._keys[plan._n_guards :] if plan is not None else None
     try:
         buf += _TL(b"l", len(values))
-        for value in values:
+        for index, value in enumerate(values):
             if type(value) in _SHARED_TYPES and len(value) >= _SHARED_MIN:
-                _feed_shared(h, value)
+                where = keys[index] if keys is not None else ("value", id(value))
+                digest = walk.value_digest(value, (plan, index), where)
+                buf += _TL(b"v", len(digest))
+                buf += digest
             else:
                 _items(h, (value,), buf)
     except RecursionError:
@@ -403,66 +413,6 @@ def _feed_values(h: hashing.Hasher, values: List[Any]) -> hashing.Hasher:
     finally:
         del active[id(values)]
     return h
-
-
-def _feed_shared(h: hashing.Hasher, value: Any) -> None:
-    walk = getattr(_STATE, "walk", None)
-    if walk is _OPEN:
-        _STATE.walk = walk = _Walk(vouched=getattr(_STATE, "vouched", ()))
-    if not isinstance(walk, _Walk) or walk.tap is not None or not walk.shared:
-        _items(h, (value,), h._buf)
-        return
-    entry = _SHARED.get(id(value))
-    if entry is not None and entry[0] is value and _still_valid(entry, walk):
-        h._buf += entry[1]
-        return
-    start = len(h._buf)
-    flushed = h._state is not None
-    tap: List[Tuple[Any, ...]] = []
-    walk.tap = tap
-    try:
-        _items(h, (value,), h._buf)
-    finally:
-        walk.tap = None
-    if flushed or h._state is not None:
-        return  # part of the encoding went into the hash state: not kept
-    met = list({(m[0], id(m[1]), m[2] if m[0] == "definition" else None): m for m in tap}.values())
-    # Kept once the witness of this key computation, which snapshots the value anyway,
-    # is made (_values_witness): not snapshotted a second time here.
-    walk.pending.append((value, bytes(h._buf[start:]), met))
-
-
-def _keep_shared(walk: "_Walk", witness: "_Witness") -> None:
-    """Keep the encodings ``walk`` made of large values that ``witness`` covers."""
-    for value, encoding, met in walk.pending:
-        if id(value) in witness.ids:
-            if len(_SHARED) >= _SHARED_MAX:
-                _SHARED.clear()
-            _SHARED[id(value)] = (value, encoding, witness, met, walk.serial)
-    walk.pending = []
-
-
-def _still_valid(
-    entry: Tuple[Any, bytes, "_Witness", List[Tuple[Any, ...]], int], walk: "_Walk"
-) -> bool:
-    """The definitions met inside digest as they did (asked in the current walk, so
-    that its witness covers what they read), and the contents are the same objects.
-
-    The contents need no second check when this walk has taken digests from the walk
-    that encoded the value and found its witness, which snapshotted the value at the
-    end of the same key computation, still holding (networkx's registry: 34,000
-    entries and attributes, 1 ms)."""
-    for met in entry[3]:
-        if met[0] == "definition":
-            if _definition_digest(met[1], met[2]) != met[3]:
-                return False
-        elif _function_digester(met[1]) != met[2]:
-            return False
-    value_id = id(entry[0])
-    for reused in walk.reused.values():
-        if reused is not None and reused.serial == entry[4] and value_id in reused.witness.ids:
-            return True
-    return entry[2].holds()
 
 
 class NamesSnapshot:
@@ -653,12 +603,14 @@ class _GCPaused:
     counting still frees everything acyclic; cycles wait for the next collection.
 
     Where the paused work left many new objects (a first analysis, or plans read back:
-    hundreds of thousands), they are moved to the oldest generation as the pause ends
-    (``gc.freeze()`` then ``gc.unfreeze()``, which relinks the lists): else the first
-    young collection after it traverses them all (0.1 s on networkx), to promote them
-    there anyway. Garbage cycles among them are collected with the next full
-    collection. Not done while the program keeps objects frozen itself (a server that
-    froze its heap before forking): its frozen objects stay as they are."""
+    hundreds of thousands; the first key of a new process on networkx: 30,000), they
+    are moved to the oldest generation as the pause ends (``gc.freeze()`` then
+    ``gc.unfreeze()``, which relinks the lists): else the first young collection after
+    it traverses them all (0.1 s after a first analysis of networkx, 3 to 4 ms after a
+    new process's first key), to promote them there anyway. Garbage cycles among them
+    are collected with the next full collection. Not done while the program keeps
+    objects frozen itself (a server that froze its heap before forking): its frozen
+    objects stay as they are."""
 
     __slots__ = ("paused",)
 
@@ -675,8 +627,9 @@ class _GCPaused:
             gc.enable()
 
 
-# Objects left by a pause beyond which they are promoted, not traversed (see above).
-_PROMOTE_AFTER = 50_000
+# Objects left by a pause beyond which they are promoted, not traversed (see above):
+# a few young collections' worth (the threshold of one is 700 allocations).
+_PROMOTE_AFTER = 5_000
 
 
 def cached(func: Any) -> Optional[KeyPlan]:
@@ -1737,9 +1690,7 @@ class _Walk:
         "_witness",
         "shared",
         "answered",
-        "tap",
         "serial",
-        "pending",
         "scalars",
         "functions",
         "vouched",
@@ -1761,15 +1712,12 @@ class _Walk:
         # id(object asked about) -> (object, digest): a class met once per instance in
         # a registry of 750 is answered without unwrapping and classifying it again.
         self.answered: Dict[int, Tuple[Any, bytes]] = {}
-        # While a shared value is encoded: the definitions met in it (_feed_shared).
-        self.tap: Optional[List[Tuple[Any, ...]]] = None
         self.serial = next(_WALK_SERIAL)
-        self.pending: List[Tuple[Any, bytes, List[Tuple[Any, ...]]]] = []
         # Labels of the scalars read (most values a registry's functions read are
         # flags, names and None), by (type, value): equal scalars of one type encode alike.
         self.scalars: Dict[Tuple[type, Any], bytes] = {}
-        # id(function) -> (function, where it was met (0: neither in a label nor
-        # tapped, 1: in a label, 2: tapped), its encoding, what that recorded).
+        # id(function) -> (function, whether it was met in a label, its encoding, the
+        # definitions that recorded as found).
         self.functions: Dict[int, Tuple[Any, int, bytes, List[Any]]] = {}
         # Witnesses checked by this key computation before the walk began (those of
         # the values read, when the walk hashes the arguments): holding, not checked
@@ -1789,6 +1737,55 @@ class _Walk:
                 self._discover(index)
                 self._fold(index)
         return node.digest  # type: ignore[return-value]
+
+    def value_digest(self, value: Any, reader: Any, where: Any) -> bytes:
+        """The digest of a value read at ``where`` (a function's slot): its label and
+        the digests of the definitions in it, as if a definition read it; taken from
+        an earlier walk while that walk's witness holds (see _reusable_value)."""
+        index = self.values.get(where)
+        if index is None:
+            # A member of a cycle is taken with its component, and _value makes its
+            # node from there as it does for any member taken whole.
+            digest = self._reusable_value(value, where)
+            index = self._value(value, reader, where)
+            if digest is not None and self.nodes[index].digest is None:
+                self.nodes[index].digest = digest  # not in a cycle: taken alone
+        node = self.nodes[index]
+        if node.digest is None:
+            with _GCPaused():
+                self._discover(index)
+                self._fold(index)
+        return node.digest  # type: ignore[return-value]
+
+    def _reusable_value(self, value: Any, where: Any) -> Optional[bytes]:
+        """The digest an earlier walk gave the large value at ``where``, if it is the
+        same object and nothing that walk read changed; a member of a cycle only
+        together with the rest of its component (as in _reusable_digest)."""
+        if not self.shared:
+            return None
+        entry = _REUSABLE_VALUES.get(where)
+        if entry is None:
+            return None
+        obj, digest, cyclic, component = entry.digests[where]
+        if obj is not value:
+            return None
+        if not self._holds(entry):
+            return None
+        if cyclic:
+            members = entry.members(component)
+            if self._meets(members, None):
+                return None
+            self.taken.append(members)
+        return digest
+
+    def _holds(self, entry: "_Reusable") -> bool:
+        """Does ``entry``'s witness hold? (Checked once per walk.)"""
+        known = self.reused.get(id(entry), _UNSET)
+        if known is _UNSET:
+            witness = entry.witness
+            held = any(w is witness for w in self.vouched) or witness.holds()
+            known = self.reused[id(entry)] = entry if held else None
+        return known is not None
 
     def _definition(self, original: Any) -> int:
         index = self.definitions.get(id(original))
@@ -1822,12 +1819,7 @@ class _Walk:
         obj, digest, cyclic, component = entry.digests[id(original)]
         if obj is not original:
             return None
-        known = self.reused.get(id(entry), _UNSET)
-        if known is _UNSET:
-            witness = entry.witness
-            held = any(w is witness for w in self.vouched) or witness.holds()
-            known = self.reused[id(entry)] = entry if held else None
-        if known is None:
+        if not self._holds(entry):
             return None
         if cyclic:
             members = entry.members(component)
@@ -1879,15 +1871,32 @@ class _Walk:
                 [e for e in self.reused.values() if e is not None],
             )
             components = self._components()
+            nodes = self.nodes
             digests = {
                 id(node.obj): (node.obj, node.digest, node.cyclic, components.get(index))
                 for index, node in enumerate(self.nodes)
                 if node.plan is not None and node.digest is not None
             }
-            if digests and self.shared:
-                entry = _Reusable(witness, digests, self.serial)
+            values = {
+                where: (
+                    nodes[index].obj,
+                    nodes[index].digest,
+                    nodes[index].cyclic,
+                    components.get(index),
+                )
+                for where, index in self.values.items()
+                if type(nodes[index].obj) in _SHARED_TYPES
+                and nodes[index].label is not None  # digested by this walk
+                and nodes[index].digest is not None
+                and len(nodes[index].obj) >= _SHARED_MIN
+            }
+            if (digests or values) and self.shared:
+                # One entry for both, so that a later walk checks its witness once.
+                entry = _Reusable(witness, {**digests, **values}, self.serial)
                 for key in digests:
                     _REUSABLE[key] = entry
+                for where in values:
+                    _REUSABLE_VALUES[where] = entry
         self._witness = witness
         return witness
 
@@ -1977,7 +1986,8 @@ class _Walk:
             return hashing.digest_value(node.obj), found
         except hashing.UnhashableValue as exc:
             plan, index = node.reader
-            _warn_unhashable(plan.slots[index].qualname, plan.root, exc)
+            if plan is not None:
+                _warn_unhashable(plan.slots[index].qualname, plan.root, exc)
             value = node.obj
             return hashing.digest_value(
                 ("unhashable", type(value).__module__, type(value).__qualname__)
@@ -2100,10 +2110,7 @@ def _values_witness(values: List[Any]) -> Optional[_Witness]:
     containers: List[Any] = []
     if not _snapshot(values, containers, seen):
         return None
-    witness = _Witness([], [], containers, parts)
-    if isinstance(walk, _Walk) and walk.pending:
-        _keep_shared(walk, witness)
-    return witness
+    return _Witness([], [], containers, parts)
 
 
 def _plan_and_read(original: Any) -> Tuple[KeyPlan, List[Any]]:
@@ -2379,6 +2386,8 @@ class _Reusable:
 _UNSET: Any = object()
 # id(definition) -> the latest walk that digested it (holds the definition alive).
 _REUSABLE: Dict[int, _Reusable] = {}
+# Where a large value is read (a slot's key) -> the latest walk that digested it there.
+_REUSABLE_VALUES: Dict[Any, _Reusable] = {}
 _SNAPSHOT_LIMIT = 100_000  # elements; beyond it values are digested again at each call
 _SCALARS = _IMMUTABLE | {types.ModuleType, type(Ellipsis)}
 
@@ -2650,8 +2659,6 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
     if walk is not None and walk is not _OPEN and not layer and walk.collecting is None:
         known = walk.answered.get(id(obj))
         if known is not None and known[0] is obj:
-            if walk.tap is not None:
-                walk.tap.append(("definition", obj, layer, known[1]))
             return known[1]
     original = obj if layer else unwrap(obj)
     if not is_project_object(original):
@@ -2667,41 +2674,36 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
     digest = walk.digest_of(original)
     if not layer:
         walk.answered[id(obj)] = (obj, digest)
-    if walk.tap is not None:
-        walk.tap.append(("definition", obj, layer, digest))
     return digest
 
 
 def _function_digester(func: Any) -> bytes:
     walk = getattr(_STATE, "walk", None)
     if not isinstance(walk, _Walk):
-        return _function_encoding(func, None)
+        return _function_encoding(func)
     # Within a walk, a function's encoding and what it records (the definitions it
-    # names in a label, or what the walk's tap notes) depend on the function and what
-    # its wrappers carry alone, neither of which changes during the walk: a function
-    # held in several values (a dispatcher in a registry and in its module's globals)
-    # is encoded once per walk, and its record replayed where it is met again.
-    events = walk.collecting if walk.collecting is not None else walk.tap
-    mode = 0 if events is None else 1 if events is walk.collecting else 2
+    # names in a label) depend on the function and what its wrappers carry alone,
+    # neither of which changes during the walk: a function held in several values (a
+    # dispatcher in a registry and in its module's globals) is encoded once per walk,
+    # and its record replayed where it is met again.
+    events = walk.collecting
+    mode = events is not None
     known = walk.functions.get(id(func))
     if known is not None and known[0] is func and known[1] == mode:
         if events is not None:
             events.extend(known[3])
         return known[2]
     start = len(events) if events is not None else 0
-    out = _function_encoding(func, walk)
+    out = _function_encoding(func)
     walk.functions[id(func)] = (func, mode, out, events[start:] if events is not None else [])
     return out
 
 
-def _function_encoding(func: Any, walk: Optional[_Walk]) -> bytes:
+def _function_encoding(func: Any) -> bytes:
     digest = _definition_digest(func)
     if digest is None:
         return b"function:" + qualname_of(func).encode()
-    out = b"project-function:" + digest + _wrapper_digest(func) + _layers_digest(func)
-    if walk is not None and walk.tap is not None and walk.collecting is None:
-        walk.tap.append(("function", func, out))
-    return out
+    return b"project-function:" + digest + _wrapper_digest(func) + _layers_digest(func)
 
 
 # id(function) -> (function, its hidden wrapper layers): asked at every digest of it.

@@ -146,6 +146,9 @@ TAGS: Dict[str, bytes] = {
     "registered": b"U",  # type name, then the digester's bytes
     "registered_feed": b"X",  # name, then what the digester fed, then "end"
     "end": b";",
+    # a large container a function reads, as its digest in the walk of definitions
+    # and values (keyplan): only among the values of a key plan's slots
+    "walk_value": b"v",
     # numpy and pandas (their own framing, older than register_digester's)
     "ndarray": b"A",
     "numpy_scalar": b"a",
