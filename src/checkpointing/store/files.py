@@ -116,6 +116,7 @@ from .format import (
     _Untrusted,
 )
 from .history import HistoryFiles
+from .locks import forget_lock_files
 from .tier import MEMORY
 from .variants import VariantFiles
 
@@ -324,6 +325,7 @@ class PickleFileCache(VariantFiles, HistoryFiles, _Store):
             )
         except FileNotFoundError:
             self._prepared = False  # the directory was removed under us: once more
+            forget_lock_files()  # (its lock file with it)
             self._prepare()
             status = _atomic_write(
                 self.entries_directory, path, [], self.file_mode, writer=writer, durable=durable
