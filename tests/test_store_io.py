@@ -200,6 +200,25 @@ def test_a_save_is_remembered_but_not_the_callers_object(cache, monkeypatch):
     assert opens == [] and back[0] == 0
 
 
+def test_a_save_stats_its_file_only_for_the_memory_tier(cache, monkeypatch):
+    """The ``fstat`` after the rename is what the memory tier validates a later hit
+    against: a process that has not read an entry of this cache (the tier takes none
+    of its saves, see above) does not make it; once a read checked the folders, it
+    does, and the saved entry is then served from memory."""
+    cache.save("first", 0)  # (the first save writes the cache's marker files)
+    calls: list = []
+    real = os.fstat
+    monkeypatch.setattr(os, "fstat", lambda fd: calls.append(fd) or real(fd))
+    cache.save("a", 1)
+    assert calls == []
+    assert cache.retrieve("a") == 1  # (a read fstats what it opened)
+    calls.clear()
+    cache.save("b", 2)
+    assert len(calls) == 1
+    opens = count_opens(monkeypatch)
+    assert cache.retrieve("b") == 2 and opens == []
+
+
 REPLACE = """
 import sys
 sys.path.insert(0, {src!r})

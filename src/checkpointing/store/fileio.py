@@ -317,9 +317,11 @@ def _atomic_write(
     *,
     writer: Optional[Callable[[int], None]] = None,
     durable: bool = True,
-) -> "os.stat_result":
+    status: bool = True,
+) -> "Optional[os.stat_result]":
     """Write ``chunks`` (or let ``writer`` write the open descriptor) to ``path``
-    through a temporary file and a rename; return the file's ``fstat`` once renamed.
+    through a temporary file and a rename; return the file's ``fstat`` once renamed
+    (None without ``status``: a system call less, for a caller that has no use for it).
 
     ``durable``: fsync the file before the rename and its folder after it, so that the
     entry survives a power cut. Without it a crash of the machine may lose the entry
@@ -330,6 +332,7 @@ def _atomic_write(
     """
     fd, temporary = _create_temporary(directory, mode)
     closed = False
+    renamed = None
     try:
         try:
             if writer is not None:
@@ -352,7 +355,8 @@ def _atomic_write(
                 closed = True
             # Renamed while still locked: a cleaner never removes a finished file.
             os.replace(temporary, path)
-            status = os.lstat(path) if closed else os.fstat(fd)  # after: a rename is a change
+            if status:  # after the rename: a rename is a change
+                renamed = os.lstat(path) if closed else os.fstat(fd)
         finally:
             if not closed:
                 os.close(fd)
@@ -364,7 +368,7 @@ def _atomic_write(
         raise
     if durable:
         _fsync_folder(directory)
-    return status
+    return renamed
 
 
 def secret_in_effect(secret: Optional[str]) -> Optional[str]:
@@ -522,6 +526,11 @@ def _write_at(fd: int, data: bytes, offset: int) -> None:
 
 def _write_all(fd: int, chunk: Any) -> None:
     view = memoryview(chunk)
+    if view.nbytes:  # the common case, one write of it all, without slicing
+        written = os.write(fd, view)
+        if written == view.nbytes:
+            return
+        view = view[written:]
     while view.nbytes:
         written = os.write(fd, view)
         view = view[written:]

@@ -87,6 +87,7 @@ from .base import CacheBase
 from .fileio import (
     _OTHERS_WRITE,
     _POSIX_OWNERS,
+    _READ_FLAGS,
     _TEMP_PREFIX,
     STALE_TEMP_SECONDS,
     _atomic_write,
@@ -317,25 +318,38 @@ class PickleFileCache(VariantFiles, HistoryFiles, _Store):
 
         self._prepare()
         MEMORY.forget(path)
-        if metadata.get("checks"):
-            self._set_aside(key, path, metadata["checks"])
+        checks = metadata.get("checks")
+        if checks:
+            self._set_aside(key, path, checks)
+        # Remembered only as a read would accept it: signed, or trusted with the folders
+        # already checked by a read of this cache (a save does not check them); the
+        # file's fstat is wanted only then (a process that never read an entry of this
+        # cache does not need it). Not with checks: they come back from JSON.
+        remember = not checks and (secret is not None or self._trusted_folder)
         try:
             status = _atomic_write(
-                self.entries_directory, path, [], self.file_mode, writer=writer, durable=durable
+                self.entries_directory,
+                path,
+                [],
+                self.file_mode,
+                writer=writer,
+                durable=durable,
+                status=remember,
             )
         except FileNotFoundError:
             self._prepared = False  # the directory was removed under us: once more
             forget_lock_files()  # (its lock file with it)
             self._prepare()
             status = _atomic_write(
-                self.entries_directory, path, [], self.file_mode, writer=writer, durable=durable
+                self.entries_directory,
+                path,
+                [],
+                self.file_mode,
+                writer=writer,
+                durable=durable,
+                status=remember,
             )
-        # Remembered only as a read would accept it: signed, or trusted with the folders
-        # already checked by a read of this cache (a save does not check them).
-        trusted = secret is not None or (
-            self._trusted_folder and self.trust_problem(status) is None
-        )
-        if trusted and not metadata.get("checks"):  # checks come back from JSON: not here
+        if status is not None and (secret is not None or self.trust_problem(status) is None):
             MEMORY.put(path, secret, status, data, raws, None)
         now = time.time()
         if now - self._swept > STALE_TEMP_SECONDS:
@@ -378,7 +392,15 @@ class PickleFileCache(VariantFiles, HistoryFiles, _Store):
                 except Exception:
                     MEMORY.forget(path)  # read the file, and warn from there
         try:
-            data, buffers, checks, status = self._load(path, key_digest)
+            # Opened here rather than by _load: a miss (no file) raises through one
+            # frame less (issue 12, target 3).
+            fd = os.open(path, _READ_FLAGS)
+        except FileNotFoundError:
+            raise CheckpointNotExist(key) from None
+        except OSError:
+            fd = None  # _load says what it is (a symbolic link, a FIFO...) or raises
+        try:
+            data, buffers, checks, status = self._load(path, key_digest, fd)
         except FileNotFoundError:
             raise CheckpointNotExist(key) from None
         except _Corrupt as exc:
@@ -406,11 +428,15 @@ class PickleFileCache(VariantFiles, HistoryFiles, _Store):
             return False
         return True
 
-    def _load(self, path: str, key_digest: Optional[bytes]) -> Tuple[Any, Any, Any, Any]:
+    def _load(
+        self, path: str, key_digest: Optional[bytes], fd: Optional[int] = None
+    ) -> Tuple[Any, Any, Any, Any]:
         """(pickle, buffers, checks, fstat) of the entry at ``path`` once it passed every
         check (regular file, checksum, key, trust); raises _Corrupt, _Untrusted or
-        OSError. ``key_digest`` None skips the key check (the caller checks the header)."""
-        fd = _open_regular(path)
+        OSError. ``key_digest`` None skips the key check (the caller checks the header).
+        ``fd``: ``path`` opened already with ``_READ_FLAGS`` (closed here)."""
+        if fd is None:
+            fd = _open_regular(path)
         try:
             status = os.fstat(fd)
             if not stat.S_ISREG(status.st_mode):
