@@ -486,6 +486,27 @@ def test_waiting_history_lines_go_out_after_a_second_or_a_batch(cache, monkeypat
 
 @pytest.mark.e2e
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system")
+def test_a_batch_writes_what_a_read_would_return_of_all_its_lines(tmp_path, monkeypatch):
+    """Of a batch, only the latest line of each of its last HISTORY_LENGTH keys is
+    written: what a read returns, compacted or not, is what it returns when every line
+    is written at once."""
+    keys = [f"k{i % 30}" for i in range(70)] + ["k3", "k29", "k3"]
+    caches = {}
+    for batch in (1, 1000):
+        monkeypatch.setattr(history, "_HISTORY_BATCH", batch)
+        cache = caches[batch] = PickleFileCache(tmp_path / f"batch-{batch}")
+        for n, key in enumerate(keys):
+            cache.record_history("m:f", {"key": key, "n": n})
+        history.flush_histories()
+    every_line, batched = (caches[b]._history_path("m:f") for b in (1, 1000))
+    assert len(history_lines(every_line)) == len(keys)
+    assert len(history_lines(batched)) == 1 + store.HISTORY_LENGTH  # the first, at once
+    assert caches[1000].history("m:f") == caches[1].history("m:f")
+    assert [e["key"] for e in caches[1].history("m:f")][-3:] == ["k9", "k29", "k3"]
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system")
 def test_a_forked_child_writes_its_history_lines_at_once(cache):
     """A ``multiprocessing`` worker ends with ``os._exit`` (no exit handlers): a forked
     child does not batch, and the parent's waiting lines are the parent's to write."""
@@ -512,6 +533,9 @@ def test_a_forked_child_writes_its_history_lines_at_once(cache):
 HISTORY_PROGRAM = """
 import os, signal, sys
 from checkpointing import checkpoint
+from checkpointing.store import history
+
+history.HISTORY_LENGTH = int(os.environ.get("HISTORY_LENGTH", history.HISTORY_LENGTH))
 
 @checkpoint
 def f(x):
@@ -548,7 +572,9 @@ def test_a_killed_process_loses_only_its_waiting_history_lines_never_an_entry(pr
 def test_two_processes_saving_at_once_lose_no_history_line(project):
     project.write("main.py", HISTORY_PROGRAM)
     project.run("main.py", "-1", "0")  # the analysis stored, the history begun
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    # Every line is read back (a batch writes the lines a read returns: a longer
+    # history, all of them).
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", HISTORY_LENGTH="100000")
     env.pop("PYTHONHASHSEED", None)
     procs = [
         subprocess.Popen(

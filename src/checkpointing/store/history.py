@@ -205,7 +205,13 @@ _monotonic = time.monotonic
 
 
 def queue_history(
-    folder: str, name: str, record: bytes, mode: int, path: str, folder_mode: int = 0o700
+    folder: str,
+    name: str,
+    record: bytes,
+    mode: int,
+    path: str,
+    folder_mode: int = 0o700,
+    key: Any = None,
 ) -> None:
     """:func:`append_history`, batched: the first line of a history in this process is
     appended at once (the file exists from then on, for listings); the next ones wait
@@ -216,12 +222,17 @@ def queue_history(
     concurrent writers lose none of each other's lines (each append takes the file's
     lock, see :func:`append_history`). Raises OSError when a line written at once
     (or a batch it completes) cannot be; the folder is created again if it was
-    removed."""
-    line = _history_line(record)
+    removed.
+
+    ``key``: the key of the record's entry (a str; None: unknown). Of a batch, only
+    the latest line of each of its last ``HISTORY_LENGTH`` keys is written: a read
+    returns no more than those (the latest line of each of the file's last
+    ``HISTORY_LENGTH`` keys), and a compaction keeps no more, so the lines left out
+    would never be read (a batch of 1,000 misses writes 20 lines, not 1,000)."""
     with _PENDING_LOCK:
         known = _HISTORIES.get(path) if _BATCHING[0] else None
         if known is not None:
-            known[4].append(line)
+            known[4].append((key, record))
             now = _monotonic()
             waiting = _PENDING[0] = _PENDING[0] + 1
             if waiting == 1:
@@ -236,7 +247,7 @@ def queue_history(
             if not _HISTORIES and not _REGISTERED:
                 _REGISTERED.append(atexit.register(_flush_quietly))
             _HISTORIES[path] = [folder, name, mode, folder_mode, []]
-        _append_or_recreate(folder, name, path, line, mode, folder_mode)
+        _append_or_recreate(folder, name, path, _history_line(record), mode, folder_mode)
 
 
 _REGISTERED: List[Any] = []
@@ -263,17 +274,37 @@ def _flush_locked() -> None:
     # Under _PENDING_LOCK: the lines of one process reach each file in their order.
     _PENDING[0] = 0
     failed: Optional[BaseException] = None
-    for path, (folder, name, mode, folder_mode, lines) in _HISTORIES.items():
-        if not lines:
+    for path, (folder, name, mode, folder_mode, records) in _HISTORIES.items():
+        if not records:
             continue
-        data = b"".join(lines)
-        lines.clear()
+        data = b"".join(map(_history_line, _latest(records)))
+        records.clear()
         try:
             _append_or_recreate(folder, name, path, data, mode, folder_mode)
         except OSError as exc:
             failed = failed or exc
     if failed is not None:
         raise failed
+
+
+def _latest(records: List[Any]) -> List[bytes]:
+    """Of ``(key, record)`` pairs in the order they were queued, the records a read of
+    the history would see were they all appended: the latest of each of the last
+    ``HISTORY_LENGTH`` keys, in their order (a record without a str key: kept)."""
+    if len(records) <= HISTORY_LENGTH:
+        return [record for _, record in records]
+    seen: Dict[str, None] = {}
+    kept = []
+    for key, record in reversed(records):
+        if key.__class__ is str:
+            if key in seen:
+                continue
+            if len(seen) == HISTORY_LENGTH:
+                break
+            seen[key] = None
+        kept.append(record)
+    kept.reverse()
+    return kept
 
 
 def _flush_quietly() -> None:
@@ -577,7 +608,9 @@ class HistoryFiles:
             self._history_folder_ready = True
         text = entry.json if entry.__class__ is EncodedJSON else _compact_json(entry)
         record = (start + text + "}").encode()
-        queue_history(folder, name, record, self.file_mode, path, self.folder_mode)
+        queue_history(
+            folder, name, record, self.file_mode, path, self.folder_mode, entry.get("key")
+        )
 
     def history(self, function: str) -> List[Dict[str, Any]]:
         try:
