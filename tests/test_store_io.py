@@ -219,6 +219,26 @@ def test_a_save_stats_its_file_only_for_the_memory_tier(cache, monkeypatch):
     assert cache.retrieve("b") == 2 and opens == []
 
 
+def test_a_small_entry_whose_temporary_file_a_cleaner_removed_is_written_again(cache, monkeypatch):
+    """A small entry's temporary file is not locked (it lives microseconds; a cleaner
+    takes one for a leftover at a minute old): should one be removed under a writer
+    stopped that long, the rename fails and the save writes it again."""
+    cache.save("first", 0)
+    real, removed = os.replace, []
+
+    def cleaner_first(source, target, **kwargs):
+        if not removed and os.path.basename(source).startswith(".tmp-"):
+            os.remove(source)  # what remove_stale_temporaries would do
+            removed.append(source)
+        return real(source, target, **kwargs)
+
+    monkeypatch.setattr(os, "replace", cleaner_first)
+    cache.save("k", {"small": 1})
+    assert removed and not os.path.exists(removed[0])
+    assert cache.retrieve("k") == {"small": 1}
+    assert cache.temporaries() == []
+
+
 REPLACE = """
 import sys
 sys.path.insert(0, {src!r})

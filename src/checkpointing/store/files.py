@@ -41,7 +41,9 @@ Promises of :class:`PickleFileCache`:
   write or deletion follows a symlinked ``entries/`` or ``functions/`` out of the root;
 * temporary files left by a killed writer (``.tmp-*``, older than a minute and not
   locked by a live writer) are removed by the next save of a process, by ``clear`` and
-  by ``checkpointing prune``/``verify --remove``;
+  by ``checkpointing prune``/``verify --remove``; a small entry's temporary file,
+  written in one ``write`` and renamed microseconds later, is not locked (should a
+  cleaner remove it under a writer stopped for a minute, the save is made again);
 * large buffers (numpy arrays) travel out of band with pickle protocol 5, each at a
   64-byte-aligned offset, written without a copy and read into fresh memory of their
   own (one writable buffer each, the checksum verified slice by slice as it arrives);
@@ -85,6 +87,7 @@ from ..errors import CheckpointNotExist, CorruptEntryWarning, UntrustedEntryWarn
 from ..report import warn
 from .base import CacheBase
 from .fileio import (
+    _COALESCE,
     _OTHERS_WRITE,
     _POSIX_OWNERS,
     _READ_FLAGS,
@@ -97,8 +100,11 @@ from .fileio import (
     _open_regular,
     _read_header,
     _remove_tree,
+    _small_entry,
     _unlink_in,
     _write_entry,
+    _write_small,
+    fcntl,
     secret_in_effect,
 )
 from .format import (
@@ -312,9 +318,32 @@ class PickleFileCache(VariantFiles, HistoryFiles, _Store):
             key, result, metadata, self.pickle_protocol, secret is not None
         )
         durable = _durable(metadata.get("run_seconds"))
+        small = (
+            not durable
+            and fcntl is not None
+            and not raws
+            and sum(map(len, parts)) < _COALESCE  # (bytes only, without buffers)
+        )
+        if small:  # one buffer, one write, the generic steps skipped (most misses)
+            blob = _small_entry(header_length, parts, secret)
 
-        def writer(fd: int) -> None:
-            _write_entry(fd, header_length, parts, secret)
+            def write(status: bool) -> Any:
+                return _write_small(self.entries_directory, path, blob, self.file_mode, status)
+        else:
+
+            def writer(fd: int) -> None:
+                _write_entry(fd, header_length, parts, secret)
+
+            def write(status: bool) -> Any:
+                return _atomic_write(
+                    self.entries_directory,
+                    path,
+                    [],
+                    self.file_mode,
+                    writer=writer,
+                    durable=durable,
+                    status=status,
+                )
 
         self._prepare()
         MEMORY.forget(path)
@@ -327,28 +356,12 @@ class PickleFileCache(VariantFiles, HistoryFiles, _Store):
         # cache does not need it). Not with checks: they come back from JSON.
         remember = not checks and (secret is not None or self._trusted_folder)
         try:
-            status = _atomic_write(
-                self.entries_directory,
-                path,
-                [],
-                self.file_mode,
-                writer=writer,
-                durable=durable,
-                status=remember,
-            )
+            status = write(remember)
         except FileNotFoundError:
             self._prepared = False  # the directory was removed under us: once more
             forget_lock_files()  # (its lock file with it)
             self._prepare()
-            status = _atomic_write(
-                self.entries_directory,
-                path,
-                [],
-                self.file_mode,
-                writer=writer,
-                durable=durable,
-                status=remember,
-            )
+            status = write(remember)
         if status is not None and (secret is not None or self.trust_problem(status) is None):
             MEMORY.put(path, secret, status, data, raws, None)
         now = time.time()
