@@ -241,6 +241,76 @@ def test_a_local_store_locks_a_byte_per_key_and_another_process_waits(tmp_path) 
     assert out.stdout.strip() == ACQUIRED
 
 
+KEPT_LOCK_FILE = """
+import os, sys, threading
+from checkpointing.store.locks import RangeKeyLock, _KEPT_LOCK_FILES
+
+path, entry = sys.argv[1], sys.argv[2]
+
+
+def lock(offset=99):
+    return RangeKeyLock(path, offset, entry, keep_open=True)
+
+
+def in_a_thread():
+    seen = []
+
+    def run():
+        other = lock()
+        seen.append(other.acquire(0.2))
+        other.release()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
+held = lock()
+print("main:", held.acquire(1), "through the kept file:", held._kept)
+elsewhere = lock(100)
+print("another key:", elsewhere.acquire(0.05))
+elsewhere.release()
+print("a thread:", in_a_thread())
+pid = os.fork()
+if pid == 0:
+    child = lock()
+    os._exit(0 if child.acquire(0.2) == "timed out" and not child._kept else 1)
+print("a forked child timed out:", os.waitpid(pid, 0)[1] == 0)
+held.release()
+print("a thread after the release:", in_a_thread())
+print("kept files:", len(_KEPT_LOCK_FILES))
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not RANGE_LOCKS, reason="open file description locks: 64-bit Linux only")
+def test_a_lock_file_kept_open_by_one_thread_still_excludes_threads_and_children(
+    tmp_path,
+) -> None:
+    """The decorator's range locks go through a descriptor the process keeps open while
+    it has one thread (no open and close per miss); a thread started later, and a
+    forked child, wait for the byte it holds as another process does. (In a process
+    of its own: the test runner's may have threads.)"""
+    script = tmp_path / "kept.py"
+    script.write_text(KEPT_LOCK_FILE)
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "locks" / "keys"), str(tmp_path / "e")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "main: acquired through the kept file: True",
+        "another key: acquired",
+        "a thread: timed out",
+        "a forked child timed out: True",
+        "a thread after the release: acquired",
+        "kept files: 1",
+    ]
+
+
 def test_thread_gate_lets_one_thread_in_at_a_time() -> None:
     inside, most, order = [0], [0], []
 

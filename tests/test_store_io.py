@@ -200,6 +200,45 @@ def test_a_save_is_remembered_but_not_the_callers_object(cache, monkeypatch):
     assert opens == [] and back[0] == 0
 
 
+def test_a_save_stats_its_file_only_for_the_memory_tier(cache, monkeypatch):
+    """The ``fstat`` after the rename is what the memory tier validates a later hit
+    against: a process that has not read an entry of this cache (the tier takes none
+    of its saves, see above) does not make it; once a read checked the folders, it
+    does, and the saved entry is then served from memory."""
+    cache.save("first", 0)  # (the first save writes the cache's marker files)
+    calls: list = []
+    real = os.fstat
+    monkeypatch.setattr(os, "fstat", lambda fd: calls.append(fd) or real(fd))
+    cache.save("a", 1)
+    assert calls == []
+    assert cache.retrieve("a") == 1  # (a read fstats what it opened)
+    calls.clear()
+    cache.save("b", 2)
+    assert len(calls) == 1
+    opens = count_opens(monkeypatch)
+    assert cache.retrieve("b") == 2 and opens == []
+
+
+def test_a_small_entry_whose_temporary_file_a_cleaner_removed_is_written_again(cache, monkeypatch):
+    """A small entry's temporary file is not locked (it lives microseconds; a cleaner
+    takes one for a leftover at a minute old): should one be removed under a writer
+    stopped that long, the rename fails and the save writes it again."""
+    cache.save("first", 0)
+    real, removed = os.replace, []
+
+    def cleaner_first(source, target, **kwargs):
+        if not removed and os.path.basename(source).startswith(".tmp-"):
+            os.remove(source)  # what remove_stale_temporaries would do
+            removed.append(source)
+        return real(source, target, **kwargs)
+
+    monkeypatch.setattr(os, "replace", cleaner_first)
+    cache.save("k", {"small": 1})
+    assert removed and not os.path.exists(removed[0])
+    assert cache.retrieve("k") == {"small": 1}
+    assert cache.temporaries() == []
+
+
 REPLACE = """
 import sys
 sys.path.insert(0, {src!r})
@@ -311,6 +350,7 @@ def test_a_history_cut_between_two_lines_is_reported(cache):
     for i in range(3):
         cache.record_history("m:f", {"key": f"k{i}"})
     path = cache._history_path("m:f")
+    history.flush_histories()  # the lines after the first wait in memory (batched)
     data = Path(path).read_bytes()
     first_line = data.index(b"\n") + 1
     Path(path).write_bytes(data[:first_line])  # a whole line, the end marker lost
@@ -329,18 +369,21 @@ APPENDER = textwrap.dedent("""
     history.HISTORY_COMPACT_BYTES = int(sys.argv[4])
     from checkpointing.store import PickleFileCache
     cache = PickleFileCache(sys.argv[2])
+    history._HISTORY_BATCH = int(sys.argv[5])
     me = sys.argv[3]
     for i in range(150):
         cache.record_history("m:f", {"key": f"{me}-{i % 50}", "n": i, "pad": "x" * 200})
 """)
 
 
+@pytest.mark.parametrize("batch", [1, 7, 1000], ids=["each-line", "batches", "at-exit"])
 @pytest.mark.parametrize("compact_at", [1 << 30, 8_000], ids=["appends", "compactions"])
-def test_concurrent_writers_lose_no_history_line(tmp_path, compact_at):
+def test_concurrent_writers_lose_no_history_line(tmp_path, compact_at, batch):
     """Four processes append 150 lines each to one history, each process cycling
-    through 50 keys of its own; with compactions at 8 KB (which keep the latest line of
-    every key, the length limit being lifted), rewrites race with appends: the file
-    stays intact and every key's latest line, the one its process wrote last, is
+    through 50 keys of its own, each line at once, in batches of 7, or (the default
+    batch) all but the first at exit; with compactions at 8 KB (which keep the latest
+    line of every key, the length limit being lifted), rewrites race with appends: the
+    file stays intact and every key's latest line, the one its process wrote last, is
     there."""
     directory = tmp_path / "cache"
     PickleFileCache(directory).save("k", 1)
@@ -348,7 +391,15 @@ def test_concurrent_writers_lose_no_history_line(tmp_path, compact_at):
     script.write_text(APPENDER)
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), SRC, str(directory), f"p{n}", str(compact_at)],
+            [
+                sys.executable,
+                str(script),
+                SRC,
+                str(directory),
+                f"p{n}",
+                str(compact_at),
+                str(batch),
+            ],
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -404,7 +455,8 @@ def test_an_append_after_the_history_was_removed_or_compacted_goes_to_the_new_fi
 ):
     path = cache._history_path("m:f")
     cache.record_history("m:f", {"key": "a"})
-    cache.record_history("m:f", {"key": "b"})  # through the descriptor kept open
+    cache.record_history("m:f", {"key": "b"})
+    history.flush_histories()  # b written through the descriptor kept open
     os.remove(path)
     cache.record_history("m:f", {"key": "c"})
     assert [e["key"] for e in cache.history("m:f")] == ["c"]
@@ -414,6 +466,151 @@ def test_an_append_after_the_history_was_removed_or_compacted_goes_to_the_new_fi
     assert os.path.getsize(path) < 4_000
     assert [e["key"] for e in cache.history("m:f")] == [f"k{i}" for i in range(20, 40)]
     store.read_history_file(path)  # strict: intact
+
+
+def history_lines(path: str) -> list:
+    """The keys of the intact lines of the history file at ``path``, in file order."""
+    records = [history._record(line, json) for line in Path(path).read_bytes().split(b"\n")]
+    return [r["entry"]["key"] for r in records if r is not None]
+
+
+def test_history_lines_wait_in_memory_and_a_read_of_this_process_sees_them(cache):
+    for i in range(5):
+        cache.record_history("m:f", {"key": f"k{i}"})
+    path = cache._history_path("m:f")
+    assert history_lines(path) == ["k0"]  # the first at once (the file exists), then batched
+    assert [e["key"] for e in cache.history("m:f")] == [f"k{i}" for i in range(5)]
+    assert history_lines(path) == [f"k{i}" for i in range(5)]  # the read wrote them
+    cache.record_history("m:f", {"key": "k5"})
+    assert store.read_history_file(path)["entries"][-1] == {"key": "k5"}  # strict: intact
+
+
+def test_waiting_history_lines_go_out_after_a_second_or_a_batch(cache, monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(history, "_monotonic", lambda: now[0])
+    monkeypatch.setattr(history, "_HISTORY_BATCH", 3)
+    path = cache._history_path("m:f")
+    for key in ("a", "b", "c"):
+        cache.record_history("m:f", {"key": key})
+    assert history_lines(path) == ["a"]
+    cache.record_history("m:f", {"key": "d"})  # the third waiting: all three go
+    assert history_lines(path) == ["a", "b", "c", "d"]
+    cache.record_history("m:f", {"key": "e"})
+    now[0] += history.HISTORY_BATCH_SECONDS - 0.01
+    assert history_lines(path) == ["a", "b", "c", "d"]
+    cache.record_history("m:f", {"key": "f"})
+    now[0] += 0.01  # "e" waited a second: the next line takes both out
+    cache.record_history("m:f", {"key": "g"})
+    assert history_lines(path) == ["a", "b", "c", "d", "e", "f", "g"]
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system")
+def test_a_batch_writes_what_a_read_would_return_of_all_its_lines(tmp_path, monkeypatch):
+    """Of a batch, only the latest line of each of its last HISTORY_LENGTH keys is
+    written: what a read returns, compacted or not, is what it returns when every line
+    is written at once."""
+    keys = [f"k{i % 30}" for i in range(70)] + ["k3", "k29", "k3"]
+    caches = {}
+    for batch in (1, 1000):
+        monkeypatch.setattr(history, "_HISTORY_BATCH", batch)
+        cache = caches[batch] = PickleFileCache(tmp_path / f"batch-{batch}")
+        for n, key in enumerate(keys):
+            cache.record_history("m:f", {"key": key, "n": n})
+        history.flush_histories()
+    every_line, batched = (caches[b]._history_path("m:f") for b in (1, 1000))
+    assert len(history_lines(every_line)) == len(keys)
+    assert len(history_lines(batched)) == 1 + store.HISTORY_LENGTH  # the first, at once
+    assert caches[1000].history("m:f") == caches[1].history("m:f")
+    assert [e["key"] for e in caches[1].history("m:f")][-3:] == ["k9", "k29", "k3"]
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system")
+def test_a_forked_child_writes_its_history_lines_at_once(cache):
+    """A ``multiprocessing`` worker ends with ``os._exit`` (no exit handlers): a forked
+    child does not batch, and the parent's waiting lines are the parent's to write."""
+    cache.record_history("m:f", {"key": "parent-1"})
+    cache.record_history("m:f", {"key": "parent-2"})  # waits in the parent
+    pid = os.fork()
+    if pid == 0:
+        try:
+            cache.record_history("m:f", {"key": "child-1"})
+            cache.record_history("m:f", {"key": "child-2"})
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    path = cache._history_path("m:f")
+    assert history_lines(path) == ["parent-1", "child-1", "child-2"]
+    assert [e["key"] for e in cache.history("m:f")] == [
+        "parent-1",
+        "child-1",
+        "child-2",
+        "parent-2",
+    ]
+
+
+HISTORY_PROGRAM = """
+import os, signal, sys
+from checkpointing import checkpoint
+from checkpointing.store import history
+
+history.HISTORY_LENGTH = int(os.environ.get("HISTORY_LENGTH", history.HISTORY_LENGTH))
+
+@checkpoint
+def f(x):
+    print(f"RAN f{x}")
+    return x * 2
+
+for x in range(int(sys.argv[1]), int(sys.argv[2])):
+    print("RESULT", f(x))
+if sys.argv[3:] == ["kill"]:
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def keys_in_history(project) -> list:
+    (path,) = (project.root / ".checkpointing" / "functions").glob("*.json")
+    return history_lines(str(path))
+
+
+def test_a_killed_process_loses_only_its_waiting_history_lines_never_an_entry(project):
+    project.write("main.py", HISTORY_PROGRAM)
+    killed = project.run("main.py", "0", "5", "kill", expect_ok=False)
+    assert killed.returncode == -9
+    assert killed.ran == [f"f{x}" for x in range(5)]
+    assert len(keys_in_history(project)) == 1  # the first line; the others waited
+    assert ", 1 recorded" in project.run("-m", "checkpointing", "why", "main:f").stdout
+    again = project.run("main.py", "0", "5")
+    assert again.ran == [] and again.results == killed.results  # every entry is there
+    fresh = project.run("main.py", "5", "8")
+    assert fresh.ran == ["f5", "f6", "f7"]
+    assert len(set(keys_in_history(project))) == 1 + 3  # a normal exit wrote its lines
+    assert ", 4 recorded" in project.run("-m", "checkpointing", "why", "main:f").stdout
+
+
+def test_two_processes_saving_at_once_lose_no_history_line(project):
+    project.write("main.py", HISTORY_PROGRAM)
+    project.run("main.py", "-1", "0")  # the analysis stored, the history begun
+    # Every line is read back (a batch writes the lines a read returns: a longer
+    # history, all of them).
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", HISTORY_LENGTH="100000")
+    env.pop("PYTHONHASHSEED", None)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "main.py", str(start), str(start + 150)],
+            cwd=project.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for start in (0, 1000)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    keys = keys_in_history(project)
+    assert len(keys) == len(set(keys)) == 1 + 300
 
 
 def test_a_result_its_caller_mutates_is_served_unchanged(tmp_path):

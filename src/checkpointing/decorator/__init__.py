@@ -802,13 +802,14 @@ class DecoratorCheckpoint:
             self._usage.saved(key, name)
         save_seconds = time.perf_counter() - started
         _manage.enforce_limit(self, key)
-        logger.debug(
-            "save: %s (key %s, ran %.3fs, stored in %.3fs)",
-            name,
-            key,
-            run_seconds,
-            save_seconds,
-        )
+        if "logging" in _modules and logger.isEnabledFor(DEBUG):  # (as on a hit)
+            logger.debug(
+                "save: %s (key %s, ran %.3fs, stored in %.3fs)",
+                name,
+                key,
+                run_seconds,
+                save_seconds,
+            )
         if fingerprint is not None:
             try:
                 self.cache.record_history(name, fingerprint.history_entry(key, created))

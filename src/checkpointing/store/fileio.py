@@ -5,7 +5,8 @@
   crash, a full disk or a read-only folder leaves the old file or the new one, never a
   broken one and no temporary; :func:`_locked` tells a live writer's temporary from a
   killed writer's leftover. :func:`_write_entry` streams an entry into it, its
-  checksum computed in the pass that writes.
+  checksum computed in the pass that writes; :func:`_write_small` writes a small
+  entry the same way in one ``write``, without the lock (it lives microseconds).
 * :func:`_open_regular`: only regular files are opened (``O_NOFOLLOW | O_NONBLOCK``,
   then ``fstat``), so a FIFO or a symlink is refused, never a hang.
 * :func:`_make_private_folder` and :func:`_unlink_in`: folders are created with the
@@ -317,9 +318,11 @@ def _atomic_write(
     *,
     writer: Optional[Callable[[int], None]] = None,
     durable: bool = True,
-) -> "os.stat_result":
+    status: bool = True,
+) -> "Optional[os.stat_result]":
     """Write ``chunks`` (or let ``writer`` write the open descriptor) to ``path``
-    through a temporary file and a rename; return the file's ``fstat`` once renamed.
+    through a temporary file and a rename; return the file's ``fstat`` once renamed
+    (None without ``status``: a system call less, for a caller that has no use for it).
 
     ``durable``: fsync the file before the rename and its folder after it, so that the
     entry survives a power cut. Without it a crash of the machine may lose the entry
@@ -330,6 +333,7 @@ def _atomic_write(
     """
     fd, temporary = _create_temporary(directory, mode)
     closed = False
+    renamed = None
     try:
         try:
             if writer is not None:
@@ -352,7 +356,8 @@ def _atomic_write(
                 closed = True
             # Renamed while still locked: a cleaner never removes a finished file.
             os.replace(temporary, path)
-            status = os.lstat(path) if closed else os.fstat(fd)  # after: a rename is a change
+            if status:  # after the rename: a rename is a change
+                renamed = os.lstat(path) if closed else os.fstat(fd)
         finally:
             if not closed:
                 os.close(fd)
@@ -364,7 +369,7 @@ def _atomic_write(
         raise
     if durable:
         _fsync_folder(directory)
-    return status
+    return renamed
 
 
 def secret_in_effect(secret: Optional[str]) -> Optional[str]:
@@ -392,6 +397,56 @@ def _fsync_folder(directory: str) -> None:
         os.close(fd)
 
 
+def _small_entry(header_length: int, parts: List[Any], secret: Optional[bytes]) -> bytes:
+    """The bytes of a small entry (see :func:`_entry_parts`), prefix included."""
+    body = b"".join(parts)
+    signature = _hmac().digest(secret, body, "sha256") if secret is not None else _NO_SIGNATURE
+    checksum = xxhash.xxh3_64(signature)
+    checksum.update(body)
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, header_length, checksum.intdigest(), signature)
+    return prefix + body
+
+
+def _write_small(
+    directory: str, path: str, data: bytes, mode: int, status: bool
+) -> "Optional[os.stat_result]":
+    """:func:`_atomic_write` of ``data``, a small file written in one ``write``, not
+    durable, on POSIX (``fcntl`` present): the same promises, two system calls and the
+    generic steps fewer. The temporary file is not locked: it lives the few
+    microseconds between its creation and the rename, and a cleaner takes a temporary
+    file for a leftover only once it is a minute old (see :func:`_locked`); should one
+    be removed under a writer stopped that long, the rename fails with
+    FileNotFoundError and the caller writes again. Returns the ``fstat`` after the
+    rename with ``status``, else None."""
+    for _ in range(100):
+        temporary = f"{directory}{os.sep}{_TEMP_PREFIX}{_temporary_name()}{_SUFFIX}"
+        try:
+            fd = os.open(temporary, _TEMP_FLAGS, mode)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"could not create a temporary file in {directory}")
+    renamed = None
+    try:
+        try:
+            if mode != 0o600:
+                os.fchmod(fd, mode)  # the umask may have removed group bits asked for
+            _write_all(fd, data)
+            os.replace(temporary, path)
+            if status:  # after the rename: a rename is a change
+                renamed = os.fstat(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        try:
+            os.remove(temporary)
+        except OSError:
+            pass
+        raise
+    return renamed
+
+
 def _write_entry(fd: int, header_length: int, parts: List[Any], secret: Optional[bytes]) -> None:
     """Write an entry (see :func:`_entry_parts`) to the new, empty file ``fd``.
 
@@ -406,12 +461,7 @@ def _write_entry(fd: int, header_length: int, parts: List[Any], secret: Optional
     """
     sizes = [memoryview(part).nbytes for part in parts]
     if sum(sizes) < _COALESCE:  # a small entry: one buffer, one write
-        body = b"".join(parts)
-        signature = _hmac().digest(secret, body, "sha256") if secret is not None else _NO_SIGNATURE
-        checksum = xxhash.xxh3_64(signature)
-        checksum.update(body)
-        prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, header_length, checksum.intdigest(), signature)
-        _write_all(fd, prefix + body)
+        _write_all(fd, _small_entry(header_length, parts, secret))
         return
     mac = _new_mac(secret) if secret is not None else None
     checksum = xxhash.xxh3_64(_NO_SIGNATURE)
@@ -522,6 +572,11 @@ def _write_at(fd: int, data: bytes, offset: int) -> None:
 
 def _write_all(fd: int, chunk: Any) -> None:
     view = memoryview(chunk)
+    if view.nbytes:  # the common case, one write of it all, without slicing
+        written = os.write(fd, view)
+        if written == view.nbytes:
+            return
+        view = view[written:]
     while view.nbytes:
         written = os.write(fd, view)
         view = view[written:]

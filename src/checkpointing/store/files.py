@@ -41,7 +41,9 @@ Promises of :class:`PickleFileCache`:
   write or deletion follows a symlinked ``entries/`` or ``functions/`` out of the root;
 * temporary files left by a killed writer (``.tmp-*``, older than a minute and not
   locked by a live writer) are removed by the next save of a process, by ``clear`` and
-  by ``checkpointing prune``/``verify --remove``;
+  by ``checkpointing prune``/``verify --remove``; a small entry's temporary file,
+  written in one ``write`` and renamed microseconds later, is not locked (should a
+  cleaner remove it under a writer stopped for a minute, the save is made again);
 * large buffers (numpy arrays) travel out of band with pickle protocol 5, each at a
   64-byte-aligned offset, written without a copy and read into fresh memory of their
   own (one writable buffer each, the checksum verified slice by slice as it arrives);
@@ -85,8 +87,10 @@ from ..errors import CheckpointNotExist, CorruptEntryWarning, UntrustedEntryWarn
 from ..report import warn
 from .base import CacheBase
 from .fileio import (
+    _COALESCE,
     _OTHERS_WRITE,
     _POSIX_OWNERS,
+    _READ_FLAGS,
     _TEMP_PREFIX,
     STALE_TEMP_SECONDS,
     _atomic_write,
@@ -96,8 +100,11 @@ from .fileio import (
     _open_regular,
     _read_header,
     _remove_tree,
+    _small_entry,
     _unlink_in,
     _write_entry,
+    _write_small,
+    fcntl,
     secret_in_effect,
 )
 from .format import (
@@ -116,6 +123,7 @@ from .format import (
     _Untrusted,
 )
 from .history import HistoryFiles
+from .locks import forget_lock_files
 from .tier import MEMORY
 from .variants import VariantFiles
 
@@ -310,30 +318,51 @@ class PickleFileCache(VariantFiles, HistoryFiles, _Store):
             key, result, metadata, self.pickle_protocol, secret is not None
         )
         durable = _durable(metadata.get("run_seconds"))
+        small = (
+            not durable
+            and fcntl is not None
+            and not raws
+            and sum(map(len, parts)) < _COALESCE  # (bytes only, without buffers)
+        )
+        if small:  # one buffer, one write, the generic steps skipped (most misses)
+            blob = _small_entry(header_length, parts, secret)
 
-        def writer(fd: int) -> None:
-            _write_entry(fd, header_length, parts, secret)
+            def write(status: bool) -> Any:
+                return _write_small(self.entries_directory, path, blob, self.file_mode, status)
+        else:
+
+            def writer(fd: int) -> None:
+                _write_entry(fd, header_length, parts, secret)
+
+            def write(status: bool) -> Any:
+                return _atomic_write(
+                    self.entries_directory,
+                    path,
+                    [],
+                    self.file_mode,
+                    writer=writer,
+                    durable=durable,
+                    status=status,
+                )
 
         self._prepare()
         MEMORY.forget(path)
-        if metadata.get("checks"):
-            self._set_aside(key, path, metadata["checks"])
+        checks = metadata.get("checks")
+        if checks:
+            self._set_aside(key, path, checks)
+        # Remembered only as a read would accept it: signed, or trusted with the folders
+        # already checked by a read of this cache (a save does not check them); the
+        # file's fstat is wanted only then (a process that never read an entry of this
+        # cache does not need it). Not with checks: they come back from JSON.
+        remember = not checks and (secret is not None or self._trusted_folder)
         try:
-            status = _atomic_write(
-                self.entries_directory, path, [], self.file_mode, writer=writer, durable=durable
-            )
+            status = write(remember)
         except FileNotFoundError:
             self._prepared = False  # the directory was removed under us: once more
+            forget_lock_files()  # (its lock file with it)
             self._prepare()
-            status = _atomic_write(
-                self.entries_directory, path, [], self.file_mode, writer=writer, durable=durable
-            )
-        # Remembered only as a read would accept it: signed, or trusted with the folders
-        # already checked by a read of this cache (a save does not check them).
-        trusted = secret is not None or (
-            self._trusted_folder and self.trust_problem(status) is None
-        )
-        if trusted and not metadata.get("checks"):  # checks come back from JSON: not here
+            status = write(remember)
+        if status is not None and (secret is not None or self.trust_problem(status) is None):
             MEMORY.put(path, secret, status, data, raws, None)
         now = time.time()
         if now - self._swept > STALE_TEMP_SECONDS:
@@ -376,7 +405,15 @@ class PickleFileCache(VariantFiles, HistoryFiles, _Store):
                 except Exception:
                     MEMORY.forget(path)  # read the file, and warn from there
         try:
-            data, buffers, checks, status = self._load(path, key_digest)
+            # Opened here rather than by _load: a miss (no file) raises through one
+            # frame less (issue 12, target 3).
+            fd = os.open(path, _READ_FLAGS)
+        except FileNotFoundError:
+            raise CheckpointNotExist(key) from None
+        except OSError:
+            fd = None  # _load says what it is (a symbolic link, a FIFO...) or raises
+        try:
+            data, buffers, checks, status = self._load(path, key_digest, fd)
         except FileNotFoundError:
             raise CheckpointNotExist(key) from None
         except _Corrupt as exc:
@@ -404,11 +441,15 @@ class PickleFileCache(VariantFiles, HistoryFiles, _Store):
             return False
         return True
 
-    def _load(self, path: str, key_digest: Optional[bytes]) -> Tuple[Any, Any, Any, Any]:
+    def _load(
+        self, path: str, key_digest: Optional[bytes], fd: Optional[int] = None
+    ) -> Tuple[Any, Any, Any, Any]:
         """(pickle, buffers, checks, fstat) of the entry at ``path`` once it passed every
         check (regular file, checksum, key, trust); raises _Corrupt, _Untrusted or
-        OSError. ``key_digest`` None skips the key check (the caller checks the header)."""
-        fd = _open_regular(path)
+        OSError. ``key_digest`` None skips the key check (the caller checks the header).
+        ``fd``: ``path`` opened already with ``_READ_FLAGS`` (closed here)."""
+        if fd is None:
+            fd = _open_regular(path)
         try:
             status = os.fstat(fd)
             if not stat.S_ISREG(status.st_mode):

@@ -194,7 +194,11 @@ class EncodedJSON(dict):  # type: ignore[type-arg]
         history), encoded from this one's text."""
         text = f'{{"key":{_json_str(key)},"created":{created!r}'
         text += "}" if self.json == "{}" else "," + self.json[1:]
-        return EncodedJSON({"key": key, "created": created, **self}, text)
+        entry = EncodedJSON.__new__(EncodedJSON)  # filled in place: one copy, not two
+        dict.__init__(entry, key=key, created=created)
+        entry.update(self)
+        entry.json = text
+        return entry
 
 
 def _key_digest(key: str) -> bytes:

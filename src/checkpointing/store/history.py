@@ -10,6 +10,15 @@ file is compacted (rewritten atomically with the latest line of each of its last
 ``checkpointing verify``; a file cut short, even between two lines, has lost its end
 line. Histories are never fsynced: they only explain misses. A file written by an
 earlier version (one checksummed JSON document) is read, and appended to.
+
+A process writes the first line of each history at once and batches the next ones
+(:func:`queue_history`): they wait in memory and go, all of them, in one locked append
+per file, at its first save a second or more after the first of them waited, at the
+1,000th, at exit, or when this process reads a history (:func:`read_history_file`,
+which every reader goes through). A process killed meanwhile loses those lines, that
+is ``why``'s record of those misses, never an entry. A forked child (a
+``multiprocessing`` worker ends with ``os._exit``, which skips exit handlers) writes
+each line at once.
 :class:`HistoryFiles` gives :class:`~checkpointing.store.files.PickleFileCache` its
 ``record_history``/``history``.
 """
@@ -17,9 +26,11 @@ earlier version (one checksummed JSON document) is read, and appended to.
 from __future__ import annotations
 
 import _thread  # threading's locks, without threading (issue 12, target 5)
+import atexit
 import errno
 import os
 import stat
+import time
 
 import xxhash
 
@@ -50,6 +61,8 @@ __all__ = [
     "HISTORY_LENGTH",
     "HistoryFiles",
     "append_history",
+    "flush_histories",
+    "queue_history",
     "read_history_file",
 ]
 
@@ -61,7 +74,8 @@ def read_history_file(path: str, strict: bool = True) -> Any:
     """The history in a history file, as ``{"function": name, "entries": [...]}``
     (oldest first, one per key: its latest). Raises OSError, _Corrupt (not a regular
     file) or ValueError (damaged: with ``strict``, any damaged line; else only a file
-    without one intact line).
+    without one intact line). The lines this process's saves left waiting
+    (:func:`queue_history`) are written first, so that it reads what it recorded.
 
     A history file is a log of lines ``<xxh3-64 hex of the JSON> <JSON>``, each
     ``{"function": ..., "entry": {...}}``, then the line ``.``, which each append
@@ -70,6 +84,14 @@ def read_history_file(path: str, strict: bool = True) -> Any:
     xxh3-64 of the second, a whole JSON document) is read too, with any lines
     appended to it since.
     """
+    if _PENDING[0]:
+        _flush_quietly()
+    return _read_history(path, strict)
+
+
+def _read_history(path: str, strict: bool) -> Any:
+    """:func:`read_history_file` without writing the waiting lines first (a
+    compaction, which holds the file's lock, reads through this)."""
     import json  # not at import: ~1 ms, for misses and checks only
 
     lines = _read_regular(path, 1 << 26).split(b"\n")
@@ -153,15 +175,145 @@ def append_history(
     than opening it again; the end line is not read back when the file has the size
     this process's last append left (no other writer appended since).
     """
-    line = _history_line(record)
     if path is None:
         path = os.path.join(folder, name)
+    _append_lines(folder, name, path, _history_line(record), mode)
+
+
+def _append_lines(folder: str, name: str, path: str, lines: bytes, mode: int) -> None:
+    """:func:`append_history` of ``lines``, whole lines with their checksums."""
     with _KEPT_LOCK:
-        size = _append_kept(path, line)
+        size = _append_kept(path, lines)
         if size is None:
-            size = _append_opening(folder, name, path, line, mode)
+            size = _append_opening(folder, name, path, lines, mode)
     if size > HISTORY_COMPACT_BYTES:
         _compact_history(folder, path, mode)
+
+
+HISTORY_BATCH_SECONDS = 1.0
+"""The lines of a process's saves wait in memory at most this long before they are
+written (checked at its next save; see :func:`queue_history`)."""
+_HISTORY_BATCH = 1000  # ... and are written once this many wait
+# path -> [folder, file name, mode, folder mode, lines waiting]: the histories this
+# process wrote to (a path absent: its first line is written at once).
+_HISTORIES: Dict[str, List[Any]] = {}
+# [lines waiting in all histories, monotonic time the first of them began to wait]
+_PENDING: List[Any] = [0, 0.0]
+_PENDING_LOCK = _thread.allocate_lock()
+_BATCHING = [True]  # False in a forked child: it may end with os._exit
+_monotonic = time.monotonic
+
+
+def queue_history(
+    folder: str,
+    name: str,
+    record: bytes,
+    mode: int,
+    path: str,
+    folder_mode: int = 0o700,
+    key: Any = None,
+) -> None:
+    """:func:`append_history`, batched: the first line of a history in this process is
+    appended at once (the file exists from then on, for listings); the next ones wait
+    in memory and are appended together, one locked append per file, when a line is
+    queued a second or more after the first of them waited, at the 1,000th, at exit
+    or at the first read of any history by this process (:func:`read_history_file`).
+    Most misses make no system call here. Lines of one process keep their order;
+    concurrent writers lose none of each other's lines (each append takes the file's
+    lock, see :func:`append_history`). Raises OSError when a line written at once
+    (or a batch it completes) cannot be; the folder is created again if it was
+    removed.
+
+    ``key``: the key of the record's entry (a str; None: unknown). Of a batch, only
+    the latest line of each of its last ``HISTORY_LENGTH`` keys is written: a read
+    returns no more than those (the latest line of each of the file's last
+    ``HISTORY_LENGTH`` keys), and a compaction keeps no more, so the lines left out
+    would never be read (a batch of 1,000 misses writes 20 lines, not 1,000)."""
+    with _PENDING_LOCK:
+        known = _HISTORIES.get(path) if _BATCHING[0] else None
+        if known is not None:
+            known[4].append((key, record))
+            now = _monotonic()
+            waiting = _PENDING[0] = _PENDING[0] + 1
+            if waiting == 1:
+                _PENDING[1] = now
+            if waiting < _HISTORY_BATCH and now - _PENDING[1] < HISTORY_BATCH_SECONDS:
+                return
+            _flush_locked()
+            return
+        if len(_HISTORIES) >= 1024 and not _PENDING[0]:
+            _HISTORIES.clear()
+        if _BATCHING[0]:
+            if not _HISTORIES and not _REGISTERED:
+                _REGISTERED.append(atexit.register(_flush_quietly))
+            _HISTORIES[path] = [folder, name, mode, folder_mode, []]
+        _append_or_recreate(folder, name, path, _history_line(record), mode, folder_mode)
+
+
+_REGISTERED: List[Any] = []
+
+
+def _append_or_recreate(
+    folder: str, name: str, path: str, lines: bytes, mode: int, folder_mode: int
+) -> None:
+    try:
+        _append_lines(folder, name, path, lines, mode)
+    except FileNotFoundError:  # the folder was removed under us: once more
+        _make_private_folder(folder, folder_mode)
+        _append_lines(folder, name, path, lines, mode)
+
+
+def flush_histories() -> None:
+    """Append the lines waiting in memory (see :func:`queue_history`) to their files.
+    Raises the first OSError met (after trying every file); those lines are lost."""
+    with _PENDING_LOCK:
+        _flush_locked()
+
+
+def _flush_locked() -> None:
+    # Under _PENDING_LOCK: the lines of one process reach each file in their order.
+    _PENDING[0] = 0
+    failed: Optional[BaseException] = None
+    for path, (folder, name, mode, folder_mode, records) in _HISTORIES.items():
+        if not records:
+            continue
+        data = b"".join(map(_history_line, _latest(records)))
+        records.clear()
+        try:
+            _append_or_recreate(folder, name, path, data, mode, folder_mode)
+        except OSError as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed
+
+
+def _latest(records: List[Any]) -> List[bytes]:
+    """Of ``(key, record)`` pairs in the order they were queued, the records a read of
+    the history would see were they all appended: the latest of each of the last
+    ``HISTORY_LENGTH`` keys, in their order (a record without a str key: kept)."""
+    if len(records) <= HISTORY_LENGTH:
+        return [record for _, record in records]
+    seen: Dict[str, None] = {}
+    kept = []
+    for key, record in reversed(records):
+        if key.__class__ is str:
+            if key in seen:
+                continue
+            if len(seen) == HISTORY_LENGTH:
+                break
+            seen[key] = None
+        kept.append(record)
+    kept.reverse()
+    return kept
+
+
+def _flush_quietly() -> None:
+    """:func:`flush_histories` before a read, or at exit: a line that cannot be written
+    (its cache removed meanwhile...) is no reason to fail the read, or for a traceback."""
+    try:
+        flush_histories()
+    except Exception:
+        pass
 
 
 _KEEP_OPEN = 16
@@ -171,9 +323,15 @@ _KEPT_LOCK = _thread.allocate_lock()
 
 def _forget_kept() -> None:
     """In a forked child: its descriptors share the parent's open files (and their
-    locks), so it opens its own."""
-    global _KEPT_LOCK
+    locks), so it opens its own; the lines waiting are the parent's to write, and the
+    child writes its own at once (it may end with ``os._exit``, skipping exit
+    handlers: ``multiprocessing`` workers do)."""
+    global _KEPT_LOCK, _PENDING_LOCK
     _KEPT_LOCK = _thread.allocate_lock()
+    _PENDING_LOCK = _thread.allocate_lock()
+    _HISTORIES.clear()  # the parent's waiting lines are the parent's to write
+    _PENDING[0] = 0
+    _BATCHING[0] = False
     for fd, _ in _KEPT.values():
         try:
             os.close(fd)
@@ -353,7 +511,7 @@ def _compact_history(folder: str, path: str, mode: int) -> None:
         if (current.st_dev, current.st_ino) != (status.st_dev, status.st_ino):
             return  # another writer compacted it first
         try:
-            data = _recent_history(path) or read_history_file(path, strict=False)
+            data = _recent_history(path) or _read_history(path, strict=False)
         except (OSError, ValueError, _Corrupt):
             return  # nothing intact to keep: the next read says what is wrong
         lines = [
@@ -450,11 +608,9 @@ class HistoryFiles:
             self._history_folder_ready = True
         text = entry.json if entry.__class__ is EncodedJSON else _compact_json(entry)
         record = (start + text + "}").encode()
-        try:
-            append_history(folder, name, record, self.file_mode, path)
-        except FileNotFoundError:  # the folder was removed under us: once more
-            _make_private_folder(folder, self.folder_mode)
-            append_history(folder, name, record, self.file_mode, path)
+        queue_history(
+            folder, name, record, self.file_mode, path, self.folder_mode, entry.get("key")
+        )
 
     def history(self, function: str) -> List[Dict[str, Any]]:
         try:

@@ -124,6 +124,7 @@ def key_lock(cache: Any, key: str) -> Optional[KeyLock]:
                 cache.path_of(key),
                 cache.file_mode,
                 cache.folder_mode,
+                keep_open=True,
             )
         name = _file_stem(key)
         return FileKeyLock(

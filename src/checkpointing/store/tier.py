@@ -148,6 +148,8 @@ class MemoryTier:
 
     def forget(self, path: str) -> None:
         """Drop what is remembered of ``path`` (written, deleted or found changed)."""
+        if path not in self._entries:  # (every save asks: most paths are not there)
+            return
         with self._lock:
             old = self._entries.pop(path, None)
             if old is not None:
