@@ -166,3 +166,13 @@ def test_the_fingerprint_follows_an_accept_of_the_code(lib) -> None:
     after = _fingerprint(lib.plain, 1)
     assert after["static"] == "ab" * 16
     _check_text(after)
+
+
+def test_the_fingerprint_follows_track_versions_set_after_decoration(lib) -> None:
+    identifier = lib.plain.checkpoint.identifier
+    assert "versions" not in _fingerprint(lib.plain, 1)
+    identifier.track_versions = True
+    fingerprint = _fingerprint(lib.plain, 1)
+    assert fingerprint == _expected(lib.plain, (1,), {})
+    assert "versions" in fingerprint
+    _check_text(fingerprint)

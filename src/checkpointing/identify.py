@@ -457,6 +457,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
             or fixed.plan is not plan
             or fixed.values_digest is not values_digest
             or fixed.static_digest is not static
+            or (fixed.versions is not None) != self.track_versions  # a public attribute
             or values_digest is None
         ):
             versions = plan.versions() if self.track_versions else None
