@@ -176,3 +176,17 @@ def test_the_fingerprint_follows_track_versions_set_after_decoration(lib) -> Non
     assert fingerprint == _expected(lib.plain, (1,), {})
     assert "versions" in fingerprint
     _check_text(fingerprint)
+
+
+def test_an_identifier_pickles_after_a_fingerprint_without_its_kept_parts(lib) -> None:
+    """cloudpickle copies a ``__main__`` function's wrapper, its identifier with it, into
+    workers (tests/test_parallel.py): the kept parts hold key plans, which do not pickle."""
+    import pickle
+
+    import cloudpickle
+
+    identifier = lib.plain.checkpoint.identifier
+    before = _fingerprint(lib.plain, 1)
+    copy = pickle.loads(cloudpickle.dumps(identifier))
+    assert copy._fixed == {}
+    assert copy.fingerprint(lib.plain.__wrapped__, (1,), {}) == before

@@ -378,6 +378,14 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         self._current = current
         self._walk_scope = walk_scope
 
+    def __getstate__(self) -> Dict[str, Any]:
+        """The identifier without its memo of fingerprint parts, which holds key plans
+        (they travel apart, see ``DecoratorCheckpoint.__getstate__``): cloudpickle and
+        dill copy a ``__main__`` function's wrapper, and this with it, into workers."""
+        state = dict(self.__dict__)
+        state["_fixed"] = {}
+        return state
+
     def binder_for(self, func: Callable[..., Any]) -> ArgumentBinder:
         """The memoised :class:`ArgumentBinder` of ``func``."""
         binder = self._binders.get(func)
