@@ -33,7 +33,7 @@ from . import hashing
 from .errors import CheckpointWarning, ConfigurationError, HashFailedError
 from .report import warn
 from .store import PickleFileCache
-from .store.format import EncodedJSON, _compact_json
+from .store.format import EncodedJSON, _compact_json, _json_str
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -369,12 +369,22 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         # them): the key of a call copies the hasher while both digests are the very
         # objects it was made with (bytes: same object, same content).
         self._prefixes: Dict[Any, Tuple[bytes, bytes, hashing.Hasher]] = {}
+        # func -> what its fingerprints share while its plan and values stay the same.
+        self._fixed: Dict[Any, _FixedParts] = {}
         # The key plans (keyplan.current): imported here, when an identifier is made
         # (at decoration), not at ``import checkpointing``. Never the analyzer.
         from .keyplan import current, walk_scope
 
         self._current = current
         self._walk_scope = walk_scope
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """The identifier without its memo of fingerprint parts, which holds key plans
+        (they travel apart, see ``DecoratorCheckpoint.__getstate__``): cloudpickle and
+        dill copy a ``__main__`` function's wrapper, and this with it, into workers."""
+        state = dict(self.__dict__)
+        state["_fixed"] = {}
+        return state
 
     def binder_for(self, func: Callable[..., Any]) -> ArgumentBinder:
         """The memoised :class:`ArgumentBinder` of ``func``."""
@@ -411,46 +421,56 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
                 "version": self.version,
                 "arguments": _fingerprint_arguments(binder, values),
             }
-        plan, _ = self._current(func, self.analysis_directory)
-        with self._walk_scope(plan.vouched):  # one walk for all the arguments (see key)
+        plan, values_digest = self._current(func, self.analysis_directory)
+        fixed = self._fixed_parts(func, plan, values_digest)
+        plain = all(type(value) in _PLAIN for value in values)
+        if plain:  # no class inside: no walk, and no code apart from the values
             arguments = _fingerprint_arguments(binder, values)
+        else:
+            with self._walk_scope(plan.vouched):  # one walk for all the arguments (see key)
+                arguments = _fingerprint_arguments(binder, values)
         out: Dict[str, Any] = {
-            "nodes": plan.node_digests(),
-            "globals": plan.slot_digests(),
+            "nodes": fixed.nodes,
+            "globals": fixed.globals,
             "arguments": arguments,
-            "static": self.effective_digest(func, plan.static_digest).hex(),
+            "static": fixed.static,
         }
+        arguments_json = _arguments_json(arguments)
+        text = fixed.head + arguments_json + fixed.middle
         # The code of the arguments' classes is in the key through the argument digests;
         # kept apart too, so that a miss names the method that changed.
-        if all(type(value) in _PLAIN for value in values):  # no class inside: no code
-            out["argument_values"] = out["arguments"]
+        if plain:
+            out["argument_values"] = arguments
             out["argument_code"] = {}
+            text += arguments_json + ',"argument_code":{}'
         else:
             _register_by_name()
             with _classes_by_name():
-                out["argument_values"] = _fingerprint_arguments(binder, values)
-            out["argument_code"] = argument_code(values)
-        if self.track_versions:
-            out["versions"] = plan.versions()
-        return self._encoded(func, plan, out)
+                out["argument_values"] = argument_values = _fingerprint_arguments(binder, values)
+            out["argument_code"] = code = argument_code(values)
+            text += _arguments_json(argument_values) + ',"argument_code":' + _compact_json(code)
+        if fixed.versions is not None:
+            out["versions"] = fixed.versions
+            text += fixed.versions_json
+        return EncodedJSON(out, text + "}")
 
-    def _encoded(self, func: Callable[..., Any], plan: Any, out: Dict[str, Any]) -> EncodedJSON:
-        """``out`` with its JSON, which the miss writes in the entry and the history:
-        the digests of the reached definitions are encoded once per plan, not per miss
-        (most of the text, in a project of many helpers)."""
-        nodes = _NODES_JSON.get(func)
-        if nodes is None or nodes[0] is not plan:
-            if len(_NODES_JSON) >= 4096:
-                _NODES_JSON.clear()
-            nodes = _NODES_JSON[func] = (plan, _compact_json(out["nodes"]))
-        texts: Dict[int, str] = {id(out["nodes"]): nodes[1]}  # by value: one text each
-        parts = []
-        for name, value in out.items():
-            text = texts.get(id(value))
-            if text is None:
-                text = texts[id(value)] = _compact_json(value)
-            parts.append(f'"{name}":{text}')
-        return EncodedJSON(out, "{" + ",".join(parts) + "}")
+    def _fixed_parts(self, func: Callable[..., Any], plan: Any, values_digest: Any) -> _FixedParts:
+        """The parts of the fingerprints of ``func`` that change with its code or the
+        values of its globals, not with its arguments: digested and encoded once per
+        plan and values digest (the very objects, as the key's prefix), not per miss."""
+        static = self.effective_digest(func, plan.static_digest)
+        fixed = self._fixed.get(func)
+        if (
+            fixed is None
+            or fixed.plan is not plan
+            or fixed.values_digest is not values_digest
+            or fixed.static_digest is not static
+            or (fixed.versions is not None) != self.track_versions  # a public attribute
+            or values_digest is None
+        ):
+            versions = plan.versions() if self.track_versions else None
+            fixed = self._fixed[func] = _FixedParts(plan, values_digest, static, versions)
+        return fixed
 
     def identify(self, context: FuncCallContext) -> str:
         """Key of the call described by ``context`` (32 hex characters)."""
@@ -690,7 +710,51 @@ def _class_by_name(cls: type) -> Optional[bytes]:
 
 
 _registered = False
-_NODES_JSON: Dict[Any, Tuple[Any, str]] = {}  # function -> (plan, JSON of its node digests)
+
+
+class _FixedParts:
+    """What the fingerprints of a function share while its plan, the values of its
+    globals and its effective static digest stay the same objects: the digests of its
+    reached definitions and globals, and their JSON around the arguments' (``head``
+    before them, ``middle`` after them up to ``"argument_values":``)."""
+
+    __slots__ = (
+        "plan",
+        "values_digest",
+        "static_digest",
+        "nodes",
+        "globals",
+        "static",
+        "versions",
+        "versions_json",
+        "head",
+        "middle",
+    )
+
+    def __init__(
+        self,
+        plan: Any,
+        values_digest: Optional[bytes],
+        static_digest: bytes,
+        versions: Optional[Dict[str, str]],
+    ) -> None:
+        # Held, not only compared: an object kept alive cannot pass its id to another.
+        self.plan = plan
+        self.values_digest = values_digest
+        self.static_digest = static_digest
+        self.nodes = plan.node_digests()
+        self.globals = plan.slot_digests()
+        self.static = static_digest.hex()
+        self.versions = versions
+        self.versions_json = "" if versions is None else ',"versions":' + _compact_json(versions)
+        self.head = (
+            '{"nodes":'
+            + _compact_json(self.nodes)
+            + ',"globals":'
+            + _compact_json(self.globals)
+            + ',"arguments":'
+        )
+        self.middle = ',"static":"' + self.static + '","argument_values":'
 
 
 def _register_by_name() -> None:
@@ -712,6 +776,15 @@ def _fingerprint_arguments(binder: ArgumentBinder, values: Tuple[Any, ...]) -> D
         except HashFailedError:
             out[name] = "unhashable:" + type(value).__qualname__
     return out
+
+
+def _arguments_json(digests: Dict[str, str]) -> str:
+    """``_compact_json(digests)`` for a dict of str by str (parameter names, hex digests),
+    without the encoder in the common case: nothing in them needs escaping."""
+    parts = []
+    for name, digest in digests.items():
+        parts.append(f"{_json_str(name)}:{_json_str(digest)}")
+    return "{" + ",".join(parts) + "}"
 
 
 def _name_argument(
