@@ -177,8 +177,15 @@ def test_a_wait_that_times_out_computes_with_a_warning(tmp_path) -> None:
     f = checkpoint(str(cache))(body)
     from checkpointing.store.remote import key_lock
 
+    # Another caller computes, forever: a thread of this process took the key (a
+    # process with one thread locks through a file it keeps open, and locks of one
+    # open file do not exclude each other: the caller must be another thread).
     holder = key_lock(f.checkpoint.cache, f.key(1))
-    assert holder.acquire(1) == ACQUIRED  # another caller computes, forever
+    taken = []
+    thread = threading.Thread(target=lambda: taken.append(holder.acquire(1)))
+    thread.start()
+    thread.join()
+    assert taken == [ACQUIRED]
     try:
         with pytest.warns(UserWarning, match=r"waited 0.2s for another caller computing"):
             assert f(1) == 2

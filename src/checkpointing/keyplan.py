@@ -1763,20 +1763,7 @@ class _Walk:
         together with the rest of its component (as in _reusable_digest)."""
         if not self.shared:
             return None
-        entry = _REUSABLE_VALUES.get(where)
-        if entry is None:
-            return None
-        obj, digest, cyclic, component = entry.digests[where]
-        if obj is not value:
-            return None
-        if not self._holds(entry):
-            return None
-        if cyclic:
-            members = entry.members(component)
-            if self._meets(members, None):
-                return None
-            self.taken.append(members)
-        return digest
+        return self._take(_REUSABLE_VALUES.get(where), where, value, None)
 
     def _holds(self, entry: "_Reusable") -> bool:
         """Does ``entry``'s witness hold? (Checked once per walk.)"""
@@ -1813,17 +1800,23 @@ class _Walk:
         or as a successor); if it has, the component is digested again here."""
         if not self.shared:
             return None
-        entry = _REUSABLE.get(id(original))
+        return self._take(_REUSABLE.get(id(original)), id(original), original, original)
+
+    def _take(
+        self, entry: Optional["_Reusable"], key: Any, obj: Any, start: Any
+    ) -> Optional[bytes]:
+        """The digest ``entry`` holds under ``key`` if it is ``obj``'s and the entry's
+        witness holds; a member of a cycle only with its whole component, of which this
+        walk must have met nothing yet but ``start`` (the definition asked about, whose
+        node it has just made; None for a value, asked before its node is made)."""
         if entry is None:
             return None
-        obj, digest, cyclic, component = entry.digests[id(original)]
-        if obj is not original:
-            return None
-        if not self._holds(entry):
+        held, digest, cyclic, component = entry.digests[key]
+        if held is not obj or not self._holds(entry):
             return None
         if cyclic:
             members = entry.members(component)
-            if self._meets(members, original):
+            if self._meets(members, start):
                 return None
             self.taken.append(members)
         return digest
