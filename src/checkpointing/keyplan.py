@@ -1730,7 +1730,11 @@ class _Walk:
         self.taken: List[Tuple[Dict[int, Tuple[Any, bytes]], Dict[Any, Tuple[Any, bytes]]]] = []
 
     def digest_of(self, original: Any) -> bytes:
-        index = self._definition(original)
+        return self._digest_at(self._definition(original))
+
+    def _digest_at(self, index: int) -> bytes:
+        """The digest of node ``index``, discovering and folding what it reaches first
+        if it has none yet (made here, or taken from an earlier walk)."""
         node = self.nodes[index]
         if node.digest is None:
             with _GCPaused():
@@ -1750,12 +1754,7 @@ class _Walk:
             index = self._value(value, reader, where)
             if digest is not None and self.nodes[index].digest is None:
                 self.nodes[index].digest = digest  # not in a cycle: taken alone
-        node = self.nodes[index]
-        if node.digest is None:
-            with _GCPaused():
-                self._discover(index)
-                self._fold(index)
-        return node.digest  # type: ignore[return-value]
+        return self._digest_at(index)
 
     def _reusable_value(self, value: Any, where: Any) -> Optional[bytes]:
         """The digest an earlier walk gave the large value at ``where``, if it is the

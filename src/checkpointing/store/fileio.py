@@ -284,10 +284,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_temp_names)
 
 
-def _create_temporary(directory: str, mode: int = 0o600) -> Tuple[int, str]:
+def _create_temporary(directory: str, mode: int = 0o600, lock: bool = True) -> Tuple[int, str]:
     """A new file in ``directory`` under a random name, open for writing, with ``mode``
     (0600 unless the user opened the cache to a group), locked while it is written so
-    that no cleaner takes a live writer's file for a leftover.
+    that no cleaner takes a live writer's file for a leftover (not with ``lock``
+    False: see :func:`_write_small`).
 
     Like ``tempfile.mkstemp`` without importing tempfile (slow to import).
     """
@@ -300,7 +301,7 @@ def _create_temporary(directory: str, mode: int = 0o600) -> Tuple[int, str]:
         try:
             if mode != 0o600 and hasattr(os, "fchmod"):
                 os.fchmod(fd, mode)  # the umask may have removed group bits asked for
-            if fcntl is not None:
+            if lock and fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
@@ -418,20 +419,10 @@ def _write_small(
     be removed under a writer stopped that long, the rename fails with
     FileNotFoundError and the caller writes again. Returns the ``fstat`` after the
     rename with ``status``, else None."""
-    for _ in range(100):
-        temporary = f"{directory}{os.sep}{_TEMP_PREFIX}{_temporary_name()}{_SUFFIX}"
-        try:
-            fd = os.open(temporary, _TEMP_FLAGS, mode)
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise FileExistsError(f"could not create a temporary file in {directory}")
+    fd, temporary = _create_temporary(directory, mode, lock=False)
     renamed = None
     try:
         try:
-            if mode != 0o600:
-                os.fchmod(fd, mode)  # the umask may have removed group bits asked for
             _write_all(fd, data)
             os.replace(temporary, path)
             if status:  # after the rename: a rename is a change
