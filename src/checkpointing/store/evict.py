@@ -5,20 +5,26 @@ This module owns three things that decide which entries go:
 * **Last use and hits**, recorded by the library (never the file's atime, which a
   ``relatime`` mount barely updates and which any diagnostic read would bump). A hit
   costs a dict lookup and a clock read; the first hit of an entry in a process, and
-  then at most one an hour, appends one line to ``<directory>/usage.log``
-  (``O_APPEND``: writers of several processes never interleave a line). Hits between
-  two lines are counted in memory and written at exit. Saves add a line too (a
-  miss; see below). ``prune`` and the size limit compact the log under the eviction
-  lock.
+  then at most one an hour, adds one line to ``<directory>/usage.log`` (``O_APPEND``:
+  writers of several processes never interleave a line), dated by the hit. Hits
+  between two lines are counted in memory and written at exit. Saves add a line too
+  (a miss). ``prune`` and the size limit compact the log under the eviction lock.
   Reading and listing entries (``ls``, ``show``, ``verify``, ``read_metadata``) never
   count as use.
-* **Misses** (saves) are counted by lines too, written in batches: the lines of a
-  process's saves wait in memory and go in one ``write`` at its first save a second
-  or more after the first of them waited, at the 1,000th, at exit, or when the log is
-  read (``stats``, eviction, ``prune``). A process killed (or a machine crash) loses
-  the lines waiting then: the miss counts of ``checkpointing stats`` miss those
-  saves, nothing else does. Eviction and ``prune`` see a new entry by its file and
-  date it by its header's ``created``, never by this log.
+* **The lines wait in memory** and go in batches, one ``write`` each: a process's
+  lines of hits and saves are written at its first hit or save a second or more after
+  the first of them waited (a hit of a key whose line waits comes back here after a
+  second for that), at the 1,000th, at exit, and before this process reads the log
+  (``stats``, eviction, ``prune``, ``evict``: every reader sees its own process's
+  lines). A forked child (it may end with ``os._exit``, skipping exit handlers)
+  writes each line at once. So the first hit of a process makes no system call here.
+  Other processes see the lines once written: while a process that hit an entry makes
+  no further call of the cache, or if it is killed, that use is not (or never) in the
+  log, and eviction elsewhere dates the entry by its earlier lines or its writing (a
+  re-run later, never a wrong value; the hourly line already leaves a long-running
+  process's last use up to an hour behind). Eviction and ``prune`` see a new entry by
+  its file and date it by its header's ``created``, never by this log: a killed
+  process's lost save lines are only missing miss counts in ``checkpointing stats``.
 * **The size limit** (``defaults["cache.max_size"]``, ``checkpoint(max_size=...)``):
   after each save, under an exclusive lock on ``<directory>/.evict.lock`` (so that
   concurrent writers evict one at a time and see each other's files), the entries and
@@ -73,8 +79,10 @@ LOCK_FILE = ".evict.lock"
 TOUCH_INTERVAL = 3600.0
 """A hit records the last use of an entry at most once in this many seconds."""
 SAVE_BATCH_SECONDS = 1.0
-"""The lines of saves wait in memory at most this long before they are written."""
+"""The lines of hits and saves wait in memory this long before they are written (at
+the process's next line; see :class:`UsageLog`)."""
 _SAVE_BATCH = 1000  # ... and are written once this many wait
+_BATCHING = [True]  # False in a forked child: it may end with os._exit
 _COMPACT_BYTES = 1 << 20  # a log larger than this is compacted at the next eviction
 _APPEND_FLAGS = (
     os.O_WRONLY
@@ -117,10 +125,12 @@ class UsageLog:
         # compaction; a fixed bound would compact it again at every line written.
         self._compact_at = _COMPACT_BYTES
         self._fd: Optional[int] = None  # the log, kept open (see _write)
-        # Lines of saves not written yet (see saved), and when the first was added.
+        # Lines of hits and saves not written yet (see _queue), and when the first was
+        # added; the keys whose hit line waits -> the monotonic time of that hit.
         self._pending: List[str] = []
         self._pending_since = 0.0
         self._pending_lock = _thread.allocate_lock()
+        self._waiting: Dict[str, float] = {}
 
     def __reduce__(self) -> Any:
         # A worker process that receives a decorator records into its own log.
@@ -128,36 +138,50 @@ class UsageLog:
 
     def hit(self, key: str, func: Any) -> None:
         """Count a hit of ``key`` (the hot path: one line at most per hour). The
-        decorator inlines the common case (a line written less than an hour ago:
-        ``state[key][1] += 1``) and calls this for the others."""
+        decorator inlines the common case (a line less than an hour ago:
+        ``state[key][1] += 1``) and calls this for the others. The line waits in
+        memory (see :meth:`_queue`); while it does, the key's state says its line is
+        an hour less a second old, so that its next hit a second or more later comes
+        back here and writes it."""
+        now = self._monotonic()
         state = self.state.get(key)
-        if state is not None and self._monotonic() - state[0] < TOUCH_INTERVAL:
-            state[1] += 1
+        if state is not None:
+            if now - state[0] < TOUCH_INTERVAL:
+                state[1] += 1
+                return
+            with self._pending_lock:
+                waited = self._waiting.pop(key, None)
+                if waited is not None:  # its line waits still: written now
+                    state[0] = waited
+                    state[1] += 1
+            if waited is not None:
+                self._write_pending()
+                return
+        name = func if isinstance(func, str) else self.namer(func)
+        hits = 1 + (state[1] if state is not None else 0)
+        line = _usage_line(key, name, time.time(), hits, 0)
+        if not _BATCHING[0]:
+            self.state[key] = [now, 0, name]
+            self._write_data(line.encode())
             return
-        self._append(key, func, {"t": time.time(), "h": 1 + (state[1] if state else 0)})
+        self.state[key] = [now - TOUCH_INTERVAL + SAVE_BATCH_SECONDS, 0, name]
+        self._queue(line, now, key, True)
 
     def saved(self, key: str, func: Any) -> None:
         """Record a save (a miss) of ``key``: also its last use. The line waits in
-        memory with those of the process's other saves, and all go in one ``write``
-        at the first save a second or more after the first of them waited (or at the
-        1,000th, at exit, or when the log is read): most misses make no system call
-        here. A log grown past 1 MB, and past
-        twice what its last compaction left, is compacted at such a write (a miss
-        already pays for one)."""
+        memory (see :meth:`_queue`): most misses make no system call here. A log grown
+        past 1 MB, and past twice what its last compaction left, is compacted when
+        lines are written at a save (a miss already pays for one write)."""
         name = func if isinstance(func, str) else self.namer(func)
         now = self._monotonic()
         state = self.state.get(key)
         hits = state[1] if state is not None else 0
         self.state[key] = [now, 0, name]
-        line = _save_line(key, name, time.time(), hits)
-        with self._pending_lock:
-            pending = self._pending
-            pending.append(line)
-            if len(pending) == 1:
-                self._pending_since = now
-            if len(pending) < _SAVE_BATCH and now - self._pending_since < SAVE_BATCH_SECONDS:
-                return
-        self._write_pending()
+        line = _usage_line(key, name, time.time(), hits, 1)
+        if not _BATCHING[0]:
+            self._write_data(line.encode())
+        elif not self._queue(line, now, key, False):
+            return
         if self._compact_soon:
             self._compact_soon = False
             try:
@@ -189,37 +213,53 @@ class UsageLog:
         self._compact_at = max(_COMPACT_BYTES, 2 * len(data))
         return False
 
-    def _append(self, key: str, func: Any, record: Dict[str, Any]) -> None:
-        name = func if isinstance(func, str) else self.namer(func)
-        self.state[key] = [self._monotonic(), 0, name]
-        self._write([{"k": key, "f": name, **record}])
+    def _queue(self, line: str, now: float, key: str, hit: bool) -> bool:
+        """Add ``line`` (of ``key``'s ``hit``, else save) to those waiting; write them
+        all, in one ``write``, if the first of them waited a second or more, or 1,000
+        wait (True: written)."""
+        with self._pending_lock:
+            pending = self._pending
+            pending.append(line)
+            if hit:
+                self._waiting[key] = now  # see hit()
+            else:  # the key's state dates this save's line
+                self._waiting.pop(key, None)
+            if len(pending) == 1:
+                self._pending_since = now
+            if len(pending) < _SAVE_BATCH and now - self._pending_since < SAVE_BATCH_SECONDS:
+                return False
+        self._write_pending()
+        return True
 
     def _write_pending(self) -> None:
         with self._pending_lock:
             lines, self._pending = self._pending, []
+            # The hits whose lines go now: their keys' state dates their line again.
+            for key, when in self._waiting.items():
+                state = self.state.get(key)
+                if state is not None:
+                    state[0] = when
+            self._waiting.clear()
         if lines:
             self._write_data("".join(lines).encode())
 
     def flush(self) -> None:
-        """Write the lines of saves waiting in memory, and the hits counted since each
-        key's last line (at exit, and before the log is read)."""
+        """Write the lines of hits and saves waiting in memory, and the hits counted
+        since each key's last line (at exit, and before the log is read)."""
         self._write_pending()
-        records = []
+        lines = []
         for key, state in list(self.state.items()):
             if state[1]:
-                records.append({"k": key, "f": state[2], "h": state[1]})
+                lines.append(_usage_line(key, state[2], None, state[1], 0))
                 state[1] = 0
-        if records:
-            self._write(records)
-
-    def _write(self, records: List[Dict[str, Any]]) -> None:
-        """Append ``records``, one line each, in one ``write`` (``O_APPEND`` keeps it
-        whole among writers). The log stays open for the next line of this process (at
-        most ``_KEEP_OPEN`` logs): a log replaced (compacted) or removed since it was
-        opened has no link left, and the lines are written again to the one there now."""
-        self._write_data("".join(_compact_json(r) + "\n" for r in records).encode())
+        if lines:
+            self._write_data("".join(lines).encode())
 
     def _write_data(self, data: bytes) -> None:
+        """Append ``data`` (whole lines) in one ``write`` (``O_APPEND`` keeps it whole
+        among writers). The log stays open for the next lines of this process (at most
+        ``_KEEP_OPEN`` logs): a log replaced (compacted) or removed since it was opened
+        has no link left, and the lines are written again to the one there now."""
         with _KEPT_LOCK:  # no thread closes a descriptor another is writing to
             for _ in range(2):
                 fd = self._fd
@@ -275,6 +315,7 @@ class UsageLog:
         import json  # not at import (issue 12: a light import)
 
         self.flush()
+        _flush_all()  # ... and this directory's log under another spelling (a symlink)
         try:
             data = _read_regular(self.path, 1 << 28)
         except (OSError, _Corrupt):
@@ -324,10 +365,15 @@ class UsageLog:
         self._compact_at = max(_COMPACT_BYTES, 2 * len(data))
 
 
-def _save_line(key: str, name: str, when: float, hits: int) -> str:
-    """The log line of a save: ``{"k":key,"f":name,"t":when,"m":1}`` (``"h"`` too
-    when hits were counted since the key's last line)."""
-    line = f'{{"k":{_json_str(key)},"f":{_json_str(name)},"t":{when!r},"m":1'
+def _usage_line(key: str, name: str, when: Optional[float], hits: int, misses: int) -> str:
+    """A line of the log: ``{"k":key,"f":name,"t":when,"m":misses,"h":hits}``, without
+    ``"t"`` when None and the counts that are 0 (what ``json.dumps`` of the record
+    would write, without building an encoder: a first hit does not need one)."""
+    line = f'{{"k":{_json_str(key)},"f":{_json_str(name)}'
+    if when is not None:
+        line += f',"t":{when!r}'
+    if misses:
+        line += f',"m":{misses}'
     return line + (f',"h":{hits}}}\n' if hits else "}\n")
 
 
@@ -375,13 +421,18 @@ _KEPT_LOCK = threading.Lock()
 
 def _forget_kept() -> None:
     """In a forked child: the inherited descriptors are closed (a lock held by a
-    thread of the parent would never be released here), and the parent's lines not
-    written yet are its own to write."""
+    thread of the parent would never be released here); the parent's lines not
+    written yet, and its hits counted since, are the parent's to write; the child
+    records its own first hit of each key, and writes its lines at once (it may end
+    with ``os._exit``, skipping exit handlers: ``multiprocessing`` workers do)."""
     global _KEPT_LOCK
     _KEPT_LOCK = threading.Lock()
+    _BATCHING[0] = False
     for log in _LOGS.values():
         log._pending_lock = _thread.allocate_lock()
         log._pending = []
+        log._waiting.clear()
+        log.state.clear()  # the parent's counts are the parent's to write
     for log in list(_KEPT):
         log._close()
 
