@@ -41,6 +41,9 @@ DEFERRED = [
     "checkpointing.store.evict",  # the usage log: at decoration; prune: at first use
     "checkpointing.store.mapped",  # mmap_mode=, at decoration
     "checkpointing._typing",  # 1.0's type variables, at first use
+    "checkpointing.store.locks",  # compute-once locks: a miss's
+    "checkpointing.store.compress",  # compress=, at decoration; a compressed entry, at its read
+    "checkpointing.store.memory",  # checkpointing.InMemoryLRUCache, at first use
 ]
 
 # Standard modules a hit does not need, and that ``import checkpointing`` must not load
@@ -57,6 +60,8 @@ NOT_LOADED = [
     "contextlib",
     "inspect",
     "logging",
+    "importlib",  # the import hook uses the loaded importlib (importlib imports warnings)
+    "warnings",  # issued through report.warn, which imports it
 ]
 if sys.version_info < (3, 12):  # from 3.12 sysconfig (the source index's) imports it
     NOT_LOADED.append("threading")

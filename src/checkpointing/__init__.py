@@ -31,7 +31,7 @@ from .explain import Explanation, explain  # eager: the function hides the submo
 from .hashing import register_class_digester, register_digester, register_lazy
 from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase
 from .source import install_import_hook as _install_import_hook
-from .store import CacheBase, InMemoryLRUCache, PickleFileCache
+from .store import CacheBase, PickleFileCache
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported at first use (__getattr__ below): not needed by a hit
@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # imported at first use (__getattr__ below): not needed by a 
     from ._typing import ContextId, ReturnValue
     from .render import DependencyGraph, graph
     from .store.evict import prune
+    from .store.memory import InMemoryLRUCache
     from .store.remote import RemoteStore
 
 __version__ = "2.0.0.dev0"
@@ -75,11 +76,12 @@ __all__ = [
 ]
 
 # Public names whose modules load at first use: drawing a graph, the remote store
-# (fsspec), pruning and 1.0's type variables (typing) are not
+# (fsspec), the memory cache, pruning and 1.0's type variables (typing) are not
 # needed to hit (issue 12, target 5).
 _LAZY = {
     "DependencyGraph": ".render",
     "graph": ".render",
+    "InMemoryLRUCache": ".store.memory",
     "RemoteStore": ".store.remote",
     "ContextId": "._typing",
     "prune": ".store.evict",

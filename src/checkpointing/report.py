@@ -26,7 +26,6 @@ from __future__ import annotations
 import _thread  # threading's locks, without threading (issue 12, target 5)
 import os
 import sys
-import warnings
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -62,4 +61,6 @@ def warn(message: str, category: Type[Warning], once: Optional[Hashable] = None)
             if once in _ONCE:
                 return
             _ONCE.add(once)
+    import warnings  # here: a warning is rare, and warnings.py not loaded at start-up
+
     warnings.warn(message, category, stacklevel=user_stacklevel())

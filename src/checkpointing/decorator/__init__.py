@@ -80,7 +80,10 @@ else:
         return func
 
 
-_Compressed = _manage.Compressed
+# store.compress.Compressed, None until that module is loaded (compress=, or an entry
+# stored compressed unpickled here: see _try_retrieve); not at import (issue 12).
+_Compressed: Any = None
+_COMPRESS_MODULE = "checkpointing.store.compress"
 # store.evict.TOUCH_INTERVAL (tests/test_light_import.py checks they agree), written out:
 # evict loads with the usage log, at decoration, not at import (issue 12, target 5).
 _TOUCH_INTERVAL = 3600.0
@@ -594,7 +597,10 @@ class DecoratorCheckpoint:
                 state[1] += 1
             else:
                 self._usage.hit(key, func)  # type: ignore[union-attr]
-        if type(value) is _Compressed:
+        compressed = _Compressed
+        if compressed is None and _COMPRESS_MODULE in _modules:
+            compressed = _compressed_class()
+        if type(value) is compressed:
             try:
                 value = value.load()
             except Exception as exc:
@@ -871,6 +877,16 @@ class DecoratorCheckpoint:
 _ACCESS_NOFOLLOW = os.access in os.supports_follow_symlinks
 _PLANS: List[Any] = []  # keyplan's cached and is_acknowledged (loaded by the first miss)
 _LOCKING: List[Any] = []  # what _compute_once needs of the locks (a miss's, not at import)
+
+
+def _compressed_class() -> Any:
+    """store.compress.Compressed, kept for the next hits (the module is loaded: a value
+    of this class can come only from it)."""
+    global _Compressed
+    from ..store.compress import Compressed
+
+    _Compressed = Compressed
+    return Compressed
 
 
 def _locking() -> List[Any]:

@@ -20,7 +20,6 @@ from ..config import defaults, parse_age, parse_size
 from ..errors import CheckpointNotExist, ConfigurationError
 from ..identify import AutoFuncCallIdentifier, qualified_name
 from ..store import PickleFileCache
-from ..store.compress import Compressed, compress_pickle, validate_codec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     from . import DecoratorCheckpoint
 
 __all__ = [
-    "Compressed",
     "annotate",
     "attach",
     "compress_result",
@@ -88,7 +86,11 @@ def validate_options(
             f"(copy-on-write: writable, changes stay in memory); the entry itself is never "
             f"written through"
         )
-    codec = None if compress is None else validate_codec(compress)
+    codec = None
+    if compress is not None:
+        from ..store.compress import validate_codec  # compress= only (issue 12, target 5)
+
+        codec = validate_codec(compress)
     if codec is not None and mmap_mode is not None:
         raise ConfigurationError(
             f"mmap_mode={mmap_mode!r} and compress={compress!r} exclude each other: a "
@@ -217,6 +219,8 @@ def compress_result(decorator: "DecoratorCheckpoint", result: Any, metadata: Dic
     """What to store for ``result`` under ``compress=``: a :class:`Compressed` holding
     its pickle when that is at least ``defaults["cache.compress_threshold"]``, else the
     result itself."""
+    from ..store.compress import Compressed, compress_pickle
+
     stored = compress_pickle(
         result,
         decorator.compress,

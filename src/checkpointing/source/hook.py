@@ -13,18 +13,23 @@ through untouched, at the cost of a memoised path check.
 from __future__ import annotations
 
 import _thread  # threading's locks, without threading (issue 12, target 5)
-import importlib.machinery
 import os
 import sys
 import types
 
-# importlib.util.decode_source itself: importlib.util imports typing on 3.9 (issue 12)
-from importlib._bootstrap_external import decode_source
+try:  # the loaded importlib itself: the importlib package imports warnings (issue 12)
+    from _frozen_importlib_external import SourceFileLoader as _SourceFileLoader
+    from _frozen_importlib_external import decode_source
+except ImportError:  # an interpreter without frozen importlib
+    # importlib.util.decode_source itself: importlib.util imports typing on 3.9
+    from importlib._bootstrap_external import decode_source  # type: ignore[no-redef]
+    from importlib.machinery import SourceFileLoader as _SourceFileLoader
 
 from .index import INDEX
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import importlib.machinery
     from typing import Any, Optional, Sequence
 
 __all__ = [
@@ -34,8 +39,6 @@ __all__ = [
     "install_import_hook",
     "should_record",
 ]
-
-_SourceFileLoader = importlib.machinery.SourceFileLoader
 
 
 def should_record(filename: str) -> bool:

@@ -89,18 +89,26 @@ from .format import (
     _Untrusted,
 )
 from .history import HISTORY_COMPACT_BYTES, HISTORY_LENGTH, append_history, read_history_file
-from .memory import InMemoryLRUCache
 from .tier import MEMORY, MemoryTier
 from .variants import _checks_digest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .locks import SynchronizedCache
+    from .memory import InMemoryLRUCache
 
 
 def __getattr__(name: str) -> object:
     # Loaded at first use (issue 12, target 5): the compute-once locks (a miss's, with
-    # contextlib) and the compiled patterns (re).
+    # contextlib), the memory cache (chosen by few), and the compiled patterns (re).
     if name == "SynchronizedCache":
         from .locks import SynchronizedCache
 
         return SynchronizedCache
+    if name == "InMemoryLRUCache":
+        from .memory import InMemoryLRUCache
+
+        return InMemoryLRUCache
     from . import files, format
 
     return getattr(files if name == "_LEGACY_NAME" else format, name)

@@ -123,7 +123,6 @@ from .format import (
     _Untrusted,
 )
 from .history import HistoryFiles
-from .locks import forget_lock_files
 from .tier import MEMORY
 from .variants import VariantFiles
 
@@ -359,6 +358,8 @@ class PickleFileCache(VariantFiles, HistoryFiles, _Store):
             status = write(remember)
         except FileNotFoundError:
             self._prepared = False  # the directory was removed under us: once more
+            from .locks import forget_lock_files  # (a miss's compute-once locks: not at import)
+
             forget_lock_files()  # (its lock file with it)
             self._prepare()
             status = write(remember)

@@ -89,3 +89,8 @@ class InMemoryLRUCache(CacheBase[ContextId, ReturnValue]):
 
 
 _NONE = object()
+
+
+# Documented and pickled under its public name however it is first reached (the
+# package loads this module at first use: checkpointing.__getattr__).
+InMemoryLRUCache.__module__ = "checkpointing"
