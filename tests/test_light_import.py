@@ -44,6 +44,8 @@ DEFERRED = [
     "checkpointing.store.locks",  # compute-once locks: a miss's
     "checkpointing.store.compress",  # compress=, at decoration; a compressed entry, at its read
     "checkpointing.store.memory",  # checkpointing.InMemoryLRUCache, at first use
+    "checkpointing.store.history",  # a function's history: a miss's, why's, the CLI's
+    "checkpointing.store.variants",  # a key's variants: a save's with checks, a stale hit's
 ]
 
 # Standard modules a hit does not need, and that ``import checkpointing`` must not load

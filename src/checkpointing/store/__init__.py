@@ -88,14 +88,16 @@ from .format import (
     _serialize,
     _Untrusted,
 )
-from .history import HISTORY_COMPACT_BYTES, HISTORY_LENGTH, append_history, read_history_file
 from .tier import MEMORY, MemoryTier
-from .variants import _checks_digest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .history import HISTORY_COMPACT_BYTES, HISTORY_LENGTH, append_history, read_history_file
     from .locks import SynchronizedCache
     from .memory import InMemoryLRUCache
+    from .variants import _checks_digest
+
+_HISTORY = ("HISTORY_COMPACT_BYTES", "HISTORY_LENGTH", "append_history", "read_history_file")
 
 
 def __getattr__(name: str) -> object:
@@ -109,6 +111,14 @@ def __getattr__(name: str) -> object:
         from .memory import InMemoryLRUCache
 
         return InMemoryLRUCache
+    if name in _HISTORY:  # a miss's and the command line's (the history of a function)
+        from . import history
+
+        return getattr(history, name)
+    if name == "_checks_digest":  # a save's with run-time checks (variants of a key)
+        from .variants import _checks_digest
+
+        return _checks_digest
     from . import files, format
 
     return getattr(files if name == "_LEGACY_NAME" else format, name)

@@ -122,9 +122,7 @@ from .format import (
     _read_small,
     _Untrusted,
 )
-from .history import HistoryFiles
 from .tier import MEMORY
-from .variants import VariantFiles
 
 try:  # pickle.py's dumps and loads, without pickle.py (which imports re): issue 12
     import _pickle as pickle
@@ -197,7 +195,7 @@ class EntryInfo(_EntryFields):
         return self.key
 
 
-class PickleFileCache(VariantFiles, HistoryFiles, _Store):
+class PickleFileCache(_Store):
     """The default store: one checksummed pickle file per key under ``directory``.
 
     Args:
@@ -288,6 +286,45 @@ class PickleFileCache(VariantFiles, HistoryFiles, _Store):
             if not os.path.lexists(path):
                 _atomic_write(self.directory, path, [text.encode()], self.file_mode)
         self._prepared = True
+
+    # -- variants of a key, history of a function -------------------------------------
+    # VariantFiles' and HistoryFiles' (store.variants, store.history), loaded at first
+    # use: a hit needs neither (issue 12, target 5: a light import).
+
+    def _variants_directory(self, key: str) -> str:
+        from .variants import VariantFiles
+
+        return VariantFiles._variants_directory(self, key)  # type: ignore[arg-type]
+
+    def _set_aside(self, key: str, path: str, new_checks: Any, promoting: bool = False) -> None:
+        from .variants import VariantFiles
+
+        VariantFiles._set_aside(self, key, path, new_checks, promoting)  # type: ignore[arg-type]
+
+    def variants(self, key: str) -> List[Tuple[str, Any]]:
+        from .variants import VariantFiles
+
+        return VariantFiles.variants(self, key)  # type: ignore[arg-type]
+
+    def promote_variant(self, key: str, path: str) -> None:
+        from .variants import VariantFiles
+
+        VariantFiles.promote_variant(self, key, path)  # type: ignore[arg-type]
+
+    def _history_path(self, function: str) -> str:
+        from .history import HistoryFiles
+
+        return HistoryFiles._history_path(self, function)  # type: ignore[arg-type]
+
+    def record_history(self, function: str, entry: Dict[str, Any]) -> None:
+        from .history import HistoryFiles
+
+        HistoryFiles.record_history(self, function, entry)  # type: ignore[arg-type]
+
+    def history(self, function: str) -> List[Dict[str, Any]]:
+        from .history import HistoryFiles
+
+        return HistoryFiles.history(self, function)  # type: ignore[arg-type]
 
     # -- writing ----------------------------------------------------------------------
     def save(self, context_id: str, result: Any) -> None:
