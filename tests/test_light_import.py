@@ -63,10 +63,10 @@ NOT_LOADED = [
     "inspect",
     "logging",
     "importlib",  # the import hook uses the loaded importlib (importlib imports warnings)
-    "warnings",  # issued through report.warn, which imports it
 ]
 if sys.version_info < (3, 12):  # from 3.12 sysconfig (the source index's) imports it
     NOT_LOADED.append("threading")
+    NOT_LOADED.append("warnings")  # report.warn imports it (threading does, from 3.12)
 
 
 def _python(code: str, cwd: str) -> str:
