@@ -112,8 +112,8 @@ class UsageLog:
     def __init__(self, cache: PickleFileCache) -> None:
         self.cache = cache
         self.path = os.path.join(cache.directory, USAGE_LOG)
-        # key -> [monotonic time of its last line, hits since, the function]; the
-        # decorator reads it directly on a hit (see :meth:`hit`).
+        # key -> [monotonic time of its last line, hits since, the function (or its
+        # name)]; the decorator reads it directly on a hit (see :meth:`hit`).
         self.state: Dict[str, List[Any]] = {}
         self._monotonic = time.monotonic
         # How a function is named in the log; the decorator sets the library's one
@@ -125,9 +125,10 @@ class UsageLog:
         # compaction; a fixed bound would compact it again at every line written.
         self._compact_at = _COMPACT_BYTES
         self._fd: Optional[int] = None  # the log, kept open (see _write)
-        # Lines of hits and saves not written yet (see _queue), and when the first was
+        # Lines of hits and saves not written yet, as (key, function or its name, time,
+        # hits, misses): made into text when written (see _queue); when the first was
         # added; the keys whose hit line waits -> the monotonic time of that hit.
-        self._pending: List[str] = []
+        self._pending: List[Tuple[str, Any, Optional[float], int, int]] = []
         self._pending_since = 0.0
         self._pending_lock = _thread.allocate_lock()
         self._waiting: Dict[str, float] = {}
@@ -157,30 +158,26 @@ class UsageLog:
             if waited is not None:
                 self._write_pending()
                 return
-        name = func if isinstance(func, str) else self.namer(func)
-        hits = 1 + (state[1] if state is not None else 0)
-        line = _usage_line(key, name, time.time(), hits, 0)
+        record = (key, func, time.time(), 1 + (state[1] if state is not None else 0), 0)
         if not _BATCHING[0]:
-            self.state[key] = [now, 0, name]
-            self._write_data(line.encode())
+            self.state[key] = [now, 0, func]
+            self._write_data(self._text([record]))
             return
-        self.state[key] = [now - TOUCH_INTERVAL + SAVE_BATCH_SECONDS, 0, name]
-        self._queue(line, now, key, True)
+        self.state[key] = [now - TOUCH_INTERVAL + SAVE_BATCH_SECONDS, 0, func]
+        self._queue(record, now, True)
 
     def saved(self, key: str, func: Any) -> None:
         """Record a save (a miss) of ``key``: also its last use. The line waits in
         memory (see :meth:`_queue`): most misses make no system call here. A log grown
         past 1 MB, and past twice what its last compaction left, is compacted when
         lines are written at a save (a miss already pays for one write)."""
-        name = func if isinstance(func, str) else self.namer(func)
         now = self._monotonic()
         state = self.state.get(key)
-        hits = state[1] if state is not None else 0
-        self.state[key] = [now, 0, name]
-        line = _usage_line(key, name, time.time(), hits, 1)
+        self.state[key] = [now, 0, func]
+        record = (key, func, time.time(), state[1] if state is not None else 0, 1)
         if not _BATCHING[0]:
-            self._write_data(line.encode())
-        elif not self._queue(line, now, key, False):
+            self._write_data(self._text([record]))
+        elif not self._queue(record, now, False):
             return
         if self._compact_soon:
             self._compact_soon = False
@@ -213,17 +210,19 @@ class UsageLog:
         self._compact_at = max(_COMPACT_BYTES, 2 * len(data))
         return False
 
-    def _queue(self, line: str, now: float, key: str, hit: bool) -> bool:
-        """Add ``line`` (of ``key``'s ``hit``, else save) to those waiting; write them
-        all, in one ``write``, if the first of them waited a second or more, or 1,000
-        wait (True: written)."""
+    def _queue(
+        self, record: Tuple[str, Any, Optional[float], int, int], now: float, hit: bool
+    ) -> bool:
+        """Add the line of ``record`` (a ``hit``'s, else a save's) to those waiting;
+        write them all, in one ``write``, if the first of them waited a second or more,
+        or 1,000 wait (True: written)."""
         with self._pending_lock:
             pending = self._pending
-            pending.append(line)
+            pending.append(record)
             if hit:
-                self._waiting[key] = now  # see hit()
+                self._waiting[record[0]] = now  # see hit()
             else:  # the key's state dates this save's line
-                self._waiting.pop(key, None)
+                self._waiting.pop(record[0], None)
             if len(pending) == 1:
                 self._pending_since = now
             if len(pending) < _SAVE_BATCH and now - self._pending_since < SAVE_BATCH_SECONDS:
@@ -241,19 +240,30 @@ class UsageLog:
                     state[0] = when
             self._waiting.clear()
         if lines:
-            self._write_data("".join(lines).encode())
+            self._write_data(self._text(lines))
+
+    def _text(self, records: List[Tuple[str, Any, Optional[float], int, int]]) -> bytes:
+        """The lines of ``records`` (see ``_pending``; a time None: no ``"t"``)."""
+        namer, names = self.namer, {}
+        out = []
+        for key, func, when, hits, misses in records:
+            name = func if isinstance(func, str) else names.get(id(func))
+            if name is None:
+                name = names[id(func)] = namer(func)
+            out.append(_usage_line(key, name, when, hits, misses))
+        return "".join(out).encode()
 
     def flush(self) -> None:
         """Write the lines of hits and saves waiting in memory, and the hits counted
         since each key's last line (at exit, and before the log is read)."""
         self._write_pending()
-        lines = []
+        records = []
         for key, state in list(self.state.items()):
             if state[1]:
-                lines.append(_usage_line(key, state[2], None, state[1], 0))
+                records.append((key, state[2], None, state[1], 0))
                 state[1] = 0
-        if lines:
-            self._write_data("".join(lines).encode())
+        if records:
+            self._write_data(self._text(records))
 
     def _write_data(self, data: bytes) -> None:
         """Append ``data`` (whole lines) in one ``write`` (``O_APPEND`` keeps it whole
