@@ -46,6 +46,7 @@ DEFERRED = [
     "checkpointing.store.memory",  # checkpointing.InMemoryLRUCache, at first use
     "checkpointing.store.history",  # a function's history: a miss's, why's, the CLI's
     "checkpointing.store.variants",  # a key's variants: a save's with checks, a stale hit's
+    "checkpointing.runtime",  # what a miss records, what a hit of an entry with checks checks
 ]
 
 # Standard modules a hit does not need, and that ``import checkpointing`` must not load

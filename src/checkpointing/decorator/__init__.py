@@ -36,7 +36,6 @@ import sys
 import time
 import types
 
-from .. import runtime
 from .._lazylog import DEBUG, INFO, LazyLogger
 from ..config import defaults, validate_inputs, validate_on_error
 from ..errors import PENDING_WARNINGS as PENDING
@@ -91,6 +90,7 @@ _monotonic = time.monotonic
 _modules = sys.modules
 
 if TYPE_CHECKING:
+    from .. import runtime
     from ..explain import Explanation
 
 __all__ = ["DecoratorCheckpoint", "checkpoint"]
@@ -474,6 +474,8 @@ class DecoratorCheckpoint:
             result = func(*args, **kwargs)
         finally:
             if recorder is not None:
+                from .. import runtime  # a miss's (not at import: issue 12, target 5)
+
                 runtime.stop(recorder)
         if key is not None:
             self._try_save(
@@ -576,7 +578,10 @@ class DecoratorCheckpoint:
                         qualified_name(func),
                         stale,
                     )
-                runtime.propagate(checks)
+                if checks:
+                    from .. import runtime  # a hit with checks (not at import: issue 12)
+
+                    runtime.propagate(checks)
         except CheckpointNotExist:
             if logger.isEnabledFor(DEBUG):
                 logger.debug("miss: %s (key %s)", qualified_name(func), key)
@@ -614,7 +619,11 @@ class DecoratorCheckpoint:
             declared = {pattern for pattern, _ in (checks or {}).get("declared", ())}
             if not declared.issuperset(self.inputs):
                 return "its inputs= patterns were not checked when it was stored"
-        return runtime.verify(checks) if checks else None
+        if not checks:
+            return None
+        from .. import runtime  # a hit with checks (not at import: issue 12, target 5)
+
+        return runtime.verify(checks)
 
     def _try_variants(self, key: str) -> Tuple[Any, Any]:
         """(value, checks) of an earlier entry of ``key`` whose checks hold now (the
@@ -687,6 +696,8 @@ class DecoratorCheckpoint:
         """Watch a miss (see :mod:`checkpointing.runtime`), if this cache can verify it."""
         if not self.cache.stores_checks:
             return None
+        from .. import runtime  # a miss's (not at import: issue 12, target 5)
+
         blind = self._blind(func)
         safety_net = (
             defaults["runtime.safety_net"]
@@ -739,6 +750,8 @@ class DecoratorCheckpoint:
     def _checks(self, func: Callable[..., Any], recorder: Optional[runtime.Recorder]) -> Any:
         """The run-time checks to store (None if none), or _UNCHECKED if recording
         failed."""
+        from .. import runtime  # a miss's (not at import: issue 12, target 5)
+
         checks: Dict[str, Any] = {}
         if self.inputs:  # an entry without them is never served (see _stale)
             try:
