@@ -23,7 +23,8 @@ from checkpointing.store.evict import UsageLog, prune_cache, usage_log_for
 
 # A program: saves f(0..n-1) with "fill", else hits the keys given, each reported as
 # "HIT i"; "wait" waits for a line on stdin before exiting (the parent looks at the log
-# meanwhile); "sleep" hits each key a second time after a pause of 1.2 s.
+# meanwhile); "sleep" waits for a line, then hits each key a second time after a
+# pause of 1.2 s.
 HITTER = """
 import os, sys, time
 from checkpointing import checkpoint
@@ -42,6 +43,7 @@ for i in map(int, sys.argv[2].split(",")):
     assert len(f(i)) == 1000 + i
     print("HIT", i, flush=True)
 if "sleep" in sys.argv:
+    sys.stdin.readline()  # the parent has looked at the log
     time.sleep(1.2)
     for i in map(int, sys.argv[2].split(",")):
         f(i)
@@ -124,6 +126,8 @@ def test_a_first_hit_writes_no_line_until_exit_or_a_second_later(tmp_path) -> No
         assert proc.stdout.readline().split() == ["HIT", "0"]
         assert proc.stdout.readline().split() == ["HIT", "1"]
         assert len(_log_lines(cache_dir)) == saves  # both lines wait
+        proc.stdin.write("next\n")
+        proc.stdin.flush()
         assert proc.stdout.readline().strip() == "AGAIN"
         written = _log_lines(cache_dir)[saves:]
         assert len(written) == 2 and all(r["h"] == 1 and "t" in r for r in written)
