@@ -15,7 +15,7 @@ This module owns three things that decide which entries go:
   lines of hits and saves are written at its first hit or save a second or more after
   the first of them waited (a hit of a key whose line waits comes back here after a
   second for that), at the 1,000th, at exit, and before this process reads the log
-  (``stats``, eviction, ``prune``, ``evict``: every reader sees its own process's
+  (``ls``, ``show``, ``stats``, ``prune``, the size limit: every reader sees its process's
   lines). A forked child (it may end with ``os._exit``, skipping exit handlers)
   writes each line at once. So the first hit of a process makes no system call here.
   Other processes see the lines once written: while a process that hit an entry makes
