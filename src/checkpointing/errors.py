@@ -31,7 +31,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, Optional, Tuple
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 __all__ = [
     "BlindSpotWarning",
@@ -141,3 +141,9 @@ class ExpensiveOverheadWarning(CheckpointWarning):
 # file, line). Filled by keyplan.announce, emptied by keyplan.flush_warnings; here, at
 # the bottom layer, so that the call path can test it without importing the analysis.
 PENDING_WARNINGS: Dict[str, Tuple[str, Optional[str], Optional[int]]] = {}
+
+# Called with store.compress.Compressed when that module loads (compress=, or the first
+# compressed entry unpickled), so that the call path unpacks such a result on a hit
+# without loading the codecs at import (issue 12, target 5); here, at the bottom layer,
+# as the decorator registers and the store calls.
+COMPRESSED_LOADED: List[Callable[[type], None]] = []

@@ -38,8 +38,8 @@ import types
 
 from .._lazylog import DEBUG, INFO, LazyLogger
 from ..config import defaults, validate_inputs, validate_on_error
-from ..errors import PENDING_WARNINGS as PENDING
 from ..errors import (
+    COMPRESSED_LOADED,
     CheckpointFailedError,
     CheckpointFailedWarning,
     CheckpointNotExist,
@@ -49,6 +49,7 @@ from ..errors import (
     HashFailedWarning,
     SideEffectWarning,
 )
+from ..errors import PENDING_WARNINGS as PENDING
 from ..identify import AutoFuncCallIdentifier, FuncCallIdentifierBase, qualified_name
 from ..report import warn
 from ..store import CacheBase, PickleFileCache
@@ -79,10 +80,10 @@ else:
         return func
 
 
-# store.compress.Compressed, None until that module is loaded (compress=, or an entry
-# stored compressed unpickled here: see _try_retrieve); not at import (issue 12).
+# store.compress.Compressed once that module is loaded (compress=, or an entry stored
+# compressed unpickled here: it tells _compressed_loaded), else None: a hit compares
+# its value's type with it at no extra cost, and the import does not load the codecs.
 _Compressed: Any = None
-_COMPRESS_MODULE = "checkpointing.store.compress"
 # store.evict.TOUCH_INTERVAL (tests/test_light_import.py checks they agree), written out:
 # evict loads with the usage log, at decoration, not at import (issue 12, target 5).
 _TOUCH_INTERVAL = 3600.0
@@ -602,10 +603,7 @@ class DecoratorCheckpoint:
                 state[1] += 1
             else:
                 self._usage.hit(key, func)  # type: ignore[union-attr]
-        compressed = _Compressed
-        if compressed is None and _COMPRESS_MODULE in _modules:
-            compressed = _compressed_class()
-        if type(value) is compressed:
+        if type(value) is _Compressed:
             try:
                 value = value.load()
             except Exception as exc:
@@ -892,14 +890,15 @@ _PLANS: List[Any] = []  # keyplan's cached and is_acknowledged (loaded by the fi
 _LOCKING: List[Any] = []  # what _compute_once needs of the locks (a miss's, not at import)
 
 
-def _compressed_class() -> Any:
-    """store.compress.Compressed, kept for the next hits (the module is loaded: a value
-    of this class can come only from it)."""
+def _compressed_loaded(cls: type) -> None:
+    """store.compress is loaded: ``cls`` is its Compressed (see ``_Compressed``)."""
     global _Compressed
-    from ..store.compress import Compressed
+    _Compressed = cls
 
-    _Compressed = Compressed
-    return Compressed
+
+COMPRESSED_LOADED.append(_compressed_loaded)
+if "checkpointing.store.compress" in _modules:  # loaded before this module: told no one
+    _compressed_loaded(_modules["checkpointing.store.compress"].Compressed)
 
 
 def _locking() -> List[Any]:

@@ -20,7 +20,7 @@ try:  # pickle.py's dumps and loads, without pickle.py (which imports re): issue
 except ImportError:  # an interpreter without the C pickle
     import pickle  # type: ignore[no-redef]
 
-from ..errors import ConfigurationError
+from ..errors import COMPRESSED_LOADED, ConfigurationError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -104,3 +104,7 @@ def compress_pickle(result: Any, codec: str, protocol: int, threshold: int) -> A
     else:
         packed = _module(codec).compress(data)
     return Compressed(codec, packed, len(data))
+
+
+for _callback in COMPRESSED_LOADED:  # the decorator's: see errors.COMPRESSED_LOADED
+    _callback(Compressed)
