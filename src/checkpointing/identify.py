@@ -366,9 +366,10 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         self._accepted: Dict[Any, Tuple[bytes, bytes]] = {}
         self._aliases = False  # may an acceptance apply? (see prepare and accept)
         # func -> (static digest, values digest, a hasher fed the key's fixed part with
-        # them): the key of a call copies the hasher while both digests are the very
-        # objects it was made with (bytes: same object, same content).
-        self._prefixes: Dict[Any, Tuple[bytes, bytes, hashing.Hasher]] = {}
+        # them, the memo of keys by plain arguments): the key of a call copies the hasher
+        # while both digests are the very objects it was made with (bytes: same object,
+        # same content).
+        self._prefixes: Dict[Any, Tuple[bytes, bytes, hashing.Hasher, Dict[Any, str]]] = {}
         # func -> what its fingerprints share while its plan and values stay the same.
         self._fixed: Dict[Any, _FixedParts] = {}
         # The key plans (keyplan.current): imported here, when an identifier is made
@@ -513,16 +514,36 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
             hasher.feed(KEY_FORMAT)
             hasher.feed_bytes(static)
             hasher.feed_bytes(values_digest)
-            prefix = self._prefixes[func] = (static, values_digest, hasher)
+            prefix = self._prefixes[func] = (static, values_digest, hasher, {})
         hasher = prefix[2]
+        memo = None
         if self.track_versions or self.depends_on:
             hasher = hasher.copy()
             if self.track_versions:
                 hasher.feed(sorted(plan.versions().items()))
             for extra in self.depends_on:
                 hasher.feed(extra)
+        elif len(values) <= _MEMO_ARGUMENTS:
+            # The key of the same ints and short strs again, from a memo that lives as
+            # long as this prefix (these plan and values digests): a dict lookup instead
+            # of encoding and hashing (two thirds of a key). Exact types only: no
+            # __hash__ or __eq__ of the caller's runs, and 1, True and 1.0 stay apart.
+            for value in values:
+                t = type(value)
+                if t is not int and (t is not str or len(value) > _MEMO_STR):
+                    break
+            else:
+                memo = prefix[3]
+                if _dispatch_of(tuple) is _TUPLE_ENCODER:  # (no digester of yours for tuples)
+                    digest = memo.get(values)
+                    if digest is not None:
+                        return digest
         digest = hasher.hexdigest_plain(values)
         if digest is not None:
+            if memo is not None:
+                if len(memo) >= _MEMO_KEYS:
+                    memo.clear()
+                memo[values] = digest
             return digest
         try:
             for value in values:
@@ -644,6 +665,15 @@ def _versioned_name(func: Callable[..., Any]) -> str:
         if stem.isidentifier():
             name = f"{stem}:{name.partition(':')[2]}"
     return name
+
+
+# The memo of keys by arguments (see key): calls of at most this many arguments, each an
+# int or a str of at most this many characters, and this many keys per function.
+_MEMO_ARGUMENTS = 16
+_MEMO_STR = 256
+_MEMO_KEYS = 256
+_dispatch_of = hashing.core._DISPATCH.get
+_TUPLE_ENCODER = hashing.core._BUILTINS[tuple]
 
 
 def _plan_of(func: Any) -> Any:
