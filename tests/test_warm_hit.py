@@ -147,3 +147,26 @@ def test_a_hit_from_memory_is_a_fresh_copy_and_sees_a_replaced_entry(counted) ->
     assert counted(1, 2) == ["1", "2"]  # deleted: a miss, the body runs again
     assert sys.ckpt_warm_runs == [(1, 2), (1, 2)]
     assert Path(path).exists()
+
+
+def test_debug_switched_on_between_hits_logs_the_next_hit(counted, caplog) -> None:
+    """A hit skips its debug line on the logger's memo of disabled levels; a level set
+    later (setLevel empties that memo) is obeyed at the next hit."""
+    import logging
+
+    from checkpointing import decorator
+
+    def hit_lines() -> list:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("hit: ")]
+
+    counted(1, 2)
+    counted(1, 2)
+    counted(1, 2)
+    assert decorator.logger.levels.get(logging.DEBUG) is False  # skipped without a call
+    assert hit_lines() == []
+    with caplog.at_level(logging.DEBUG, logger="checkpointing"):
+        counted(1, 2)
+        assert len(hit_lines()) == 1
+    counted(1, 2)
+    assert len(hit_lines()) == 1
+    assert sys.ckpt_warm_runs == [(1, 2)]
