@@ -483,10 +483,10 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
     ) -> str:
         """Key of ``func(*args, **kwargs)`` without building a context (the hot path).
 
-        A warm hit spends half its time here, so its common case is written out: the
-        memoised plan checked in place (what :func:`keyplan.current` does first), and
-        arguments that are ints and strs encoded in one call
-        (:meth:`hashing.Hasher.hexdigest_plain`)."""
+        A warm hit spent half its time here, so its common case is written out: the
+        memoised plan checked in place (what :func:`keyplan.current` does first), the
+        key of ints and short strs seen before taken from a memo, and other ints and
+        strs encoded in one call (:meth:`hashing.Hasher.hexdigest_plain`)."""
         binder = self._binders.get(func)
         if binder is not None and not kwargs and len(args) == binder.exact:
             values = args  # what bind() returns then, without the call
@@ -526,7 +526,7 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         elif len(values) <= _MEMO_ARGUMENTS:
             # The key of the same ints and short strs again, from a memo that lives as
             # long as this prefix (these plan and values digests): a dict lookup instead
-            # of encoding and hashing (two thirds of a key). Exact types only: no
+            # of encoding and hashing (most of a key). Exact types only: no
             # __hash__ or __eq__ of the caller's runs, and 1, True and 1.0 stay apart.
             for value in values:
                 t = type(value)
