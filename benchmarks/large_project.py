@@ -18,6 +18,13 @@ dependencies in the same process, and the peak memory (``ru_maxrss``) of the pro
 
 Targets (issue #9): first call without analysis <= 3 s, with stored analysis <= 20 ms,
 warm hit <= 2x the hit of a function with no dependencies.
+
+It also reports the floor of any check of that reach in pure Python, in the same
+processes: how many places (a name in a namespace, a function's defaults, a cell) the key
+reads and how many distinct objects they hold; the time of one pass that reads every
+place once, which a new process cannot avoid (its values are made by its own imports);
+and the time of one identity comparison per name a warm hit checks, done by C-level
+``map`` (the cheapest way Python has to tell that no name was rebound).
 """
 
 from __future__ import annotations
@@ -77,10 +84,48 @@ PROBE = textwrap.dedent("""
         t3 = clock()
         target_ns.append(t2 - t)
         alone_ns.append(t3 - t2)
-    print(json.dumps({"first_ms": first * 1000,
-                      "hit_us": statistics.median(target_ns) / 1000,
-                      "alone_us": statistics.median(alone_ns) / 1000,
-                      "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    out = {"first_ms": first * 1000,
+           "hit_us": statistics.median(target_ns) / 1000,
+           "alone_us": statistics.median(alone_ns) / 1000,
+           "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+    # The floor: what any check of this reach must read, and the cheapest pure-Python
+    # passes over it (C-level map over the places, one identity comparison each).
+    import itertools, operator
+    from checkpointing import keyplan
+
+    def median_us(fn, n=30):
+        samples = []
+        for _ in range(n):
+            t = clock(); fn(); samples.append(clock() - t)
+        return statistics.median(samples) / 1000
+
+    plan = keyplan.cached(target.__wrapped__)
+    witnesses = {}  # those of the plan, and those of the walks whose digests hits reuse
+    found = [plan._last[2]] if plan._last and plan._last[2] else []
+    found += [r.witness for r in keyplan._REUSABLE.values()]
+    found += [r.witness for r in keyplan._REUSABLE_VALUES.values()]
+    for w in found:
+        for part in w.vouched():
+            witnesses[id(part)] = part
+    witnesses = list(witnesses.values())
+    places = [g for p in keyplan._LOCAL_PLANS.values() for g in p._getters] + list(plan._getters)
+    names = [(ns, name, bound) for w in witnesses
+             for ns, name, bound in zip(w._namespaces, w._names, w._bound)]
+    namespaces = [ns for ns, _, _ in names]
+    keys = [name for _, name, _ in names]
+    bound = [value for _, _, value in names]
+    unbound = keyplan.UNBOUND
+    out["floor"] = {
+        "places": len(places),
+        "distinct objects": len({id(get()) for get in places}),
+        "names checked by a hit": len(names),
+        "namespaces": len({id(ns) for ns in namespaces}),
+        "read every place once, us": median_us(lambda: [get() for get in places], 10),
+        "check the names a hit checks, us": median_us(lambda: all(map(
+            operator.is_, map(dict.get, namespaces, keys, itertools.repeat(unbound)), bound))),
+    }
+    print(json.dumps(out))
 """)
 
 
@@ -154,7 +199,7 @@ def main() -> None:
         )
         for which in ("shortest", "density"):
             run(root, which, 10)  # fills the cache entry and the .pyc files
-            without, with_disk, hit, alone, rss = [], [], [], [], []
+            without, with_disk, hit, alone, rss, floors = [], [], [], [], [], []
             for _ in range(args.repeat):
                 shutil.rmtree(analysis, ignore_errors=True)
                 result = run(root, which, 10)
@@ -164,6 +209,7 @@ def main() -> None:
                 with_disk.append(result["first_ms"])
                 hit.append(result["hit_us"])
                 alone.append(result["alone_us"])
+                floors.append(result["floor"])
             h, a = statistics.median(hit), statistics.median(alone)
             print(f"  {which}:")
             print(
@@ -179,6 +225,22 @@ def main() -> None:
                 f"ratio {h / a:6.1f}   (target <= 2)"
             )
             print(f"    peak memory (first call, no analysis): {statistics.median(rss):7.1f} MB")
+            floor = {k: statistics.median(f[k] for f in floors) for k in floors[0]}
+            print(
+                f"    floor: the key reads {floor['places']:.0f} places "
+                f"({floor['distinct objects']:.0f} distinct objects); a warm hit checks "
+                f"{floor['names checked by a hit']:.0f} names in "
+                f"{floor['namespaces']:.0f} namespaces"
+            )
+            print(
+                f"      reading every place once (the least a new process must do): "
+                f"{floor['read every place once, us'] / 1000:7.1f} ms"
+            )
+            print(
+                f"      one identity pass over the names a hit checks: "
+                f"{floor['check the names a hit checks, us']:7.1f} us = "
+                f"{floor['check the names a hit checks, us'] / a:5.0f}x a hit without dependencies"
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -940,7 +940,11 @@ def _problem(path: str, kind: str, reason: str) -> Dict[str, str]:
 
 
 def _check_temporaries(cache: PickleFileCache) -> List[Dict[str, str]]:
-    from .store import _locked
+    """Temporary files a killed writer left: by the rule the saves' own sweep follows
+    (older than ``STALE_TEMP_SECONDS`` and not locked), so that ``verify`` run beside
+    live writers neither reports nor, with ``--remove``, deletes their work in progress
+    (a small entry's temporary file is not locked for the microseconds it exists)."""
+    from .store import STALE_TEMP_SECONDS, _locked
 
     out = []
     now = time.time()
@@ -953,7 +957,7 @@ def _check_temporaries(cache: PickleFileCache) -> List[Dict[str, str]]:
             out.append(
                 _problem(path, "temporary", "not a regular file (left alone; remove it by hand)")
             )
-        elif not _locked(path):
+        elif now - status.st_mtime >= STALE_TEMP_SECONDS and not _locked(path):
             out.append(
                 _problem(
                     path,

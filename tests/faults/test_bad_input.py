@@ -203,6 +203,7 @@ def test_leftover_temporaries_listed_by_verify_and_removed(proj: Path) -> None:
     report = cli(proj, "verify")
     assert report.returncode == 1
     assert all(p.name.encode() in report.stdout for p in leftovers)
+    assert fresh.name.encode() not in report.stdout  # the sweep's rule: not a leftover yet
     assert cli(proj, "prune", "--older-than", "100w", "--yes").returncode == 0
     assert not any(p.exists() for p in leftovers) and fresh.exists()
     for path in leftovers:
@@ -217,17 +218,28 @@ def test_leftover_temporaries_listed_by_verify_and_removed(proj: Path) -> None:
     assert not any(p.exists() for p in leftovers) and fresh.exists()
 
 
-def test_a_live_writers_temporary_is_never_removed(tmp_path: Path) -> None:
-    cache = PickleFileCache(tmp_path / "c")
+def test_a_live_writers_temporary_is_never_removed(proj: Path) -> None:
+    """Neither the saves' sweep nor ``verify --remove`` takes a writer's work in
+    progress: an old temporary a writer holds locked (a large entry being written) or a
+    fresh unlocked one (a small entry's, renamed microseconds after its one write)."""
+    cache = PickleFileCache(proj / ".checkpointing")
     cache.save("k", 1)
-    fd, path = store._create_temporary(cache.entries_directory)  # locked, as in a save
+    fd, held = store._create_temporary(cache.entries_directory)  # locked, as in a save
+    fresh = Path(cache.entries_directory) / ".tmp-0000000000000001.ckpt"
     try:
         old = time.time() - 3600
-        os.utime(path, (old, old))
-        assert cache.remove_stale_temporaries() == 0 and os.path.exists(path)
+        os.utime(held, (old, old))
+        fresh.write_bytes(b"partial")
+        assert cache.remove_stale_temporaries() == 0
+        report = cli(proj, "verify", "--remove")
+        assert report.returncode == 0, report.stdout
+        assert os.path.exists(held) and fresh.exists()
     finally:
         os.close(fd)
-    assert cache.remove_stale_temporaries() == 1 and not os.path.exists(path)
+    report = cli(proj, "verify")  # the writer is gone: its old file is a leftover now
+    assert report.returncode == 1 and os.path.basename(held).encode() in report.stdout
+    assert fresh.name.encode() not in report.stdout
+    assert cache.remove_stale_temporaries() == 1 and not os.path.exists(held)
 
 
 def test_on_error_raise_with_an_unreadable_cache_does_not_claim_the_function_ran(
