@@ -654,3 +654,46 @@ def test_hexdigest_with_names_a_value_that_cannot_be_hashed() -> None:
     with pytest.raises(HashFailedError):
         shared.hexdigest_with((1, threading.Lock()))
     assert shared.hexdigest() == hashing.Hasher().feed(1).hexdigest()
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(),  # beyond 64 bits too: those go the general way
+            st.text(),  # lone surrogates too: likewise
+            st.booleans(),
+            st.floats(allow_nan=False),
+            st.none(),
+            st.binary(max_size=4),
+        ),
+        max_size=5,
+    ).map(tuple)
+)
+def test_hexdigest_plain_is_hexdigest_with_or_declines(values: tuple) -> None:
+    """A hit's arguments that are ints and strs are encoded in one frame
+    (``hexdigest_plain``): the digest must be the general one's, byte for byte, and
+    any other tuple must be declined (None), never digested another way."""
+    shared = hashing.Hasher().feed(b"key prefix").feed(3)
+    plain = shared.hexdigest_plain(values)
+    handled = all(
+        (type(v) is int and -(1 << 63) <= v < (1 << 63))
+        or (type(v) is str and not any(0xD800 <= ord(c) <= 0xDFFF for c in v))
+        for v in values
+    )
+    if handled:
+        assert plain == shared.hexdigest_with(values)
+    else:
+        assert plain is None
+
+
+def test_hexdigest_plain_declines_a_flushed_prefix_and_your_tuple_digester(
+    clean_registry: None,
+) -> None:
+    flushed = hashing.Hasher().feed_bytes(b"x" * (1 << 21)).feed(1)
+    assert flushed.hexdigest_plain((1, "a")) is None
+    assert flushed.hexdigest_with((1, "a"))  # the general way digests it
+    register_digester(tuple, lambda t: b"mine")
+    shared = hashing.Hasher().feed(1)
+    assert shared.hexdigest_plain((1, 2)) is None
+    assert shared.hexdigest_with((1, 2)) == shared.hexdigest_with((3, 4))  # yours

@@ -32,6 +32,10 @@ class LazyLogger:
     def __init__(self, name: str) -> None:
         self.name = name
         self._logger = None
+        # The real logger's memo of isEnabledFor by level (``logging.Logger._cache``,
+        # emptied in place whenever a level changes): a level it holds as False is off,
+        # which a hot path can see without a call. Empty until then (or without it).
+        self.levels: dict = {}
 
     def _real(self):  # noqa: ANN202 (a logging.Logger; logging is not imported here)
         logger = self._logger
@@ -41,6 +45,9 @@ class LazyLogger:
             logger = self._logger = logging.getLogger(self.name)
             for method in ("isEnabledFor", "log", "debug", "info", "warning"):
                 setattr(self, method, getattr(logger, method))
+            levels = getattr(logger, "_cache", None)
+            if type(levels) is dict:
+                self.levels = levels
         return logger
 
     def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's spelling)

@@ -366,9 +366,10 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
         self._accepted: Dict[Any, Tuple[bytes, bytes]] = {}
         self._aliases = False  # may an acceptance apply? (see prepare and accept)
         # func -> (static digest, values digest, a hasher fed the key's fixed part with
-        # them): the key of a call copies the hasher while both digests are the very
-        # objects it was made with (bytes: same object, same content).
-        self._prefixes: Dict[Any, Tuple[bytes, bytes, hashing.Hasher]] = {}
+        # them, the memo of keys by plain arguments): the key of a call copies the hasher
+        # while both digests are the very objects it was made with (bytes: same object,
+        # same content).
+        self._prefixes: Dict[Any, Tuple[bytes, bytes, hashing.Hasher, Dict[Any, str]]] = {}
         # func -> what its fingerprints share while its plan and values stay the same.
         self._fixed: Dict[Any, _FixedParts] = {}
         # The key plans (keyplan.current): imported here, when an identifier is made
@@ -480,7 +481,12 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
     def key(
         self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> str:
-        """Key of ``func(*args, **kwargs)`` without building a context (the hot path)."""
+        """Key of ``func(*args, **kwargs)`` without building a context (the hot path).
+
+        A warm hit spent half its time here, so its common case is written out: the
+        memoised plan checked in place (what :func:`keyplan.current` does first), the
+        key of ints and short strs seen before taken from a memo, and other ints and
+        strs encoded in one call (:meth:`hashing.Hasher.hexdigest_plain`)."""
         binder = self._binders.get(func)
         if binder is not None and not kwargs and len(args) == binder.exact:
             values = args  # what bind() returns then, without the call
@@ -490,7 +496,10 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
             values = binder.bind(args, kwargs)
         if self.version is not None:
             return self._versioned_key(func, values)
-        plan, values_digest = self._current(func, self.analysis_directory)
+        plan = _plan_of(func)
+        values_digest = plan.values_digest() if plan is not None else None
+        if values_digest is None:  # no plan yet, or a stale one: make it
+            plan, values_digest = self._current(func, self.analysis_directory)
         static = plan.static_digest
         if self._aliases:
             accepted = self._accepted.get(func)
@@ -505,14 +514,37 @@ class AutoFuncCallIdentifier(FuncCallIdentifierBase):
             hasher.feed(KEY_FORMAT)
             hasher.feed_bytes(static)
             hasher.feed_bytes(values_digest)
-            prefix = self._prefixes[func] = (static, values_digest, hasher)
+            prefix = self._prefixes[func] = (static, values_digest, hasher, {})
         hasher = prefix[2]
+        memo = None
         if self.track_versions or self.depends_on:
             hasher = hasher.copy()
             if self.track_versions:
                 hasher.feed(sorted(plan.versions().items()))
             for extra in self.depends_on:
                 hasher.feed(extra)
+        elif len(values) <= _MEMO_ARGUMENTS:
+            # The key of the same ints and short strs again, from a memo that lives as
+            # long as this prefix (these plan and values digests): a dict lookup instead
+            # of encoding and hashing (most of a key). Exact types only: no
+            # __hash__ or __eq__ of the caller's runs, and 1, True and 1.0 stay apart.
+            for value in values:
+                t = type(value)
+                if t is not int and (t is not str or len(value) > _MEMO_STR):
+                    break
+            else:
+                memo = prefix[3]
+                if _dispatch_of(tuple) is _TUPLE_ENCODER:  # (no digester of yours for tuples)
+                    digest = memo.get(values)
+                    if digest is not None:
+                        return digest
+        digest = hasher.hexdigest_plain(values)
+        if digest is not None:
+            if memo is not None:
+                if len(memo) >= _MEMO_KEYS:
+                    memo.clear()
+                memo[values] = digest
+            return digest
         try:
             for value in values:
                 if type(value) not in _PLAIN:
@@ -633,6 +665,26 @@ def _versioned_name(func: Callable[..., Any]) -> str:
         if stem.isidentifier():
             name = f"{stem}:{name.partition(':')[2]}"
     return name
+
+
+# The memo of keys by arguments (see key): calls of at most this many arguments, each an
+# int or a str of at most this many characters, and this many keys per function.
+_MEMO_ARGUMENTS = 16
+_MEMO_STR = 256
+_MEMO_KEYS = 256
+_dispatch_of = hashing.core._DISPATCH.get
+_TUPLE_ENCODER = hashing.core._BUILTINS[tuple]
+
+
+def _plan_of(func: Any) -> Any:
+    """The memoised plan of ``func`` or None (:func:`keyplan.cached` without its
+    frame): replaces itself by the dict's ``get`` at the first key, when keyplan is
+    loaded anyway (not at ``import checkpointing``)."""
+    global _plan_of
+    from .keyplan import _PLANS
+
+    _plan_of = _PLANS.get
+    return _PLANS.get(func)
 
 
 # Values that hold no class and no other value: digested the same by code or by name.

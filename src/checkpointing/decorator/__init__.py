@@ -590,9 +590,13 @@ class DecoratorCheckpoint:
         except Exception as exc:
             self._fail(func, "reading the cache", exc)
             return _MISSING
-        # Until something imports logging, nothing configured it (see _lazylog): skip
-        # even the call on a hit.
-        if "logging" in _modules and logger.isEnabledFor(DEBUG):
+        # Until something imports logging, nothing configured it (see _lazylog); after,
+        # the logger's memo says that DEBUG is off without a call.
+        if (
+            "logging" in _modules
+            and logger.levels.get(DEBUG) is not False
+            and logger.isEnabledFor(DEBUG)
+        ):
             logger.debug("hit: %s (key %s)", qualified_name(func), key)
         if PENDING:  # an analysis made by this call had something to say
             _flush_warnings()
