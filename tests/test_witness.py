@@ -161,3 +161,37 @@ def test_unchanged_places_hold_and_each_rebinding_fails() -> None:
             helper.__defaults__, helper.__kwdefaults__ = saved
     finally:
         helper.__defaults__, helper.__kwdefaults__ = saved
+
+
+TABLE = [1, 2]
+
+
+def reads_table() -> List[int]:
+    return TABLE
+
+
+def test_a_call_after_a_change_checks_the_witness_once(monkeypatch) -> None:
+    """A global list appended to between calls: the plan reads the same object, its
+    witness fails, and the values are digested again; the witness (a pass over what the
+    function reads, a millisecond for a registry of 700 functions) is checked once per
+    call, not once by the shortcut and again by the general path."""
+    from checkpointing.identify import AutoFuncCallIdentifier
+
+    identifier = AutoFuncCallIdentifier()
+    first = identifier.key(reads_table, (), {})
+    checks = []
+    holds = keyplan._Witness.holds
+
+    def counted(self: Any) -> bool:
+        checks.append(self)
+        return holds(self)
+
+    monkeypatch.setattr(keyplan._Witness, "holds", counted)
+    try:
+        assert identifier.key(reads_table, (), {}) == first and len(checks) == 1  # a hit
+        TABLE.append(3)
+        checks.clear()
+        assert identifier.key(reads_table, (), {}) != first
+        assert len(checks) == 1
+    finally:
+        del TABLE[2:]

@@ -279,6 +279,7 @@ class KeyPlan:
             else:
                 if last[2] is None or last[2].holds():
                     return last[1]
+                last = None  # the same objects, other contents: digested again below
         now = [get() for get in self._getters]
         # Identity, not ``==``: 1 == 1.0 and 0.0 == -0.0, but their digests differ.
         if (
