@@ -44,6 +44,7 @@ import inspect
 import itertools
 import json
 import logging
+import marshal
 import operator
 import os
 import sys
@@ -81,7 +82,7 @@ __all__ = ["KeyPlan", "NamesSnapshot", "Slot", "acknowledge_blind_spots", "plan_
 logger = logging.getLogger("checkpointing")
 
 # Bump when the analysis or the layout of stored plans changes.
-ANALYSIS_FORMAT = 6
+ANALYSIS_FORMAT = 7
 _RUNTIME = sys.implementation.cache_tag or sys.version
 
 
@@ -984,22 +985,36 @@ def describe(obj: Any) -> Optional[List[Any]]:
     return None
 
 
+#: Suffix of a file of stored analysis (one function's plan).
+PLAN_SUFFIX = ".plan"
+# How the body of a plan file is encoded (see read_plan_file), and marshal's version 4:
+# that of Python 3.4 to 3.13, pinned so that any of them reads the plans another wrote
+# (``checkpointing graph`` run by another interpreter lists them all).
+_MARSHAL = b"marshal"
+_MARSHAL_VERSION = 4
+
+
 def _plan_path(func: Any, directory: str, local: bool = False) -> Optional[str]:
     identity = describe(func)
     if identity is None:
         return None
     extra = (["local"] if local else []) + (_copy_marks(func) if identity[0] == "class" else [])
-    return os.path.join(directory, _analysis_name([identity], extra) + ".json")
+    return os.path.join(directory, _analysis_name([identity], extra) + PLAN_SUFFIX)
 
 
 def _analysis_name(what: List[Any], extra: Sequence[Any] = ()) -> str:
     """The name of a file of stored analysis: a digest of ``what`` it holds and of all
     that makes an analysis of it differ (the analysis format, the hashing format, the
-    runtime, the project roots)."""
+    runtime, the project roots).
+
+    ``what`` and ``extra`` are lists of str, int and None (descriptions), whose
+    ``repr`` is exact and the same in every process; not ``json.dumps``, whose first
+    call in a process costs a new process's first hit 25 µs (issue 12, target 5)."""
     roots = defaults["analysis.project_roots"]
     parts = [ANALYSIS_FORMAT, hashing.FORMAT_VERSION, _RUNTIME, *what]
     parts.append([os.fspath(r) for r in roots] if roots else None)
-    return xxhash.xxh3_128_hexdigest(json.dumps([*parts, *extra]).encode())
+    parts += extra
+    return xxhash.xxh3_128_hexdigest(repr(parts).encode("utf-8", "surrogatepass"))
 
 
 def _copy_marks(cls: Any) -> List[Any]:
@@ -1042,18 +1057,35 @@ def read_plan_file(path: str) -> Dict[str, Any]:
     """The stored analysis at ``path`` once it passed its checks: a regular file (never
     a FIFO or a link), ours and writable only by us (a plan decides what a key covers,
     so a planted one could make results stale), its checksum and its place (first
-    line: xxh3-128 of the JSON that follows, and the file's own name, so a plan moved
-    onto another function's file is told apart). Raises OSError or ValueError."""
+    line: xxh3-128 of the body that follows, the file's own name, so a plan moved onto
+    another function's file is told apart, and the body's encoding). Raises OSError or
+    ValueError.
+
+    The body is ``marshal`` data (first line ending ``marshal``): plain lists, dicts,
+    str, int, float, bool and None, read in one C call, without the Python layers of
+    ``json.loads`` (a new process's first hit reads one; issue 12, target 5). It is
+    only unmarshalled once the checks passed: marshal trusts its input as pickle does,
+    and only the user could have written the file. Files of earlier versions (first
+    line of two fields) are JSON, read so for ``checkpointing verify``."""
     from .store import read_trusted_file
 
     text = read_trusted_file(path)
     first, _, body = text.partition(b"\n")
-    digest, _, name = first.partition(b" ")
+    digest, _, place = first.partition(b" ")
+    name, _, encoding = place.partition(b" ")
     if xxhash.xxh3_128_hexdigest(body).encode() != digest:
         raise ValueError("checksum mismatch (corrupted or not an analysis file)")
     if name.decode("utf-8", "replace") != os.path.basename(path):
         raise ValueError("misplaced: it is the analysis stored for another function")
-    data = json.loads(body)
+    if encoding == _MARSHAL:
+        try:
+            data = marshal.loads(body)
+        except (EOFError, ValueError, TypeError) as exc:
+            raise ValueError(f"not an analysis file: {exc}") from None
+    elif not encoding:
+        data = json.loads(body)
+    else:
+        raise ValueError(f"unknown encoding {encoding!r} (written by a newer version?)")
     if not isinstance(data, dict):
         raise ValueError("not an analysis file")
     return data
@@ -1534,10 +1566,13 @@ if hasattr(os, "register_at_fork"):
 
 
 def _write_plan_file(path: str, data: Dict[str, Any]) -> bool:
-    """Write ``data`` where :func:`read_plan_file` reads it back (checksum, own name)."""
+    """Write ``data`` where :func:`read_plan_file` reads it back (checksum, own name,
+    encoding). ``data`` goes through JSON first: what is stored is exactly what JSON
+    would keep (lists for tuples, str keys), which the code reading plans compares
+    with, and a value JSON cannot hold raises here as it always did."""
     from .store import write_private_file
 
-    body = json.dumps(data, separators=(",", ":")).encode()
+    body = marshal.dumps(json.loads(json.dumps(data)), _MARSHAL_VERSION)
     try:
         write_private_file(
             path,
@@ -1545,6 +1580,8 @@ def _write_plan_file(path: str, data: Dict[str, Any]) -> bool:
                 xxhash.xxh3_128_hexdigest(body).encode(),
                 b" ",
                 os.path.basename(path).encode(),
+                b" ",
+                _MARSHAL,
                 b"\n",
                 body,
             ],
@@ -1582,7 +1619,7 @@ def stored_analysis(
     best: Optional[Tuple[bool, float]] = None
     found: Optional[Dict[str, Any]] = None
     for name in names:
-        if not name.endswith(".json"):
+        if not name.endswith(PLAN_SUFFIX):
             continue
         path = os.path.join(directory, name)
         try:
