@@ -1092,7 +1092,16 @@ def read_plan_file(path: str) -> Dict[str, Any]:
 
 
 def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optional[KeyPlan]:
-    if data.get("format") != ANALYSIS_FORMAT or not locate.same(func, data.get("root")):
+    """The plan ``data`` describes, found again in this process (``locate``), or None if
+    anything it names is not what the analysis saw (a source file's digest, a guard's
+    definition, a closure cell, a slot's place)."""
+    if data.get("format") != ANALYSIS_FORMAT:
+        return None
+    # The root's description, once (a plan's code guards name it again): in this
+    # process's own names only (a parent's plan compares otherwise, see _adopt).
+    root = data.get("root")
+    here = type(locate) is _Locator
+    if not (describe(func) == root if here else locate.same(func, root)):
         return None
     for filename, digest in data["files"].items():
         if filename in locate.skip_files:
@@ -1103,7 +1112,13 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
     guards = []
     # The definitions the guards found, by their description (the first of equals).
     found: Dict[Any, Any] = {}
-    functions = _Functions(func, found)
+    # Indexed at the first code guard that needs it: most name the root or a function
+    # a global guard found (_code_owner), and a first hit in a new process pays for
+    # every call (issue 12, target 5).
+    functions: Optional[_Functions] = None
+    # Whether the root or a definition found is a class: its methods are candidates too,
+    # which only _Functions orders as it must.
+    classes = isinstance(func, type)
     for spec in data["guards"]:
         kind, where, name, expected = spec
         if kind == "global":
@@ -1124,11 +1139,17 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
             guards.append((namespace, name, snapshot))
             continue
         elif kind == "code":  # the code object of an analysed function (see depgraph)
-            owner = (
-                _find_definition(func, found, expected, locate, functions)
-                if expected[0] == "wrapper"
-                else _find_function(func, found, expected, locate, functions)
-            )
+            owner = None
+            if here and not classes and expected[0] == "function":
+                owner = _code_owner(func, root, found, expected)
+            if owner is None:
+                if functions is None:
+                    functions = _Functions(func, found)
+                owner = (
+                    _find_definition(func, found, expected, locate, functions)
+                    if expected[0] == "wrapper"
+                    else _find_function(func, found, expected, locate, functions)
+                )
             if owner is None:
                 return None
             guards.append((owner, "__code__", owner.__code__))
@@ -1142,6 +1163,7 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
                 return None
             guards.append((None, cell, current))
         found.setdefault(_described(expected), current)
+        classes = classes or isinstance(current, type)
     slots = []
     owners: Dict[Any, Any] = {}
     for qualname, spec in data["slots"]:
@@ -1179,8 +1201,8 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
                 slots.append(Slot(f"{qualname}.{name}", namespace, name, spec=one, owner=owner))
         else:  # defaults of a helper found through a guard (or of a wrapper layer)
             owner = (
-                _find_definition(func, found, spec[1], locate, functions)
-                if spec[1][0] == "wrapper"
+                _find_definition(func, found, spec[1], locate, functions)  # type: ignore[arg-type]
+                if spec[1][0] == "wrapper"  # (found from ``found``: no _Functions needed)
                 else found.get(_described(spec[1]))
             )
             if owner is None and locate.same(func, spec[1]):
@@ -1197,6 +1219,8 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
             return None
     children = []
     for expected in data.get("children", ()):
+        if functions is None:
+            functions = _Functions(func, found)
         child = _find_definition(func, found, expected, locate, functions)
         if child is None:
             return None
@@ -1216,6 +1240,21 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
         external_modules=data.get("externals", ()),
         children=children,
     )
+
+
+def _code_owner(func: Any, root: Any, found: Dict[Any, Any], expected: Any) -> Any:
+    """The function a code guard of a stored plan names, where no class is among the
+    root and the definitions found (whose methods would be candidates too): the root
+    itself, or the function a global or cell guard found under that description; None
+    to search as :class:`_Functions` does. What :class:`_Functions` would answer then,
+    without indexing (the root first, then each found definition by its description)."""
+    if expected == root:
+        return unwrap(func)
+    candidate = found.get(_described(expected))
+    if candidate is None:
+        return None
+    candidate = unwrap(candidate)
+    return candidate if isinstance(candidate, types.FunctionType) else None
 
 
 class _Functions:
