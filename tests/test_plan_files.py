@@ -145,3 +145,31 @@ def test_a_plan_file_name_is_a_function_of_what_it_holds(tmp_path: Path) -> None
     ]
     assert line.split() == here and len(set(here)) == 4
     assert all(len(n) == 32 and int(n, 16) >= 0 for n in here)
+
+
+DAMAGED = """
+import logging, sys
+logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="%(name)s %(message)s")
+from checkpointing import checkpoint
+
+@checkpoint
+def f(x):
+    print("RAN f")
+    return x + 1
+
+print("RESULT", f(1))
+"""
+
+
+def test_a_damaged_plan_is_logged_at_debug_and_analysed_again(project) -> None:
+    """The stored-plan functions log through a lazy logger (no ``import logging`` on a
+    hit): once the program configured logging, a plan not used says why."""
+    project.write("main.py", DAMAGED)
+    assert project.run().ran == ["f"]
+    (plan,) = (project.root / ".checkpointing" / "analysis").glob("*" + PLAN_SUFFIX)
+    data = bytearray(plan.read_bytes())
+    data[-3] ^= 0x20
+    plan.write_bytes(bytes(data))
+    again = project.run()
+    assert again.ran == [] and again.results == ["2"]
+    assert "checkpointing stored analysis" in again.stdout and "checksum" in again.stdout

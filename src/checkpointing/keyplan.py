@@ -43,7 +43,6 @@ import gc
 import inspect
 import itertools
 import json
-import logging
 import marshal
 import operator
 import os
@@ -57,6 +56,7 @@ from collections.abc import Iterator as _Iterator  # typing's, without typing (i
 import xxhash
 
 from . import hashing, report
+from ._lazylog import LazyLogger
 from .analysis.resolve import (
     UNBOUND,
     is_pickled_copy,
@@ -79,7 +79,9 @@ if TYPE_CHECKING:
 
 __all__ = ["KeyPlan", "NamesSnapshot", "Slot", "acknowledge_blind_spots", "plan_for"]
 
-logger = logging.getLogger("checkpointing")
+# Lazy: ``logging`` is imported only when a record could be emitted (see _lazylog), not
+# by the first key of every process (issue 12, target 5).
+logger = LazyLogger("checkpointing")
 
 # Bump when the analysis or the layout of stored plans changes.
 ANALYSIS_FORMAT = 7
