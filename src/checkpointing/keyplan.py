@@ -72,6 +72,7 @@ from .errors import PENDING_WARNINGS, BlindSpotWarning
 from .hashing.builtins import _items
 from .hashing.core import _TL, _too_deep
 from .source import INDEX, display_path
+from .store import read_trusted_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -1069,8 +1070,6 @@ def read_plan_file(path: str) -> Dict[str, Any]:
     only unmarshalled once the checks passed: marshal trusts its input as pickle does,
     and only the user could have written the file. Files of earlier versions (first
     line of two fields) are JSON, read so for ``checkpointing verify``."""
-    from .store import read_trusted_file
-
     text = read_trusted_file(path)
     first, _, body = text.partition(b"\n")
     digest, _, place = first.partition(b" ")
