@@ -4,6 +4,7 @@ by an equal one that digests differently (``1`` by ``1.0``, ``1`` by ``True``)."
 
 from __future__ import annotations
 
+from collections import namedtuple
 from typing import Any, Callable, List
 
 import pytest
@@ -22,8 +23,25 @@ class Other(Plain):
     pass
 
 
+Spec = namedtuple("Spec", "name rows")
+OtherSpec = namedtuple("OtherSpec", "name rows")
+
+
+class Tagged(tuple):
+    """A tuple subclass whose instances have a ``__dict__``."""
+
+
 def _state() -> List[Any]:
-    return [{"x": 1, "y": "s"}, [1, 2, 3], Plain(), {"tags": {"p", "q"}}]
+    tagged = Tagged((1, 2))
+    tagged.note = "x"
+    return [
+        {"x": 1, "y": "s"},
+        [1, 2, 3],
+        Plain(),
+        {"tags": {"p", "q"}},
+        Spec("a", [1, 2]),
+        tagged,
+    ]
 
 
 def _witness(values: List[Any]) -> keyplan._Witness:
@@ -31,8 +49,11 @@ def _witness(values: List[Any]) -> keyplan._Witness:
     assert keyplan._snapshot(values, containers, set())
     witness = keyplan._Witness([], [], containers, [])
     # checked by class and attributes (a digester another test left registered would
-    # make it be digested again instead)
-    assert witness._owners == [values[2]], containers
+    # make it be digested again instead); the namedtuple by its class and items, not
+    # digested again at each check; the tuple with a ``__dict__`` digested again
+    assert witness._holders == [values[2]], containers
+    assert sorted(map(id, witness._owners)) == sorted(map(id, [values[2], values[4]])), containers
+    assert [entry[1] for entry in witness._others] == [values[5]], containers
     return witness
 
 
@@ -80,6 +101,18 @@ def _new_class(v: List[Any]) -> None:
     v[2].__class__ = Other
 
 
+def _namedtuple_class(v: List[Any]) -> None:
+    v[4].__class__ = OtherSpec
+
+
+def _namedtuple_item(v: List[Any]) -> None:
+    v[4].rows.append(3)
+
+
+def _tuple_attribute(v: List[Any]) -> None:
+    v[5].note = "y"
+
+
 def _set_item(v: List[Any]) -> None:
     v[2].names.add("c")
 
@@ -100,6 +133,9 @@ CHANGES: List[Callable[[List[Any]], None]] = [
     _nested,
     _new_dict,
     _new_class,
+    _namedtuple_class,
+    _namedtuple_item,
+    _tuple_attribute,
     _set_item,
     _nested_set,
 ]
