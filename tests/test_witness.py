@@ -4,6 +4,8 @@ by an equal one that digests differently (``1`` by ``1.0``, ``1`` by ``True``)."
 
 from __future__ import annotations
 
+import re
+import typing
 from collections import namedtuple
 from typing import Any, Callable, List
 
@@ -41,6 +43,9 @@ def _state() -> List[Any]:
         {"tags": {"p", "q"}},
         Spec("a", [1, 2]),
         tagged,
+        # Markdown's: compiled patterns (fixed), a name pickled as a global (checked by
+        # that name)
+        {"rx": re.compile("a+"), "hint": typing.ClassVar},
     ]
 
 
@@ -53,7 +58,8 @@ def _witness(values: List[Any]) -> keyplan._Witness:
     # digested again at each check; the tuple with a ``__dict__`` digested again
     assert witness._holders == [values[2]], containers
     assert sorted(map(id, witness._owners)) == sorted(map(id, [values[2], values[4]])), containers
-    assert [entry[1] for entry in witness._others] == [values[5]], containers
+    others = sorted(id(entry[1]) for entry in witness._others)
+    assert others == sorted(map(id, [values[5], typing.ClassVar])), containers
     return witness
 
 
@@ -113,6 +119,10 @@ def _tuple_attribute(v: List[Any]) -> None:
     v[5].note = "y"
 
 
+def _pattern_replaced(v: List[Any]) -> None:
+    v[6]["rx"] = re.compile("a+", re.IGNORECASE)
+
+
 def _set_item(v: List[Any]) -> None:
     v[2].names.add("c")
 
@@ -136,6 +146,7 @@ CHANGES: List[Callable[[List[Any]], None]] = [
     _namedtuple_class,
     _namedtuple_item,
     _tuple_attribute,
+    _pattern_replaced,
     _set_item,
     _nested_set,
 ]

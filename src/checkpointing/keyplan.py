@@ -46,6 +46,7 @@ import json
 import logging
 import operator
 import os
+import re
 import sys
 import threading
 import types
@@ -2477,6 +2478,13 @@ _IMMUTABLE_ENCODERS = frozenset(
 
 
 _SIGNATURE = inspect.Signature
+_PATTERN = type(re.compile(""))
+
+
+def _reduces_as_pattern() -> bool:
+    """Does a compiled pattern still pickle the standard way (as its pattern and flags,
+    both immutable)?"""
+    return copyreg.dispatch_table.get(_PATTERN) is getattr(re, "_pickle", None)
 
 
 def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
@@ -2560,6 +2568,8 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             ) and not hashing._slot_names(t)
         if encoder in _IMMUTABLE_ENCODERS:
             continue
+        if t is _PATTERN and encoder is hashing._enc_reduce and _reduces_as_pattern():
+            continue  # a compiled regular expression: its pattern and flags are fixed
         elif t is types.BuiltinFunctionType and encoder is builtins[t]:
             owner = value.__self__  # a bound builtin method is hashed with its owner
             if (
@@ -2602,6 +2612,11 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             # Hashed by what it pickles as: checked by reducing it again (networkx's
             # ``_dispatchable`` reduces to its name).
             reduced = _reduce(value)
+            if type(reduced) is str:
+                # Pickled by reference to a global (``typing.ClassVar``, Markdown's
+                # annotations): digested as its class and that name.
+                containers.append((3, value, t, reduced))
+                continue
             if type(reduced) is not tuple or any(isinstance(part, _Iterator) for part in reduced):
                 return False  # iterators of items: not to be consumed twice
             containers.append((3, value, t, reduced))
