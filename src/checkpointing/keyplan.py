@@ -1786,7 +1786,8 @@ class _Walk:
         known = self.reused.get(id(entry), _UNSET)
         if known is _UNSET:
             witness = entry.witness
-            held = any(w is witness for w in self.vouched) or witness.holds()
+            vouched = self.vouched
+            held = any(w is witness for w in vouched) or witness.holds(vouched)
             known = self.reused[id(entry)] = entry if held else None
         return known is not None
 
@@ -2307,7 +2308,9 @@ class _Witness:
             return False
         return all(map(is_, [get() for get in self._getters], self._got))
 
-    def holds(self) -> bool:
+    def holds(self, vouched: Tuple["_Witness", ...] = ()) -> bool:
+        """Does what this witness vouches for still hold? ``vouched``: witnesses
+        checked earlier in the same key computation, not checked again."""
         if self.generation != _generation():
             return False
         if self.getters and not self._same_places():
@@ -2346,7 +2349,14 @@ class _Witness:
                     or not all(map(is_, found, entry[3]))
                 ):
                     return False
-        return all(part.witness.holds() for part in self.parts)
+        # A part this key computation has already checked (the walk of a registry
+        # that both the function's values and its argument's class reach) is not
+        # checked again: 0.9 ms a hit for networkx with a Graph argument.
+        for part in self.parts:
+            witness = part.witness
+            if not (any(w is witness for w in vouched) or witness.holds(vouched)):
+                return False
+        return True
 
 
 _DICT_OF = operator.attrgetter("__dict__")
