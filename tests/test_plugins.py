@@ -241,6 +241,34 @@ def test_a_plugin_chosen_by_an_argument_is_watched_without_opting_in(project) ->
     assert project.run().results == second.results  # the value of a fresh run
 
 
+RELOADED_IN_PROCESS = """
+import importlib, pathlib
+from checkpointing import checkpoint
+
+@checkpoint
+def render(name, text):
+    print("RAN render")
+    return importlib.import_module("plugins." + name).render(text)
+
+print("RESULT", render("upper", "abc"), render("upper", "abc"))
+path = pathlib.Path("plugins/upper.py")
+path.write_text(path.read_text().replace('"!"', '"?"'))
+importlib.reload(importlib.import_module("plugins.upper"))
+print("RESULT", render("upper", "abc"), render("upper", "abc"))
+"""
+
+
+def test_a_plugin_reloaded_in_the_process_is_checked_by_its_new_code(project) -> None:
+    """The run-time check of the code that ran digests each segment once per recorded
+    text (not at every hit): a reload records the new text, and the next call re-runs."""
+    project.write("main.py", RELOADED_IN_PROCESS)
+    project.write("plugins/__init__.py", "")
+    project.write("plugins/upper.py", PLUGIN_UPPER)
+    run = project.run()
+    assert run.results == ["ABC! ABC!", "ABC? ABC?"], run
+    assert run.ran == ["render", "render"], run
+
+
 UNDER_CPROFILE = """
 import cProfile, importlib
 from checkpointing import checkpoint

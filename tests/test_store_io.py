@@ -525,6 +525,14 @@ def test_a_batch_writes_what_a_read_would_return_of_all_its_lines(tmp_path, monk
     assert [e["key"] for e in caches[1].history("m:f")][-3:] == ["k9", "k29", "k3"]
 
 
+def _fork() -> int:
+    """``os.fork``; 3.12+ warns that this process has threads (pytest-xdist's, under
+    -n): the children here use none of their locks (they write a few lines and exit)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return os.fork()
+
+
 @pytest.mark.e2e
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system")
 def test_a_forked_child_writes_its_history_lines_at_once(cache):
@@ -532,7 +540,7 @@ def test_a_forked_child_writes_its_history_lines_at_once(cache):
     child does not batch, and the parent's waiting lines are the parent's to write."""
     cache.record_history("m:f", {"key": "parent-1"})
     cache.record_history("m:f", {"key": "parent-2"})  # waits in the parent
-    pid = os.fork()
+    pid = _fork()
     if pid == 0:
         try:
             cache.record_history("m:f", {"key": "child-1"})
@@ -697,7 +705,7 @@ def test_a_forked_child_draws_other_temporary_names(tmp_path):
     if not hasattr(os, "fork"):
         pytest.skip("no fork here")
     read, write = os.pipe()
-    pid = os.fork()
+    pid = _fork()
     if pid == 0:  # the child: its next names, to the parent
         os.write(write, " ".join(fileio._temporary_name() for _ in range(3)).encode())
         os._exit(0)

@@ -131,6 +131,58 @@ def test_a_global_edited_between_hits_is_another_key(project) -> None:
     assert again.results == run.results and again.ran == [], again
 
 
+def test_a_registry_of_namedtuples_is_checked_without_digesting_it(project) -> None:
+    """A hit of a function reading a registry of namedtuples (tabulate's table formats)
+    checks their classes and items instead of digesting each again (1.3 ms a hit for
+    tabulate); an item mutated in place, or a namedtuple replaced, still re-runs."""
+    project.write(
+        "main.py",
+        """
+        from checkpointing import checkpoint, keyplan
+        import formats
+
+        probed = []
+        _probe = keyplan._probe
+        keyplan._probe = lambda value: (probed.append(type(value).__name__), _probe(value))[1]
+
+        @checkpoint
+        def f(a):
+            print("RAN f")
+            return formats.render(a)
+
+        print("RESULT", f(2))
+        probed.clear()
+        print("RESULT", f(2))
+        print("PROBED", probed)
+        formats.FORMATS["plain"].widths.append(3)
+        print("RESULT", f(2))
+        formats.FORMATS["plain"] = formats.FORMATS["plain"]._replace(sep=";")
+        print("RESULT", f(2), f(2))
+        """,
+    )
+    project.write(
+        "formats.py",
+        """
+        from collections import namedtuple
+
+        Format = namedtuple("Format", "sep widths pad")
+
+        def pad(text, width):
+            return text.ljust(width)
+
+        FORMATS = {"plain": Format(",", [1, 2], pad), "grid": Format("|", [4], pad)}
+
+        def render(a):
+            spec = FORMATS["plain"]
+            return spec.sep.join(spec.pad(str(a * w), 2) for w in spec.widths)
+        """,
+    )
+    run = project.run()
+    assert run.results == ["2 ,4 ", "2 ,4 ", "2 ,4 ,6 ", "2 ;4 ;6  2 ;4 ;6 "], run
+    assert run.ran == ["f"] * 3, run
+    assert "PROBED []" in run.stdout, run.stdout
+
+
 def test_a_hit_from_memory_is_a_fresh_copy_and_sees_a_replaced_entry(counted) -> None:
     first = counted(1, 2)
     first.append("mutated by the caller")

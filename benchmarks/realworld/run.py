@@ -211,6 +211,10 @@ def _check(
     baseline = {n: c["value1"] for n, c in traced["calls"].items()}
     report["first_ms"] = [c["ms1"] for c in cold["calls"].values()]
     report["hit_ms"] = [min(w["calls"][n]["ms1"] for w in warms) for n in warm["calls"]]
+    report["warm_us"] = [
+        min(w["calls"][n].get("warm_us", float("nan")) for w in warms) for n in warm["calls"]
+    ]
+    report["plain_us"] = min(w.get("plain_us", float("nan")) for w in warms)
     report["warnings"] = cold["warnings"] + warm["warnings"]
     for label, out in [("first run", cold)] + [("new process", w) for w in warms]:
         _compare(report, label, out, baseline, None, set(), "cosmetic")
@@ -263,7 +267,7 @@ def _compare(
                 f"{label}: {n} (call {' and '.join(wrong)} in the process) "
                 "returned a value different from the undecorated run's"
             )
-        if c["ran2"]:
+        if c["ran2"] or c.get("ran_warm"):
             report["needless"].append(f"{label}: {n} re-ran in the same process")
         if kind in ("cosmetic", "unreached") and edit is not None and c["ran1"]:
             report["needless"].append(f"{label}: {n} re-ran")
@@ -277,11 +281,18 @@ def _ms(values: List[float]) -> str:
     return f"{statistics.median(values):.1f} (max {max(values):.1f})"
 
 
+def _us(values: List[float], plain: Optional[float]) -> str:
+    if not values:
+        return "-"
+    ratio = f", {max(values) / plain:.0f}x a plain hit" if plain and plain == plain else ""
+    return f"{statistics.median(values):.0f} (max {max(values):.0f}{ratio})"
+
+
 def table(reports: List[Dict[str, Any]]) -> str:
     rows = [
         "| project | modules | edits | stale | missed | needless | crashes | timeouts "
-        "| first call, ms | new-process hit, ms | warnings |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |",
+        "| first call, ms | new-process hit, ms | warm hit, us | warnings |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: |",
     ]
     for r in reports:
         rows.append(
@@ -290,6 +301,7 @@ def table(reports: List[Dict[str, Any]]) -> str:
             f"| {len(set(r['needless']))} "
             f"| {len(set(r['crashes']))} | {len(set(r['timeouts']))} "
             f"| {_ms(r.get('first_ms', []))} | {_ms(r.get('hit_ms', []))} "
+            f"| {_us(r.get('warm_us', []), r.get('plain_us'))} "
             f"| {len(set(r.get('warnings', [])))} |"
         )
     return "\n".join(rows)

@@ -46,6 +46,7 @@ import json
 import marshal
 import operator
 import os
+import re
 import sys
 import threading
 import types
@@ -1862,7 +1863,8 @@ class _Walk:
         known = self.reused.get(id(entry), _UNSET)
         if known is _UNSET:
             witness = entry.witness
-            held = any(w is witness for w in self.vouched) or witness.holds()
+            vouched = self.vouched
+            held = any(w is witness for w in vouched) or witness.holds(vouched)
             known = self.reused[id(entry)] = entry if held else None
         return known is not None
 
@@ -2245,6 +2247,7 @@ class _Witness:
         "_views",
         "_items",
         "_owners",
+        "_holders",
         "_classes",
         "_dicts",
         "_sets",
@@ -2264,8 +2267,9 @@ class _Witness:
         sized: List[Any] = []  # dicts and lists, whose length and contents are checked
         views: List[Any] = []  # live views of their contents, in order
         items: List[Any] = []  # what those views held
-        owners: List[Any] = []  # instances hashed by class and attributes...
+        owners: List[Any] = []  # instances whose class is checked (and namedtuples)...
         classes: List[Any] = []
+        holders: List[Any] = []  # ...those hashed by their attributes...
         dicts: List[Any] = []  # ...and the ``__dict__`` each had
         sets: List[Any] = []
         frozen: List[Any] = []
@@ -2286,6 +2290,7 @@ class _Witness:
                 attributes = entry[3]
                 owners.append(obj)
                 classes.append(entry[2])
+                holders.append(obj)
                 dicts.append(attributes)
                 sized.append(attributes)
                 views.append(attributes.keys())
@@ -2295,6 +2300,9 @@ class _Witness:
             elif kind == 4:  # a set of strings
                 sets.append(obj)
                 frozen.append(entry[2])
+            elif kind == 6:  # a namedtuple: its class
+                owners.append(obj)
+                classes.append(entry[2])
             else:
                 others.append(entry)
         self._sized = sized
@@ -2306,6 +2314,7 @@ class _Witness:
         self._items = items
         self._owners = owners
         self._classes = classes
+        self._holders = holders
         self._dicts = dicts
         self._sets = sets
         self._frozen = frozen
@@ -2376,7 +2385,9 @@ class _Witness:
             return False
         return all(map(is_, [get() for get in self._getters], self._got))
 
-    def holds(self) -> bool:
+    def holds(self, vouched: Tuple["_Witness", ...] = ()) -> bool:
+        """Does what this witness vouches for still hold? ``vouched``: witnesses
+        checked earlier in the same key computation, not checked again."""
         if self.generation != _generation():
             return False
         if self.getters and not self._same_places():
@@ -2391,7 +2402,7 @@ class _Witness:
         try:
             if (
                 not all(map(is_, map(type, self._owners), self._classes))
-                or not all(map(is_, map(_DICT_OF, self._owners), self._dicts))
+                or not all(map(is_, map(_DICT_OF, self._holders), self._dicts))
                 or list(map(len, self._sized)) != self._lengths
                 or not all(map(is_, itertools.chain.from_iterable(self._views), self._items))
                 or not all(map(operator.eq, self._sets, self._frozen))
@@ -2415,7 +2426,14 @@ class _Witness:
                     or not all(map(is_, found, entry[3]))
                 ):
                     return False
-        return all(part.witness.holds() for part in self.parts)
+        # A part this key computation has already checked (the walk of a registry
+        # that both the function's values and its argument's class reach) is not
+        # checked again: 0.9 ms a hit for networkx with a Graph argument.
+        for part in self.parts:
+            witness = part.witness
+            if not (any(w is witness for w in vouched) or witness.holds(vouched)):
+                return False
+        return True
 
 
 _DICT_OF = operator.attrgetter("__dict__")
@@ -2547,6 +2565,13 @@ _IMMUTABLE_ENCODERS = frozenset(
 
 
 _SIGNATURE = inspect.Signature
+_PATTERN = type(re.compile(""))
+
+
+def _reduces_as_pattern() -> bool:
+    """Does a compiled pattern still pickle the standard way (as its pattern and flags,
+    both immutable)?"""
+    return copyreg.dispatch_table.get(_PATTERN) is getattr(re, "_pickle", None)
 
 
 def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
@@ -2613,6 +2638,16 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             stack.extend(value)
             continue
         seen.add(id(value))
+        if (
+            getattr(encoder, "base_encoder", None) is builtins[tuple]
+            and getattr(value, "__dict__", None) is None
+        ):
+            # A namedtuple (tabulate's 36 ``TableFormat``): its items cannot change,
+            # its class can. Digested again at each check, it cost a hit 1.3 ms.
+            containers.append((6, value, t))
+            budget -= len(value)
+            stack.extend([v for v in value if type(v) not in scalars])
+            continue
         if t not in by_attributes:
             by_attributes[t] = (
                 encoder is hashing._enc_plain_object
@@ -2620,6 +2655,8 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             ) and not hashing._slot_names(t)
         if encoder in _IMMUTABLE_ENCODERS:
             continue
+        if t is _PATTERN and encoder is hashing._enc_reduce and _reduces_as_pattern():
+            continue  # a compiled regular expression: its pattern and flags are fixed
         elif t is types.BuiltinFunctionType and encoder is builtins[t]:
             owner = value.__self__  # a bound builtin method is hashed with its owner
             if (
@@ -2662,6 +2699,11 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             # Hashed by what it pickles as: checked by reducing it again (networkx's
             # ``_dispatchable`` reduces to its name).
             reduced = _reduce(value)
+            if type(reduced) is str:
+                # Pickled by reference to a global (``typing.ClassVar``, Markdown's
+                # annotations): digested as its class and that name.
+                containers.append((3, value, t, reduced))
+                continue
             if type(reduced) is not tuple or any(isinstance(part, _Iterator) for part in reduced):
                 return False  # iterators of items: not to be consumed twice
             containers.append((3, value, t, reduced))

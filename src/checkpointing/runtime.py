@@ -442,9 +442,23 @@ def _segment_digest(filename: str, first: int, last: int) -> Optional[str]:
     record = INDEX.by_filename(filename)
     if record is None:
         return None
-    return xxhash.xxh3_128_hexdigest(
+    # A record's text never changes (a reload records a new one): each hit of a
+    # function whose run-time checks name code (Markdown's 29 segments of extensions
+    # loaded by name) digests each segment once per process, not once per hit.
+    known = _SEGMENTS.get((filename, first, last))
+    if known is not None and known[0] is record:
+        return known[1]
+    digest = xxhash.xxh3_128_hexdigest(
         "".join(record.lines[first - 1 : last]).encode("utf-8", "surrogatepass")
     )
+    if len(_SEGMENTS) >= _SEGMENTS_LIMIT:
+        _SEGMENTS.clear()
+    _SEGMENTS[(filename, first, last)] = (record, digest)
+    return digest
+
+
+_SEGMENTS: Dict[Tuple[str, int, int], Tuple[Any, str]] = {}
+_SEGMENTS_LIMIT = 10_000
 
 
 _CODE_TYPES = ("FunctionDef", "AsyncFunctionDef", "ClassDef", "Module")

@@ -468,6 +468,10 @@ def _enc_builtin_subclass(base_encoder: Encoder) -> Encoder:
         finally:
             del h._active[id(obj)]
 
+    # Read by keyplan's witness: an instance of a tuple subclass without a ``__dict__``
+    # (a namedtuple) digests as its class and its items, neither of which changes
+    # in place but for the class (``__class__`` can be assigned).
+    encode.base_encoder = base_encoder  # type: ignore[attr-defined]
     return encode
 
 
