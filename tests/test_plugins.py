@@ -241,6 +241,76 @@ def test_a_plugin_chosen_by_an_argument_is_watched_without_opting_in(project) ->
     assert project.run().results == second.results  # the value of a fresh run
 
 
+NAMED_AT_A_HIT = """
+import importlib, os, sys
+from checkpointing import checkpoint
+from checkpointing.source import INDEX
+
+@checkpoint
+def render(name, text):
+    print("RAN render")
+    return importlib.import_module("plugins." + name).render(text)
+
+print("RESULT", render("upper", "abc"))
+record = INDEX.by_filename(os.path.abspath("plugins/upper.py"))
+print("IMPORTED", "plugins.upper" in sys.modules, "RECORDED AS", record.name, record.from_hook)
+"""
+
+
+def test_a_plugin_checked_at_a_hit_before_its_import_is_recorded_under_its_name(
+    project,
+) -> None:
+    """A hit in a new process checks the code of a plugin the process has not imported
+    (read from the disk), recorded under the module name it had when the check was made
+    (not a guess from the file name)."""
+    project.write("main.py", NAMED_AT_A_HIT)
+    project.write("plugins/__init__.py", "")
+    project.write("plugins/upper.py", PLUGIN_UPPER)
+    first = project.run()
+    assert first.ran == ["render"] and "RECORDED AS plugins.upper True" in first.stdout, first
+    hit = project.run()
+    assert hit.ran == [] and hit.results == ["ABC!"], hit
+    assert "IMPORTED False RECORDED AS plugins.upper False" in hit.stdout, hit.stdout
+
+
+IMPORTED_AFTER_A_HIT = """
+import importlib, pathlib, sys
+from checkpointing import checkpoint
+from checkpointing.source import INDEX
+
+@checkpoint
+def render(name, text):
+    print("RAN render")
+    return importlib.import_module("plugins." + name).render(text)
+
+print("RESULT", render("upper", "abc"))
+generation = INDEX.generation
+if sys.argv[1:] == ["edit"]:
+    path = pathlib.Path("plugins/upper.py")
+    path.write_text(path.read_text().replace('"!"', '"?"'))
+import plugins.upper
+print("SAME GENERATION", INDEX.generation == generation)
+print("RESULT", render("upper", "abc"))
+"""
+
+
+def test_a_plugin_imported_after_a_hit_read_it_keeps_every_plan(project) -> None:
+    """A hit reads a plugin the process has not imported from the disk; the program's
+    own import of it later, with the same text, is not a reload (every plan and witness
+    would be built again: 180 ms for Markdown); with another text it is, and re-runs."""
+    project.write("main.py", IMPORTED_AFTER_A_HIT)
+    project.write("plugins/__init__.py", "")
+    project.write("plugins/upper.py", PLUGIN_UPPER)
+    first = project.run()
+    assert first.ran == ["render"] and first.results == ["ABC!", "ABC!"], first
+    hit = project.run()
+    assert hit.ran == [] and hit.results == ["ABC!", "ABC!"], hit
+    assert "SAME GENERATION True" in hit.stdout, hit.stdout
+    edited = project.run("main.py", "edit")
+    assert edited.results == ["ABC!", "ABC?"] and edited.ran == ["render"], edited
+    assert "SAME GENERATION False" in edited.stdout, edited.stdout
+
+
 RELOADED_IN_PROCESS = """
 import importlib, pathlib
 from checkpointing import checkpoint

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import functools
 import shutil
+import warnings
 
 import pytest
 
+from checkpointing.errors import BlindSpotWarning
 from checkpointing.hashing import digest_value
 
 # -- Values a class derives and caches are not the object's state ----------------------
@@ -42,9 +44,14 @@ def test_cached_property_value_is_not_in_the_digest() -> None:
 
 def test_a_class_with_getstate_declares_its_state_itself() -> None:
     obj = DerivedWithState([1, 2])
-    before = digest_value(obj)
-    obj.total
-    assert digest_value(obj) != before
+    with warnings.catch_warnings():
+        # Where the class is digested by its code (once keyplan's digesters are
+        # registered, which depends on the tests this worker ran before), its ``vars()``
+        # is a blind spot, rightly warned about: not what this test is about.
+        warnings.simplefilter("ignore", BlindSpotWarning)
+        before = digest_value(obj)
+        obj.total
+        assert digest_value(obj) != before
 
 
 CACHED_PROPERTY_PROGRAM = """
