@@ -173,3 +173,92 @@ def test_a_damaged_plan_is_logged_at_debug_and_analysed_again(project) -> None:
     again = project.run()
     assert again.ran == [] and again.results == ["2"]
     assert "checkpointing stored analysis" in again.stdout and "checksum" in again.stdout
+
+
+def test_a_plan_read_back_follows_its_helpers_and_methods(project) -> None:
+    """A stored plan's code guards find the root, a helper a global guard found (taken
+    directly) and a method of a class (searched among the class's members): each new
+    process reuses the plan, and an edit of either re-runs with the value a fresh run
+    gives."""
+    project.write(
+        "lib.py",
+        """
+        def helper(x):
+            return x + 1
+
+        class Scale:
+            def apply(self, x):
+                return x * 2
+        """,
+    )
+    project.write(
+        "main.py",
+        """
+        from checkpointing import checkpoint
+        from lib import helper, Scale
+
+        @checkpoint
+        def f(x):
+            print("RAN f")
+            return helper(x) + Scale().apply(x)
+
+        print("RESULT", f(3))
+        """,
+    )
+    first = project.run()
+    assert first.ran == ["f"] and first.results == ["10"]
+    again = project.run()
+    assert again.ran == [] and again.results == ["10"]
+    project.write("lib.py", (project.root / "lib.py").read_text().replace("x * 2", "x * 3"))
+    method = project.run()
+    assert method.ran == ["f"] and method.results == ["13"]
+    assert project.run().ran == []
+    project.write("lib.py", (project.root / "lib.py").read_text().replace("x + 1", "x + 2"))
+    helper = project.run()
+    assert helper.ran == ["f"] and helper.results == ["14"]
+    assert project.run().results == ["14"]
+
+
+def _helper(x):
+    return x + 1
+
+
+class _Scale:
+    def apply(self, x):
+        return x * 2
+
+
+def _uses_both(x):
+    return _helper(x) + _Scale().apply(x)
+
+
+def _uses_helper(x):
+    return _helper(x) * 2
+
+
+@pytest.mark.parametrize("func", [_uses_helper, _uses_both])
+def test_code_guards_found_directly_are_those_the_index_finds(tmp_path, monkeypatch, func):
+    """_code_owner (the root, or a function a global guard found) answers what
+    _Functions answers, guard for guard; with a class among the definitions found it
+    leaves the search to _Functions."""
+    from checkpointing import keyplan
+
+    directory = str(_private(tmp_path))
+    keyplan.plan_for(func, directory)
+    data = read_plan_file(keyplan._plan_path(func, directory))
+    codes = [g for g in data["guards"] if g[0] == "code"]
+    assert len(codes) >= 2  # the root and _helper (and _Scale.apply)
+    answered = []
+    original = keyplan._code_owner
+    monkeypatch.setattr(
+        keyplan, "_code_owner", lambda *args: answered.append(original(*args)) or answered[-1]
+    )
+    direct = keyplan._rebuild(func, data)
+    # Without a class found, every code guard is answered directly; with one, none is.
+    taken = [owner for owner in answered if owner is not None]
+    assert len(taken) == (len(codes) if func is _uses_helper else 0)
+    monkeypatch.setattr(keyplan, "_code_owner", lambda *args: None)
+    searched = keyplan._rebuild(func, data)
+    assert direct is not None and searched is not None
+    assert [g[0] for g in direct._guards] == [g[0] for g in searched._guards]
+    assert [g[2] for g in direct._guards] == [g[2] for g in searched._guards]
