@@ -4,6 +4,7 @@ by an equal one that digests differently (``1`` by ``1.0``, ``1`` by ``True``)."
 
 from __future__ import annotations
 
+import enum
 import re
 import typing
 from collections import namedtuple
@@ -33,6 +34,11 @@ class Tagged(tuple):
     """A tuple subclass whose instances have a ``__dict__``."""
 
 
+class Mode(enum.Enum):
+    FAST = 1
+    SLOW = 2
+
+
 def _state() -> List[Any]:
     tagged = Tagged((1, 2))
     tagged.note = "x"
@@ -46,6 +52,9 @@ def _state() -> List[Any]:
         # Markdown's: compiled patterns (fixed), a name pickled as a global (checked by
         # that name)
         {"rx": re.compile("a+"), "hint": typing.ClassVar},
+        # enum members and a bare sentinel by their class; a set of ints with its
+        # items' types; a frozenset of scalars not at all (it cannot change)
+        {"mode": Mode.FAST, "ids": {1, 2}, "ops": frozenset({1, "a"}), "missing": object()},
     ]
 
 
@@ -57,7 +66,9 @@ def _witness(values: List[Any]) -> keyplan._Witness:
     # make it be digested again instead); the namedtuple by its class and items, not
     # digested again at each check; the tuple with a ``__dict__`` digested again
     assert witness._holders == [values[2]], containers
-    assert sorted(map(id, witness._owners)) == sorted(map(id, [values[2], values[4]])), containers
+    owners = [values[2], values[4], Mode.FAST, values[7]["missing"]]
+    assert sorted(map(id, witness._owners)) == sorted(map(id, owners)), containers
+    assert witness._typed_sets == [values[7]["ids"]], containers
     others = sorted(id(entry[1]) for entry in witness._others)
     assert others == sorted(map(id, [values[5], typing.ClassVar])), containers
     return witness
@@ -123,6 +134,23 @@ def _pattern_replaced(v: List[Any]) -> None:
     v[6]["rx"] = re.compile("a+", re.IGNORECASE)
 
 
+def _enum_replaced(v: List[Any]) -> None:
+    v[7]["mode"] = Mode.SLOW
+
+
+def _int_set_grows(v: List[Any]) -> None:
+    v[7]["ids"].add(3)
+
+
+def _int_set_equal_bool(v: List[Any]) -> None:
+    v[7]["ids"].discard(1)
+    v[7]["ids"].add(True)  # {True, 2} == {1, 2}, but True digests as a bool
+
+
+def _sentinel_replaced(v: List[Any]) -> None:
+    v[7]["missing"] = object()
+
+
 def _set_item(v: List[Any]) -> None:
     v[2].names.add("c")
 
@@ -147,6 +175,10 @@ CHANGES: List[Callable[[List[Any]], None]] = [
     _namedtuple_item,
     _tuple_attribute,
     _pattern_replaced,
+    _enum_replaced,
+    _int_set_grows,
+    _int_set_equal_bool,
+    _sentinel_replaced,
     _set_item,
     _nested_set,
 ]

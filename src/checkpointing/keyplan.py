@@ -2175,6 +2175,7 @@ class _Witness:
         "_dicts",
         "_sets",
         "_frozen",
+        "_typed_sets",
         "_others",
         "ids",
     )
@@ -2196,6 +2197,7 @@ class _Witness:
         dicts: List[Any] = []  # ...and the ``__dict__`` each had
         sets: List[Any] = []
         frozen: List[Any] = []
+        typed_sets: List[Any] = []  # sets of ints, whose items' types are checked too
         others: List[Any] = []  # checked one by one (reduced objects, digested again)
         for entry in containers:
             kind, obj = entry[0], entry[1]
@@ -2223,9 +2225,13 @@ class _Witness:
             elif kind == 4:  # a set of strings
                 sets.append(obj)
                 frozen.append(entry[2])
-            elif kind == 6:  # a namedtuple: its class
+            elif kind == 6:  # a namedtuple or an enum member: its class
                 owners.append(obj)
                 classes.append(entry[2])
+            elif kind == 7:  # a set of ints
+                sets.append(obj)
+                frozen.append(entry[2])
+                typed_sets.append(obj)
             else:
                 others.append(entry)
         self._sized = sized
@@ -2241,6 +2247,7 @@ class _Witness:
         self._dicts = dicts
         self._sets = sets
         self._frozen = frozen
+        self._typed_sets = typed_sets
         self._others = others
         # What this witness and those it includes check: a later snapshot need not
         # record these containers again.
@@ -2329,6 +2336,7 @@ class _Witness:
                 or list(map(len, self._sized)) != self._lengths
                 or not all(map(is_, itertools.chain.from_iterable(self._views), self._items))
                 or not all(map(operator.eq, self._sets, self._frozen))
+                or not all(set(map(type, s)) <= _INT for s in self._typed_sets)
             ):
                 return False
         except RuntimeError:  # changed by another thread while it was read
@@ -2463,6 +2471,7 @@ def _strings_only(items: Any) -> bool:
 
 _STR = {str}
 _BYTES = {bytes}
+_INT = {int}
 
 
 # Encoders of values that cannot change in place (paths, dates, decimals, ranges...).
@@ -2537,9 +2546,14 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
                 stack.extend([k for k in keys if type(k) not in scalars])
             elif t is set:
                 budget -= 1
-                if not _strings_only(value):
+                if _strings_only(value):
+                    containers.append((4, value, frozenset(value)))
+                elif set(map(type, value)) == _INT:
+                    # Equal but not of one type (1, True, 1.0) digest differently: its
+                    # items' types are checked too.
+                    containers.append((7, value, frozenset(value)))
+                else:
                     return False
-                containers.append((4, value, frozenset(value)))
                 continue
             else:
                 values = tuple(value)
@@ -2600,8 +2614,13 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             stack.append(value.__func__)
             continue
         elif t is frozenset and encoder is builtins[t]:
-            if not _strings_only(value):
+            if not (_strings_only(value) or set(map(type, value)) <= _IMMUTABLE):
                 return False
+            continue
+        elif encoder is hashing._enc_enum and type(getattr(value, "_name_", None)) is str:
+            # An enum member digests as its class and its name (user enums, regex
+            # flags): checked by its class, not digested again at every check.
+            containers.append((6, value, t))
             continue
         elif by_attributes[t] and type(getattr(value, "__dict__", None)) is dict:
             # A project class's own pickling is its code (digested with the class and
@@ -2611,6 +2630,10 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             attributes = value.__dict__
             keys, values = tuple(attributes), tuple(attributes.values())
             containers.append((2, value, t, attributes, keys, values))
+        elif by_attributes[t] and getattr(value, "__dict__", None) is None:
+            # No attributes at all (a sentinel: ``MISSING = object()``): its class.
+            containers.append((6, value, t))
+            continue
         elif t is _SIGNATURE:
             # Immutable but for what its parameters hold (a cached ``__signature__``:
             # networkx's dispatchers keep one).
