@@ -183,6 +183,68 @@ def test_a_registry_of_namedtuples_is_checked_without_digesting_it(project) -> N
     assert "PROBED []" in run.stdout, run.stdout
 
 
+def test_a_defaultdict_registry_is_checked_without_digesting_it(project) -> None:
+    """A registry filled by a decorator into a ``defaultdict(list)``, with enum keys: a
+    hit checks it without digesting it again; a handler registered later re-runs."""
+    project.write(
+        "main.py",
+        """
+        from checkpointing import checkpoint, keyplan
+        import handlers
+
+        probed = []
+        _probe = keyplan._probe
+        keyplan._probe = lambda value: (probed.append(type(value).__name__), _probe(value))[1]
+
+        @checkpoint
+        def f(a):
+            print("RAN f")
+            return handlers.run(handlers.Kind.TEXT, a)
+
+        print("RESULT", f(2))
+        probed.clear()
+        print("RESULT", f(2))
+        print("PROBED", probed)
+
+        @handlers.register(handlers.Kind.TEXT)
+        def triple(a):
+            return a * 3
+
+        print("RESULT", f(2), f(2))
+        """,
+    )
+    project.write(
+        "handlers.py",
+        """
+        import enum
+        from collections import defaultdict
+
+        class Kind(enum.Enum):
+            TEXT = "text"
+            IMAGE = "image"
+
+        HANDLERS = defaultdict(list)
+
+        def register(kind):
+            def add(fn):
+                HANDLERS[kind].append(fn)
+                return fn
+            return add
+
+        @register(Kind.TEXT)
+        def double(a):
+            return a * 2
+
+        def run(kind, a):
+            return [h(a) for h in HANDLERS[kind]]
+        """,
+    )
+    run = project.run()
+    assert run.results == ["[4]", "[4]", "[4, 6] [4, 6]"], run
+    assert run.ran == ["f", "f"], run
+    assert "PROBED []" in run.stdout, run.stdout
+
+
 def test_a_hit_from_memory_is_a_fresh_copy_and_sees_a_replaced_entry(counted) -> None:
     first = counted(1, 2)
     first.append("mutated by the caller")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 import re
 import typing
-from collections import namedtuple
+from collections import defaultdict, namedtuple
 from typing import Any, Callable, List
 
 import pytest
@@ -55,6 +55,7 @@ def _state() -> List[Any]:
         # enum members and a bare sentinel by their class; a set of ints with its
         # items' types; a frozenset of scalars not at all (it cannot change)
         {"mode": Mode.FAST, "ids": {1, 2}, "ops": frozenset({1, "a"}), "missing": object()},
+        defaultdict(list, {"a": [1], "b": [2]}),  # checked as a dict, and its factory
     ]
 
 
@@ -69,6 +70,7 @@ def _witness(values: List[Any]) -> keyplan._Witness:
     owners = [values[2], values[4], Mode.FAST, values[7]["missing"]]
     assert sorted(map(id, witness._owners)) == sorted(map(id, owners)), containers
     assert witness._typed_sets == [values[7]["ids"]], containers
+    assert witness._factories_of == [values[8]], containers
     others = sorted(id(entry[1]) for entry in witness._others)
     assert others == sorted(map(id, [values[5], typing.ClassVar])), containers
     return witness
@@ -151,6 +153,18 @@ def _sentinel_replaced(v: List[Any]) -> None:
     v[7]["missing"] = object()
 
 
+def _defaultdict_item(v: List[Any]) -> None:
+    v[8]["a"].append(3)
+
+
+def _defaultdict_key(v: List[Any]) -> None:
+    v[8]["c"]  # the factory makes the key
+
+
+def _defaultdict_factory(v: List[Any]) -> None:
+    v[8].default_factory = set
+
+
 def _set_item(v: List[Any]) -> None:
     v[2].names.add("c")
 
@@ -179,6 +193,9 @@ CHANGES: List[Callable[[List[Any]], None]] = [
     _int_set_grows,
     _int_set_equal_bool,
     _sentinel_replaced,
+    _defaultdict_item,
+    _defaultdict_key,
+    _defaultdict_factory,
     _set_item,
     _nested_set,
 ]

@@ -36,6 +36,7 @@ step, kept for a session in which no one else edits the call path.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import copyreg
 import functools
@@ -2176,6 +2177,8 @@ class _Witness:
         "_sets",
         "_frozen",
         "_typed_sets",
+        "_factories_of",
+        "_factories",
         "_others",
         "ids",
     )
@@ -2198,6 +2201,8 @@ class _Witness:
         sets: List[Any] = []
         frozen: List[Any] = []
         typed_sets: List[Any] = []  # sets of ints, whose items' types are checked too
+        factories_of: List[Any] = []  # defaultdicts...
+        factories: List[Any] = []  # ...and their default_factory
         others: List[Any] = []  # checked one by one (reduced objects, digested again)
         for entry in containers:
             kind, obj = entry[0], entry[1]
@@ -2228,6 +2233,9 @@ class _Witness:
             elif kind == 6:  # a namedtuple or an enum member: its class
                 owners.append(obj)
                 classes.append(entry[2])
+            elif kind == 8:  # a defaultdict's factory
+                factories_of.append(obj)
+                factories.append(entry[2])
             elif kind == 7:  # a set of ints
                 sets.append(obj)
                 frozen.append(entry[2])
@@ -2248,6 +2256,8 @@ class _Witness:
         self._sets = sets
         self._frozen = frozen
         self._typed_sets = typed_sets
+        self._factories_of = factories_of
+        self._factories = factories
         self._others = others
         # What this witness and those it includes check: a later snapshot need not
         # record these containers again.
@@ -2337,6 +2347,7 @@ class _Witness:
                 or not all(map(is_, itertools.chain.from_iterable(self._views), self._items))
                 or not all(map(operator.eq, self._sets, self._frozen))
                 or not all(set(map(type, s)) <= _INT for s in self._typed_sets)
+                or not all(map(is_, map(_FACTORY_OF, self._factories_of), self._factories))
             ):
                 return False
         except RuntimeError:  # changed by another thread while it was read
@@ -2368,6 +2379,7 @@ class _Witness:
 
 
 _DICT_OF = operator.attrgetter("__dict__")
+_FACTORY_OF = operator.attrgetter("default_factory")
 _DEFAULTS_OF = operator.attrgetter("__defaults__")
 _KWDEFAULTS_OF = operator.attrgetter("__kwdefaults__")
 
@@ -2497,6 +2509,8 @@ _IMMUTABLE_ENCODERS = frozenset(
 
 
 _SIGNATURE = inspect.Signature
+_DEFAULTDICT = collections.defaultdict
+_ENC_DEFAULTDICT = getattr(hashing, "_enc_defaultdict", None)
 _PATTERN = type(re.compile(""))
 
 
@@ -2612,6 +2626,17 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             continue
         elif encoder is hashing._enc_wrapped_callable and t in (staticmethod, classmethod):
             stack.append(value.__func__)
+            continue
+        elif t is _DEFAULTDICT and encoder is _ENC_DEFAULTDICT:
+            # A registry filled by decorators (``defaultdict(list)``): its items as a
+            # dict's, and its factory by identity (its class cannot be reassigned).
+            keys, values = tuple(value), tuple(value.values())
+            containers.append((0, value, keys, values))
+            containers.append((8, value, value.default_factory))
+            budget -= len(values)
+            stack.extend([k for k in keys if type(k) not in scalars])
+            stack.extend([v for v in values if type(v) not in scalars])
+            stack.append(value.default_factory)
             continue
         elif t is frozenset and encoder is builtins[t]:
             if not (_strings_only(value) or set(map(type, value)) <= _IMMUTABLE):
