@@ -34,6 +34,20 @@ class Tagged(tuple):
     """A tuple subclass whose instances have a ``__dict__``."""
 
 
+class Slotted:
+    """An object with ``__slots__`` (as a ``dataclass(slots=True)`` makes)."""
+
+    __slots__ = ("x", "items", "late")
+
+    def __init__(self) -> None:
+        self.x = 1
+        self.items = [2]  # ``late`` stays unset
+
+
+class OtherSlotted(Slotted):
+    __slots__ = ()
+
+
 class Mode(enum.Enum):
     FAST = 1
     SLOW = 2
@@ -56,6 +70,7 @@ def _state() -> List[Any]:
         # items' types; a frozenset of scalars not at all (it cannot change)
         {"mode": Mode.FAST, "ids": {1, 2}, "ops": frozenset({1, "a"}), "missing": object()},
         defaultdict(list, {"a": [1], "b": [2]}),  # checked as a dict, and its factory
+        Slotted(),  # its class and what each slot holds, unset ones included
     ]
 
 
@@ -67,10 +82,11 @@ def _witness(values: List[Any]) -> keyplan._Witness:
     # make it be digested again instead); the namedtuple by its class and items, not
     # digested again at each check; the tuple with a ``__dict__`` digested again
     assert witness._holders == [values[2]], containers
-    owners = [values[2], values[4], Mode.FAST, values[7]["missing"]]
+    owners = [values[2], values[4], Mode.FAST, values[7]["missing"], values[9]]
     assert sorted(map(id, witness._owners)) == sorted(map(id, owners)), containers
     assert witness._typed_sets == [values[7]["ids"]], containers
     assert witness._factories_of == [values[8]], containers
+    assert witness._slotted == [values[9]] * 3, containers
     others = sorted(id(entry[1]) for entry in witness._others)
     assert others == sorted(map(id, [values[5], typing.ClassVar])), containers
     return witness
@@ -165,6 +181,26 @@ def _defaultdict_factory(v: List[Any]) -> None:
     v[8].default_factory = set
 
 
+def _slot_rebound(v: List[Any]) -> None:
+    v[9].x = 2
+
+
+def _slot_item(v: List[Any]) -> None:
+    v[9].items.append(3)
+
+
+def _slot_set(v: List[Any]) -> None:
+    v[9].late = None
+
+
+def _slot_deleted(v: List[Any]) -> None:
+    del v[9].x
+
+
+def _slotted_class(v: List[Any]) -> None:
+    v[9].__class__ = OtherSlotted
+
+
 def _set_item(v: List[Any]) -> None:
     v[2].names.add("c")
 
@@ -196,6 +232,11 @@ CHANGES: List[Callable[[List[Any]], None]] = [
     _defaultdict_item,
     _defaultdict_key,
     _defaultdict_factory,
+    _slot_rebound,
+    _slot_item,
+    _slot_set,
+    _slot_deleted,
+    _slotted_class,
     _set_item,
     _nested_set,
 ]

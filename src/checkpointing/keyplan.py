@@ -2178,6 +2178,9 @@ class _Witness:
         "_frozen",
         "_typed_sets",
         "_factories_of",
+        "_slotted",
+        "_slot_names",
+        "_slot_held",
         "_factories",
         "_others",
         "ids",
@@ -2202,6 +2205,9 @@ class _Witness:
         frozen: List[Any] = []
         typed_sets: List[Any] = []  # sets of ints, whose items' types are checked too
         factories_of: List[Any] = []  # defaultdicts...
+        slotted: List[Any] = []  # objects with slots, once per slot...
+        slot_names: List[Any] = []  # ...the slot's name...
+        slot_held: List[Any] = []  # ...and what it held (_NO_SLOT: unset)
         factories: List[Any] = []  # ...and their default_factory
         others: List[Any] = []  # checked one by one (reduced objects, digested again)
         for entry in containers:
@@ -2233,6 +2239,12 @@ class _Witness:
             elif kind == 6:  # a namedtuple or an enum member: its class
                 owners.append(obj)
                 classes.append(entry[2])
+            elif kind == 9:  # an object with slots: its class and what each slot holds
+                owners.append(obj)
+                classes.append(entry[2])
+                slotted.extend([obj] * len(entry[3]))
+                slot_names.extend(entry[3])
+                slot_held.extend(entry[4])
             elif kind == 8:  # a defaultdict's factory
                 factories_of.append(obj)
                 factories.append(entry[2])
@@ -2257,6 +2269,9 @@ class _Witness:
         self._frozen = frozen
         self._typed_sets = typed_sets
         self._factories_of = factories_of
+        self._slotted = slotted
+        self._slot_names = slot_names
+        self._slot_held = slot_held
         self._factories = factories
         self._others = others
         # What this witness and those it includes check: a later snapshot need not
@@ -2348,6 +2363,13 @@ class _Witness:
                 or not all(map(operator.eq, self._sets, self._frozen))
                 or not all(set(map(type, s)) <= _INT for s in self._typed_sets)
                 or not all(map(is_, map(_FACTORY_OF, self._factories_of), self._factories))
+                or not all(
+                    map(
+                        is_,
+                        map(getattr, self._slotted, self._slot_names, _NO_SLOTS()),
+                        self._slot_held,
+                    )
+                )
             ):
                 return False
         except RuntimeError:  # changed by another thread while it was read
@@ -2386,6 +2408,13 @@ _KWDEFAULTS_OF = operator.attrgetter("__kwdefaults__")
 
 def _UNBOUNDS() -> Iterator[Any]:
     return itertools.repeat(UNBOUND)
+
+
+_NO_SLOT: Any = object()  # what an unset slot holds, for the witness
+
+
+def _NO_SLOTS() -> Iterator[Any]:
+    return itertools.repeat(_NO_SLOT)
 
 
 def _generation() -> Tuple[int, int, int, int]:
@@ -2655,6 +2684,22 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             attributes = value.__dict__
             keys, values = tuple(attributes), tuple(attributes.values())
             containers.append((2, value, t, attributes, keys, values))
+        elif encoder is hashing._enc_plain_object and hashing._slot_names(t):
+            # An object with ``__slots__`` (a ``dataclass(slots=True)``): its class, the
+            # object in each slot (unset ones included) and its ``__dict__`` if it has one.
+            names = hashing._slot_names(t)
+            held = tuple([getattr(value, name, _NO_SLOT) for name in names])
+            containers.append((9, value, t, names, held))
+            budget -= len(held)
+            stack.extend([v for v in held if type(v) not in scalars and v is not _NO_SLOT])
+            attributes = getattr(value, "__dict__", None)
+            if attributes is not None:
+                if type(attributes) is not dict:
+                    return False
+                keys, values = tuple(attributes), tuple(attributes.values())
+                containers.append((2, value, t, attributes, keys, values))
+            else:
+                continue
         elif by_attributes[t] and getattr(value, "__dict__", None) is None:
             # No attributes at all (a sentinel: ``MISSING = object()``): its class.
             containers.append((6, value, t))
