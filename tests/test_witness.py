@@ -65,7 +65,7 @@ def _state() -> List[Any]:
         tagged,
         # Markdown's: compiled patterns (fixed), a name pickled as a global (checked by
         # that name)
-        {"rx": re.compile("a+"), "hint": typing.ClassVar},
+        {"rx": re.compile("a+"), "hint": typing.ClassVar, "code": helper.__code__},
         # enum members and a bare sentinel by their class; a set of ints with its
         # items' types; a frozenset of scalars not at all (it cannot change)
         {"mode": Mode.FAST, "ids": {1, 2}, "ops": frozenset({1, "a"}), "missing": object()},

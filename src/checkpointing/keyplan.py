@@ -2531,6 +2531,7 @@ _IMMUTABLE_ENCODERS = frozenset(
                 "_enc_uuid",
                 "_enc_range",
                 "_enc_tzinfo",
+                "_enc_code",  # a code object (a ForwardRef's): its constants are fixed too
             )
         ),
     )
