@@ -183,6 +183,115 @@ def test_a_registry_of_namedtuples_is_checked_without_digesting_it(project) -> N
     assert "PROBED []" in run.stdout, run.stdout
 
 
+def test_a_defaultdict_registry_is_checked_without_digesting_it(project) -> None:
+    """A registry filled by a decorator into a ``defaultdict(list)``, with enum keys: a
+    hit checks it without digesting it again; a handler registered later re-runs."""
+    project.write(
+        "main.py",
+        """
+        from checkpointing import checkpoint, keyplan
+        import handlers
+
+        probed = []
+        _probe = keyplan._probe
+        keyplan._probe = lambda value: (probed.append(type(value).__name__), _probe(value))[1]
+
+        @checkpoint
+        def f(a):
+            print("RAN f")
+            return handlers.run(handlers.Kind.TEXT, a)
+
+        print("RESULT", f(2))
+        probed.clear()
+        print("RESULT", f(2))
+        print("PROBED", probed)
+
+        @handlers.register(handlers.Kind.TEXT)
+        def triple(a):
+            return a * 3
+
+        print("RESULT", f(2), f(2))
+        """,
+    )
+    project.write(
+        "handlers.py",
+        """
+        import enum
+        from collections import defaultdict
+
+        class Kind(enum.Enum):
+            TEXT = "text"
+            IMAGE = "image"
+
+        HANDLERS = defaultdict(list)
+
+        def register(kind):
+            def add(fn):
+                HANDLERS[kind].append(fn)
+                return fn
+            return add
+
+        @register(Kind.TEXT)
+        def double(a):
+            return a * 2
+
+        def run(kind, a):
+            return [h(a) for h in HANDLERS[kind]]
+        """,
+    )
+    run = project.run()
+    assert run.results == ["[4]", "[4]", "[4, 6] [4, 6]"], run
+    assert run.ran == ["f", "f"], run
+    assert "PROBED []" in run.stdout, run.stdout
+
+
+def test_a_registry_of_slotted_objects_is_checked_without_digesting_it(project) -> None:
+    """Objects with ``__slots__`` in a registry: a hit checks what each slot holds
+    instead of digesting them again; a slot rebound between calls re-runs."""
+    project.write(
+        "main.py",
+        """
+        from checkpointing import checkpoint, keyplan
+        import units
+
+        probed = []
+        _probe = keyplan._probe
+        keyplan._probe = lambda value: (probed.append(type(value).__name__), _probe(value))[1]
+
+        @checkpoint
+        def f(a):
+            print("RAN f")
+            return units.convert(a, "km")
+
+        print("RESULT", f(2))
+        probed.clear()
+        print("RESULT", f(2))
+        print("PROBED", probed)
+        units.UNITS["km"].factor = 1001
+        print("RESULT", f(2), f(2))
+        """,
+    )
+    project.write(
+        "units.py",
+        """
+        class Unit:
+            __slots__ = ("name", "factor")
+
+            def __init__(self, name, factor):
+                self.name, self.factor = name, factor
+
+        UNITS = {"m": Unit("m", 1), "km": Unit("km", 1000)}
+
+        def convert(a, unit):
+            return a * UNITS[unit].factor
+        """,
+    )
+    run = project.run()
+    assert run.results == ["2000", "2000", "2002 2002"], run
+    assert run.ran == ["f", "f"], run
+    assert "PROBED []" in run.stdout, run.stdout
+
+
 def test_a_hit_from_memory_is_a_fresh_copy_and_sees_a_replaced_entry(counted) -> None:
     first = counted(1, 2)
     first.append("mutated by the caller")

@@ -4,9 +4,10 @@ by an equal one that digests differently (``1`` by ``1.0``, ``1`` by ``True``)."
 
 from __future__ import annotations
 
+import enum
 import re
 import typing
-from collections import namedtuple
+from collections import defaultdict, namedtuple
 from typing import Any, Callable, List
 
 import pytest
@@ -33,6 +34,25 @@ class Tagged(tuple):
     """A tuple subclass whose instances have a ``__dict__``."""
 
 
+class Slotted:
+    """An object with ``__slots__`` (as a ``dataclass(slots=True)`` makes)."""
+
+    __slots__ = ("x", "items", "late")
+
+    def __init__(self) -> None:
+        self.x = 1
+        self.items = [2]  # ``late`` stays unset
+
+
+class OtherSlotted(Slotted):
+    __slots__ = ()
+
+
+class Mode(enum.Enum):
+    FAST = 1
+    SLOW = 2
+
+
 def _state() -> List[Any]:
     tagged = Tagged((1, 2))
     tagged.note = "x"
@@ -45,7 +65,12 @@ def _state() -> List[Any]:
         tagged,
         # Markdown's: compiled patterns (fixed), a name pickled as a global (checked by
         # that name)
-        {"rx": re.compile("a+"), "hint": typing.ClassVar},
+        {"rx": re.compile("a+"), "hint": typing.ClassVar, "code": helper.__code__},
+        # enum members and a bare sentinel by their class; a set of ints with its
+        # items' types; a frozenset of scalars not at all (it cannot change)
+        {"mode": Mode.FAST, "ids": {1, 2}, "ops": frozenset({1, "a"}), "missing": object()},
+        defaultdict(list, {"a": [1], "b": [2]}),  # checked as a dict, and its factory
+        Slotted(),  # its class and what each slot holds, unset ones included
     ]
 
 
@@ -57,7 +82,11 @@ def _witness(values: List[Any]) -> keyplan._Witness:
     # make it be digested again instead); the namedtuple by its class and items, not
     # digested again at each check; the tuple with a ``__dict__`` digested again
     assert witness._holders == [values[2]], containers
-    assert sorted(map(id, witness._owners)) == sorted(map(id, [values[2], values[4]])), containers
+    owners = [values[2], values[4], Mode.FAST, values[7]["missing"], values[9]]
+    assert sorted(map(id, witness._owners)) == sorted(map(id, owners)), containers
+    assert witness._typed_sets == [values[7]["ids"]], containers
+    assert witness._factories_of == [values[8]], containers
+    assert witness._slotted == [values[9]] * 3, containers
     others = sorted(id(entry[1]) for entry in witness._others)
     assert others == sorted(map(id, [values[5], typing.ClassVar])), containers
     return witness
@@ -123,6 +152,55 @@ def _pattern_replaced(v: List[Any]) -> None:
     v[6]["rx"] = re.compile("a+", re.IGNORECASE)
 
 
+def _enum_replaced(v: List[Any]) -> None:
+    v[7]["mode"] = Mode.SLOW
+
+
+def _int_set_grows(v: List[Any]) -> None:
+    v[7]["ids"].add(3)
+
+
+def _int_set_equal_bool(v: List[Any]) -> None:
+    v[7]["ids"].discard(1)
+    v[7]["ids"].add(True)  # {True, 2} == {1, 2}, but True digests as a bool
+
+
+def _sentinel_replaced(v: List[Any]) -> None:
+    v[7]["missing"] = object()
+
+
+def _defaultdict_item(v: List[Any]) -> None:
+    v[8]["a"].append(3)
+
+
+def _defaultdict_key(v: List[Any]) -> None:
+    v[8]["c"]  # the factory makes the key
+
+
+def _defaultdict_factory(v: List[Any]) -> None:
+    v[8].default_factory = set
+
+
+def _slot_rebound(v: List[Any]) -> None:
+    v[9].x = 2
+
+
+def _slot_item(v: List[Any]) -> None:
+    v[9].items.append(3)
+
+
+def _slot_set(v: List[Any]) -> None:
+    v[9].late = None
+
+
+def _slot_deleted(v: List[Any]) -> None:
+    del v[9].x
+
+
+def _slotted_class(v: List[Any]) -> None:
+    v[9].__class__ = OtherSlotted
+
+
 def _set_item(v: List[Any]) -> None:
     v[2].names.add("c")
 
@@ -147,6 +225,18 @@ CHANGES: List[Callable[[List[Any]], None]] = [
     _namedtuple_item,
     _tuple_attribute,
     _pattern_replaced,
+    _enum_replaced,
+    _int_set_grows,
+    _int_set_equal_bool,
+    _sentinel_replaced,
+    _defaultdict_item,
+    _defaultdict_key,
+    _defaultdict_factory,
+    _slot_rebound,
+    _slot_item,
+    _slot_set,
+    _slot_deleted,
+    _slotted_class,
     _set_item,
     _nested_set,
 ]

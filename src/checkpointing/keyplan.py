@@ -36,6 +36,7 @@ step, kept for a session in which no one else edits the call path.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import copyreg
 import functools
@@ -2252,6 +2253,12 @@ class _Witness:
         "_dicts",
         "_sets",
         "_frozen",
+        "_typed_sets",
+        "_factories_of",
+        "_slotted",
+        "_slot_names",
+        "_slot_held",
+        "_factories",
         "_others",
         "ids",
     )
@@ -2273,6 +2280,12 @@ class _Witness:
         dicts: List[Any] = []  # ...and the ``__dict__`` each had
         sets: List[Any] = []
         frozen: List[Any] = []
+        typed_sets: List[Any] = []  # sets of ints, whose items' types are checked too
+        factories_of: List[Any] = []  # defaultdicts...
+        slotted: List[Any] = []  # objects with slots, once per slot...
+        slot_names: List[Any] = []  # ...the slot's name...
+        slot_held: List[Any] = []  # ...and what it held (_NO_SLOT: unset)
+        factories: List[Any] = []  # ...and their default_factory
         others: List[Any] = []  # checked one by one (reduced objects, digested again)
         for entry in containers:
             kind, obj = entry[0], entry[1]
@@ -2300,9 +2313,22 @@ class _Witness:
             elif kind == 4:  # a set of strings
                 sets.append(obj)
                 frozen.append(entry[2])
-            elif kind == 6:  # a namedtuple: its class
+            elif kind == 6:  # a namedtuple or an enum member: its class
                 owners.append(obj)
                 classes.append(entry[2])
+            elif kind == 9:  # an object with slots: its class and what each slot holds
+                owners.append(obj)
+                classes.append(entry[2])
+                slotted.extend([obj] * len(entry[3]))
+                slot_names.extend(entry[3])
+                slot_held.extend(entry[4])
+            elif kind == 8:  # a defaultdict's factory
+                factories_of.append(obj)
+                factories.append(entry[2])
+            elif kind == 7:  # a set of ints
+                sets.append(obj)
+                frozen.append(entry[2])
+                typed_sets.append(obj)
             else:
                 others.append(entry)
         self._sized = sized
@@ -2318,6 +2344,12 @@ class _Witness:
         self._dicts = dicts
         self._sets = sets
         self._frozen = frozen
+        self._typed_sets = typed_sets
+        self._factories_of = factories_of
+        self._slotted = slotted
+        self._slot_names = slot_names
+        self._slot_held = slot_held
+        self._factories = factories
         self._others = others
         # What this witness and those it includes check: a later snapshot need not
         # record these containers again.
@@ -2406,6 +2438,15 @@ class _Witness:
                 or list(map(len, self._sized)) != self._lengths
                 or not all(map(is_, itertools.chain.from_iterable(self._views), self._items))
                 or not all(map(operator.eq, self._sets, self._frozen))
+                or not all(set(map(type, s)) <= _INT for s in self._typed_sets)
+                or not all(map(is_, map(_FACTORY_OF, self._factories_of), self._factories))
+                or not all(
+                    map(
+                        is_,
+                        map(getattr, self._slotted, self._slot_names, _NO_SLOTS()),
+                        self._slot_held,
+                    )
+                )
             ):
                 return False
         except RuntimeError:  # changed by another thread while it was read
@@ -2437,12 +2478,20 @@ class _Witness:
 
 
 _DICT_OF = operator.attrgetter("__dict__")
+_FACTORY_OF = operator.attrgetter("default_factory")
 _DEFAULTS_OF = operator.attrgetter("__defaults__")
 _KWDEFAULTS_OF = operator.attrgetter("__kwdefaults__")
 
 
 def _UNBOUNDS() -> Iterator[Any]:
     return itertools.repeat(UNBOUND)
+
+
+_NO_SLOT: Any = object()  # what an unset slot holds, for the witness
+
+
+def _NO_SLOTS() -> Iterator[Any]:
+    return itertools.repeat(_NO_SLOT)
 
 
 def _generation() -> Tuple[int, int, int, int]:
@@ -2540,6 +2589,7 @@ def _strings_only(items: Any) -> bool:
 
 _STR = {str}
 _BYTES = {bytes}
+_INT = {int}
 
 
 # Encoders of values that cannot change in place (paths, dates, decimals, ranges...).
@@ -2558,6 +2608,7 @@ _IMMUTABLE_ENCODERS = frozenset(
                 "_enc_uuid",
                 "_enc_range",
                 "_enc_tzinfo",
+                "_enc_code",  # a code object (a ForwardRef's): its constants are fixed too
             )
         ),
     )
@@ -2565,6 +2616,8 @@ _IMMUTABLE_ENCODERS = frozenset(
 
 
 _SIGNATURE = inspect.Signature
+_DEFAULTDICT = collections.defaultdict
+_ENC_DEFAULTDICT = getattr(hashing, "_enc_defaultdict", None)
 _PATTERN = type(re.compile(""))
 
 
@@ -2614,9 +2667,14 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
                 stack.extend([k for k in keys if type(k) not in scalars])
             elif t is set:
                 budget -= 1
-                if not _strings_only(value):
+                if _strings_only(value):
+                    containers.append((4, value, frozenset(value)))
+                elif set(map(type, value)) == _INT:
+                    # Equal but not of one type (1, True, 1.0) digest differently: its
+                    # items' types are checked too.
+                    containers.append((7, value, frozenset(value)))
+                else:
                     return False
-                containers.append((4, value, frozenset(value)))
                 continue
             else:
                 values = tuple(value)
@@ -2676,9 +2734,25 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
         elif encoder is hashing._enc_wrapped_callable and t in (staticmethod, classmethod):
             stack.append(value.__func__)
             continue
+        elif t is _DEFAULTDICT and encoder is _ENC_DEFAULTDICT:
+            # A registry filled by decorators (``defaultdict(list)``): its items as a
+            # dict's, and its factory by identity (its class cannot be reassigned).
+            keys, values = tuple(value), tuple(value.values())
+            containers.append((0, value, keys, values))
+            containers.append((8, value, value.default_factory))
+            budget -= len(values)
+            stack.extend([k for k in keys if type(k) not in scalars])
+            stack.extend([v for v in values if type(v) not in scalars])
+            stack.append(value.default_factory)
+            continue
         elif t is frozenset and encoder is builtins[t]:
-            if not _strings_only(value):
+            if not (_strings_only(value) or set(map(type, value)) <= _IMMUTABLE):
                 return False
+            continue
+        elif encoder is hashing._enc_enum and type(getattr(value, "_name_", None)) is str:
+            # An enum member digests as its class and its name (user enums, regex
+            # flags): checked by its class, not digested again at every check.
+            containers.append((6, value, t))
             continue
         elif by_attributes[t] and type(getattr(value, "__dict__", None)) is dict:
             # A project class's own pickling is its code (digested with the class and
@@ -2688,6 +2762,26 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             attributes = value.__dict__
             keys, values = tuple(attributes), tuple(attributes.values())
             containers.append((2, value, t, attributes, keys, values))
+        elif encoder is hashing._enc_plain_object and hashing._slot_names(t):
+            # An object with ``__slots__`` (a ``dataclass(slots=True)``): its class, the
+            # object in each slot (unset ones included) and its ``__dict__`` if it has one.
+            names = hashing._slot_names(t)
+            held = tuple([getattr(value, name, _NO_SLOT) for name in names])
+            containers.append((9, value, t, names, held))
+            budget -= len(held)
+            stack.extend([v for v in held if type(v) not in scalars and v is not _NO_SLOT])
+            attributes = getattr(value, "__dict__", None)
+            if attributes is not None:
+                if type(attributes) is not dict:
+                    return False
+                keys, values = tuple(attributes), tuple(attributes.values())
+                containers.append((2, value, t, attributes, keys, values))
+            else:
+                continue
+        elif by_attributes[t] and getattr(value, "__dict__", None) is None:
+            # No attributes at all (a sentinel: ``MISSING = object()``): its class.
+            containers.append((6, value, t))
+            continue
         elif t is _SIGNATURE:
             # Immutable but for what its parameters hold (a cached ``__signature__``:
             # networkx's dispatchers keep one).
