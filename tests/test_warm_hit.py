@@ -292,6 +292,43 @@ def test_a_registry_of_slotted_objects_is_checked_without_digesting_it(project) 
     assert "PROBED []" in run.stdout, run.stdout
 
 
+def test_a_global_lock_does_not_make_every_hit_digest_the_values(project) -> None:
+    """A module's lock (``with LOCK:``) is digested as its type: the hit's witness
+    vouches for the function's other values instead of their being digested again at
+    every hit; a table entry changed between calls still re-runs."""
+    project.write(
+        "main.py",
+        """
+        import threading
+        from checkpointing import checkpoint, keyplan
+
+        LOCK = threading.Lock()
+        TABLE = {"a": [1, 2], "b": [3]}
+
+        digests = []
+        _digest = keyplan.KeyPlan._digest
+        keyplan.KeyPlan._digest = lambda self, values: (digests.append(1), _digest(self, values))[1]
+
+        @checkpoint
+        def f(key):
+            print("RAN f")
+            with LOCK:
+                return sum(TABLE[key])
+
+        print("RESULT", f("a"))
+        digests.clear()
+        print("RESULT", f("a"))
+        print("DIGESTS", len(digests))
+        TABLE["a"].append(10)
+        print("RESULT", f("a"), f("a"))
+        """,
+    )
+    run = project.run()
+    assert run.results == ["3", "3", "13 13"], run
+    assert run.ran == ["f", "f"], run
+    assert "DIGESTS 0" in run.stdout, run.stdout
+
+
 def test_a_hit_from_memory_is_a_fresh_copy_and_sees_a_replaced_entry(counted) -> None:
     first = counted(1, 2)
     first.append("mutated by the caller")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import re
+import threading
 import typing
 from collections import defaultdict, namedtuple
 from typing import Any, Callable, List
@@ -71,6 +72,7 @@ def _state() -> List[Any]:
         {"mode": Mode.FAST, "ids": {1, 2}, "ops": frozenset({1, "a"}), "missing": object()},
         defaultdict(list, {"a": [1], "b": [2]}),  # checked as a dict, and its factory
         Slotted(),  # its class and what each slot holds, unset ones included
+        {"lock": threading.Lock()},  # digested as its type: nothing to check in it
     ]
 
 
@@ -201,6 +203,10 @@ def _slotted_class(v: List[Any]) -> None:
     v[9].__class__ = OtherSlotted
 
 
+def _lock_replaced(v: List[Any]) -> None:
+    v[10]["lock"] = threading.RLock()
+
+
 def _set_item(v: List[Any]) -> None:
     v[2].names.add("c")
 
@@ -237,6 +243,7 @@ CHANGES: List[Callable[[List[Any]], None]] = [
     _slot_set,
     _slot_deleted,
     _slotted_class,
+    _lock_replaced,
     _set_item,
     _nested_set,
 ]

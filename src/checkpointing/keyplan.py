@@ -2713,6 +2713,11 @@ def _snapshot(value: Any, containers: List[Any], seen: set) -> bool:
             ) and not hashing._slot_names(t)
         if encoder in _IMMUTABLE_ENCODERS:
             continue
+        if encoder is hashing._enc_never:
+            # A lock, an open file, a generator: a value holding one digests as its
+            # type, whatever it holds; a module's ``_LOCK = threading.Lock()`` made the
+            # snapshot fail, and every hit digested every value the function reads.
+            continue
         if t is _PATTERN and encoder is hashing._enc_reduce and _reduces_as_pattern():
             continue  # a compiled regular expression: its pattern and flags are fixed
         elif t is types.BuiltinFunctionType and encoder is builtins[t]:
