@@ -1,7 +1,7 @@
 """The first hit of a fresh process and ``import checkpointing`` (issue 12, target 5),
 this code against another, alternately in the same minutes (the machine's speed drifts).
 
-Usage: python benchmarks/first_hit.py [--runs 30] [--against SRC]
+Usage: python benchmarks/first_hit.py [--runs 30] [--against SRC] [--helper]
 
 ``SRC`` is the ``src`` folder of other code of the package (e.g. ``git archive main src |
 tar -x -C /tmp/main``, then ``--against /tmp/main/src``); it is put first on
@@ -10,8 +10,10 @@ tar -x -C /tmp/main``, then ``--against /tmp/main/src``); it is put first on
 min over ``--runs`` processes, timed inside the process); the Python calls of that call
 (cProfile) and its system calls (strace, if installed), which do not drift; and
 ``python -X importtime -c 'import checkpointing'`` (min and median of 15) beside the
-bare interpreter's ``site``. Byte code is compiled first: the environment may set
-``PYTHONDONTWRITEBYTECODE``, and an import would then measure compilation.
+bare interpreter's ``site``. With ``--helper``, ``f`` calls a helper, as the program of
+``benchmarks/suite.py``'s table 3 does (a plan of two definitions and a global guard).
+Byte code is compiled first: the environment may set ``PYTHONDONTWRITEBYTECODE``, and an
+import would then measure compilation.
 """
 
 from __future__ import annotations
@@ -37,9 +39,12 @@ from checkpointing import checkpoint
 
 sys.bench_runs = 0  # counted on sys: a global would be a value f reads (in its key)
 
+def body_ran():
+    sys.bench_runs += 1
+
 @checkpoint(directory=sys.argv[1])
 def f(a, b):
-    sys.bench_runs += 1
+    BODY
     return a + b
 
 mode = sys.argv[2]
@@ -117,7 +122,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--against", help="the src folder of the code to compare with")
+    parser.add_argument(
+        "--helper",
+        action="store_true",
+        help="f counts its runs through a helper function, as the suite's program does "
+        "(table 3): its plan has two definitions and a global guard",
+    )
     args = parser.parse_args()
+    program = PROGRAM.replace("BODY", "body_ran()" if args.helper else "sys.bench_runs += 1")
     codes: Dict[str, Optional[str]] = {"this code": str(ROOT / "src")}
     if args.against:
         codes["against"] = os.path.abspath(args.against)
@@ -125,7 +137,7 @@ def main() -> None:
     for name, src in codes.items():
         compileall.compile_dir(str(src), quiet=1)
         folders[name] = tempfile.mkdtemp(prefix="ckpt-first-hit-")
-        Path(folders[name], "main.py").write_text(PROGRAM)
+        Path(folders[name], "main.py").write_text(program)
         _run(src, folders[name], "fill")
     first: Dict[str, List[float]] = {name: [] for name in codes}
     imports: Dict[str, List[float]] = {name: [] for name in codes}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from checkpointing.keyplan import ANALYSIS_FORMAT
+from checkpointing.keyplan import ANALYSIS_FORMAT, read_plan_file
 
 MAIN = """
 import sys
@@ -35,7 +35,7 @@ def test_a_fresh_process_with_unchanged_code_does_not_analyse(project) -> None:
     setup(project)
     first = project.run("-m", "proj.main")
     assert first.ran == ["f"] and analysed(first) == "ANALYSED True True False"
-    stored = list((project.root / ".checkpointing" / "analysis").glob("*.json"))
+    stored = list((project.root / ".checkpointing" / "analysis").glob("*.plan"))
     assert len(stored) == 1
     second = project.run("-m", "proj.main")
     assert second.ran == [] and second.results == ["6"]
@@ -65,13 +65,13 @@ def test_global_values_are_still_read_from_a_stored_analysis(project) -> None:
 def test_a_damaged_stored_analysis_is_ignored_and_replaced(project) -> None:
     setup(project)
     project.run("-m", "proj.main")
-    (stored,) = (project.root / ".checkpointing" / "analysis").glob("*.json")
+    (stored,) = (project.root / ".checkpointing" / "analysis").glob("*.plan")
     stored.write_text('{"format": 1, "root": ')
     second = project.run("-m", "proj.main")
     assert second.ran == [] and second.results == ["6"] and second.stderr == ""
     assert analysed(second) == "ANALYSED True True False"
     assert project.run("-m", "proj.main").ran == []
-    assert stored.read_text().split("\n", 1)[1].startswith('{"format":%d,' % ANALYSIS_FORMAT)
+    assert read_plan_file(str(stored))["format"] == ANALYSIS_FORMAT
 
 
 def test_a_rebinding_at_run_time_is_seen_with_a_stored_analysis(project) -> None:

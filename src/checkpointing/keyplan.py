@@ -44,7 +44,7 @@ import gc
 import inspect
 import itertools
 import json
-import logging
+import marshal
 import operator
 import os
 import re
@@ -58,6 +58,7 @@ from collections.abc import Iterator as _Iterator  # typing's, without typing (i
 import xxhash
 
 from . import hashing, report
+from ._lazylog import LazyLogger
 from .analysis.resolve import (
     UNBOUND,
     is_pickled_copy,
@@ -73,6 +74,7 @@ from .errors import PENDING_WARNINGS, BlindSpotWarning
 from .hashing.builtins import _items
 from .hashing.core import _TL, _too_deep
 from .source import INDEX, display_path
+from .store import read_trusted_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,10 +82,12 @@ if TYPE_CHECKING:
 
 __all__ = ["KeyPlan", "NamesSnapshot", "Slot", "acknowledge_blind_spots", "plan_for"]
 
-logger = logging.getLogger("checkpointing")
+# Lazy: ``logging`` is imported only when a record could be emitted (see _lazylog), not
+# by the first key of every process (issue 12, target 5).
+logger = LazyLogger("checkpointing")
 
 # Bump when the analysis or the layout of stored plans changes.
-ANALYSIS_FORMAT = 6
+ANALYSIS_FORMAT = 7
 _RUNTIME = sys.implementation.cache_tag or sys.version
 
 
@@ -986,22 +990,36 @@ def describe(obj: Any) -> Optional[List[Any]]:
     return None
 
 
+#: Suffix of a file of stored analysis (one function's plan).
+PLAN_SUFFIX = ".plan"
+# How the body of a plan file is encoded (see read_plan_file), and marshal's version 4:
+# that of Python 3.4 to 3.13, pinned so that any of them reads the plans another wrote
+# (``checkpointing graph`` run by another interpreter lists them all).
+_MARSHAL = b"marshal"
+_MARSHAL_VERSION = 4
+
+
 def _plan_path(func: Any, directory: str, local: bool = False) -> Optional[str]:
     identity = describe(func)
     if identity is None:
         return None
     extra = (["local"] if local else []) + (_copy_marks(func) if identity[0] == "class" else [])
-    return os.path.join(directory, _analysis_name([identity], extra) + ".json")
+    return os.path.join(directory, _analysis_name([identity], extra) + PLAN_SUFFIX)
 
 
 def _analysis_name(what: List[Any], extra: Sequence[Any] = ()) -> str:
     """The name of a file of stored analysis: a digest of ``what`` it holds and of all
     that makes an analysis of it differ (the analysis format, the hashing format, the
-    runtime, the project roots)."""
+    runtime, the project roots).
+
+    ``what`` and ``extra`` are lists of str, int and None (descriptions), whose
+    ``repr`` is exact and the same in every process; not ``json.dumps``, whose first
+    call in a process costs a new process's first hit 25 µs (issue 12, target 5)."""
     roots = defaults["analysis.project_roots"]
     parts = [ANALYSIS_FORMAT, hashing.FORMAT_VERSION, _RUNTIME, *what]
     parts.append([os.fspath(r) for r in roots] if roots else None)
-    return xxhash.xxh3_128_hexdigest(json.dumps([*parts, *extra]).encode())
+    parts += extra
+    return xxhash.xxh3_128_hexdigest(repr(parts).encode("utf-8", "surrogatepass"))
 
 
 def _copy_marks(cls: Any) -> List[Any]:
@@ -1044,25 +1062,49 @@ def read_plan_file(path: str) -> Dict[str, Any]:
     """The stored analysis at ``path`` once it passed its checks: a regular file (never
     a FIFO or a link), ours and writable only by us (a plan decides what a key covers,
     so a planted one could make results stale), its checksum and its place (first
-    line: xxh3-128 of the JSON that follows, and the file's own name, so a plan moved
-    onto another function's file is told apart). Raises OSError or ValueError."""
-    from .store import read_trusted_file
+    line: xxh3-128 of the body that follows, the file's own name, so a plan moved onto
+    another function's file is told apart, and the body's encoding). Raises OSError or
+    ValueError.
 
+    The body is ``marshal`` data (first line ending ``marshal``): plain lists, dicts,
+    str, int, float, bool and None, read in one C call, without the Python layers of
+    ``json.loads`` (a new process's first hit reads one; issue 12, target 5). It is
+    only unmarshalled once the checks passed: marshal trusts its input as pickle does,
+    and only the user could have written the file. Files of earlier versions (first
+    line of two fields) are JSON, read so for ``checkpointing verify``."""
     text = read_trusted_file(path)
     first, _, body = text.partition(b"\n")
-    digest, _, name = first.partition(b" ")
+    digest, _, place = first.partition(b" ")
+    name, _, encoding = place.partition(b" ")
     if xxhash.xxh3_128_hexdigest(body).encode() != digest:
         raise ValueError("checksum mismatch (corrupted or not an analysis file)")
     if name.decode("utf-8", "replace") != os.path.basename(path):
         raise ValueError("misplaced: it is the analysis stored for another function")
-    data = json.loads(body)
+    if encoding == _MARSHAL:
+        try:
+            data = marshal.loads(body)
+        except (EOFError, ValueError, TypeError) as exc:
+            raise ValueError(f"not an analysis file: {exc}") from None
+    elif not encoding:
+        data = json.loads(body)
+    else:
+        raise ValueError(f"unknown encoding {encoding!r} (written by a newer version?)")
     if not isinstance(data, dict):
         raise ValueError("not an analysis file")
     return data
 
 
 def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optional[KeyPlan]:
-    if data.get("format") != ANALYSIS_FORMAT or not locate.same(func, data.get("root")):
+    """The plan ``data`` describes, found again in this process (``locate``), or None if
+    anything it names is not what the analysis saw (a source file's digest, a guard's
+    definition, a closure cell, a slot's place)."""
+    if data.get("format") != ANALYSIS_FORMAT:
+        return None
+    # The root's description, once (a plan's code guards name it again): in this
+    # process's own names only (a parent's plan compares otherwise, see _adopt).
+    root = data.get("root")
+    here = type(locate) is _Locator
+    if not (describe(func) == root if here else locate.same(func, root)):
         return None
     for filename, digest in data["files"].items():
         if filename in locate.skip_files:
@@ -1073,7 +1115,13 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
     guards = []
     # The definitions the guards found, by their description (the first of equals).
     found: Dict[Any, Any] = {}
-    functions = _Functions(func, found)
+    # Indexed at the first code guard that needs it: most name the root or a function
+    # a global guard found (_code_owner), and a first hit in a new process pays for
+    # every call (issue 12, target 5).
+    functions: Optional[_Functions] = None
+    # Whether the root or a definition found is a class: its methods are candidates too,
+    # which only _Functions orders as it must.
+    classes = isinstance(func, type)
     for spec in data["guards"]:
         kind, where, name, expected = spec
         if kind == "global":
@@ -1094,11 +1142,17 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
             guards.append((namespace, name, snapshot))
             continue
         elif kind == "code":  # the code object of an analysed function (see depgraph)
-            owner = (
-                _find_definition(func, found, expected, locate, functions)
-                if expected[0] == "wrapper"
-                else _find_function(func, found, expected, locate, functions)
-            )
+            owner = None
+            if here and not classes and expected[0] == "function":
+                owner = _code_owner(func, root, found, expected)
+            if owner is None:
+                if functions is None:
+                    functions = _Functions(func, found)
+                owner = (
+                    _find_definition(func, found, expected, locate, functions)
+                    if expected[0] == "wrapper"
+                    else _find_function(func, found, expected, locate, functions)
+                )
             if owner is None:
                 return None
             guards.append((owner, "__code__", owner.__code__))
@@ -1112,6 +1166,7 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
                 return None
             guards.append((None, cell, current))
         found.setdefault(_described(expected), current)
+        classes = classes or isinstance(current, type)
     slots = []
     owners: Dict[Any, Any] = {}
     for qualname, spec in data["slots"]:
@@ -1149,8 +1204,8 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
                 slots.append(Slot(f"{qualname}.{name}", namespace, name, spec=one, owner=owner))
         else:  # defaults of a helper found through a guard (or of a wrapper layer)
             owner = (
-                _find_definition(func, found, spec[1], locate, functions)
-                if spec[1][0] == "wrapper"
+                _find_definition(func, found, spec[1], locate, functions)  # type: ignore[arg-type]
+                if spec[1][0] == "wrapper"  # (found from ``found``: no _Functions needed)
                 else found.get(_described(spec[1]))
             )
             if owner is None and locate.same(func, spec[1]):
@@ -1167,6 +1222,8 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
             return None
     children = []
     for expected in data.get("children", ()):
+        if functions is None:
+            functions = _Functions(func, found)
         child = _find_definition(func, found, expected, locate, functions)
         if child is None:
             return None
@@ -1186,6 +1243,21 @@ def _rebuild(func: Any, data: Dict[str, Any], locate: _Locator = _HERE) -> Optio
         external_modules=data.get("externals", ()),
         children=children,
     )
+
+
+def _code_owner(func: Any, root: Any, found: Dict[Any, Any], expected: Any) -> Any:
+    """The function a code guard of a stored plan names, where no class is among the
+    root and the definitions found (whose methods would be candidates too): the root
+    itself, or the function a global or cell guard found under that description; None
+    to search as :class:`_Functions` does. What :class:`_Functions` would answer then,
+    without indexing (the root first, then each found definition by its description)."""
+    if expected == root:
+        return unwrap(func)
+    candidate = found.get(_described(expected))
+    if candidate is None:
+        return None
+    candidate = unwrap(candidate)
+    return candidate if isinstance(candidate, types.FunctionType) else None
 
 
 class _Functions:
@@ -1536,10 +1608,13 @@ if hasattr(os, "register_at_fork"):
 
 
 def _write_plan_file(path: str, data: Dict[str, Any]) -> bool:
-    """Write ``data`` where :func:`read_plan_file` reads it back (checksum, own name)."""
+    """Write ``data`` where :func:`read_plan_file` reads it back (checksum, own name,
+    encoding). ``data`` goes through JSON first: what is stored is exactly what JSON
+    would keep (lists for tuples, str keys), which the code reading plans compares
+    with, and a value JSON cannot hold raises here as it always did."""
     from .store import write_private_file
 
-    body = json.dumps(data, separators=(",", ":")).encode()
+    body = marshal.dumps(json.loads(json.dumps(data)), _MARSHAL_VERSION)
     try:
         write_private_file(
             path,
@@ -1547,6 +1622,8 @@ def _write_plan_file(path: str, data: Dict[str, Any]) -> bool:
                 xxhash.xxh3_128_hexdigest(body).encode(),
                 b" ",
                 os.path.basename(path).encode(),
+                b" ",
+                _MARSHAL,
                 b"\n",
                 body,
             ],
@@ -1584,7 +1661,7 @@ def stored_analysis(
     best: Optional[Tuple[bool, float]] = None
     found: Optional[Dict[str, Any]] = None
     for name in names:
-        if not name.endswith(".json"):
+        if not name.endswith(PLAN_SUFFIX):
             continue
         path = os.path.join(directory, name)
         try:

@@ -79,7 +79,7 @@ def files_of(root: Path) -> Dict[str, Path]:
     smalls, bigs = [], []
     for entry in sorted(entries, key=lambda e: e.path):
         (smalls if entry.metadata["function"].endswith(":small") else bigs).append(entry.path)
-    plans = sorted((cache_dir / "analysis").glob("*.json"))
+    plans = sorted((cache_dir / "analysis").glob("*.plan"))
     histories = sorted((cache_dir / "functions").glob("*.json"))
     assert len(smalls) == 2 and len(bigs) == 2 and len(plans) == 2 and len(histories) == 2
     return {

@@ -497,7 +497,10 @@ class PickleFileCache(_Store):
                 problem = self.trust_problem(status)
                 if problem is not None:
                     raise _Untrusted(problem)
-            first = os.read(fd, _FIRST_READ)
+            # As many bytes as the file has (and one more, to see it grew), not
+            # _FIRST_READ: a read allocates what it asks for, and 64 KiB for a small
+            # entry can make the heap grow (a brk on a new process's first hit).
+            first = os.read(fd, min(_FIRST_READ, status.st_size + 1))
             small = _read_small(first, key_digest)
             if small is not None:  # the common case: a small entry, read whole
                 data, checks, flags, signature = small

@@ -7,6 +7,7 @@ verified bytes, served again after one ``lstat`` shows their file unchanged (see
 from __future__ import annotations
 
 import _thread  # threading's locks, without threading (issue 12, target 5)
+import functools
 import os
 from collections import OrderedDict, namedtuple
 
@@ -46,6 +47,10 @@ Remembered.__doc__ = """The verified content of one entry file, as the hit path 
 or signed with; None: trust), ``data`` (the pickle stream), ``buffers`` (out-of-band
 buffers, copied into bytearrays per hit), ``checks`` (the run-time checks stored with
 the entry, None if none), ``size`` (bytes held)."""
+
+
+# Remembered(*fields) without the Python-level __new__ namedtuple generates.
+_new_remembered = functools.partial(tuple.__new__, Remembered)
 
 
 class MemoryTier:
@@ -123,18 +128,30 @@ class MemoryTier:
         """Remember the content of ``path``, verified (or written) under ``secret``,
         whose ``fstat`` (on the descriptor it was read from or written to, after the
         rename) is ``status``."""
-        size = memoryview(data).nbytes + sum(memoryview(b).nbytes for b in buffers)
+        # Most entries have no out-of-band buffer: no generator made for them (a new
+        # process's first hit runs each line here once; issue 12, target 5).
+        size = memoryview(data).nbytes
+        if buffers:
+            size += sum(memoryview(b).nbytes for b in buffers)
         max_bytes = self._limit()
         if size * 4 > max_bytes:
             self.forget(path)
             return
-        remembered = Remembered(
-            file_identity(status),
-            secret,
-            bytes(data),
-            tuple(bytes(b) for b in buffers),
-            checks,
-            size,
+        remembered = _new_remembered(
+            (
+                (
+                    status.st_mtime_ns,
+                    status.st_ctime_ns,
+                    status.st_ino,
+                    status.st_size,
+                    status.st_dev,
+                ),  # file_identity(status), inlined
+                secret,
+                bytes(data),
+                tuple(bytes(b) for b in buffers) if buffers else (),
+                checks,
+                size,
+            )
         )
         with self._lock:
             old = self._entries.pop(path, None)
