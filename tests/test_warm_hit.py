@@ -34,6 +34,17 @@ ARGUMENTS = [
 ]
 
 
+# Put before a program (``project.write`` dedents it with the rest): records in
+# ``probed`` the type of each value the witness of a hit digests again.
+COUNT_PROBES = """
+        from checkpointing import keyplan
+
+        probed = []
+        _probe = keyplan._probe
+        keyplan._probe = lambda value: (probed.append(type(value).__name__), _probe(value))[1]
+"""
+
+
 @pytest.fixture
 def counted(tmp_path):
     """f(a, b) under checkpoint, its runs counted on the sys module (a global list would
@@ -137,13 +148,10 @@ def test_a_registry_of_namedtuples_is_checked_without_digesting_it(project) -> N
     tabulate); an item mutated in place, or a namedtuple replaced, still re-runs."""
     project.write(
         "main.py",
-        """
-        from checkpointing import checkpoint, keyplan
+        COUNT_PROBES
+        + """
+        from checkpointing import checkpoint
         import formats
-
-        probed = []
-        _probe = keyplan._probe
-        keyplan._probe = lambda value: (probed.append(type(value).__name__), _probe(value))[1]
 
         @checkpoint
         def f(a):
@@ -188,13 +196,10 @@ def test_a_defaultdict_registry_is_checked_without_digesting_it(project) -> None
     hit checks it without digesting it again; a handler registered later re-runs."""
     project.write(
         "main.py",
-        """
-        from checkpointing import checkpoint, keyplan
+        COUNT_PROBES
+        + """
+        from checkpointing import checkpoint
         import handlers
-
-        probed = []
-        _probe = keyplan._probe
-        keyplan._probe = lambda value: (probed.append(type(value).__name__), _probe(value))[1]
 
         @checkpoint
         def f(a):
@@ -250,13 +255,10 @@ def test_a_registry_of_slotted_objects_is_checked_without_digesting_it(project) 
     instead of digesting them again; a slot rebound between calls re-runs."""
     project.write(
         "main.py",
-        """
-        from checkpointing import checkpoint, keyplan
+        COUNT_PROBES
+        + """
+        from checkpointing import checkpoint
         import units
-
-        probed = []
-        _probe = keyplan._probe
-        keyplan._probe = lambda value: (probed.append(type(value).__name__), _probe(value))[1]
 
         @checkpoint
         def f(a):
