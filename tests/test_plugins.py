@@ -205,17 +205,24 @@ def test_an_unknowable_plugin_name_warns_once_naming_the_fix(project) -> None:
 
 # -- A name only known at run time: the safety net watches, on every Python ------------------
 
-CHOSEN_BY_ARGUMENT = """
-import importlib
-from checkpointing import checkpoint
-
+# A checkpointed function that imports the plugin its argument names.
+RENDER_BY_NAME = """
 @checkpoint
 def render(name, text):
     print("RAN render")
     return importlib.import_module("plugins." + name).render(text)
+"""
 
+CHOSEN_BY_ARGUMENT = (
+    """
+import importlib
+from checkpointing import checkpoint
+"""
+    + RENDER_BY_NAME
+    + """
 print("RESULT", render("upper", "abc"))
 """
+)
 
 PLUGIN_UPPER = """
 def render(text):
@@ -241,20 +248,19 @@ def test_a_plugin_chosen_by_an_argument_is_watched_without_opting_in(project) ->
     assert project.run().results == second.results  # the value of a fresh run
 
 
-NAMED_AT_A_HIT = """
+NAMED_AT_A_HIT = (
+    """
 import importlib, os, sys
 from checkpointing import checkpoint
 from checkpointing.source import INDEX
-
-@checkpoint
-def render(name, text):
-    print("RAN render")
-    return importlib.import_module("plugins." + name).render(text)
-
+"""
+    + RENDER_BY_NAME
+    + """
 print("RESULT", render("upper", "abc"))
 record = INDEX.by_filename(os.path.abspath("plugins/upper.py"))
 print("IMPORTED", "plugins.upper" in sys.modules, "RECORDED AS", record.name, record.from_hook)
 """
+)
 
 
 def test_a_plugin_checked_at_a_hit_before_its_import_is_recorded_under_its_name(
@@ -273,16 +279,14 @@ def test_a_plugin_checked_at_a_hit_before_its_import_is_recorded_under_its_name(
     assert "IMPORTED False RECORDED AS plugins.upper False" in hit.stdout, hit.stdout
 
 
-IMPORTED_AFTER_A_HIT = """
+IMPORTED_AFTER_A_HIT = (
+    """
 import importlib, pathlib, sys
 from checkpointing import checkpoint
 from checkpointing.source import INDEX
-
-@checkpoint
-def render(name, text):
-    print("RAN render")
-    return importlib.import_module("plugins." + name).render(text)
-
+"""
+    + RENDER_BY_NAME
+    + """
 print("RESULT", render("upper", "abc"))
 generation = INDEX.generation
 if sys.argv[1:] == ["edit"]:
@@ -292,6 +296,7 @@ import plugins.upper
 print("SAME GENERATION", INDEX.generation == generation)
 print("RESULT", render("upper", "abc"))
 """
+)
 
 
 def test_a_plugin_imported_after_a_hit_read_it_keeps_every_plan(project) -> None:
@@ -311,21 +316,20 @@ def test_a_plugin_imported_after_a_hit_read_it_keeps_every_plan(project) -> None
     assert "SAME GENERATION False" in edited.stdout, edited.stdout
 
 
-RELOADED_IN_PROCESS = """
+RELOADED_IN_PROCESS = (
+    """
 import importlib, pathlib
 from checkpointing import checkpoint
-
-@checkpoint
-def render(name, text):
-    print("RAN render")
-    return importlib.import_module("plugins." + name).render(text)
-
+"""
+    + RENDER_BY_NAME
+    + """
 print("RESULT", render("upper", "abc"), render("upper", "abc"))
 path = pathlib.Path("plugins/upper.py")
 path.write_text(path.read_text().replace('"!"', '"?"'))
 importlib.reload(importlib.import_module("plugins.upper"))
 print("RESULT", render("upper", "abc"), render("upper", "abc"))
 """
+)
 
 
 def test_a_plugin_reloaded_in_the_process_is_checked_by_its_new_code(project) -> None:
