@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import functools
 import shutil
-import warnings
 
 import pytest
 
-from checkpointing.errors import BlindSpotWarning
+from checkpointing import keyplan
 from checkpointing.hashing import digest_value
 
 # -- Values a class derives and caches are not the object's state ----------------------
@@ -42,16 +41,18 @@ def test_cached_property_value_is_not_in_the_digest() -> None:
     assert digest_value(obj) != before
 
 
+# Where the class is digested by its code (once keyplan's digesters are registered,
+# which depends on the tests an xdist worker ran before), its ``vars()`` is a blind spot,
+# rightly warned about, and on 3.12+ only at a later call (in another test): not what
+# these tests are about.
+keyplan.acknowledge_blind_spots(DerivedWithState)
+
+
 def test_a_class_with_getstate_declares_its_state_itself() -> None:
     obj = DerivedWithState([1, 2])
-    with warnings.catch_warnings():
-        # Where the class is digested by its code (once keyplan's digesters are
-        # registered, which depends on the tests this worker ran before), its ``vars()``
-        # is a blind spot, rightly warned about: not what this test is about.
-        warnings.simplefilter("ignore", BlindSpotWarning)
-        before = digest_value(obj)
-        obj.total
-        assert digest_value(obj) != before
+    before = digest_value(obj)
+    obj.total
+    assert digest_value(obj) != before
 
 
 CACHED_PROPERTY_PROGRAM = """
