@@ -307,6 +307,20 @@ def test_unchanged_places_hold_and_each_rebinding_fails() -> None:
         helper.__defaults__, helper.__kwdefaults__ = saved
 
 
+@pytest.fixture
+def checks(monkeypatch) -> List[Any]:
+    """Each witness checked (``holds`` called, parts included), in order."""
+    checked: List[Any] = []
+    holds = keyplan._Witness.holds
+
+    def counted(self: Any, *vouched: Any) -> bool:
+        checked.append(self)
+        return holds(self, *vouched)
+
+    monkeypatch.setattr(keyplan._Witness, "holds", counted)
+    return checked
+
+
 TABLE = [1, 2]
 
 
@@ -314,7 +328,7 @@ def reads_table() -> List[int]:
     return TABLE
 
 
-def test_a_call_after_a_change_checks_the_witness_once(monkeypatch) -> None:
+def test_a_call_after_a_change_checks_the_witness_once(checks: List[Any]) -> None:
     """A global list appended to between calls: the plan reads the same object, its
     witness fails, and the values are digested again; the witness (a pass over what the
     function reads, a millisecond for a registry of 700 functions) is checked once per
@@ -323,14 +337,7 @@ def test_a_call_after_a_change_checks_the_witness_once(monkeypatch) -> None:
 
     identifier = AutoFuncCallIdentifier()
     first = identifier.key(reads_table, (), {})
-    checks = []
-    holds = keyplan._Witness.holds
-
-    def counted(self: Any, *vouched: Any) -> bool:
-        checks.append(self)
-        return holds(self, *vouched)
-
-    monkeypatch.setattr(keyplan._Witness, "holds", counted)
+    checks.clear()
     try:
         assert identifier.key(reads_table, (), {}) == first and len(checks) == 1  # a hit
         TABLE.append(3)
@@ -373,7 +380,9 @@ def uses_kinds(shape: Shape) -> int:
     return KINDS["k1"].fn(shape)
 
 
-def test_a_registry_reached_by_values_and_argument_is_checked_once_a_hit(monkeypatch) -> None:
+def test_a_registry_reached_by_values_and_argument_is_checked_once_a_hit(
+    checks: List[Any],
+) -> None:
     """The function's values and its argument's class both reach the registry: a hit
     checks the registry's witness once (0.9 ms each for networkx's); a change to it
     is still seen through either."""
@@ -383,18 +392,11 @@ def test_a_registry_reached_by_values_and_argument_is_checked_once_a_hit(monkeyp
     shape = Shape(3)
     first = identifier.key(uses_kinds, (shape,), {})
     assert identifier.key(uses_kinds, (shape,), {}) == first
-    checked: List[Any] = []
-    holds = keyplan._Witness.holds
-
-    def counted(self: Any, *vouched: Any) -> bool:
-        checked.append(self)
-        return holds(self, *vouched)
-
-    monkeypatch.setattr(keyplan._Witness, "holds", counted)
+    checks.clear()
     try:
         assert identifier.key(uses_kinds, (shape,), {}) == first
-        registry = [w for w in checked if any(e is KINDS for e in w._sized)]
-        assert len(registry) == 1, [len(w._items) for w in checked]
+        registry = [w for w in checks if any(e is KINDS for e in w._sized)]
+        assert len(registry) == 1, [len(w._items) for w in checks]
         KINDS["k7"].weight = 2
         assert identifier.key(uses_kinds, (shape,), {}) != first
     finally:

@@ -988,7 +988,7 @@ def _check_markers(cache: PickleFileCache) -> List[Dict[str, str]]:
     return out
 
 
-def _check_json_files(cache: PickleFileCache) -> List[Dict[str, str]]:
+def _check_plan_and_history_files(cache: PickleFileCache) -> List[Dict[str, str]]:
     """Stored analysis plans and histories: each must be readable and what it claims."""
     from .keyplan import NOT_STORED_SUFFIX, read_plan_file
     from .store import _Corrupt, read_history_file
@@ -1091,7 +1091,9 @@ def cmd_verify(args: argparse.Namespace, cache: PickleFileCache) -> int:
         bad = {p["path"] for p in problems}
         problems += _deep_check(cache, [p for p in files if p not in bad])
     corrupt = len(problems)
-    problems += _check_temporaries(cache) + _check_markers(cache) + _check_json_files(cache)
+    problems += (
+        _check_temporaries(cache) + _check_markers(cache) + _check_plan_and_history_files(cache)
+    )
     removed = 0
     if problems and args.remove:
         from .store import _unlink_in

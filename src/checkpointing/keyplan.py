@@ -2255,10 +2255,10 @@ class _Witness:
         "_frozen",
         "_typed_sets",
         "_factories_of",
+        "_factories",
         "_slotted",
         "_slot_names",
         "_slot_held",
-        "_factories",
         "_others",
         "ids",
     )
@@ -2282,10 +2282,10 @@ class _Witness:
         frozen: List[Any] = []
         typed_sets: List[Any] = []  # sets of ints, whose items' types are checked too
         factories_of: List[Any] = []  # defaultdicts...
+        factories: List[Any] = []  # ...and their default_factory
         slotted: List[Any] = []  # objects with slots, once per slot...
         slot_names: List[Any] = []  # ...the slot's name...
         slot_held: List[Any] = []  # ...and what it held (_NO_SLOT: unset)
-        factories: List[Any] = []  # ...and their default_factory
         others: List[Any] = []  # checked one by one (reduced objects, digested again)
         for entry in containers:
             kind, obj = entry[0], entry[1]
@@ -2316,19 +2316,19 @@ class _Witness:
             elif kind == 6:  # a namedtuple or an enum member: its class
                 owners.append(obj)
                 classes.append(entry[2])
+            elif kind == 7:  # a set of ints
+                sets.append(obj)
+                frozen.append(entry[2])
+                typed_sets.append(obj)
+            elif kind == 8:  # a defaultdict's factory
+                factories_of.append(obj)
+                factories.append(entry[2])
             elif kind == 9:  # an object with slots: its class and what each slot holds
                 owners.append(obj)
                 classes.append(entry[2])
                 slotted.extend([obj] * len(entry[3]))
                 slot_names.extend(entry[3])
                 slot_held.extend(entry[4])
-            elif kind == 8:  # a defaultdict's factory
-                factories_of.append(obj)
-                factories.append(entry[2])
-            elif kind == 7:  # a set of ints
-                sets.append(obj)
-                frozen.append(entry[2])
-                typed_sets.append(obj)
             else:
                 others.append(entry)
         self._sized = sized
@@ -2346,10 +2346,10 @@ class _Witness:
         self._frozen = frozen
         self._typed_sets = typed_sets
         self._factories_of = factories_of
+        self._factories = factories
         self._slotted = slotted
         self._slot_names = slot_names
         self._slot_held = slot_held
-        self._factories = factories
         self._others = others
         # What this witness and those it includes check: a later snapshot need not
         # record these containers again.
