@@ -4,6 +4,7 @@ by an equal one that digests differently (``1`` by ``1.0``, ``1`` by ``True``)."
 
 from __future__ import annotations
 
+import copyreg
 import enum
 import re
 import threading
@@ -49,6 +50,32 @@ class OtherSlotted(Slotted):
     __slots__ = ()
 
 
+def _lookup(name: Any) -> Any:
+    return REGISTRY[name]
+
+
+class ByName:
+    """Pickled as a lookup by name (networkx's dispatchers): its digest is its class
+    and that name, whatever else it holds."""
+
+    def __init__(self, name: Any) -> None:
+        self.name = name
+        self.graphs = {"G": 0}
+        self.broken = False
+
+    def __reduce__(self) -> Any:
+        if self.broken:
+            raise TypeError("cannot pickle a broken ByName")
+        return _lookup, (self.name,)
+
+
+class OtherByName(ByName):
+    pass
+
+
+REGISTRY = {"a": ByName("a"), 1: ByName(1)}
+
+
 class Mode(enum.Enum):
     FAST = 1
     SLOW = 2
@@ -73,6 +100,7 @@ def _state() -> List[Any]:
         defaultdict(list, {"a": [1], "b": [2]}),  # checked as a dict, and its factory
         Slotted(),  # its class and what each slot holds, unset ones included
         {"lock": threading.Lock()},  # digested as its type: nothing to check in it
+        {"by_name": ByName("a"), "by_int": ByName(1)},  # checked by the lookup they pickle as
     ]
 
 
@@ -84,11 +112,13 @@ def _witness(values: List[Any]) -> keyplan._Witness:
     # make it be digested again instead); the namedtuple by its class and items, not
     # digested again at each check; the tuple with a ``__dict__`` digested again
     assert witness._holders == [values[2]], containers
-    owners = [values[2], values[4], Mode.FAST, values[7]["missing"], values[9]]
+    by_name = [values[11]["by_name"], values[11]["by_int"]]
+    owners = [values[2], values[4], Mode.FAST, values[7]["missing"], values[9], *by_name]
     assert sorted(map(id, witness._owners)) == sorted(map(id, owners)), containers
     assert witness._typed_sets == [values[7]["ids"]], containers
     assert witness._factories_of == [values[8]], containers
     assert witness._slotted == [values[9]] * 3, containers
+    assert sorted(map(id, witness._named)) == sorted(map(id, by_name)), containers
     others = sorted(id(entry[1]) for entry in witness._others)
     assert others == sorted(map(id, [values[5], typing.ClassVar])), containers
     return witness
@@ -215,6 +245,22 @@ def _nested_set(v: List[Any]) -> None:
     v[3]["tags"].discard("p")
 
 
+def _by_name_renamed(v: List[Any]) -> None:
+    v[11]["by_name"].name = "b"
+
+
+def _by_name_equal_bool(v: List[Any]) -> None:
+    v[11]["by_int"].name = True  # == 1, digested differently
+
+
+def _by_name_class(v: List[Any]) -> None:
+    v[11]["by_name"].__class__ = OtherByName
+
+
+def _by_name_cannot_pickle(v: List[Any]) -> None:
+    v[11]["by_name"].broken = True
+
+
 CHANGES: List[Callable[[List[Any]], None]] = [
     _replace_dict_value,
     _equal_float,
@@ -246,6 +292,10 @@ CHANGES: List[Callable[[List[Any]], None]] = [
     _lock_replaced,
     _set_item,
     _nested_set,
+    _by_name_renamed,
+    _by_name_equal_bool,
+    _by_name_class,
+    _by_name_cannot_pickle,
 ]
 
 
@@ -261,6 +311,29 @@ def test_every_change_fails_the_witness(change: Callable[[List[Any]], None]) -> 
     witness = _witness(values)
     change(values)
     assert not witness.holds()
+
+
+def test_an_object_pickled_by_name_holds_while_its_lookup_does() -> None:
+    """What else it holds is not in its digest, so not in the witness either."""
+    values = _state()
+    obj = values[11]["by_name"]
+    before = keyplan.probe_digest(values[11])
+    witness = _witness(values)
+    obj.graphs["H"] = 1
+    obj.extra = [1]
+    assert keyplan.probe_digest(values[11]) == before
+    assert witness.holds()
+
+
+def test_a_reducer_registered_for_the_class_fails_the_witness() -> None:
+    values = _state()
+    witness = _witness(values)
+    copyreg.dispatch_table[ByName] = lambda obj: (_lookup, ("z",))
+    try:
+        assert not witness.holds()
+    finally:
+        del copyreg.dispatch_table[ByName]
+    assert witness.holds()
 
 
 # -- The places read (module globals, attributes, defaults) -------------------------------
