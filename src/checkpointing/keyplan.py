@@ -607,7 +607,7 @@ def current(func: Any, directory: Optional[str] = None) -> Tuple[KeyPlan, bytes]
     plan = _PLANS.get(func)
     digest = plan.values_digest() if plan is not None else None
     if digest is None:
-        with _GCPaused():
+        with _GCPaused(_PROMOTE_AFTER_PLANS):
             plan = plan_for(func, directory)
             digest = plan.values_digest()
             assert digest is not None, "a plan just built is valid"
@@ -632,9 +632,20 @@ class _GCPaused:
     new process's first key), to promote them there anyway. Garbage cycles among them
     are collected with the next full collection. Not done while the program keeps
     objects frozen itself (a server that froze its heap before forking): its frozen
-    objects stay as they are."""
+    objects stay as they are.
 
-    __slots__ = ("paused",)
+    ``promote_after``: how many new objects the pause must leave to be promoted. A
+    plan built or read back is kept for the life of the process, so its objects are
+    promoted from a single young collection's worth (a new process's first tabulate
+    hit on 3.13 otherwise paid a 2.6 ms collection of what the imports left young).
+    The walks of hits promote only from many more, as the promotion also takes the
+    program's own young objects out of young collections: done at every hit, their
+    garbage cycles would wait for a full collection that hits no longer lead to."""
+
+    __slots__ = ("paused", "promote_after")
+
+    def __init__(self, promote_after: int = 5_000) -> None:
+        self.promote_after = promote_after
 
     def __enter__(self) -> None:
         self.paused = gc.isenabled()
@@ -643,15 +654,15 @@ class _GCPaused:
 
     def __exit__(self, *exc: Any) -> None:
         if self.paused:
-            if gc.get_count()[0] > _PROMOTE_AFTER and not gc.get_freeze_count():
+            if gc.get_count()[0] > self.promote_after and not gc.get_freeze_count():
                 gc.freeze()
                 gc.unfreeze()
             gc.enable()
 
 
-# Objects left by a pause beyond which they are promoted, not traversed (see above):
-# a few young collections' worth (the threshold of one is 700 allocations).
-_PROMOTE_AFTER = 5_000
+# Objects left by building or reading plans beyond which they are promoted, not
+# traversed (see above): one young collection's worth (its default threshold).
+_PROMOTE_AFTER_PLANS = 700
 
 
 def cached(func: Any) -> Optional[KeyPlan]:
@@ -1277,13 +1288,20 @@ class _Functions:
             _DESCRIBED[:] = [INDEX.generation, {}]
         known = _DESCRIBED[1]
         for candidate in (obj, *(vars(obj).values() if isinstance(obj, type) else ())):
+            if type(candidate) in _DATA:  # a class's constants, docstring, slots
+                continue
             entry = known.get(id(candidate))
             if entry is None or entry[0] is not candidate:
                 original = unwrap(candidate)
                 identity = None
-                if isinstance(original, types.FunctionType):
-                    identity = describe(original)
-                    identity = identity if identity is None else _described(identity)
+                if isinstance(original, types.FunctionType):  # describe(), as a key
+                    code = original.__code__
+                    identity = (
+                        "function",
+                        qualname_of(original),
+                        code.co_filename,
+                        code.co_firstlineno,
+                    )
                 entry = known[id(candidate)] = (candidate, original, identity)
             if entry[2] is not None:
                 self.by.setdefault(entry[2], entry[1])
@@ -1295,6 +1313,9 @@ class _Functions:
             self.count = len(self.found)
         return self.by.get(_described(expected))
 
+
+# Built-in types none of whose instances is or wraps a function.
+_DATA = frozenset({str, int, float, bool, bytes, type(None), tuple, list, dict, set, frozenset})
 
 # [INDEX.generation, {id(object): (object, the function it unwraps to, its description)}]:
 # the methods of a class (networkx's dispatcher, its Graph) are described once, not once

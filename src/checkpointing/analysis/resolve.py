@@ -100,21 +100,27 @@ class Target(_TargetFields):
 
 def unwrap(obj: Any) -> Any:
     """Follow ``__wrapped__`` (functools.wraps, lru_cache, checkpoint) to the original."""
+    try:
+        # getattr with a default: no AttributeError made (and its message formatted)
+        # for the common object that wraps nothing (0.1 µs instead of 0.9).
+        inner = getattr(obj, "__wrapped__", _NOT_WRAPPED)
+    except Exception:  # a proxy whose attribute access fails
+        return obj
+    if inner is _NOT_WRAPPED:
+        return obj  # the common case, without the set of what was seen
     original = obj
     seen = {id(obj)}
     while True:
-        try:
-            # getattr with a default: no AttributeError made (and its message formatted)
-            # for the common object that wraps nothing (0.1 µs instead of 0.9).
-            inner = getattr(obj, "__wrapped__", _NOT_WRAPPED)
-        except Exception:  # a proxy whose attribute access fails
-            return obj
-        if inner is _NOT_WRAPPED:
-            return obj
         if id(inner) in seen or len(seen) > 100:  # a cycle, or a mock inventing attributes
             return original
         seen.add(id(inner))
         obj = inner
+        try:
+            inner = getattr(obj, "__wrapped__", _NOT_WRAPPED)
+        except Exception:
+            return obj
+        if inner is _NOT_WRAPPED:
+            return obj
 
 
 _NOT_WRAPPED = object()
@@ -198,21 +204,27 @@ def value_attributes(cls: type) -> List[str]:
     """
     out = []
     prefix = getattr(cls, "__qualname__", "") + "."
-    counters = counter_attributes(cls)
-    for name, value in list(vars(cls).items()):
-        if _is_dunder(name) or _is_sunder(name) or name == "_abc_impl" or name in counters:
+    namespace = vars(cls)
+    for name, value in list(namespace.items()):
+        if _is_dunder(name) or _is_sunder(name) or name == "_abc_impl":
             continue
         inner = value
-        if isinstance(inner, (classmethod, staticmethod)):
-            inner = inner.__func__
-        elif isinstance(inner, property):
-            inner = inner.fget
+        if type(inner) is not types.FunctionType:  # (a method: the common case)
+            if isinstance(inner, (classmethod, staticmethod)):
+                inner = inner.__func__
+            elif isinstance(inner, property):
+                inner = inner.fget
         if isinstance(inner, (types.FunctionType, type)):
             if (getattr(inner, "__qualname__", None) or "").startswith(prefix):
                 continue
         elif hasattr(type(value), "__get__"):
             continue
         out.append(name)
+    # Private int counters are looked for (in the class's code) only where there are
+    # private ints: a stored plan checks the attributes of every class it reaches.
+    if any(type(namespace.get(name)) is int and name[:1] == "_" for name in out):
+        counters = counter_attributes(cls)
+        out = [name for name in out if name not in counters]
     return sorted(out)
 
 
