@@ -385,3 +385,27 @@ def test_runpy_with_hook_installed_first(tmp_path: Path) -> None:
     )
     out = _run(tmp_path, "-c", code)
     assert "OTHER True" in out and "MAIN True True" in out, out
+
+
+def test_real_paths_kept_by_folder_resolve_links_as_realpath_does(tmp_path) -> None:
+    """The real path of a file is its folder's (kept) joined with its name, unless the
+    file itself is a link: the same answer as ``os.path.realpath`` for links to folders
+    and files, ``..``, missing files and relative paths."""
+    from checkpointing.source.index import _norm
+
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "real" / "sub" / "f.py").write_text("x = 1\n")
+    (tmp_path / "real" / "sub" / "g.py").symlink_to(tmp_path / "real" / "sub" / "f.py")
+    base = str(tmp_path / "link" / "sub")
+    for path in [
+        base + "/f.py",
+        base + "/g.py",  # a link to a file
+        base + "/../sub/f.py",
+        base + "/missing.py",
+        base + "/..",
+        base + "/",
+        "relative/f.py",
+    ]:
+        assert _norm(path) == os.path.normcase(os.path.realpath(path)), path
+    assert _norm(base + "/f.py") == str(tmp_path.resolve() / "real" / "sub" / "f.py")

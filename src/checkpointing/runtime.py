@@ -41,9 +41,8 @@ differ, so an untouched input costs one ``stat``. The layout of the checks (JSON
 Our own work (computing or verifying checks, reading entries) is never recorded: a
 thread-local flag turns the hooks off while it runs.
 
-Why one module of more than 600 lines: the hooks and :func:`verify` share the layout
-above and the flag; the states (files, listings, trees, code) and their verification
-are the part to move out (``runtime/checks.py``) when it grows again.
+:func:`verify` and the digests it compares live in :mod:`checkpointing.checks`, which
+a hit imports without this module (its hooks and recorder are a miss's).
 """
 
 from __future__ import annotations
@@ -56,6 +55,22 @@ import sys
 
 import xxhash
 
+from .checks import (  # what a hit needs, in a module of its own (see there)
+    _LOCAL,
+    MAX_FOLDER_FILES,
+    _busy,
+    _entries_digest,
+    _file_digest,
+    _matches,
+    _names_digest,
+    _normalized_digest,
+    _segment_digest,
+    _tree_digest,
+    _visible,
+    active,
+    propagate,
+    verify,
+)
 from .config import defaults
 from .source import INDEX
 
@@ -65,13 +80,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Recorder", "active", "declared_checks", "merge", "propagate", "start", "stop", "verify"]
 
-_LOCAL = _thread._local()
 _HOOK_INSTALLED = False
 _HOOK_LOCK = _thread.allocate_lock()
 _MODULE_SUFFIXES = (".py", ".pyc", ".pyo", ".so", ".pyd", ".pth", ".dll", ".dylib")
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-# Beyond this many files, a folder argument is not checked at each hit (warned once).
-MAX_FOLDER_FILES = 10_000
 
 
 class Recorder:
@@ -219,20 +231,6 @@ def _is_regular(st: os.stat_result) -> bool:
     return stat.S_ISREG(st.st_mode)
 
 
-def _file_digest(path: str) -> Optional[str]:
-    hasher = xxhash.xxh3_128()
-    try:
-        with open(path, "rb", buffering=0) as handle:
-            while True:
-                chunk = handle.read(1 << 20)
-                if not chunk:
-                    break
-                hasher.update(chunk)
-    except OSError:
-        return None
-    return hasher.hexdigest()
-
-
 def _absent_state(path: str) -> Optional[List[Any]]:
     """The state of a file that must keep not existing (a SQLite write-ahead log)."""
     try:
@@ -291,41 +289,6 @@ def _add_path_state(
     return state is not None
 
 
-def _names_digest(names: List[str]) -> str:
-    return xxhash.xxh3_128_hexdigest("\0".join(sorted(names)).encode("utf-8", "surrogateescape"))
-
-
-def _entries_digest(folder: str, names: List[str]) -> str:
-    """Size and mtime of each regular file of a listing (a file read by C code changes
-    this, not the listing); other entries by name and kind."""
-    hasher = xxhash.xxh3_128()
-    for name in sorted(names):
-        try:
-            st = os.stat(os.path.join(folder, name))
-        except OSError:
-            hasher.update(f"{name}\0?\0".encode("utf-8", "surrogateescape"))
-            continue
-        if _stat.S_ISREG(st.st_mode):
-            hasher.update(
-                f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf-8", "surrogateescape")
-            )
-        else:
-            hasher.update(
-                f"{name}\0{_stat.S_IFMT(st.st_mode)}\0".encode("utf-8", "surrogateescape")
-            )
-    return hasher.hexdigest()
-
-
-def _visible(folder: str, names: List[str], excluded: List[str]) -> List[str]:
-    """The names of a listing that count: not ``__pycache__`` (Python writes it while
-    importing), not the cache directory (we write it while saving)."""
-    return [
-        n
-        for n in names
-        if n != "__pycache__" and (not excluded or os.path.join(folder, n) not in excluded)
-    ]
-
-
 def _listing_state(folder: str, cache: Tuple[str, ...]) -> Optional[List[Any]]:
     excluded = [c for c in cache if os.path.dirname(c) == folder]
     try:
@@ -333,38 +296,6 @@ def _listing_state(folder: str, cache: Tuple[str, ...]) -> Optional[List[Any]]:
     except OSError:
         return None  # listed, then removed (a temporary directory): nothing to check
     return [folder, _names_digest(names), _entries_digest(folder, names), excluded]
-
-
-def _tree_digest(root: str, limit: int, excluded: List[str]) -> Optional[str]:
-    """Digest of (relative path, size, mtime) of every file under ``root``; None when
-    there are more than ``limit`` files. Symbolic links to folders are not followed."""
-    hasher = xxhash.xxh3_128()
-    count = 0
-    skip = len(os.path.join(root, ""))  # entry.path[skip:]: the path relative to root
-    pending = [root]
-    found: List[Tuple[str, int, int]] = []
-    while pending:
-        folder = pending.pop()
-        try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        if entry.name != "__pycache__" and entry.path not in excluded:
-                            pending.append(entry.path)
-                        continue
-                    try:
-                        st = entry.stat()
-                    except OSError:
-                        continue
-                    count += 1
-                    if count > limit:
-                        return None
-                    found.append((entry.path[skip:], st.st_size, st.st_mtime_ns))
-        except OSError:
-            continue
-    for rel, size, mtime_ns in sorted(found):
-        hasher.update(f"{rel}\0{size}\0{mtime_ns}\0".encode("utf-8", "surrogateescape"))
-    return hasher.hexdigest()
 
 
 def _tree_state(root: str, name: str, excluded: List[str]) -> Optional[List[Any]]:
@@ -409,13 +340,6 @@ def declared_checks(patterns: Sequence[str], name: str, cache_dir: Optional[str]
         return out
 
 
-def _matches(pattern: str) -> List[str]:
-    """The absolute paths ``pattern`` matches now (relative to the current folder)."""
-    import glob  # here, not at import: glob and fnmatch compile patterns as they load
-
-    return sorted(os.path.abspath(p) for p in glob.glob(pattern, recursive=True))
-
-
 def _code_lines(code: Any) -> Tuple[int, int]:
     """First and last source line of a code object.
 
@@ -436,94 +360,6 @@ def _code_lines(code: Any) -> Tuple[int, int]:
 
 
 _CO_NEWLOCALS = 0x2
-
-
-def _segment_digest(
-    filename: str, first: int, last: int, module: Optional[str] = None
-) -> Optional[str]:
-    """The digest of lines ``first`` to ``last`` of ``filename`` as recorded.
-
-    ``module``: the name its code was imported under when the check was made, for a
-    file this process has not imported (read from the disk): naming it so saves a
-    search of ``sys.modules`` per file (a millisecond for Markdown's extensions).
-    """
-    record = INDEX.by_filename(filename, _name=module)
-    if record is None:
-        return None
-    # A record's text never changes (a reload records a new one): each hit of a
-    # function whose run-time checks name code (Markdown's 29 segments of extensions
-    # loaded by name) digests each segment once per process, not once per hit.
-    known = _SEGMENTS.get((filename, first, last))
-    if known is not None and known[0] is record:
-        return known[1]
-    digest = xxhash.xxh3_128_hexdigest(
-        "".join(record.lines[first - 1 : last]).encode("utf-8", "surrogatepass")
-    )
-    if len(_SEGMENTS) >= _SEGMENTS_LIMIT:
-        _SEGMENTS.clear()
-    _SEGMENTS[(filename, first, last)] = (record, digest)
-    return digest
-
-
-_SEGMENTS: Dict[Tuple[str, int, int], Tuple[Any, str]] = {}
-_SEGMENTS_LIMIT = 10_000
-
-
-_CODE_TYPES = ("FunctionDef", "AsyncFunctionDef", "ClassDef", "Module")
-_NORMALIZED: Dict[Tuple[str, int, int, str], Optional[str]] = {}
-_STATEMENTS: Dict[str, List[Tuple[int, int]]] = {}  # file digest -> statement line spans
-
-
-def _normalized_digest(filename: str, first: int, last: int) -> Optional[str]:
-    """Digest of the code in lines ``first``-``last`` without comments, layout and
-    docstrings (its syntax tree), or None where the lines do not parse alone.
-
-    A hit compares the text first; only a segment whose text changed is parsed (once
-    per process), so that a comment or a docstring edit does not re-run the function.
-    """
-    import ast
-    import bisect
-
-    record = INDEX.by_filename(filename)
-    if record is None:
-        return None
-    key = (filename, first, last, record.digest.hex())
-    if key in _NORMALIZED:
-        return _NORMALIZED[key]
-    spans = _STATEMENTS.get(key[3])
-    if spans is None:
-        try:
-            spans = sorted(
-                (node.lineno, node.end_lineno or node.lineno)
-                for node in ast.walk(record.tree)
-                if isinstance(node, ast.stmt)
-            )
-        except SyntaxError:
-            spans = []
-        _STATEMENTS[key[3]] = spans
-    # ``last`` is the last line that starts code: take its statements to their end.
-    start = bisect.bisect_left(spans, (first, 0))
-    stop = bisect.bisect_right(spans, (last, sys.maxsize))
-    last = max([last] + [end for _, end in spans[start:stop]])
-    text = "".join(record.lines[first - 1 : last])
-    try:
-        tree = ast.parse("if 1:\n" + text if text[:1] in (" ", "\t") else text)
-    except SyntaxError:
-        digest = None
-    else:
-        for node in ast.walk(tree):
-            body = getattr(node, "body", None)
-            if (
-                type(node).__name__ in _CODE_TYPES
-                and body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)
-            ):
-                body[0] = ast.Pass()  # the docstring
-        digest = xxhash.xxh3_128_hexdigest(ast.dump(tree).encode("utf-8", "surrogatepass"))
-    _NORMALIZED[key] = digest
-    return digest
 
 
 def _code_state(code: Any) -> Optional[List[Any]]:
@@ -550,31 +386,6 @@ def _code_state(code: Any) -> Optional[List[Any]]:
 
 
 # -- the hooks --------------------------------------------------------------------------
-
-
-def active() -> List[Recorder]:
-    """The recorders of the misses running in this thread, outermost first."""
-    stack = getattr(_LOCAL, "stack", None)
-    if stack is None:
-        stack = _LOCAL.stack = []
-    return stack
-
-
-class _Busy:
-    """While our own code computes or verifies checks, the hooks record nothing."""
-
-    def __enter__(self) -> None:
-        _LOCAL.busy = getattr(_LOCAL, "busy", 0) + 1
-
-    def __exit__(self, *exc: Any) -> None:
-        _LOCAL.busy -= 1
-
-
-_BUSY = _Busy()
-
-
-def _busy() -> _Busy:
-    return _BUSY
 
 
 _LISTING_EVENTS = ("os.listdir", "os.scandir")
@@ -937,85 +748,6 @@ def stop(recorder: Recorder) -> None:
     # Only a recorder with ``known`` started the monitoring (see start()).
     if recorder.known is not None and not any(r.known is not None for r in stack):
         _stop_monitoring()
-
-
-def propagate(checks: Optional[Dict[str, Any]]) -> None:
-    """A nested checkpointed call was a hit: what its entry depends on, the running
-    misses around it depend on too."""
-    if checks:
-        for recorder in active():
-            recorder.inherited.append(checks)
-
-
-def verify(checks: Dict[str, Any]) -> Optional[str]:
-    """None if every check holds, else why not (``input file data.csv changed``).
-
-    Cheapest first: environment variables (a dict lookup each), files (a ``stat`` each;
-    their content is hashed only when size or mtime differ), listings (a listing of
-    the folder and a ``stat`` of each entry), declared patterns (one ``glob`` each),
-    folder trees (a ``stat`` of every file), code.
-    """
-    with _busy():
-        return _verify(checks)
-
-
-def _verify(checks: Dict[str, Any]) -> Optional[str]:
-    from .source import display_path
-
-    for (folder,) in checks.get("cwd", ()):
-        if os.getcwd() != folder:
-            return (
-                f"it read paths relative to the current folder, which was "
-                f"{display_path(folder)} and is now {display_path(os.getcwd())}"
-            )
-    for name, digest in checks.get("env", ()):
-        value = os.environ.get(name)
-        if value is None:
-            if digest is not None:
-                return f"environment variable {name} is now unset"
-        elif digest is None:
-            return f"environment variable {name} is now set"
-        elif xxhash.xxh3_128_hexdigest(value.encode("utf-8", "surrogateescape")) != digest:
-            return f"environment variable {name} changed"
-    for path, size, mtime_ns, digest in checks.get("inputs", ()):
-        try:
-            st = os.stat(path)
-        except OSError:
-            if size < 0:
-                continue  # it did not exist, and still does not
-            return f"input file {display_path(path)} is gone"
-        if size < 0:
-            return f"input file {display_path(path)} appeared"
-        if st.st_size == size and st.st_mtime_ns == mtime_ns:
-            continue
-        if st.st_size != size or _file_digest(path) != digest:
-            return f"input file {display_path(path)} changed"
-    for folder, names_digest, entries_digest, excluded in checks.get("listings", ()):
-        try:
-            names = _visible(folder, os.listdir(folder), excluded)
-        except OSError:
-            return f"folder {display_path(folder)} is gone"
-        if _names_digest(names) != names_digest:
-            return f"folder {display_path(folder)} changed: a file was added or removed"
-        if _entries_digest(folder, names) != entries_digest:
-            return f"a file in folder {display_path(folder)} changed"
-    for pattern, digest in checks.get("declared", ()):
-        if _names_digest(_matches(pattern)) != digest:
-            return f"inputs= pattern {pattern!r} matches other files"
-    for root, digest, excluded in checks.get("trees", ()):
-        if _tree_digest(root, MAX_FOLDER_FILES, excluded) != digest:
-            return f"a file in folder {display_path(root)} changed"
-    for qualname, filename, first, last, digest, *normalized in checks.get("code", ()):
-        module = qualname.partition(":")[0]
-        if _segment_digest(filename, first, last, module if module != "?" else None) == digest:
-            continue
-        if not (
-            normalized
-            and normalized[0] is not None
-            and _normalized_digest(filename, first, last) == normalized[0]
-        ):
-            return f"{qualname} changed ({display_path(filename)}:{first}; found at run time)"
-    return None
 
 
 def monitoring_available(blind: bool = False) -> bool:

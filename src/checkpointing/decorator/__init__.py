@@ -580,9 +580,9 @@ class DecoratorCheckpoint:
                         stale,
                     )
                 if checks:
-                    from .. import runtime  # a hit with checks (not at import: issue 12)
+                    from .. import checks as _checks  # a hit with checks (not at import)
 
-                    runtime.propagate(checks)
+                    _checks.propagate(checks)
         except CheckpointNotExist:
             if logger.isEnabledFor(DEBUG):
                 logger.debug("miss: %s (key %s)", qualified_name(func), key)
@@ -623,9 +623,10 @@ class DecoratorCheckpoint:
                 return "its inputs= patterns were not checked when it was stored"
         if not checks:
             return None
-        from .. import runtime  # a hit with checks (not at import: issue 12, target 5)
+        # A hit with checks: the checks alone, not the recorder (not at import: issue 12)
+        from .. import checks as _checks
 
-        return runtime.verify(checks)
+        return _checks.verify(checks)
 
     def _try_variants(self, key: str) -> Tuple[Any, Any]:
         """(value, checks) of an earlier entry of ``key`` whose checks hold now (the

@@ -87,7 +87,26 @@ class ModuleRecord:
 
 
 def _norm(path: str) -> str:
+    """The real path of ``path`` (symbolic links resolved), normalised for its case.
+
+    The real path of a file's folder is kept: ``os.path.realpath`` checks each part of
+    a path with a system call of its own, and a new process's first hit met each of
+    Markdown's 21 files once (0.2 ms). A folder made a link while the process runs is
+    not seen, as other answers about paths are kept (``is_project_path``)."""
+    head, tail = os.path.split(path)
+    if head and tail not in ("", ".", "..") and os.path.isabs(head):
+        real_head = _REAL_FOLDERS.get(head)
+        if real_head is None:
+            if len(_REAL_FOLDERS) > 10_000:
+                _REAL_FOLDERS.clear()
+            real_head = _REAL_FOLDERS[head] = os.path.realpath(head)
+        candidate = os.path.join(real_head, tail)
+        if not os.path.islink(candidate):
+            return os.path.normcase(candidate)
     return os.path.normcase(os.path.realpath(path))
+
+
+_REAL_FOLDERS: Dict[str, str] = {}
 
 
 def _is_notebook_cell(filename: str) -> bool:
