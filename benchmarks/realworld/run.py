@@ -337,6 +337,10 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     args = parser.parse_args()
     python = interpreter(args.python)
+    # This checkout byte-compiled for that interpreter, as pip compiles what it installs:
+    # the programs run with PYTHONDONTWRITEBYTECODE (no .pyc in the project folder), and
+    # a module of ours imported by a first call would otherwise be compiled in it.
+    subprocess.run([python, "-m", "compileall", "-q", str(ROOT / "src")], check=True)
     version = subprocess.run(
         [python, "-c", "import sys; print(sys.version.split()[0])"],
         capture_output=True,
