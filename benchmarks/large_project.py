@@ -22,9 +22,11 @@ warm hit <= 2x the hit of a function with no dependencies.
 It also reports the floor of any check of that reach in pure Python, in the same
 processes: how many places (a name in a namespace, a function's defaults, a cell) the key
 reads and how many distinct objects they hold; the time of one pass that reads every
-place once, which a new process cannot avoid (its values are made by its own imports);
-and the time of one identity comparison per name a warm hit checks, done by C-level
-``map`` (the cheapest way Python has to tell that no name was rebound).
+place once and of one digest of every distinct object read (in a single pass, the
+definitions inside as placeholders), which a new process cannot avoid (its values are
+made by its own imports); and the time of one identity comparison per name a warm hit
+checks, done by C-level ``map`` (the cheapest way Python has to tell that no name was
+rebound).
 """
 
 from __future__ import annotations
@@ -116,12 +118,18 @@ PROBE = textwrap.dedent("""
     keys = [name for _, name, _ in names]
     bound = [value for _, _, value in names]
     unbound = keyplan.UNBOUND
+    # Every distinct object read, digested once in a single pass, the definitions inside
+    # as placeholders (their own reads are among the places): what a new process must
+    # digest at the least, whatever it does with the plans.
+    distinct = list({id(v): v for v in (get() for get in places)}.values())
     out["floor"] = {
         "places": len(places),
         "distinct objects": len({id(get()) for get in places}),
         "names checked by a hit": len(names),
         "namespaces": len({id(ns) for ns in namespaces}),
         "read every place once, us": median_us(lambda: [get() for get in places], 10),
+        "digest every distinct object once, us": median_us(
+            lambda: keyplan._probe(distinct), 3),
         "check the names a hit checks, us": median_us(lambda: all(map(
             operator.is_, map(dict.get, namespaces, keys, itertools.repeat(unbound)), bound))),
     }
@@ -235,6 +243,10 @@ def main() -> None:
             print(
                 f"      reading every place once (the least a new process must do): "
                 f"{floor['read every place once, us'] / 1000:7.1f} ms"
+            )
+            print(
+                f"      digesting each distinct object read once, in one pass:   "
+                f"{floor['digest every distinct object once, us'] / 1000:7.1f} ms"
             )
             print(
                 f"      one identity pass over the names a hit checks: "
