@@ -1811,6 +1811,7 @@ class _Walk:
         "functions",
         "vouched",
         "taken",
+        "originals",
     )
 
     def __init__(self, shared: bool = True, vouched: Tuple[Any, ...] = ()) -> None:
@@ -1844,6 +1845,10 @@ class _Walk:
         # a node is made for a member when the walk meets it, not for all of them at once
         # (networkx's Graph is one of 1,600 members: 1.5 ms a hit with a Graph argument).
         self.taken: List[Tuple[Dict[int, Tuple[Any, bytes]], Dict[Any, Tuple[Any, bytes]]]] = []
+        # id(object met while collecting) -> (object, the project definition it unwraps
+        # to, or None): the class of each of a registry's 749 dispatchers is classified
+        # once per walk, not once per label that meets it.
+        self.originals: Dict[int, Tuple[Any, Any]] = {}
 
     def digest_of(self, original: Any) -> bytes:
         return self._digest_at(self._definition(original))
@@ -2982,10 +2987,23 @@ def _definition_digest(obj: Any, layer: bool = False) -> Optional[bytes]:
     so on through whatever definitions those values hold (see above). ``layer``: of
     the wrapper function ``obj`` itself, not of the function it wraps."""
     walk = getattr(_STATE, "walk", None)
-    if walk is not None and walk is not _OPEN and not layer and walk.collecting is None:
-        known = walk.answered.get(id(obj))
-        if known is not None and known[0] is obj:
-            return known[1]
+    if walk is not None and walk is not _OPEN and not layer:
+        if walk.collecting is None:
+            known = walk.answered.get(id(obj))
+            if known is not None and known[0] is obj:
+                return known[1]
+        else:
+            seen = walk.originals.get(id(obj))
+            if seen is None or seen[0] is not obj:
+                original = unwrap(obj)
+                seen = walk.originals[id(obj)] = (
+                    obj,
+                    original if is_project_object(original) else None,
+                )
+            if seen[1] is None:
+                return None
+            walk.collecting.append(seen[1])
+            return _PLACEHOLDER
     original = obj if layer else unwrap(obj)
     if not is_project_object(original):
         return None

@@ -423,6 +423,11 @@ def _enc_reduce(h: Hasher, obj: Any) -> None:
         _class_ident(h, type(obj))
         _callable_name(h, func)
         _feed_at(h, args, ".__reduce_ex__(4)[1]")
+        if len(rv) == 2 and _DISPATCH.get(type(None)) is _enc_none:
+            # No state, list items or dict items (a lookup by name: networkx's 749
+            # dispatchers): the three Nones as _feed_at would encode them.
+            buf += b"NNN"
+            return
         if type(state) is dict:
             _attr_state(h, _without_derived(state, type(obj)))
         elif (
