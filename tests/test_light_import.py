@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -181,6 +182,19 @@ def test_import_loads_no_typing_re_enum_or_pickle(tmp_path) -> None:
     assert out.strip().splitlines()[-1] == "[]", out
 
 
+def _run_script(program: Path) -> str:
+    """The output of ``python program`` run in its folder (which must succeed)."""
+    proc = subprocess.run(
+        [sys.executable, str(program)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(program.parent),
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
 def test_first_hit_in_a_fresh_process_imports_nothing(tmp_path) -> None:
     """What a hit needs is loaded by the import and the decoration: the first call of a
     new process, answered from the stored analysis and the stored entry, imports no
@@ -202,20 +216,9 @@ def test_first_hit_in_a_fresh_process_imports_nothing(tmp_path) -> None:
         "print('LOGGING', 'logging' in sys.modules)\n"
     )
 
-    def run() -> str:
-        proc = subprocess.run(
-            [sys.executable, str(program)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=str(tmp_path),
-        )
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout
-
-    first = run()
+    first = _run_script(program)
     assert "RAN f" in first and "VALUE 3" in first, first
-    second = run()
+    second = _run_script(program)
     assert "RAN f" not in second and "VALUE 3" in second, second
     assert "NEW []" in second and "LOGGING False" in second, second
 
@@ -239,23 +242,12 @@ def test_first_hit_of_an_entry_with_checks_imports_the_checks_alone(tmp_path) ->
         "print('NEW', sorted(m for m in set(sys.modules) - before if 'checkpointing' in m))\n"
     )
 
-    def run() -> str:
-        proc = subprocess.run(
-            [sys.executable, str(program)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=str(tmp_path),
-        )
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout
-
-    assert "RAN load" in run()
-    hit = run()
+    assert "RAN load" in _run_script(program)
+    hit = _run_script(program)
     assert "RAN load" not in hit and "VALUE 1" in hit, hit
     assert "NEW ['checkpointing.checks']" in hit, hit
     (tmp_path / "data.txt").write_text("22")
-    edited = run()
+    edited = _run_script(program)
     assert "RAN load" in edited and "VALUE 22" in edited, edited
 
 
