@@ -92,14 +92,8 @@ CHECK = textwrap.dedent("""
         if key not in named:
             if description[0] == "function":
                 named[key] = keyplan._function_by_name(description, here)
-            else:
-                module, _, path = description[1].partition(":")
-                first, _, rest = path.partition(".")
-                namespace = here.namespace(module, first)
-                obj = namespace.get(first) if namespace is not None else None
-                for part in rest.split(".") if rest else ():
-                    obj = getattr(obj, part, None) if obj is not None else None
-                named[key] = obj
+            else:  # a class, found by its qualified name as a stored plan finds it
+                named[key] = keyplan._find_definition(None, {{}}, description, here, None)
         return named[key]
 
     unfound = 0

@@ -1294,14 +1294,8 @@ class _Functions:
             if entry is None or entry[0] is not candidate:
                 original = unwrap(candidate)
                 identity = None
-                if isinstance(original, types.FunctionType):  # describe(), as a key
-                    code = original.__code__
-                    identity = (
-                        "function",
-                        qualname_of(original),
-                        code.co_filename,
-                        code.co_firstlineno,
-                    )
+                if isinstance(original, types.FunctionType):
+                    identity = _described(describe(original))
                 entry = known[id(candidate)] = (candidate, original, identity)
             if entry[2] is not None:
                 self.by.setdefault(entry[2], entry[1])
