@@ -14,6 +14,7 @@ import marshal
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -307,3 +308,27 @@ def test_what_building_a_plan_leaves_is_promoted_out_of_young_collections(
     with keyplan._GCPaused(keyplan._PROMOTE_AFTER_PLANS):
         in_plan = [[i] for i in range(2_000)]
     assert not _in_young_generations(in_plan[0])
+
+
+def test_a_class_indexed_once_is_indexed_again_when_its_members_change() -> None:
+    """_Functions indexes a class's methods once per class while the class holds the
+    same member objects: a method replaced by another function that describes the same
+    (a copy of its code) is what a later index finds, and of two members that describe
+    the same, the first in the class's order wins, as it did before the index."""
+    from checkpointing import keyplan
+
+    class Holder:
+        def method(self):
+            return 1
+
+    original = Holder.__dict__["method"]
+    expected = keyplan.describe(original)
+    assert keyplan._Functions(Holder, {}).get(expected) is original
+    copy = types.FunctionType(original.__code__, original.__globals__, "method")
+    copy.__qualname__ = original.__qualname__
+    Holder.method = copy
+    assert keyplan._Functions(Holder, {}).get(expected) is copy
+    Holder.alias = original  # after ``method`` in the class's order
+    assert keyplan._Functions(Holder, {}).get(expected) is copy
+    # The root comes before the members of a class found after it.
+    assert keyplan._Functions(original, {"holder": Holder}).get(expected) is original

@@ -1285,20 +1285,31 @@ class _Functions:
 
     def _add(self, obj: Any) -> None:
         if _DESCRIBED[0] != INDEX.generation:  # a module reloaded or a __code__ assigned
-            _DESCRIBED[:] = [INDEX.generation, {}]
-        known = _DESCRIBED[1]
-        for candidate in (obj, *(vars(obj).values() if isinstance(obj, type) else ())):
-            if type(candidate) in _DATA:  # a class's constants, docstring, slots
-                continue
-            entry = known.get(id(candidate))
-            if entry is None or entry[0] is not candidate:
-                original = unwrap(candidate)
-                identity = None
-                if isinstance(original, types.FunctionType):
-                    identity = _described(describe(original))
-                entry = known[id(candidate)] = (candidate, original, identity)
-            if entry[2] is not None:
-                self.by.setdefault(entry[2], entry[1])
+            _DESCRIBED[:] = [INDEX.generation, {}, {}]
+        entry = _entry(obj, _DESCRIBED[1])
+        if entry[2] is not None:
+            self.by.setdefault(entry[2], entry[1])
+        if isinstance(obj, type):
+            # The first function of each description among its members, in their order:
+            # indexed once per class and reused while it holds the same member objects
+            # (networkx's Graph is found by dozens of the plans a new process reads).
+            members = tuple(vars(obj).values())
+            indexed = _DESCRIBED[2].get(id(obj))
+            if (
+                indexed is None
+                or indexed[0] is not obj
+                or len(indexed[1]) != len(members)
+                or not all(map(operator.is_, indexed[1], members))
+            ):
+                known, first = _DESCRIBED[1], {}
+                for candidate in members:
+                    if type(candidate) not in _DATA:  # a class's constants, docstring, slots
+                        entry = _entry(candidate, known)
+                        if entry[2] is not None:
+                            first.setdefault(entry[2], entry[1])
+                indexed = _DESCRIBED[2][id(obj)] = (obj, members, first)
+            # Earlier candidates keep their place: the first of equal descriptions wins.
+            self.by = {**indexed[2], **self.by}
 
     def get(self, expected: Any) -> Any:
         if self.count < len(self.found):
@@ -1308,13 +1319,26 @@ class _Functions:
         return self.by.get(_described(expected))
 
 
+def _entry(candidate: Any, known: Dict[int, Any]) -> Tuple[Any, Any, Any]:
+    """``(candidate, the function it unwraps to, its description)``, described once."""
+    entry = known.get(id(candidate))
+    if entry is None or entry[0] is not candidate:
+        original = unwrap(candidate)
+        identity = None
+        if isinstance(original, types.FunctionType):
+            identity = _described(describe(original))
+        entry = known[id(candidate)] = (candidate, original, identity)
+    return entry
+
+
 # Built-in types none of whose instances is or wraps a function.
 _DATA = frozenset({str, int, float, bool, bytes, type(None), tuple, list, dict, set, frozenset})
 
-# [INDEX.generation, {id(object): (object, the function it unwraps to, its description)}]:
-# the methods of a class (networkx's dispatcher, its Graph) are described once, not once
-# per stored plan that finds functions through them.
-_DESCRIBED: List[Any] = [None, {}]
+# [INDEX.generation, {id(object): (object, the function it unwraps to, its description)},
+# {id(class): (class, its members, {description: first function so described})}]: the
+# methods of a class (networkx's dispatcher, its Graph) are described once, not once per
+# stored plan that finds functions through them.
+_DESCRIBED: List[Any] = [None, {}, {}]
 
 
 def _find_function(
