@@ -1,6 +1,6 @@
 """Cost of dependency tracking when a large real codebase is project code.
 
-Usage: python benchmarks/large_project.py [--version 3.6.1] [--repeat 3] [--calls 2000]
+Usage: python benchmarks/large_project.py [--version 3.6.1] [--repeat 3] [--calls 2000] [--json]
 
 networkx (about 300 modules of pure Python, a registry of some 780 dispatchable
 algorithms that read the registry themselves) is fetched once as an sdist from PyPI
@@ -18,6 +18,8 @@ dependencies in the same process, and the peak memory (``ru_maxrss``) of the pro
 
 Targets (issue #9): first call without analysis <= 3 s, with stored analysis <= 20 ms,
 warm hit <= 2x the hit of a function with no dependencies.
+With ``--json`` the samples of every process end the output as one JSON line, which
+``suite.py`` reads for target 6 of issue 12.
 
 It also reports the floor of any check of that reach in pure Python, in the same
 processes: how many places (a name in a namespace, a function's defaults, a cell) the key
@@ -194,6 +196,9 @@ def main() -> None:
     parser.add_argument("--version", default="3.6.1")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument(
+        "--json", action="store_true", help="print every sample as one JSON line at the end"
+    )
     args = parser.parse_args()
 
     sdist = fetch(args.version)
@@ -205,6 +210,7 @@ def main() -> None:
             f"networkx {args.version} as project code, Python {sys.version.split()[0]}, "
             f"median of {args.repeat} fresh processes each:"
         )
+        samples = {}
         for which in ("shortest", "density"):
             run(root, which, 10)  # fills the cache entry and the .pyc files
             without, with_disk, hit, alone, rss, floors = [], [], [], [], [], []
@@ -218,6 +224,16 @@ def main() -> None:
                 hit.append(result["hit_us"])
                 alone.append(result["alone_us"])
                 floors.append(result["floor"])
+            samples[which] = {
+                "first_ms_no_analysis": without,
+                "first_ms_stored_analysis": with_disk,
+                "hit_us": hit,
+                "alone_us": alone,
+                "maxrss_mb": rss,
+                "floor_digest_ms": [
+                    f["digest every distinct object once, us"] / 1000 for f in floors
+                ],
+            }
             h, a = statistics.median(hit), statistics.median(alone)
             print(f"  {which}:")
             print(
@@ -253,6 +269,8 @@ def main() -> None:
                 f"{floor['check the names a hit checks, us']:7.1f} us = "
                 f"{floor['check the names a hit checks, us'] / a:5.0f}x a hit without dependencies"
             )
+        if args.json:
+            print(json.dumps(samples))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

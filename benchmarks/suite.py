@@ -793,6 +793,49 @@ def scenario_chain(runs: int) -> Table:
     return table
 
 
+def scenario_large(runs: int) -> Table:
+    """Target 6: networkx 3.6.1 (about 300 modules) as project code, from
+    ``benchmarks/large_project.py`` (its own fresh processes, ``runs`` of each kind)."""
+    table = Table(
+        "8. A large real codebase as project code (checkpointing only)",
+        "",
+        "networkx 3.6.1 unpacked into the project folder, so all of it is followed. From "
+        "`benchmarks/large_project.py`: `shortest` builds a graph, `density` takes one. "
+        "The floor: digesting once, in one pass, every distinct object the key reads, "
+        "in the same processes (the least any sound check of a new process does).",
+    )
+    proc = subprocess.run(
+        [
+            python_of("checkpointing"),
+            str(ROOT / "benchmarks" / "large_project.py"),
+            "--repeat",
+            str(runs),
+            "--calls",
+            "500",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    if proc.returncode != 0:
+        table.fail("checkpointing", "first call, no stored analysis (ms)", "failed")
+        return table
+    samples = json.loads(proc.stdout.strip().splitlines()[-1])
+    columns = {
+        "first_ms_no_analysis": "first call, no stored analysis (ms)",
+        "first_ms_stored_analysis": "first call, stored analysis (ms)",
+        "floor_digest_ms": "floor: digest what it reads (ms)",
+        "hit_us": "warm hit (µs)",
+        "maxrss_mb": "peak memory (MB)",
+    }
+    for which, figures in samples.items():
+        for key, column in columns.items():
+            for value in figures[key]:
+                table.add(f"checkpointing: {which}", column, value)
+    return table
+
+
 def scenario_limits(runs: int) -> Table:
     table = Table("7. Limits of this machine, same run", "", "")
     columns = {
@@ -906,6 +949,27 @@ TARGETS = [
         "<=",
         0.3,
     ),
+    (
+        "6. large project (networkx, `density`): first call, no stored analysis, ms",
+        ("checkpointing: density", "first call, no stored analysis (ms)"),
+        None,
+        "<=",
+        3000,
+    ),
+    (
+        "6. large project: first call with its analysis stored, ms",
+        ("checkpointing: density", "first call, stored analysis (ms)"),
+        None,
+        "<=",
+        20,
+    ),
+    (
+        "6. the same: the floor, digesting once what the key reads, ms (a limit, not a target)",
+        ("checkpointing: density", "floor: digest what it reads (ms)"),
+        None,
+        "<=",
+        20,
+    ),
 ]
 
 
@@ -976,7 +1040,7 @@ def main() -> None:
         "--only",
         nargs="*",
         default=None,
-        help="warm many fresh arguments results (arrays: both) chain limits",
+        help="warm many fresh arguments results (arrays: both) chain large limits",
     )
     parser.add_argument(
         "--docs",
@@ -985,7 +1049,7 @@ def main() -> None:
     )
     parser.add_argument("--libraries", nargs="*", default=LIBRARIES)
     args = parser.parse_args()
-    only = set(args.only or ["warm", "many", "fresh", "arrays", "chain", "limits"])
+    only = set(args.only or ["warm", "many", "fresh", "arrays", "chain", "large", "limits"])
     if "arrays" in only:
         only |= {"arguments", "results"}
     started = time.time()
@@ -1015,6 +1079,8 @@ def main() -> None:
         )
     if "chain" in only:
         tables.append(scenario_chain(args.runs))
+    if "large" in only:
+        tables.append(scenario_large(max(1, args.runs // 2)))
     if "limits" in only:
         tables.append(scenario_limits(args.runs))
     text = [
