@@ -1079,10 +1079,10 @@ def main() -> None:
         )
     if "chain" in only:
         tables.append(scenario_chain(args.runs))
-    if "large" in only:
-        tables.append(scenario_large(max(1, args.runs // 2)))
     if "limits" in only:
         tables.append(scenario_limits(args.runs))
+    if "large" in only:
+        tables.append(scenario_large(max(1, args.runs // 2)))
     text = [
         "# Benchmark results",
         "",
