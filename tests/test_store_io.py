@@ -109,6 +109,38 @@ def test_a_damaged_big_entry_is_a_warned_miss(cache, where):
             cache.retrieve("k")
 
 
+def test_a_big_entry_is_checksummed_beside_its_reads_and_damage_is_still_found(cache, monkeypatch):
+    """An entry of 16 MiB or more is hashed by a helper thread while the next slice is
+    read (as a save hashes beside its writes); the checksum is compared once every
+    slice is hashed, so a damaged byte is still a warned miss. A smaller entry is hashed
+    in the reading thread."""
+    from checkpointing.store import format as entry_format
+
+    made: list = []
+
+    class Counting(entry_format._HashBehind):
+        def __init__(self, update):
+            made.append(self)
+            super().__init__(update)
+
+    monkeypatch.setattr(entry_format, "_HashBehind", Counting)
+    big, small = np.arange(3 << 20, dtype=np.float64), np.arange(1 << 20, dtype=np.float64)
+    cache.save("big", big)
+    cache.save("small", small)
+    store.MEMORY.clear()
+    assert np.array_equal(cache.retrieve("big"), big) and len(made) == 1
+    assert np.array_equal(cache.retrieve("small"), small) and len(made) == 1
+    store.MEMORY.clear()
+    path = cache.path_of("big")
+    data = bytearray(Path(path).read_bytes())
+    data[len(data) // 3] ^= 0x10
+    Path(path).write_bytes(bytes(data))
+    with pytest.warns(CorruptEntryWarning, match="checksum"):
+        with pytest.raises(CheckpointNotExist):
+            cache.retrieve("big")
+    assert len(made) == 2
+
+
 # -- durability --------------------------------------------------------------------------
 def count_fsyncs(monkeypatch) -> list:
     calls: list = []

@@ -30,6 +30,7 @@ except ImportError:  # Windows: no advisory locks; stale temporaries are judged 
 
 from ..config import defaults, folder_mode, validate_permissions
 from .format import (
+    _HASH_BEHIND_AT,
     _NO_SIGNATURE,
     _PREFIX,
     _SLICE,
@@ -37,6 +38,7 @@ from .format import (
     FORMAT_VERSION,
     MAGIC,
     _Corrupt,
+    _HashBehind,
     _hmac,
     _new_mac,
     _read_entry,
@@ -474,45 +476,6 @@ def _write_entry(fd: int, header_length: int, parts: List[Any], secret: Optional
             checksum.update(part)
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, header_length, checksum.intdigest(), signature)
     _write_at(fd, prefix, 0)
-
-
-_HASH_BEHIND_AT = 1 << 24  # entries this large are hashed by a helper thread (16 MiB)
-
-
-class _HashBehind:
-    """``update`` applied to the pieces given, in order, by a helper thread, so that
-    hashing a slice overlaps with writing it (xxh3 and ``write`` release the GIL): on
-    two free cores a save runs at the speed of the write alone."""
-
-    def __init__(self, update: Callable[[Any], None]) -> None:
-        import queue
-        import threading
-
-        self._queue: Any = queue.SimpleQueue()
-        self._error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._run, args=(update,), daemon=True)
-        self._thread.start()
-
-    def _run(self, update: Callable[[Any], None]) -> None:
-        while True:
-            piece = self._queue.get()
-            if piece is None:
-                return
-            if self._error is None:
-                try:
-                    update(piece)
-                except BaseException as exc:  # handed to the writer by finish()
-                    self._error = exc
-
-    def __call__(self, piece: Any) -> None:
-        self._queue.put(piece)
-
-    def finish(self) -> None:
-        """Wait until every piece is hashed; raise what hashing raised."""
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
 
 
 def _write_parts(

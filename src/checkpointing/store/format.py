@@ -7,7 +7,8 @@ store (a local directory, a remote one) writes the same entries. The local store
 the pieces of an entry as they lie in memory, which
 :func:`~checkpointing.store.fileio._write_entry` streams to disk without a copy;
 :func:`_read_small` and :func:`_read_entry` read from an open file, large buffers
-straight into fresh memory of their own, checksummed slice by slice as they arrive).
+straight into fresh memory of their own, checksummed slice by slice as they arrive: by
+a helper thread beside the reads for entries of 16 MiB and more, as saves are).
 
 A read checks a magic number, the format version and an xxh3-64 checksum, so a
 truncated, corrupted, foreign or empty entry is rejected (``_Corrupt``, naming why),
@@ -457,20 +458,68 @@ def _read_entry(
             f"the file has {size} bytes, its header describes {end}"
             f"{' (truncated)' if size < end else ''}"
         )
-    update(view[_PREFIX.size : header_end])
-    position = header_end
-    parts: List[Any] = []
-    for start, length in segments:
-        if start > position:  # the padding: checksummed like the rest
-            padding = bytearray(start - position)
-            _fill(handle, view, position, memoryview(padding), update)
-        target = _new_buffer(length)  # one writable buffer each, read in place
-        _fill(handle, view, start, memoryview(target), update)
-        parts.append(target)
-        position = start + length
+    behind = None
+    if mac is None and end >= _HASH_BEHIND_AT:  # hashed beside the reads, as saves are
+        update = behind = _HashBehind(update)
+    try:
+        update(view[_PREFIX.size : header_end])
+        position = header_end
+        parts: List[Any] = []
+        for start, length in segments:
+            if start > position:  # the padding: checksummed like the rest
+                padding = bytearray(start - position)
+                _fill(handle, view, position, memoryview(padding), update)
+            target = _new_buffer(length)  # one writable buffer each, read in place
+            _fill(handle, view, start, memoryview(target), update)
+            parts.append(target)
+            position = start + length
+    finally:
+        if behind is not None:
+            behind.finish()
     if digest_.intdigest() != checksum:
         raise _Corrupt("checksum mismatch (corrupted)")
     return header, parts[0], parts[1:]
+
+
+_HASH_BEHIND_AT = 1 << 24  # entries this large are hashed by a helper thread (16 MiB)
+
+
+class _HashBehind:
+    """``update`` applied to the pieces given, in order, by a helper thread, so that
+    hashing a slice overlaps with writing or reading the next (xxh3, ``write`` and
+    ``readinto`` release the GIL): on two free cores a save runs at the speed of the
+    write alone, a load at the speed of the read. A piece must not change until
+    :meth:`finish` returns."""
+
+    def __init__(self, update: Callable[[Any], None]) -> None:
+        import queue
+        import threading
+
+        self._queue: Any = queue.SimpleQueue()
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, args=(update,), daemon=True)
+        self._thread.start()
+
+    def _run(self, update: Callable[[Any], None]) -> None:
+        while True:
+            piece = self._queue.get()
+            if piece is None:
+                return
+            if self._error is None:
+                try:
+                    update(piece)
+                except BaseException as exc:  # handed to the writer by finish()
+                    self._error = exc
+
+    def __call__(self, piece: Any) -> None:
+        self._queue.put(piece)
+
+    def finish(self) -> None:
+        """Wait until every piece is hashed; raise what hashing raised."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _new_buffer(length: int) -> Any:
