@@ -1325,8 +1325,9 @@ def _entry(candidate: Any, known: Dict[int, Any]) -> Tuple[Any, Any, Any]:
     if entry is None or entry[0] is not candidate:
         original = unwrap(candidate)
         identity = None
-        if isinstance(original, types.FunctionType):
-            identity = _described(describe(original))
+        if isinstance(original, types.FunctionType):  # describe(), as a key
+            code = original.__code__
+            identity = ("function", qualname_of(original), code.co_filename, code.co_firstlineno)
         entry = known[id(candidate)] = (candidate, original, identity)
     return entry
 

@@ -508,7 +508,7 @@ class _HashBehind:
             if self._error is None:
                 try:
                     update(piece)
-                except BaseException as exc:  # handed to the writer by finish()
+                except BaseException as exc:  # handed to the caller by finish()
                     self._error = exc
 
     def __call__(self, piece: Any) -> None:
