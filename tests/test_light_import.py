@@ -49,6 +49,8 @@ DEFERRED = [
     "checkpointing.store.variants",  # a key's variants: a save's with checks, a stale hit's
     "checkpointing.runtime",  # what a miss records
     "checkpointing.checks",  # what a hit of an entry with run-time checks checks
+    "checkpointing.explanation",  # checkpointing.explain, at first use; why a miss ran
+    "checkpointing.store.entryinfo",  # a listing's entries (a named tuple: collections)
 ]
 
 # Standard modules a hit does not need, and that ``import checkpointing`` must not load
@@ -66,6 +68,7 @@ NOT_LOADED = [
     "inspect",
     "logging",
     "importlib",  # the import hook uses the loaded importlib (importlib imports warnings)
+    "struct",  # the store and the hasher use _struct, which struct.py re-exports
 ]
 if sys.version_info < (3, 12):  # from 3.12 sysconfig (the source index's) imports it
     NOT_LOADED.append("threading")
@@ -338,3 +341,24 @@ def test_decorating_loads_no_typing_or_pickle_module(tmp_path) -> None:
         str(tmp_path),
     )
     assert out.strip().splitlines()[-1] == "[]", out
+
+
+def test_the_wrapper_carries_what_functools_wraps_would_copy() -> None:
+    """The decorator copies a function's identity onto its wrapper itself (functools is
+    not imported for it): the same attributes, the same values, as functools.wraps."""
+    import functools
+
+    import checkpointing
+
+    def reference(x: int, y: "list[int]" = []) -> int:  # noqa: B006
+        """Adds."""
+        return x
+
+    reference.custom = "kept"  # type: ignore[attr-defined]
+    wrapped = checkpointing.checkpoint(reference)
+    expected = functools.wraps(reference)(lambda *a, **k: None)
+    for name in functools.WRAPPER_ASSIGNMENTS:
+        assert getattr(wrapped, name) == getattr(expected, name), name
+    assert wrapped.__wrapped__ is reference
+    assert wrapped.custom == "kept"
+    assert wrapped.clear.__wrapped__.__doc__ == wrapped.clear.__doc__

@@ -27,7 +27,6 @@ from .errors import (
     HashFailedWarning,
     UntrustedEntryWarning,
 )
-from .explain import Explanation, explain  # eager: the function hides the submodule
 from .hashing import register_class_digester, register_digester, register_lazy
 from .identify import AutoFuncCallIdentifier, FuncCallContext, FuncCallIdentifierBase
 from .source import install_import_hook as _install_import_hook
@@ -38,6 +37,7 @@ if TYPE_CHECKING:  # imported at first use (__getattr__ below): not needed by a 
     from typing import Any
 
     from ._typing import ContextId, ReturnValue
+    from .explanation import Explanation, explain
     from .render import DependencyGraph, graph
     from .store.evict import prune
     from .store.memory import InMemoryLRUCache
@@ -75,12 +75,14 @@ __all__ = [
     "prune",
 ]
 
-# Public names whose modules load at first use: drawing a graph, the remote store
-# (fsspec), the memory cache, pruning and 1.0's type variables (typing) are not
-# needed to hit (issue 12, target 5).
+# Public names whose modules load at first use: drawing a graph, explaining a call,
+# the remote store (fsspec), the memory cache, pruning and 1.0's type variables
+# (typing) are not needed to hit (issue 12, target 5).
 _LAZY = {
     "DependencyGraph": ".render",
     "graph": ".render",
+    "Explanation": ".explanation",
+    "explain": ".explanation",
     "InMemoryLRUCache": ".store.memory",
     "RemoteStore": ".store.remote",
     "ContextId": "._typing",

@@ -690,13 +690,13 @@ def cmd_graph(args: argparse.Namespace, cache: PickleFileCache) -> int:
 
 
 def cmd_why(args: argparse.Namespace, cache: PickleFileCache) -> int:
-    from .explain import explain
+    from .explanation import explain
 
     call_args, call_kwargs = _parse_call(args.arguments)
     if not args.arguments and not args.allow_import and ":" in args.function:
         history = _stored_history(cache, args.function)
         if history:  # answered from the records: the module is not imported
-            from .explain import explain_stored
+            from .explanation import explain_stored
 
             stored = explain_stored(
                 args.function,

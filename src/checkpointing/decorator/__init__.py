@@ -29,8 +29,8 @@ module grows again.
 
 from __future__ import annotations
 
+import _functools  # functools' partial, without functools (issue 12, target 5)
 import builtins
-import functools
 import os
 import sys
 import time
@@ -92,7 +92,7 @@ _modules = sys.modules
 
 if TYPE_CHECKING:
     from .. import runtime
-    from ..explain import Explanation
+    from ..explanation import Explanation
 
 __all__ = ["DecoratorCheckpoint", "checkpoint"]
 
@@ -212,7 +212,7 @@ class DecoratorCheckpoint:
         if self.mmap_mode is not None:
             from ..store.mapped import retrieve_mapped
 
-            self._read_entry = functools.partial(retrieve_mapped, cache, mode=mmap_mode)
+            self._read_entry = _functools.partial(retrieve_mapped, cache, mode=mmap_mode)
 
     def __getstate__(self) -> Dict[str, Any]:
         """Pickle with the key plans of the decorated functions.
@@ -294,7 +294,7 @@ class DecoratorCheckpoint:
         else:
             wrapper = self._sync_wrapper(func)
         wrapper.rerun = self._rerun(func)  # type: ignore[attr-defined]
-        wrapper.key = functools.partial(self._key, func)  # type: ignore[attr-defined]
+        wrapper.key = _functools.partial(self._key, func)  # type: ignore[attr-defined]
         wrapper.checkpoint = self  # type: ignore[attr-defined]
         _manage.attach(self, func, wrapper)
         return wrapper  # type: ignore[return-value]
@@ -330,7 +330,7 @@ class DecoratorCheckpoint:
                 recorder = decorator._start_recording(func, args, kwargs)
             return decorator._run_and_save(func, args, kwargs, key, fingerprint, recorder)
 
-        return functools.wraps(func)(_detached(wrapper))
+        return _wraps(_detached(wrapper), func)
 
     def _async_wrapper(self, func: Callable[..., Any]) -> Callable[..., Any]:
         decorator, missing, stale, perf_counter = self, _MISSING, _STALE, time.perf_counter
@@ -356,7 +356,7 @@ class DecoratorCheckpoint:
             decorator._settle()
             return result
 
-        return functools.wraps(func)(_detached(wrapper))
+        return _wraps(_detached(wrapper), func)
 
     def _rerun(self, func: Callable[..., Any]) -> Callable[..., Any]:
         import inspect
@@ -669,7 +669,7 @@ class DecoratorCheckpoint:
                 name = qualified_name(func)
                 history = self.cache.history(name)
                 if history:  # a first call is not news: it stays at DEBUG ("miss")
-                    from ..explain import explanation_for
+                    from ..explanation import explanation_for
 
                     logger.info("%s", explanation_for(name, key, False, fingerprint, history))
             except Exception as exc:
@@ -679,7 +679,7 @@ class DecoratorCheckpoint:
     def explain(self, func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Any) -> Explanation:
         """Would ``func(*args, **kwargs)`` hit, and if not, why (see :func:`explain`)."""
         from ..analysis.resolve import unwrap
-        from ..explain import explanation_for
+        from ..explanation import explanation_for
 
         key = self._key(func, *args, **kwargs)
         name = qualified_name(func)
@@ -912,6 +912,25 @@ def _locking() -> List[Any]:
 
     _LOCKING[:] = [ACQUIRED, READY, TIMED_OUT, thread_gate, key_lock]
     return _LOCKING
+
+
+# functools.WRAPPER_ASSIGNMENTS of each Python this package supports.
+_WRAPPER_ASSIGNMENTS = ("__module__", "__name__", "__qualname__", "__doc__", "__annotations__")
+if sys.version_info >= (3, 12):
+    _WRAPPER_ASSIGNMENTS += ("__type_params__",)
+
+
+def _wraps(wrapper: Callable[..., Any], func: Callable[..., Any]) -> Callable[..., Any]:
+    """``functools.wraps(func)(wrapper)``, without importing functools (issue 12, target 5)."""
+    for name in _WRAPPER_ASSIGNMENTS:
+        try:
+            value = getattr(func, name)
+        except AttributeError:
+            continue
+        setattr(wrapper, name, value)
+    wrapper.__dict__.update(getattr(func, "__dict__", {}))
+    wrapper.__wrapped__ = func  # type: ignore[attr-defined]
+    return wrapper
 
 
 def _detached(closure: Callable[..., Any]) -> Callable[..., Any]:

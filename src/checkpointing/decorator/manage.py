@@ -11,8 +11,7 @@ how they are evicted, mapped or compressed is :mod:`checkpointing.store`'s busin
 
 from __future__ import annotations
 
-import functools
-import reprlib
+import _functools  # functools' partial, without functools (issue 12, target 5)
 import time
 
 from .._lazylog import LazyLogger
@@ -25,7 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional, Tuple
 
-    from ..explain import Explanation
+    from ..explanation import Explanation
     from ..store.evict import UsageLog
     from . import DecoratorCheckpoint
 
@@ -157,12 +156,23 @@ def _duration(seconds: float) -> str:
 
 # -- what a save stores ----------------------------------------------------------------
 
-_REPR = reprlib.Repr()
-_REPR.maxstring = 40
-_REPR.maxother = 40
-_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxdict = 6
-_REPR.maxlevel = 2
 _SHORT_REPR = frozenset([int, float, str, bool, type(None)])
+
+
+_REPR: Any = None  # a reprlib.Repr, made at the first miss that needs it
+
+
+def _short_repr(value: Any) -> str:
+    global _REPR
+    if _REPR is None:
+        import reprlib  # here: misses only, and reprlib loads collections (issue 12, target 5)
+
+        _REPR = reprlib.Repr()
+        _REPR.maxstring = 40
+        _REPR.maxother = 40
+        _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxdict = 6
+        _REPR.maxlevel = 2
+    return _REPR.repr(value)
 
 
 def summarize_value(value: Any) -> str:
@@ -170,7 +180,7 @@ def summarize_value(value: Any) -> str:
     ``<DataFrame 10000x4>``, ``<ndarray 3x3 float64>``, ``[1, 2, 3, ...]``."""
     if type(value) in _SHORT_REPR:
         text = repr(value)
-        if len(text) <= 40:  # what _REPR would say, without its dispatch (each miss)
+        if len(text) <= 40:  # what _short_repr would say, without its dispatch (each miss)
             return text
     shape = getattr(value, "shape", None)
     if isinstance(shape, tuple) and all(isinstance(n, int) for n in shape):
@@ -179,10 +189,10 @@ def summarize_value(value: Any) -> str:
         extra = f" {dtype}" if dtype is not None and type(value).__name__ != "DataFrame" else ""
         return f"<{type(value).__name__} {dims}{extra}>"
     if isinstance(value, (bool, int, float, complex, str, bytes, type(None))):
-        return _REPR.repr(value)
+        return _short_repr(value)
     if isinstance(value, (list, tuple, dict, set, frozenset)):
-        return _REPR.repr(value)
-    text = _REPR.repr(value)
+        return _short_repr(value)
+    text = _short_repr(value)
     if " at 0x" in text or text.startswith("<"):
         return f"<{type(value).__name__}>"
     return text
@@ -271,8 +281,9 @@ def attach(decorator: "DecoratorCheckpoint", func: Callable[..., Any], wrapper: 
         ("entries", entries),
         ("accept", accept),
     ):
-        bound = functools.partial(method, decorator, func)
-        functools.update_wrapper(bound, method, assigned=("__doc__",), updated=())
+        bound = _functools.partial(method, decorator, func)
+        bound.__doc__ = method.__doc__
+        bound.__wrapped__ = method  # type: ignore[attr-defined]
         setattr(wrapper, name, bound)
 
 
@@ -405,7 +416,7 @@ def _versioned_changes(
 ) -> None:
     """A miss of a ``version=`` function: the version or the arguments changed since
     the nearest earlier entry (whose fingerprints hold no code to compare)."""
-    from ..explain import Change, diff
+    from ..explanation import Change, diff
 
     earlier = [r for r in history(decorator, func) if isinstance(r.get("version"), str)]
     if not earlier:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import _thread  # threading's locks, without threading (issue 12, target 5)
 import copyreg
-import functools
 import io
 import sys
 import types
@@ -46,7 +45,7 @@ from .core import (
     _unhashable,
     _xxh3_128_digest,
 )
-from .derived import memo_attributes
+from .derived import cached_property_type, memo_attributes
 
 # -- Scalars ----------------------------------------------------------------------------
 
@@ -340,11 +339,12 @@ def _derived_names(cls: type) -> frozenset:
     """
     names = _derived_cache.get(cls)
     if names is None:
+        cached_property = cached_property_type()
         found = {
             name
             for c in cls.__mro__
             for name, member in vars(c).items()
-            if isinstance(member, functools.cached_property)
+            if isinstance(member, cached_property)
         }
         names = _derived_cache[cls] = frozenset(found) | memo_attributes(cls)
     return names

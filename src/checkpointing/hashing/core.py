@@ -24,8 +24,8 @@ is a third of it.)
 
 from __future__ import annotations
 
+import _struct as struct  # what struct.py re-exports, without loading it (issue 12)
 import _thread  # threading's locks, without threading (issue 12, target 5)
-import struct
 import sys
 
 import xxhash

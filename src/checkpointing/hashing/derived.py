@@ -33,7 +33,7 @@ a re-run, a rule that matched real state would serve a stale result.
 
 from __future__ import annotations
 
-import functools
+import sys
 import types
 
 TYPE_CHECKING = False
@@ -58,6 +58,14 @@ def _codes(cls: type, mro: bool) -> Iterator[types.CodeType]:
                     stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
 
 
+def cached_property_type() -> Any:
+    """:class:`functools.cached_property`, or ``()`` (an ``isinstance`` that is always
+    false) while functools is not imported: then no such property exists yet, and
+    ``import checkpointing`` does not load functools (issue 12, target 5)."""
+    functools = sys.modules.get("functools")
+    return () if functools is None else functools.cached_property
+
+
 def _functions_of(member: Any) -> Iterator[types.FunctionType]:
     if isinstance(member, (classmethod, staticmethod)):
         member = member.__func__
@@ -66,7 +74,7 @@ def _functions_of(member: Any) -> Iterator[types.FunctionType]:
             if isinstance(part, types.FunctionType):
                 yield part
         return
-    if isinstance(member, functools.cached_property):
+    if isinstance(member, cached_property_type()):
         member = member.func
     if isinstance(member, types.FunctionType):
         yield member

@@ -9,10 +9,10 @@ is imported, so the table is filled from ``sys.modules`` when a type is resolved
 
 from __future__ import annotations
 
-import functools
-import struct
+import _functools  # functools.partial is this class (issue 12, target 5)
+import _struct as struct  # what struct.py re-exports, without loading it (issue 12)
 import sys
-from collections import defaultdict
+from _collections import defaultdict  # what collections exports, without collections
 
 from .builtins import _enc_builtin_subclass, _enc_dict, _enc_int
 from .core import Hasher, _attr_state, _class_ident, _feed_at, _put_str
@@ -35,7 +35,7 @@ def _enc_defaultdict(h: Hasher, obj: defaultdict) -> None:
     _enc_builtin_subclass(_enc_dict)(h, obj)
 
 
-def _enc_partial(h: Hasher, obj: functools.partial) -> None:
+def _enc_partial(h: Hasher, obj: _functools.partial) -> None:
     h._buf += b"j"
     _class_ident(h, type(obj))
     _feed_at(h, obj.func, ".func")
@@ -96,7 +96,7 @@ def _enc_purepath(h: Hasher, obj: pathlib.PurePath) -> None:
 
 # Matched along the MRO (subclasses too, identified by their class first).
 _KNOWN: Dict[type, Encoder] = {
-    functools.partial: _enc_partial,
+    _functools.partial: _enc_partial,
     defaultdict: _enc_defaultdict,
 }
 

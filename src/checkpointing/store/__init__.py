@@ -54,7 +54,7 @@ from .fileio import (
     read_trusted_file,
     write_private_file,
 )
-from .files import CACHEDIR_TAG, FSYNC_AFTER_SECONDS, EntryInfo, PickleFileCache
+from .files import CACHEDIR_TAG, FSYNC_AFTER_SECONDS, PickleFileCache
 from .format import (
     _ALIGN,
     _FIRST_READ,
@@ -92,6 +92,7 @@ from .tier import MEMORY, MemoryTier
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .entryinfo import EntryInfo
     from .history import HISTORY_COMPACT_BYTES, HISTORY_LENGTH, append_history, read_history_file
     from .locks import SynchronizedCache
     from .memory import InMemoryLRUCache
@@ -102,7 +103,8 @@ _HISTORY = ("HISTORY_COMPACT_BYTES", "HISTORY_LENGTH", "append_history", "read_h
 
 def __getattr__(name: str) -> object:
     # Loaded at first use (issue 12, target 5): the compute-once locks (a miss's, with
-    # contextlib), the memory cache (chosen by few), and the compiled patterns (re).
+    # contextlib), the memory cache (chosen by few), a listing's entries (collections),
+    # and the compiled patterns (re).
     if name == "SynchronizedCache":
         from .locks import SynchronizedCache
 
@@ -111,6 +113,10 @@ def __getattr__(name: str) -> object:
         from .memory import InMemoryLRUCache
 
         return InMemoryLRUCache
+    if name == "EntryInfo":  # a listing's (collections, for its named tuple)
+        from .entryinfo import EntryInfo
+
+        return EntryInfo
     if name in _HISTORY:  # a miss's and the command line's (the history of a function)
         from . import history
 

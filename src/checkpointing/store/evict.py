@@ -52,8 +52,9 @@ from contextlib import contextmanager
 from .._lazylog import LazyLogger
 from ..config import parse_age, parse_size
 from ..errors import ConfigurationError
+from .entryinfo import EntryInfo
 from .fileio import _atomic_write, _read_header, _read_regular, _unlink_in, fcntl
-from .files import EntryInfo, PickleFileCache
+from .files import PickleFileCache
 from .format import _SUFFIX, _compact_json, _Corrupt, _file_stem, _json_str
 
 TYPE_CHECKING = False

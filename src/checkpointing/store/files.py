@@ -73,7 +73,6 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections import namedtuple
 
 from ..config import (
     defaults,
@@ -131,7 +130,7 @@ except ImportError:  # an interpreter without the C pickle
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+    from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 __all__ = ["CACHEDIR_TAG", "FSYNC_AFTER_SECONDS", "EntryInfo", "PickleFileCache"]
 
@@ -144,6 +143,10 @@ def __getattr__(name: str) -> Any:
 
         globals()[name] = re.compile(_LEGACY_PATTERN)
         return globals()[name]
+    if name == "EntryInfo":  # its module loads collections: listing only (issue 12, target 5)
+        from .entryinfo import EntryInfo
+
+        return EntryInfo
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -167,32 +170,11 @@ CACHEDIR_TAG = (
 
 
 if TYPE_CHECKING:
-    _EntryFields = NamedTuple(
-        "EntryInfo", [("key", str), ("path", str), ("size", int), ("metadata", Dict[str, Any])]
-    )
+    from .entryinfo import EntryInfo
+
     _Store = CacheBase[str, Any]
 else:
-    # The same without importing typing at run time (issue 12, target 5).
-    _EntryFields = namedtuple("EntryInfo", "key path size metadata")
     _Store = CacheBase
-
-
-class EntryInfo(_EntryFields):
-    """One stored entry, as listed by :meth:`PickleFileCache.iter_entries`.
-
-    Attributes:
-        key: the key it was saved under.
-        path: the absolute path of its file.
-        size: the file's size in bytes.
-        metadata: its header (the caller's metadata and the store's own keys).
-    """
-
-    __slots__ = ()
-
-    @property
-    def context_id(self) -> str:
-        """The key, by its name in the 1.0 signatures (``save(context_id, result)``)."""
-        return self.key
 
 
 class PickleFileCache(_Store):
@@ -589,6 +571,8 @@ class PickleFileCache(_Store):
     # -- maintenance ----------------------------------------------------------------------
     def iter_entries(self) -> Iterator[EntryInfo]:
         """Every entry whose header is readable, in file-name order."""
+        from .entryinfo import EntryInfo
+
         for path in self.entry_files():
             try:
                 header = _read_header(path)

@@ -47,9 +47,9 @@ its own file stem; any other non-empty str is mapped by :func:`_file_stem`.
 
 from __future__ import annotations
 
+import _struct as struct  # what struct.py re-exports, without loading it (issue 12)
 import io
 import os
-import struct
 
 import xxhash
 

@@ -56,8 +56,9 @@ from ..errors import (
     UntrustedEntryWarning,
 )
 from .base import CacheBase
+from .entryinfo import EntryInfo
 from .fileio import _atomic_write, _make_private_folder, secret_in_effect
-from .files import EntryInfo, PickleFileCache
+from .files import PickleFileCache
 from .format import (
     _PREFIX,
     _SUFFIX,

@@ -6,16 +6,25 @@ verified bytes, served again after one ``lstat`` shows their file unchanged (see
 
 from __future__ import annotations
 
-import _thread  # threading's locks, without threading (issue 12, target 5)
-import functools
+import _functools  # functools' partial, without functools (issue 12, target 5)
+import _thread  # threading's locks, without threading
 import os
-from collections import OrderedDict, namedtuple
+from _collections import OrderedDict  # what collections exports, without collections
 
 from ..config import defaults
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
+    from typing import Any, Callable, Optional, Sequence, Tuple
+
+try:
+    from _collections import _tuplegetter  # a named tuple's field: what namedtuple uses
+except ImportError:  # an interpreter without it
+    from operator import itemgetter
+
+    def _tuplegetter(index: int, doc: str) -> Any:
+        return property(itemgetter(index), doc=doc)
+
 
 __all__ = ["MEMORY", "MemoryTier", "Remembered", "file_identity"]
 
@@ -27,30 +36,36 @@ def file_identity(status: "os.stat_result") -> Tuple[int, int, int, int, int]:
     return (status.st_mtime_ns, status.st_ctime_ns, status.st_ino, status.st_size, status.st_dev)
 
 
-if TYPE_CHECKING:
-    Remembered = NamedTuple(
-        "Remembered",
-        [
-            ("identity", Tuple[int, int, int, int, int]),
-            ("secret", Optional[bytes]),
-            ("data", bytes),
-            ("buffers", Tuple[bytes, ...]),
-            ("checks", Any),
-            ("size", int),
-        ],
-    )
-else:
-    # The same record without importing typing at run time (issue 12, target 5).
-    Remembered = namedtuple("Remembered", "identity secret data buffers checks size")
-Remembered.__doc__ = """The verified content of one entry file, as the hit path needs it:
-``identity`` (:func:`file_identity` of the file), ``secret`` (the secret it was verified
-or signed with; None: trust), ``data`` (the pickle stream), ``buffers`` (out-of-band
-buffers, copied into bytearrays per hit), ``checks`` (the run-time checks stored with
-the entry, None if none), ``size`` (bytes held)."""
+class Remembered(tuple):
+    """The verified content of one entry file, as the hit path needs it. A named tuple,
+    written out: :func:`collections.namedtuple` would load collections at import
+    (issue 12, target 5)."""
+
+    __slots__ = ()
+    _fields = ("identity", "secret", "data", "buffers", "checks", "size")
+
+    if TYPE_CHECKING:
+        identity: Tuple[int, int, int, int, int]
+        secret: Optional[bytes]
+        data: bytes
+        buffers: Tuple[bytes, ...]
+        checks: Any
+        size: int
+    else:
+        identity = _tuplegetter(0, "file_identity() of the file")
+        secret = _tuplegetter(1, "the secret it was verified or signed with; None: trust")
+        data = _tuplegetter(2, "the pickle stream")
+        buffers = _tuplegetter(3, "out-of-band buffers, copied into bytearrays per hit")
+        checks = _tuplegetter(4, "the run-time checks stored with the entry, None if none")
+        size = _tuplegetter(5, "bytes held")
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self))
+        return f"Remembered({fields})"
 
 
-# Remembered(*fields) without the Python-level __new__ namedtuple generates.
-_new_remembered = functools.partial(tuple.__new__, Remembered)
+# Remembered((fields...)) without a Python-level __new__.
+_new_remembered = _functools.partial(tuple.__new__, Remembered)
 
 
 class MemoryTier:

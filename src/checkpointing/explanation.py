@@ -408,3 +408,8 @@ def explain_stored(
             if isinstance(item, list) and len(item) >= 3
         ]
     return out
+
+
+# Documented, shown and pickled as checkpointing.Explanation and checkpointing.explain,
+# whether or not the package has handed them out yet (they load at first use).
+Explanation.__module__ = explain.__module__ = "checkpointing"
