@@ -340,7 +340,7 @@ def test_the_tier_is_bounded_by_bytes(cache, monkeypatch):
         cache.save(f"k{i}", bytes(100_000))  # 100 KB each: ten fit in 1 MiB
     assert store.MEMORY.nbytes <= 1 << 20 and 5 <= len(store.MEMORY) <= 10
     cache.save("big", bytes(300_000))  # over a quarter of the bound: not kept
-    assert cache.path_of("big") not in store.MEMORY._entries
+    assert cache.path_of("big") not in store.MEMORY.entries
     monkeypatch.setitem(defaults, "cache.memory_bytes", 0)
     store.MEMORY.clear()
     cache.save("k", 1)

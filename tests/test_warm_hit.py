@@ -339,7 +339,7 @@ def test_a_hit_from_memory_is_a_fresh_copy_and_sees_a_replaced_entry(counted) ->
     assert second == ["1", "2"] and second is not counted(1, 2)
     cache = counted.checkpoint.cache
     path = cache.path_of(counted.key(1, 2))
-    assert path in store.MEMORY._entries
+    assert path in store.MEMORY.entries
     # A save replaces the entry: a new file, never the old bytes served.
     cache.save(counted.key(1, 2), ["replaced"])
     assert counted(1, 2) == ["replaced"]

@@ -128,6 +128,9 @@ try:  # pickle.py's dumps and loads, without pickle.py (which imports re): issue
 except ImportError:  # an interpreter without the C pickle
     import pickle  # type: ignore[no-redef]
 
+_REMEMBERED = MEMORY.entries  # the memory tier's entries, read by every warm hit
+_lstat = os.lstat
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
@@ -415,15 +418,37 @@ class PickleFileCache(_Store):
         # would. A cache that has not checked its folders yet reads the file once.
         secret = self._secret
         if self._trusted_folder or secret is not None:
-            remembered = MEMORY.get(path, secret)
-            if remembered is not None:
+            # The memory tier's check (see MemoryTier), written out: every warm hit runs
+            # it. Remembered: (identity, secret, data, buffers, checks, size).
+            remembered = _REMEMBERED.get(path)
+            if remembered is not None and remembered[1] == secret:
                 try:
-                    if remembered.buffers:  # fresh writable copies: callers may mutate
-                        buffers = [bytearray(b) for b in remembered.buffers]
-                        return pickle.loads(remembered.data, buffers=buffers), remembered.checks
-                    return pickle.loads(remembered.data), remembered.checks
-                except Exception:
-                    MEMORY.forget(path)  # read the file, and warn from there
+                    status = _lstat(path)
+                except OSError:
+                    status = None
+                if (
+                    status is not None
+                    and (
+                        status.st_mtime_ns,
+                        status.st_ctime_ns,
+                        status.st_ino,
+                        status.st_size,
+                        status.st_dev,
+                    )
+                    == remembered[0]
+                ):  # file_identity(status), inlined
+                    try:
+                        _REMEMBERED.move_to_end(path)  # atomic (C OrderedDict): no lock
+                    except KeyError:  # forgotten by another thread meanwhile: still verified
+                        pass
+                    try:
+                        if remembered[3]:  # fresh writable copies: callers may mutate
+                            buffers = [bytearray(b) for b in remembered[3]]
+                            return pickle.loads(remembered[2], buffers=buffers), remembered[4]
+                        return pickle.loads(remembered[2]), remembered[4]
+                    except Exception:
+                        pass
+                MEMORY.forget(path)  # read the file, and warn from there
         try:
             # Opened here rather than by _load: a miss (no file) raises through one
             # frame less (issue 12, target 3).
