@@ -31,7 +31,15 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import hashing
-from .analysis.canon import BlindSpot, Canonical, Ref, canonical_class, canonical_function
+from .analysis.canon import (
+    BlindSpot,
+    Canonical,
+    Ref,
+    all_nodes,
+    canonical_class,
+    canonical_function,
+    child_nodes,
+)
 from .analysis.resolve import (
     CLASS,
     CLOSURE,
@@ -146,13 +154,13 @@ def _definitions_by_line(record: Any, lambdas: bool = False) -> Dict[int, List[a
         return cached[1]
     table: Dict[int, List[ast.AST]] = {}
     if lambdas:
-        for node in ast.walk(record.tree):
+        for node in all_nodes(record.tree):
             if isinstance(node, ast.Lambda):
                 table.setdefault(node.lineno, []).append(node)
     else:
         todo: List[ast.AST] = [record.tree]
         while todo:
-            for node in ast.iter_child_nodes(todo.pop()):
+            for node in child_nodes(todo.pop()):
                 if isinstance(node, _BLOCKS):
                     todo.append(node)
                     if isinstance(node, (*_FN, ast.ClassDef)):

@@ -121,6 +121,105 @@ _BLIND_CALLS = {
 _IMPORT_MODULE = "importlib.import_module() imports a module chosen at run time"
 
 
+def all_nodes(root: ast.AST) -> List[ast.AST]:
+    """``list(ast.walk(root))``, in the same order, without ``ast.walk``'s generators
+    (two per node): walking trees is a large part of an analysis (issue 12, target 6)."""
+    nodes = [root]
+    append = nodes.append
+    i = 0
+    while i < len(nodes):
+        node = nodes[i]
+        i += 1
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, ast.AST):
+                append(value)
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        append(item)
+    return nodes
+
+
+def child_nodes(node: ast.AST) -> List[ast.AST]:
+    """``list(ast.iter_child_nodes(node))``, without its generators."""
+    children = []
+    for name in node._fields:
+        value = getattr(node, name, None)
+        if isinstance(value, ast.AST):
+            children.append(value)
+        elif isinstance(value, list):
+            children.extend(item for item in value if isinstance(item, ast.AST))
+    return children
+
+
+# ast.NodeVisitor's visit_Constant, which calls visit_Num, visit_Str... if a visitor has
+# them (deprecated names): these visitors have none.
+_DEPRECATED_CONSTANTS = getattr(ast.NodeVisitor, "visit_Constant", None)
+
+
+class _FastVisitor(ast.NodeVisitor):
+    """:class:`ast.NodeVisitor`, the same traversal made cheaper: the ``visit_<Class>``
+    method looked up once per node class, not formatted and looked up per node, and a
+    node's fields read without ``ast.iter_fields``' generator."""
+
+    _methods: Dict[type, Any] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._methods = {}
+
+    def visit(self, node: ast.AST) -> Any:
+        method = self._methods.get(node.__class__)
+        if method is None:
+            cls = type(self)
+            method = getattr(cls, "visit_" + node.__class__.__name__, cls.generic_visit)
+            if method is _DEPRECATED_CONSTANTS:  # asks for visit_Num... per node: none here
+                method = cls.generic_visit
+            self._methods[node.__class__] = method
+        return method(self, node)
+
+    def generic_visit(self, node: ast.AST) -> Any:
+        visit = self.visit
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        visit(item)
+            elif isinstance(value, ast.AST):
+                visit(value)
+
+
+class _FastTransformer(_FastVisitor):
+    """:class:`ast.NodeTransformer` on :class:`_FastVisitor`: a visit returns the node
+    to put in place (None removes it, a list splices it in)."""
+
+    def generic_visit(self, node: ast.AST) -> Any:
+        visit = self.visit
+        for name in node._fields:
+            old_value = getattr(node, name, None)
+            if isinstance(old_value, list):
+                new_values = []
+                for value in old_value:
+                    if isinstance(value, ast.AST):
+                        value = visit(value)
+                        if value is None:
+                            continue
+                        if not isinstance(value, ast.AST):
+                            new_values.extend(value)
+                            continue
+                    new_values.append(value)
+                old_value[:] = new_values
+            elif isinstance(old_value, ast.AST):
+                new_node = visit(old_value)
+                if new_node is None:
+                    delattr(node, name)
+                else:
+                    setattr(node, name, new_node)
+        return node
+
+
 def _loop_sources(root: ast.AST, scopes: Dict[int, "_Scope"]) -> Dict[str, Tuple[str, ...]]:
     """Locals bound only as the target of a loop over a free name chain
     (``for name in PLUGINS``, ``[... for n in cfg.NAMES]``): local -> chain."""
@@ -129,7 +228,7 @@ def _loop_sources(root: ast.AST, scopes: Dict[int, "_Scope"]) -> Dict[str, Tuple
         bound_anywhere.update(scope.bound)
     stores: Dict[str, int] = {}
     loops: Dict[str, Tuple[str, ...]] = {}
-    for node in ast.walk(root):
+    for node in all_nodes(root):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             stores[node.id] = stores.get(node.id, 0) + 1
         if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) and isinstance(
@@ -196,7 +295,7 @@ class _Scope:
                 self.imports[name] = origin
 
 
-class _ScopeBuilder(ast.NodeVisitor):
+class _ScopeBuilder(_FastVisitor):
     """First pass: which names each scope binds (Python's rules, without symtable)."""
 
     def __init__(self) -> None:
@@ -291,7 +390,7 @@ class _ScopeBuilder(ast.NodeVisitor):
 
     # Bindings -----------------------------------------------------------------
     def _bind_target(self, target: ast.AST) -> None:
-        for node in ast.walk(target):
+        for node in all_nodes(target):
             if isinstance(node, ast.Name):
                 self.current.bind(node.id)  # type: ignore[union-attr]
             elif not isinstance(
@@ -338,16 +437,20 @@ class _ScopeBuilder(ast.NodeVisitor):
             self.current.bind(node.name)  # type: ignore[union-attr]
         self.generic_visit(node)
 
-    def generic_visit(self, node: ast.AST) -> None:
-        for name in ("MatchAs", "MatchStar"):
-            if type(node).__name__ == name and getattr(node, "name", None):
-                self.current.bind(node.name)  # type: ignore[union-attr,attr-defined]
-        if type(node).__name__ == "MatchMapping" and getattr(node, "rest", None):
+    def visit_MatchAs(self, node: ast.AST) -> None:  # and MatchStar (3.10+)
+        if getattr(node, "name", None):
+            self.current.bind(node.name)  # type: ignore[union-attr,attr-defined]
+        self.generic_visit(node)
+
+    visit_MatchStar = visit_MatchAs
+
+    def visit_MatchMapping(self, node: ast.AST) -> None:
+        if getattr(node, "rest", None):
             self.current.bind(node.rest)  # type: ignore[union-attr,attr-defined]
-        super().generic_visit(node)
+        self.generic_visit(node)
 
 
-class _Canonicaliser(ast.NodeTransformer):
+class _Canonicaliser(_FastTransformer):
     """Second pass: rename locals, replace free chains by placeholders, drop noise."""
 
     def __init__(
@@ -672,17 +775,21 @@ class _Canonicaliser(ast.NodeTransformer):
         self.generic_visit(node)
         return node
 
-    def generic_visit(self, node: ast.AST) -> ast.AST:
-        kind = type(node).__name__
-        if kind in ("MatchAs", "MatchStar") and getattr(node, "name", None):
+    def visit_MatchAs(self, node: ast.AST) -> ast.AST:  # and MatchStar (3.10+)
+        if getattr(node, "name", None):
             scope = self._binding_scope(node.name, self.current)  # type: ignore[attr-defined]
             if scope is not None:
                 node.name = self._local_name(scope, node.name)  # type: ignore[attr-defined]
-        elif kind == "MatchMapping" and getattr(node, "rest", None):
+        return self.generic_visit(node)
+
+    visit_MatchStar = visit_MatchAs
+
+    def visit_MatchMapping(self, node: ast.AST) -> ast.AST:
+        if getattr(node, "rest", None):
             scope = self._binding_scope(node.rest, self.current)  # type: ignore[attr-defined]
             if scope is not None:
                 node.rest = self._local_name(scope, node.rest)  # type: ignore[attr-defined]
-        return super().generic_visit(node)
+        return self.generic_visit(node)
 
 
 def _canonical(
