@@ -439,31 +439,43 @@ def tmpdir() -> str:
     return tempfile.mkdtemp(prefix="ckpt-suite-", dir=os.environ.get("BENCH_TMP"))
 
 
+WARM_PAIRED = "/ the file read, same process"
+
+
 def scenario_warm_hit(runs: int, libraries: List[str]) -> Table:
     table = Table(
         "1. Warm hit of f(1, 2)",
         "µs",
         "Medians of 2,000 hits and of 2,000 open+pickle.load+close of a small file, in "
-        "one process, in alternating rounds of 200; miss + save: 20,000 calls with new "
-        "arguments in one process (mean; in rounds interleaved with the other libraries', "
-        "see table 3), then 2,000 create+write+rename of a small file beside the cache "
-        "(mean).",
+        "one process, in alternating rounds of 200, and their ratio in each process; "
+        "miss + save: 20,000 calls with new arguments in one process (mean; in rounds "
+        "interleaved with the other libraries', see table 3), then 2,000 "
+        "create+write+rename of a small file beside the cache (mean).",
     )
     for library in libraries:
 
         def once() -> Dict[str, Any]:
             d = tmpdir()
             try:
-                return run_script(python_of(library), program(library, "warm_hit"), d)
+                result = run_script(python_of(library), program(library, "warm_hit"), d)
             finally:
                 shutil.rmtree(d, ignore_errors=True)
+            # Paired in the process: its hits and its reads alternate, so both see the
+            # same state of the machine (whose speed here changes by 1.5x from minute to
+            # minute); the best hit and the best read of the run may not.
+            result["ratio"] = result["us"] / result["file_us"]
+            return result
 
         repeat(
             runs,
             once,
             table,
             library,
-            {"us": "hit", "file_us": "open+pickle.load+close of a small file, same process"},
+            {
+                "us": "hit",
+                "file_us": "open+pickle.load+close of a small file, same process",
+                "ratio": WARM_PAIRED,
+            },
         )
     return table
 
@@ -922,9 +934,9 @@ TARGETS = [
         1.5,
     ),
     (
-        "4. warm hit / open+pickle.load+close of a small file",
-        ("checkpointing", "hit"),
-        ("checkpointing", "open+pickle.load+close of a small file, same process"),
+        "4. warm hit / open+pickle.load+close of a small file (paired in each process)",
+        ("checkpointing", WARM_PAIRED),
+        None,
         "<=",
         0.7,
     ),
