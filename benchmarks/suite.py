@@ -387,7 +387,9 @@ class Table:
             self.note,
             "" if self.note else "",
             "| library | "
-            + " | ".join(f"{c} ({self.unit})" if self.unit else c for c in columns)
+            + " | ".join(
+                f"{c} ({self.unit})" if self.unit and not c.startswith("/ ") else c for c in columns
+            )
             + " |",
             "| --- |" + " --- |" * len(columns),
         ]
