@@ -25,6 +25,7 @@ from checkpointing import store
 from checkpointing.config import defaults
 from checkpointing.errors import CheckpointNotExist, CorruptEntryWarning, UntrustedEntryWarning
 from checkpointing.store import PickleFileCache, history
+from checkpointing.store.tier import file_identity
 
 SRC = str(Path(store.__file__).resolve().parents[2])
 
@@ -247,6 +248,10 @@ def test_a_save_stats_its_file_only_for_the_memory_tier(cache, monkeypatch):
     calls.clear()
     cache.save("b", 2)
     assert len(calls) == 1
+    # What the tier records (its own copy of file_identity, for speed) is what the
+    # store's read compares an lstat with (another copy): the one definition.
+    path = cache.path_of("b")
+    assert store.MEMORY.entries[path].identity == file_identity(os.lstat(path))
     opens = count_opens(monkeypatch)
     assert cache.retrieve("b") == 2 and opens == []
 
